@@ -1,0 +1,158 @@
+"""`HDLClassifier`: HDL as a scikit-learn semi-supervised estimator."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .auto_k import choose_k
+from .graph import build_knn_graph, exact_knn, normalize_rows
+from .hdl import hdl_label, vote
+
+
+def _unlabeled_mask(y: np.ndarray) -> np.ndarray:
+    """-1 marks unlabeled, as an int, a float or the string "-1" inside an object array."""
+    if y.dtype.kind in "iuf":
+        return y == -1
+    return np.array([(not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, float, np.integer, np.floating))
+                      and v == -1) or (isinstance(v, str) and v == "-1") for v in y], dtype=bool)
+
+
+class HDLClassifier(ClassifierMixin, BaseEstimator):
+    """Hierarchical Dynamic Labeling as a transductive classifier.
+
+    Parameters
+    ----------
+    k : "auto" or int, default="auto"
+        Neighbours per point. "auto" picks k with `choose_k` (falling back to 3 when the
+        seeds are too few to measure μ_k).
+    k_max : int, default=20
+        Upper limit of the k search when k="auto".
+    noise_rate : float, default=0.15
+        e in P(k) when k="auto".
+    graph_method : {"auto", "exact", "approx"}, default="auto"
+        How the kNN graph is built.
+    random_state : int or None, default=None
+        Seed for sampling μ_k centers and for the approximate graph.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        Class values seen among the labeled points (strings work).
+    transduction_ : ndarray (n_samples,)
+        Label given to every training point (seeds keep theirs).
+    order_ : ndarray
+        Training indices in the order HDL labeled them (seeds excluded).
+    rounds_ : ndarray (n_samples,)
+        Round in which each point was labeled (-1 for seeds).
+    confidence_ : ndarray (n_samples,)
+        Vote share of each point's label (1.0 for seeds).
+    fallback_ : ndarray (n_samples,), bool
+        Points labeled by a bridge.
+    k_ : int
+        The k used.
+    k_choice_ : KChoice or None
+        The k search when k="auto".
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hdl_core import HDLClassifier
+    >>> X = np.array([[1, 0], [0.9, 0.2], [0.8, 0.3], [0, 1], [0.2, 0.9], [0.3, 0.8]])
+    >>> y = np.array(["a", -1, -1, "b", -1, -1], dtype=object)
+    >>> HDLClassifier(k=1).fit(X, y).transduction_.tolist()
+    ['a', 'a', 'a', 'b', 'b', 'b']
+    """
+
+    def __init__(self, k="auto", *, k_max=20, noise_rate=0.15, graph_method="auto",
+                 random_state=None):
+        self.k = k
+        self.k_max = k_max
+        self.noise_rate = noise_rate
+        self.graph_method = graph_method
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Label every point of X whose y is -1.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Class values; -1 marks unlabeled points.
+
+        Returns
+        -------
+        self
+        """
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        y = np.asarray(y)
+        unlabeled = _unlabeled_mask(y)
+        if unlabeled.all():
+            raise ValueError("y has no labeled point (all -1); label at least one point per class")
+        check_classification_targets(y[~unlabeled])
+        classes, codes = np.unique(y[~unlabeled], return_inverse=True)
+        self.classes_ = classes
+        y_int = np.full(y.shape[0], -1, np.int64)
+        y_int[~unlabeled] = codes.ravel()
+        n = X.shape[0]
+        if n < 2:
+            raise ValueError(f"HDLClassifier needs at least 2 samples, got n_samples={n}")
+
+        if isinstance(self.k, str):
+            if self.k != "auto":
+                raise ValueError(f"k must be 'auto' or a positive integer, got {self.k!r}")
+            self.k_choice_ = choose_k(X, y_int, k_max=self.k_max, noise_rate=self.noise_rate,
+                                      random_state=self.random_state)
+            k = self.k_choice_.k
+        else:
+            self.k_choice_ = None
+            k = self.k
+        self.k_ = k
+        graph = None
+        if unlabeled.any():
+            graph = build_knn_graph(X, k, method=self.graph_method, random_state=self.random_state) \
+                if isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k < n else None
+        result = hdl_label(X, y_int, k=k, graph=graph)
+        self.result_ = result
+        self.transduction_ = classes[result.labels]
+        self.order_ = result.order
+        self.rounds_ = result.round
+        self.confidence_ = result.confidence
+        self.fallback_ = result.fallback
+        self._X_fit = normalize_rows(X)
+        self._codes_fit = result.labels
+        return self
+
+    def _neighbour_votes(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        Xn = normalize_rows(X)
+        k = min(self.k_, self._X_fit.shape[0])
+        nearest, _ = exact_knn(Xn, self._X_fit, k)
+        return self._codes_fit[nearest], k
+
+    def predict(self, X):
+        """Class of each row of X by a vote of its k nearest transduced training points.
+
+        Ties go to the tied class whose point is nearest, as in HDL's own votes.
+        """
+        winners = self.predict_proba(X).argmax(axis=1)
+        return self.classes_[winners]
+
+    def predict_proba(self, X):
+        """Share of the k nearest transduced training points in each class.
+
+        A tied vote is broken toward the nearest tied class by a 1e-9 nudge, so that
+        `predict` is the argmax of these rows.
+        """
+        neighbour_codes, k = self._neighbour_votes(X)
+        m = neighbour_codes.shape[0]
+        proba = np.zeros((m, len(self.classes_)))
+        rows = np.repeat(np.arange(m), neighbour_codes.shape[1])
+        np.add.at(proba, (rows, neighbour_codes.ravel()), 1.0 / k)
+        winners, _ = vote(neighbour_codes, len(self.classes_))
+        proba[np.arange(m), winners] += 1e-9
+        return proba / proba.sum(axis=1, keepdims=True)

@@ -1,0 +1,469 @@
+"""Hierarchical Dynamic Labeling (the paper's Algorithm 1) and kNN-DV (eq. 1).
+
+The driver (`hdl_label`) validates, builds what the kernel needs and handles bridges; the
+rounds themselves run in one compiled kernel (`_run_rounds`) over plain arrays:
+
+* the kNN graph over D ∪ D' is fixed, so only "is labeled" changes while labeling;
+* L_m (labeled neighbours of unlabeled m) is kept up to date through the reverse adjacency
+  (who lists p among its k neighbours), built by counting;
+* a bucket queue on L finds the first level (every unlabeled point with L = max L) without
+  scanning all points each round.
+
+Every edge is touched a constant number of times, so a whole labeling costs O(n·k) after
+the graph, plus sorting each first level (O(s log s)).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .graph import KnnGraph, build_knn_graph, check_k, exact_knn, normalize_rows
+
+_DONE, _STALLED = 0, 1
+
+
+@dataclass
+class LabelingResult:
+    """Labels and the history of how each point got its label.
+
+    Attributes
+    ----------
+    labels : ndarray (n,), int
+        Class index of every point (seeds keep theirs).
+    step : ndarray (n,), int
+        Position in the global labeling order, 0, 1, 2, ...; -1 for seeds.
+    round : ndarray (n,), int
+        The round (level) in which the point was labeled; -1 for seeds. A bridge is a
+        round of its own.
+    confidence : ndarray (n,), float
+        Share of the votes won by the chosen class (1.0 for seeds). A bridged point had no
+        vote: its confidence is ``0.5 * cos`` to the labeled point it copied from, clipped
+        to [0.001, 0.5], so it never outranks a unanimous vote and a far bridge ranks below
+        a near one.
+    n_voters : ndarray (n,), int
+        Labeled neighbours that voted (0 for seeds and bridged points).
+    fallback : ndarray (n,), bool
+        True for points labeled by a bridge (no labeled neighbour anywhere was left).
+    source : ndarray (n,), int
+        For bridged points the labeled point whose label was copied, else -1.
+    k : int
+        Neighbours per point used for the vote.
+    """
+
+    labels: np.ndarray
+    step: np.ndarray
+    round: np.ndarray
+    confidence: np.ndarray
+    n_voters: np.ndarray
+    fallback: np.ndarray
+    source: np.ndarray
+    k: int
+
+    @property
+    def order(self) -> np.ndarray:
+        """Point indices in the order they were labeled (seeds excluded)."""
+        labeled = np.flatnonzero(self.step >= 0)
+        return labeled[np.argsort(self.step[labeled], kind="stable")]
+
+    @property
+    def n_rounds(self) -> int:
+        return int(self.round.max()) + 1 if self.round.size else 0
+
+
+def validate_labels(y, n: int, *, name: str = "y") -> np.ndarray:
+    """Check a label vector in scikit-learn's convention (-1 = unlabeled, 0..C-1 = classes)."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of class indices, got shape {y.shape}")
+    if y.shape[0] != n:
+        raise ValueError(f"{name} has {y.shape[0]} labels but X has {n} rows; "
+                         f"give exactly one label (-1 = unlabeled) per row")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all() or (y != np.round(y)).any():
+            raise ValueError(f"{name} must hold whole class numbers (-1 = unlabeled)")
+    elif y.dtype.kind not in "iub":
+        raise ValueError(f"{name} must hold integer class indices (-1 = unlabeled), got dtype "
+                         f"{y.dtype}; HDLClassifier accepts string classes")
+    y = y.astype(np.int64)
+    bad = np.flatnonzero(y < -1)
+    if bad.size:
+        raise ValueError(f"{name} has labels below -1 at positions "
+                         f"{', '.join(map(str, bad[:10]))}; use -1 for unlabeled and 0..C-1 for classes")
+    if not (y >= 0).any():
+        raise ValueError(f"{name} has no labeled point (all -1); label at least one point per class")
+    return y
+
+
+def _check_graph(graph: KnnGraph, n: int, k: int) -> KnnGraph:
+    if not isinstance(graph, KnnGraph):
+        raise ValueError(f"graph must be a KnnGraph, got {type(graph).__name__}")
+    if graph.n != n:
+        raise ValueError(f"graph has {graph.n} rows but X has {n}; build the graph from the same X")
+    if graph.k < k:
+        raise ValueError(f"graph has {graph.k} neighbours per point but k={k}; "
+                         f"build it with at least k neighbours")
+    graph = graph.first(k)
+    idx = graph.indices
+    if idx.min() < 0 or idx.max() >= n:
+        raise ValueError(f"graph.indices must lie in [0, {n - 1}]")
+    if (idx == np.arange(n)[:, None]).any():
+        raise ValueError("graph lists a point as its own neighbour; KnnGraph excludes self")
+    return graph
+
+
+def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None) -> LabelingResult:
+    """Label every unlabeled point by Hierarchical Dynamic Labeling (Algorithm 1).
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+        Embeddings of labeled and unlabeled points (compared by cosine).
+    y : array-like of shape (n,), int
+        -1 for unlabeled, 0..C-1 for seed classes.
+    k : int
+        Neighbours per point.
+    graph : KnnGraph, optional
+        The kNN graph of `X` with at least `k` neighbours per point (its first `k`
+        columns are used). Built exactly when None.
+
+    Returns
+    -------
+    LabelingResult
+
+    Notes
+    -----
+    Each round: L_m = labeled neighbours of unlabeled m; the first level is every unlabeled
+    point with L_m = max L; the second level orders it by the number of other first-level
+    points that list it among their k neighbours (descending, ties by ascending index);
+    points are then voted in that order, each vote seeing the points labeled before it,
+    this round included. A vote is the majority class of the labeled neighbours; a tie goes
+    to the tied class whose labeled neighbour comes first in the neighbour list.
+    When max L = 0 the remaining point most cosine-similar to any labeled point copies that
+    point's label (a bridge, flagged `fallback`) and forms a round of its own.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hdl_core import hdl_label
+    >>> X = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]])
+    >>> hdl_label(X, np.array([0, -1, 1, -1]), k=1).labels.tolist()
+    [0, 0, 1, 1]
+    """
+    Xn = normalize_rows(X)
+    n = Xn.shape[0]
+    y = validate_labels(y, n)
+    k = check_k(k, n)
+    graph = build_knn_graph(Xn, k, method="auto") if graph is None else _check_graph(graph, n, k)
+
+    labeled = y >= 0
+    labels = y.copy()
+    step = np.full(n, -1, np.int64)
+    round_ = np.full(n, -1, np.int64)
+    confidence = np.ones(n, np.float64)
+    n_voters = np.zeros(n, np.int64)
+    fallback = np.zeros(n, np.bool_)
+    source = np.full(n, -1, np.int64)
+    result = LabelingResult(labels, step, round_, confidence, n_voters, fallback, source, k)
+    if labeled.all():
+        return result
+
+    neighbours = np.ascontiguousarray(graph.indices, dtype=np.int64)
+    rev_ptr, rev_idx = _reverse_adjacency(neighbours, n)
+    n_classes = int(labels.max()) + 1
+    state = _KernelState.start(neighbours, labeled, n_classes)
+    bridge = _Bridge(Xn, labeled)
+    while True:
+        status = _run_rounds(neighbours, rev_ptr, rev_idx, state.labeled, labels, state.L,
+                             state.bucket_head, state.node_point, state.node_next, state.counters,
+                             step, round_, confidence, n_voters, state.order, n_classes)
+        if status == _DONE:
+            return result
+        point, src, cos = bridge.next(state.labeled, state.order[:state.counters[_STEP]])
+        _label_bridge(point, labels[src], rev_ptr, rev_idx, state.labeled, labels, state.L,
+                      state.bucket_head, state.node_point, state.node_next, state.counters,
+                      step, round_, state.order)
+        fallback[point] = True
+        source[point] = src
+        confidence[point] = min(0.5, max(0.001, 0.5 * cos))
+        n_voters[point] = 0
+
+
+# counters[...] slots shared between the driver and the kernel
+_STEP, _ROUND, _N_UNLABELED, _POOL_TOP = 0, 1, 2, 3
+
+
+@dataclass
+class _KernelState:
+    labeled: np.ndarray
+    L: np.ndarray
+    bucket_head: np.ndarray
+    node_point: np.ndarray
+    node_next: np.ndarray
+    counters: np.ndarray
+    order: np.ndarray
+
+    @classmethod
+    def start(cls, neighbours, seed_mask, n_classes):
+        n, k = neighbours.shape
+        labeled = seed_mask.copy()
+        L = labeled[neighbours].sum(axis=1).astype(np.int64)
+        n_unlabeled = int((~labeled).sum())
+        # each unlabeled point enters a bucket once at start and once per increment of L
+        pool = n_unlabeled + n_unlabeled * k + 1
+        node_dtype = np.int32 if pool < 2**31 else np.int64
+        bucket_head = np.full(k + 1, -1, node_dtype)
+        node_point = np.empty(pool, node_dtype)
+        node_next = np.empty(pool, node_dtype)
+        counters = np.array([0, 0, n_unlabeled, 0], np.int64)
+        _fill_buckets(labeled, L, bucket_head, node_point, node_next, counters)
+        return cls(labeled, L, bucket_head, node_point, node_next, counters,
+                   np.empty(n_unlabeled, np.int64))
+
+
+class _Bridge:
+    """Nearest labeled point of every unlabeled point, updated only when a bridge is needed.
+
+    Similarities are computed in float64 from the float32 unit vectors, so they do not
+    depend on how the products are blocked; ties go to the lowest unlabeled index, then
+    to the lowest labeled index.
+    """
+
+    BLOCK = 4096
+
+    def __init__(self, Xn: np.ndarray, seed_mask: np.ndarray):
+        self.X = Xn
+        self.best_sim = np.full(Xn.shape[0], -np.inf)
+        self.best_src = np.full(Xn.shape[0], np.iinfo(np.int64).max, np.int64)
+        self.pending = list(np.flatnonzero(seed_mask))
+        self.synced_steps = 0
+
+    def next(self, labeled: np.ndarray, order: np.ndarray) -> tuple[int, int, float]:
+        new = np.sort(np.concatenate([np.asarray(self.pending, np.int64),
+                                      order[self.synced_steps:]]))
+        self.pending, self.synced_steps = [], len(order)
+        unlabeled = np.flatnonzero(~labeled)
+        for u_start in range(0, unlabeled.size, self.BLOCK):
+            rows = unlabeled[u_start:u_start + self.BLOCK]
+            Xu = self.X[rows].astype(np.float64)
+            for n_start in range(0, new.size, self.BLOCK):
+                cols = new[n_start:n_start + self.BLOCK]
+                sim = Xu @ self.X[cols].astype(np.float64).T
+                j = sim.argmax(axis=1)              # first maximum = lowest labeled index
+                s = sim[np.arange(rows.size), j]
+                src = cols[j]
+                better = (s > self.best_sim[rows]) | ((s == self.best_sim[rows])
+                                                      & (src < self.best_src[rows]))
+                self.best_sim[rows[better]] = s[better]
+                self.best_src[rows[better]] = src[better]
+        pick = unlabeled[np.argmax(self.best_sim[unlabeled])]   # ties: lowest index
+        return int(pick), int(self.best_src[pick]), float(self.best_sim[pick])
+
+
+@numba.njit(cache=True)
+def _reverse_adjacency(neighbours, n):
+    """CSR of "who lists p as a neighbour", by counting (O(n·k), no sort)."""
+    k = neighbours.shape[1]
+    rev_ptr = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        for j in range(k):
+            rev_ptr[neighbours[i, j] + 1] += 1
+    for p in range(n):
+        rev_ptr[p + 1] += rev_ptr[p]
+    fill = rev_ptr[:-1].copy()
+    rev_idx = np.empty(n * k, np.int64)
+    for i in range(n):
+        for j in range(k):
+            p = neighbours[i, j]
+            rev_idx[fill[p]] = i
+            fill[p] += 1
+    return rev_ptr, rev_idx
+
+
+@numba.njit(cache=True)
+def _push(point, bucket, bucket_head, node_point, node_next, counters):
+    node = counters[_POOL_TOP]
+    counters[_POOL_TOP] = node + 1
+    node_point[node] = point
+    node_next[node] = bucket_head[bucket]
+    bucket_head[bucket] = node
+
+
+@numba.njit(cache=True)
+def _fill_buckets(labeled, L, bucket_head, node_point, node_next, counters):
+    for p in range(labeled.shape[0] - 1, -1, -1):
+        if not labeled[p]:
+            _push(p, L[p], bucket_head, node_point, node_next, counters)
+
+
+@numba.njit(cache=True)
+def _mark_labeled(p, label, rev_ptr, rev_idx, labeled, labels, L,
+                  bucket_head, node_point, node_next, counters, step, round_, order):
+    """Move p into D; every unlabeled point that lists p gains one labeled neighbour."""
+    labeled[p] = True
+    labels[p] = label
+    s = counters[_STEP]
+    step[p] = s
+    order[s] = p
+    round_[p] = counters[_ROUND]
+    counters[_STEP] = s + 1
+    counters[_N_UNLABELED] -= 1
+    for e in range(rev_ptr[p], rev_ptr[p + 1]):
+        q = rev_idx[e]
+        if not labeled[q]:
+            L[q] += 1
+            _push(q, L[q], bucket_head, node_point, node_next, counters)
+
+
+@numba.njit(cache=True)
+def _label_bridge(p, label, rev_ptr, rev_idx, labeled, labels, L,
+                  bucket_head, node_point, node_next, counters, step, round_, order):
+    _mark_labeled(p, label, rev_ptr, rev_idx, labeled, labels, L,
+                  bucket_head, node_point, node_next, counters, step, round_, order)
+    counters[_ROUND] += 1
+
+
+@numba.njit(cache=True)
+def _vote(neighbour_row, labeled, labels, counts, first_pos, touched):
+    """Majority class among the labeled entries of one neighbour list.
+
+    Returns (class, votes for it, voters). A tie goes to the tied class whose labeled
+    neighbour comes first in the list. `counts` is all zeros on entry and on exit.
+    """
+    n_touched = 0
+    voters = 0
+    for j in range(neighbour_row.shape[0]):
+        q = neighbour_row[j]
+        if labeled[q]:
+            c = labels[q]
+            if counts[c] == 0:
+                first_pos[c] = j
+                touched[n_touched] = c
+                n_touched += 1
+            counts[c] += 1
+            voters += 1
+    best, best_count, best_pos = -1, 0, 0
+    for t in range(n_touched):
+        c = touched[t]
+        if counts[c] > best_count or (counts[c] == best_count and first_pos[c] < best_pos):
+            best, best_count, best_pos = c, counts[c], first_pos[c]
+        counts[c] = 0
+    return best, best_count, voters
+
+
+@numba.njit(cache=True)
+def _run_rounds(neighbours, rev_ptr, rev_idx, labeled, labels, L,
+                bucket_head, node_point, node_next, counters,
+                step, round_, confidence, n_voters, order, n_classes):
+    """Run rounds until every point is labeled (_DONE) or max L = 0 (_STALLED)."""
+    n, k = neighbours.shape
+    in_first_level = np.zeros(n, np.bool_)
+    first_level = np.empty(n, np.int64)
+    score = np.zeros(n, np.int64)
+    counts = np.zeros(n_classes, np.int64)
+    first_pos = np.zeros(n_classes, np.int64)
+    touched = np.zeros(k, np.int64)
+    while counters[_N_UNLABELED] > 0:
+        # first level: every unlabeled point with L = max L (Algorithm 1, lines 2-8).
+        # Buckets hold stale entries (labeled points, or L since increased); a bucket is
+        # emptied when scanned because its valid entries are all labeled this round.
+        s = 0
+        level = k
+        while level >= 1:
+            node = bucket_head[level]
+            while node != -1:
+                p = node_point[node]
+                if not labeled[p] and L[p] == level and not in_first_level[p]:
+                    in_first_level[p] = True
+                    first_level[s] = p
+                    s += 1
+                node = node_next[node]
+            bucket_head[level] = -1
+            if s > 0:
+                break
+            level -= 1
+        if s == 0:
+            return _STALLED
+        # second level (lines 9-20): sum(l[i]) = (s-1)·maxL + #{first-level j listing i};
+        # descending, equal scores by ascending index.
+        for a in range(s):
+            row = neighbours[first_level[a]]
+            for j in range(k):
+                if in_first_level[row[j]]:
+                    score[row[j]] += 1
+        keys = np.empty(s, np.int64)
+        for a in range(s):
+            p = first_level[a]
+            keys[a] = (s - score[p]) * n + p
+        ranked = first_level[:s][np.argsort(keys)]
+        # label in that order, each vote seeing everything labeled so far (lines 21-24)
+        for a in range(s):
+            p = ranked[a]
+            c, votes, voters = _vote(neighbours[p], labeled, labels, counts, first_pos, touched)
+            confidence[p] = votes / voters
+            n_voters[p] = voters
+            _mark_labeled(p, c, rev_ptr, rev_idx, labeled, labels, L,
+                          bucket_head, node_point, node_next, counters, step, round_, order)
+        for a in range(s):
+            in_first_level[first_level[a]] = False
+            score[first_level[a]] = 0
+        counters[_ROUND] += 1
+    return _DONE
+
+
+@numba.njit(cache=True)
+def _vote_rows(neighbour_labels, n_classes):
+    """eq. (1) for many points: majority of each row of neighbour labels, nearest wins ties."""
+    m, k = neighbour_labels.shape
+    winners = np.empty(m, np.int64)
+    shares = np.empty(m, np.float64)
+    all_labeled = np.ones(k, np.bool_)
+    positions = np.arange(k)
+    counts = np.zeros(n_classes, np.int64)
+    first_pos = np.zeros(n_classes, np.int64)
+    touched = np.zeros(k, np.int64)
+    for i in range(m):
+        # every entry of the row votes: index the row by position, all positions labeled
+        c, votes, voters = _vote(positions, all_labeled, neighbour_labels[i], counts,
+                                 first_pos, touched)
+        winners[i] = c
+        shares[i] = votes / voters
+    return winners, shares
+
+
+def vote(neighbour_labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Majority vote over rows of neighbour class indices (nearest first); ties to the nearest.
+
+    Returns (winning class per row, its share of the votes).
+    """
+    neighbour_labels = np.ascontiguousarray(neighbour_labels, dtype=np.int64)
+    return _vote_rows(neighbour_labels, int(n_classes))
+
+
+def knn_dv_label(X, y, *, k: int) -> LabelingResult:
+    """kNN-DV, eq. (1): each unlabeled point takes the majority label of its k nearest
+    *labeled* points (ties to the nearest tied class).
+
+    When fewer than `k` points are labeled, all of them vote. All unlabeled points are
+    labeled at once: step and round are 0.
+    """
+    Xn = normalize_rows(X)
+    n = Xn.shape[0]
+    y = validate_labels(y, n)
+    k = check_k(k, n)
+    labels = y.copy()
+    unlabeled = np.flatnonzero(y < 0)
+    seeds = np.flatnonzero(y >= 0)
+    step = np.where(y < 0, 0, -1).astype(np.int64)
+    result = LabelingResult(labels, step, step.copy(), np.ones(n), np.zeros(n, np.int64),
+                            np.zeros(n, bool), np.full(n, -1, np.int64), k)
+    if unlabeled.size == 0:
+        return result
+    k_vote = min(k, seeds.size)
+    nearest, _ = exact_knn(Xn[unlabeled], Xn[seeds], k_vote)
+    winners, shares = vote(y[seeds][nearest], int(y.max()) + 1)
+    labels[unlabeled] = winners
+    result.confidence[unlabeled] = shares
+    result.n_voters[unlabeled] = k_vote
+    return result

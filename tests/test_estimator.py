@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_estimator
+
+from hdl_core import HDLClassifier, hdl_label
+
+# Checks that cannot apply to HDL, and why (also in README):
+NOT_APPLICABLE = {
+    # -1 marks an unlabeled point (scikit-learn's semi-supervised convention), so a
+    # target with a class called -1 cannot be taken as a class; LabelSpreading does the same.
+    "check_classifiers_classes",
+    # the check feeds all-zero rows; cosine similarity is undefined for a zero vector and
+    # HDL refuses such rows with a ValueError that names them.
+    "check_estimators_dtypes",
+}
+
+
+@pytest.mark.parametrize("estimator", [HDLClassifier(k=3), HDLClassifier()], ids=["k=3", "auto"])
+def test_scikit_learn_estimator_checks_pass_except_the_documented_ones(estimator):
+    results = check_estimator(estimator, on_fail=None)
+    failed = {r["check_name"] for r in results if r["status"] == "failed"}
+    assert failed <= NOT_APPLICABLE, failed - NOT_APPLICABLE
+    assert len(results) > 40
+
+
+def _digits_with_string_seeds():
+    digits = load_digits()
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    y = np.full(digits.target.size, -1, dtype=object)
+    rng = np.random.default_rng(0)
+    for c in range(10):
+        pick = rng.choice(np.flatnonzero(digits.target == c), 5, replace=False)
+        y[pick] = names[c]
+    return digits.data, y, names[digits.target]
+
+
+def test_string_classes_with_minus_one_for_unlabeled_in_an_object_array():
+    X, y, truth = _digits_with_string_seeds()
+    model = HDLClassifier(k=3).fit(X, y)
+    assert set(model.classes_) == set(truth)
+    seeds = y != -1
+    assert (model.transduction_[seeds] == y[seeds]).all()
+    assert (model.transduction_[~seeds] == truth[~seeds]).mean() > 0.85
+    assert model.k_ == 3 and model.order_.size == (~seeds).sum()
+    y_codes = np.full(y.size, -1)
+    y_codes[seeds] = np.searchsorted(model.classes_, y[seeds].astype(str))
+    np.testing.assert_array_equal(model.transduction_, model.classes_[hdl_label(X, y_codes, k=3).labels])
+
+
+def test_predict_votes_over_the_transduced_points():
+    X, y, truth = _digits_with_string_seeds()
+    model = HDLClassifier(k=3).fit(X[:1500], y[:1500])
+    accuracy = (model.predict(X[1500:]) == truth[1500:]).mean()
+    assert accuracy > 0.85
+    proba = model.predict_proba(X[1500:])
+    np.testing.assert_allclose(proba.sum(axis=1), 1)
+    assert (model.classes_[proba.argmax(axis=1)] == model.predict(X[1500:])).all()
+
+
+def test_auto_k_records_the_choice_and_works_in_a_pipeline_and_with_clone():
+    digits = load_digits()
+    y = digits.target.copy()
+    y[np.random.default_rng(1).random(y.size) < 0.5] = -1
+    pipe = make_pipeline(StandardScaler(), HDLClassifier(random_state=0))
+    pipe.fit(digits.data, y)
+    model = pipe[-1]
+    assert model.k_choice_.reliable and model.k_ == model.k_choice_.k
+    assert (pipe.predict(digits.data[:100]) == digits.target[:100]).mean() > 0.9
+    twin = clone(model)
+    assert twin.get_params() == model.get_params() and not hasattr(twin, "k_")
+
+
+def test_unknown_k_string_is_refused():
+    with pytest.raises(ValueError, match="k must be 'auto'"):
+        HDLClassifier(k="best").fit(np.eye(3) + 0.1, [0, 1, -1])

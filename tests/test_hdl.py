@@ -1,0 +1,195 @@
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import load_digits
+
+from hdl_core import KnnGraph, build_knn_graph, hdl_label, knn_dv_label
+from hdl_core.graph import exact_knn, normalize_rows
+
+from .hdl_reference import literal_hdl
+
+
+@st.composite
+def labeling_problems(draw, geometric=True):
+    n = draw(st.integers(4, 300))
+    k = draw(st.integers(1, min(8, n - 1)))
+    n_classes = draw(st.integers(2, 6))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    d = draw(st.integers(2, 8))
+    centers = rng.normal(size=(n_classes, d)) * draw(st.sampled_from([0.5, 2.0, 5.0]))
+    truth = rng.integers(0, n_classes, n)
+    X = centers[truth] + rng.normal(size=(n, d))
+    n_seeds = draw(st.integers(1, max(1, min(n - 1, 3 * n_classes))))
+    y = np.full(n, -1)
+    seeds = rng.choice(n, n_seeds, replace=False)
+    y[seeds] = truth[seeds]
+    if geometric:
+        graph = build_knn_graph(X, k, method="exact")
+    else:   # any neighbour lists at all: distinct, self excluded
+        idx = np.array([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)])
+        graph = KnnGraph(idx, np.zeros(idx.shape, np.float32))
+    return X, y, k, graph
+
+
+def assert_matches_literal(X, y, k, graph):
+    result = hdl_label(X, y, k=k, graph=graph)
+    labels, step, rnd, fallback = literal_hdl(X, y, graph.indices)
+    np.testing.assert_array_equal(result.labels, labels)
+    np.testing.assert_array_equal(result.step, step)
+    np.testing.assert_array_equal(result.round, rnd)
+    np.testing.assert_array_equal(result.fallback, fallback)
+    return result
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=True))
+def test_hdl_matches_literal_algorithm_1_on_knn_graphs(problem):
+    assert_matches_literal(*problem)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=False))
+def test_hdl_matches_literal_algorithm_1_on_arbitrary_neighbour_lists(problem):
+    assert_matches_literal(*problem)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=True))
+def test_labeling_invariants(problem):
+    X, y, k, graph = problem
+    r = hdl_label(X, y, k=k, graph=graph)
+    seeds = y >= 0
+    np.testing.assert_array_equal(r.labels[seeds], y[seeds])
+    assert (r.labels >= 0).all() and r.labels.max() <= y.max()
+    assert sorted(r.step[~seeds]) == list(range((~seeds).sum()))
+    assert (r.step[seeds] == -1).all() and (r.round[seeds] == -1).all()
+    by_step = r.round[r.order]
+    assert (np.diff(by_step) >= 0).all()
+    assert ((r.confidence > 0) & (r.confidence <= 1)).all()
+    voted = ~seeds & ~r.fallback
+    assert (r.n_voters[voted] >= 1).all() and (r.n_voters[voted] <= k).all()
+    assert (r.source[r.fallback] >= 0).all() and (r.source[~r.fallback] == -1).all()
+
+
+def test_vote_tie_goes_to_nearest_labeled_neighbour():
+    # point 0's neighbours, nearest first: 1 (class 1), 2 (class 0) -> 1:1 tie, class 1 is nearer
+    idx = np.array([[1, 2], [0, 2], [0, 1]])
+    X = np.eye(3) + 0.1
+    r = hdl_label(X, np.array([-1, 1, 0]), k=2, graph=KnnGraph(idx, np.zeros((3, 2))))
+    assert r.labels[0] == 1 and r.confidence[0] == 0.5 and r.n_voters[0] == 2
+
+
+def test_second_level_labels_the_most_listed_first_level_point_first():
+    # 0 and 1 both have one labeled neighbour (4) and form the first level; 0 lists 1,
+    # so labeling 1 first unlocks more: it goes first although its index is larger
+    idx = np.array([[4, 1], [4, 3], [1, 3], [2, 0], [3, 2]])
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    r = hdl_label(X, np.array([-1, -1, -1, -1, 0]), k=2, graph=KnnGraph(idx, np.zeros((5, 2))))
+    assert r.step[1] < r.step[0]
+    assert r.round[0] == r.round[1] == 0
+
+
+def test_votes_see_points_labeled_earlier_in_the_same_round():
+    # 0 and 1 list each other; 1 is labeled first (listed by 0 and 2) and then votes for 0
+    idx = np.array([[3, 1, 4], [3, 0, 4], [1, 3, 4], [4, 0, 1], [3, 0, 1]])
+    X = np.random.default_rng(1).normal(size=(5, 3))
+    y = np.array([-1, -1, -1, 0, 1])
+    r = hdl_label(X, y, k=3, graph=KnnGraph(idx, np.zeros((5, 3))))
+    assert r.n_voters[r.order[1]] == 3
+
+
+def test_bridge_labels_one_point_from_its_most_similar_labeled_point():
+    # two far-apart pairs, seeds only in the first: the second pair has no labeled neighbour
+    X = np.array([[1, 0, 0], [1, 0.05, 0], [0, 1, 0.2], [0, 1, 0.1]])
+    r = hdl_label(X, np.array([0, -1, -1, -1]), k=1)
+    assert r.fallback.tolist() == [False, False, False, True]
+    assert r.source[3] in (0, 1) and r.labels[3] == 0
+    assert r.round[3] == r.round[1] + 1          # a round of its own
+    assert 0 < r.confidence[3] <= 0.5 and r.n_voters[3] == 0
+    assert r.labels[2] == 0 and not r.fallback[2]  # and the rounds go on from it
+
+
+def test_graph_with_more_neighbours_uses_the_first_k():
+    X = np.random.default_rng(2).normal(size=(60, 4))
+    y = np.full(60, -1)
+    y[:3] = [0, 1, 2]
+    wide = build_knn_graph(X, 9)
+    a = hdl_label(X, y, k=4, graph=wide)
+    b = hdl_label(X, y, k=4, graph=build_knn_graph(X, 4))
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.step, b.step)
+
+
+def test_all_points_labeled_returns_seeds_unchanged():
+    X = np.random.default_rng(3).normal(size=(5, 2))
+    r = hdl_label(X, np.array([0, 1, 0, 1, 1]), k=2)
+    assert r.labels.tolist() == [0, 1, 0, 1, 1] and (r.step == -1).all()
+
+
+def test_duplicate_points_are_allowed():
+    X = np.repeat(np.random.default_rng(4).normal(size=(10, 3)), 3, axis=0)
+    y = np.full(30, -1)
+    y[[0, 15]] = [0, 1]
+    r = hdl_label(X, y, k=4)
+    assert (r.labels >= 0).all()
+
+
+@pytest.mark.parametrize("X, y, k, message", [
+    (np.ones(5), np.zeros(5), 1, "2-D"),
+    (np.array([[1.0, 0], [np.nan, 1], [1, 1]]), np.array([0, -1, -1]), 1, "row 1"),
+    (np.array([[1.0, 0], [0, 0], [1, 1]]), np.array([0, -1, -1]), 1, "zero-norm row 1"),
+    (np.eye(3), np.array([0, -1]), 1, "2 labels but X has 3 rows"),
+    (np.eye(3), np.array([-1, -1, -1]), 1, "no labeled point"),
+    (np.eye(3), np.array([0, -2, -1]), 1, "below -1 at positions 1"),
+    (np.eye(3), np.array([0, -1, -1]), 0, "k=0 must be at least 1"),
+    (np.eye(3), np.array([0, -1, -1]), 3, "k=3 must be smaller than the number of points n=3"),
+])
+def test_bad_input_raises_a_value_error_naming_the_problem(X, y, k, message):
+    with pytest.raises(ValueError, match=message):
+        hdl_label(X, y, k=k)
+    with pytest.raises(ValueError, match=message):
+        knn_dv_label(X, y, k=k)
+
+
+def test_knn_dv_votes_among_the_k_nearest_labeled_points_only():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 5))
+    y = np.full(200, -1)
+    y[:30] = rng.integers(0, 3, 30)
+    r = knn_dv_label(X, y, k=5)
+    Xn = normalize_rows(X)
+    for i in range(30, 200):
+        sims = Xn[:30] @ Xn[i]
+        nearest = np.argsort(-sims, kind="stable")[:5]
+        votes = np.bincount(y[nearest], minlength=3)
+        tied = np.flatnonzero(votes == votes.max())
+        winner = next(y[j] for j in nearest if y[j] in tied)
+        assert r.labels[i] == winner
+    assert (r.step[30:] == 0).all() and (r.round[30:] == 0).all()
+
+
+def _digits_accuracy(seeds_per_class, draws=5, k=3):
+    digits = load_digits()
+    X, truth = digits.data, digits.target
+    graph = build_knn_graph(X, k)
+    out = []
+    for draw in range(draws):
+        rng = np.random.default_rng(draw)
+        y = np.full(truth.size, -1)
+        for c in range(10):
+            pick = rng.choice(np.flatnonzero(truth == c), seeds_per_class, replace=False)
+            y[pick] = c
+        unl = y < 0
+        hdl = hdl_label(X, y, k=k, graph=graph).labels
+        dv = knn_dv_label(X, y, k=k).labels
+        out.append(((hdl[unl] == truth[unl]).mean(), (dv[unl] == truth[unl]).mean()))
+    return np.array(out).mean(axis=0)
+
+
+@pytest.mark.parametrize("seeds_per_class", [1, 2, 5, 10])
+def test_hdl_is_at_least_as_accurate_as_knn_dv_on_digits(seeds_per_class):
+    hdl_acc, dv_acc = _digits_accuracy(seeds_per_class)
+    assert hdl_acc >= dv_acc
+    assert hdl_acc > 0.7   # raw pixels of real digits: far above chance (0.1)
