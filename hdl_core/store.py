@@ -1,0 +1,1162 @@
+"""The workspace store: one SQLite database (WAL) per workspace folder.
+
+A workspace folder holds ``workspace.sqlite`` and, beside it, an ``embeddings/``
+folder of ``.npy`` arrays::
+
+    my-workspace/
+        workspace.sqlite          items, classes, seeds, corrections, runs, settings
+        embeddings/<sha1>.npy     one array per cache key
+
+Durability and concurrency
+--------------------------
+Every write is one ``BEGIN IMMEDIATE`` transaction: a process killed mid-write
+leaves the previous state intact, and a second process that wants to write
+waits (``busy_timeout``, 10 s) instead of failing.  Taking the write lock at
+``BEGIN`` rather than at the first ``INSERT`` matters: a deferred transaction
+that reads and then tries to write fails at once with "database is locked"
+when another process committed in between, and no timeout helps.
+
+``synchronous=FULL``: in WAL mode ``NORMAL`` already survives a killed process,
+but a power loss may roll back the last commits.  A correction is a person's
+work, our transactions are few and large (a whole selection, a whole run), and
+``FULL`` costs one fsync of the WAL per commit, so we pay it.
+
+Threads: Streamlit runs each script run in its own thread, and a Workspace may
+be shared through ``st.cache_resource``.  Each Workspace holds one connection
+opened with ``check_same_thread=False`` and guards every use with a re-entrant
+lock, so one Workspace object is safe to share between threads (operations are
+serialised; SQLite serialises writers anyway).
+
+Item order
+----------
+``ok_items()`` is ordered by ``path`` (code-point order, the same as Python's
+``sorted``).  That is the order embeddings, graphs and runs use; item ids are
+stable across rescans (items are identified by path) but their order is not
+meaningful.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # type hints only: images is a sibling module, not a dependency
+    from hdl_core.images import Dataset
+
+DB_FILENAME = "workspace.sqlite"
+EMBEDDINGS_DIRNAME = "embeddings"
+BUSY_TIMEOUT_S = 10.0
+
+METHODS = ("hdl", "knn_dv")
+SEED_SOURCES = ("layout", "csv", "app")
+CORRECTION_SOURCES = ("manual", "bulk")          # 'undo' is written by undo_last_correction only
+RESULT_FIELDS = ("labels", "step", "round", "confidence", "n_voters", "fallback", "source")
+
+
+class StoreError(RuntimeError):
+    """The workspace database cannot be used (newer schema, not a database, failed migration)."""
+
+
+# --------------------------------------------------------------------------- schema
+
+_SCHEMA_V1 = [
+    """CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+    # AUTOINCREMENT: an id is never reused, so an id held in session state or a
+    # cache never silently names a different file after a rescan.
+    """CREATE TABLE items (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        path         TEXT NOT NULL UNIQUE,
+        content_hash TEXT,
+        size         INTEGER,
+        status       TEXT NOT NULL CHECK (status IN ('ok', 'skipped')),
+        skip_reason  TEXT,
+        CHECK ((status = 'skipped') = (skip_reason IS NOT NULL))
+    )""",
+    """CREATE TABLE classes (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        name     TEXT NOT NULL UNIQUE,
+        position INTEGER NOT NULL UNIQUE
+    )""",
+    """CREATE TABLE seeds (
+        item_id  INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+        class_id INTEGER NOT NULL REFERENCES classes(id),
+        source   TEXT NOT NULL CHECK (source IN ('layout', 'csv', 'app'))
+    )""",
+    # Append-only history.  An undo is itself a row (source 'undo') whose
+    # `undoes` names the undone row; old/new on an undo row are the undone
+    # row's new/old.  Rows go away only with their item (ON DELETE CASCADE).
+    """CREATE TABLE corrections (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        batch        INTEGER NOT NULL,
+        item_id      INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        old_class_id INTEGER REFERENCES classes(id),
+        new_class_id INTEGER REFERENCES classes(id),
+        time         TEXT NOT NULL,
+        source       TEXT NOT NULL CHECK (source IN ('manual', 'bulk', 'undo')),
+        undoes       INTEGER UNIQUE REFERENCES corrections(id) ON DELETE CASCADE,
+        CHECK ((source = 'undo') = (undoes IS NOT NULL)),
+        CHECK (source = 'undo' OR new_class_id IS NOT NULL)
+    )""",
+    "CREATE INDEX corrections_item ON corrections(item_id)",
+    "CREATE INDEX corrections_batch ON corrections(batch)",
+    """CREATE TRIGGER corrections_no_update BEFORE UPDATE ON corrections
+       BEGIN SELECT RAISE(ABORT, 'corrections are append-only'); END""",
+    # A cascade from a deleted item runs after the item row is gone, so only
+    # direct deletes hit this.
+    """CREATE TRIGGER corrections_no_delete BEFORE DELETE ON corrections
+       WHEN EXISTS (SELECT 1 FROM items WHERE id = OLD.item_id)
+       BEGIN SELECT RAISE(ABORT, 'corrections are append-only'); END""",
+    """CREATE TABLE runs (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        created TEXT NOT NULL,
+        method  TEXT NOT NULL CHECK (method IN ('hdl', 'knn_dv')),
+        k       INTEGER NOT NULL,
+        params  TEXT NOT NULL,
+        classes TEXT NOT NULL
+    )""",
+    # One row per item of a run, in the run's own item order (`position`).
+    # label is an index into runs.classes (-1: no label); source_item is the
+    # item a bridged point copied its label from.
+    """CREATE TABLE run_items (
+        run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        position    INTEGER NOT NULL,
+        item_id     INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        label       INTEGER NOT NULL,
+        step        INTEGER NOT NULL,
+        "round"     INTEGER NOT NULL,
+        confidence  REAL,
+        n_voters    INTEGER NOT NULL,
+        fallback    INTEGER NOT NULL,
+        source_item INTEGER,
+        PRIMARY KEY (run_id, position)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX run_items_item ON run_items(item_id)",
+    """CREATE TABLE truth (
+        path  TEXT PRIMARY KEY,
+        label TEXT NOT NULL
+    )""",
+    """CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+]
+
+
+def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
+    """Create the first schema in an empty database."""
+    for statement in _SCHEMA_V1:
+        conn.execute(statement)
+    conn.execute("INSERT INTO meta(key, value) VALUES ('created', ?)", (_now(),))
+
+
+# MIGRATIONS[n] takes a database from schema version n to n + 1.  Append, never
+# edit: a database in the field may stand at any earlier version.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass
+class StoredRun:
+    """A labeling run as stored: the `LabelingResult` fields plus what produced it.
+
+    All arrays are aligned with ``item_ids`` (the run's own item order, usually
+    ``ok_items()`` order at the time of the run).
+
+    Attributes
+    ----------
+    run_id : int
+    created : str
+        ISO-8601 UTC time of saving.
+    method : {"hdl", "knn_dv"}
+    k : int
+    params : dict
+        Parameters as given to `Workspace.save_run` (JSON round-tripped).
+    classes : list of str
+        Class names; ``labels`` index into this list.
+    item_ids : ndarray of int64, shape (n,)
+    labels : ndarray of int64, shape (n,)
+        Class index, -1 for no label.
+    label_names : ndarray of object, shape (n,)
+        Class name per item, None where ``labels`` is -1.
+    step, round, n_voters : ndarray of int64, shape (n,)
+    confidence : ndarray of float64, shape (n,)
+    fallback : ndarray of bool, shape (n,)
+    source : ndarray of int64, shape (n,)
+        Position (in this run's order) of the labeled point a bridged point
+        copied from, else -1.
+    """
+
+    run_id: int
+    created: str
+    method: str
+    k: int
+    params: dict
+    classes: list[str]
+    item_ids: np.ndarray
+    labels: np.ndarray
+    label_names: np.ndarray
+    step: np.ndarray
+    round: np.ndarray
+    confidence: np.ndarray
+    n_voters: np.ndarray
+    fallback: np.ndarray
+    source: np.ndarray
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per item: item_id, label (name), step, round, confidence, n_voters, fallback, source."""
+        return pd.DataFrame({
+            "item_id": self.item_ids, "label": self.label_names, "step": self.step,
+            "round": self.round, "confidence": self.confidence, "n_voters": self.n_voters,
+            "fallback": self.fallback, "source": self.source,
+        })
+
+
+# --------------------------------------------------------------------------- workspace
+
+class Workspace:
+    """A workspace folder holding ``workspace.sqlite`` and embedding arrays beside it.
+
+    The folder and the database are created (and the schema migrated) when the
+    object is made, so a bad database fails here, at the door.  After `close`
+    the connection reopens on the next use.  Safe to share between threads.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The workspace folder; created with its parents when missing.
+
+    Raises
+    ------
+    ValueError
+        `folder` exists and is not a directory.
+    StoreError
+        The database is newer than this code, is not an SQLite database, or a
+        migration failed (the database is then left as it was).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with Workspace(tempfile.mkdtemp()) as ws:
+    ...     ws.add_class("cat")
+    ...     ws.classes()
+    True
+    ['cat']
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ValueError(f"workspace folder {self.folder} exists and is not a directory; "
+                             "pick another path")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.folder / DB_FILENAME
+        self.embeddings_dir = self.folder / EMBEDDINGS_DIRNAME
+        self._lock = threading.RLock()
+        self._connection: sqlite3.Connection | None = None
+        self._conn()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.folder)!r})"
+
+    # ------------------------------------------------------------------ connection
+
+    def _conn(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._connection is None:
+                self._connection = _open_database(self.db_path)
+            return self._connection
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding the database write lock from its start."""
+        with self._lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every query inside sees the same snapshot."""
+        with self._lock:
+            conn = self._conn()
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection (a later call reopens it)."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ dataset
+
+    def set_dataset(self, dataset: Dataset) -> None:
+        """Replace items, dataset seeds and (when given) ground truth from a scanned dataset.
+
+        Items are identified by path: an item whose path is still in the
+        dataset keeps its id, its corrections, its app seeds and its rows in
+        earlier runs (a changed file keeps them too).  Items whose path is gone
+        are deleted with everything that refers to them.  Seeds from the layout
+        or a CSV are replaced by the dataset's; seeds set in the app win over
+        them.  Classes are only ever added: every seed class of the dataset is
+        appended (sorted) after the classes already known.
+
+        Parameters
+        ----------
+        dataset : hdl_core.images.Dataset
+            Uses ``root``, ``items`` (path, content_hash, size, seed_label),
+            ``skipped`` (path, reason) and ``truth`` (path -> label or None).
+            An item's seed source is its ``seed_source`` attribute when it has
+            one, else "layout" when the seed label is the name of the item's
+            folder, else "csv".
+
+        Raises
+        ------
+        ValueError
+            A path appears twice, or a field has the wrong type.
+        """
+        ok_rows, skipped_rows, seed_rows = _dataset_rows(dataset)
+        root = str(Path(dataset.root))
+        truth = getattr(dataset, "truth", None)
+        if truth is not None:
+            truth = _check_truth(truth)
+        all_paths = json.dumps([row[0] for row in ok_rows] + [row[0] for row in skipped_rows])
+        with self._write() as conn:
+            conn.execute("DELETE FROM items WHERE path NOT IN (SELECT value FROM json_each(?))",
+                         (all_paths,))
+            conn.executemany(
+                "INSERT INTO items(path, content_hash, size, status, skip_reason) "
+                "VALUES (?, ?, ?, 'ok', NULL) ON CONFLICT(path) DO UPDATE SET "
+                "content_hash = excluded.content_hash, size = excluded.size, "
+                "status = 'ok', skip_reason = NULL", ok_rows)
+            conn.executemany(
+                "INSERT INTO items(path, content_hash, size, status, skip_reason) "
+                "VALUES (?, NULL, NULL, 'skipped', ?) ON CONFLICT(path) DO UPDATE SET "
+                "content_hash = NULL, size = NULL, status = 'skipped', "
+                "skip_reason = excluded.skip_reason", skipped_rows)
+            for name in sorted({label for _, label, _ in seed_rows}):
+                _ensure_class(conn, name)
+            conn.execute("DELETE FROM seeds WHERE source IN ('layout', 'csv')")
+            conn.executemany(
+                "INSERT OR IGNORE INTO seeds(item_id, class_id, source) "
+                "SELECT items.id, classes.id, ? FROM items, classes "
+                "WHERE items.path = ? AND classes.name = ?",
+                [(source, path, label) for path, label, source in seed_rows])
+            previous_root = _get_meta(conn, "dataset_root")
+            if truth is not None:
+                _replace_truth(conn, truth)
+            elif previous_root is not None and previous_root != root:
+                conn.execute("DELETE FROM truth")
+            _set_meta(conn, "dataset_root", root)
+            _set_meta(conn, "dataset_updated", _now())
+
+    def dataset_root(self) -> Path | None:
+        """The root folder of the last dataset set, or None before any."""
+        with self._lock:
+            value = _get_meta(self._conn(), "dataset_root")
+        return None if value is None else Path(value)
+
+    def items(self) -> pd.DataFrame:
+        """All items, accepted and skipped, ordered by id.
+
+        Returns
+        -------
+        DataFrame
+            Columns id, path, content_hash, size, status ("ok" or "skipped"),
+            skip_reason.  Skipped items have no content_hash and size, ok
+            items no skip_reason (missing values, test with `pandas.isna`).
+        """
+        return self._items_frame("ORDER BY id")
+
+    def ok_items(self) -> pd.DataFrame:
+        """The accepted items ordered by path: the order of embeddings, graphs and runs.
+
+        Returns
+        -------
+        DataFrame
+            Same columns as `items`, with a fresh 0..n-1 index.
+        """
+        return self._items_frame("WHERE status = 'ok' ORDER BY path")
+
+    def _items_frame(self, clause: str) -> pd.DataFrame:
+        columns = ["id", "path", "content_hash", "size", "status", "skip_reason"]
+        with self._lock:
+            rows = self._conn().execute(f"SELECT {', '.join(columns)} FROM items {clause}").fetchall()
+        frame = pd.DataFrame.from_records(rows, columns=columns)
+        frame["id"] = frame["id"].astype("int64")
+        frame["size"] = frame["size"].astype("Int64")
+        return frame
+
+    # ------------------------------------------------------------------ classes and seeds
+
+    def classes(self) -> list[str]:
+        """Class names in their stable order (order of creation)."""
+        with self._lock:
+            rows = self._conn().execute("SELECT name FROM classes ORDER BY position").fetchall()
+        return [name for (name,) in rows]
+
+    def add_class(self, name: str) -> bool:
+        """Add a class at the end of the order.
+
+        Parameters
+        ----------
+        name : str
+            Surrounding whitespace is dropped; must not be empty then.
+
+        Returns
+        -------
+        bool
+            True when the class was new, False when it already existed.
+        """
+        name = _check_class_name(name, "name")
+        with self._write() as conn:
+            return _ensure_class(conn, name)
+
+    def seeds(self) -> dict[int, str]:
+        """Effective seeds of accepted items: item id -> class name.
+
+        Dataset seeds and app seeds, with corrections on top: an item whose
+        latest (not undone) correction says "dog" is a seed of "dog" for the
+        next run, whatever it was before.
+        """
+        with self._read() as conn:
+            seeds = _seed_labels(conn)
+            seeds.update(_corrected_labels(conn))
+        return seeds
+
+    def set_seed(self, item_id: int, label: str | None, source: str = "app") -> None:
+        """Make an item a seed of `label`, or no seed when `label` is None.
+
+        A class that does not exist yet is created.  A correction of the item
+        still wins over its seed (see `seeds`).
+
+        Parameters
+        ----------
+        item_id : int
+            An accepted item.
+        label : str or None
+        source : {"app", "layout", "csv"}
+
+        Raises
+        ------
+        ValueError
+            Unknown or skipped item, a label that is not a string, an unknown source.
+        """
+        item_id = _check_item_ids([item_id], "item_id")[0]
+        if source not in SEED_SOURCES:
+            raise ValueError(f"source={source!r} is not one of {SEED_SOURCES}")
+        if label is not None:
+            label = _check_class_name(label, "label")
+        with self._write() as conn:
+            _check_items_accepted(conn, [item_id])
+            if label is None:
+                conn.execute("DELETE FROM seeds WHERE item_id = ?", (item_id,))
+                return
+            _ensure_class(conn, label)
+            conn.execute(
+                "INSERT INTO seeds(item_id, class_id, source) "
+                "SELECT ?, id, ? FROM classes WHERE name = ? "
+                "ON CONFLICT(item_id) DO UPDATE SET class_id = excluded.class_id, "
+                "source = excluded.source", (item_id, source, label))
+
+    # ------------------------------------------------------------------ corrections
+
+    def add_correction(self, item_ids: Iterable[int], new_label: str, source: str = "manual",
+                       old_labels: Sequence[str | None] | None = None) -> list[int]:
+        """Record that the user relabeled a selection of items, as one batch.
+
+        Parameters
+        ----------
+        item_ids : iterable of int
+            Accepted items; repeats are dropped (first occurrence kept).
+            Empty: nothing is written.
+        new_label : str
+            The class the user chose; a new name creates the class.
+        source : {"manual", "bulk"}
+        old_labels : sequence of (str or None), optional
+            What the user saw for each item, aligned with `item_ids`.  By
+            default the current label (`current_labels`) at the time of writing.
+
+        Returns
+        -------
+        list of int
+            Correction ids, one per (distinct) item, in the order given.
+
+        Raises
+        ------
+        ValueError
+            Unknown or skipped items (named), a label that is not a string,
+            an unknown source, `old_labels` of the wrong length or naming an
+            unknown class.
+        """
+        given = _check_item_ids(item_ids, "item_ids", distinct=False)
+        new_label = _check_class_name(new_label, "new_label")
+        if source not in CORRECTION_SOURCES:
+            raise ValueError(f"source={source!r} is not one of {CORRECTION_SOURCES} "
+                             "(undo is recorded by undo_last_correction)")
+        ids = list(dict.fromkeys(given))
+        old_by_item: dict[int, str | None] | None = None
+        if old_labels is not None:
+            old_labels = list(old_labels)
+            if len(old_labels) != len(given):
+                raise ValueError(f"old_labels has {len(old_labels)} entries but item_ids has "
+                                 f"{len(given)}; give one old label per item")
+            old_by_item = {}
+            for item_id, label in zip(given, old_labels):
+                if label is not None:
+                    label = _check_class_name(label, "old_labels")
+                old_by_item.setdefault(item_id, label)
+        if not ids:
+            return []
+        time = _now()
+        with self._write() as conn:
+            _check_items_accepted(conn, ids)
+            _ensure_class(conn, new_label)
+            class_ids = _class_ids(conn)
+            if old_by_item is None:
+                current = _current_labels(conn, method="hdl", run_id=None)
+                old_by_item = {item_id: current.get(item_id, (None, None))[0] for item_id in ids}
+            unknown = sorted({label for label in old_by_item.values()
+                              if label is not None and label not in class_ids})
+            if unknown:
+                raise ValueError(f"old_labels name unknown classes {unknown}; "
+                                 f"known classes: {sorted(class_ids)}")
+            batch = conn.execute("SELECT COALESCE(MAX(batch), 0) + 1 FROM corrections").fetchone()[0]
+            correction_ids = []
+            for item_id in ids:
+                cursor = conn.execute(
+                    "INSERT INTO corrections(batch, item_id, old_class_id, new_class_id, time, source) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (batch, item_id, class_ids.get(old_by_item[item_id]), class_ids[new_label],
+                     time, source))
+                correction_ids.append(cursor.lastrowid)
+        return correction_ids
+
+    def undo_last_correction(self) -> bool:
+        """Undo the most recent correction batch not undone yet.
+
+        The undo is itself recorded: one 'undo' row per undone correction, in a
+        new batch.  Each item then falls back to its previous correction, else
+        its seed, else the run's label.  Undos are not undone (no redo).
+
+        Returns
+        -------
+        bool
+            False when there was nothing left to undo.
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT MAX(c.batch) FROM corrections c WHERE c.source != 'undo' "
+                "AND NOT EXISTS (SELECT 1 FROM corrections u WHERE u.undoes = c.id)").fetchone()
+            if row[0] is None:
+                return False
+            batch = conn.execute("SELECT MAX(batch) + 1 FROM corrections").fetchone()[0]
+            conn.execute(
+                "INSERT INTO corrections(batch, item_id, old_class_id, new_class_id, time, source, undoes) "
+                "SELECT ?, c.item_id, c.new_class_id, c.old_class_id, ?, 'undo', c.id "
+                "FROM corrections c WHERE c.batch = ? AND c.source != 'undo' "
+                "AND NOT EXISTS (SELECT 1 FROM corrections u WHERE u.undoes = c.id) ORDER BY c.id",
+                (batch, _now(), row[0]))
+        return True
+
+    def corrections(self) -> pd.DataFrame:
+        """The whole correction history, oldest first.
+
+        Returns
+        -------
+        DataFrame
+            Columns id, batch, item_id, path, old_label, new_label (missing
+            for "no label"), time, source ("manual", "bulk" or "undo"), undoes
+            (id of the undone correction, on undo rows only), undone (bool: a
+            later undo row names it).
+        """
+        columns = ["id", "batch", "item_id", "path", "old_label", "new_label", "time", "source",
+                   "undoes", "undone"]
+        with self._lock:
+            rows = self._conn().execute(
+                "SELECT c.id, c.batch, c.item_id, i.path, o.name, n.name, c.time, c.source, c.undoes, "
+                "EXISTS (SELECT 1 FROM corrections u WHERE u.undoes = c.id) "
+                "FROM corrections c JOIN items i ON i.id = c.item_id "
+                "LEFT JOIN classes o ON o.id = c.old_class_id "
+                "LEFT JOIN classes n ON n.id = c.new_class_id ORDER BY c.id").fetchall()
+        frame = pd.DataFrame.from_records(rows, columns=columns)
+        for column in ("id", "batch", "item_id"):
+            frame[column] = frame[column].astype("int64")
+        frame["undoes"] = frame["undoes"].astype("Int64")
+        frame["undone"] = frame["undone"].astype(bool)
+        return frame
+
+    def current_labels(self, run_id: int | None = None, *,
+                       method: str | None = "hdl") -> dict[int, tuple[str, str]]:
+        """The label each accepted item has now: item id -> (label, source).
+
+        A correction wins ("manual"), then a seed ("seed"), then the run's
+        label ("fallback" when the run fell back for that item, else "hdl").
+        Items no source labels are absent.
+
+        Parameters
+        ----------
+        run_id : int, optional
+            The run to take labels from; default the latest one of `method`.
+        method : {"hdl", "knn_dv"} or None, default "hdl"
+            Which runs count as "latest" (None: any); so a baseline run saved
+            for comparison does not replace the labels.
+
+        Raises
+        ------
+        ValueError
+            Unknown `run_id` or `method`.
+        """
+        if method is not None and method not in METHODS:
+            raise ValueError(f"method={method!r} is not one of {METHODS} or None")
+        with self._read() as conn:
+            return _current_labels(conn, method=method, run_id=run_id)
+
+    # ------------------------------------------------------------------ runs
+
+    def save_run(self, *, method: str, k: int, params: dict, result: Any,
+                 classes: Sequence[str], item_ids: Sequence[int] | np.ndarray) -> int:
+        """Store a labeling result so it can be reloaded and replayed.
+
+        Parameters
+        ----------
+        method : {"hdl", "knn_dv"}
+        k : int
+            Neighbours per point, >= 1.
+        params : dict
+            JSON-serialisable (numpy scalars and arrays and Paths are converted).
+        result : LabelingResult-like
+            Any object with arrays ``labels, step, round, confidence,
+            n_voters, fallback, source``, each of length n, aligned with
+            `item_ids`.  ``labels`` index into `classes` (-1: no label);
+            ``source`` is a position in `item_ids` or -1.
+        classes : sequence of str
+            Distinct class names.
+        item_ids : sequence of int, length n
+            Distinct accepted items, in the order of `result`.
+
+        Returns
+        -------
+        int
+            The new run's id.
+
+        Raises
+        ------
+        ValueError
+            Any input out of shape or range; the message names it.
+        """
+        if method not in METHODS:
+            raise ValueError(f"method={method!r} is not one of {METHODS}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k={k!r} must be an integer >= 1")
+        if not isinstance(params, dict):
+            raise ValueError(f"params must be a dict, got {type(params).__name__}")
+        params_json = _to_json(params, "params")
+        classes = [_check_class_name(name, "classes") for name in classes]
+        if len(set(classes)) != len(classes):
+            raise ValueError(f"classes has repeated names: {classes}")
+        ids = np.asarray(item_ids)
+        if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+            raise ValueError(f"item_ids must be a 1-D sequence of integers, got shape {ids.shape} "
+                             f"dtype {ids.dtype}")
+        ids = ids.astype(np.int64)
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("item_ids has repeated ids")
+        arrays = _result_arrays(result, n=len(ids), n_classes=len(classes))
+        with self._write() as conn:
+            _check_items_accepted(conn, ids.tolist())
+            cursor = conn.execute(
+                "INSERT INTO runs(created, method, k, params, classes) VALUES (?, ?, ?, ?, ?)",
+                (_now(), method, int(k), params_json, json.dumps(classes)))
+            run_id = cursor.lastrowid
+            conn.executemany(
+                'INSERT INTO run_items(run_id, position, item_id, label, step, "round", confidence, '
+                "n_voters, fallback, source_item) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _run_item_rows(run_id, ids, arrays))
+        return run_id
+
+    def runs(self) -> list[dict]:
+        """All runs, oldest first: dicts with id, created, method, k, params, classes, n_items."""
+        with self._lock:
+            rows = self._conn().execute(
+                "SELECT r.id, r.created, r.method, r.k, r.params, r.classes, "
+                "(SELECT COUNT(*) FROM run_items ri WHERE ri.run_id = r.id) "
+                "FROM runs r ORDER BY r.id").fetchall()
+        return [{"id": run_id, "created": created, "method": method, "k": k,
+                 "params": json.loads(params), "classes": json.loads(classes), "n_items": n_items}
+                for run_id, created, method, k, params, classes, n_items in rows]
+
+    def load_run(self, run_id: int | None = None, *, method: str | None = None) -> StoredRun | None:
+        """Load one run.
+
+        Parameters
+        ----------
+        run_id : int, optional
+            Default: the latest run (of `method`, when given).
+        method : {"hdl", "knn_dv"}, optional
+            Only with ``run_id=None``.
+
+        Returns
+        -------
+        StoredRun or None
+            None when there is no run (of that method).
+
+        Raises
+        ------
+        ValueError
+            `run_id` names no run, or an unknown `method`.
+        """
+        if method is not None and method not in METHODS:
+            raise ValueError(f"method={method!r} is not one of {METHODS} or None")
+        with self._read() as conn:
+            run_id = _resolve_run(conn, run_id, method)
+            if run_id is None:
+                return None
+            created, method, k, params, classes = conn.execute(
+                "SELECT created, method, k, params, classes FROM runs WHERE id = ?", (run_id,)).fetchone()
+            rows = conn.execute(
+                'SELECT item_id, label, step, "round", confidence, n_voters, fallback, source_item '
+                "FROM run_items WHERE run_id = ? ORDER BY position", (run_id,)).fetchall()
+        return _stored_run(run_id, created, method, k, json.loads(params), json.loads(classes), rows)
+
+    # ------------------------------------------------------------------ embeddings
+
+    def embeddings_path(self, key: str) -> Path:
+        """The file an embedding array for `key` lives in (sha1 of the key, so any key is safe)."""
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"embedding key must be a non-empty string, got {key!r}")
+        return self.embeddings_dir / f"{hashlib.sha1(key.encode('utf-8')).hexdigest()}.npy"
+
+    def save_embeddings(self, key: str, X: np.ndarray) -> None:
+        """Write an (n, d) numeric array for `key`, atomically (temporary file, then rename).
+
+        Raises
+        ------
+        ValueError
+            Empty key, or `X` not a 2-D numeric array.
+        """
+        path = self.embeddings_path(key)
+        X = np.asarray(X)
+        if X.ndim != 2 or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+            raise ValueError(f"embeddings must be a 2-D numeric array, got shape {X.shape} "
+                             f"dtype {X.dtype}")
+        self.embeddings_dir.mkdir(exist_ok=True)
+        _atomic_save_npy(path, X)
+
+    def load_embeddings(self, key: str) -> np.ndarray | None:
+        """The array saved for `key`, or None when there is none.
+
+        Raises
+        ------
+        StoreError
+            The file exists but cannot be read as an array.
+        """
+        path = self.embeddings_path(key)
+        try:
+            return np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError, EOFError) as error:
+            raise StoreError(f"embedding file {path} for key {key!r} is unreadable ({error}); "
+                             "delete it and the embeddings will be computed again") from error
+
+    # ------------------------------------------------------------------ truth and settings
+
+    def set_truth(self, truth: dict[str, str]) -> None:
+        """Replace the ground truth (demo datasets): path -> class name.  ``{}`` clears it."""
+        truth = _check_truth(truth)
+        with self._write() as conn:
+            _replace_truth(conn, truth)
+
+    def truth(self) -> dict[str, str] | None:
+        """The ground truth, path -> class name, or None when none is stored."""
+        with self._lock:
+            rows = self._conn().execute("SELECT path, label FROM truth ORDER BY path").fetchall()
+        return dict(rows) or None
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        """A durable UI setting (JSON value), or `default` when unset."""
+        _check_setting_key(key)
+        with self._lock:
+            row = self._conn().execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_setting(self, key: str, value: Any) -> None:
+        """Store a durable UI setting; `value` must be JSON-serialisable."""
+        _check_setting_key(key)
+        value_json = _to_json(value, f"setting {key!r}")
+        with self._write() as conn:
+            conn.execute("INSERT INTO settings(key, value) VALUES (?, ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value_json))
+
+
+# --------------------------------------------------------------------------- opening
+
+def _open_database(path: Path) -> sqlite3.Connection:
+    """Connect, set the pragmas, and migrate the schema to the version this code knows."""
+    try:
+        # isolation_level=None: we write BEGIN/COMMIT ourselves (the module's
+        # implicit transactions would begin deferred, see the module docstring).
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{path}: cannot switch the database to WAL mode (got {mode!r}); "
+                                 "is the workspace on a network file system?")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            _migrate(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"{path} cannot be opened as a workspace database ({error}); "
+                         "move it away or pick another workspace folder") from error
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Apply MIGRATIONS[version:] in one transaction; a failure leaves the database as it was."""
+    target = len(MIGRATIONS)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > target:
+        raise StoreError(f"{path} has schema version {version}, but this hdl-studio knows versions "
+                         f"up to {target}; upgrade hdl-studio to open this workspace")
+    if version == target:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated while we waited for the lock.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number in range(version, target):
+            try:
+                MIGRATIONS[number](conn)
+            except Exception as error:
+                raise StoreError(f"{path}: migrating the schema from version {number} to "
+                                 f"{number + 1} failed ({error}); the database is unchanged") from error
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# --------------------------------------------------------------------------- validation
+
+def _check_class_name(name: Any, what: str) -> str:
+    if not isinstance(name, str):
+        raise ValueError(f"{what}: class names are strings, got {name!r} ({type(name).__name__})")
+    stripped = name.strip()
+    if not stripped:
+        raise ValueError(f"{what}: class name {name!r} is empty")
+    return stripped
+
+
+def _check_item_ids(item_ids: Iterable[Any], what: str, *, distinct: bool = True) -> list[int]:
+    """Ints in the order given (repeats dropped when `distinct`); bools, floats, strings refused."""
+    if isinstance(item_ids, (str, bytes)):
+        raise ValueError(f"{what} must be integers, got {item_ids!r}")
+    values = item_ids.tolist() if isinstance(item_ids, np.ndarray) else list(item_ids)
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer))]
+    if bad:
+        raise ValueError(f"{what} must be integers, got {bad[:5]!r}")
+    values = [int(v) for v in values]
+    return list(dict.fromkeys(values)) if distinct else values
+
+
+def _check_items_accepted(conn: sqlite3.Connection, item_ids: list[int]) -> None:
+    """Raise when any id names no item, or a skipped one."""
+    rows = conn.execute(
+        "SELECT value, status FROM json_each(?) LEFT JOIN items ON items.id = value "
+        "WHERE status IS NULL OR status != 'ok'", (json.dumps(item_ids),)).fetchall()
+    unknown = [item_id for item_id, status in rows if status is None]
+    skipped = [item_id for item_id, status in rows if status is not None]
+    if unknown:
+        raise ValueError(f"item ids {unknown[:10]} are not in this workspace"
+                         + (f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else ""))
+    if skipped:
+        raise ValueError(f"items {skipped[:10]} were skipped when the dataset was scanned "
+                         "and cannot be labeled")
+
+
+def _check_truth(truth: Any) -> dict[str, str]:
+    if not isinstance(truth, dict):
+        raise ValueError(f"truth must be a dict path -> label, got {type(truth).__name__}")
+    bad = [(p, l) for p, l in truth.items() if not isinstance(p, str) or not isinstance(l, str)]
+    if bad:
+        raise ValueError(f"truth maps path strings to label strings; bad entries {bad[:5]!r}")
+    return truth
+
+
+def _check_setting_key(key: Any) -> None:
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"setting keys are non-empty strings, got {key!r}")
+
+
+def _dataset_rows(dataset: Any) -> tuple[list[tuple], list[tuple], list[tuple[str, str, str]]]:
+    """(path, hash, size) rows, (path, reason) rows and (path, label, source) seed rows."""
+    ok_rows, skipped_rows, seed_rows = [], [], []
+    seen: set[str] = set()
+
+    def check_path(path: Any, where: str) -> str:
+        if not isinstance(path, str) or not path:
+            raise ValueError(f"dataset {where}: path must be a non-empty string, got {path!r}")
+        if path in seen:
+            raise ValueError(f"dataset {where}: path {path!r} appears more than once")
+        seen.add(path)
+        return path
+
+    for number, item in enumerate(dataset.items):
+        path = check_path(item.path, f"item {number}")
+        if not isinstance(item.content_hash, str):
+            raise ValueError(f"dataset item {path!r}: content_hash must be a string, "
+                             f"got {item.content_hash!r}")
+        if isinstance(item.size, bool) or not isinstance(item.size, (int, np.integer)) or item.size < 0:
+            raise ValueError(f"dataset item {path!r}: size must be an integer >= 0, got {item.size!r}")
+        ok_rows.append((path, item.content_hash, int(item.size)))
+        if item.seed_label is not None:
+            label = _check_class_name(item.seed_label, f"dataset item {path!r} seed_label")
+            source = getattr(item, "seed_source", None)
+            if source is None:
+                parent = path.rsplit("/", 1)[0] if "/" in path else ""
+                source = "layout" if parent.rsplit("/", 1)[-1] == label else "csv"
+            elif source not in SEED_SOURCES:
+                raise ValueError(f"dataset item {path!r}: seed_source={source!r} is not one of "
+                                 f"{SEED_SOURCES}")
+            seed_rows.append((path, label, source))
+    for number, skipped in enumerate(getattr(dataset, "skipped", None) or []):
+        path = check_path(skipped.path, f"skipped entry {number}")
+        reason = skipped.reason if isinstance(skipped.reason, str) and skipped.reason else "skipped"
+        skipped_rows.append((path, reason))
+    return ok_rows, skipped_rows, seed_rows
+
+
+def _result_arrays(result: Any, *, n: int, n_classes: int) -> dict[str, np.ndarray]:
+    """The LabelingResult fields as checked numpy arrays of length n."""
+    missing = [name for name in RESULT_FIELDS if not hasattr(result, name)]
+    if missing:
+        raise ValueError(f"result lacks {missing}; pass a LabelingResult (or an object with "
+                         f"{', '.join(RESULT_FIELDS)})")
+    arrays = {}
+    for name in RESULT_FIELDS:
+        array = np.asarray(getattr(result, name))
+        if array.shape != (n,):
+            raise ValueError(f"result.{name} has shape {array.shape}, expected ({n},) "
+                             "to match item_ids")
+        kind = "f" if name == "confidence" else "b" if name == "fallback" else "i"
+        if name == "fallback":
+            if array.dtype != bool and not np.issubdtype(array.dtype, np.integer):
+                raise ValueError(f"result.fallback must be boolean, got dtype {array.dtype}")
+            array = array.astype(bool)
+        elif kind == "i":
+            if n and not np.issubdtype(array.dtype, np.integer):
+                raise ValueError(f"result.{name} must be integers, got dtype {array.dtype}")
+            array = array.astype(np.int64)
+        else:
+            if n and not np.issubdtype(array.dtype, np.number):
+                raise ValueError(f"result.confidence must be numbers, got dtype {array.dtype}")
+            array = array.astype(np.float64)
+        arrays[name] = array
+    labels, source = arrays["labels"], arrays["source"]
+    if n and (labels.min() < -1 or labels.max() >= n_classes):
+        raise ValueError(f"result.labels must lie in [-1, {n_classes - 1}] "
+                         f"(indices into classes), got [{labels.min()}, {labels.max()}]")
+    if n and (source.min() < -1 or source.max() >= n):
+        raise ValueError(f"result.source must lie in [-1, {n - 1}] (positions in item_ids), "
+                         f"got [{source.min()}, {source.max()}]")
+    return arrays
+
+
+# --------------------------------------------------------------------------- queries
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else row[0]
+
+
+def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
+                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+def _ensure_class(conn: sqlite3.Connection, name: str) -> bool:
+    """Append a class unless it exists; True when it was new."""
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO classes(name, position) "
+        "SELECT ?, COALESCE(MAX(position), -1) + 1 FROM classes", (name,))
+    return cursor.rowcount == 1
+
+
+def _class_ids(conn: sqlite3.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT name, id FROM classes").fetchall())
+
+
+def _replace_truth(conn: sqlite3.Connection, truth: dict[str, str]) -> None:
+    conn.execute("DELETE FROM truth")
+    conn.executemany("INSERT INTO truth(path, label) VALUES (?, ?)", truth.items())
+
+
+def _seed_labels(conn: sqlite3.Connection) -> dict[int, str]:
+    return dict(conn.execute(
+        "SELECT s.item_id, c.name FROM seeds s JOIN classes c ON c.id = s.class_id "
+        "JOIN items i ON i.id = s.item_id WHERE i.status = 'ok'").fetchall())
+
+
+def _corrected_labels(conn: sqlite3.Connection) -> dict[int, str]:
+    """Item id -> class of its latest correction that is not undone (accepted items only)."""
+    return dict(conn.execute(
+        "SELECT c.item_id, k.name FROM corrections c JOIN classes k ON k.id = c.new_class_id "
+        "JOIN items i ON i.id = c.item_id AND i.status = 'ok' "
+        "WHERE c.id IN (SELECT MAX(x.id) FROM corrections x WHERE x.source != 'undo' "
+        "  AND NOT EXISTS (SELECT 1 FROM corrections u WHERE u.undoes = x.id) GROUP BY x.item_id)"
+    ).fetchall())
+
+
+def _resolve_run(conn: sqlite3.Connection, run_id: int | None, method: str | None) -> int | None:
+    if run_id is None:
+        row = conn.execute("SELECT MAX(id) FROM runs WHERE ? IS NULL OR method = ?",
+                           (method, method)).fetchone()
+        return row[0]
+    if isinstance(run_id, bool) or not isinstance(run_id, (int, np.integer)):
+        raise ValueError(f"run_id must be an integer, got {run_id!r}")
+    if conn.execute("SELECT 1 FROM runs WHERE id = ?", (int(run_id),)).fetchone() is None:
+        raise ValueError(f"run_id={run_id} names no run in this workspace")
+    return int(run_id)
+
+
+def _current_labels(conn: sqlite3.Connection, *, method: str | None,
+                    run_id: int | None) -> dict[int, tuple[str, str]]:
+    labels: dict[int, tuple[str, str]] = {}
+    run_id = _resolve_run(conn, run_id, method)
+    if run_id is not None:
+        classes = json.loads(conn.execute("SELECT classes FROM runs WHERE id = ?",
+                                          (run_id,)).fetchone()[0])
+        rows = conn.execute(
+            "SELECT r.item_id, r.label, r.fallback FROM run_items r "
+            "JOIN items i ON i.id = r.item_id AND i.status = 'ok' "
+            "WHERE r.run_id = ? AND r.label >= 0", (run_id,)).fetchall()
+        labels.update((item_id, (classes[label], "fallback" if fallback else "hdl"))
+                      for item_id, label, fallback in rows)
+    labels.update((item_id, (name, "seed")) for item_id, name in _seed_labels(conn).items())
+    labels.update((item_id, (name, "manual")) for item_id, name in _corrected_labels(conn).items())
+    return labels
+
+
+def _run_item_rows(run_id: int, item_ids: np.ndarray,
+                   arrays: dict[str, np.ndarray]) -> Iterator[tuple]:
+    """Rows for run_items; `source` positions become item ids (stable across rescans)."""
+    source = arrays["source"]
+    has_source = source >= 0
+    source_item = np.full(len(item_ids), -1, dtype=np.int64)
+    source_item[has_source] = item_ids[source[has_source]]
+    confidence = arrays["confidence"]
+    # SQLite stores NaN as NULL; keep it explicit.
+    confidence_list = [None if c != c else c for c in confidence.tolist()]
+    source_list = [None if s < 0 else s for s in source_item.tolist()]
+    return zip([run_id] * len(item_ids), range(len(item_ids)), item_ids.tolist(),
+               arrays["labels"].tolist(), arrays["step"].tolist(), arrays["round"].tolist(),
+               confidence_list, arrays["n_voters"].tolist(),
+               arrays["fallback"].astype(np.int64).tolist(), source_list)
+
+
+def _stored_run(run_id: int, created: str, method: str, k: int, params: dict,
+                classes: list[str], rows: list[tuple]) -> StoredRun:
+    n = len(rows)
+    if n:
+        (item_ids, labels, step, round_, confidence, n_voters, fallback,
+         source_item) = (list(column) for column in zip(*rows))
+    else:
+        item_ids = labels = step = round_ = confidence = n_voters = fallback = source_item = []
+    item_ids = np.array(item_ids, dtype=np.int64)
+    labels = np.array(labels, dtype=np.int64)
+    # Item ids back to positions in this run's order; a source item deleted
+    # since the run (a rescan) becomes -1.
+    position_of = {item_id: position for position, item_id in enumerate(item_ids.tolist())}
+    source = np.array([-1 if s is None else position_of.get(s, -1) for s in source_item],
+                      dtype=np.int64)
+    names = np.array(classes + [None], dtype=object)
+    return StoredRun(
+        run_id=run_id, created=created, method=method, k=k, params=params, classes=classes,
+        item_ids=item_ids, labels=labels, label_names=names[labels],
+        step=np.array(step, dtype=np.int64), round=np.array(round_, dtype=np.int64),
+        confidence=np.array(confidence, dtype=np.float64),
+        n_voters=np.array(n_voters, dtype=np.int64), fallback=np.array(fallback, dtype=bool),
+        source=source)
+
+
+# --------------------------------------------------------------------------- files and JSON
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _to_json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, default=_json_default, sort_keys=True)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{what} must be JSON-serialisable: {error}") from error
+
+
+def _atomic_save_npy(path: Path, X: np.ndarray) -> None:
+    """np.save to a temporary file in the same folder, fsync, then rename over `path`."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.save(file, X, allow_pickle=False)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable; not every platform can open a folder
+        folder = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

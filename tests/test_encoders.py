@@ -1,0 +1,454 @@
+"""Tests for hdl_core.encoders: pixels, CLIP (random and checkpoint weights), offline failure,
+precomputed files and the embedding cache. No network, no downloaded weights."""
+from __future__ import annotations
+
+import hashlib
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hdl_core import encoders
+from hdl_core.encoders import (
+    EmbeddingCache,
+    EmbeddingError,
+    WeightsUnavailable,
+    load_precomputed,
+    make_encoder,
+    save_precomputed,
+)
+
+# Smallest fast open_clip config: ViT-S-32 (22M visual params) at 64 px is 4 patches.
+TINY_CLIP = dict(model="ViT-S-32", pretrained=None, image_size=64, device="cpu")
+
+
+def _write_images(folder: Path, count: int, *, seed: int = 0, size=(40, 32)) -> list[Path]:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+        pixels[: size[1] // 2] //= (i % 4) + 1          # some structure, differing per image
+        path = folder / f"img_{i:03d}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> list[Path]:
+    return _write_images(tmp_path_factory.mktemp("images"), 7)
+
+
+@pytest.fixture(scope="module")
+def tiny_clip():
+    return make_encoder("clip", batch_size=3, num_workers=2, **TINY_CLIP)
+
+
+def _assert_unit_rows(X: np.ndarray) -> None:
+    assert X.dtype == np.float32
+    assert np.isfinite(X).all()
+    np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)
+
+
+# ---- factory ---------------------------------------------------------------------------
+
+def test_unknown_encoder_name_lists_choices():
+    with pytest.raises(ValueError, match=r"unknown encoder 'sift'.*clip.*pixels"):
+        make_encoder("sift")
+
+
+def test_unknown_option_is_named():
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['model'\].*size"):
+        make_encoder("pixels", model="ViT-B-32")
+
+
+def test_importing_hdl_core_does_not_import_torch():
+    code = "import sys, hdl_core.encoders; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+# ---- pixels ----------------------------------------------------------------------------
+
+def test_pixels_shape_normalisation_and_label(images):
+    encoder = make_encoder("pixels", size=8)
+    X = encoder.encode(images)
+    assert X.shape == (len(images), 3 * 8 * 8)
+    _assert_unit_rows(X)
+    assert encoder.label == "pixels (baseline, not CLIP)"
+    assert encoder.name == "pixels" and encoder.device == "cpu"
+
+
+def test_pixels_is_deterministic_with_and_without_threads(images):
+    threaded = make_encoder("pixels", size=8, num_workers=3).encode(images * 20)
+    serial = make_encoder("pixels", size=8, num_workers=0).encode(images * 20)
+    np.testing.assert_array_equal(threaded, serial)
+    np.testing.assert_array_equal(threaded, make_encoder("pixels", size=8).encode(images * 20))
+
+
+def test_pixels_pca_is_deterministic_and_sized(images):
+    encoder = make_encoder("pixels", size=8, pca_components=4)
+    first, second = encoder.encode(images), encoder.encode(images)
+    assert first.shape == (len(images), 4)
+    _assert_unit_rows(first)
+    np.testing.assert_array_equal(first, second)
+    assert encoder.cache_key != encoder.file_cache_key and "pca=4" in encoder.cache_key
+
+
+def test_pixels_pca_components_clipped_to_image_count(images):
+    X = make_encoder("pixels", size=8, pca_components=50).encode(images[:3])
+    assert X.shape == (3, 3)
+
+
+def test_pixels_constant_image_gets_uniform_direction(tmp_path):
+    black = tmp_path / "black.png"
+    Image.new("RGB", (10, 10)).save(black)
+    X = make_encoder("pixels", size=4).encode([black])
+    np.testing.assert_allclose(X[0], 1 / np.sqrt(48), rtol=1e-6)
+
+
+def test_pixels_progress_reaches_total(images):
+    calls = []
+    make_encoder("pixels", size=4).encode(images, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (len(images), len(images))
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(size=2), "size must be between 4 and 64"),
+    (dict(size=16, pca_components=0), "pca_components must be a positive integer"),
+    (dict(size=4, pca_components=49), "cannot exceed the 48 pixel values"),
+    (dict(size=64, pca_components=10), "needs size <= 32"),
+])
+def test_pixels_bad_options_are_named(options, message):
+    with pytest.raises(ValueError, match=message):
+        make_encoder("pixels", **options)
+
+
+def test_unreadable_image_is_named(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(EmbeddingError, match="broken.png"):
+        make_encoder("pixels", size=4).encode([bad])
+
+
+# ---- clip with random weights ----------------------------------------------------------
+
+def test_clip_random_init_shape_norm_and_progress(tiny_clip, images):
+    calls = []
+    X = tiny_clip.encode(images, progress=lambda done, total: calls.append((done, total)))
+    assert X.shape == (len(images), tiny_clip.dim) == (len(images), 384)
+    _assert_unit_rows(X)
+    assert calls == [(3, 7), (6, 7), (7, 7)]
+    assert tiny_clip.device == "cpu"
+
+
+def test_clip_batch_size_and_workers_do_not_change_embeddings(tiny_clip, images):
+    reference = tiny_clip.encode(images)                       # batches of 3, two workers
+    one_batch = make_encoder("clip", batch_size=16, **TINY_CLIP).encode(images)
+    serial = make_encoder("clip", batch_size=2, num_workers=0, **TINY_CLIP).encode(images)
+    np.testing.assert_allclose(one_batch, reference, atol=1e-5)
+    np.testing.assert_allclose(serial, reference, atol=1e-5)
+
+
+def test_clip_random_weights_are_seeded_and_keyed_apart(tiny_clip, images):
+    other_seed = make_encoder("clip", seed=1, **TINY_CLIP)
+    assert "random-seed=0" in tiny_clip.cache_key and "random-seed=1" in other_seed.cache_key
+    assert not np.allclose(other_seed.encode(images[:2]), tiny_clip.encode(images[:2]), atol=1e-3)
+    encoders.clear_model_cache()                               # a fresh model, same seed
+    np.testing.assert_array_equal(make_encoder("clip", **TINY_CLIP).encode(images[:2]),
+                                  tiny_clip.encode(images[:2]))
+
+
+def test_clip_checkpoint_round_trip_gives_identical_embeddings(tiny_clip, images, tmp_path):
+    import torch
+
+    tiny_clip.load()
+    checkpoint = tmp_path / "ckpt.pt"
+    torch.save(tiny_clip._model.state_dict(), checkpoint)
+    from_file = make_encoder("clip", model="ViT-S-32", pretrained=str(checkpoint), image_size=64,
+                             device="cpu", batch_size=3, num_workers=0)
+    np.testing.assert_array_equal(from_file.encode(images), tiny_clip.encode(images))
+    assert "file-sha256=" in from_file.cache_key and "random" not in from_file.cache_key
+    assert from_file.label == "CLIP ViT-S-32 (ckpt.pt)"
+
+
+def test_clip_checkpoint_for_another_model_is_explained(tiny_clip, tmp_path):
+    import torch
+
+    tiny_clip.load()
+    checkpoint = tmp_path / "small.pt"
+    torch.save(tiny_clip._model.state_dict(), checkpoint)
+    wrong = make_encoder("clip", model="ViT-M-32", pretrained=str(checkpoint), image_size=64, device="cpu")
+    with pytest.raises(ValueError, match="does not fit model 'ViT-M-32'"):
+        wrong.load()
+
+
+def test_clip_empty_input_needs_no_model():
+    encoder = make_encoder("clip", model="ViT-B-32", pretrained="laion2b_s34b_b79k", device="cpu")
+    assert encoder.encode([]).shape == (0, 512)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(model="ViT-B-33"), r"unknown CLIP model 'ViT-B-33'; valid choices include ViT-B-32"),
+    (dict(model="ViT-B-32", pretrained="laion2b"), r"unknown pretrained tag 'laion2b' for ViT-B-32.*laion2b_s34b_b79k"),
+    (dict(model="ViT-B-32", pretrained="/no/such/ckpt.pt"), "checkpoint file not found"),
+    (dict(model="ViT-S-32", pretrained="openai"), "has no pretrained tags"),
+    (dict(device="tpu"), "device must be"),
+    (dict(batch_size=0), "batch_size must be a positive integer"),
+])
+def test_clip_bad_options_are_explained(options, message):
+    with pytest.raises(ValueError, match=message):
+        make_encoder("clip", **options)
+
+
+def test_clip_cuda_request_without_gpu_is_explained():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        make_encoder("clip", device="cuda", **{k: v for k, v in TINY_CLIP.items() if k != "device"})
+
+
+# ---- weights: local cache first, fail fast offline ------------------------------------
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch) -> Path:
+    """An empty HF cache and a hub endpoint that refuses connections."""
+    hub = tmp_path / "hf_home" / "hub"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    return hub
+
+
+@pytest.mark.parametrize("offline_flag", [False, True])
+def test_missing_weights_fail_fast_naming_model_cache_and_ways_out(empty_hub, monkeypatch, offline_flag):
+    if offline_flag:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    encoder = make_encoder("clip", model="ViT-B-32", pretrained="laion2b_s34b_b79k", device="cpu")
+    started = time.perf_counter()
+    with pytest.raises(WeightsUnavailable) as caught:
+        encoder.load()
+    assert time.perf_counter() - started < 10
+    message = str(caught.value)
+    assert "ViT-B-32" in message and "laion2b_s34b_b79k" in message
+    assert str(empty_hub) in message
+    assert "python -c" in message and "create_model_and_transforms" in message   # way out 1
+    assert "--pretrained /path/to/" in message                                   # way out 2
+    assert ("HF_HUB_OFFLINE" in message) == offline_flag
+
+
+def test_cached_weights_are_found_without_network(empty_hub):
+    snapshot = empty_hub / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "open_clip_model.safetensors").write_bytes(b"weights")
+    (empty_hub / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K" / "refs").mkdir()
+    (empty_hub / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K" / "refs" / "main").write_text("abc123")
+    import open_clip
+
+    config = open_clip.get_pretrained_cfg("ViT-B-32", "laion2b_s34b_b79k")
+    found = encoders._tag_checkpoint("ViT-B-32", "laion2b_s34b_b79k", config, None)
+    assert Path(found) == snapshot / "open_clip_model.safetensors"
+
+
+# ---- precomputed -----------------------------------------------------------------------
+
+def _vectors(n=5, d=4, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, d))
+
+
+def test_precomputed_npy_round_trip(tmp_path):
+    X = _vectors()
+    paths = [f"cats/{i}.png" for i in range(5)]
+    written = save_precomputed(tmp_path / "emb.npy", paths, X)
+    assert written == [tmp_path / "emb.npy", tmp_path / "emb.paths.txt"]
+    read_paths, read = load_precomputed(tmp_path / "emb.npy")
+    assert read_paths == paths
+    _assert_unit_rows(read)
+    np.testing.assert_allclose(read, X / np.linalg.norm(X, axis=1, keepdims=True), rtol=1e-6)
+
+
+def test_precomputed_npy_with_explicit_path_list(tmp_path):
+    np.save(tmp_path / "emb.npy", _vectors(3).astype(np.float16))
+    (tmp_path / "list.txt").write_text("a.png\r\nb c.png\n\nd.png\n")
+    paths, X = load_precomputed(tmp_path / "emb.npy", tmp_path / "list.txt")
+    assert paths == ["a.png", "b c.png", "d.png"] and X.shape == (3, 4)
+
+
+def test_precomputed_parquet_vector_column_and_numeric_columns(tmp_path):
+    import pandas as pd
+
+    X = _vectors(4, 3)
+    paths = ["a.png", "b.png", "c.png", "d.png"]
+    pd.DataFrame({"path": paths, "vec": list(X)}).to_parquet(tmp_path / "list.parquet")
+    pd.DataFrame({"path": paths, "x0": X[:, 0], "x1": X[:, 1], "x2": X[:, 2]}).to_parquet(
+        tmp_path / "wide.parquet")
+    save_precomputed(tmp_path / "saved.parquet", paths, X)
+    expected = X / np.linalg.norm(X, axis=1, keepdims=True)
+    for name in ("list.parquet", "wide.parquet", "saved.parquet"):
+        read_paths, read = load_precomputed(tmp_path / name)
+        assert read_paths == paths
+        np.testing.assert_allclose(read, expected, rtol=1e-6)
+
+
+def test_precomputed_nan_rows_are_named(tmp_path):
+    X = _vectors(6)
+    X[2, 1] = np.nan
+    X[4, 0] = np.inf
+    save_precomputed(tmp_path / "emb.npy", [f"{i}.png" for i in range(6)], X)
+    with pytest.raises(EmbeddingError, match=r"2 row\(s\) contain NaN or inf: rows \(0-based\) 2 \('2.png'\), 4 \('4.png'\)"):
+        load_precomputed(tmp_path / "emb.npy")
+
+
+def test_precomputed_zero_rows_are_named(tmp_path):
+    X = _vectors(3)
+    X[1] = 0
+    save_precomputed(tmp_path / "emb.npy", ["a", "b", "c"], X)
+    with pytest.raises(EmbeddingError, match=r"all zeros.*1 \('b'\)"):
+        load_precomputed(tmp_path / "emb.npy")
+
+
+@pytest.mark.parametrize("array", [np.zeros(5), np.zeros((5, 2, 2))], ids=["1-D", "3-D"])
+def test_precomputed_wrong_shape(tmp_path, array):
+    np.save(tmp_path / "emb.npy", array)
+    (tmp_path / "emb.paths.txt").write_text("".join(f"{i}.png\n" for i in range(5)))
+    with pytest.raises(EmbeddingError, match=r"must be a 2-D array.*shape \(5,"):
+        load_precomputed(tmp_path / "emb.npy")
+
+
+def test_precomputed_count_mismatch(tmp_path):
+    np.save(tmp_path / "emb.npy", _vectors(5))
+    (tmp_path / "emb.paths.txt").write_text("a.png\nb.png\n")
+    with pytest.raises(EmbeddingError, match="has 5 rows but emb.paths.txt lists 2 paths"):
+        load_precomputed(tmp_path / "emb.npy")
+
+
+def test_precomputed_object_array_is_refused(tmp_path):
+    np.save(tmp_path / "emb.npy", np.array([[1.0, "x"], [2.0, None]], dtype=object), allow_pickle=True)
+    (tmp_path / "emb.paths.txt").write_text("a\nb\n")
+    with pytest.raises(EmbeddingError, match=r"holds Python objects \(dtype=object\)"):
+        load_precomputed(tmp_path / "emb.npy")
+
+
+def test_precomputed_missing_path_list_and_bad_parquet(tmp_path):
+    import pandas as pd
+
+    np.save(tmp_path / "emb.npy", _vectors(2))
+    with pytest.raises(EmbeddingError, match="needs a path list"):
+        load_precomputed(tmp_path / "emb.npy")
+    pd.DataFrame({"file": ["a"], "v": [1.0]}).to_parquet(tmp_path / "nopath.parquet")
+    with pytest.raises(EmbeddingError, match="no 'path' column"):
+        load_precomputed(tmp_path / "nopath.parquet")
+    pd.DataFrame({"path": ["a", "a"], "v": [1.0, 2.0]}).to_parquet(tmp_path / "dup.parquet")
+    with pytest.raises(EmbeddingError, match="paths listed twice: 'a'"):
+        load_precomputed(tmp_path / "dup.parquet")
+
+
+# ---- the cache -------------------------------------------------------------------------
+
+def test_cache_hits_misses_and_changed_file(tmp_path):
+    paths = _write_images(tmp_path / "imgs", 6)
+    encoder = make_encoder("pixels", size=8)
+    cache = EmbeddingCache(tmp_path / "cache")
+
+    first, stats = cache.encode(encoder, paths, [_sha256(p) for p in paths])
+    assert (stats["hits"], stats["misses"]) == (0, 6)
+    np.testing.assert_array_equal(first, encoder.encode(paths))
+
+    again, stats = cache.encode(encoder, paths, [_sha256(p) for p in paths])
+    assert (stats["hits"], stats["misses"], stats["encoded"]) == (6, 0, 0)
+    np.testing.assert_array_equal(again, first)
+
+    Image.new("RGB", (40, 32), (200, 10, 10)).save(paths[3])      # same name, new content
+    changed, stats = cache.encode(encoder, paths, [_sha256(p) for p in paths])
+    assert (stats["hits"], stats["misses"]) == (5, 1)
+    np.testing.assert_array_equal(changed, encoder.encode(paths))
+    assert not np.array_equal(changed[3], first[3])
+
+
+def test_cache_encodes_identical_files_once_and_reports_progress(tmp_path):
+    paths = _write_images(tmp_path / "imgs", 3)
+    twin = tmp_path / "imgs" / "twin.png"
+    twin.write_bytes(paths[0].read_bytes())
+    calls = []
+    X, stats = EmbeddingCache(tmp_path / "cache").encode(
+        make_encoder("pixels", size=4), paths + [twin], [_sha256(p) for p in paths + [twin]],
+        progress=lambda done, total: calls.append((done, total)))
+    assert (stats["misses"], stats["encoded"]) == (4, 3)
+    np.testing.assert_array_equal(X[0], X[3])
+    assert calls[-1] == (3, 4)  # three distinct files encoded; the twin shares a row
+
+
+def test_cache_keeps_raw_pixels_so_pca_matches_the_set(tmp_path):
+    paths = _write_images(tmp_path / "imgs", 8)
+    hashes = [_sha256(p) for p in paths]
+    encoder = make_encoder("pixels", size=8, pca_components=3)
+    cache = EmbeddingCache(tmp_path / "cache")
+    cache.encode(encoder, paths, hashes)                         # fills the cache with all 8
+    subset, stats = cache.encode(encoder, paths[:5], hashes[:5])
+    assert stats["hits"] == 5
+    np.testing.assert_allclose(subset, encoder.encode(paths[:5]), atol=1e-6)  # PCA over the 5
+
+
+def test_cache_keys_apart_and_works_with_a_plain_encoder(tmp_path):
+    class CountingEncoder:                       # only the Encoder protocol, no encode_files
+        name, label, device = "fake", "fake", "cpu"
+
+        def __init__(self, key):
+            self.cache_key, self.calls = key, 0
+
+        def encode(self, paths, progress=None):
+            self.calls += 1
+            return np.ones((len(paths), 2), np.float32) / np.sqrt(2)
+
+    paths = _write_images(tmp_path / "imgs", 2)
+    hashes = [_sha256(p) for p in paths]
+    cache = EmbeddingCache(tmp_path / "cache")
+    a, b = CountingEncoder("fake|a"), CountingEncoder("fake|b")
+    cache.encode(a, paths, hashes)
+    cache.encode(a, paths, hashes)
+    cache.encode(b, paths, hashes)
+    assert (a.calls, b.calls) == (1, 1)
+    assert cache.keys() == ["fake|a", "fake|b"]
+
+
+def test_cache_survives_corrupt_shard_and_compacts(tmp_path):
+    cache = EmbeddingCache(tmp_path / "cache", max_shards=2)
+    for i in range(4):
+        cache.add("k", [f"h{i}"], np.full((1, 3), i, np.float32))
+    folder = cache._key_folder("k")
+    assert len(list(folder.glob("shard-*.npz"))) <= 2
+    found = cache.lookup("k", ["h0", "h1", "h2", "h3"])
+    assert {h: float(v[0]) for h, v in found.items()} == {b"h0": 0, b"h1": 1, b"h2": 2, b"h3": 3}
+    (folder / "shard-99999999999999999999-broken.npz").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="ignoring unreadable shard"):
+        assert len(cache.lookup("k", ["h0", "h3"])) == 2
+
+
+def test_cache_with_clip_reuses_vectors_without_loading_twice(tmp_path, tiny_clip, images):
+    hashes = [_sha256(p) for p in images]
+    cache = EmbeddingCache(tmp_path / "cache")
+    first, stats = cache.encode(tiny_clip, images, hashes)
+    assert stats["misses"] == len(images)
+    np.testing.assert_allclose(first, tiny_clip.encode(images), atol=1e-6)
+    again, stats = cache.encode(tiny_clip, images, hashes)
+    assert stats["hits"] == len(images)
+    np.testing.assert_array_equal(again, first)

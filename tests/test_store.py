@@ -1,0 +1,768 @@
+"""Tests for hdl_core.store: the workspace database, its history, its durability."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hdl_core import store
+from hdl_core.images import Dataset, Item, Skipped
+from hdl_core.store import StoredRun, StoreError, Workspace
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- helpers
+
+def make_dataset(root="/data/pets", n_unlabeled=4, extra=(), skipped=(("broken.png", "truncated"),),
+                 truth=None) -> Dataset:
+    """Two layout seeds per class (cat, dog), a CSV-style seed, and unlabeled images."""
+    items = [
+        Item("cat/a.png", "h-cat-a", 10, "cat"),
+        Item("cat/b.png", "h-cat-b", 11, "cat"),
+        Item("dog/a.png", "h-dog-a", 12, "dog"),
+        Item("dog/b.png", "h-dog-b", 13, "dog"),
+        Item("misc/c.png", "h-misc-c", 14, "cat"),          # labeled by a CSV, not by its folder
+    ]
+    items += [Item(f"unlabeled/u{i}.png", f"h-u{i}", 100 + i) for i in range(n_unlabeled)]
+    items += list(extra)
+    return Dataset(root=Path(root), items=items,
+                   skipped=[Skipped(path, reason) for path, reason in skipped], truth=truth)
+
+
+def big_dataset(n: int) -> Dataset:
+    items = [Item(f"img/{i:06d}.png", f"{i:064x}", 1000 + i, "a" if i < 5 else "b" if i < 10 else None)
+             for i in range(n)]
+    return Dataset(root=Path("/data/big"), items=items)
+
+
+@dataclass
+class FakeResult:
+    labels: np.ndarray
+    step: np.ndarray
+    round: np.ndarray
+    confidence: np.ndarray
+    n_voters: np.ndarray
+    fallback: np.ndarray
+    source: np.ndarray
+
+
+def fake_result(n: int, n_classes: int, seed: int = 0) -> FakeResult:
+    rng = np.random.default_rng(seed)
+    return FakeResult(
+        labels=rng.integers(0, n_classes, n),
+        step=rng.integers(-1, 5, n),
+        round=rng.integers(-1, 3, n),
+        confidence=rng.random(n),
+        n_voters=rng.integers(0, 10, n),
+        fallback=rng.random(n) < 0.1,
+        source=np.where(rng.random(n) < 0.2, rng.integers(0, n, n), -1),
+    )
+
+
+def id_of(ws: Workspace, path: str) -> int:
+    items = ws.items()
+    return int(items.loc[items["path"] == path, "id"].iloc[0])
+
+
+@pytest.fixture
+def ws(tmp_path):
+    workspace = Workspace(tmp_path / "ws")
+    workspace.set_dataset(make_dataset())
+    yield workspace
+    workspace.close()
+
+
+def run_child(script: str, *args: str) -> subprocess.Popen:
+    """Start `python -c script args...` with the project importable."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), *args], cwd=REPO_ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"child exited early ({process.returncode}): {process.stderr.read()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"child never wrote {path.name}")
+        time.sleep(0.01)
+
+
+def integrity(db_path: Path) -> str:
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+# --------------------------------------------------------------------------- opening
+
+def test_workspace_creates_folder_and_database_with_durable_settings(tmp_path):
+    folder = tmp_path / "deep" / "ws"
+    with Workspace(folder) as ws:
+        assert ws.db_path == folder / "workspace.sqlite" and ws.db_path.exists()
+        conn = ws._conn()
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2          # FULL
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    assert store.SCHEMA_VERSION == len(store.MIGRATIONS)
+
+
+def test_folder_that_is_a_file_is_refused(tmp_path):
+    path = tmp_path / "file"
+    path.write_text("x")
+    with pytest.raises(ValueError, match="not a directory"):
+        Workspace(path)
+
+
+def test_a_file_that_is_not_a_database_gives_a_clear_error(tmp_path):
+    (tmp_path / "workspace.sqlite").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot be opened as a workspace database"):
+        Workspace(tmp_path)
+
+
+def test_close_then_use_reopens_and_data_persists(tmp_path):
+    ws = Workspace(tmp_path)
+    ws.add_class("cat")
+    ws.close()
+    assert ws.classes() == ["cat"]                 # lazily reopened
+    ws.close()
+    with Workspace(tmp_path) as again:
+        assert again.classes() == ["cat"]
+
+
+# --------------------------------------------------------------------------- migrations
+
+def test_database_newer_than_the_code_is_refused(tmp_path):
+    Workspace(tmp_path).close()
+    with sqlite3.connect(tmp_path / "workspace.sqlite") as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="schema version 99.*upgrade hdl-studio"):
+        Workspace(tmp_path)
+
+
+def test_older_database_is_migrated_at_open_keeping_its_data(tmp_path, monkeypatch):
+    with Workspace(tmp_path) as ws:                 # a database at today's version 1
+        ws.set_dataset(make_dataset())
+        ws.add_correction([id_of(ws, "unlabeled/u0.png")], "dog")
+
+    def add_note_column(conn):
+        conn.execute("ALTER TABLE corrections ADD COLUMN note TEXT")
+
+    monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS + [add_note_column])
+    with Workspace(tmp_path) as ws:
+        conn = ws._conn()
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(corrections)")]
+        assert "note" in columns
+        assert len(ws.corrections()) == 1
+        assert ws.seeds()[id_of(ws, "unlabeled/u0.png")] == "dog"
+
+
+def test_failed_migration_leaves_the_database_unchanged(tmp_path, monkeypatch):
+    Workspace(tmp_path).close()
+
+    def half_done(conn):
+        conn.execute("CREATE TABLE half_done (x)")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS + [half_done])
+    with pytest.raises(StoreError, match="from version 1 to 2 failed.*boom"):
+        Workspace(tmp_path)
+    with sqlite3.connect(tmp_path / "workspace.sqlite") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    assert "half_done" not in tables
+
+
+def test_empty_database_file_is_migrated_from_version_zero(tmp_path):
+    sqlite3.connect(tmp_path / "workspace.sqlite").close()      # an empty file, user_version 0
+    with Workspace(tmp_path) as ws:
+        assert ws.classes() == [] and ws.items().empty
+
+
+# --------------------------------------------------------------------------- dataset
+
+def test_set_dataset_stores_items_skipped_classes_and_seeds(ws):
+    items = ws.items()
+    assert list(items.columns) == ["id", "path", "content_hash", "size", "status", "skip_reason"]
+    assert len(items) == 10 and items["id"].is_monotonic_increasing
+    broken = items[items["path"] == "broken.png"].iloc[0]
+    assert broken["status"] == "skipped" and broken["skip_reason"] == "truncated"
+    assert pd.isna(broken["content_hash"]) and items["size"].isna().sum() == 1
+    assert items["skip_reason"].isna().sum() == 9
+    assert ws.classes() == ["cat", "dog"]
+    assert {ws.items().set_index("id").loc[i, "path"]: c for i, c in ws.seeds().items()} == {
+        "cat/a.png": "cat", "cat/b.png": "cat", "dog/a.png": "dog", "dog/b.png": "dog",
+        "misc/c.png": "cat"}
+    assert ws.dataset_root() == Path("/data/pets")
+
+
+def test_seed_source_is_layout_when_the_folder_names_the_class_else_csv(ws):
+    rows = dict(ws._conn().execute(
+        "SELECT i.path, s.source FROM seeds s JOIN items i ON i.id = s.item_id").fetchall())
+    assert rows["cat/a.png"] == "layout" and rows["misc/c.png"] == "csv"
+
+
+def test_ok_items_are_the_accepted_items_ordered_by_path(tmp_path):
+    with Workspace(tmp_path) as ws:
+        extra = [Item("a_first.png", "h1", 1), Item("zz/last.png", "h2", 2), Item("Upper.png", "h3", 3)]
+        ws.set_dataset(make_dataset(extra=extra))
+        ok = ws.ok_items()
+        assert list(ok["path"]) == sorted(ok["path"])
+        assert "broken.png" not in set(ok["path"]) and len(ok) == 12
+        assert list(ok.index) == list(range(12))
+
+
+def test_rescan_keeps_ids_and_history_of_surviving_paths_and_drops_gone_ones(ws):
+    u0, u1 = id_of(ws, "unlabeled/u0.png"), id_of(ws, "unlabeled/u1.png")
+    ws.add_correction([u0, u1], "dog")
+    ids = ws.ok_items()["id"].to_numpy()
+    ws.save_run(method="hdl", k=3, params={}, result=fake_result(len(ids), 2), classes=["cat", "dog"],
+                item_ids=ids)
+    changed = make_dataset(n_unlabeled=1, extra=[Item("new/n.png", "h-new", 5)])
+    changed.items[5] = Item("unlabeled/u0.png", "h-u0-edited", 999)       # same path, new bytes
+    ws.set_dataset(changed)
+
+    assert id_of(ws, "unlabeled/u0.png") == u0
+    assert ws.items().set_index("id").loc[u0, "content_hash"] == "h-u0-edited"
+    assert "unlabeled/u1.png" not in set(ws.items()["path"])
+    history = ws.corrections()
+    assert list(history["item_id"]) == [u0]                # u1's correction went with u1
+    assert ws.seeds()[u0] == "dog"
+    run = ws.load_run()
+    assert len(run.item_ids) == len(ids) - 3 and u1 not in run.item_ids
+    new_id = id_of(ws, "new/n.png")
+    assert new_id > max(ids)                               # ids are never reused
+
+
+def test_item_that_becomes_unreadable_is_marked_skipped_and_loses_its_labels(ws):
+    cat = id_of(ws, "cat/a.png")
+    dataset = make_dataset(skipped=[("broken.png", "truncated"), ("cat/a.png", "truncated")])
+    dataset.items = [item for item in dataset.items if item.path != "cat/a.png"]
+    ws.set_dataset(dataset)
+    row = ws.items().set_index("id").loc[cat]
+    assert row["status"] == "skipped" and row["skip_reason"] == "truncated"
+    assert cat not in ws.seeds() and cat not in ws.current_labels()
+    ws.set_dataset(make_dataset())                         # readable again: its seed comes back
+    assert ws.seeds()[cat] == "cat"
+
+
+def test_app_seeds_survive_a_rescan_and_win_over_dataset_seeds(ws):
+    u0, cat = id_of(ws, "unlabeled/u0.png"), id_of(ws, "cat/a.png")
+    ws.set_seed(u0, "bird")
+    ws.set_seed(cat, "dog")
+    ws.set_dataset(make_dataset())
+    seeds = ws.seeds()
+    assert seeds[u0] == "bird" and seeds[cat] == "dog"
+    assert ws.classes() == ["cat", "dog", "bird"]
+
+
+def test_set_seed_none_removes_the_seed(ws):
+    cat = id_of(ws, "cat/a.png")
+    ws.set_seed(cat, None)
+    assert cat not in ws.seeds()
+
+
+def test_dataset_with_a_repeated_path_is_refused(tmp_path):
+    dataset = make_dataset(skipped=[("cat/a.png", "empty file")])
+    with Workspace(tmp_path) as ws, pytest.raises(ValueError, match="'cat/a.png' appears more than once"):
+        ws.set_dataset(dataset)
+
+
+def test_truth_comes_with_the_dataset_and_goes_when_the_root_changes(tmp_path):
+    with Workspace(tmp_path) as ws:
+        assert ws.truth() is None
+        ws.set_dataset(make_dataset(truth={"unlabeled/u0.png": "cat"}))
+        assert ws.truth() == {"unlabeled/u0.png": "cat"}
+        ws.set_dataset(make_dataset())                     # rescan of the same root, no truth given
+        assert ws.truth() == {"unlabeled/u0.png": "cat"}
+        ws.set_dataset(make_dataset(root="/data/other"))
+        assert ws.truth() is None
+        ws.set_truth({"x.png": "dog"})
+        assert ws.truth() == {"x.png": "dog"}
+        with pytest.raises(ValueError, match="label strings"):
+            ws.set_truth({"x.png": 3})
+
+
+# --------------------------------------------------------------------------- classes
+
+def test_classes_keep_their_order_and_add_class_is_idempotent(ws):
+    assert ws.add_class("  bird ") is True
+    assert ws.add_class("bird") is False
+    assert ws.classes() == ["cat", "dog", "bird"]
+
+
+@pytest.mark.parametrize("bad", [3, None, "", "   ", b"cat"])
+def test_class_names_must_be_non_empty_strings(ws, bad):
+    with pytest.raises(ValueError, match="class name"):
+        ws.add_class(bad)
+
+
+# --------------------------------------------------------------------------- corrections
+
+def test_correction_to_a_new_class_creates_it_and_makes_the_items_seeds(ws):
+    u0, u1 = id_of(ws, "unlabeled/u0.png"), id_of(ws, "unlabeled/u1.png")
+    ids = ws.add_correction([u0, u1], "bird")
+    assert len(ids) == 2 and ids[1] == ids[0] + 1
+    assert ws.classes()[-1] == "bird"
+    assert ws.seeds()[u0] == "bird" and ws.seeds()[u1] == "bird"
+    history = ws.corrections()
+    assert list(history["source"]) == ["manual", "manual"] and history["batch"].nunique() == 1
+    assert history["old_label"].isna().all() and list(history["new_label"]) == ["bird"] * 2
+
+
+def test_correction_records_the_label_the_item_had(ws):
+    ids = ws.ok_items()["id"].to_numpy()
+    result = fake_result(len(ids), 2)
+    result.labels[:] = 1
+    ws.save_run(method="hdl", k=3, params={}, result=result, classes=["cat", "dog"], item_ids=ids)
+    u0, cat = id_of(ws, "unlabeled/u0.png"), id_of(ws, "cat/a.png")
+    ws.add_correction([u0, cat], "bird")
+    assert list(ws.corrections()["old_label"]) == ["dog", "cat"]      # run label, seed label
+    ws.add_correction([u0], "cat", source="bulk", old_labels=["dog"])
+    assert ws.corrections()["old_label"].iloc[-1] == "dog"
+
+
+def test_repeated_ids_in_a_selection_are_corrected_once(ws):
+    u0 = id_of(ws, "unlabeled/u0.png")
+    assert len(ws.add_correction(np.array([u0, u0]), "cat")) == 1
+    assert ws.add_correction([], "cat") == []
+    assert len(ws.corrections()) == 1
+
+
+def test_undo_is_recorded_and_restores_the_previous_label(ws):
+    u0, cat = id_of(ws, "unlabeled/u0.png"), id_of(ws, "cat/a.png")
+    ws.add_correction([u0], "dog")
+    ws.add_correction([u0, cat], "bird")
+    assert ws.seeds()[u0] == "bird" and ws.seeds()[cat] == "bird"
+
+    assert ws.undo_last_correction() is True
+    assert ws.seeds()[u0] == "dog" and ws.seeds()[cat] == "cat"
+    history = ws.corrections()
+    assert len(history) == 5                              # 3 corrections + 2 undo rows, nothing erased
+    undo_rows = history[history["source"] == "undo"]
+    assert list(undo_rows["undoes"]) == list(history["id"].iloc[1:3])
+    assert list(undo_rows["new_label"]) == ["dog", "cat"] and undo_rows["batch"].nunique() == 1
+    assert list(history["undone"]) == [False, True, True, False, False]
+
+    assert ws.undo_last_correction() is True
+    assert u0 not in ws.seeds()
+    assert ws.undo_last_correction() is False
+    assert len(ws.corrections()) == 6
+
+
+def test_corrections_cannot_be_edited_or_deleted(ws):
+    ws.add_correction([id_of(ws, "unlabeled/u0.png")], "dog")
+    conn = ws._conn()
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE corrections SET new_class_id = 1")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM corrections")
+
+
+def test_correction_wins_over_a_seed_set_later(ws):
+    u0 = id_of(ws, "unlabeled/u0.png")
+    ws.add_correction([u0], "dog")
+    ws.set_seed(u0, "cat")
+    assert ws.seeds()[u0] == "dog"
+
+
+@pytest.mark.parametrize("item_ids, label, kwargs, message", [
+    ([10_000], "cat", {}, "item ids \\[10000\\] are not in this workspace"),
+    ([1.0], "cat", {}, "item_ids must be integers"),
+    ([True], "cat", {}, "item_ids must be integers"),
+    ("12", "cat", {}, "item_ids must be integers"),
+    ([1], 7, {}, "new_label: class names are strings"),
+    ([1], None, {}, "new_label: class names are strings"),
+    ([1], "cat", {"source": "undo"}, "source='undo' is not one of"),
+    ([1, 2], "cat", {"old_labels": ["cat"]}, "old_labels has 1 entries but item_ids has 2"),
+    ([1], "cat", {"old_labels": ["zebra"]}, "unknown classes \\['zebra'\\]"),
+])
+def test_bad_corrections_are_refused_and_write_nothing(ws, item_ids, label, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ws.add_correction(item_ids, label, **kwargs)
+    assert ws.corrections().empty and ws.classes() == ["cat", "dog"]
+
+
+def test_skipped_items_cannot_be_corrected_or_seeded(ws):
+    broken = id_of(ws, "broken.png")
+    with pytest.raises(ValueError, match="skipped"):
+        ws.add_correction([broken], "cat")
+    with pytest.raises(ValueError, match="skipped"):
+        ws.set_seed(broken, "cat")
+
+
+# --------------------------------------------------------------------------- current labels
+
+def test_current_labels_prefer_correction_then_seed_then_run(ws):
+    ids = ws.ok_items()["id"].to_numpy()
+    result = fake_result(len(ids), 2)
+    result.labels[:] = 1
+    result.fallback[:] = False
+    u0, u1, cat = id_of(ws, "unlabeled/u0.png"), id_of(ws, "unlabeled/u1.png"), id_of(ws, "cat/a.png")
+    result.fallback[list(ids).index(u1)] = True
+    ws.save_run(method="hdl", k=3, params={}, result=result, classes=["cat", "dog"], item_ids=ids)
+    ws.add_correction([cat], "bird")
+    labels = ws.current_labels()
+    assert labels[u0] == ("dog", "hdl")
+    assert labels[u1] == ("dog", "fallback")
+    assert labels[id_of(ws, "dog/a.png")] == ("dog", "seed")
+    assert labels[cat] == ("bird", "manual")
+    assert set(labels) == set(ids.tolist())
+
+
+def test_a_baseline_run_does_not_replace_the_current_labels(ws):
+    ids = ws.ok_items()["id"].to_numpy()
+    hdl, baseline = fake_result(len(ids), 2), fake_result(len(ids), 2)
+    hdl.labels[:], baseline.labels[:] = 0, 1
+    hdl_id = ws.save_run(method="hdl", k=3, params={}, result=hdl, classes=["cat", "dog"], item_ids=ids)
+    ws.save_run(method="knn_dv", k=3, params={}, result=baseline, classes=["cat", "dog"], item_ids=ids)
+    u0 = id_of(ws, "unlabeled/u0.png")
+    assert ws.current_labels()[u0] == ("cat", "hdl")
+    assert ws.current_labels(method=None)[u0] == ("dog", "hdl")
+    assert ws.current_labels(run_id=hdl_id, method=None)[u0] == ("cat", "hdl")
+
+
+def test_current_labels_without_a_run_are_seeds_and_corrections(ws):
+    labels = ws.current_labels()
+    assert {source for _, source in labels.values()} == {"seed"} and len(labels) == 5
+
+
+# --------------------------------------------------------------------------- runs
+
+def test_run_round_trips_every_field(ws):
+    ids = ws.ok_items()["id"].to_numpy()
+    n = len(ids)
+    result = fake_result(n, 3, seed=4)
+    result.labels[0] = -1
+    result.confidence[1] = np.nan
+    result.source[2] = 5
+    params = {"mu_k": np.float32(0.5), "rounds": np.int64(3), "weights": np.arange(2), "path": Path("/x")}
+    run_id = ws.save_run(method="hdl", k=np.int64(4), params=params, result=result,
+                         classes=["cat", "dog", "bird"], item_ids=ids)
+    run = ws.load_run(run_id)
+    assert isinstance(run, StoredRun)
+    assert (run.run_id, run.method, run.k, run.classes) == (run_id, "hdl", 4, ["cat", "dog", "bird"])
+    assert run.params == {"mu_k": 0.5, "rounds": 3, "weights": [0, 1], "path": "/x"}
+    np.testing.assert_array_equal(run.item_ids, ids)
+    for name in ("labels", "step", "round", "n_voters", "fallback", "source"):
+        np.testing.assert_array_equal(getattr(run, name), getattr(result, name), err_msg=name)
+    np.testing.assert_array_equal(run.confidence, result.confidence)      # NaN kept
+    assert run.label_names[0] is None and run.label_names[3] == ["cat", "dog", "bird"][result.labels[3]]
+    assert run.fallback.dtype == bool and run.labels.dtype == np.int64
+    frame = run.to_frame()
+    assert len(frame) == n and list(frame["item_id"]) == list(ids)
+    assert run.created.endswith("+00:00")
+
+
+def test_run_order_is_the_order_given_not_the_id_order(ws):
+    ids = ws.ok_items()["id"].to_numpy()[::-1].copy()
+    result = fake_result(len(ids), 2)
+    ws.save_run(method="hdl", k=2, params={}, result=result, classes=["cat", "dog"], item_ids=ids)
+    run = ws.load_run()
+    np.testing.assert_array_equal(run.item_ids, ids)
+    np.testing.assert_array_equal(run.source, result.source)
+
+
+def test_load_run_picks_the_latest_optionally_by_method_and_lists_runs(ws):
+    assert ws.load_run() is None and ws.runs() == []
+    ids = ws.ok_items()["id"].to_numpy()
+    first = ws.save_run(method="hdl", k=2, params={"a": 1}, result=fake_result(len(ids), 2),
+                        classes=["cat", "dog"], item_ids=ids)
+    second = ws.save_run(method="knn_dv", k=3, params={}, result=fake_result(len(ids), 2),
+                         classes=["cat", "dog"], item_ids=ids)
+    assert ws.load_run().run_id == second
+    assert ws.load_run(method="hdl").run_id == first
+    runs = ws.runs()
+    assert [r["id"] for r in runs] == [first, second]
+    assert runs[0]["params"] == {"a": 1} and runs[0]["n_items"] == len(ids) and runs[1]["k"] == 3
+    with pytest.raises(ValueError, match="run_id=999 names no run"):
+        ws.load_run(999)
+    with pytest.raises(ValueError, match="method='svm'"):
+        ws.load_run(method="svm")
+
+
+def test_bad_runs_are_refused_and_write_nothing(ws):
+    ids = ws.ok_items()["id"].to_numpy()
+    n = len(ids)
+    good = dict(method="hdl", k=3, params={}, result=fake_result(n, 2), classes=["cat", "dog"], item_ids=ids)
+    short = fake_result(n - 1, 2)
+    out_of_range = fake_result(n, 2)
+    out_of_range.labels[0] = 2
+    bad_source = fake_result(n, 2)
+    bad_source.source[0] = n
+    float_labels = fake_result(n, 2)
+    float_labels.labels = float_labels.labels.astype(float)
+    cases = [
+        ({"method": "svm"}, "method='svm'"),
+        ({"k": 0}, "k=0 must be an integer >= 1"),
+        ({"k": 2.5}, "k=2.5"),
+        ({"params": [1]}, "params must be a dict"),
+        ({"params": {"f": object()}}, "params must be JSON-serialisable"),
+        ({"classes": ["cat", "cat"]}, "repeated names"),
+        ({"classes": ["cat", 1]}, "class names are strings"),
+        ({"item_ids": np.append(ids, 10_000), "result": fake_result(n + 1, 2)}, "not in this workspace"),
+        ({"item_ids": np.append(ids[:-1], ids[0])}, "repeated ids"),
+        ({"item_ids": ids.astype(float)}, "1-D sequence of integers"),
+        ({"result": short}, r"result.labels has shape \(%d,\), expected \(%d,\)" % (n - 1, n)),
+        ({"result": out_of_range}, r"result.labels must lie in \[-1, 1\]"),
+        ({"result": bad_source}, "result.source must lie in"),
+        ({"result": float_labels}, "result.labels must be integers"),
+        ({"result": object()}, "result lacks"),
+        ({"item_ids": [id_of(ws, "broken.png")] + list(ids[1:])}, "skipped"),
+    ]
+    for change, message in cases:
+        with pytest.raises(ValueError, match=message):
+            ws.save_run(**{**good, **change})
+    assert ws.runs() == []
+
+
+def test_run_source_pointing_at_a_deleted_item_becomes_minus_one(ws):
+    ids = ws.ok_items()["id"].to_numpy()
+    result = fake_result(len(ids), 2)
+    result.source[:] = -1
+    u3 = list(ids).index(id_of(ws, "unlabeled/u3.png"))
+    result.source[0] = u3
+    result.source[1] = 2
+    ws.save_run(method="hdl", k=2, params={}, result=result, classes=["cat", "dog"], item_ids=ids)
+    ws.set_dataset(make_dataset(n_unlabeled=3))
+    run = ws.load_run()
+    assert run.source[0] == -1 and run.item_ids[run.source[1]] == ids[2]
+
+
+def test_a_20k_item_run_round_trips(tmp_path):
+    """Size check only; the save/load timings are measured in bench/store_bench.py."""
+    n = 20_000
+    with Workspace(tmp_path) as ws:
+        ws.set_dataset(big_dataset(n))
+        ids = ws.ok_items()["id"].to_numpy()
+        result = fake_result(n, 2)
+        run_id = ws.save_run(method="hdl", k=10, params={}, result=result, classes=["a", "b"], item_ids=ids)
+        run = ws.load_run(run_id)
+        labels = ws.current_labels()
+    np.testing.assert_array_equal(run.labels, result.labels)
+    np.testing.assert_array_equal(run.step, result.step)
+    assert len(labels) == n
+
+
+# --------------------------------------------------------------------------- embeddings and settings
+
+def test_embeddings_round_trip_under_a_safe_file_name(tmp_path):
+    with Workspace(tmp_path) as ws:
+        key = "clip/ViT-B-32:../../etc/passwd|sha256=abc"
+        assert ws.load_embeddings(key) is None
+        X = np.random.default_rng(0).random((50, 8)).astype(np.float32)
+        ws.save_embeddings(key, X)
+        path = ws.embeddings_path(key)
+        assert path.parent == tmp_path / "embeddings" and path.exists()
+        loaded = ws.load_embeddings(key)
+        assert loaded.dtype == np.float32
+        np.testing.assert_array_equal(loaded, X)
+        ws.save_embeddings(key, X * 2)                       # overwrite in place
+        np.testing.assert_array_equal(ws.load_embeddings(key), X * 2)
+        assert [p.name for p in (tmp_path / "embeddings").iterdir()] == [path.name]   # no temp left
+
+
+@pytest.mark.parametrize("X, message", [
+    (np.zeros(3), "2-D numeric"),
+    (np.array([["a"]]), "2-D numeric"),
+    (np.array([[object()]]), "2-D numeric"),
+])
+def test_bad_embeddings_are_refused(tmp_path, X, message):
+    with Workspace(tmp_path) as ws, pytest.raises(ValueError, match=message):
+        ws.save_embeddings("k", X)
+    with Workspace(tmp_path) as ws, pytest.raises(ValueError, match="non-empty string"):
+        ws.save_embeddings("", np.zeros((1, 1)))
+
+
+def test_unreadable_embedding_file_gives_a_clear_error(tmp_path):
+    with Workspace(tmp_path) as ws:
+        ws.save_embeddings("k", np.zeros((2, 2)))
+        ws.embeddings_path("k").write_bytes(b"garbage")
+        with pytest.raises(StoreError, match="unreadable.*delete it"):
+            ws.load_embeddings("k")
+
+
+def test_settings_round_trip_as_json(tmp_path):
+    with Workspace(tmp_path) as ws:
+        assert ws.get_setting("k_override", default=7) == 7
+        ws.set_setting("k_override", np.int64(12))
+        ws.set_setting("encoder", {"name": "clip", "model": "ViT-B-32"})
+        ws.set_setting("encoder", {"name": "pixels"})
+    with Workspace(tmp_path) as ws:
+        assert ws.get_setting("k_override") == 12
+        assert ws.get_setting("encoder") == {"name": "pixels"}
+        with pytest.raises(ValueError, match="setting 'x' must be JSON-serialisable"):
+            ws.set_setting("x", {1, 2})
+        with pytest.raises(ValueError, match="non-empty strings"):
+            ws.get_setting("")
+
+
+# --------------------------------------------------------------------------- concurrency and crashes
+
+def test_threads_sharing_one_workspace_lose_no_correction(ws):
+    ids = ws.ok_items()["id"].tolist()
+    errors = []
+
+    def worker(number):
+        try:
+            for i in range(25):
+                ws.add_correction([ids[(number + i) % len(ids)]], f"class{number % 3}")
+                ws.current_labels()
+        except Exception as error:            # surfaced below; a thread cannot fail the test itself
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    history = ws.corrections()
+    assert len(history) == 200 and history["batch"].nunique() == 200
+
+
+CONCURRENT_WRITER = """
+    import sys, time
+    from pathlib import Path
+    from hdl_core.store import Workspace
+    folder, go, first, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    ws = Workspace(folder)
+    while not go.exists():
+        time.sleep(0.001)
+    for i in range(count):
+        ws.add_correction([first + i % 4], "shared-new-class" if i % 2 else "cat")
+        time.sleep(0.002)     # a user pauses between clicks; without it one writer can starve the other
+    ws.close()
+"""
+
+
+def test_two_processes_writing_corrections_at_once_lose_nothing(ws, tmp_path):
+    ids = ws.ok_items()["id"].tolist()
+    ws.close()
+    go = tmp_path / "go"
+    children = [run_child(CONCURRENT_WRITER, str(ws.folder), str(go), str(first), "200")
+                for first in (ids[0], ids[4])]
+    time.sleep(1.0)                                     # let both import and open before the race
+    go.touch()
+    for child in children:
+        _, stderr = child.communicate(timeout=120)
+        assert child.returncode == 0, stderr
+    with Workspace(ws.folder) as again:
+        history = again.corrections()
+        assert len(history) == 400 and history["id"].is_unique and history["batch"].nunique() == 400
+        assert again.classes().count("shared-new-class") == 1
+        writer = (history["item_id"] >= ids[4]).astype(int).to_numpy()
+        assert np.count_nonzero(np.diff(writer)) > 10       # the writers really took turns
+    assert integrity(ws.db_path) == "ok"
+
+
+KILLED_RUN_WRITER = """
+    import sys, time
+    from pathlib import Path
+    import numpy as np
+    import hdl_core.store as store
+    folder, marker = sys.argv[1], Path(sys.argv[2])
+    ws = store.Workspace(folder)
+    # A tiny page cache makes SQLite spill the unfinished transaction into the WAL file,
+    # so the kill finds half a run on disk, not only in memory.
+    ws._conn().execute("PRAGMA cache_size = 8")
+    rows_of = store._run_item_rows
+
+    def rows_then_stall(*args):
+        for number, row in enumerate(rows_of(*args)):
+            if number == 15_000:
+                marker.write_text("inside the transaction")
+                time.sleep(120)
+            yield row
+
+    store._run_item_rows = rows_then_stall
+    ids = ws.ok_items()["id"].to_numpy()
+    n = len(ids)
+    result = type("R", (), dict(labels=np.zeros(n, int), step=np.zeros(n, int), round=np.zeros(n, int),
+                                confidence=np.ones(n), n_voters=np.ones(n, int),
+                                fallback=np.zeros(n, bool), source=np.full(n, -1)))
+    ws.save_run(method="hdl", k=5, params={"doomed": True}, result=result, classes=["a", "b"], item_ids=ids)
+"""
+
+
+def test_process_killed_while_saving_a_run_leaves_the_previous_state_intact(tmp_path):
+    n = 20_000
+    folder = tmp_path / "ws"
+    with Workspace(folder) as ws:
+        ws.set_dataset(big_dataset(n))
+        ids = ws.ok_items()["id"].to_numpy()
+        before = fake_result(n, 2)
+        run_id = ws.save_run(method="hdl", k=10, params={"keep": 1}, result=before, classes=["a", "b"],
+                             item_ids=ids)
+        ws.add_correction(ids[:3].tolist(), "b")
+    marker = tmp_path / "marker"
+    child = run_child(KILLED_RUN_WRITER, str(folder), str(marker))
+    wait_for(marker, child)
+    wal = folder / "workspace.sqlite-wal"
+    assert wal.exists() and wal.stat().st_size > 100_000        # half a run is on disk
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+
+    assert integrity(folder / "workspace.sqlite") == "ok"
+    with Workspace(folder) as ws:
+        assert [r["id"] for r in ws.runs()] == [run_id]
+        run = ws.load_run()
+        np.testing.assert_array_equal(run.labels, before.labels)
+        assert run.params == {"keep": 1} and len(ws.corrections()) == 3
+        count = ws._conn().execute("SELECT COUNT(*) FROM run_items").fetchone()[0]
+        assert count == n
+        assert ws.save_run(method="hdl", k=10, params={}, result=before, classes=["a", "b"],
+                           item_ids=ids) == run_id + 1
+
+
+KILLED_CORRECTION_WRITER = """
+    import sys
+    from pathlib import Path
+    from hdl_core.store import Workspace
+    folder, marker = sys.argv[1], Path(sys.argv[2])
+    ws = Workspace(folder)
+    ids = ws.ok_items()["id"].tolist()
+    batch = 0
+    while True:
+        ws.add_correction(ids[(batch * 50) % 2000:][:50], "b" if batch % 2 else "a")
+        batch += 1
+        if batch == 5:
+            marker.touch()
+"""
+
+
+def test_process_killed_while_writing_corrections_leaves_only_whole_batches(tmp_path):
+    folder = tmp_path / "ws"
+    with Workspace(folder) as ws:
+        ws.set_dataset(big_dataset(2000))
+    marker = tmp_path / "marker"
+    child = run_child(KILLED_CORRECTION_WRITER, str(folder), str(marker))
+    wait_for(marker, child)
+    time.sleep(0.3)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+
+    assert integrity(folder / "workspace.sqlite") == "ok"
+    with Workspace(folder) as ws:
+        history = ws.corrections()
+        assert len(history) >= 250 and len(history) % 50 == 0
+        assert (history.groupby("batch").size() == 50).all()
+        assert ws.undo_last_correction() is True
