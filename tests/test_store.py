@@ -644,6 +644,7 @@ CONCURRENT_WRITER = """
     from hdl_core.store import Workspace
     folder, go, first, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     ws = Workspace(folder)
+    Path(f"{go}.ready-{first}").touch()
     while not go.exists():
         time.sleep(0.001)
     for i in range(count):
@@ -659,7 +660,8 @@ def test_two_processes_writing_corrections_at_once_lose_nothing(ws, tmp_path):
     go = tmp_path / "go"
     children = [run_child(CONCURRENT_WRITER, str(ws.folder), str(go), str(first), "200")
                 for first in (ids[0], ids[4])]
-    time.sleep(1.0)                                     # let both import and open before the race
+    for first, child in zip((ids[0], ids[4]), children):   # both opened: start the race
+        wait_for(Path(f"{go}.ready-{first}"), child)
     go.touch()
     for child in children:
         _, stderr = child.communicate(timeout=120)
