@@ -1,14 +1,92 @@
-"""Command line: `python -m hdl_core --help`."""
+"""Command line: label, embed and suggest without the browser.
+
+    python -m hdl_core label IMAGES --out labels.csv [--seeds seeds.csv] [--encoder clip|pixels] ...
+    python -m hdl_core embed IMAGES --out emb.npy             (writes emb.paths.txt beside it)
+    python -m hdl_core label IMAGES --embeddings emb.npy --paths emb.paths.txt --out labels.csv
+    python -m hdl_core suggest IMAGES [--n 10]
+
+IMAGES is a folder or a .zip. Progress and the skip summary go to stderr; bad input ends
+with exit status 2 and one line saying what is wrong, never a traceback.
+"""
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+_ZIP_FOLDER = "images"              # where `IMAGES` given as a .zip is extracted
+_SETTING_EXTRACTED = "cli_extracted_zip"
+
+
+class _Progress:
+    """Writes `label done/total` on one stderr line, at most ~20 times per task."""
+
+    def __init__(self, label: str, quiet: bool = False):
+        self.label, self.quiet, self.last = label, quiet, -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet or total <= 0:
+            return
+        tick = done * 20 // total
+        if tick != self.last or done == total:
+            self.last = tick
+            tty = sys.stderr.isatty()
+            end = "\n" if done >= total or not tty else ""
+            start = "\r" if tty else ""
+            print(f"{start}{self.label}: {done}/{total}", end=end,
+                  file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m hdl_core",
         description="Label an image folder from a few seeds with Hierarchical Dynamic Labeling.")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def dataset_options(sub):
+        sub.add_argument("images", metavar="IMAGES", help="a folder of images or a .zip")
+        sub.add_argument("--seeds", metavar="CSV", help="path,label CSV of seeds (paths relative "
+                         "to the dataset root); applied over class-folder seeds")
+        sub.add_argument("--workspace", metavar="DIR", help="workspace folder (store, caches); "
+                         "default: one per dataset under HDL_WORKSPACE_ROOT or ./workspaces")
+        sub.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    def encoder_options(sub):
+        sub.add_argument("--encoder", choices=["clip", "pixels"], default="clip",
+                         help="clip (open_clip) or pixels (weight-free baseline); default clip")
+        sub.add_argument("--model", default="ViT-B-32", help="open_clip model name")
+        sub.add_argument("--pretrained", default="laion2b_s34b_b79k",
+                         help="pretrained tag, or a local checkpoint file")
+        sub.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+        sub.add_argument("--batch-size", type=int, default=64)
+
+    label = commands.add_parser("label", help="label every image; write path,label,source,"
+                                "confidence,step,round")
+    dataset_options(label)
+    encoder_options(label)
+    label.add_argument("--out", required=True, metavar="FILE", help="output file")
+    label.add_argument("--format", choices=["csv", "json"], default=None,
+                       help="output format; default from --out's extension, else csv")
+    label.add_argument("--k", default="auto", help="neighbours per point: auto (k*) or a number")
+    label.add_argument("--noise-rate", type=float, default=0.15,
+                       help="assumed seed label noise e for choosing k (default 0.15)")
+    label.add_argument("--embeddings", metavar="NPY", help="precomputed embeddings (.npy or "
+                       ".parquet) instead of encoding")
+    label.add_argument("--paths", metavar="TXT", help="path list for --embeddings .npy "
+                       "(default <stem>.paths.txt)")
+
+    embed = commands.add_parser("embed", help="write embeddings (.npy + .paths.txt, or .parquet)")
+    dataset_options(embed)
+    encoder_options(embed)
+    embed.add_argument("--out", required=True, metavar="FILE", help="emb.npy or emb.parquet")
+
+    suggest = commands.add_parser("suggest", help="which images to label by hand next, and "
+                                  "which seeds look wrong")
+    dataset_options(suggest)
+    encoder_options(suggest)
+    suggest.add_argument("--n", type=int, default=10, help="how many suggestions (default 10)")
+    suggest.add_argument("--k", default="auto", help="k when a new run is needed")
     return parser
 
 
@@ -18,4 +96,186 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from .encoders import EmbeddingError, WeightsUnavailable
+    from .store import StoreError
+    try:
+        return {"label": _label, "embed": _embed, "suggest": _suggest}[args.command](args)
+    except (ValueError, EmbeddingError, WeightsUnavailable, StoreError, OSError) as error:
+        message = " ".join(str(error).split())
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+# --------------------------------------------------------------------------- commands
+
+def _open(args):
+    """Scan IMAGES (extracting a zip into the workspace) and store it; returns the workspace."""
+    from . import images, pipeline
+    from .store import Workspace
+
+    source = Path(args.images).expanduser()
+    if not source.exists():
+        raise ValueError(f"{args.images}: no such file or folder")
+    folder = Path(args.workspace).expanduser() if args.workspace else pipeline.workspace_for(source)
+    ws = Workspace(folder)
+    if source.is_dir():
+        root = source.resolve()
+    elif source.suffix.lower() == ".zip" or source.is_file():
+        root = _extract_zip(source, ws)
+    else:
+        raise ValueError(f"{args.images}: neither a folder nor a .zip")
+    seeds = None
+    if args.seeds:
+        # An absolute path: error messages name the file, and a CSV kept inside the
+        # image folder is not scanned (and reported) as a non-image.
+        seeds = Path(args.seeds).expanduser().resolve()
+        if not seeds.is_file():
+            raise ValueError(f"--seeds {args.seeds}: no such file")
+    dataset = images.load_folder(root, root=root, seeds_csv=seeds,
+                                 progress=_Progress("checking images", args.quiet))
+    summary = pipeline.import_dataset(ws, dataset)
+    _report_skipped(summary, args)
+    if summary["items"] == 0:
+        raise ValueError(f"{args.images}: no readable image found (see the skipped files above)")
+    return ws, summary
+
+
+def _extract_zip(source: Path, ws) -> Path:
+    """Extract a zip into ``<workspace>/images``, first removing what an earlier run extracted.
+
+    Without the removal, images deleted from an updated zip would linger and be labeled
+    again. Only a folder this command extracted before (recorded in the workspace) is removed.
+    """
+    import shutil
+    from . import images
+
+    dest = ws.folder / _ZIP_FOLDER
+    if ws.get_setting(_SETTING_EXTRACTED) and dest.is_dir():
+        shutil.rmtree(dest)
+    ws.set_setting(_SETTING_EXTRACTED, str(source.resolve()))
+    return images.extract_zip(source, dest)
+
+
+def _report_skipped(summary, args) -> None:
+    skipped = summary["skipped"]
+    if skipped:
+        print(f"skipped {len(skipped)} file(s):", file=sys.stderr)
+        for path, reason in skipped:
+            print(f"  {path}: {reason}", file=sys.stderr)
+    if summary["duplicates"]:
+        print(f"{len(summary['duplicates'])} group(s) of identical files "
+              f"(kept, labeled independently)", file=sys.stderr)
+
+
+def _write_skipped(summary, out: Path) -> None:
+    """List skipped files in ``<stem>.skipped.csv`` beside `out`; remove a stale one when none."""
+    import pandas as pd
+    target = out.with_name(out.stem + ".skipped.csv")
+    if not summary["skipped"]:
+        target.unlink(missing_ok=True)      # left by an earlier run; no longer true
+        return
+    frame = pd.DataFrame(summary["skipped"], columns=["path", "reason"])
+    from .pipeline import to_csv_bytes
+    target.write_bytes(to_csv_bytes(frame))
+    print(f"skipped files listed in {target}", file=sys.stderr)
+
+
+def _spec(args):
+    from .pipeline import EncoderSpec
+    pretrained = None if args.pretrained.lower() in ("none", "random") else args.pretrained
+    return EncoderSpec(name=args.encoder, model=args.model, pretrained=pretrained,
+                       device=args.device, batch_size=args.batch_size)
+
+
+def _embedding(ws, args):
+    from . import pipeline
+    if getattr(args, "embeddings", None):
+        from .encoders import load_precomputed
+        paths, X = load_precomputed(args.embeddings, args.paths)
+        return pipeline.import_embeddings(ws, paths, X, label=f"precomputed ({Path(args.embeddings).name})")
+    embedding = pipeline.embed_workspace(ws, _spec(args), progress=_Progress("embedding", args.quiet))
+    stats = embedding.stats
+    if not args.quiet:
+        print(f"embedded {stats.get('n')} images with {embedding.label}: "
+              f"{stats.get('hits', 0)} from cache, {stats.get('encoded', 0)} encoded "
+              f"in {stats.get('seconds', 0):.1f} s", file=sys.stderr)
+    return embedding
+
+
+def _label(args) -> int:
+    from . import pipeline
+    out = Path(args.out).expanduser()
+    fmt = args.format or ("json" if out.suffix.lower() == ".json" else "csv")
+    if args.paths and not args.embeddings:
+        raise ValueError("--paths needs --embeddings")
+    ws, summary = _open(args)
+    embedding = _embedding(ws, args)
+    run = pipeline.run_labeling(ws, embedding, k=args.k, noise_rate=args.noise_rate)
+    if not args.quiet:
+        choice = run["choice"]
+        how = "chosen by P(k)" if choice is not None and choice.reliable else (
+            f"default ({choice.reason})" if choice is not None else "given")
+        result = run["result"]
+        print(f"HDL: k={run['k']} ({how}), {int((result.step >= 0).sum())} labeled in "
+              f"{result.n_rounds} rounds, {int(result.fallback.sum())} bridged, "
+              f"{run['seconds']:.2f} s", file=sys.stderr)
+    frame = pipeline.export_frame(ws, run["hdl"])
+    data = pipeline.to_json_bytes(frame) if fmt == "json" else pipeline.to_csv_bytes(frame)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    _write_skipped(summary, out)
+    if not args.quiet:
+        print(f"wrote {len(frame)} rows to {out}", file=sys.stderr)
+    return 0
+
+
+def _embed(args) -> int:
+    from . import pipeline
+    from .encoders import save_precomputed
+    out = Path(args.out).expanduser()
+    if out.suffix.lower() not in (".npy", ".parquet"):
+        raise ValueError(f"--out {args.out}: use a .npy or .parquet file name")
+    ws, summary = _open(args)
+    embedding = _embedding(ws, args)
+    paths = pipeline.item_frame(ws)["path"].tolist()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written = save_precomputed(out, paths, embedding.X)
+    _write_skipped(summary, out)
+    if not args.quiet:
+        print(f"wrote {embedding.X.shape[0]}×{embedding.X.shape[1]} embeddings to "
+              f"{', '.join(str(p) for p in written)}", file=sys.stderr)
+    return 0
+
+
+def _suggest(args) -> int:
+    from . import explain, pipeline
+    if args.n < 1:
+        raise ValueError(f"--n {args.n}: must be at least 1")
+    ws, _ = _open(args)
+    embedding = _embedding(ws, args)
+    stored = ws.load_run(method="hdl")
+    y, classes = pipeline.seed_vector(ws, embedding.item_ids)
+    if (stored is None or stored.params.get("embedding") != embedding.key
+            or stored.item_ids.tolist() != embedding.item_ids.tolist()
+            or ((stored.step < 0) != (y >= 0)).any()):      # new data or seeds since: re-run
+        pipeline.run_labeling(ws, embedding, k=args.k, with_baseline=False)
+        stored = ws.load_run(method="hdl")
+    result = pipeline.stored_result(stored)
+    graph = pipeline.neighbour_graph(ws, embedding, result.k)
+    paths = pipeline.item_frame(ws)["path"].tolist()
+    print(f"label these {args.n} images next (run {stored.run_id}, k={result.k}):")
+    for rank, s in enumerate(explain.suggest_next(graph.indices, result, n=args.n,
+                                                  class_names=stored.classes), 1):
+        print(f"{rank:3d}. {paths[s.point]}  score {s.score:.2f}  - {s.why}")
+    suspicious = explain.suspicious_seeds(graph.indices, result)
+    if suspicious:
+        print(f"\nseeds their neighbours disagree with ({len(suspicious)}):")
+        for s in suspicious:
+            print(f"  {paths[s.point]}: seed '{stored.classes[s.label]}', neighbours vote "
+                  f"'{stored.classes[s.neighbour_vote]}' ({s.agreement:.0%} agree)")
+    else:
+        print("\nno seed disagrees with its neighbours")
     return 0

@@ -1,0 +1,447 @@
+"""From a dataset to stored, exportable labels: the steps the CLI and the pages share.
+
+Every function takes a `Workspace` and works in its item order (``ok_items()``, by path),
+so embeddings, the kNN graph and runs line up row for row:
+
+1. `import_dataset` — scan results into the store (items, layout/CSV seeds, truth).
+2. `embed_workspace` / `import_embeddings` — one embedding row per accepted item, cached by
+   file content so a re-run encodes only new or changed files.
+3. `neighbour_graph` — one kNN graph per embedding, built once and saved beside it; HDL,
+   kNN-DV, UMAP and the pages all take their neighbours from it.
+4. `seed_vector` / `pick_k` / `run_labeling` — seeds (corrections included) to HDL and
+   kNN-DV runs saved in the store.
+5. `export_frame` / `to_csv_bytes` / `to_json_bytes` / `imagefolder_zip` — what the user
+   takes away.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .auto_k import KChoice, choose_k
+from .graph import KnnGraph, build_knn_graph
+from .hdl import LabelingResult, hdl_label, knn_dv_label
+from .store import Workspace
+
+Progress = Callable[[int, int], None]
+
+# The graph is built once with enough neighbours for every consumer: choose_k's largest k
+# (k_max - 1 = 19 by default), HDL's k, and UMAP (15 neighbours counting the point itself).
+GRAPH_K = 20
+EXPORT_COLUMNS = ["path", "label", "source", "confidence", "step", "round"]
+_SETTING_EMBEDDING = "embedding"
+_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class PipelineError(ValueError):
+    """A step cannot run yet (no embeddings, no seeds, stale embeddings); the message says what to do."""
+
+
+# --------------------------------------------------------------------------- locations
+
+def workspace_root() -> Path:
+    """Where the app keeps its workspaces: ``HDL_WORKSPACE_ROOT``, else ``workspaces/`` in the project."""
+    configured = os.environ.get("HDL_WORKSPACE_ROOT", "").strip()
+    root = (Path(configured).expanduser() if configured
+            else Path(__file__).resolve().parent.parent / "workspaces")
+    root.mkdir(parents=True, exist_ok=True)
+    return root.resolve()
+
+
+def workspace_for(dataset_folder: str | Path, root: Path | None = None) -> Path:
+    """The workspace folder of a dataset folder: a readable slug plus a digest of the full path."""
+    folder = Path(dataset_folder).resolve()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", folder.name).strip("-.") or "dataset"
+    digest = hashlib.sha1(str(folder).encode("utf-8")).hexdigest()[:8]
+    return (workspace_root() if root is None else Path(root)) / f"{slug}-{digest}"
+
+
+# --------------------------------------------------------------------------- dataset
+
+def import_dataset(ws: Workspace, dataset) -> dict:
+    """Store a scanned `Dataset` and return a summary for the user.
+
+    Returns
+    -------
+    dict
+        ``items`` (accepted), ``skipped`` (list of (path, reason)), ``duplicates`` (groups),
+        ``seeds`` (count per class name), ``truth`` (bool).
+    """
+    ws.set_dataset(dataset)
+    seeds = pd.Series([item.seed_label for item in dataset.items if item.seed_label is not None])
+    return {
+        "items": len(dataset.items),
+        "skipped": [(entry.path, entry.reason) for entry in dataset.skipped],
+        "duplicates": [list(group) for group in dataset.duplicates],
+        "seeds": seeds.value_counts().sort_index().to_dict(),
+        "truth": bool(dataset.truth),
+    }
+
+
+def item_frame(ws: Workspace) -> pd.DataFrame:
+    """Accepted items in workspace order: id, path, content_hash, plus their absolute file path."""
+    items = ws.ok_items()
+    root = ws.dataset_root()
+    if root is None:
+        raise PipelineError("this workspace has no dataset yet; open a folder, a zip or the demo first")
+    items["file"] = [str(root.joinpath(*PurePosixPath(p).parts)) for p in items["path"]]
+    return items
+
+
+# --------------------------------------------------------------------------- embeddings
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Which encoder to build, as plain values (storable, hashable, cache-friendly).
+
+    ``name`` is "clip" or "pixels"; ``model`` / ``pretrained`` (a tag, a checkpoint path or
+    None for random weights) / ``device`` / ``batch_size`` apply to CLIP only.
+    """
+
+    name: str = "pixels"
+    model: str = "ViT-B-32"
+    pretrained: str | None = "laion2b_s34b_b79k"
+    device: str = "auto"
+    batch_size: int = 64
+
+    def build(self):
+        from .encoders import make_encoder
+        if self.name == "clip":
+            return make_encoder("clip", model=self.model, pretrained=self.pretrained,
+                                device=self.device, batch_size=self.batch_size)
+        if self.name == "pixels":
+            return make_encoder("pixels")
+        raise ValueError(f"unknown encoder {self.name!r}; choose 'clip' or 'pixels'")
+
+
+@dataclass
+class Embedding:
+    """Embeddings of a workspace: row i belongs to ``item_ids[i]``."""
+
+    key: str
+    X: np.ndarray
+    item_ids: np.ndarray
+    label: str
+    stats: dict = field(default_factory=dict)
+
+
+def _items_digest(items: pd.DataFrame) -> str:
+    h = hashlib.sha1()
+    for item_id, content_hash in zip(items["id"], items["content_hash"]):
+        h.update(f"{item_id}:{content_hash};".encode())
+    return h.hexdigest()[:16]
+
+
+def embed_workspace(ws: Workspace, spec: EncoderSpec, *, progress: Progress | None = None,
+                    cache_folder: str | Path | None = None) -> Embedding:
+    """Embed every accepted item (cached by file content) and save the array in the workspace.
+
+    Parameters
+    ----------
+    ws : Workspace
+    spec : EncoderSpec
+    progress : callable(done, total), optional
+    cache_folder : path, optional
+        The per-file embedding cache; default ``<workspace>/embedding-cache``.
+
+    Raises
+    ------
+    PipelineError
+        No dataset or no accepted image.
+    hdl_core.encoders.WeightsUnavailable
+        CLIP weights are neither cached nor downloadable.
+    """
+    from .encoders import EmbeddingCache
+
+    items = item_frame(ws)
+    if items.empty:
+        raise PipelineError("the dataset has no accepted image to embed; see the skip report")
+    encoder = spec.build()
+    cache = EmbeddingCache(Path(cache_folder) if cache_folder else ws.folder / "embedding-cache")
+    X, stats = cache.encode(encoder, [Path(f) for f in items["file"]], list(items["content_hash"]),
+                            progress)
+    key = f"{encoder.cache_key}|items={_items_digest(items)}"
+    label = getattr(encoder, "label", spec.name)
+    stats = {**stats, "device": getattr(encoder, "device", "cpu"), "n": len(items)}
+    return _save_embedding(ws, key, X, items, label, stats, spec=asdict(spec))
+
+
+def import_embeddings(ws: Workspace, paths: list[str], X: np.ndarray, *, label: str,
+                      source: str = "precomputed") -> Embedding:
+    """Use embeddings made elsewhere: `paths` (relative to the dataset root) aligned with rows of `X`.
+
+    Every accepted item must have a row; rows for paths the dataset does not have are an
+    error (both named), since they usually mean the wrong dataset or the wrong file.
+    """
+    items = item_frame(ws)
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] != len(paths):
+        raise PipelineError(f"embeddings of shape {X.shape} do not match {len(paths)} paths; "
+                            "give one row per path, in the same order")
+    row_of, repeated = {}, []
+    for row, path in enumerate(paths):
+        key = PurePosixPath(str(path).replace("\\", "/").removeprefix("./")).as_posix()
+        if key in row_of:
+            repeated.append(f"{key!r} (rows {row_of[key]} and {row})")
+        row_of[key] = row
+    if repeated:
+        raise PipelineError(f"{len(repeated)} path(s) appear twice: {', '.join(repeated[:3])}; "
+                            "keep one row per image")
+    missing = [p for p in items["path"] if p not in row_of]
+    extra = sorted(set(row_of) - set(items["path"]))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} image(s) have no embedding row (e.g. {missing[:3]})")
+        if extra:
+            parts.append(f"{len(extra)} row(s) name images not in the dataset (e.g. {extra[:3]})")
+        raise PipelineError("; ".join(parts) + "; paths must be relative to the dataset root "
+                            f"{ws.dataset_root()} and cover exactly its accepted images")
+    X = np.asarray(X, dtype=np.float32)[[row_of[p] for p in items["path"]]]
+    digest = hashlib.sha1(np.ascontiguousarray(X).tobytes()).hexdigest()[:16]
+    key = f"{source}|{digest}|items={_items_digest(items)}"
+    return _save_embedding(ws, key, X, items, label, {"n": len(items), "hits": 0, "misses": 0},
+                           spec={"name": source})
+
+
+def _save_embedding(ws, key, X, items, label, stats, *, spec) -> Embedding:
+    ws.save_embeddings(key, X)
+    ws.set_setting(_SETTING_EMBEDDING, {"key": key, "label": label, "spec": spec,
+                                        "item_ids": items["id"].tolist(),
+                                        "stats": {k: v for k, v in stats.items()
+                                                  if isinstance(v, (int, float, str))}})
+    return Embedding(key, X, items["id"].to_numpy(np.int64), label, stats)
+
+
+def current_embedding(ws: Workspace) -> Embedding | None:
+    """The last saved embeddings, or None when there are none or the dataset changed since."""
+    meta = ws.get_setting(_SETTING_EMBEDDING)
+    if not meta:
+        return None
+    X = ws.load_embeddings(meta["key"])
+    if X is None:
+        return None
+    items = ws.ok_items()
+    if items["id"].tolist() != meta["item_ids"] or not meta["key"].endswith(
+            f"items={_items_digest(items)}"):
+        return None
+    return Embedding(meta["key"], X, np.asarray(meta["item_ids"], dtype=np.int64), meta["label"],
+                     meta.get("stats", {}))
+
+
+def require_embedding(ws: Workspace) -> Embedding:
+    embedding = current_embedding(ws)
+    if embedding is None:
+        raise PipelineError("no embeddings for the current images yet; embed them first "
+                            "(Embed page, or `python -m hdl_core embed`)")
+    return embedding
+
+
+# --------------------------------------------------------------------------- graph
+
+def neighbour_graph(ws: Workspace, embedding: Embedding, k: int = GRAPH_K, *,
+                    method: str = "auto") -> KnnGraph:
+    """The kNN graph of the embeddings with at least `k` neighbours, built once and saved.
+
+    Asking again (this process or the next) loads it; asking for more neighbours than
+    stored builds a bigger one. Callers take ``graph.first(k)`` for a smaller k.
+    """
+    n = len(embedding.item_ids)
+    want = min(max(k, GRAPH_K), n - 1)
+    if want < 1:
+        raise PipelineError("at least two images are needed to build neighbour lists")
+    for stored in sorted({want, GRAPH_K, n - 1}):
+        if stored < want:
+            continue
+        key = f"{embedding.key}|knn={stored}"
+        indices = ws.load_embeddings(key + "|indices")
+        distances = ws.load_embeddings(key + "|distances")
+        if indices is not None and distances is not None and indices.shape == (n, stored):
+            return KnnGraph(indices, distances)
+    graph = build_knn_graph(embedding.X, want, method=method, random_state=0)
+    key = f"{embedding.key}|knn={want}"
+    ws.save_embeddings(key + "|indices", graph.indices)
+    ws.save_embeddings(key + "|distances", graph.distances)
+    return graph
+
+
+# --------------------------------------------------------------------------- seeds and runs
+
+def seed_vector(ws: Workspace, item_ids: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Seeds (dataset, app and corrections) as HDL's ``y`` aligned with `item_ids`, and the class list."""
+    classes = ws.classes()
+    index = {name: i for i, name in enumerate(classes)}
+    position = {int(item): i for i, item in enumerate(item_ids)}
+    y = np.full(len(item_ids), -1, dtype=np.int64)
+    for item, name in ws.seeds().items():
+        if item in position:
+            y[position[item]] = index[name]
+    return y, classes
+
+
+def require_seeds(y: np.ndarray, classes: list[str]) -> None:
+    """Refuse to label without seeds, or with a single class, with a message saying what to do."""
+    present = np.unique(y[y >= 0])
+    if present.size == 0:
+        raise PipelineError("no seeds: label at least one image per class (class folders, a seed "
+                            "CSV, or the Data page) before running HDL")
+    if present.size == 1:
+        raise PipelineError(f"only one class has seeds ({classes[present[0]]!r}); HDL would give "
+                            "every image that label. Add seeds of at least one more class")
+
+
+def pick_k(X: np.ndarray, y: np.ndarray, k: int | str = "auto", *, noise_rate: float = 0.15,
+           k_max: int = 20) -> tuple[int, KChoice | None]:
+    """The k to run with: an integer as given, or choose_k's k* for "auto"."""
+    if k == "auto":
+        choice = choose_k(X, y, k_max=k_max, noise_rate=noise_rate, sample_fraction=None,
+                          random_state=0)
+        return int(choice.k), choice
+    if isinstance(k, str):
+        if not k.strip().isdigit():
+            raise ValueError(f"k must be 'auto' or a positive integer, got {k!r}")
+        k = int(k)
+    return int(k), None
+
+
+def run_labeling(ws: Workspace, embedding: Embedding, *, k: int | str = "auto",
+                 noise_rate: float = 0.15, with_baseline: bool = True,
+                 graph: KnnGraph | None = None) -> dict:
+    """Run HDL (and kNN-DV to compare) on the workspace's seeds and save both runs.
+
+    Returns
+    -------
+    dict
+        ``hdl`` / ``knn_dv``: run ids; ``k``; ``choice`` (KChoice or None); ``result``
+        (the HDL LabelingResult); ``seconds``.
+    """
+    started = time.perf_counter()
+    y, classes = seed_vector(ws, embedding.item_ids)
+    require_seeds(y, classes)
+    k, choice = pick_k(embedding.X, y, k, noise_rate=noise_rate)
+    n = len(y)
+    if not 1 <= k < n:
+        raise PipelineError(f"k={k} must be between 1 and {n - 1} (the number of images minus one)")
+    graph = neighbour_graph(ws, embedding, k) if graph is None else graph
+    params = {"noise_rate": noise_rate, "embedding": embedding.key, "encoder": embedding.label,
+              "k_auto": choice is not None, "n_seeds": int((y >= 0).sum())}
+    result = hdl_label(embedding.X, y, k=k, graph=graph)
+    runs = {"hdl": ws.save_run(method="hdl", k=k, params=params, result=result, classes=classes,
+                               item_ids=embedding.item_ids)}
+    if with_baseline:
+        baseline = knn_dv_label(embedding.X, y, k=k)
+        runs["knn_dv"] = ws.save_run(method="knn_dv", k=k, params=params, result=baseline,
+                                     classes=classes, item_ids=embedding.item_ids)
+    return {**runs, "k": k, "choice": choice, "result": result,
+            "seconds": time.perf_counter() - started}
+
+
+def stored_result(run) -> LabelingResult:
+    """A `LabelingResult` rebuilt from a `StoredRun` (for replay and explanations)."""
+    return LabelingResult(labels=run.labels, step=run.step, round=run.round,
+                          confidence=run.confidence, n_voters=run.n_voters,
+                          fallback=run.fallback, source=run.source, k=run.k)
+
+
+# --------------------------------------------------------------------------- export
+
+def export_frame(ws: Workspace, run_id: int | None = None) -> pd.DataFrame:
+    """One row per accepted item: path, label, source, confidence, step, round.
+
+    The label is what the item has now (`Workspace.current_labels`): a manual correction
+    ("manual", confidence 1), else a seed ("seed"), else the run's label ("hdl" or
+    "fallback"). step and round come from the run (-1 for seeds and corrected items, which
+    are seeds of the next run); items no run has labeled yet have an empty label.
+    """
+    items = ws.ok_items()
+    current = ws.current_labels(run_id)
+    run = ws.load_run(run_id, method=None if run_id is not None else "hdl")
+    by_item = {}
+    if run is not None:
+        by_item = {int(i): p for p, i in enumerate(run.item_ids)}
+    rows = []
+    for item_id, path in zip(items["id"], items["path"]):
+        label, source = current.get(int(item_id), (None, None))
+        position = by_item.get(int(item_id))
+        confidence, step, rnd = (np.nan, -1, -1)
+        if source in ("seed", "manual"):
+            confidence = 1.0
+        elif position is not None and source is not None:
+            confidence = float(run.confidence[position])
+            step, rnd = int(run.step[position]), int(run.round[position])
+        rows.append((path, label, source, confidence, step, rnd))
+    return pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+
+
+def neutralise_cell(value):
+    """Prefix a quote to text that a spreadsheet would run as a formula (= + - @, tab, CR)."""
+    if isinstance(value, str) and value.startswith(_CSV_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def to_csv_bytes(frame: pd.DataFrame) -> bytes:
+    """CSV (UTF-8) with formula-like text cells neutralised; numbers are left as numbers."""
+    safe = frame.copy()
+    for column in safe.columns:
+        # pandas 3 gives text its own "str" dtype; pandas 2 stores it as object.
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column].dtype):
+            safe[column] = safe[column].map(neutralise_cell)
+    return safe.to_csv(index=False, float_format="%.6g").encode("utf-8")
+
+
+def to_json_bytes(frame: pd.DataFrame) -> bytes:
+    """A JSON list of row objects (NaN as null)."""
+    records = json.loads(frame.to_json(orient="records"))
+    return json.dumps(records, indent=1, ensure_ascii=False).encode("utf-8")
+
+
+def imagefolder_zip(ws: Workspace, frame: pd.DataFrame, target=None, *,
+                    progress: Progress | None = None):
+    """Write an ImageFolder zip: ``<class>/<file>`` for every labeled item (unlabeled ones left out).
+
+    File names keep their path below the dataset root with ``/`` replaced by ``__`` so two
+    images with the same name in different folders never collide; should two names still
+    meet (``a/b.png`` and a file named ``a__b.png``), the later one gets ``a__b~2.png``.
+    Returns the bytes when `target` is None, else writes to `target` (a path or a binary
+    file).
+    """
+    root = ws.dataset_root()
+    if root is None:
+        raise PipelineError("this workspace has no dataset yet")
+    labeled = frame[frame["label"].notna()]
+    buffer = io.BytesIO() if target is None else target
+    written: set[str] = set()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for done, (path, label) in enumerate(zip(labeled["path"], labeled["label"]), 1):
+            folder = re.sub(r"[\\/\x00]", "_", str(label)).strip() or "_"
+            if folder in (".", ".."):
+                folder = f"_{folder}"
+            entry = _unused_entry(f"{folder}/{str(path).replace('/', '__')}", written)
+            written.add(entry)
+            archive.write(root.joinpath(*PurePosixPath(path).parts), entry)
+            if progress is not None and (done % 200 == 0 or done == len(labeled)):
+                progress(done, len(labeled))
+    return buffer.getvalue() if target is None else None
+
+
+def _unused_entry(entry: str, taken: set[str]) -> str:
+    """`entry`, or ``<stem>~2<suffix>``, ``~3``, ... when that name is already in the archive."""
+    if entry not in taken:
+        return entry
+    path = PurePosixPath(entry)
+    number = 2
+    while (candidate := str(path.with_name(f"{path.stem}~{number}{path.suffix}"))) in taken:
+        number += 1
+    return candidate

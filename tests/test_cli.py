@@ -1,0 +1,399 @@
+"""Tests for hdl_core.cli: `python -m hdl_core label|embed|suggest`, in-process and as a program."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hdl_core import cli
+from hdl_core.images import make_demo
+from hdl_core.pipeline import EXPORT_COLUMNS
+from hdl_core.store import Workspace
+from tests.test_pipeline import COLOURS, png_bytes, write_colour_folder
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SOURCES = {"seed", "hdl", "fallback", "manual"}
+
+
+# --------------------------------------------------------------------------- helpers
+
+@pytest.fixture(scope="session")
+def demo_folder(tmp_path_factory) -> Path:
+    """The digits demo, generated once per test session (later calls find it finished)."""
+    return make_demo(tmp_path_factory.getbasetemp() / "demo-data")
+
+
+@pytest.fixture(autouse=True)
+def roots(tmp_path, monkeypatch):
+    """HDL_DATA_ROOT and HDL_WORKSPACE_ROOT pointed at fresh folders for every test."""
+    data, workspaces = tmp_path / "data", tmp_path / "workspaces"
+    data.mkdir()
+    monkeypatch.setenv("HDL_DATA_ROOT", str(data))
+    monkeypatch.setenv("HDL_WORKSPACE_ROOT", str(workspaces))
+    return data, workspaces
+
+
+@pytest.fixture
+def colours(roots):
+    """A three-colour folder (2 seeds, 6 unlabeled per class) and the true class of each path."""
+    folder = roots[0] / "colours"
+    return folder, write_colour_folder(folder)
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """Run the CLI in this process: (exit status, stdout, stderr)."""
+    status = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def label(capsys, images, out, *options) -> tuple[int, str, str]:
+    return run_cli(capsys, "label", images, "--out", out, "--encoder", "pixels", *options)
+
+
+def read_labels(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False, dtype={"label": str})
+
+
+def assert_one_line_error(status: int, err: str, *fragments: str) -> None:
+    assert status == cli.EXIT_BAD_INPUT
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def assert_steps_consistent(frame: pd.DataFrame) -> None:
+    """Seeds have no step/round; every other image one distinct step, rounds following steps."""
+    seeds = frame["source"].isin(["seed", "manual"])
+    assert (frame.loc[seeds, ["step", "round"]] == -1).all().all()
+    rest = frame[~seeds].sort_values("step")
+    assert rest["step"].tolist() == list(range(len(rest)))
+    assert (rest["round"] >= 0).all() and rest["round"].is_monotonic_increasing
+
+
+# --------------------------------------------------------------------------- label
+
+def test_label_folder_writes_a_row_per_image_with_the_export_columns(capsys, colours, tmp_path):
+    folder, truth = colours
+    out = tmp_path / "out" / "labels.csv"
+    status, stdout, err = label(capsys, folder, out)
+    assert status == 0
+    frame = read_labels(out)
+    assert list(frame.columns) == EXPORT_COLUMNS
+    assert sorted(frame["path"]) == sorted(truth)               # relative, every image once
+    assert dict(zip(frame["path"], frame["label"])) == truth
+    assert set(frame["source"]) <= SOURCES
+    seeds = frame[frame["source"] == "seed"]
+    assert sorted(seeds["path"]) == sorted(p for p in truth if not p.startswith("unlabeled/"))
+    assert (seeds["confidence"] == 1.0).all()
+    assert_steps_consistent(frame)
+    assert f"wrote {len(truth)} rows to {out}" in err and "embedding:" in err
+    assert stdout == ""
+    assert not out.with_name("labels.skipped.csv").exists()
+
+
+def test_label_k_is_recorded_in_both_runs_and_in_the_steps(capsys, colours, tmp_path):
+    folder, _ = colours
+    workspace = tmp_path / "ws"
+    out = tmp_path / "labels.csv"
+    status, _, err = label(capsys, folder, out, "--k", "5", "--workspace", workspace)
+    assert status == 0 and "k=5 (given)" in err
+    runs = Workspace(workspace).runs()
+    assert [(r["method"], r["k"]) for r in runs] == [("hdl", 5), ("knn_dv", 5)]
+    frame = read_labels(out)
+    stored = Workspace(workspace).load_run(runs[0]["id"])
+    assert_steps_consistent(frame)
+    assert sorted(frame.loc[frame["step"] >= 0, "step"]) == sorted(stored.step[stored.step >= 0])
+    assert frame["round"].max() == stored.round.max()
+
+
+def test_label_writes_json_by_flag_or_extension(capsys, colours, tmp_path):
+    folder, truth = colours
+    for out, options in ((tmp_path / "labels.txt", ("--format", "json")),
+                         (tmp_path / "labels.json", ())):
+        status, _, _ = label(capsys, folder, out, "--quiet", *options)
+        assert status == 0
+        rows = json.loads(out.read_text(encoding="utf-8"))
+        assert len(rows) == len(truth) and all(list(row) == EXPORT_COLUMNS for row in rows)
+        assert {row["path"]: row["label"] for row in rows} == truth
+        assert all(row["step"] == -1 and row["confidence"] == 1.0
+                   for row in rows if row["source"] == "seed")
+
+
+def test_label_quiet_writes_nothing_to_stderr(capsys, colours, tmp_path):
+    folder, _ = colours
+    status, stdout, err = label(capsys, folder, tmp_path / "l.csv", "--quiet")
+    assert (status, stdout, err) == (0, "", "")
+
+
+def test_seed_csv_adds_seeds_and_blank_labels_unseed(capsys, roots, tmp_path):
+    folder = roots[0] / "flat"
+    write_colour_folder(folder, seeds=0, unlabeled=6)
+    (folder / "red").mkdir()
+    (folder / "red" / "layout.png").write_bytes(png_bytes(COLOURS["red"], seed=321))
+    # The CSV lives inside the image folder: it must not be scanned as an image.
+    seeds = folder / "seeds.csv"
+    seeds.write_text("path,label,note\n"
+                     "unlabeled/red0.png,red,x\n./unlabeled/green0.png,green,\n"
+                     "unlabeled/blue0.png,blue,\nunlabeled\\blue1.png,blue,\n"
+                     "red/layout.png,,blank: not a seed\n", encoding="utf-8")
+    out = tmp_path / "labels.csv"
+    status, _, err = label(capsys, folder, out, "--seeds", seeds)
+    assert status == 0, err
+    frame = read_labels(out).set_index("path")
+    seeded = sorted(frame.index[frame["source"] == "seed"])
+    assert seeded == ["unlabeled/blue0.png", "unlabeled/blue1.png", "unlabeled/green0.png",
+                      "unlabeled/red0.png"]
+    assert frame.loc["red/layout.png", "source"] == "hdl" and frame.loc["red/layout.png", "label"] == "red"
+    assert "seeds.csv" not in frame.index and "skipped" not in err
+    colour_of = {path: next(c for c in COLOURS if path.startswith(f"unlabeled/{c}"))
+                 for path in frame.index if path.startswith("unlabeled/")}
+    assert frame["label"].to_dict() == {**colour_of, "red/layout.png": "red"}
+
+
+def test_seed_csv_with_unknown_paths_exits_2_naming_the_rows(capsys, colours, tmp_path):
+    folder, _ = colours
+    seeds = tmp_path / "my-seeds.csv"
+    seeds.write_text("path,label\nunlabeled/red2.png,red\nnope/cat.png,cat\n\n"
+                     "unlabeled/green2.png,green\nmissing.png,dog\n", encoding="utf-8")
+    out = tmp_path / "labels.csv"
+    status, _, err = label(capsys, folder, out, "--seeds", seeds, "--quiet")
+    assert_one_line_error(status, err, "my-seeds.csv", "rows 3, 6", "'nope/cat.png'", "'missing.png'")
+    assert not out.exists()
+
+
+def test_label_a_zip_and_rerun_after_the_zip_changed(capsys, colours, tmp_path):
+    folder, truth = colours
+    archive = tmp_path / "colours.zip"
+
+    def write_zip(paths):
+        with zipfile.ZipFile(archive, "w") as zf:
+            for path in paths:
+                zf.write(folder / path, f"colours/{path}")
+
+    write_zip(truth)
+    out = tmp_path / "labels.csv"
+    status, _, err = label(capsys, archive, out, "--quiet")
+    assert status == 0, err
+    frame = read_labels(out)
+    assert dict(zip(frame["path"], frame["label"])) == truth
+
+    # Images removed from the archive are gone from the next run's output.
+    kept = [p for p in truth if p != "unlabeled/blue7.png"]
+    write_zip(kept)
+    status, _, err = label(capsys, archive, out, "--quiet")
+    assert status == 0, err
+    assert sorted(read_labels(out)["path"]) == sorted(kept)
+
+
+@pytest.mark.parametrize("case", ["not a zip", "no seeds", "missing input", "bad k",
+                                  "paths without embeddings", "embed to csv"])
+def test_bad_input_exits_2_with_one_error_line(capsys, roots, tmp_path, case):
+    folder = roots[0] / "plain"
+    write_colour_folder(folder, seeds=0, unlabeled=2)
+    out = tmp_path / "labels.csv"
+    fake_zip = tmp_path / "photos.zip"
+    fake_zip.write_bytes(b"PK\x03\x04 this is not really a zip archive")
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("unlabeled/red0.png,red\nunlabeled/green0.png,green\n", encoding="utf-8")
+    argv, fragments = {
+        "not a zip": (["label", fake_zip, "--out", out], ["photos.zip is not a zip archive"]),
+        "no seeds": (["label", folder, "--out", out], ["no seeds"]),
+        "missing input": (["label", tmp_path / "nowhere", "--out", out], ["no such file or folder"]),
+        "bad k": (["label", folder, "--out", out, "--k", "many", "--seeds", seeds], ["'many'"]),
+        "paths without embeddings": (["label", folder, "--out", out, "--paths", "p.txt"],
+                                     ["--paths needs --embeddings"]),
+        "embed to csv": (["embed", folder, "--out", tmp_path / "emb.csv"], [".npy or .parquet"]),
+    }[case]
+    status, _, err = run_cli(capsys, *argv, "--encoder", "pixels", "--quiet")
+    assert_one_line_error(status, err, *fragments)
+    assert not out.exists()
+
+
+def test_skipped_files_are_named_on_stderr_and_written_beside_the_output(capsys, colours, tmp_path):
+    folder, truth = colours
+    (folder / "unlabeled" / "noise.png").write_bytes(np.random.default_rng(0).bytes(300))
+    (folder / "red" / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "result" / "labels.csv"
+    status, _, err = label(capsys, folder, out)
+    assert status == 0
+    assert "skipped 2 file(s):" in err
+    assert "  red/empty.jpg: empty file (0 bytes)" in err
+    assert "  unlabeled/noise.png: not an image" in err
+    skipped = pd.read_csv(tmp_path / "result" / "labels.skipped.csv")
+    assert list(skipped.columns) == ["path", "reason"]
+    assert dict(zip(skipped["path"], skipped["reason"])) == {
+        "red/empty.jpg": "empty file (0 bytes)",
+        "unlabeled/noise.png": "not an image (Pillow cannot identify the file)"}
+    assert sorted(read_labels(out)["path"]) == sorted(truth)
+
+    # Fixed files: the next run's list would be empty, so the old list goes.
+    (folder / "unlabeled" / "noise.png").unlink()
+    (folder / "red" / "empty.jpg").unlink()
+    status, _, err = label(capsys, folder, out, "--quiet")
+    assert status == 0 and not (tmp_path / "result" / "labels.skipped.csv").exists()
+
+
+# --------------------------------------------------------------------------- embed, then label anywhere
+
+def test_embed_then_label_from_the_embeddings_gives_the_same_labels(capsys, demo_folder, tmp_path):
+    direct = tmp_path / "direct.csv"
+    status, _, err = label(capsys, demo_folder, direct, "--k", "3", "--workspace", tmp_path / "ws1")
+    assert status == 0, err
+
+    embeddings = tmp_path / "cluster" / "emb.npy"
+    status, _, err = run_cli(capsys, "embed", demo_folder, "--out", embeddings, "--encoder", "pixels",
+                             "--workspace", tmp_path / "ws2")
+    assert status == 0, err
+    paths = embeddings.with_name("emb.paths.txt").read_text(encoding="utf-8").splitlines()
+    assert len(paths) == np.load(embeddings).shape[0] == 1797
+    assert paths == sorted(paths) and all(not p.startswith("/") for p in paths)
+    assert "1797 from cache" not in err                  # a fresh workspace encodes
+
+    from_embeddings = tmp_path / "from-embeddings.csv"
+    status, _, err = run_cli(capsys, "label", demo_folder, "--out", from_embeddings, "--k", "3",
+                             "--embeddings", embeddings, "--paths", embeddings.with_name("emb.paths.txt"),
+                             "--workspace", tmp_path / "ws3")
+    assert status == 0, err
+    assert "embedding:" not in err                       # nothing was encoded
+    a, b = read_labels(direct), read_labels(from_embeddings)
+    pd.testing.assert_frame_equal(a[["path", "label", "source", "step", "round"]],
+                                  b[["path", "label", "source", "step", "round"]])
+    np.testing.assert_allclose(a["confidence"], b["confidence"], rtol=1e-5)
+
+
+def test_label_with_embeddings_that_miss_images_exits_2(capsys, colours, tmp_path):
+    folder, truth = colours
+    embeddings = tmp_path / "emb.npy"
+    paths = sorted(truth)[1:]
+    np.save(embeddings, np.random.default_rng(0).random((len(paths), 8)))
+    embeddings.with_name("emb.paths.txt").write_text("\n".join(paths) + "\n", encoding="utf-8")
+    status, _, err = run_cli(capsys, "label", folder, "--out", tmp_path / "l.csv",
+                             "--embeddings", embeddings, "--quiet")
+    assert_one_line_error(status, err, "1 image(s) have no embedding row", sorted(truth)[0])
+
+
+# --------------------------------------------------------------------------- encoders
+
+def test_encoder_options_reach_the_clip_encoder(capsys, colours, tmp_path, monkeypatch):
+    from hdl_core import encoders
+    asked = []
+    real_make_encoder = encoders.make_encoder
+
+    def recording_make_encoder(name, **options):
+        asked.append((name, options))
+        return real_make_encoder("pixels")           # stands in for CLIP: no model to load
+
+    monkeypatch.setattr(encoders, "make_encoder", recording_make_encoder)
+    folder, _ = colours
+    common = ["--encoder", "clip", "--quiet"]
+    assert run_cli(capsys, "embed", folder, "--out", tmp_path / "a.npy", *common)[0] == 0
+    assert run_cli(capsys, "embed", folder, "--out", tmp_path / "b.npy", *common, "--model", "RN50",
+                   "--pretrained", "none", "--device", "cpu", "--batch-size", "8")[0] == 0
+    assert run_cli(capsys, "embed", folder, "--out", tmp_path / "c.npy", *common,
+                   "--pretrained", "weights/my.pt")[0] == 0
+    assert asked == [
+        ("clip", dict(model="ViT-B-32", pretrained="laion2b_s34b_b79k", device="auto", batch_size=64)),
+        ("clip", dict(model="RN50", pretrained=None, device="cpu", batch_size=8)),
+        ("clip", dict(model="ViT-B-32", pretrained="weights/my.pt", device="auto", batch_size=64)),
+    ]
+
+
+def test_label_with_randomly_initialised_clip_end_to_end(capsys, roots, tmp_path):
+    folder = roots[0] / "small"
+    truth = write_colour_folder(folder, seeds=2, unlabeled=2, colours={
+        name: COLOURS[name] for name in ("red", "blue")})
+    workspace = tmp_path / "ws"
+    out = tmp_path / "labels.csv"
+    # A small open_clip model with random weights: the real CLIP path, no download.
+    status, _, err = run_cli(capsys, "label", folder, "--out", out, "--encoder", "clip",
+                             "--model", "ViT-S-32", "--pretrained", "none", "--device", "cpu",
+                             "--k", "2", "--workspace", workspace)
+    assert status == 0, err
+    assert "with CLIP ViT-S-32 (random weights" in err
+    frame = read_labels(out)
+    assert sorted(frame["path"]) == sorted(truth) and (frame["label"] != "").all()
+    assert (frame["source"] == "seed").sum() == 4
+    from hdl_core.pipeline import require_embedding
+    embedding = require_embedding(Workspace(workspace))
+    assert embedding.X.shape[0] == len(truth) and embedding.label.startswith("CLIP ViT-S-32")
+    np.testing.assert_allclose(np.linalg.norm(embedding.X, axis=1), 1.0, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- suggest
+
+def test_suggest_prints_ranked_images_and_the_suspicious_seed(capsys, roots):
+    folder = roots[0] / "suggest"
+    write_colour_folder(folder, seeds=3, unlabeled=6)
+    # A green image filed under red/: a wrong seed its neighbours disagree with.
+    (folder / "red" / "oops.png").write_bytes(png_bytes(COLOURS["green"], seed=4242))
+    status, out, err = run_cli(capsys, "suggest", folder, "--n", "3", "--k", "3",
+                               "--encoder", "pixels", "--quiet")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("label these 3 images next (run 1, k=3)")
+    ranked = [line for line in lines if line[:4].strip().rstrip(".").isdigit()]
+    assert [line.split(".")[0].strip() for line in ranked] == ["1", "2", "3"]
+    assert all(" score " in line and "unlabeled/" in line for line in ranked)
+    scores = [float(line.split(" score ")[1].split()[0]) for line in ranked]
+    assert scores == sorted(scores, reverse=True)
+    section = lines.index("seeds their neighbours disagree with (1):")
+    assert lines[section + 1].startswith("  red/oops.png: seed 'red', neighbours vote 'green'")
+
+    # A second call reuses the stored run (no new run without new seeds or images).
+    status, out_again, _ = run_cli(capsys, "suggest", folder, "--n", "3", "--encoder", "pixels",
+                                   "--quiet")
+    assert status == 0 and out_again == out
+
+
+# --------------------------------------------------------------------------- help, entry point
+
+@pytest.mark.parametrize("command, options", [
+    ("label", ["--out", "--seeds", "--encoder", "--k", "--format", "--embeddings", "--paths",
+               "--workspace", "--device", "--pretrained"]),
+    ("embed", ["--out", "--encoder", "--model", "--batch-size"]),
+    ("suggest", ["--n", "--k", "--seeds"]),
+])
+def test_help_of_each_command_lists_its_options(capsys, command, options):
+    with pytest.raises(SystemExit) as stop:
+        cli.main([command, "--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: python -m hdl_core {command}")
+    for option in options:
+        assert option in text
+
+
+def test_no_command_prints_the_overview(capsys):
+    status, out, _ = run_cli(capsys)
+    assert status == 0
+    assert all(command in out for command in ("label", "embed", "suggest"))
+
+
+def test_module_entry_point_exit_status_and_streams(colours, tmp_path, roots):
+    folder, truth = colours
+    env = {**os.environ, "HDL_WORKSPACE_ROOT": str(roots[1]), "HDL_DATA_ROOT": str(roots[0])}
+    out = tmp_path / "labels.csv"
+    done = subprocess.run([sys.executable, "-m", "hdl_core", "label", str(folder), "--out", str(out),
+                           "--encoder", "pixels", "--quiet"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert len(read_labels(out)) == len(truth)
+
+    not_zip = tmp_path / "broken.zip"
+    not_zip.write_bytes(b"definitely not a zip")
+    failed = subprocess.run([sys.executable, "-m", "hdl_core", "label", str(not_zip), "--out", str(out),
+                             "--encoder", "pixels"],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2 and failed.stdout == ""
+    assert failed.stderr.startswith("error: broken.zip is not a zip archive")
+    assert failed.stderr.count("\n") == 1 and "Traceback" not in failed.stderr

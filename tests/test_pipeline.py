@@ -1,0 +1,447 @@
+"""Tests for hdl_core.pipeline: dataset → store → embeddings → graph → runs → exports."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from hdl_core import pipeline
+from hdl_core.images import load_folder, make_demo
+from hdl_core.pipeline import EXPORT_COLUMNS, EncoderSpec, PipelineError
+from hdl_core.store import Workspace
+
+PIXELS = EncoderSpec(name="pixels")
+
+# Far apart in RGB, so the pixels encoder separates them and labels are predictable.
+COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
+
+
+# --------------------------------------------------------------------------- helpers
+
+def png_bytes(rgb, *, seed: int = 0, size: int = 16) -> bytes:
+    """A noisy solid-colour PNG (noise keeps files distinct, so none is a duplicate)."""
+    noise = np.random.default_rng(seed).integers(-25, 26, (size, size, 3))
+    pixels = np.clip(np.asarray(rgb) + noise, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_colour_folder(folder: Path, *, seeds: int = 2, unlabeled: int = 6,
+                        colours=COLOURS, seeded=None) -> dict[str, str]:
+    """Class folders of `seeds` images per colour, the rest under unlabeled/.
+
+    `seeded` limits which classes get seed folders (the others only have unlabeled
+    images). Returns the true class of every written path.
+    """
+    seeded = set(colours) if seeded is None else set(seeded)
+    truth = {}
+    number = 0
+    for name, rgb in colours.items():
+        for i in range(seeds + unlabeled):
+            sub = name if i < seeds and name in seeded else "unlabeled"
+            relative = f"{sub}/{name}{i}.png"
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_bytes(png_bytes(rgb, seed=number))
+            truth[relative] = name
+            number += 1
+    return truth
+
+
+def open_workspace(folder: Path, ws_folder: Path, **load_options) -> Workspace:
+    """Scan `folder` (under HDL_DATA_ROOT) into a fresh workspace."""
+    ws = Workspace(ws_folder)
+    pipeline.import_dataset(ws, load_folder(folder, **load_options))
+    return ws
+
+
+@pytest.fixture(scope="session")
+def demo_folder(tmp_path_factory) -> Path:
+    """The digits demo, generated once per test session (later calls find it finished)."""
+    return make_demo(tmp_path_factory.getbasetemp() / "demo-data")
+
+
+@pytest.fixture(scope="module")
+def demo_labeled(demo_folder, tmp_path_factory):
+    """The demo embedded with pixels and labeled once (k=3); tests only read it."""
+    ws = Workspace(tmp_path_factory.mktemp("demo-ws"))
+    summary = pipeline.import_dataset(ws, load_folder(demo_folder, root=demo_folder.parent))
+    embedding = pipeline.embed_workspace(ws, PIXELS)
+    run = pipeline.run_labeling(ws, embedding, k=3)
+    return ws, summary, embedding, run
+
+
+@pytest.fixture
+def roots(tmp_path, monkeypatch):
+    """HDL_DATA_ROOT and HDL_WORKSPACE_ROOT pointed at fresh folders."""
+    data, workspaces = tmp_path / "data", tmp_path / "workspaces"
+    data.mkdir()
+    monkeypatch.setenv("HDL_DATA_ROOT", str(data))
+    monkeypatch.setenv("HDL_WORKSPACE_ROOT", str(workspaces))
+    return data, workspaces
+
+
+@pytest.fixture
+def colours_ws(roots):
+    """A workspace over a three-colour folder: 2 seeds and 6 unlabeled images per class."""
+    data, workspaces = roots
+    folder = data / "colours"
+    truth = write_colour_folder(folder)
+    ws = open_workspace(folder, pipeline.workspace_for(folder))
+    return ws, folder, truth
+
+
+# --------------------------------------------------------------------------- locations, import
+
+def test_workspace_for_is_stable_readable_and_distinct_per_folder(roots):
+    data, workspaces = roots
+    first = pipeline.workspace_for(data / "a" / "pets")
+    assert first == pipeline.workspace_for(data / "a" / ".." / "a" / "pets")
+    assert first.parent == workspaces.resolve() and first.name.startswith("pets-")
+    assert pipeline.workspace_for(data / "b" / "pets") != first
+
+
+def test_import_dataset_summarises_items_seeds_skips_and_duplicates(roots):
+    data, _ = roots
+    folder = data / "set"
+    write_colour_folder(folder, seeds=2, unlabeled=1)
+    (folder / "unlabeled" / "noise.png").write_bytes(b"\x00not an image at all")
+    (folder / "unlabeled" / "copy.png").write_bytes((folder / "red" / "red0.png").read_bytes())
+    ws = Workspace(roots[1] / "ws")
+    summary = pipeline.import_dataset(ws, load_folder(folder))
+    assert summary["items"] == 3 * 3 + 1
+    assert [path for path, _ in summary["skipped"]] == ["unlabeled/noise.png"]
+    assert summary["duplicates"] == [["red/red0.png", "unlabeled/copy.png"]]
+    assert summary["seeds"] == {"blue": 2, "green": 2, "red": 2}
+    assert summary["truth"] is False
+    frame = pipeline.item_frame(ws)
+    assert len(frame) == 10 and all(Path(f).is_file() for f in frame["file"])
+
+
+# --------------------------------------------------------------------------- the demo end to end
+
+def test_demo_embed_and_label_labels_every_image_and_saves_both_runs(demo_labeled):
+    ws, summary, embedding, run = demo_labeled
+    n = summary["items"]
+    assert n == 1797 and summary["seeds"] == {str(d): 3 for d in range(10)}
+    assert embedding.X.shape[0] == n and np.allclose(np.linalg.norm(embedding.X, axis=1), 1, atol=1e-5)
+    result = run["result"]
+    assert run["k"] == 3 and (result.labels >= 0).all()
+    assert int((result.step < 0).sum()) == 30
+
+    methods = {r["method"]: r for r in ws.runs()}
+    assert set(methods) == {"hdl", "knn_dv"}
+    assert methods["hdl"]["id"] == run["hdl"] and methods["knn_dv"]["id"] == run["knn_dv"]
+    assert all(r["n_items"] == n and r["k"] == 3 for r in methods.values())
+    stored = ws.load_run(run["hdl"])
+    np.testing.assert_array_equal(stored.labels, result.labels)
+    np.testing.assert_array_equal(stored.item_ids, embedding.item_ids)
+
+    # Pixels are a weak encoder, but on digits 3 seeds per class go far above chance (10 %).
+    frame = pipeline.export_frame(ws, run["hdl"])
+    truth = ws.truth()
+    accuracy = np.mean([truth[p] == label for p, label in zip(frame["path"], frame["label"])])
+    assert accuracy > 0.6
+
+
+def test_demo_second_embed_encodes_no_file_and_gives_the_same_array(demo_labeled):
+    ws, summary, embedding, _ = demo_labeled
+    again = pipeline.embed_workspace(ws, PIXELS)
+    assert again.stats["encoded"] == 0 and again.stats["hits"] == summary["items"]
+    assert again.key == embedding.key
+    np.testing.assert_array_equal(again.X, embedding.X)
+    assert pipeline.current_embedding(ws).key == embedding.key
+
+
+def test_demo_export_has_seed_hdl_and_fallback_rows_matching_the_store(demo_labeled):
+    ws, _, _, run = demo_labeled
+    frame = pipeline.export_frame(ws, run["hdl"])
+    assert list(frame.columns) == EXPORT_COLUMNS and len(frame) == 1797
+    assert set(frame["source"]) == {"seed", "hdl", "fallback"}
+    stored = ws.load_run(run["hdl"])
+    position = {int(i): p for p, i in enumerate(stored.item_ids)}
+    items = ws.ok_items()
+    for item_id, row in zip(items["id"], frame.itertuples(index=False)):
+        p = position[int(item_id)]
+        assert row.label == stored.label_names[p]
+        if row.source == "seed":
+            assert (row.confidence, row.step, row.round) == (1.0, -1, -1)
+        else:
+            assert row.source == ("fallback" if stored.fallback[p] else "hdl")
+            assert row.confidence == pytest.approx(stored.confidence[p])
+            assert (row.step, row.round) == (stored.step[p], stored.round[p])
+
+
+# --------------------------------------------------------------------------- embeddings
+
+def test_neighbour_graph_is_built_once_and_reloaded_by_a_fresh_workspace(colours_ws, monkeypatch):
+    ws, _, _ = colours_ws
+    calls = []
+    real_build = pipeline.build_knn_graph
+
+    def counting_build(X, k, **options):
+        calls.append(k)
+        return real_build(X, k, **options)
+
+    monkeypatch.setattr(pipeline, "build_knn_graph", counting_build)
+    embedding = pipeline.embed_workspace(ws, PIXELS)
+    first = pipeline.neighbour_graph(ws, embedding)
+    second = pipeline.neighbour_graph(ws, embedding, k=3)
+    fresh = Workspace(ws.folder)
+    third = pipeline.neighbour_graph(fresh, pipeline.require_embedding(fresh))
+    pipeline.run_labeling(fresh, pipeline.require_embedding(fresh), k=3)
+    assert calls == [pipeline.GRAPH_K]
+    for graph in (second, third):
+        np.testing.assert_array_equal(graph.indices, first.indices)
+    # More neighbours than stored: a bigger graph is built, once.
+    bigger = pipeline.neighbour_graph(ws, embedding, k=pipeline.GRAPH_K + 2)
+    pipeline.neighbour_graph(ws, embedding, k=pipeline.GRAPH_K + 2)
+    assert calls == [pipeline.GRAPH_K, pipeline.GRAPH_K + 2]
+    np.testing.assert_array_equal(bigger.indices[:, :3], first.indices[:, :3])
+
+
+def test_current_embedding_is_none_after_the_dataset_changes(colours_ws):
+    ws, folder, _ = colours_ws
+    embedding = pipeline.embed_workspace(ws, PIXELS)
+    assert pipeline.current_embedding(ws).key == embedding.key
+
+    (folder / "unlabeled" / "extra.png").write_bytes(png_bytes(COLOURS["red"], seed=999))
+    pipeline.import_dataset(ws, load_folder(folder))
+    assert pipeline.current_embedding(ws) is None
+    with pytest.raises(PipelineError, match="embed them first"):
+        pipeline.require_embedding(ws)
+
+    again = pipeline.embed_workspace(ws, PIXELS)
+    assert again.stats["encoded"] == 1          # only the new image
+    assert pipeline.current_embedding(ws).key == again.key
+
+    # Same paths, changed content: stale too.
+    (folder / "unlabeled" / "extra.png").write_bytes(png_bytes(COLOURS["blue"], seed=998))
+    pipeline.import_dataset(ws, load_folder(folder))
+    assert pipeline.current_embedding(ws) is None
+
+
+def test_import_embeddings_aligns_rows_by_path(colours_ws, roots):
+    ws, folder, _ = colours_ws
+    embedding = pipeline.embed_workspace(ws, PIXELS)
+    direct = pipeline.export_frame(ws, pipeline.run_labeling(ws, embedding, k=3)["hdl"])
+    paths = pipeline.item_frame(ws)["path"].tolist()
+
+    order = np.random.default_rng(1).permutation(len(paths))
+    shuffled = [("./" + paths[i]) if j % 2 else paths[i] for j, i in enumerate(order)]
+    other = open_workspace(folder, roots[1] / "other")
+    imported = pipeline.import_embeddings(other, shuffled, embedding.X[order], label="made elsewhere")
+    np.testing.assert_array_equal(imported.X, embedding.X)
+    assert pipeline.current_embedding(other).label == "made elsewhere"
+    via_import = pipeline.export_frame(other, pipeline.run_labeling(other, imported, k=3)["hdl"])
+    pd.testing.assert_frame_equal(via_import, direct)
+
+
+def test_import_embeddings_names_missing_and_extra_paths(colours_ws):
+    ws, _, _ = colours_ws
+    paths = pipeline.item_frame(ws)["path"].tolist()
+    X = np.eye(len(paths) + 1, dtype=np.float32)
+    with pytest.raises(PipelineError, match=r"1 image\(s\) have no embedding row.*red/red1\.png"):
+        pipeline.import_embeddings(ws, [p for p in paths if p != "red/red1.png"], X[:-2], label="x")
+    with pytest.raises(PipelineError, match=r"1 row\(s\) name images not in the dataset.*cat\.png"):
+        pipeline.import_embeddings(ws, paths + ["cat.png"], X, label="x")
+    # One image written two ways would silently take one of two rows.
+    with pytest.raises(PipelineError, match=r"appear twice: 'red/red0\.png' \(rows 4 and 24\)"):
+        pipeline.import_embeddings(ws, paths + ["./red/red0.png"], X, label="x")
+    with pytest.raises(PipelineError, match=r"shape \(25, 25\) do not match 24 paths"):
+        pipeline.import_embeddings(ws, paths, X, label="x")
+    assert pipeline.current_embedding(ws) is None
+
+
+# --------------------------------------------------------------------------- seeds and runs
+
+def test_seed_vector_includes_app_seeds_and_corrections(colours_ws):
+    ws, _, _ = colours_ws
+    items = pipeline.item_frame(ws)
+    ids = dict(zip(items["path"], items["id"]))
+    ws.set_seed(int(ids["unlabeled/blue5.png"]), "blue")                 # app seed
+    ws.add_correction([int(ids["unlabeled/green4.png"])], "green")        # correction of a non-seed
+    ws.add_correction([int(ids["red/red0.png"])], "purple")               # correction beats a seed
+    y, classes = pipeline.seed_vector(ws, items["id"].to_numpy())
+    assert classes == ["blue", "green", "red", "purple"]
+    named = {path: (classes[label] if label >= 0 else None) for path, label in zip(items["path"], y)}
+    assert named["unlabeled/blue5.png"] == "blue"
+    assert named["unlabeled/green4.png"] == "green"
+    assert named["red/red0.png"] == "purple" and named["red/red1.png"] == "red"
+    assert int((y >= 0).sum()) == 6 + 2
+    # Items not asked for are left out; the order follows item_ids.
+    y_two, _ = pipeline.seed_vector(ws, items["id"].to_numpy()[::-1][:2])
+    np.testing.assert_array_equal(y_two, y[::-1][:2])
+
+
+def test_require_seeds_refuses_no_seeds_and_a_single_class():
+    with pytest.raises(PipelineError, match="no seeds"):
+        pipeline.require_seeds(np.full(5, -1), ["a", "b"])
+    with pytest.raises(PipelineError, match="only one class has seeds .'b'."):
+        pipeline.require_seeds(np.array([1, -1, 1, -1]), ["a", "b"])
+    pipeline.require_seeds(np.array([0, -1, 1]), ["a", "b"])
+
+
+def test_run_labeling_refuses_a_dataset_with_one_seeded_class(roots):
+    data, workspaces = roots
+    folder = data / "one"
+    write_colour_folder(folder, seeds=2, unlabeled=2, seeded=["red"])
+    ws = open_workspace(folder, workspaces / "one")
+    with pytest.raises(PipelineError, match="only one class"):
+        pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS))
+    assert ws.runs() == []
+
+
+def test_pick_k_and_run_labeling_check_k(colours_ws):
+    ws, _, _ = colours_ws
+    embedding = pipeline.embed_workspace(ws, PIXELS)
+    y, _ = pipeline.seed_vector(ws, embedding.item_ids)
+    assert pipeline.pick_k(embedding.X, y, "5") == (5, None)
+    assert pipeline.pick_k(embedding.X, y, 4) == (4, None)
+    k, choice = pipeline.pick_k(embedding.X, y, "auto")
+    assert choice is not None and k == choice.k
+    with pytest.raises(ValueError, match="'auto' or a positive integer"):
+        pipeline.pick_k(embedding.X, y, "five")
+    with pytest.raises(PipelineError, match="k=24 must be between 1 and 23"):
+        pipeline.run_labeling(ws, embedding, k=24)
+    run = pipeline.run_labeling(ws, embedding, k="4", with_baseline=False)
+    assert run["k"] == 4 and "knn_dv" not in run
+    assert [(r["method"], r["k"]) for r in ws.runs()] == [("hdl", 4)]
+
+
+def test_labels_follow_the_colours_and_stored_result_replays(colours_ws):
+    ws, _, truth = colours_ws
+    run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), k=3)
+    frame = pipeline.export_frame(ws, run["hdl"])
+    assert dict(zip(frame["path"], frame["label"])) == truth
+    replay = pipeline.stored_result(ws.load_run(run["hdl"]))
+    for name in ("labels", "step", "round", "n_voters", "fallback", "source"):
+        np.testing.assert_array_equal(getattr(replay, name), getattr(run["result"], name))
+    np.testing.assert_allclose(replay.confidence, run["result"].confidence)
+    assert replay.k == 3 and replay.n_rounds == run["result"].n_rounds
+
+
+# --------------------------------------------------------------------------- export
+
+def test_export_frame_sources_seed_hdl_fallback_and_manual(roots):
+    data, workspaces = roots
+    folder = data / "bridge"
+    # Blue has no seed and its images are each other's nearest neighbours: HDL must bridge.
+    truth = write_colour_folder(folder, seeds=2, unlabeled=6, seeded=["red", "green"])
+    ws = open_workspace(folder, workspaces / "bridge")
+    before = pipeline.export_frame(ws)
+    assert before["label"].notna().sum() == 4 and set(before["source"].dropna()) == {"seed"}
+
+    run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), k=3)
+    items = pipeline.item_frame(ws)
+    ids = dict(zip(items["path"], items["id"]))
+    ws.add_correction([int(ids["unlabeled/green5.png"])], "lime")
+    frame = pipeline.export_frame(ws, run["hdl"]).set_index("path")
+
+    assert set(frame["source"]) == {"seed", "hdl", "fallback", "manual"}
+    manual = frame.loc["unlabeled/green5.png"]
+    assert (manual["label"], manual["source"], manual["confidence"]) == ("lime", "manual", 1.0)
+    assert (manual["step"], manual["round"]) == (-1, -1)
+    bridged = frame[frame["source"] == "fallback"]
+    assert bridged.index.str.startswith("unlabeled/blue").any()
+    assert (bridged["confidence"] <= 0.5).all() and (bridged["step"] >= 0).all()
+    # The bridged class is named after the seed it copied from; its images stay together.
+    assert frame.loc[[p for p in truth if "blue" in p], "label"].nunique() == 1
+    current = ws.current_labels(run["hdl"])
+    for path, row in frame.iterrows():
+        assert current[int(ids[path])] == (row["label"], row["source"])
+
+
+def test_neutralise_cell_quotes_formula_starts_only():
+    for text in ("=1+2", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx"):
+        assert pipeline.neutralise_cell(text) == "'" + text
+    for value in ("a=b", "cat", "", -1, 0.5, None):
+        assert pipeline.neutralise_cell(value) == value
+
+
+def test_csv_export_neutralises_formula_cells_and_round_trips_numbers(roots):
+    data, workspaces = roots
+    folder = data / "evil"
+    colours = {"=cmd()": COLOURS["red"], "green": COLOURS["green"]}
+    write_colour_folder(folder, seeds=2, unlabeled=3, colours=colours)
+    (folder / "@top.png").write_bytes(png_bytes(COLOURS["green"], seed=77))
+    (folder / "+plus.png").write_bytes(png_bytes(COLOURS["red"], seed=78))
+    ws = open_workspace(folder, workspaces / "evil")
+    run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), k=3)
+    frame = pipeline.export_frame(ws, run["hdl"])
+
+    data_bytes = pipeline.to_csv_bytes(frame)
+    back = pd.read_csv(io.BytesIO(data_bytes), keep_default_na=False)
+    assert list(back.columns) == EXPORT_COLUMNS
+    texts = [cell for column in ("path", "label", "source") for cell in back[column]]
+    assert not [cell for cell in texts if cell[:1] in ("=", "+", "-", "@")]
+    assert {"'@top.png", "'+plus.png", "'=cmd()/=cmd()0.png"} <= set(back["path"])
+    assert "'=cmd()" in set(back["label"]) and "=cmd()" in set(frame["label"])
+    # Numbers are not quoted: they read back as numbers, equal to what was exported.
+    assert back["step"].dtype.kind == "i" and back["round"].dtype.kind == "i"
+    np.testing.assert_array_equal(back["step"], frame["step"])
+    np.testing.assert_array_equal(back["round"], frame["round"])
+    np.testing.assert_allclose(back["confidence"].astype(float), frame["confidence"], rtol=1e-5)
+    assert (back["step"] == -1).any()            # negative numbers are left alone
+
+
+def test_csv_export_of_an_object_dtype_frame_is_neutralised_too():
+    frame = pd.DataFrame({"path": pd.Series(["-a.png", "b.png"], dtype=object),
+                          "label": pd.Series(["@x", None], dtype=object),
+                          "confidence": [0.25, np.nan]})
+    back = pd.read_csv(io.BytesIO(pipeline.to_csv_bytes(frame)))
+    assert back["path"].tolist() == ["'-a.png", "b.png"]
+    assert back["label"].iloc[0] == "'@x" and pd.isna(back["label"].iloc[1])
+    assert back["confidence"].iloc[0] == 0.25 and pd.isna(back["confidence"].iloc[1])
+
+
+def test_json_export_is_a_list_of_rows_with_null_for_missing(colours_ws):
+    ws, _, _ = colours_ws
+    frame = pipeline.export_frame(ws)                 # before any run: seeds only
+    rows = json.loads(pipeline.to_json_bytes(frame).decode("utf-8"))
+    assert len(rows) == len(frame) and all(list(row) == EXPORT_COLUMNS for row in rows)
+    by_path = {row["path"]: row for row in rows}
+    assert by_path["red/red0.png"] == {"path": "red/red0.png", "label": "red", "source": "seed",
+                                       "confidence": 1.0, "step": -1, "round": -1}
+    unlabeled = by_path["unlabeled/red5.png"]
+    assert unlabeled["label"] is None and unlabeled["source"] is None
+    assert unlabeled["confidence"] is None and unlabeled["step"] == -1
+
+
+def test_imagefolder_zip_has_a_folder_per_class_and_no_unlabeled_file(roots):
+    data, workspaces = roots
+    folder = data / "zipme"
+    write_colour_folder(folder, seeds=2, unlabeled=2)
+    # Same file name in two folders: both must survive in the archive.
+    (folder / "unlabeled" / "red0.png").write_bytes(png_bytes(COLOURS["red"], seed=500))
+    # A name that flattening "red/red0.png" would also give: renamed, not overwritten.
+    (folder / "red__red0.png").write_bytes(png_bytes(COLOURS["red"], seed=501))
+    ws = open_workspace(folder, workspaces / "zipme")
+
+    seeds_only = pipeline.export_frame(ws)
+    with zipfile.ZipFile(io.BytesIO(pipeline.imagefolder_zip(ws, seeds_only))) as archive:
+        names = archive.namelist()
+    assert sorted(names) == sorted(f"{c}/{c}__{c}{i}.png" for c in COLOURS for i in range(2))
+
+    run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), k=3)
+    frame = pipeline.export_frame(ws, run["hdl"])
+    frame.loc[frame["path"] == "unlabeled/blue3.png", "label"] = None      # left unlabeled
+    seen = []
+    target = workspaces / "export.zip"
+    pipeline.imagefolder_zip(ws, frame, target, progress=lambda done, total: seen.append((done, total)))
+    with zipfile.ZipFile(target) as archive:
+        names = archive.namelist()
+        assert archive.read("red/unlabeled__red0.png") == (folder / "unlabeled" / "red0.png").read_bytes()
+        assert archive.read("red/red__red0.png") == (folder / "red" / "red0.png").read_bytes()
+        assert archive.read("red/red__red0~2.png") == (folder / "red__red0.png").read_bytes()
+    counts = pd.Series([name.split("/")[0] for name in names]).value_counts().to_dict()
+    assert counts == {"red": 6, "green": 4, "blue": 3}
+    assert len(names) == len(set(names)) == frame["label"].notna().sum() == len(frame) - 1
+    assert not any("blue3" in name for name in names)
+    assert seen[-1] == (13, 13)
