@@ -1,0 +1,130 @@
+"""The Review page's table: current labels over a run, filters, paging, map selections, accuracy."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hdl_core import review
+
+
+def _run(item_ids, names, step, confidence, fallback):
+    return SimpleNamespace(item_ids=np.asarray(item_ids), label_names=np.asarray(names, dtype=object),
+                           step=np.asarray(step), confidence=np.asarray(confidence, dtype=float),
+                           fallback=np.asarray(fallback, dtype=bool))
+
+
+@pytest.fixture
+def frame():
+    # items 10..14 in run order; 10 is a seed, 13 was bridged, 14 was corrected by hand.
+    run = _run([10, 11, 12, 13, 14], ["cat", "cat", "dog", "dog", "cat"],
+               [-1, 0, 1, 2, 3], [1.0, 0.9, 0.6, 0.45, 0.7], [False, False, False, True, False])
+    baseline = _run([14, 13, 12, 11, 10], ["cat", "cat", "dog", "cat", "cat"],
+                    [0] * 5, [1.0] * 5, [False] * 5)
+    items = pd.DataFrame({"id": [10, 11, 12, 13, 14],
+                          "path": ["a.png", "b.png", "c.png", "d.png", "e.png"],
+                          "file": ["/x/a.png", "/x/b.png", "/x/c.png", "/x/d.png", "/x/e.png"]})
+    current = {10: ("cat", "seed"), 11: ("cat", "hdl"), 12: ("dog", "hdl"),
+               13: ("dog", "fallback"), 14: ("dog", "manual")}
+    truth = {"a.png": "cat", "b.png": "cat", "c.png": "cat", "d.png": "dog", "e.png": "dog"}
+    return review.review_frame(run, items, current, baseline=baseline, truth=truth)
+
+
+def test_frame_shows_current_labels_with_corrections_winning(frame):
+    assert frame["item_id"].tolist() == [10, 11, 12, 13, 14]
+    assert frame["position"].tolist() == [0, 1, 2, 3, 4]
+    assert frame["label"].tolist() == ["cat", "cat", "dog", "dog", "dog"]
+    assert frame["run_label"].tolist() == ["cat", "cat", "dog", "dog", "cat"]
+    assert frame["source"].tolist() == ["seed", "hdl", "hdl", "fallback", "manual"]
+
+
+def test_seeds_and_corrections_have_full_confidence_others_keep_the_runs(frame):
+    assert frame["confidence"].tolist() == [1.0, 0.9, 0.6, 0.45, 1.0]
+
+
+def test_disagreement_with_knn_dv_is_matched_by_item_id_not_row(frame):
+    # the baseline lists items in reverse order; only item 13 (run 'dog', kNN-DV 'cat') differs
+    assert frame.loc[frame["disagrees"], "item_id"].tolist() == [13]
+
+
+def test_frame_without_baseline_or_truth_has_empty_columns():
+    run = _run([1], ["cat"], [0], [0.5], [False])
+    items = pd.DataFrame({"id": [1], "path": ["a.png"]})
+    plain = review.review_frame(run, items, {1: ("cat", "hdl")})
+    assert not plain["disagrees"].any()
+    assert plain["truth"].isna().all()
+    assert review.accuracy(plain) is None
+
+
+def test_items_no_longer_accepted_are_left_out():
+    run = _run([1, 2], ["cat", "dog"], [0, 1], [0.5, 0.5], [False, False])
+    items = pd.DataFrame({"id": [2], "path": ["b.png"]})
+    frame = review.review_frame(run, items, {2: ("dog", "hdl")})
+    assert frame["item_id"].tolist() == [2]
+    assert frame["position"].tolist() == [1]      # still its row in the run (and the graph)
+
+
+def test_gallery_is_lowest_confidence_first(frame):
+    shown = review.filter_gallery(frame)
+    assert shown["item_id"].tolist() == [13, 12, 11, 10, 14]   # ties at 1.0 by item id
+
+
+def test_filters_narrow_by_class_source_confidence_fallback_and_disagreement(frame):
+    assert review.filter_gallery(frame, classes=["cat"])["item_id"].tolist() == [11, 10]
+    assert review.filter_gallery(frame, sources=["fallback"])["item_id"].tolist() == [13]
+    assert review.filter_gallery(frame, sources=["manual", "seed"])["item_id"].tolist() == [10, 14]
+    assert review.filter_gallery(frame, confidence=(0.5, 0.95))["item_id"].tolist() == [12, 11]
+    assert review.filter_gallery(frame, fallback_only=True)["item_id"].tolist() == [13]
+    assert review.filter_gallery(frame, disagreement_only=True)["item_id"].tolist() == [13]
+    assert review.filter_gallery(frame, classes=["cat"], fallback_only=True).empty
+
+
+def test_filters_refuse_unknown_sources_and_empty_ranges(frame):
+    with pytest.raises(ValueError, match="unknown sources"):
+        review.filter_gallery(frame, sources=["robot"])
+    with pytest.raises(ValueError, match="range"):
+        review.filter_gallery(frame, confidence=(0.8, 0.2))
+
+
+def test_pages_are_clamped_and_counted():
+    table = pd.DataFrame({"x": range(100)})
+    rows, page, n_pages = review.page_slice(table, 3, 48)
+    assert (page, n_pages) == (3, 3) and rows["x"].tolist() == list(range(96, 100))
+    rows, page, _ = review.page_slice(table, 9, 48)
+    assert page == 3
+    rows, page, n_pages = review.page_slice(table.iloc[:0], 1, 48)
+    assert (page, n_pages, len(rows)) == (1, 1, 0)
+    with pytest.raises(ValueError, match="per_page"):
+        review.page_slice(table, 1, 0)
+
+
+def test_map_selection_is_read_from_customdata_not_point_index():
+    points = [{"curve_number": 1, "point_index": 0, "customdata": 42},
+              {"curve_number": 2, "point_index": 0, "customdata": [7, "extra"]},
+              {"curve_number": 2, "point_index": 1},               # no id: ignored
+              {"curve_number": 1, "point_index": 0, "customdata": 42}]
+    assert review.selected_item_ids(points) == [42, 7]
+    assert review.selected_item_ids(None) == []
+
+
+def test_positions_and_hand_labeled_items(frame):
+    assert review.hand_labeled(frame).tolist() == [14]
+    assert review.positions_of(frame, [14, 10, 999]).tolist() == [0, 4]
+
+
+def test_pending_corrections_counts_corrections_the_run_did_not_use(frame):
+    assert review.pending_corrections(frame) == 1               # item 14, corrected after the run
+    used = frame.copy()
+    used.loc[used["item_id"] == 14, ["run_seed", "run_label"]] = [True, "dog"]
+    assert review.pending_corrections(used) == 0
+
+
+def test_accuracy_compares_current_or_run_labels_with_truth(frame):
+    assert review.accuracy(frame) == (pytest.approx(4 / 5), 5)          # c.png is wrong
+    assert review.accuracy(frame, "run_label") == (pytest.approx(3 / 5), 5)
+
+
+def test_class_counts_list_every_class(frame):
+    assert review.class_counts(frame, ["dog", "cat", "bird"]) == {"dog": 3, "cat": 2, "bird": 0}
