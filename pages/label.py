@@ -1,0 +1,534 @@
+"""Label: run HDL (and kNN-DV to compare), then replay the labeling round by round on a map.
+
+The replay lives in one fragment (slider, play/pause, map, charts, the clicked point's
+vote), so moving the round reruns only that fragment: the per-run arrays are prepared once
+per run (`_prepared`, cached by workspace and run ids) and a move only rebuilds the map's
+point groups with numpy and sends one figure.
+
+The drawing functions are importable without running the page (bench/page_bench.py times
+them): the page itself runs only as Streamlit's ``__main__`` script.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+import state
+from hdl_core import pipeline
+from hdl_core import replay as replaying
+from hdl_core.explain import round_view, vote_detail
+
+# Transient UI state of this page (durable facts live in the workspace store).
+ROUND_KEY = "label_round"            # the round shown
+PLAYING_KEY = "label_playing"        # the replay is playing
+POINT_KEY = "label_point"            # the clicked point: its position in the run, or None
+RUN_KEY = "label_shown_run"          # the run the keys above refer to
+ONLY_DISAGREE_KEY = "label_only_disagree"
+RUN_CHOICE_KEY = "label_run_choice"
+MESSAGE_KEY = "label_message"
+MAP_KEY = "label_map"
+CLICKED_KEY = "label_clicked"        # the last click taken from the map's selection
+
+PLAY_SECONDS = 0.7                   # one replay frame
+PLAY_FRAMES = 40                     # a replay takes about this many frames
+POLL_SECONDS = 2.0                   # how often the map looks for a finished UMAP
+RANKS_SHOWN = 40                     # rank numbers are drawn for first levels up to this size
+NEIGHBOURS_PER_ROW = 10
+GREY = "rgba(140, 140, 140, 0.35)"
+HIGHLIGHT = "#ff4b4b"                # visible on light and dark backgrounds
+NEIGHBOUR_RING = "#ffa421"
+OUTLINE = "rgba(128, 128, 128, 0.95)"
+
+
+# --------------------------------------------------------------------------- per-run data
+
+@dataclass
+class RunView:
+    """One HDL run ready to replay: the precomputed `Replay` plus what the page shows about it."""
+
+    run_id: int
+    baseline_id: int | None
+    replay: replaying.Replay
+    classes: list[str]
+    item_ids: np.ndarray
+    paths: np.ndarray
+    files: np.ndarray
+    hover: np.ndarray          # (n, 3): position, round, confidence, for the map's tooltips
+    params: dict
+    created: str
+
+
+def hdl_runs(ws, emb) -> list[dict]:
+    """HDL runs made on the current embeddings, newest first, each with its kNN-DV partner id."""
+    runs = ws.runs()
+    out = []
+    for i, run in enumerate(runs):
+        if run["method"] != "hdl" or run["params"].get("embedding") != emb.key:
+            continue
+        partner = None
+        for later in runs[i + 1:]:      # run_labeling saves the kNN-DV run right after
+            if later["method"] == "hdl":
+                break
+            if later["method"] == "knn_dv" and later["k"] == run["k"] and \
+                    later["params"].get("embedding") == emb.key:
+                partner = later["id"]
+                break
+        out.append({**run, "baseline": partner})
+    return out[::-1]
+
+
+def prepare(ws, run_id: int, baseline_id: int | None, neighbours: np.ndarray) -> RunView:
+    """Load a run (and its kNN-DV partner), align the truth and precompute its replay."""
+    run = ws.load_run(run_id)
+    result = pipeline.stored_result(run)
+    items = pipeline.item_frame(ws).set_index("id")
+    missing = ~np.isin(run.item_ids, items.index.to_numpy())
+    if missing.any():
+        raise pipeline.PipelineError(f"run #{run_id} labels {int(missing.sum())} images that are no "
+                                     "longer in the dataset; run HDL again")
+    rows = items.loc[run.item_ids]
+    paths = rows["path"].to_numpy(dtype=object)
+    files = rows["file"].to_numpy(dtype=object)
+    truth = ws.truth()
+    codes = None
+    if truth:
+        codes = replaying.truth_codes([truth.get(p) for p in paths], run.classes)
+    baseline = None
+    if baseline_id is not None:
+        other = ws.load_run(baseline_id)
+        if np.array_equal(other.item_ids, run.item_ids):
+            baseline = other.labels
+    replay = replaying.build_replay(result, neighbours, baseline=baseline, truth=codes)
+    # float32: sent as binary; exact for positions and rounds below 16 million
+    hover = np.column_stack([np.arange(replay.n), result.round,
+                             result.confidence]).astype(np.float32)
+    return RunView(run_id, baseline_id if baseline is not None else None, replay,
+                   list(run.classes), run.item_ids, paths, files, hover, run.params, run.created)
+
+
+@st.cache_resource(show_spinner="Preparing the replay…", max_entries=4)
+def _prepared(folder: str, emb_key: str, run_id: int, baseline_id: int | None, k: int) -> RunView:
+    # a resource, not data: the arrays are read-only and copying them on every move is the cost
+    # this cache is here to avoid
+    graph = state.graph(folder, emb_key, k)
+    return prepare(state._workspace(folder), run_id, baseline_id, graph.indices)
+
+
+# --------------------------------------------------------------------------- drawing
+
+def palette(n_classes: int) -> list[str]:
+    """One colour per class: plotly's 10, else 26 (Alphabet), repeated past that."""
+    colours = qualitative.Plotly if n_classes <= 10 else qualitative.Alphabet
+    return [colours[i % len(colours)] for i in range(max(n_classes, 1))]
+
+
+def _class_colours(colours: list[str]) -> dict:
+    """Marker settings that colour a numeric class array with the class palette (no string arrays)."""
+    n = len(colours)
+    scale = []
+    for i, colour in enumerate(colours):
+        scale += [[i / n, colour], [(i + 1) / n, colour]]
+    return {"colorscale": scale, "cmin": -0.5, "cmax": n - 0.5, "showscale": False}
+
+
+def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | None = None,
+               point: int | None = None) -> dict:
+    """The map at round `r` as a plotly figure dict (Scattergl traces, numpy arrays).
+
+    Drawn bottom to top: not-yet-labeled points (grey), the labeled ones per class, seeds
+    (bigger, outlined), bridged points (x), round `r`'s first level (ringed, numbered in
+    its second-level order when small), and the clicked point with its k neighbours.
+    Every trace carries [position, round, confidence] as customdata, so a click names the
+    point whatever trace it hit.
+    """
+    replay, result = view.replay, view.replay.result
+    layers = replaying.map_layers(replay, r, only=only)
+    colours = palette(len(view.classes))
+    by_class = _class_colours(colours)
+    xy = np.round(coords, 3)
+    labels = result.labels
+    size = 5 if only is None else 8          # a filtered map shows few points: draw them bigger
+
+    def trace(index, name, marker, **extra):
+        return {"type": "scattergl", "mode": "markers", "name": name, "x": xy[index, 0],
+                "y": xy[index, 1], "customdata": view.hover[index], "marker": marker,
+                "hovertemplate": "#%{customdata[0]:.0f} · round %{customdata[1]:.0f} · confidence "
+                                 "%{customdata[2]:.2f}<extra>" + name + "</extra>", **extra}
+
+    data = [trace(layers.unlabeled, "not labeled yet", {"color": GREY, "size": size - 1},
+                  hovertemplate="#%{customdata[0]:.0f} · not labeled yet<extra></extra>")]
+    coloured = layers.coloured
+    coloured_labels = labels[coloured]
+    for c, name in enumerate(view.classes):
+        members = coloured[coloured_labels == c]
+        data.append(trace(members, name, {"color": colours[c], "size": size}, legendgroup=name))
+    data.append(trace(layers.seeds, "seeds", {
+        "color": labels[layers.seeds], **by_class, "size": 12,
+        "line": {"color": OUTLINE, "width": 1.5}},
+        hovertemplate="#%{customdata[0]:.0f} · seed<extra></extra>"))
+    if layers.bridged.size:
+        data.append(trace(layers.bridged, "bridged (no labeled neighbour)", {
+            "color": labels[layers.bridged], **by_class, "size": 11, "symbol": "x"}))
+    current = layers.current
+    level = trace(current, f"round {r}: first level", {
+        "color": labels[current], **by_class, "size": 9,
+        "line": {"color": HIGHLIGHT, "width": 2}})
+    if 0 < current.size <= RANKS_SHOWN:
+        first, ranks = replaying.first_level(result, r)
+        rank_of = dict(zip(first.tolist(), (ranks + 1).tolist()))
+        level.update(mode="markers+text", text=[str(rank_of[p]) for p in current.tolist()],
+                     textposition="top center")
+    data.append(level)
+    if point is not None:
+        ring = replay.neighbours[point, :result.k]
+        data.append(trace(ring, "its neighbours", {"color": NEIGHBOUR_RING, "size": 12,
+                                                   "symbol": "circle-open", "line": {"width": 2}}))
+        data.append(trace(np.array([point]), "selected", {
+            "color": HIGHLIGHT, "size": 18, "symbol": "circle-open", "line": {"width": 3}}))
+    layout = {
+        "height": 560, "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
+        "xaxis": {"visible": False}, "yaxis": {"visible": False},
+        "legend": {"itemsizing": "constant", "orientation": "h", "y": -0.02, "yanchor": "top"},
+        "uirevision": "label-map",
+        "clickmode": "event+select", "hovermode": "closest",
+    }
+    return {"data": data, "layout": layout}
+
+
+def progress_figure(view: RunView, r: int) -> go.Figure:
+    """Points labeled per round (bars) and the cumulative share labeled (line), round `r` marked."""
+    replay = view.replay
+    rounds = np.arange(replay.n_rounds)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_bar(x=rounds, y=replay.per_round, name="labeled in the round", secondary_y=False)
+    fig.add_scatter(x=rounds, y=replay.share * 100, name="labeled so far (%)", mode="lines",
+                    secondary_y=True)
+    fig.add_vline(x=r, line_dash="dot", line_color=OUTLINE)
+    fig.update_layout(height=250, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                      legend={"orientation": "h", "y": -0.3}, bargap=0.1)
+    fig.update_xaxes(title_text="round")
+    fig.update_yaxes(title_text="points", secondary_y=False)
+    fig.update_yaxes(title_text="% of all", range=[0, 101], secondary_y=True)
+    return fig
+
+
+def accuracy_figure(view: RunView, r: int) -> go.Figure:
+    """Accuracy of HDL's labels so far by round, with kNN-DV's (all at once) for reference."""
+    replay = view.replay
+    fig = go.Figure()
+    fig.add_scatter(x=np.arange(replay.n_rounds), y=replay.accuracy * 100, mode="lines",
+                    name="HDL, labels so far")
+    if replay.baseline_accuracy is not None:
+        fig.add_hline(y=replay.baseline_accuracy * 100, line_dash="dash", line_color=OUTLINE,
+                      annotation_text="kNN-DV (all at once)")
+    fig.add_vline(x=r, line_dash="dot", line_color=OUTLINE)
+    fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                      xaxis_title="round", yaxis_title="accuracy (%)", showlegend=False)
+    return fig
+
+
+# --------------------------------------------------------------------------- page parts
+
+def k_plan(ws) -> tuple[int | str, float, str]:
+    """The k and noise rate the next run uses, and why (the Choose k page's stored choice)."""
+    choice = ws.get_setting("k_choice")
+    if not choice:
+        return "auto", 0.15, ("k = auto: chosen when you press Run HDL by the μ_k·I(k) rule "
+                              "(nothing stored on the Choose k page yet)")
+    k, noise = int(choice["k"]), float(choice.get("noise_rate", 0.15))
+    if choice.get("override"):
+        why = "your override on the Choose k page"
+    elif choice.get("reliable", True):
+        why = "k* from the Choose k page"
+    else:
+        why = "the Choose k page's default (too few seeds for a reliable k*)"
+    return k, noise, f"k = {k}: {why}; noise rate e = {noise:.2f}"
+
+
+def run_controls(ws, emb) -> None:
+    """The Run HDL button with the k it will use."""
+    k, noise, why = k_plan(ws)
+    left, right = st.columns([1, 3], vertical_alignment="center")
+    pressed = left.button("Run HDL", type="primary", key="label_run_button",
+                          help="Labels every image from the seeds (corrections included), and "
+                               "runs kNN-DV on the same seeds to compare.")
+    right.markdown(f"Next run: **{why}**.")
+    if pressed:
+        with st.spinner(f"Running HDL and kNN-DV on {len(emb.item_ids)} images…"):
+            out = pipeline.run_labeling(ws, emb, k=k, noise_rate=noise)
+        result = out["result"]
+        st.session_state[MESSAGE_KEY] = (
+            f"HDL labeled {int((result.step >= 0).sum())} images in {result.n_rounds} rounds "
+            f"with k = {out['k']} ({out['seconds']:.1f} s, kNN-DV included): run #{out['hdl']}.")
+        st.session_state.pop(RUN_CHOICE_KEY, None)
+        st.rerun()
+    message = st.session_state.pop(MESSAGE_KEY, None)
+    if message:
+        st.success(message)
+
+
+def _describe_run(run: dict) -> str:
+    how = "chosen automatically" if run["params"].get("k_auto") else "as set"
+    return f"#{run['id']} · k = {run['k']} ({how}) · {run['params'].get('n_seeds', '?')} seeds · {run['created'][:19]}Z"
+
+
+def _clamp_ui_state(view: RunView) -> None:
+    """Reset the round, the point and play when a different run is shown; keep them in range."""
+    last = max(view.replay.n_rounds - 1, 0)
+    if st.session_state.get(RUN_KEY) != view.run_id:
+        st.session_state[RUN_KEY] = view.run_id
+        st.session_state[ROUND_KEY] = last
+        st.session_state[POINT_KEY] = None
+        st.session_state[PLAYING_KEY] = False
+    r = st.session_state.get(ROUND_KEY, last)
+    st.session_state[ROUND_KEY] = int(min(max(r if isinstance(r, (int, np.integer)) else last, 0), last))
+    point = st.session_state.get(POINT_KEY)
+    if point is not None and not 0 <= int(point) < view.replay.n:
+        st.session_state[POINT_KEY] = None
+
+
+def clicked_point(points: list) -> int | None:
+    """The run position of the first selected map point (customdata[0]), or None.
+
+    plotly.js hands a row of a binary customdata array back as ``{"0": .., "1": ..}``, and
+    a row of a list as a list; both are read.
+    """
+    for chosen in points or []:
+        custom = chosen.get("customdata") if isinstance(chosen, dict) else None
+        if isinstance(custom, dict):
+            custom = custom.get("0", custom.get(0))
+        elif isinstance(custom, (list, tuple)):
+            custom = custom[0] if custom else None
+        if isinstance(custom, (int, float)) and not isinstance(custom, bool):
+            return int(custom)
+    return None
+
+
+def _selected_from_chart() -> None:
+    """A new click on the map (its selection state) becomes the selected point.
+
+    The map is redrawn whenever the round or the selection changes, and a redrawn chart
+    starts with no selection, so the point is kept in `POINT_KEY`; a selection already
+    taken over once is not taken again (so "Clear selection" sticks).
+    """
+    event = st.session_state.get(MAP_KEY)
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        points = []
+    clicked = clicked_point(points)
+    if clicked != st.session_state.get(CLICKED_KEY):
+        st.session_state[CLICKED_KEY] = clicked
+        if clicked is not None:
+            st.session_state[POINT_KEY] = clicked
+
+
+def umap_watch(ws, emb) -> None:
+    """While the map is PCA because UMAP is still computing: redraw the page once it is done."""
+    _, kind = state.map_coordinates(ws, emb)
+    if kind != "pca":
+        st.rerun()
+
+
+def replay_panel(ws, emb, view: RunView) -> None:
+    """Slider, play/pause, map, charts and the selected point: the part a round move reruns."""
+    with state.user_errors("Replaying the run"):
+        coords, kind = state.map_coordinates(ws, emb)
+        replay = view.replay
+        last = max(replay.n_rounds - 1, 0)
+        playing = bool(st.session_state.get(PLAYING_KEY))
+        if playing:
+            step = max(1, -(-replay.n_rounds // PLAY_FRAMES))
+            r = st.session_state[ROUND_KEY] + step
+            if r >= last:
+                st.session_state[ROUND_KEY] = last
+                st.session_state[PLAYING_KEY] = False
+                st.rerun()
+            st.session_state[ROUND_KEY] = r
+        _selected_from_chart()
+
+        play_col, slider_col, filter_col = st.columns([1, 6, 3], vertical_alignment="bottom")
+        if last > 0:
+            if play_col.button("⏸ Pause" if playing else "▶ Play", key="label_play_button"):
+                if not playing and st.session_state[ROUND_KEY] >= last:
+                    st.session_state[ROUND_KEY] = 0
+                st.session_state[PLAYING_KEY] = not playing
+                st.rerun()     # the whole page, so the fragment's timer starts or stops
+            r = slider_col.slider("Round", 0, last, key=ROUND_KEY,
+                                  help="At round r, every point labeled so far is coloured; round "
+                                       "r's first level is ringed, numbered in its vote order.")
+        else:
+            r = 0
+            slider_col.caption("This run has a single round.")
+        only = None
+        if replay.disagree is not None:
+            if filter_col.checkbox("Only where HDL and kNN-DV disagree", key=ONLY_DISAGREE_KEY):
+                only = replay.disagree
+        else:
+            filter_col.caption("No kNN-DV run to compare with.")
+
+        map_col, side_col = st.columns([3, 2])
+        with map_col:
+            _map_note(kind, emb)
+            point = st.session_state.get(POINT_KEY)
+            st.plotly_chart(map_figure(view, coords, r, only=only, point=point), key=MAP_KEY,
+                            on_select="rerun", selection_mode="points", theme="streamlit",
+                            config={"scrollZoom": True, "displaylogo": False})
+            _round_caption(view, r, only)
+        with side_col:
+            _side_panel(view, r)
+        point = st.session_state.get(POINT_KEY)
+        if point is not None:
+            _point_detail(view, int(point))
+
+
+def _map_note(kind: str, emb) -> None:
+    if kind == "pca":
+        st.caption("Map: PCA for now; the UMAP map is computing in the background and replaces "
+                   "it by itself when ready.")
+    elif kind == "pca-only":
+        st.caption(f"Map: PCA (UMAP failed: {state.umap_problem(emb)}).")
+    else:
+        st.caption("Map: UMAP of the embeddings over the same kNN graph HDL used. Click a point "
+                   "to see why it got its label.")
+
+
+def _round_caption(view: RunView, r: int, only) -> None:
+    replay, result = view.replay, view.replay.result
+    if replay.n_rounds == 0:
+        st.caption("Every image is a seed: there was nothing to label.")
+        return
+    rv = round_view(replay.neighbours, result, r)
+    size = rv.first_level.size
+    if rv.bridge:
+        text = (f"Round {r} is a bridge: no unlabeled point had a labeled neighbour, so the one "
+                "closest to a labeled point copied its label (marked x).")
+    else:
+        text = (f"Round {r}: the first level is the {size} unlabeled point(s) with the most "
+                f"labeled neighbours (L = {rv.max_L} of k = {result.k}); they were voted in the "
+                "second-level order, most listed by the others first"
+                + (" (numbers on the map)." if size <= RANKS_SHOWN else "."))
+    if only is not None:
+        text += f" Showing the {int(only.sum())} points where HDL and kNN-DV disagree."
+    st.caption(text)
+
+
+def _side_panel(view: RunView, r: int) -> None:
+    replay = view.replay
+    if replay.n_rounds == 0:
+        return
+    done = int(round(replay.share[r] * replay.n))
+    quiet = {"delta_color": "off", "delta_arrow": "off"}
+    a, b = st.columns(2)
+    a.metric("Labeled so far", f"{replay.share[r]:.0%}", f"{done:,} of {replay.n:,}", **quiet,
+             help=f"Images carrying a label once round {r} is done, seeds included.")
+    if replay.accuracy is not None:
+        so_far = replay.accuracy[r]
+        b.metric("Accuracy so far", "–" if np.isnan(so_far) else f"{so_far:.1%}",
+                 help="Of the images labeled by round r whose true class is known (seeds "
+                      "excluded).")
+    c, d = st.columns(2)
+    if replay.agreement is not None:
+        c.metric("kNN-DV agreement", f"{replay.agreement:.1%}",
+                 f"{int(replay.disagree.sum()):,} differ", **quiet,
+                 help="Share of the non-seed images that HDL and kNN-DV label the same.")
+    if replay.final_accuracy is not None:
+        d.metric("Final accuracy", f"{replay.final_accuracy:.1%}",
+                 None if replay.baseline_accuracy is None else
+                 f"kNN-DV {replay.baseline_accuracy:.1%}", **quiet,
+                 help="The whole HDL run (and kNN-DV) against the ground truth, seeds excluded.")
+    st.plotly_chart(progress_figure(view, r), key="label_progress", theme="streamlit")
+    if replay.accuracy is not None:
+        st.plotly_chart(accuracy_figure(view, r), key="label_accuracy", theme="streamlit")
+
+
+def _clear_point() -> None:
+    st.session_state[POINT_KEY] = None
+
+
+def _point_detail(view: RunView, point: int) -> None:
+    """The clicked point: thumbnail, how it got its label, and its k neighbours at vote time."""
+    replay, result = view.replay, view.replay.result
+    names = view.classes
+    detail = vote_detail(replay.neighbours, result, point)
+    st.divider()
+    head, clear = st.columns([5, 1])
+    head.subheader(f"Point #{point}: {view.paths[point]}")
+    clear.button("Clear selection", key="label_clear_point", on_click=_clear_point)
+    left, right = st.columns([1, 4])
+    left.image(state.thumbnail_png(str(view.files[point])), width=state.THUMB_PX)
+    label = names[result.labels[point]]
+    lines = [f"**Label:** {label}"]
+    if result.step[point] < 0:
+        lines.append("**A seed**: given, not voted. Its neighbours are shown with their final labels.")
+    else:
+        lines.append(f"**Round** {result.round[point]} · **step** {result.step[point]} · "
+                     f"**confidence** {result.confidence[point]:.2f}")
+        if result.fallback[point]:
+            source = detail.bridge_source
+            lines.append(f"**Bridged:** no labeled neighbour was left, so it copied the label of "
+                         f"#{source} ({view.paths[source] if source >= 0 else 'removed since'}), "
+                         "the closest labeled point.")
+        else:
+            votes = ", ".join(f"{names[c]}: {n}" for c, n in
+                              sorted(detail.counts.items(), key=lambda kv: -kv[1]))
+            lines.append(f"**Votes** of its {result.n_voters[point]} labeled neighbours: {votes}.")
+            if len(detail.tied) > 1:
+                lines.append("A tie, broken by the nearest labeled neighbour.")
+    if replay.baseline is not None and result.step[point] >= 0:
+        lines.append(f"**kNN-DV:** {names[replay.baseline[point]]}"
+                     + (" (disagrees)" if replay.baseline[point] != result.labels[point] else ""))
+    if replay.truth is not None and replay.truth[point] >= 0:
+        truth = replay.truth[point]
+        lines.append(f"**True class:** {names[truth] if truth < len(names) else 'not a run class'}"
+                     + (" ✓" if truth == result.labels[point] else " ✗"))
+    right.markdown("  \n".join(lines))
+
+    st.markdown(f"**Its k = {result.k} nearest neighbours**, nearest first, "
+                + ("with their final labels:" if result.step[point] < 0 else
+                   "with the label each had when it voted (— : not labeled yet, no vote):"))
+    captions = []
+    for q, at_time in zip(detail.neighbours.tolist(), detail.neighbour_labels.tolist()):
+        if result.step[point] < 0:
+            captions.append(f"#{q} {names[result.labels[q]]}")
+        else:
+            captions.append(f"#{q} {names[at_time]}" if at_time >= 0 else f"#{q} —")
+    thumbs = [state.thumbnail_png(str(view.files[q])) for q in detail.neighbours.tolist()]
+    for start in range(0, len(thumbs), NEIGHBOURS_PER_ROW):
+        st.image(thumbs[start:start + NEIGHBOURS_PER_ROW], width=state.THUMB_PX,
+                 caption=captions[start:start + NEIGHBOURS_PER_ROW])
+
+
+def main() -> None:
+    st.title("🏷️ Label")
+    ws = state.workspace()
+    state.sidebar_status(ws)
+    with state.user_errors("Labeling"):
+        emb = state.need_embedding(ws)
+        run_controls(ws, emb)
+        runs = hdl_runs(ws, emb)
+        if not runs:
+            st.info("No HDL run for these embeddings yet: press **Run HDL**.")
+            return
+        chosen = runs[0]
+        if len(runs) > 1:
+            by_id = {run["id"]: run for run in runs}
+            chosen = by_id[st.selectbox("Run to replay", list(by_id), key=RUN_CHOICE_KEY,
+                                        format_func=lambda run_id: _describe_run(by_id[run_id]))]
+        else:
+            st.caption(f"Run {_describe_run(chosen)}")
+        view = _prepared(str(ws.folder), emb.key, int(chosen["id"]), chosen["baseline"],
+                         int(chosen["k"]))
+        _clamp_ui_state(view)
+        playing = bool(st.session_state.get(PLAYING_KEY))
+        st.fragment(replay_panel, run_every=PLAY_SECONDS if playing else None)(ws, emb, view)
+        if state.map_coordinates(ws, emb)[1] == "pca":
+            st.fragment(umap_watch, run_every=POLL_SECONDS)(ws, emb)
+        st.page_link("pages/review.py", label="Next: review and correct", icon="✅")
+
+
+if __name__ == "__main__":
+    main()

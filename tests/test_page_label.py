@@ -1,0 +1,218 @@
+"""AppTest of the Label page on the demo: run HDL, replay rounds, a point's vote, the kNN-DV filter.
+
+The map is checked through the figure the page sends: every trace carries each point's
+position in the run as customdata, so the tests read which points are drawn how.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+MAP_TITLE = "not labeled yet"       # the first trace of the map, and of no other chart
+
+
+def _label_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("pages/label.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def _array(value) -> np.ndarray:
+    """A plotly JSON array: a list, or plotly's binary form {dtype, bdata, shape}."""
+    if isinstance(value, dict):
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        shape = [int(s) for s in str(value.get("shape", flat.size)).split(",")]
+        return flat.reshape(shape)
+    return np.asarray(value, dtype=float).reshape(-1, 3) if value else np.zeros((0, 3))
+
+
+def _map_traces(at) -> dict[str, np.ndarray]:
+    """Trace name -> sorted positions (in the run) of the points it draws."""
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        if spec["data"] and spec["data"][0].get("name") == MAP_TITLE:
+            return {trace["name"]: np.sort(_array(trace.get("customdata"))[:, 0].astype(int))
+                    for trace in spec["data"]}
+    raise AssertionError("the Label page shows no map")
+
+
+def _metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def _latest(ws):
+    run = ws.load_run(method="hdl")
+    baseline = ws.load_run(method="knn_dv")
+    assert baseline.run_id > run.run_id and np.array_equal(baseline.item_ids, run.item_ids)
+    return run, baseline
+
+
+def _truth_of(ws, run) -> np.ndarray:
+    path_of = dict(zip(ws.ok_items()["id"], ws.ok_items()["path"]))
+    truth = ws.truth()
+    return np.array([truth[path_of[i]] for i in run.item_ids], dtype=object)
+
+
+def test_label_page_shows_the_latest_run_at_its_last_round(demo_workspace):
+    at = _label_page()
+    run, _ = _latest(demo_workspace)
+    n_rounds = int(run.round.max()) + 1
+    slider = at.slider(key="label_round")
+    assert slider.max == n_rounds - 1 and slider.value == n_rounds - 1
+    assert _metric(at, "Labeled so far") == "100%"
+    traces = _map_traces(at)
+    assert traces[MAP_TITLE].size == 0                           # all labeled at the end
+    assert traces["seeds"].tolist() == np.flatnonzero(run.step < 0).tolist()
+    assert any(f"Run #{run.run_id}" in c.value for c in at.caption)
+
+
+def test_run_hdl_saves_a_run_that_labels_every_item(demo_workspace):
+    ws = demo_workspace
+    saved = ws.get_setting("k_choice")
+    ws.set_setting("k_choice", {"k": 4, "override": True, "noise_rate": 0.15})
+    try:
+        before = max(r["id"] for r in ws.runs())
+        at = _label_page()
+        assert any("k = 4: your override on the Choose k page" in m.value for m in at.markdown)
+        at.button(key="label_run_button").click().run()
+        assert not at.exception, at.exception
+        run, baseline = _latest(ws)
+        assert run.run_id > before and run.k == 4 and baseline.k == 4
+        assert len(run.item_ids) == len(ws.ok_items())
+        assert (run.labels >= 0).all() and (baseline.labels >= 0).all()
+        assert any(f"run #{run.run_id}" in s.value for s in at.success)
+        assert at.slider(key="label_round").value == int(run.round.max())   # the new run, at its end
+    finally:
+        ws.set_setting("k_choice", saved)
+
+
+def test_round_slider_replays_the_run_with_accuracy_so_far(demo_workspace):
+    ws = demo_workspace
+    at = _label_page()
+    run, _ = _latest(ws)
+    truth = _truth_of(ws, run)
+    names = np.array(run.classes + [None], dtype=object)[run.labels]
+    last = int(run.round.max())
+    for r in (0, last // 2, last):
+        at.slider(key="label_round").set_value(r).run()
+        assert not at.exception, at.exception
+        done = (run.round >= 0) & (run.round <= r)
+        labeled = int(done.sum() + (run.step < 0).sum())
+        metric = next(m for m in at.metric if m.label == "Labeled so far")
+        assert metric.value == f"{labeled / len(run.labels):.0%}"
+        assert metric.delta == f"{labeled:,} of {len(run.labels):,}"
+        # accuracy so far, by hand: labels given up to round r (seeds excluded) against truth
+        assert _metric(at, "Accuracy so far") == f"{(names[done] == truth[done]).mean():.1%}"
+        traces = _map_traces(at)
+        coloured = np.concatenate([traces[c] for c in run.classes])
+        assert np.sort(coloured).tolist() == np.flatnonzero(done).tolist()
+        assert traces[MAP_TITLE].tolist() == np.flatnonzero(run.round > r).tolist()
+        assert traces[f"round {r}: first level"].tolist() == np.flatnonzero(run.round == r).tolist()
+
+
+def test_selected_point_shows_its_vote_and_neighbours(demo_workspace):
+    at = _label_page()
+    run, _ = _latest(demo_workspace)
+    voted = np.flatnonzero((run.step >= 0) & ~run.fallback & (run.n_voters >= 2))
+    point = int(voted[0])
+    at.session_state["label_point"] = point
+    at.run()
+    assert not at.exception, at.exception
+    detail = "\n".join(m.value for m in at.markdown)
+    assert f"**Round** {run.round[point]} · **step** {run.step[point]}" in detail
+    assert f"**Votes** of its {run.n_voters[point]} labeled neighbours" in detail
+    assert f"**Label:** {run.classes[run.labels[point]]}" in detail
+    neighbours = next(i for i in at.get("image") if len(i.value) == run.k)
+    # each neighbour is captioned with its label at vote time, or — when it had none yet
+    labeled_then = [c for c in neighbours.captions if not c.endswith("—")]
+    assert len(labeled_then) == run.n_voters[point]
+    assert _map_traces(at)["selected"].tolist() == [point]
+    at.button(key="label_clear_point").click().run()
+    assert at.session_state["label_point"] is None and "selected" not in _map_traces(at)
+
+
+def test_a_seed_is_explained_as_given(demo_workspace):
+    at = _label_page()
+    run, _ = _latest(demo_workspace)
+    at.session_state["label_point"] = int(np.flatnonzero(run.step < 0)[0])
+    at.run()
+    assert not at.exception, at.exception
+    assert any("**A seed**" in m.value for m in at.markdown)
+
+
+def test_disagreement_filter_shows_only_points_where_hdl_and_knn_dv_differ(demo_workspace):
+    at = _label_page()
+    run, baseline = _latest(demo_workspace)
+    differ = (run.labels != baseline.labels) & (run.step >= 0)
+    share = 1 - differ.sum() / (run.step >= 0).sum()
+    assert _metric(at, "kNN-DV agreement") == f"{share:.1%}"
+    at.checkbox(key="label_only_disagree").check().run()
+    assert not at.exception, at.exception
+    traces = _map_traces(at)
+    drawn = np.unique(np.concatenate([traces[MAP_TITLE], traces["seeds"]]
+                                     + [traces[c] for c in run.classes]))
+    assert differ.any() and drawn.tolist() == np.flatnonzero(differ).tolist()
+    assert any(f"the {int(differ.sum())} points where HDL and kNN-DV disagree" in c.value
+               for c in at.caption)
+
+
+def test_without_embeddings_the_page_points_to_embed(demo_workspace):
+    saved = demo_workspace.get_setting("embedding")
+    demo_workspace.set_setting("embedding", {})
+    try:
+        at = AppTest.from_file(APP, default_timeout=180)
+        at.run()
+        at.switch_page("pages/label.py")
+        at.run()
+        assert not at.exception, at.exception
+        assert any("Embed them first" in i.value for i in at.info)
+    finally:
+        demo_workspace.set_setting("embedding", saved)
+
+
+def test_play_advances_the_round_each_tick_and_pause_stops(demo_workspace):
+    at = _label_page()
+    run, _ = _latest(demo_workspace)
+    n_rounds = int(run.round.max()) + 1
+    step = -(-n_rounds // 40)                      # a replay plays in about 40 frames
+    at.button(key="label_play_button").click().run()   # at the last round: starts over
+    assert not at.exception, at.exception
+    assert at.session_state["label_playing"] is True
+    assert at.slider(key="label_round").value == step
+    assert at.button(key="label_play_button").label == "⏸ Pause"
+    at.run()                                           # one timer tick of the fragment
+    assert at.slider(key="label_round").value == 2 * step
+    at.button(key="label_play_button").click().run()
+    assert at.session_state["label_playing"] is False
+    paused_at = at.slider(key="label_round").value
+    at.run()
+    assert at.slider(key="label_round").value == paused_at
+    at.slider(key="label_round").set_value(n_rounds - 2).run()
+    at.button(key="label_play_button").click().run()   # plays past the end: stops at the last round
+    assert not at.exception, at.exception
+    assert at.slider(key="label_round").value == n_rounds - 1
+    assert at.session_state["label_playing"] is False
+
+
+def test_a_map_click_is_read_from_the_selection_whatever_form_plotly_gives():
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("label_page_for_test",
+                                                  Path(APP).parent / "pages" / "label.py")
+    page = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = page
+    spec.loader.exec_module(page)           # defines the page's functions; the page runs only as __main__
+    assert page.clicked_point([{"customdata": {"0": 86, "1": 92, "2": 1}}]) == 86   # binary rows
+    assert page.clicked_point([{"customdata": [7.0, 1, 0.5]}]) == 7
+    assert page.clicked_point([{"x": 1.0}, {"customdata": 3}]) == 3
+    assert page.clicked_point([]) is None and page.clicked_point(None) is None
