@@ -1,0 +1,24 @@
+"""hdl-studio: label an image folder from a few examples, and see how.
+
+Run with `make run` (or `streamlit run app.py`). One file per page under pages/; the shared
+workspace and caches are in state.py; the labeling itself is in hdl_core.
+"""
+import streamlit as st
+
+st.set_page_config(page_title="hdl-studio", page_icon="🏷️", layout="wide")
+
+PAGES = {
+    "Label a dataset": [
+        st.Page("pages/data.py", title="Data", icon="📁", default=True),
+        st.Page("pages/embed.py", title="Embed", icon="🧮"),
+        st.Page("pages/choose_k.py", title="Choose k", icon="📈"),
+        st.Page("pages/label.py", title="Label", icon="🏷️"),
+        st.Page("pages/review.py", title="Review", icon="✅"),
+        st.Page("pages/export.py", title="Export", icon="📦"),
+    ],
+    "Learn": [
+        st.Page("pages/teach.py", title="Teach: HDL on a 2-D toy", icon="🎓"),
+    ],
+}
+
+st.navigation(PAGES).run()

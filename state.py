@@ -1,0 +1,245 @@
+"""What the pages share: the open workspace, cached heavy results, thumbnails, and error display.
+
+State lives in the workspace store (SQLite), not in the browser session: the session only
+remembers which workspace is open, and the last one opened is written to
+``<workspace root>/last-workspace.json`` so a refresh or a server restart comes back to it.
+The first start opens the built-in demo.
+
+Heavy results are cached per workspace and embedding key: `st.cache_data` in this process,
+and on disk in the workspace (embeddings, the kNN graph, the UMAP map), so neighbours are
+computed once and a restart does not recompute them.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from hdl_core import images, pipeline
+from hdl_core.store import Workspace
+
+log = logging.getLogger("hdl_studio")
+
+THUMB_PX = 96
+_LAST = "last-workspace.json"
+_SESSION_KEY = "workspace_folder"
+
+
+# --------------------------------------------------------------------------- errors
+
+@contextmanager
+def user_errors(what: str = "That"):
+    """Show errors as st.error with what to do, never a traceback (details go to the server log)."""
+    from hdl_core.encoders import EmbeddingError, WeightsUnavailable
+    from hdl_core.store import StoreError
+    try:
+        yield
+    except (ValueError, EmbeddingError, WeightsUnavailable, StoreError) as error:
+        st.error(str(error), icon="⚠️")
+    except OSError as error:
+        st.error(f"{what} failed reading or writing a file: {error}. Check the path and "
+                 "permissions, then try again.", icon="⚠️")
+    except Exception as error:   # a bug: say so plainly, keep the details for the log
+        log.error("unexpected error\n%s", traceback.format_exc())
+        st.error(f"{what} failed unexpectedly ({type(error).__name__}: {error}). Nothing you "
+                 "saved is lost; the details are in the server log.", icon="⚠️")
+
+
+# --------------------------------------------------------------------------- workspace
+
+@st.cache_resource(show_spinner=False)
+def _workspace(folder: str) -> Workspace:
+    return Workspace(folder)
+
+
+def _last_file() -> Path:
+    return pipeline.workspace_root() / _LAST
+
+
+def open_folder(folder: str | Path, label: str) -> Workspace:
+    """Make `folder` the open workspace for this session and for the next start."""
+    folder = str(Path(folder).resolve())
+    st.session_state[_SESSION_KEY] = folder
+    try:
+        _last_file().write_text(json.dumps({"folder": folder, "label": label}))
+    except OSError as error:
+        log.warning("could not remember the last workspace: %s", error)
+    ws = _workspace(folder)
+    ws.set_setting("label", label)
+    return ws
+
+
+def open_demo() -> Workspace:
+    """The built-in demo (digits), generated and imported on first use."""
+    folder = images.make_demo()
+    ws_folder = pipeline.workspace_for(folder)
+    ws = _workspace(str(ws_folder))
+    if ws.dataset_root() is None:
+        pipeline.import_dataset(ws, images.load_folder(folder))
+    return open_folder(ws_folder, "Demo: handwritten digits")
+
+
+def workspace() -> Workspace:
+    """The open workspace: this session's, else the last one opened, else the demo."""
+    folder = st.session_state.get(_SESSION_KEY)
+    if folder is None:
+        try:
+            folder = json.loads(_last_file().read_text())["folder"]
+        except (OSError, ValueError, KeyError):
+            folder = None
+        if folder is None or not (Path(folder) / "workspace.sqlite").is_file():
+            return open_demo()
+        st.session_state[_SESSION_KEY] = folder
+    return _workspace(folder)
+
+
+def workspace_label(ws: Workspace) -> str:
+    return ws.get_setting("label") or ws.folder.name
+
+
+def sidebar_status(ws: Workspace) -> None:
+    """Which dataset is open and how far it got, in the sidebar of every page."""
+    with st.sidebar:
+        st.caption(f"**Dataset:** {workspace_label(ws)}")
+        embedding = pipeline.current_embedding(ws)
+        runs = ws.runs()
+        steps = [f"{len(ws.ok_items())} images", f"{len(ws.seeds())} seeds",
+                 embedding.label if embedding else "not embedded",
+                 f"{sum(r['method'] == 'hdl' for r in runs)} HDL runs"]
+        st.caption(" · ".join(steps))
+
+
+# --------------------------------------------------------------------------- cached results
+
+def embedding(ws: Workspace) -> pipeline.Embedding | None:
+    meta = ws.get_setting("embedding") or {}
+    return _embedding(str(ws.folder), meta.get("key", ""), len(ws.ok_items()))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _embedding(folder: str, key: str, n_items: int):
+    return pipeline.current_embedding(_workspace(folder))
+
+
+@st.cache_data(show_spinner="Finding neighbours…", max_entries=8)
+def graph(folder: str, key: str, k: int):
+    """The workspace's kNN graph for an embedding, with at least `k` neighbours (computed once)."""
+    ws = _workspace(folder)
+    current = pipeline.require_embedding(ws)
+    if current.key != key:
+        raise pipeline.PipelineError("the embeddings changed while this page was open; reload it")
+    return pipeline.neighbour_graph(ws, current, k)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def stored_run(folder: str, run_id: int):
+    return _workspace(folder).load_run(run_id)
+
+
+def items_of(ws: Workspace):
+    """Accepted items in workspace order with absolute file paths (one indexed query)."""
+    return pipeline.item_frame(ws)
+
+
+# --------------------------------------------------------------------------- the map
+
+_umap_jobs: dict[str, threading.Thread] = {}
+_umap_errors: dict[str, str] = {}
+_umap_lock = threading.Lock()
+
+
+def map_coordinates(ws: Workspace, emb: pipeline.Embedding) -> tuple[np.ndarray, str]:
+    """2-D coordinates for the map: UMAP when ready, else PCA while UMAP runs in the background.
+
+    Returns (coords, kind) with kind "umap", "pca" (UMAP still running) or "pca-only"
+    (UMAP failed; the reason is logged and shown by `umap_problem`).
+    """
+    key = f"{emb.key}|umap"
+    stored = _stored_map(str(ws.folder), key)
+    if stored is not None:
+        return stored, "umap"
+    with _umap_lock:
+        if key in _umap_errors:
+            return _pca(str(ws.folder), emb.key), "pca-only"
+        job = _umap_jobs.get(key)
+        if job is None or not job.is_alive():
+            job = threading.Thread(target=_compute_umap, args=(str(ws.folder), emb.key, key),
+                                   daemon=True, name="umap")
+            _umap_jobs[key] = job
+            job.start()
+    return _pca(str(ws.folder), emb.key), "pca"
+
+
+def umap_problem(emb: pipeline.Embedding) -> str | None:
+    return _umap_errors.get(f"{emb.key}|umap")
+
+
+def _compute_umap(folder: str, emb_key: str, key: str) -> None:
+    from hdl_core.projection import umap_map
+    try:
+        ws = _workspace(folder)
+        current = pipeline.require_embedding(ws)
+        if current.key != emb_key:
+            return
+        g = pipeline.neighbour_graph(ws, current)
+        coords = umap_map(current.X, g, random_state=0).astype(np.float32)
+        ws.save_embeddings(key, coords)
+        _stored_map.clear()
+    except Exception as error:   # shown to the user as a note; the map falls back to PCA
+        log.error("UMAP failed\n%s", traceback.format_exc())
+        with _umap_lock:
+            _umap_errors[key] = f"{type(error).__name__}: {error}"
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _stored_map(folder: str, key: str):
+    return _workspace(folder).load_embeddings(key)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _pca(folder: str, emb_key: str):
+    from hdl_core.projection import pca_map
+    return pca_map(pipeline.require_embedding(_workspace(folder)).X).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- thumbnails
+
+@st.cache_data(show_spinner=False, max_entries=20_000)
+def thumbnail_png(file: str, size: int = THUMB_PX) -> bytes:
+    """A small PNG of an image file (cached); a grey tile when the file cannot be read."""
+    from PIL import Image
+    try:
+        image = images.thumbnail(file, size)
+    except Exception:
+        image = Image.new("RGB", (size, size), (160, 160, 160))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def need_embedding(ws: Workspace) -> pipeline.Embedding:
+    """The embeddings, or a note with a link to the Embed page and a stop."""
+    emb = embedding(ws)
+    if emb is None:
+        st.info("These images are not embedded yet (or changed since). Embed them first.")
+        st.page_link("pages/embed.py", label="Go to Embed", icon="🧮")
+        st.stop()
+    return emb
+
+
+def need_run(ws: Workspace):
+    """The latest HDL run of the current embeddings, or a note with a link to the Label page and a stop."""
+    run = ws.load_run(method="hdl")
+    emb = embedding(ws)
+    if run is None or emb is None or run.params.get("embedding") != emb.key:
+        st.info("No HDL run for the current embeddings yet. Run HDL on the Label page.")
+        st.page_link("pages/label.py", label="Go to Label", icon="🏷️")
+        st.stop()
+    return stored_run(str(ws.folder), run.run_id)

@@ -1,0 +1,39 @@
+"""Fixtures for the app tests: a private data root and workspace root with the demo in it."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def app_roots(tmp_path_factory):
+    """HDL_DATA_ROOT / HDL_WORKSPACE_ROOT pointing at fresh folders for the whole session.
+
+    Set in os.environ (not monkeypatch) because AppTest runs the pages in this process and
+    the browser test starts a server that inherits the environment.
+    """
+    base = tmp_path_factory.mktemp("studio")
+    saved = {name: os.environ.get(name) for name in ("HDL_DATA_ROOT", "HDL_WORKSPACE_ROOT")}
+    os.environ["HDL_DATA_ROOT"] = str(base / "data")
+    os.environ["HDL_WORKSPACE_ROOT"] = str(base / "workspaces")
+    yield base
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def demo_workspace(app_roots):
+    """The demo imported, embedded with the pixels encoder and labeled once by HDL (k=3)."""
+    from hdl_core import images, pipeline
+    from hdl_core.store import Workspace
+
+    folder = images.make_demo()
+    ws = Workspace(pipeline.workspace_for(folder))
+    pipeline.import_dataset(ws, images.load_folder(folder))
+    emb = pipeline.embed_workspace(ws, pipeline.EncoderSpec(name="pixels"))
+    pipeline.run_labeling(ws, emb, k=3)
+    return ws

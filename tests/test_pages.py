@@ -1,0 +1,86 @@
+"""AppTest of app.py and the Data, Embed, Choose k and Export pages on the demo."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from hdl_core import pipeline
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def _app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, at.exception
+    return at
+
+
+def _texts(at) -> str:
+    parts = [e.value for e in at.markdown] + [e.value for e in at.caption]
+    parts += [e.value for e in at.success] + [e.value for e in at.info] + [e.value for e in at.warning]
+    parts += [e.value for e in at.error]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_app_opens_the_demo_on_the_data_page(demo_workspace):
+    at = _app()
+    assert not at.error
+    assert at.subheader[0].value == "Open: Demo: handwritten digits"
+    images = next(m for m in at.metric if m.label == "Images")
+    assert images.value == "1797"
+    seeds = next(m for m in at.metric if m.label == "Seeds")
+    assert int(seeds.value) == len(demo_workspace.seeds())
+
+
+def test_folder_outside_the_data_root_is_refused_without_traceback(demo_workspace):
+    at = _app()
+    at.radio(key="data_source").set_value("Folder on the server").run()
+    at.text_input[0].input("../../etc").run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("outside the data root" in e.value for e in at.error)
+
+
+def test_embed_page_embeds_with_pixels_and_reports_the_cache(demo_workspace):
+    at = _app("pages/embed.py")
+    at.radio[0].set_value("Pixels (baseline, not CLIP)").run()
+    next(b for b in at.button if b.label == "Embed with pixels").click().run()
+    assert not at.exception, at.exception
+    text = _texts(at)
+    assert "1797 images from the cache" in text           # already embedded by the fixture
+    assert "pixels" in text
+
+
+def test_choose_k_stores_the_override_for_the_next_run(demo_workspace):
+    at = _app("pages/choose_k.py")
+    assert not at.error
+    assert len(at.get("plotly_chart")) == 1
+    assert any("HDL will use k = 3" in w.value for w in at.warning)   # 3 seeds per class: unreliable
+    at.toggle[0].set_value(True).run()
+    at.number_input[0].set_value(7).run()
+    assert demo_workspace.get_setting("k_choice")["k"] == 7
+    assert demo_workspace.get_setting("k_choice")["override"] is True
+    at.toggle[0].set_value(False).run()
+    assert demo_workspace.get_setting("k_choice")["k"] == 3
+
+
+def test_export_csv_matches_the_store(demo_workspace):
+    at = _app("pages/export.py")
+    assert not at.error
+    frame = pipeline.export_frame(demo_workspace)
+    csv = pd.read_csv(io.BytesIO(pipeline.to_csv_bytes(frame)), keep_default_na=False)
+    current = demo_workspace.current_labels()
+    by_path = dict(zip(demo_workspace.ok_items()["path"], demo_workspace.ok_items()["id"]))
+    assert len(csv) == len(by_path)
+    for path, label, source in zip(csv["path"], csv["label"], csv["source"]):
+        assert (str(label), source) == current[by_path[path]]
+    assert next(m for m in at.metric if m.label == "HDL").value == str((csv["source"] == "hdl").sum())
