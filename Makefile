@@ -25,10 +25,10 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(PY) -m pytest
 
+# every benchmark in turn; each prints its table and writes bench/results/<name>.json
+BENCHES := hdl knn accuracy auto_k embed store page teach suggest
 bench: $(VENV)/.dev
-	$(PY) bench/hdl_bench.py
-	$(PY) bench/knn_bench.py
-	$(PY) bench/accuracy_bench.py
+	@for b in $(BENCHES); do echo "== bench/$${b}_bench.py"; $(PY) bench/$${b}_bench.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     encoder_options(suggest)
     suggest.add_argument("--n", type=int, default=10, help="how many suggestions (default 10)")
     suggest.add_argument("--k", default="auto", help="k when a new run is needed")
+    suggest.add_argument("--leave-one-out", action="store_true",
+                         help="check each seed by re-labeling without it (one HDL run per seed): "
+                              "also finds wrong seeds whose neighbours copied their label")
     return parser
 
 
@@ -270,12 +273,12 @@ def _suggest(args) -> int:
     for rank, s in enumerate(explain.suggest_next(graph.indices, result, n=args.n,
                                                   class_names=stored.classes), 1):
         print(f"{rank:3d}. {paths[s.point]}  score {s.score:.2f}  - {s.why}")
-    suspicious = explain.suspicious_seeds(graph.indices, result)
+    suspicious = explain.suspicious_seeds(graph.indices, result, class_names=stored.classes,
+                                          X=embedding.X if args.leave_one_out else None)
     if suspicious:
-        print(f"\nseeds their neighbours disagree with ({len(suspicious)}):")
+        print(f"\nseeds that look wrong ({len(suspicious)}):")
         for s in suspicious:
-            print(f"  {paths[s.point]}: seed '{stored.classes[s.label]}', neighbours vote "
-                  f"'{stored.classes[s.neighbour_vote]}' ({s.agreement:.0%} agree)")
+            print(f"  {paths[s.point]}: {s.why}")
     else:
         print("\nno seed disagrees with its neighbours")
     return 0

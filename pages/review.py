@@ -7,6 +7,8 @@ browser session.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -107,10 +109,12 @@ def _suggestions(folder: str, run_id: int, emb_key: str, k: int, exclude: tuple,
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _suspicious(folder: str, run_id: int, emb_key: str, k: int):
+def _suspicious(folder: str, run_id: int, emb_key: str, k: int, leave_one_out: bool = False):
     run = state.stored_run(folder, run_id)
     graph = state.graph(folder, emb_key, k)
-    return explain.suspicious_seeds(graph.indices, pipeline.stored_result(run))
+    X = state.embedding(state.workspace()).X if leave_one_out else None
+    return explain.suspicious_seeds(graph.indices, pipeline.stored_result(run),
+                                    class_names=run.classes, X=X)
 
 
 def _baseline(ws, folder: str):
@@ -312,12 +316,22 @@ def _label_next(folder: str, run, emb, frame, classes: list[str]) -> None:
 def _suspicious_seeds(folder: str, run, emb, frame, classes: list[str]) -> None:
     st.caption("Seeds whose own neighbours vote for another class: a wrong seed spreads its "
                "label, so fix it here before re-running.")
+    n_seeds = int((run.step < 0).sum())
+    thorough = st.toggle(
+        "Check each seed by leaving it out", key="review_seeds_thorough",
+        help=f"Runs HDL once per seed ({n_seeds:,} runs) without that seed's label and lists the "
+             "seeds that then get another class. Catches a wrong seed whose neighbours simply "
+             "copied its label, which the quick check cannot see.")
     hand = set(review.hand_labeled(frame).tolist())
     by_position = frame.set_index("position")
-    found = [s for s in _suspicious(folder, run.run_id, emb.key, run.k)
+    with st.spinner(f"Re-labeling without each of {n_seeds:,} seeds…") if thorough else nullcontext():
+        suspicious = _suspicious(folder, run.run_id, emb.key, run.k, thorough)
+    found = [s for s in suspicious
              if s.point in by_position.index and int(by_position.loc[s.point, "item_id"]) not in hand]
     if not found:
-        st.success("No suspicious seed: every seed agrees with the vote of its neighbours.")
+        st.success("No suspicious seed: every seed keeps its class when left out."
+                   if thorough else
+                   "No suspicious seed: every seed agrees with the vote of its neighbours.")
         return
     st.write(f"**{len(found)}** suspicious seed(s)"
              + (f"; the {SUSPICIOUS_SHOWN} most doubtful are shown." if len(found) > SUSPICIOUS_SHOWN
@@ -331,8 +345,10 @@ def _suspicious_seeds(folder: str, run, emb, frame, classes: list[str]) -> None:
                 _thumb(row["file"], f"seed: {row['label']}")
                 _class_picker("seed", int(row["item_id"]), row["label"], classes,
                               f"Label of seed {row['path']}")
-            c2.markdown(f"**{row['path']}** is a seed of **{row['label']}**; its {len(seed.neighbours)} "
-                        f"neighbours vote **{vote}** (only {seed.agreement:.0%} share its label).")
+            verdict = (f"left out, HDL labels it **{vote}**" if thorough else
+                       f"its {len(seed.neighbours)} neighbours vote **{vote}**")
+            c2.markdown(f"**{row['path']}** is a seed of **{row['label']}**; {verdict} "
+                        f"(only {seed.agreement:.0%} of its neighbours share its label).")
             why = getattr(seed, "why", None)
             if why:
                 c2.caption(why)

@@ -346,13 +346,23 @@ def test_suggest_prints_ranked_images_and_the_suspicious_seed(capsys, roots):
     assert all(" score " in line and "unlabeled/" in line for line in ranked)
     scores = [float(line.split(" score ")[1].split()[0]) for line in ranked]
     assert scores == sorted(scores, reverse=True)
-    section = lines.index("seeds their neighbours disagree with (1):")
-    assert lines[section + 1].startswith("  red/oops.png: seed 'red', neighbours vote 'green'")
+    section = lines.index("seeds that look wrong (1):")
+    assert lines[section + 1].startswith("  red/oops.png: seed 'red', but ")
+    assert lines[section + 1].endswith("ended up 'green', none 'red'")
 
     # A second call reuses the stored run (no new run without new seeds or images).
     status, out_again, _ = run_cli(capsys, "suggest", folder, "--n", "3", "--encoder", "pixels",
                                    "--quiet")
     assert status == 0 and out_again == out
+
+    # Leaving each seed out re-labels without it: the green image under red/ comes out green.
+    status, out_loo, err = run_cli(capsys, "suggest", folder, "--n", "3", "--encoder", "pixels",
+                                   "--leave-one-out", "--quiet")
+    assert status == 0, err
+    lines = out_loo.splitlines()
+    section = lines.index("seeds that look wrong (1):")
+    assert lines[section + 1].startswith(
+        "  red/oops.png: seed 'red', but HDL without this seed's label gives it 'green'")
 
 
 # --------------------------------------------------------------------------- help, entry point
@@ -361,7 +371,7 @@ def test_suggest_prints_ranked_images_and_the_suspicious_seed(capsys, roots):
     ("label", ["--out", "--seeds", "--encoder", "--k", "--format", "--embeddings", "--paths",
                "--workspace", "--device", "--pretrained"]),
     ("embed", ["--out", "--encoder", "--model", "--batch-size"]),
-    ("suggest", ["--n", "--k", "--seeds"]),
+    ("suggest", ["--n", "--k", "--seeds", "--leave-one-out"]),
 ])
 def test_help_of_each_command_lists_its_options(capsys, command, options):
     with pytest.raises(SystemExit) as stop:

@@ -86,6 +86,17 @@ def test_review_page_renders_the_gallery_map_and_guidance(ws):
     assert len(_pickers(at, "seed")) == min(len(suspicious), 20)
     assert {item for item, _, _ in _pickers(at, "seed")} <= set(ws.seeds())
 
+    # Leave-one-out lists exactly the seeds that HDL relabels when each is left out.
+    at.toggle(key="review_seeds_thorough").set_value(True).run()
+    assert not at.exception, at.exception
+    left_out = explain.suspicious_seeds(graph.indices, pipeline.stored_result(run),
+                                        X=pipeline.current_embedding(ws).X)
+    item_of = run.item_ids
+    assert [item for item, _, _ in _pickers(at, "seed")] == [int(item_of[s.point])
+                                                            for s in left_out[:20]]
+    if not left_out:
+        assert "every seed keeps its class when left out" in _texts(at)
+
 
 def test_a_single_correction_is_stored_survives_a_new_session_and_can_be_undone(ws):
     at = _review_page()
