@@ -26,8 +26,8 @@ from _common import (ROOT, clustered_sphere, machine_info, print_table, seed_lab
 sys.path.insert(0, str(ROOT / "tests"))
 
 from hdl_core.graph import normalize_rows  # noqa: E402
-from hdl_core.hdl import (_Bridge, _check_graph, _KernelState, _reverse_adjacency,  # noqa: E402
-                          _run_rounds, hdl_label, validate_labels)
+from hdl_core.hdl import (_Bridge, _check_graph, _index_array, _KernelState,  # noqa: E402
+                          _reverse_adjacency, _run_rounds, hdl_label, validate_labels)
 from hdl_reference import literal_hdl  # noqa: E402
 
 K = 10
@@ -71,11 +71,11 @@ def phase_times(X, y, graph) -> dict:
     Xn = timed("normalize_rows", lambda: normalize_rows(X))
     yy = timed("validate_labels", lambda: validate_labels(y, n))
     g = timed("check_graph", lambda: _check_graph(graph, n, K))
-    nb = np.ascontiguousarray(g.indices, dtype=np.int64)
+    nb = _index_array(g.indices, n)
     rev_ptr, rev_idx = timed("reverse_adjacency", lambda: _reverse_adjacency(nb, n))
     state = timed("kernel_state", lambda: _KernelState.start(nb, yy >= 0, int(yy.max()) + 1))
     timed("bridge_init", lambda: _Bridge(Xn, yy >= 0))
-    labels = yy.copy()
+    labels = yy.astype(np.int32)                    # as hdl_label hands it to the kernel
     step, round_ = np.full(n, -1), np.full(n, -1)
     confidence, n_voters = np.ones(n), np.zeros(n, np.int64)
     timed("run_rounds", lambda: _run_rounds(

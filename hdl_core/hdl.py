@@ -169,25 +169,36 @@ def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None) -> LabelingResult:
     if labeled.all():
         return result
 
-    neighbours = np.ascontiguousarray(graph.indices, dtype=np.int64)
+    neighbours = _index_array(graph.indices, n)
     rev_ptr, rev_idx = _reverse_adjacency(neighbours, n)
     n_classes = int(labels.max()) + 1
     state = _KernelState.start(neighbours, labeled, n_classes)
     bridge = _Bridge(Xn, labeled)
+    work = labels.astype(np.int32)          # read at random by every vote: half the bytes
     while True:
-        status = _run_rounds(neighbours, rev_ptr, rev_idx, state.labeled, labels, state.L,
+        status = _run_rounds(neighbours, rev_ptr, rev_idx, state.labeled, work, state.L,
                              state.bucket_head, state.node_point, state.node_next, state.counters,
                              step, round_, confidence, n_voters, state.order, n_classes)
         if status == _DONE:
+            labels[:] = work
             return result
         point, src, cos = bridge.next(state.labeled, state.order[:state.counters[_STEP]])
-        _label_bridge(point, labels[src], rev_ptr, rev_idx, state.labeled, labels, state.L,
+        _label_bridge(point, work[src], rev_ptr, rev_idx, state.labeled, work, state.L,
                       state.bucket_head, state.node_point, state.node_next, state.counters,
                       step, round_, state.order)
         fallback[point] = True
         source[point] = src
         confidence[point] = min(0.5, max(0.001, 0.5 * cos))
         n_voters[point] = 0
+
+
+def _index_array(indices: np.ndarray, n: int) -> np.ndarray:
+    """Neighbour lists as the kernel reads them: contiguous, int32 while n allows it.
+
+    The rounds are bound by random reads of neighbour lists; 4-byte indices put a whole
+    list of k <= 16 in one cache line and halve the reverse adjacency.
+    """
+    return np.ascontiguousarray(indices, dtype=np.int32 if n < 2**31 else np.int64)
 
 
 # counters[...] slots shared between the driver and the kernel
@@ -208,7 +219,8 @@ class _KernelState:
     def start(cls, neighbours, seed_mask, n_classes):
         n, k = neighbours.shape
         labeled = seed_mask.copy()
-        L = labeled[neighbours].sum(axis=1).astype(np.int64)
+        # L <= k: the narrowest type keeps this randomly-read array in cache
+        L = _count_labeled(neighbours, labeled, np.int16 if k < 2**15 else np.int64)
         n_unlabeled = int((~labeled).sum())
         # each unlabeled point enters a bucket once at start and once per increment of L
         pool = n_unlabeled + n_unlabeled * k + 1
@@ -225,19 +237,32 @@ class _KernelState:
 class _Bridge:
     """Nearest labeled point of every unlabeled point, updated only when a bridge is needed.
 
-    Similarities are computed in float64 from the float32 unit vectors, so they do not
-    depend on how the products are blocked; ties go to the lowest unlabeled index, then
-    to the lowest labeled index.
+    Each unlabeled row is scanned in float32 (BLAS, half the cost of float64), and every
+    labeled point within the float32 rounding bound of the row's maximum is then compared
+    again in float64, so the result is that of an exact float64 search and does not depend
+    on how the products are blocked. Ties go to the lowest unlabeled index, then to the
+    lowest labeled index.
     """
 
     BLOCK = 4096
 
     def __init__(self, Xn: np.ndarray, seed_mask: np.ndarray):
-        self.X = Xn
+        self.X = np.ascontiguousarray(Xn, dtype=np.float32)
+        # |float32 dot - exact dot| <= d·2^-24·Σ|x_i·y_i| <= d·2^-24 for unit rows: a row's
+        # true maximum is at most twice that below its float32 maximum (4× for margin).
+        self.tol = 4.0 * Xn.shape[1] * 2.0 ** -24
         self.best_sim = np.full(Xn.shape[0], -np.inf)
         self.best_src = np.full(Xn.shape[0], np.iinfo(np.int64).max, np.int64)
         self.pending = list(np.flatnonzero(seed_mask))
         self.synced_steps = 0
+
+    def _nearest(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each of `rows`, the float64 similarity and index of its nearest of `cols`."""
+        Xr, Xc = self.X[rows], self.X[cols]
+        best_sim = np.empty(rows.size)
+        best_src = np.empty(rows.size, np.int64)
+        _recheck_near_maximum(Xr @ Xc.T, Xr, Xc, cols, self.tol, best_sim, best_src)
+        return best_sim, best_src
 
     def next(self, labeled: np.ndarray, order: np.ndarray) -> tuple[int, int, float]:
         new = np.sort(np.concatenate([np.asarray(self.pending, np.int64),
@@ -246,19 +271,38 @@ class _Bridge:
         unlabeled = np.flatnonzero(~labeled)
         for u_start in range(0, unlabeled.size, self.BLOCK):
             rows = unlabeled[u_start:u_start + self.BLOCK]
-            Xu = self.X[rows].astype(np.float64)
             for n_start in range(0, new.size, self.BLOCK):
-                cols = new[n_start:n_start + self.BLOCK]
-                sim = Xu @ self.X[cols].astype(np.float64).T
-                j = sim.argmax(axis=1)              # first maximum = lowest labeled index
-                s = sim[np.arange(rows.size), j]
-                src = cols[j]
+                s, src = self._nearest(rows, new[n_start:n_start + self.BLOCK])
                 better = (s > self.best_sim[rows]) | ((s == self.best_sim[rows])
                                                       & (src < self.best_src[rows]))
                 self.best_sim[rows[better]] = s[better]
                 self.best_src[rows[better]] = src[better]
         pick = unlabeled[np.argmax(self.best_sim[unlabeled])]   # ties: lowest index
         return int(pick), int(self.best_src[pick]), float(self.best_sim[pick])
+
+
+@numba.njit(cache=True)
+def _recheck_near_maximum(sim, Xr, Xc, cols, tol, best_sim, best_src):
+    """Per row of the float32 `sim`: among the columns within `tol` of the row's maximum,
+    the one with the largest float64 product (ties: lowest index in `cols`)."""
+    d = Xr.shape[1]
+    for i in range(sim.shape[0]):
+        row = sim[i]
+        top = -np.inf
+        for j in range(row.shape[0]):
+            if row[j] > top:
+                top = row[j]
+        floor = np.float64(top) - tol
+        best, src = -np.inf, np.iinfo(np.int64).max
+        for j in range(row.shape[0]):
+            if np.float64(row[j]) >= floor:
+                exact = 0.0
+                for t in range(d):
+                    exact += np.float64(Xr[i, t]) * np.float64(Xc[j, t])
+                if exact > best or (exact == best and cols[j] < src):
+                    best, src = exact, cols[j]
+        best_sim[i] = best
+        best_src[i] = src
 
 
 @numba.njit(cache=True)
@@ -272,13 +316,31 @@ def _reverse_adjacency(neighbours, n):
     for p in range(n):
         rev_ptr[p + 1] += rev_ptr[p]
     fill = rev_ptr[:-1].copy()
-    rev_idx = np.empty(n * k, np.int64)
+    rev_idx = np.empty(n * k, neighbours.dtype)
     for i in range(n):
         for j in range(k):
             p = neighbours[i, j]
             rev_idx[fill[p]] = i
             fill[p] += 1
     return rev_ptr, rev_idx
+
+
+def _count_labeled(neighbours, labeled, dtype):
+    L = np.zeros(neighbours.shape[0], dtype)
+    _count_labeled_into(neighbours, labeled, L)
+    return L
+
+
+@numba.njit(cache=True)
+def _count_labeled_into(neighbours, labeled, L):
+    """L[i] = how many of i's neighbours are labeled."""
+    n, k = neighbours.shape
+    for i in range(n):
+        c = 0
+        for j in range(k):
+            if labeled[neighbours[i, j]]:
+                c += 1
+        L[i] = c
 
 
 @numba.njit(cache=True)
@@ -311,7 +373,7 @@ def _mark_labeled(p, label, rev_ptr, rev_idx, labeled, labels, L,
     counters[_N_UNLABELED] -= 1
     for e in range(rev_ptr[p], rev_ptr[p + 1]):
         q = rev_idx[e]
-        if not labeled[q]:
+        if labels[q] < 0:                   # unlabeled (labels doubles as the mask: one read)
             L[q] += 1
             _push(q, L[q], bucket_head, node_point, node_next, counters)
 
@@ -325,8 +387,8 @@ def _label_bridge(p, label, rev_ptr, rev_idx, labeled, labels, L,
 
 
 @numba.njit(cache=True)
-def _vote(neighbour_row, labeled, labels, counts, first_pos, touched):
-    """Majority class among the labeled entries of one neighbour list.
+def _vote(neighbour_row, labels, counts, first_pos, touched):
+    """Majority class among the labeled entries (label >= 0) of one neighbour list.
 
     Returns (class, votes for it, voters). A tie goes to the tied class whose labeled
     neighbour comes first in the list. `counts` is all zeros on entry and on exit.
@@ -334,9 +396,8 @@ def _vote(neighbour_row, labeled, labels, counts, first_pos, touched):
     n_touched = 0
     voters = 0
     for j in range(neighbour_row.shape[0]):
-        q = neighbour_row[j]
-        if labeled[q]:
-            c = labels[q]
+        c = labels[neighbour_row[j]]
+        if c >= 0:
             if counts[c] == 0:
                 first_pos[c] = j
                 touched[n_touched] = c
@@ -361,6 +422,7 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, labeled, labels, L,
     in_first_level = np.zeros(n, np.bool_)
     first_level = np.empty(n, np.int64)
     score = np.zeros(n, np.int64)
+    keys = np.empty(n, np.int64)
     counts = np.zeros(n_classes, np.int64)
     first_pos = np.zeros(n_classes, np.int64)
     touched = np.zeros(k, np.int64)
@@ -374,7 +436,7 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, labeled, labels, L,
             node = bucket_head[level]
             while node != -1:
                 p = node_point[node]
-                if not labeled[p] and L[p] == level and not in_first_level[p]:
+                if labels[p] < 0 and L[p] == level and not in_first_level[p]:
                     in_first_level[p] = True
                     first_level[s] = p
                     s += 1
@@ -392,15 +454,14 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, labeled, labels, L,
             for j in range(k):
                 if in_first_level[row[j]]:
                     score[row[j]] += 1
-        keys = np.empty(s, np.int64)
         for a in range(s):
             p = first_level[a]
-            keys[a] = (s - score[p]) * n + p
-        ranked = first_level[:s][np.argsort(keys)]
+            keys[a] = (s - score[p]) * n + p       # unique: sorting keys sorts the points
+        keys[:s].sort()
         # label in that order, each vote seeing everything labeled so far (lines 21-24)
         for a in range(s):
-            p = ranked[a]
-            c, votes, voters = _vote(neighbours[p], labeled, labels, counts, first_pos, touched)
+            p = keys[a] % n
+            c, votes, voters = _vote(neighbours[p], labels, counts, first_pos, touched)
             confidence[p] = votes / voters
             n_voters[p] = voters
             _mark_labeled(p, c, rev_ptr, rev_idx, labeled, labels, L,
@@ -418,15 +479,13 @@ def _vote_rows(neighbour_labels, n_classes):
     m, k = neighbour_labels.shape
     winners = np.empty(m, np.int64)
     shares = np.empty(m, np.float64)
-    all_labeled = np.ones(k, np.bool_)
     positions = np.arange(k)
     counts = np.zeros(n_classes, np.int64)
     first_pos = np.zeros(n_classes, np.int64)
     touched = np.zeros(k, np.int64)
     for i in range(m):
-        # every entry of the row votes: index the row by position, all positions labeled
-        c, votes, voters = _vote(positions, all_labeled, neighbour_labels[i], counts,
-                                 first_pos, touched)
+        # every entry of the row votes: index the row by position; labels < 0 do not vote
+        c, votes, voters = _vote(positions, neighbour_labels[i], counts, first_pos, touched)
         winners[i] = c
         shares[i] = votes / voters
     return winners, shares

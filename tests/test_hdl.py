@@ -111,6 +111,23 @@ def test_bridge_labels_one_point_from_its_most_similar_labeled_point():
     assert r.labels[2] == 0 and not r.fallback[2]  # and the rounds go on from it
 
 
+@pytest.mark.parametrize("noise", [0.0, 1e-7, 1e-3])
+def test_bridge_search_is_exact_in_any_blocking_with_duplicates_and_near_ties(monkeypatch, noise):
+    # 512-D points in tight groups (exact duplicates, float32-level and clearly separate
+    # jitter), seeds in few groups and k=2: many bridges, each decided among near-equal
+    # similarities. Tiny blocks must not change a single choice.
+    from hdl_core import hdl as hdl_module
+    monkeypatch.setattr(hdl_module._Bridge, "BLOCK", 7)
+    rng = np.random.default_rng(11)
+    base = rng.normal(size=(12, 512))
+    X = (np.repeat(base, 5, axis=0) + noise * rng.normal(size=(60, 512))).astype(np.float32)
+    y = np.full(60, -1)
+    y[[0, 1, 5, 17]] = [0, 0, 1, 2]
+    graph = build_knn_graph(X, 2, method="exact")
+    result = assert_matches_literal(X, y, 2, graph)
+    assert result.fallback.sum() >= 5
+
+
 def test_graph_with_more_neighbours_uses_the_first_k():
     X = np.random.default_rng(2).normal(size=(60, 4))
     y = np.full(60, -1)
