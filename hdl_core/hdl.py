@@ -508,9 +508,15 @@ def knn_dv_label(X, y, *, k: int) -> LabelingResult:
     labeled at once: step and round are 0.
     """
     Xn = normalize_rows(X)
-    n = Xn.shape[0]
-    y = validate_labels(y, n)
-    k = check_k(k, n)
+    y = validate_labels(y, Xn.shape[0])
+    return knn_dv_from(y, check_k(k, Xn.shape[0]), lambda rows, seeds, kv: exact_knn(
+        Xn[rows], Xn[seeds], kv)[0])
+
+
+def knn_dv_from(y: np.ndarray, k: int, nearest) -> LabelingResult:
+    """kNN-DV given `nearest(unlabeled, seeds, k_vote)`: for each unlabeled point, the
+    positions in `seeds` of its k_vote nearest seeds, nearest first (any metric)."""
+    n = y.shape[0]
     labels = y.copy()
     unlabeled = np.flatnonzero(y < 0)
     seeds = np.flatnonzero(y >= 0)
@@ -520,8 +526,7 @@ def knn_dv_label(X, y, *, k: int) -> LabelingResult:
     if unlabeled.size == 0:
         return result
     k_vote = min(k, seeds.size)
-    nearest, _ = exact_knn(Xn[unlabeled], Xn[seeds], k_vote)
-    winners, shares = vote(y[seeds][nearest], int(y.max()) + 1)
+    winners, shares = vote(y[seeds][nearest(unlabeled, seeds, k_vote)], int(y.max()) + 1)
     labels[unlabeled] = winners
     result.confidence[unlabeled] = shares
     result.n_voters[unlabeled] = k_vote

@@ -44,7 +44,7 @@ import numpy as np
 from .auto_k import DEFAULT_K, MIN_CENTERS, KChoice, choose_k
 from .explain import round_view, vote_detail
 from .graph import KnnGraph, check_k
-from .hdl import LabelingResult, hdl_label, validate_labels, vote
+from .hdl import LabelingResult, hdl_label, knn_dv_from, validate_labels, vote
 
 KINDS = ("moons", "blobs", "circles")
 MAX_POINTS = 2000
@@ -465,22 +465,9 @@ def knn_dv_plane(X, y, *, k: int) -> LabelingResult:
     Step and round are 0 for every labeled point, as in `knn_dv_label`.
     """
     X = _check_plane(X)
-    n = X.shape[0]
-    y = validate_labels(y, n)
-    k = check_k(k, n)
-    labels = y.copy()
-    unlabeled, seeds = np.flatnonzero(y < 0), np.flatnonzero(y >= 0)
-    step = np.where(y < 0, 0, -1).astype(np.int64)
-    result = LabelingResult(labels, step, step.copy(), np.ones(n), np.zeros(n, np.int64),
-                            np.zeros(n, bool), np.full(n, -1, np.int64), k)
-    if unlabeled.size:
-        k_vote = min(k, seeds.size)
-        nearest, _ = _nearest(X[unlabeled], X[seeds], k_vote)
-        winners, shares = vote(y[seeds][nearest], int(y.max()) + 1)
-        labels[unlabeled] = winners
-        result.confidence[unlabeled] = shares
-        result.n_voters[unlabeled] = k_vote
-    return result
+    y = validate_labels(y, X.shape[0])
+    return knn_dv_from(y, check_k(k, X.shape[0]),
+                       lambda rows, seeds, kv: _nearest(X[rows], X[seeds], kv)[0])
 
 
 # ---------------------------------------------------------------------------------------

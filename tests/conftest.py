@@ -1,9 +1,19 @@
-"""Fixtures for the app tests: a private data root and workspace root with the demo in it."""
+"""Shared fixtures: private data and workspace roots, per test or (with the demo) per session."""
 from __future__ import annotations
 
 import os
 
 import pytest
+
+
+@pytest.fixture
+def roots(tmp_path, monkeypatch):
+    """HDL_DATA_ROOT and HDL_WORKSPACE_ROOT pointed at fresh folders for one test."""
+    data, workspaces = tmp_path / "data", tmp_path / "workspaces"
+    data.mkdir()
+    monkeypatch.setenv("HDL_DATA_ROOT", str(data))
+    monkeypatch.setenv("HDL_WORKSPACE_ROOT", str(workspaces))
+    return data, workspaces
 
 
 @pytest.fixture(scope="session")

@@ -30,14 +30,7 @@ def demo_folder(tmp_path_factory) -> Path:
     return make_demo(tmp_path_factory.getbasetemp() / "demo-data")
 
 
-@pytest.fixture(autouse=True)
-def roots(tmp_path, monkeypatch):
-    """HDL_DATA_ROOT and HDL_WORKSPACE_ROOT pointed at fresh folders for every test."""
-    data, workspaces = tmp_path / "data", tmp_path / "workspaces"
-    data.mkdir()
-    monkeypatch.setenv("HDL_DATA_ROOT", str(data))
-    monkeypatch.setenv("HDL_WORKSPACE_ROOT", str(workspaces))
-    return data, workspaces
+pytestmark = pytest.mark.usefixtures("roots")   # every test gets private data/workspace roots
 
 
 @pytest.fixture

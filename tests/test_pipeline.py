@@ -78,16 +78,6 @@ def demo_labeled(demo_folder, tmp_path_factory):
 
 
 @pytest.fixture
-def roots(tmp_path, monkeypatch):
-    """HDL_DATA_ROOT and HDL_WORKSPACE_ROOT pointed at fresh folders."""
-    data, workspaces = tmp_path / "data", tmp_path / "workspaces"
-    data.mkdir()
-    monkeypatch.setenv("HDL_DATA_ROOT", str(data))
-    monkeypatch.setenv("HDL_WORKSPACE_ROOT", str(workspaces))
-    return data, workspaces
-
-
-@pytest.fixture
 def colours_ws(roots):
     """A workspace over a three-colour folder: 2 seeds and 6 unlabeled images per class."""
     data, workspaces = roots

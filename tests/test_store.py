@@ -10,7 +10,6 @@ import sys
 import textwrap
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import pandas as pd
 import pytest
 
 from hdl_core import store
+from hdl_core.hdl import LabelingResult
 from hdl_core.images import Dataset, Item, Skipped
 from hdl_core.store import StoredRun, StoreError, Workspace
 
@@ -48,20 +48,10 @@ def big_dataset(n: int) -> Dataset:
     return Dataset(root=Path("/data/big"), items=items)
 
 
-@dataclass
-class FakeResult:
-    labels: np.ndarray
-    step: np.ndarray
-    round: np.ndarray
-    confidence: np.ndarray
-    n_voters: np.ndarray
-    fallback: np.ndarray
-    source: np.ndarray
-
-
-def fake_result(n: int, n_classes: int, seed: int = 0) -> FakeResult:
+def fake_result(n: int, n_classes: int, seed: int = 0) -> LabelingResult:
+    """Arrays of the right shapes and types; not a labeling HDL could produce."""
     rng = np.random.default_rng(seed)
-    return FakeResult(
+    return LabelingResult(
         labels=rng.integers(0, n_classes, n),
         step=rng.integers(-1, 5, n),
         round=rng.integers(-1, 3, n),
@@ -69,6 +59,7 @@ def fake_result(n: int, n_classes: int, seed: int = 0) -> FakeResult:
         n_voters=rng.integers(0, 10, n),
         fallback=rng.random(n) < 0.1,
         source=np.where(rng.random(n) < 0.2, rng.integers(0, n, n), -1),
+        k=3,
     )
 
 
