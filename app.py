@@ -5,19 +5,19 @@ workspace and caches are in state.py; the labeling itself is in hdl_core.
 """
 import streamlit as st
 
-st.set_page_config(page_title="hdl-studio", page_icon="🏷️", layout="wide")
+st.set_page_config(page_title="hdl-studio", page_icon=":material/label:", layout="wide")
 
 PAGES = {
     "Label a dataset": [
-        st.Page("pages/data.py", title="Data", icon="📁", default=True),
-        st.Page("pages/embed.py", title="Embed", icon="🧮"),
-        st.Page("pages/choose_k.py", title="Choose k", icon="📈"),
-        st.Page("pages/label.py", title="Label", icon="🏷️"),
-        st.Page("pages/review.py", title="Review", icon="✅"),
-        st.Page("pages/export.py", title="Export", icon="📦"),
+        st.Page("pages/data.py", title="Data", icon=":material/folder_open:", default=True),
+        st.Page("pages/embed.py", title="Embed", icon=":material/memory:"),
+        st.Page("pages/choose_k.py", title="Choose k", icon=":material/insights:"),
+        st.Page("pages/label.py", title="Label", icon=":material/label:"),
+        st.Page("pages/review.py", title="Review", icon=":material/task_alt:"),
+        st.Page("pages/export.py", title="Export", icon=":material/download:"),
     ],
     "Learn": [
-        st.Page("pages/teach.py", title="Teach: HDL on a 2-D toy", icon="🎓"),
+        st.Page("pages/teach.py", title="Teach: HDL on a 2-D toy", icon=":material/school:"),
     ],
 }
 

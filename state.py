@@ -42,14 +42,14 @@ def user_errors(what: str = "That"):
     try:
         yield
     except (ValueError, EmbeddingError, WeightsUnavailable, StoreError) as error:
-        st.error(str(error), icon="⚠️")
+        st.error(str(error), icon=":material/warning:")
     except OSError as error:
         st.error(f"{what} failed reading or writing a file: {error}. Check the path and "
-                 "permissions, then try again.", icon="⚠️")
+                 "permissions, then try again.", icon=":material/warning:")
     except Exception as error:   # a bug: say so plainly, keep the details for the log
         log.error("unexpected error\n%s", traceback.format_exc())
         st.error(f"{what} failed unexpectedly ({type(error).__name__}: {error}). Nothing you "
-                 "saved is lost; the details are in the server log.", icon="⚠️")
+                 "saved is lost; the details are in the server log.", icon=":material/warning:")
 
 
 # --------------------------------------------------------------------------- workspace
@@ -229,7 +229,7 @@ def need_embedding(ws: Workspace) -> pipeline.Embedding:
     emb = embedding(ws)
     if emb is None:
         st.info("These images are not embedded yet (or changed since). Embed them first.")
-        st.page_link("pages/embed.py", label="Go to Embed", icon="🧮")
+        st.page_link("pages/embed.py", label="Go to Embed", icon=":material/memory:")
         st.stop()
     return emb
 
@@ -240,6 +240,6 @@ def need_run(ws: Workspace):
     emb = embedding(ws)
     if run is None or emb is None or run.params.get("embedding") != emb.key:
         st.info("No HDL run for the current embeddings yet. Run HDL on the Label page.")
-        st.page_link("pages/label.py", label="Go to Label", icon="🏷️")
+        st.page_link("pages/label.py", label="Go to Label", icon=":material/label:")
         st.stop()
     return stored_run(str(ws.folder), run.run_id)

@@ -9,7 +9,7 @@ import state
 from hdl_core import pipeline
 from hdl_core.auto_k import choose_k
 
-st.title("📈 Choose k")
+st.title("Choose k")
 ws = state.workspace()
 state.sidebar_status(ws)
 emb = state.need_embedding(ws)
@@ -71,4 +71,4 @@ with state.user_errors("Choosing k"):
     st.write(f"The next run uses **k = {wanted['k']}** "
              f"({'your override' if override else 'k*' if choice.reliable else 'the default'}); "
              "it is stored with the run.")
-    st.page_link("pages/label.py", label="Next: label", icon="🏷️")
+    st.page_link("pages/label.py", label="Next: label", icon=":material/label:")

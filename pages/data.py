@@ -8,7 +8,7 @@ import streamlit as st
 import state
 from hdl_core import images, pipeline
 
-st.title("📁 Data")
+st.title("Data")
 ws = state.workspace()
 state.sidebar_status(ws)
 

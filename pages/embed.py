@@ -10,7 +10,7 @@ from hdl_core import images, pipeline
 from hdl_core.encoders import (DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, WeightsUnavailable,
                                load_precomputed)
 
-st.title("🧮 Embed")
+st.title("Embed")
 ws = state.workspace()
 state.sidebar_status(ws)
 
@@ -83,7 +83,7 @@ with state.user_errors("Embedding"):
                     name="clip", model=model, pretrained=pretrained, batch_size=batch), progress=report)
             except WeightsUnavailable as error:
                 bar.empty()
-                st.error("The CLIP weights are not available offline.", icon="⚠️")
+                st.error("The CLIP weights are not available offline.", icon=":material/warning:")
                 st.code(str(error), language=None)
                 st.info("Or embed with **Pixels** now (a weak baseline), or load embeddings made "
                         "elsewhere with **Precomputed file**.")
@@ -124,4 +124,4 @@ with state.user_errors("Embedding"):
         st.write(f"Done in {stats.get('seconds', 0):.1f} s: {stats.get('hits', 0)} images from the "
                  f"cache, {stats.get('encoded', stats.get('misses', 0))} encoded.")
     if state.embedding(ws) is not None:
-        st.page_link("pages/choose_k.py", label="Next: choose k", icon="📈")
+        st.page_link("pages/choose_k.py", label="Next: choose k", icon=":material/insights:")

@@ -4,7 +4,7 @@ import streamlit as st
 import state
 from hdl_core import pipeline
 
-st.title("📦 Export")
+st.title("Export")
 ws = state.workspace()
 state.sidebar_status(ws)
 

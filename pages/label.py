@@ -503,7 +503,7 @@ def _point_detail(view: RunView, point: int) -> None:
 
 
 def main() -> None:
-    st.title("🏷️ Label")
+    st.title("Label")
     ws = state.workspace()
     state.sidebar_status(ws)
     with state.user_errors("Labeling"):
@@ -527,7 +527,7 @@ def main() -> None:
         st.fragment(replay_panel, run_every=PLAY_SECONDS if playing else None)(ws, emb, view)
         if state.map_coordinates(ws, emb)[1] == "pca":
             st.fragment(umap_watch, run_every=POLL_SECONDS)(ws, emb)
-        st.page_link("pages/review.py", label="Next: review and correct", icon="✅")
+        st.page_link("pages/review.py", label="Next: review and correct", icon=":material/task_alt:")
 
 
 if __name__ == "__main__":

@@ -157,7 +157,7 @@ def _grid(rows, where: str, classes: list[str]) -> None:
 
 
 def _header(ws, run, frame, emb) -> None:
-    st.title("✅ Review")
+    st.title("Review")
     st.caption(f"Run #{run.run_id} · HDL with k = {run.k} on {emb.label}. Labels shown are the "
                "labels now: your corrections win over seeds, seeds over the run.")
     pending = review.pending_corrections(frame)
