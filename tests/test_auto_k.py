@@ -74,7 +74,8 @@ def test_digits_mu_decreases_with_k():
     digits = load_digits()
     choice = choose_k(digits.data, digits.target, sample_fraction=None)
     assert (np.diff(choice.mu) <= 0).all()   # a center that holds for k+1 holds for k
-    assert 1 <= choice.k <= 19
+    np.testing.assert_allclose(choice.p, choice.mu * choice.beta)
+    assert choice.k == choice.ks[np.argmax(choice.p)] == 4   # every digit a center: k* = 4
 
 
 @pytest.mark.parametrize("kwargs, message", [
