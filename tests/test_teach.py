@@ -156,12 +156,17 @@ def test_plane_graph_is_exact_euclidean_with_ties_by_index():
     assert (np.diff(graph.distances, axis=1) >= 0).all()
 
 
+def _label_toy(toy, k):
+    """The toy's plane graph (up to 20 neighbours) and label_plane's result on it."""
+    graph = plane_knn_graph(toy.X, min(20, toy.n - 1))
+    return graph, label_plane(toy.X, toy.y, k=k, graph=graph)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(toys())
 def test_label_plane_is_algorithm_1_with_a_euclidean_bridge(problem):
     toy, k = problem
-    graph = plane_knn_graph(toy.X, min(20, toy.n - 1))
-    result = label_plane(toy.X, toy.y, k=k, graph=graph)
+    graph, result = _label_toy(toy, k)
     labels, step, rnd, fallback, source = literal_plane_hdl(toy.X, toy.y, graph.indices[:, :k])
     np.testing.assert_array_equal(result.labels, labels)
     np.testing.assert_array_equal(result.step, step)
@@ -272,8 +277,7 @@ def check_walkthrough(graph_indices, result, steps):
 @given(toys())
 def test_walkthrough_replays_hdl_label_step_by_step(problem):
     toy, k = problem
-    graph = plane_knn_graph(toy.X, min(20, toy.n - 1))
-    result = label_plane(toy.X, toy.y, k=k, graph=graph)
+    graph, result = _label_toy(toy, k)
     steps = walkthrough(graph.indices, result, X=toy.X)
     check_walkthrough(graph.indices[:, :k], result, steps)
     for s in steps:
