@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from hdl_core import images, pipeline
-from hdl_core.store import Workspace
+from hdl_core import data as images
+from hdl_core.workspace import pipeline
+from hdl_core.workspace.store import Workspace
 
 log = logging.getLogger("hdl_studio")
 
@@ -37,8 +38,8 @@ _SESSION_KEY = "workspace_folder"
 @contextmanager
 def user_errors(what: str = "That"):
     """Show errors as st.error with what to do, never a traceback (details go to the server log)."""
-    from hdl_core.encoders import EmbeddingError, WeightsUnavailable
-    from hdl_core.store import StoreError
+    from hdl_core.embed import EmbeddingError, WeightsUnavailable
+    from hdl_core.workspace.store import StoreError
     try:
         yield
     except (ValueError, EmbeddingError, WeightsUnavailable, StoreError) as error:
@@ -182,7 +183,7 @@ def umap_problem(emb: pipeline.Embedding) -> str | None:
 
 
 def _compute_umap(folder: str, emb_key: str, key: str) -> None:
-    from hdl_core.projection import umap_map
+    from hdl_core.views.projection import umap_map
     try:
         ws = _workspace(folder)
         current = pipeline.require_embedding(ws)
@@ -205,7 +206,7 @@ def _stored_map(folder: str, key: str):
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _pca(folder: str, emb_key: str):
-    from hdl_core.projection import pca_map
+    from hdl_core.views.projection import pca_map
     return pca_map(pipeline.require_embedding(_workspace(folder)).X).astype(np.float32)
 
 

@@ -2,7 +2,7 @@
 model-only forward rate, and a cached re-run through `EmbeddingCache`.
 
 Images are made in a temporary data root: the built-in digits demo (32x32 PNGs, via
-``hdl_core.images.make_demo``) and "photos" (224x224 JPEGs of smooth random colour fields,
+``hdl_core.data.make_demo``) and "photos" (224x224 JPEGs of smooth random colour fields,
 so decoding costs what a real photo of that size costs).
 
 * pixels: images/s over the photos.
@@ -55,7 +55,7 @@ def rate(count: int, seconds: float) -> float:
 
 
 def bench_pixels(paths: list[Path], repeats: int) -> dict:
-    from hdl_core.encoders import make_encoder
+    from hdl_core.embed import make_encoder
 
     encoder = make_encoder("pixels")
     encoder.encode(paths[:64])                                  # warm-up
@@ -90,7 +90,8 @@ def bench_clip(configs: list[dict]) -> tuple[list[dict], dict]:
     """
     import torch
 
-    from hdl_core.encoders import _open_rgb, make_encoder
+    from hdl_core.data import open_image as _open_rgb
+    from hdl_core.embed import make_encoder
 
     start = time.perf_counter()
     base = make_encoder("clip", model="ViT-B-32", pretrained=None, device="cpu").load()
@@ -129,8 +130,8 @@ def bench_clip(configs: list[dict]) -> tuple[list[dict], dict]:
 
 
 def bench_cache(folder: Path, data_root: Path, cache_dir: Path) -> list[dict]:
-    from hdl_core.encoders import EmbeddingCache, make_encoder
-    from hdl_core.images import load_folder
+    from hdl_core.embed import EmbeddingCache, make_encoder
+    from hdl_core.data import load_folder
 
     start = time.perf_counter()
     dataset = load_folder(folder, root=data_root)
@@ -197,7 +198,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="hdl-embed-bench-") as tmp:
         root = Path(tmp)
         os.environ["HDL_DATA_ROOT"] = str(root)
-        from hdl_core.images import make_demo
+        from hdl_core.data import make_demo
 
         start = time.perf_counter()
         demo = make_demo(root)
@@ -254,7 +255,7 @@ def main(argv=None) -> int:
                             "(pairs), after a one-batch warm-up; share = median of per-pair "
                             "ratios; rates = images / total seconds",
                   "photos": "224x224 JPEG, smooth random colour fields with grain",
-                  "demo": "hdl_core.images.make_demo (digits as 32x32 PNG)",
+                  "demo": "hdl_core.data.make_demo (digits as 32x32 PNG)",
                   "demo_generation_s": demo_s},
         "pixels": {"photos": pixels, "demo": pixels_demo},
         "clip": clip_rows, "clip_info": clip_info, "cache": cache_rows,

@@ -41,10 +41,10 @@ K = 10
 
 def make_workspace(n: int, base: Path):
     """A workspace of `n` synthetic items (1% seeds, known truth), embedded and labeled once."""
-    from hdl_core import pipeline
-    from hdl_core.images import Dataset, Item
-    from hdl_core.projection import pca_map
-    from hdl_core.store import Workspace
+    from hdl_core.workspace import pipeline
+    from hdl_core.data import Dataset, Item
+    from hdl_core.views.projection import pca_map
+    from hdl_core.workspace.store import Workspace
 
     X, cluster = clustered_gaussian(n, DIM, 2 * N_CLASSES, spread=0.9, seed=0)
     truth = cluster % N_CLASSES
@@ -104,7 +104,7 @@ def measure(n: int, repeats: int) -> dict:
     from streamlit.testing.v1 import AppTest
 
     import state
-    from hdl_core import pipeline
+    from hdl_core.workspace import pipeline
 
     started = time.perf_counter()
     ws, emb, out = make_workspace(n, Path(os.environ["HDL_DATA_ROOT"]).parent)

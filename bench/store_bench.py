@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from _common import machine_info, print_table, time_call, write_json
-from hdl_core.store import Workspace
+from hdl_core.workspace.store import Workspace
 
 
 def _dataset(n: int):

@@ -1,7 +1,7 @@
 """Guided labeling on the digits demo: do the suggested 10 images raise accuracy more than
 10 random ones?
 
-The demo exactly as the app builds it: `hdl_core.images.make_demo` (scikit-learn's 1797
+The demo exactly as the app builds it: `hdl_core.data.make_demo` (scikit-learn's 1797
 digits drawn as 32×32 PNGs, three seeds per class) in a temporary data root, embedded with
 the "pixels" encoder (the app's weight-free default), one exact kNN graph. Draw 0 uses the
 demo's own seeds; draws 1..D pick three other seeds per class at random.
@@ -40,10 +40,10 @@ import numpy as np
 
 from _common import machine_info, print_table, write_json
 
-from hdl_core.explain import suggest_next, suspicious_seeds  # noqa: E402
+from hdl_core.suggest import suggest_next, suspicious_seeds  # noqa: E402
 from hdl_core.graph import build_knn_graph  # noqa: E402
 from hdl_core.hdl import hdl_label  # noqa: E402
-from hdl_core.pipeline import pick_k  # noqa: E402
+from hdl_core.workspace.pipeline import pick_k  # noqa: E402
 
 N_LABELS = 10
 ROUNDS = 3
@@ -56,8 +56,8 @@ ITERATED = ("suggested", "lowest conf", "random")
 
 def load_demo() -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """(X, truth, demo seed vector, setup notes) for the demo as the app builds it."""
-    from hdl_core.encoders import make_encoder
-    from hdl_core.images import load_folder, make_demo
+    from hdl_core.embed import make_encoder
+    from hdl_core.data import load_folder, make_demo
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hdl-suggest-bench-") as folder:
@@ -69,7 +69,7 @@ def load_demo() -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     truth = np.array([int(dataset.truth[item.path]) for item in dataset.items])
     seeds = np.array([int(item.seed_label) if item.seed_label is not None else -1
                       for item in dataset.items])
-    notes = {"data": f"hdl_core.images.make_demo: {len(dataset.items)} digits as 32x32 PNGs",
+    notes = {"data": f"hdl_core.data.make_demo: {len(dataset.items)} digits as 32x32 PNGs",
              "encoder": repr(encoder), "embedding_dim": int(X.shape[1]),
              "seconds_to_build_and_embed": round(time.perf_counter() - start, 2)}
     return X, truth, seeds, notes

@@ -3,7 +3,7 @@
 The issue's target: ≤ 200 ms per step at 500 points, k re-running everything live.
 
 Measured three ways:
-* library: `hdl_core.teach` alone (graph, a whole run per k, the k curves, one step's state);
+* library: `hdl_core.views.toy` alone (graph, a whole run per k, the k curves, one step's state);
 * figure: building the HDL plane for one step and serialising it as Streamlit does
   (`plotly.io.to_json`), using the page's own functions;
 * page: the whole page script under `streamlit.testing.v1.AppTest`, timed inside the
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -27,7 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hdl_core import teach  # noqa: E402
+from hdl_core.views import toy as teach  # noqa: E402
+from hdl_core.views import walkthrough  # noqa: E402
 
 PAGE = ROOT / "pages" / "teach.py"
 OUT = ROOT / "bench" / "results" / "teach.json"
@@ -60,7 +60,7 @@ def library() -> dict:
         runs = {}
         for k in KS:
             run, t_run = timed(teach.teach_run, toy.X, toy.y, toy.truth, k=k, graph=graph)
-            states = [timed(teach.step_state, graph.indices[:, :k], run.hdl, s)[1]
+            states = [timed(walkthrough.step_state, graph.indices[:, :k], run.hdl, s)[1]
                       for s in run.steps[::max(1, len(run.steps) // 50)]]
             runs[str(k)] = {"run_ms": round(t_run * 1000, 2), "steps": len(run.steps),
                             "rounds": run.hdl.n_rounds, "bridges": int(run.hdl.fallback.sum()),
@@ -154,7 +154,7 @@ def page_runs(n_clicks: int = 30) -> dict:
 def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     result = {
-        "what": "Teach page at 500 points: hdl_core.teach alone, the HDL plane figure, and "
+        "what": "Teach page at 500 points: hdl_core.views.toy alone, the HDL plane figure, and "
                 "the whole page script per step / per k change (AppTest, timed inside the script)",
         "target": "≤ 200 ms per step at 500 points",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),

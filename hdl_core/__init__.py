@@ -1,6 +1,11 @@
 """hdl_core: Hierarchical Dynamic Labeling over embeddings, without any UI.
 
-numpy in, numpy out. The Streamlit pages, the CLI and the tests all use this package.
+The modules at this level are numpy in, numpy out (the paper's algorithm and what is
+computed from it): `graph`, `hdl`, `auto_k`, `estimator`, `explain`, `suggest`. The
+sub-packages touch the outside world or serve the app: `data` (files in), `embed`
+(images to vectors), `workspace` (the store, array files, the pipeline, the label table),
+`views` (what the pages show, computed). The Streamlit pages, the CLI and the tests all use
+this package.
 """
 from .auto_k import KChoice, choose_k
 from .estimator import HDLClassifier

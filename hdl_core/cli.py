@@ -99,8 +99,8 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from .encoders import EmbeddingError, WeightsUnavailable
-    from .store import StoreError
+    from .embed import EmbeddingError, WeightsUnavailable
+    from .workspace import StoreError
     try:
         return {"label": _label, "embed": _embed, "suggest": _suggest}[args.command](args)
     except (ValueError, EmbeddingError, WeightsUnavailable, StoreError, OSError) as error:
@@ -116,8 +116,8 @@ def main(argv=None) -> int:
 
 def _open(args):
     """Scan IMAGES (extracting a zip into the workspace) and store it; returns the workspace."""
-    from . import images, pipeline
-    from .store import Workspace
+    from . import data
+    from .workspace import Workspace, pipeline
 
     source = Path(args.images).expanduser()
     if not source.exists():
@@ -137,7 +137,7 @@ def _open(args):
         seeds = Path(args.seeds).expanduser().resolve()
         if not seeds.is_file():
             raise ValueError(f"--seeds {args.seeds}: no such file")
-    dataset = images.load_folder(root, root=root, seeds_csv=seeds,
+    dataset = data.load_folder(root, root=root, seeds_csv=seeds,
                                  progress=_Progress("checking images", args.quiet))
     summary = pipeline.import_dataset(ws, dataset)
     _report_skipped(summary, args)
@@ -153,13 +153,13 @@ def _extract_zip(source: Path, ws) -> Path:
     again. Only a folder this command extracted before (recorded in the workspace) is removed.
     """
     import shutil
-    from . import images
+    from . import data
 
     dest = ws.folder / _ZIP_FOLDER
     if ws.get_setting(_SETTING_EXTRACTED) and dest.is_dir():
         shutil.rmtree(dest)
     ws.set_setting(_SETTING_EXTRACTED, str(source.resolve()))
-    return images.extract_zip(source, dest)
+    return data.extract_zip(source, dest)
 
 
 def _report_skipped(summary, args) -> None:
@@ -181,22 +181,22 @@ def _write_skipped(summary, out: Path) -> None:
         target.unlink(missing_ok=True)      # left by an earlier run; no longer true
         return
     frame = pd.DataFrame(summary["skipped"], columns=["path", "reason"])
-    from .pipeline import to_csv_bytes
+    from .workspace.pipeline import to_csv_bytes
     target.write_bytes(to_csv_bytes(frame))
     print(f"skipped files listed in {target}", file=sys.stderr)
 
 
 def _spec(args):
-    from .pipeline import EncoderSpec
+    from .workspace.pipeline import EncoderSpec
     pretrained = None if args.pretrained.lower() in ("none", "random") else args.pretrained
     return EncoderSpec(name=args.encoder, model=args.model, pretrained=pretrained,
                        device=args.device, batch_size=args.batch_size)
 
 
 def _embedding(ws, args):
-    from . import pipeline
+    from .workspace import pipeline
     if getattr(args, "embeddings", None):
-        from .encoders import load_precomputed
+        from .embed import load_precomputed
         paths, X = load_precomputed(args.embeddings, args.paths)
         return pipeline.import_embeddings(ws, paths, X, label=f"precomputed ({Path(args.embeddings).name})")
     embedding = pipeline.embed_workspace(ws, _spec(args), progress=_Progress("embedding", args.quiet))
@@ -209,7 +209,7 @@ def _embedding(ws, args):
 
 
 def _label(args) -> int:
-    from . import pipeline
+    from .workspace import labels, pipeline
     out = Path(args.out).expanduser()
     fmt = args.format or ("json" if out.suffix.lower() == ".json" else "csv")
     if args.paths and not args.embeddings:
@@ -225,7 +225,7 @@ def _label(args) -> int:
         print(f"HDL: k={run['k']} ({how}), {int((result.step >= 0).sum())} labeled in "
               f"{result.n_rounds} rounds, {int(result.fallback.sum())} bridged, "
               f"{run['seconds']:.2f} s", file=sys.stderr)
-    frame = pipeline.export_frame(ws, run["hdl"])
+    frame = labels.export_frame(ws, run["hdl"])
     data = pipeline.to_json_bytes(frame) if fmt == "json" else pipeline.to_csv_bytes(frame)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
@@ -236,8 +236,8 @@ def _label(args) -> int:
 
 
 def _embed(args) -> int:
-    from . import pipeline
-    from .encoders import save_precomputed
+    from .workspace import pipeline
+    from .embed import save_precomputed
     out = Path(args.out).expanduser()
     if out.suffix.lower() not in (".npy", ".parquet"):
         raise ValueError(f"--out {args.out}: use a .npy or .parquet file name")
@@ -254,7 +254,8 @@ def _embed(args) -> int:
 
 
 def _suggest(args) -> int:
-    from . import explain, pipeline
+    from . import suggest
+    from .workspace import pipeline
     if args.n < 1:
         raise ValueError(f"--n {args.n}: must be at least 1")
     ws, _ = _open(args)
@@ -270,10 +271,10 @@ def _suggest(args) -> int:
     graph = pipeline.neighbour_graph(ws, embedding, result.k)
     paths = pipeline.item_frame(ws)["path"].tolist()
     print(f"label these {args.n} images next (run {stored.run_id}, k={result.k}):")
-    for rank, s in enumerate(explain.suggest_next(graph.indices, result, n=args.n,
+    for rank, s in enumerate(suggest.suggest_next(graph.indices, result, n=args.n,
                                                   class_names=stored.classes), 1):
         print(f"{rank:3d}. {paths[s.point]}  score {s.score:.2f}  - {s.why}")
-    suspicious = explain.suspicious_seeds(graph.indices, result, class_names=stored.classes,
+    suspicious = suggest.suspicious_seeds(graph.indices, result, class_names=stored.classes,
                                           X=embedding.X if args.leave_one_out else None)
     if suspicious:
         print(f"\nseeds that look wrong ({len(suspicious)}):")

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import state
-from hdl_core import pipeline
+from hdl_core.workspace import pipeline
 from hdl_core.auto_k import choose_k
 
 st.title("Choose k")

@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 import state
-from hdl_core import images, pipeline
+from hdl_core import data as images
+from hdl_core.workspace import pipeline
 
 st.title("Data")
 ws = state.workspace()

@@ -6,8 +6,9 @@ from pathlib import Path
 import streamlit as st
 
 import state
-from hdl_core import images, pipeline
-from hdl_core.encoders import (DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, WeightsUnavailable,
+from hdl_core import data as images
+from hdl_core.workspace import pipeline
+from hdl_core.embed import (DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, WeightsUnavailable,
                                load_precomputed)
 
 st.title("Embed")

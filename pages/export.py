@@ -2,14 +2,14 @@
 import streamlit as st
 
 import state
-from hdl_core import pipeline
+from hdl_core.workspace import labels, pipeline
 
 st.title("Export")
 ws = state.workspace()
 state.sidebar_status(ws)
 
 with state.user_errors("Export"):
-    frame = pipeline.export_frame(ws)
+    frame = labels.export_frame(ws)
     if frame["label"].isna().all():
         st.info("Nothing is labeled yet: run HDL on the Label page first (seeds alone are exported too).")
     counts = frame["source"].value_counts()

@@ -17,8 +17,8 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 import state
-from hdl_core import pipeline
-from hdl_core import replay as replaying
+from hdl_core.workspace import pipeline
+from hdl_core.views import replay as replaying
 from hdl_core.explain import round_view, vote_detail
 
 # Transient UI state of this page (durable facts live in the workspace store).

@@ -14,8 +14,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import state
-from hdl_core import explain, pipeline, review
-from hdl_core.store import StoreError
+from hdl_core import suggest
+from hdl_core.workspace import pipeline
+from hdl_core.views import gallery as review
+from hdl_core.workspace import labels
+from hdl_core.workspace.store import StoreError
 
 PER_PAGE = 48                 # thumbnails per gallery page
 COLUMNS = 8                   # thumbnails per gallery row
@@ -104,7 +107,7 @@ def _rerun_hdl(ws, emb, run) -> None:
 def _suggestions(folder: str, run_id: int, emb_key: str, k: int, exclude: tuple, n: int):
     run = state.stored_run(folder, run_id)
     graph = state.graph(folder, emb_key, k)
-    return explain.suggest_next(graph.indices, pipeline.stored_result(run), n=n,
+    return suggest.suggest_next(graph.indices, pipeline.stored_result(run), n=n,
                                 exclude=list(exclude), class_names=run.classes)
 
 
@@ -113,7 +116,7 @@ def _suspicious(folder: str, run_id: int, emb_key: str, k: int, leave_one_out: b
     run = state.stored_run(folder, run_id)
     graph = state.graph(folder, emb_key, k)
     X = state.embedding(state.workspace()).X if leave_one_out else None
-    return explain.suspicious_seeds(graph.indices, pipeline.stored_result(run),
+    return suggest.suspicious_seeds(graph.indices, pipeline.stored_result(run),
                                     class_names=run.classes, X=X)
 
 
@@ -384,7 +387,7 @@ with state.user_errors("Review"):
                                      "run HDL again on the Label page")
     folder = str(ws.folder)
     baseline = _baseline(ws, folder)
-    frame = review.review_frame(run, state.items_of(ws), ws.current_labels(),
+    frame = labels.review_frame(run, state.items_of(ws), ws.current_labels(),
                                 baseline=baseline, truth=ws.truth())
     classes = ws.classes()
     _header(ws, run, frame, emb)

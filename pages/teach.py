@@ -1,7 +1,7 @@
 """Teach: watch HDL label a 2-D toy, one vote (or one round) at a time.
 
 The plane is the embedding itself, so what HDL sees is what is drawn. All computation is
-in `hdl_core.teach`; this page keeps the toy's settings in `st.session_state` and draws.
+in `hdl_core.views.toy`; this page keeps the toy's settings in `st.session_state` and draws.
 """
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from hdl_core import teach
+from hdl_core.views import toy as teach
+from hdl_core.views import walkthrough
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9"]
@@ -209,7 +210,7 @@ def hdl_figure(toy: teach.Toy, run: teach.TeachRun, index: int, y: np.ndarray) -
     step = run.steps[index]
     X = toy.X
     neighbours = run.graph.indices[:, :run.k]
-    state = teach.step_state(neighbours, run.hdl, step)
+    state = walkthrough.step_state(neighbours, run.hdl, step)
     unlabeled = state.labels < 0
     traces, notes = [], []
 
@@ -302,7 +303,7 @@ def k_figure(kc: teach.PlaneKChoice, k_now: int) -> go.Figure:
                                annotations=labels))
 
 
-def first_level_rows(step: teach.Step, labels_now: np.ndarray) -> list[dict]:
+def first_level_rows(step: walkthrough.Step, labels_now: np.ndarray) -> list[dict]:
     return [{"rank": r + 1, "point": int(p), "second-level score": int(score),
              "label": class_name(labels_now[p]) if labels_now[p] >= 0 else "—"}
             for r, (p, score) in enumerate(zip(step.first_level, step.second_level_score))]
@@ -350,13 +351,13 @@ def navigation(steps: list) -> int:
     cols = st.columns([1, 1, 1, 1, 1, 4])
     cols[0].button("◀◀ start", on_click=go_to, args=(0,), key="teach_reset", disabled=i == 0,
                    help="Back to the seeds, before round 1")
-    cols[1].button("◀ round", on_click=go_to, args=(teach.previous_round_index(steps, i),),
+    cols[1].button("◀ round", on_click=go_to, args=(walkthrough.previous_round_index(steps, i),),
                    key="teach_prev_round", disabled=i == 0)
     cols[2].button("◀ step", on_click=go_to, args=(i - 1,), key="teach_prev_step",
                    disabled=i == 0)
     cols[3].button("step ▶", on_click=go_to, args=(i + 1,), key="teach_next_step",
                    disabled=i == last)
-    cols[4].button("round ▶", on_click=go_to, args=(teach.next_round_index(steps, i),),
+    cols[4].button("round ▶", on_click=go_to, args=(walkthrough.next_round_index(steps, i),),
                    key="teach_next_round", disabled=i == last)
     if last > 0:
         cols[5].slider("Step", 0, last, key=STEP, label_visibility="collapsed")

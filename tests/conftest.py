@@ -38,8 +38,9 @@ def app_roots(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_workspace(app_roots):
     """The demo imported, embedded with the pixels encoder and labeled once by HDL (k=3)."""
-    from hdl_core import images, pipeline
-    from hdl_core.store import Workspace
+    from hdl_core import data as images
+    from hdl_core.workspace import pipeline
+    from hdl_core.workspace.store import Workspace
 
     folder = images.make_demo()
     ws = Workspace(pipeline.workspace_for(folder))

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from hdl_core import cli
-from hdl_core.images import make_demo
-from hdl_core.pipeline import EXPORT_COLUMNS
-from hdl_core.store import Workspace
+from hdl_core.data import make_demo
+from hdl_core.workspace.labels import EXPORT_COLUMNS
+from hdl_core.workspace.store import Workspace
 from tests.test_pipeline import COLOURS, png_bytes, write_colour_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -278,7 +278,7 @@ def test_label_with_embeddings_that_miss_images_exits_2(capsys, colours, tmp_pat
 # --------------------------------------------------------------------------- encoders
 
 def test_encoder_options_reach_the_clip_encoder(capsys, colours, tmp_path, monkeypatch):
-    from hdl_core import encoders
+    from hdl_core import embed as encoders
     asked = []
     real_make_encoder = encoders.make_encoder
 
@@ -316,7 +316,7 @@ def test_label_with_randomly_initialised_clip_end_to_end(capsys, roots, tmp_path
     frame = read_labels(out)
     assert sorted(frame["path"]) == sorted(truth) and (frame["label"] != "").all()
     assert (frame["source"] == "seed").sum() == 4
-    from hdl_core.pipeline import require_embedding
+    from hdl_core.workspace.pipeline import require_embedding
     embedding = require_embedding(Workspace(workspace))
     assert embedding.X.shape[0] == len(truth) and embedding.label.startswith("CLIP ViT-S-32")
     np.testing.assert_allclose(np.linalg.norm(embedding.X, axis=1), 1.0, rtol=1e-5)

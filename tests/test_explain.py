@@ -2,7 +2,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 
 from hdl_core import KnnGraph, build_knn_graph, hdl_label
-from hdl_core.explain import influence, round_view, suggest_next, suspicious_seeds, vote_detail
+from hdl_core.explain import influence, round_view, vote_detail
+from hdl_core.suggest import suggest_next, suspicious_seeds
 
 from .test_hdl import labeling_problems
 

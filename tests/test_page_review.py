@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from hdl_core import explain, pipeline, review
+from hdl_core import suggest
+from hdl_core.workspace import pipeline
+from hdl_core.views import gallery as review
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/review.py"
@@ -82,14 +84,14 @@ def test_review_page_renders_the_gallery_map_and_guidance(ws):
     assert not _pickers(at, "gallery")                         # only the open tab is drawn
     _open(at, "Suspicious seeds")
     graph = pipeline.neighbour_graph(ws, pipeline.current_embedding(ws))
-    suspicious = explain.suspicious_seeds(graph.indices, pipeline.stored_result(run))
+    suspicious = suggest.suspicious_seeds(graph.indices, pipeline.stored_result(run))
     assert len(_pickers(at, "seed")) == min(len(suspicious), 20)
     assert {item for item, _, _ in _pickers(at, "seed")} <= set(ws.seeds())
 
     # Leave-one-out lists exactly the seeds that HDL relabels when each is left out.
     at.toggle(key="review_seeds_thorough").set_value(True).run()
     assert not at.exception, at.exception
-    left_out = explain.suspicious_seeds(graph.indices, pipeline.stored_result(run),
+    left_out = suggest.suspicious_seeds(graph.indices, pipeline.stored_result(run),
                                         X=pipeline.current_embedding(ws).X)
     item_of = run.item_ids
     assert [item for item, _, _ in _pickers(at, "seed")] == [int(item_of[s.point])
@@ -167,7 +169,7 @@ def test_label_next_lists_n_suggestions_with_their_reasons(ws):
     suggested = _pickers(at, "next")
     run = ws.load_run(method="hdl")
     graph = pipeline.neighbour_graph(ws, pipeline.current_embedding(ws))
-    expected = explain.suggest_next(graph.indices, pipeline.stored_result(run), n=5,
+    expected = suggest.suggest_next(graph.indices, pipeline.stored_result(run), n=5,
                                     class_names=run.classes)
     assert [item for item, _, _ in suggested] == [int(run.item_ids[s.point]) for s in expected]
     text = _texts(at)

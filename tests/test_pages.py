@@ -5,10 +5,9 @@ import io
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from hdl_core import pipeline
+from hdl_core.workspace import labels, pipeline
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -76,7 +75,7 @@ def test_choose_k_stores_the_override_for_the_next_run(demo_workspace):
 def test_export_csv_matches_the_store(demo_workspace):
     at = _app("pages/export.py")
     assert not at.error
-    frame = pipeline.export_frame(demo_workspace)
+    frame = labels.export_frame(demo_workspace)
     csv = pd.read_csv(io.BytesIO(pipeline.to_csv_bytes(frame)), keep_default_na=False)
     current = demo_workspace.current_labels()
     by_path = dict(zip(demo_workspace.ok_items()["path"], demo_workspace.ok_items()["id"]))

@@ -1,4 +1,4 @@
-"""Tests for hdl_core.pipeline: dataset → store → embeddings → graph → runs → exports."""
+"""Tests for hdl_core.workspace.pipeline: dataset → store → embeddings → graph → runs → exports."""
 from __future__ import annotations
 
 import io
@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from hdl_core import pipeline
-from hdl_core.images import load_folder, make_demo
-from hdl_core.pipeline import EXPORT_COLUMNS, EncoderSpec, PipelineError
-from hdl_core.store import Workspace
+from hdl_core.workspace import labels, pipeline
+from hdl_core.data import load_folder, make_demo
+from hdl_core.workspace.labels import EXPORT_COLUMNS
+from hdl_core.workspace.pipeline import EncoderSpec, PipelineError
+from hdl_core.workspace.store import Workspace
 
 PIXELS = EncoderSpec(name="pixels")
 
@@ -134,7 +135,7 @@ def test_demo_embed_and_label_labels_every_image_and_saves_both_runs(demo_labele
     np.testing.assert_array_equal(stored.item_ids, embedding.item_ids)
 
     # Pixels are a weak encoder, but on digits 3 seeds per class go far above chance (10 %).
-    frame = pipeline.export_frame(ws, run["hdl"])
+    frame = labels.export_frame(ws, run["hdl"])
     truth = ws.truth()
     accuracy = np.mean([truth[p] == label for p, label in zip(frame["path"], frame["label"])])
     assert accuracy > 0.6
@@ -151,7 +152,7 @@ def test_demo_second_embed_encodes_no_file_and_gives_the_same_array(demo_labeled
 
 def test_demo_export_has_seed_hdl_and_fallback_rows_matching_the_store(demo_labeled):
     ws, _, _, run = demo_labeled
-    frame = pipeline.export_frame(ws, run["hdl"])
+    frame = labels.export_frame(ws, run["hdl"])
     assert list(frame.columns) == EXPORT_COLUMNS and len(frame) == 1797
     assert set(frame["source"]) == {"seed", "hdl", "fallback"}
     stored = ws.load_run(run["hdl"])
@@ -220,7 +221,7 @@ def test_current_embedding_is_none_after_the_dataset_changes(colours_ws):
 def test_import_embeddings_aligns_rows_by_path(colours_ws, roots):
     ws, folder, _ = colours_ws
     embedding = pipeline.embed_workspace(ws, PIXELS)
-    direct = pipeline.export_frame(ws, pipeline.run_labeling(ws, embedding, k=3)["hdl"])
+    direct = labels.export_frame(ws, pipeline.run_labeling(ws, embedding, k=3)["hdl"])
     paths = pipeline.item_frame(ws)["path"].tolist()
 
     order = np.random.default_rng(1).permutation(len(paths))
@@ -229,7 +230,7 @@ def test_import_embeddings_aligns_rows_by_path(colours_ws, roots):
     imported = pipeline.import_embeddings(other, shuffled, embedding.X[order], label="made elsewhere")
     np.testing.assert_array_equal(imported.X, embedding.X)
     assert pipeline.current_embedding(other).label == "made elsewhere"
-    via_import = pipeline.export_frame(other, pipeline.run_labeling(other, imported, k=3)["hdl"])
+    via_import = labels.export_frame(other, pipeline.run_labeling(other, imported, k=3)["hdl"])
     pd.testing.assert_frame_equal(via_import, direct)
 
 
@@ -308,7 +309,7 @@ def test_pick_k_and_run_labeling_check_k(colours_ws):
 def test_labels_follow_the_colours_and_stored_result_replays(colours_ws):
     ws, _, truth = colours_ws
     run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), k=3)
-    frame = pipeline.export_frame(ws, run["hdl"])
+    frame = labels.export_frame(ws, run["hdl"])
     assert dict(zip(frame["path"], frame["label"])) == truth
     replay = pipeline.stored_result(ws.load_run(run["hdl"]))
     for name in ("labels", "step", "round", "n_voters", "fallback", "source"):
@@ -325,14 +326,14 @@ def test_export_frame_sources_seed_hdl_fallback_and_manual(roots):
     # Blue has no seed and its images are each other's nearest neighbours: HDL must bridge.
     truth = write_colour_folder(folder, seeds=2, unlabeled=6, seeded=["red", "green"])
     ws = open_workspace(folder, workspaces / "bridge")
-    before = pipeline.export_frame(ws)
+    before = labels.export_frame(ws)
     assert before["label"].notna().sum() == 4 and set(before["source"].dropna()) == {"seed"}
 
     run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), k=3)
     items = pipeline.item_frame(ws)
     ids = dict(zip(items["path"], items["id"]))
     ws.add_correction([int(ids["unlabeled/green5.png"])], "lime")
-    frame = pipeline.export_frame(ws, run["hdl"]).set_index("path")
+    frame = labels.export_frame(ws, run["hdl"]).set_index("path")
 
     assert set(frame["source"]) == {"seed", "hdl", "fallback", "manual"}
     manual = frame.loc["unlabeled/green5.png"]
@@ -364,7 +365,7 @@ def test_csv_export_neutralises_formula_cells_and_round_trips_numbers(roots):
     (folder / "+plus.png").write_bytes(png_bytes(COLOURS["red"], seed=78))
     ws = open_workspace(folder, workspaces / "evil")
     run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), k=3)
-    frame = pipeline.export_frame(ws, run["hdl"])
+    frame = labels.export_frame(ws, run["hdl"])
 
     data_bytes = pipeline.to_csv_bytes(frame)
     back = pd.read_csv(io.BytesIO(data_bytes), keep_default_na=False)
@@ -393,7 +394,7 @@ def test_csv_export_of_an_object_dtype_frame_is_neutralised_too():
 
 def test_json_export_is_a_list_of_rows_with_null_for_missing(colours_ws):
     ws, _, _ = colours_ws
-    frame = pipeline.export_frame(ws)                 # before any run: seeds only
+    frame = labels.export_frame(ws)                 # before any run: seeds only
     rows = json.loads(pipeline.to_json_bytes(frame).decode("utf-8"))
     assert len(rows) == len(frame) and all(list(row) == EXPORT_COLUMNS for row in rows)
     by_path = {row["path"]: row for row in rows}
@@ -414,13 +415,13 @@ def test_imagefolder_zip_has_a_folder_per_class_and_no_unlabeled_file(roots):
     (folder / "red__red0.png").write_bytes(png_bytes(COLOURS["red"], seed=501))
     ws = open_workspace(folder, workspaces / "zipme")
 
-    seeds_only = pipeline.export_frame(ws)
+    seeds_only = labels.export_frame(ws)
     with zipfile.ZipFile(io.BytesIO(pipeline.imagefolder_zip(ws, seeds_only))) as archive:
         names = archive.namelist()
     assert sorted(names) == sorted(f"{c}/{c}__{c}{i}.png" for c in COLOURS for i in range(2))
 
     run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), k=3)
-    frame = pipeline.export_frame(ws, run["hdl"])
+    frame = labels.export_frame(ws, run["hdl"])
     frame.loc[frame["path"] == "unlabeled/blue3.png", "label"] = None      # left unlabeled
     seen = []
     target = workspaces / "export.zip"

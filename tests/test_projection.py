@@ -4,7 +4,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from hdl_core import build_knn_graph
-from hdl_core.projection import pca_map, umap_map
+from hdl_core.views.projection import pca_map, umap_map
 
 
 def test_umap_uses_the_given_graph_without_searching_neighbours_again(monkeypatch):

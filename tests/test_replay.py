@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hdl_core import hdl_label
 from hdl_core.explain import round_view
 from hdl_core.hdl import LabelingResult
-from hdl_core.replay import (CURRENT, LABELED, SEED, UNLABELED, accuracy_by_round, agreement,
+from hdl_core.views.replay import (CURRENT, LABELED, SEED, UNLABELED, accuracy_by_round, agreement,
                              build_replay, check_round, cumulative_share, disagreement,
                              first_level, labeled_by_round, labeled_per_round, map_layers,
                              point_state, truth_codes)

@@ -1,7 +1,6 @@
-"""Tests for hdl_core.store: the workspace database, its history, its durability."""
+"""Tests for hdl_core.workspace.store: the workspace database, its history, its durability."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -16,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hdl_core import store
+from hdl_core.workspace import schema, store
 from hdl_core.hdl import LabelingResult
-from hdl_core.images import Dataset, Item, Skipped
-from hdl_core.store import StoredRun, StoreError, Workspace
+from hdl_core.data import Dataset, Item, Skipped
+from hdl_core.workspace.store import StoredRun, StoreError, Workspace
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,8 +109,8 @@ def test_workspace_creates_folder_and_database_with_durable_settings(tmp_path):
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2          # FULL
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
-    assert store.SCHEMA_VERSION == len(store.MIGRATIONS)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+    assert schema.SCHEMA_VERSION == len(schema.MIGRATIONS)
 
 
 def test_folder_that_is_a_file_is_refused(tmp_path):
@@ -155,7 +154,7 @@ def test_older_database_is_migrated_at_open_keeping_its_data(tmp_path, monkeypat
     def add_note_column(conn):
         conn.execute("ALTER TABLE corrections ADD COLUMN note TEXT")
 
-    monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS + [add_note_column])
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS + [add_note_column])
     with Workspace(tmp_path) as ws:
         conn = ws._conn()
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
@@ -172,7 +171,7 @@ def test_failed_migration_leaves_the_database_unchanged(tmp_path, monkeypatch):
         conn.execute("CREATE TABLE half_done (x)")
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS + [half_done])
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS + [half_done])
     with pytest.raises(StoreError, match="from version 1 to 2 failed.*boom"):
         Workspace(tmp_path)
     with sqlite3.connect(tmp_path / "workspace.sqlite") as conn:
@@ -632,7 +631,7 @@ def test_threads_sharing_one_workspace_lose_no_correction(ws):
 CONCURRENT_WRITER = """
     import sys, time
     from pathlib import Path
-    from hdl_core.store import Workspace
+    from hdl_core.workspace.store import Workspace
     folder, go, first, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     ws = Workspace(folder)
     Path(f"{go}.ready-{first}").touch()
@@ -670,7 +669,7 @@ KILLED_RUN_WRITER = """
     import sys, time
     from pathlib import Path
     import numpy as np
-    import hdl_core.store as store
+    import hdl_core.workspace.store as store
     folder, marker = sys.argv[1], Path(sys.argv[2])
     ws = store.Workspace(folder)
     # A tiny page cache makes SQLite spill the unfinished transaction into the WAL file,
@@ -729,7 +728,7 @@ def test_process_killed_while_saving_a_run_leaves_the_previous_state_intact(tmp_
 KILLED_CORRECTION_WRITER = """
     import sys
     from pathlib import Path
-    from hdl_core.store import Workspace
+    from hdl_core.workspace.store import Workspace
     folder, marker = sys.argv[1], Path(sys.argv[2])
     ws = Workspace(folder)
     ids = ws.ok_items()["id"].tolist()

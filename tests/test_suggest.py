@@ -5,7 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from hdl_core import KnnGraph, hdl_label
-from hdl_core.explain import influence, suggest_next, suspicious_seeds
+from hdl_core.explain import influence
+from hdl_core.suggest import suggest_next, suspicious_seeds
 
 from .test_hdl import labeling_problems
 

@@ -1,4 +1,4 @@
-"""hdl_core.teach (the 2-D toy, Euclidean HDL, the walkthrough) and the Teach page (AppTest)."""
+"""hdl_core.views.toy (the 2-D toy, Euclidean HDL, the walkthrough) and the Teach page (AppTest)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,10 +11,12 @@ from streamlit.testing.v1 import AppTest
 
 from hdl_core import KnnGraph, hdl_label
 from hdl_core.explain import round_start_step, round_view
-from hdl_core.teach import (
-    KINDS, Step, choose_k_plane, knn_dv_plane, label_plane, make_toy, mu_k_plane,
-    nearest_point, next_round_index, plane_knn_graph, previous_round_index, round_starts,
-    step_state, teach_run, walkthrough, with_seed,
+from hdl_core.views.toy import (
+    KINDS, choose_k_plane, knn_dv_plane, label_plane, make_toy, mu_k_plane, nearest_point,
+    plane_knn_graph, teach_run, with_seed,
+)
+from hdl_core.views.walkthrough import (
+    Step, next_round_index, previous_round_index, round_starts, step_state, walkthrough,
 )
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "teach.py")

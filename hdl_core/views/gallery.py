@@ -1,9 +1,8 @@
-"""What the Review page shows: one table of the labels as they stand, and ways to narrow it.
+"""What the Review gallery shows of the label table: filtered, ordered, paged.
 
-`review_frame` joins a labeling run with the workspace's current labels (corrections win,
-then seeds, then the run) and, when given, the kNN-DV run of the same seeds and the ground
-truth. The other functions filter, order and page that table, read item ids out of a map
-selection, and measure accuracy. Pure pandas / numpy, no Streamlit.
+The table itself (`hdl_core.workspace.labels.review_frame`) is built once per page run;
+the functions here narrow it, page it, read item ids out of a map selection and measure
+accuracy. Pure pandas / numpy, no Streamlit.
 """
 from __future__ import annotations
 
@@ -12,75 +11,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-# Where the label an item shows comes from (`Workspace.current_labels`).
-SOURCES = ("seed", "hdl", "fallback", "manual")
-REVIEW_COLUMNS = ["item_id", "position", "path", "file", "label", "source", "confidence",
-                  "fallback", "run_label", "run_seed", "baseline_label", "disagrees", "truth"]
-
-
-def review_frame(run: Any, items: pd.DataFrame, current: Mapping[int, tuple[str, str]], *,
-                 baseline: Any = None, truth: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """One row per item of `run`, in the run's order, with the label it has now.
-
-    Parameters
-    ----------
-    run : StoredRun
-        The HDL run under review (``item_ids``, ``label_names``, ``step``, ``confidence``,
-        ``fallback``).
-    items : DataFrame
-        Accepted items with columns ``id``, ``path`` and, optionally, ``file`` (an absolute
-        path for thumbnails); items of the run missing here (skipped since) are left out.
-    current : mapping item id -> (label, source)
-        `Workspace.current_labels()`: a correction ("manual") wins over a seed ("seed"),
-        which wins over the run ("hdl" / "fallback").
-    baseline : StoredRun, optional
-        A kNN-DV run to compare with, matched by item id.
-    truth : mapping path -> label, optional
-        Ground truth (the demo).
-
-    Returns
-    -------
-    DataFrame
-        Columns `REVIEW_COLUMNS`: ``position`` is the row in the run (and in its neighbour
-        graph); ``confidence`` is 1 for seeds and corrections, else the run's;
-        ``run_label`` the run's own label and ``run_seed`` whether the item was a seed of the
-        run; ``baseline_label`` kNN-DV's label (None without a baseline) and ``disagrees``
-        whether the run and kNN-DV differ; ``truth`` None where unknown.
-    """
-    missing = [name for name in ("id", "path") if name not in items.columns]
-    if missing:
-        raise ValueError(f"items lacks columns {missing}; pass Workspace.ok_items() or "
-                         "pipeline.item_frame()")
-    item_ids = np.asarray(run.item_ids, dtype=np.int64)
-    frame = pd.DataFrame({
-        "item_id": item_ids,
-        "position": np.arange(item_ids.size, dtype=np.int64),
-        "run_label": np.asarray(run.label_names, dtype=object),
-        "run_seed": np.asarray(run.step) < 0,
-        "run_confidence": np.asarray(run.confidence, dtype=np.float64),
-        "fallback": np.asarray(run.fallback, dtype=bool),
-    })
-    item_columns = ["id", "path"] + (["file"] if "file" in items.columns else [])
-    frame = frame.merge(items[item_columns].rename(columns={"id": "item_id"}), on="item_id",
-                        how="inner", sort=False)
-    if "file" not in frame.columns:
-        frame["file"] = None
-    now = [current.get(int(item_id), (None, None)) for item_id in frame["item_id"]]
-    frame["label"] = [label for label, _ in now]
-    frame["source"] = [source for _, source in now]
-    by_hand = frame["source"].isin(["seed", "manual"]).to_numpy()
-    frame["confidence"] = np.where(by_hand, 1.0, frame["run_confidence"].to_numpy())
-    if baseline is not None:
-        names = dict(zip(np.asarray(baseline.item_ids).tolist(), baseline.label_names))
-        frame["baseline_label"] = [names.get(int(item_id)) for item_id in frame["item_id"]]
-        frame["disagrees"] = (frame["baseline_label"].notna()
-                              & (frame["baseline_label"] != frame["run_label"]))
-    else:
-        frame["baseline_label"] = None
-        frame["disagrees"] = False
-    frame["truth"] = (None if not truth else
-                      [truth.get(path) for path in frame["path"]])
-    return frame[REVIEW_COLUMNS].reset_index(drop=True)
+from ..workspace.labels import SOURCES
 
 
 def filter_gallery(frame: pd.DataFrame, *, classes: Iterable[str] | None = None,

@@ -1,4 +1,4 @@
-"""Tests for hdl_core.encoders: pixels, CLIP (random and checkpoint weights), offline failure,
+"""Tests for hdl_core.embed: pixels, CLIP (random and checkpoint weights), offline failure,
 precomputed files and the embedding cache. No network, no downloaded weights."""
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hdl_core import encoders
-from hdl_core.encoders import (
+from hdl_core import embed as encoders
+from hdl_core.embed import (
     EmbeddingCache,
     EmbeddingError,
     WeightsUnavailable,
@@ -73,7 +73,7 @@ def test_unknown_option_is_named():
 
 
 def test_importing_hdl_core_does_not_import_torch():
-    code = "import sys, hdl_core.encoders; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, hdl_core.embed; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 
 
@@ -265,7 +265,7 @@ def test_cached_weights_are_found_without_network(empty_hub):
     import open_clip
 
     config = open_clip.get_pretrained_cfg("ViT-B-32", "laion2b_s34b_b79k")
-    found = encoders._tag_checkpoint("ViT-B-32", "laion2b_s34b_b79k", config, None)
+    found = encoders.weights.tag_checkpoint("ViT-B-32", "laion2b_s34b_b79k", config, None)
     assert Path(found) == snapshot / "open_clip_model.safetensors"
 
 

@@ -1,25 +1,13 @@
 """The workspace store: one SQLite database (WAL) per workspace folder.
 
 A workspace folder holds ``workspace.sqlite`` and, beside it, an ``embeddings/``
-folder of ``.npy`` arrays::
+folder of ``.npy`` arrays (`arrays.ArrayFiles`)::
 
     my-workspace/
         workspace.sqlite          items, classes, seeds, corrections, runs, settings
         embeddings/<sha1>.npy     one array per cache key
 
-Durability and concurrency
---------------------------
-Every write is one ``BEGIN IMMEDIATE`` transaction: a process killed mid-write
-leaves the previous state intact, and a second process that wants to write
-waits (``busy_timeout``, 10 s) instead of failing.  Taking the write lock at
-``BEGIN`` rather than at the first ``INSERT`` matters: a deferred transaction
-that reads and then tries to write fails at once with "database is locked"
-when another process committed in between, and no timeout helps.
-
-``synchronous=FULL``: in WAL mode ``NORMAL`` already survives a killed process,
-but a power loss may roll back the last commits.  A correction is a person's
-work, our transactions are few and large (a whole selection, a whole run), and
-``FULL`` costs one fsync of the WAL per commit, so we pay it.
+How writes stay durable and safe between processes is in `schema`.
 
 Threads: Streamlit runs each script run in its own thread, and a Workspace may
 be shared through ``st.cache_resource``.  Each Workspace holds one connection
@@ -36,137 +24,29 @@ meaningful.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import sqlite3
-import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:  # type hints only: images is a sibling module, not a dependency
-    from hdl_core.images import Dataset
+from .arrays import EMBEDDINGS_DIRNAME, ArrayFiles
+from .schema import DB_FILENAME, StoreError, now as _now, open_database
 
-DB_FILENAME = "workspace.sqlite"
-EMBEDDINGS_DIRNAME = "embeddings"
-BUSY_TIMEOUT_S = 10.0
+__all__ = ["Workspace", "StoredRun", "StoreError", "METHODS", "SEED_SOURCES", "CORRECTION_SOURCES"]
+
+if TYPE_CHECKING:  # type hints only: the store takes any object shaped like a Dataset
+    from ..data import Dataset
 
 METHODS = ("hdl", "knn_dv")
 SEED_SOURCES = ("layout", "csv", "app")
 CORRECTION_SOURCES = ("manual", "bulk")          # 'undo' is written by undo_last_correction only
 RESULT_FIELDS = ("labels", "step", "round", "confidence", "n_voters", "fallback", "source")
-
-
-class StoreError(RuntimeError):
-    """The workspace database cannot be used (newer schema, not a database, failed migration)."""
-
-
-# --------------------------------------------------------------------------- schema
-
-_SCHEMA_V1 = [
-    """CREATE TABLE meta (
-        key   TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    )""",
-    # AUTOINCREMENT: an id is never reused, so an id held in session state or a
-    # cache never silently names a different file after a rescan.
-    """CREATE TABLE items (
-        id           INTEGER PRIMARY KEY AUTOINCREMENT,
-        path         TEXT NOT NULL UNIQUE,
-        content_hash TEXT,
-        size         INTEGER,
-        status       TEXT NOT NULL CHECK (status IN ('ok', 'skipped')),
-        skip_reason  TEXT,
-        CHECK ((status = 'skipped') = (skip_reason IS NOT NULL))
-    )""",
-    """CREATE TABLE classes (
-        id       INTEGER PRIMARY KEY AUTOINCREMENT,
-        name     TEXT NOT NULL UNIQUE,
-        position INTEGER NOT NULL UNIQUE
-    )""",
-    """CREATE TABLE seeds (
-        item_id  INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
-        class_id INTEGER NOT NULL REFERENCES classes(id),
-        source   TEXT NOT NULL CHECK (source IN ('layout', 'csv', 'app'))
-    )""",
-    # Append-only history.  An undo is itself a row (source 'undo') whose
-    # `undoes` names the undone row; old/new on an undo row are the undone
-    # row's new/old.  Rows go away only with their item (ON DELETE CASCADE).
-    """CREATE TABLE corrections (
-        id           INTEGER PRIMARY KEY AUTOINCREMENT,
-        batch        INTEGER NOT NULL,
-        item_id      INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
-        old_class_id INTEGER REFERENCES classes(id),
-        new_class_id INTEGER REFERENCES classes(id),
-        time         TEXT NOT NULL,
-        source       TEXT NOT NULL CHECK (source IN ('manual', 'bulk', 'undo')),
-        undoes       INTEGER UNIQUE REFERENCES corrections(id) ON DELETE CASCADE,
-        CHECK ((source = 'undo') = (undoes IS NOT NULL)),
-        CHECK (source = 'undo' OR new_class_id IS NOT NULL)
-    )""",
-    "CREATE INDEX corrections_item ON corrections(item_id)",
-    "CREATE INDEX corrections_batch ON corrections(batch)",
-    """CREATE TRIGGER corrections_no_update BEFORE UPDATE ON corrections
-       BEGIN SELECT RAISE(ABORT, 'corrections are append-only'); END""",
-    # A cascade from a deleted item runs after the item row is gone, so only
-    # direct deletes hit this.
-    """CREATE TRIGGER corrections_no_delete BEFORE DELETE ON corrections
-       WHEN EXISTS (SELECT 1 FROM items WHERE id = OLD.item_id)
-       BEGIN SELECT RAISE(ABORT, 'corrections are append-only'); END""",
-    """CREATE TABLE runs (
-        id      INTEGER PRIMARY KEY AUTOINCREMENT,
-        created TEXT NOT NULL,
-        method  TEXT NOT NULL CHECK (method IN ('hdl', 'knn_dv')),
-        k       INTEGER NOT NULL,
-        params  TEXT NOT NULL,
-        classes TEXT NOT NULL
-    )""",
-    # One row per item of a run, in the run's own item order (`position`).
-    # label is an index into runs.classes (-1: no label); source_item is the
-    # item a bridged point copied its label from.
-    """CREATE TABLE run_items (
-        run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-        position    INTEGER NOT NULL,
-        item_id     INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
-        label       INTEGER NOT NULL,
-        step        INTEGER NOT NULL,
-        "round"     INTEGER NOT NULL,
-        confidence  REAL,
-        n_voters    INTEGER NOT NULL,
-        fallback    INTEGER NOT NULL,
-        source_item INTEGER,
-        PRIMARY KEY (run_id, position)
-    ) WITHOUT ROWID""",
-    "CREATE INDEX run_items_item ON run_items(item_id)",
-    """CREATE TABLE truth (
-        path  TEXT PRIMARY KEY,
-        label TEXT NOT NULL
-    )""",
-    """CREATE TABLE settings (
-        key   TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    )""",
-]
-
-
-def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
-    """Create the first schema in an empty database."""
-    for statement in _SCHEMA_V1:
-        conn.execute(statement)
-    conn.execute("INSERT INTO meta(key, value) VALUES ('created', ?)", (_now(),))
-
-
-# MIGRATIONS[n] takes a database from schema version n to n + 1.  Append, never
-# edit: a database in the field may stand at any earlier version.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1]
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 # --------------------------------------------------------------------------- results
@@ -267,6 +147,7 @@ class Workspace:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.db_path = self.folder / DB_FILENAME
         self.embeddings_dir = self.folder / EMBEDDINGS_DIRNAME
+        self.arrays = ArrayFiles(self.embeddings_dir)
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
         self._conn()
@@ -279,7 +160,7 @@ class Workspace:
     def _conn(self) -> sqlite3.Connection:
         with self._lock:
             if self._connection is None:
-                self._connection = _open_database(self.db_path)
+                self._connection = open_database(self.db_path)
             return self._connection
 
     @contextmanager
@@ -334,7 +215,7 @@ class Workspace:
 
         Parameters
         ----------
-        dataset : hdl_core.images.Dataset
+        dataset : hdl_core.data.Dataset
             Uses ``root``, ``items`` (path, content_hash, size, seed_label),
             ``skipped`` (path, reason) and ``truth`` (path -> label or None).
             An item's seed source is its ``seed_source`` attribute when it has
@@ -753,43 +634,16 @@ class Workspace:
     # ------------------------------------------------------------------ embeddings
 
     def embeddings_path(self, key: str) -> Path:
-        """The file an embedding array for `key` lives in (sha1 of the key, so any key is safe)."""
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"embedding key must be a non-empty string, got {key!r}")
-        return self.embeddings_dir / f"{hashlib.sha1(key.encode('utf-8')).hexdigest()}.npy"
+        """The file the array for `key` lives in (`arrays.ArrayFiles.path`)."""
+        return self.arrays.path(key)
 
     def save_embeddings(self, key: str, X: np.ndarray) -> None:
-        """Write an (n, d) numeric array for `key`, atomically (temporary file, then rename).
-
-        Raises
-        ------
-        ValueError
-            Empty key, or `X` not a 2-D numeric array.
-        """
-        path = self.embeddings_path(key)
-        X = np.asarray(X)
-        if X.ndim != 2 or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
-            raise ValueError(f"embeddings must be a 2-D numeric array, got shape {X.shape} "
-                             f"dtype {X.dtype}")
-        self.embeddings_dir.mkdir(exist_ok=True)
-        _atomic_save_npy(path, X)
+        """Write an (n, d) numeric array for `key`, atomically (`arrays.ArrayFiles.save`)."""
+        self.arrays.save(key, X)
 
     def load_embeddings(self, key: str) -> np.ndarray | None:
-        """The array saved for `key`, or None when there is none.
-
-        Raises
-        ------
-        StoreError
-            The file exists but cannot be read as an array.
-        """
-        path = self.embeddings_path(key)
-        try:
-            return np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            return None
-        except (ValueError, OSError, EOFError) as error:
-            raise StoreError(f"embedding file {path} for key {key!r} is unreadable ({error}); "
-                             "delete it and the embeddings will be computed again") from error
+        """The array saved for `key`, or None (`arrays.ArrayFiles.load`)."""
+        return self.arrays.load(key)
 
     # ------------------------------------------------------------------ truth and settings
 
@@ -819,59 +673,6 @@ class Workspace:
         with self._write() as conn:
             conn.execute("INSERT INTO settings(key, value) VALUES (?, ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value_json))
-
-
-# --------------------------------------------------------------------------- opening
-
-def _open_database(path: Path) -> sqlite3.Connection:
-    """Connect, set the pragmas, and migrate the schema to the version this code knows."""
-    try:
-        # isolation_level=None: we write BEGIN/COMMIT ourselves (the module's
-        # implicit transactions would begin deferred, see the module docstring).
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                               check_same_thread=False)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StoreError(f"{path}: cannot switch the database to WAL mode (got {mode!r}); "
-                                 "is the workspace on a network file system?")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            _migrate(conn, path)
-        except BaseException:
-            conn.close()
-            raise
-    except sqlite3.DatabaseError as error:
-        raise StoreError(f"{path} cannot be opened as a workspace database ({error}); "
-                         "move it away or pick another workspace folder") from error
-    return conn
-
-
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Apply MIGRATIONS[version:] in one transaction; a failure leaves the database as it was."""
-    target = len(MIGRATIONS)
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > target:
-        raise StoreError(f"{path} has schema version {version}, but this hdl-studio knows versions "
-                         f"up to {target}; upgrade hdl-studio to open this workspace")
-    if version == target:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        # Another process may have migrated while we waited for the lock.
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        for number in range(version, target):
-            try:
-                MIGRATIONS[number](conn)
-            except Exception as error:
-                raise StoreError(f"{path}: migrating the schema from version {number} to "
-                                 f"{number + 1} failed ({error}); the database is unchanged") from error
-            conn.execute(f"PRAGMA user_version = {number + 1}")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 # --------------------------------------------------------------------------- validation
@@ -1001,10 +802,6 @@ def _result_arrays(result: Any, *, n: int, n_classes: int) -> dict[str, np.ndarr
 
 
 # --------------------------------------------------------------------------- queries
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
 
 def _get_meta(conn: sqlite3.Connection, key: str) -> str | None:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -1140,23 +937,3 @@ def _to_json(value: Any, what: str) -> str:
         raise ValueError(f"{what} must be JSON-serialisable: {error}") from error
 
 
-def _atomic_save_npy(path: Path, X: np.ndarray) -> None:
-    """np.save to a temporary file in the same folder, fsync, then rename over `path`."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.save(file, X, allow_pickle=False)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable; not every platform can open a folder
-        folder = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)

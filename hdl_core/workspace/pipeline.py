@@ -10,7 +10,7 @@ so embeddings, the kNN graph and runs line up row for row:
    kNN-DV, UMAP and the pages all take their neighbours from it.
 4. `seed_vector` / `pick_k` / `run_labeling` — seeds (corrections included) to HDL and
    kNN-DV runs saved in the store.
-5. `export_frame` / `to_csv_bytes` / `to_json_bytes` / `imagefolder_zip` — what the user
+5. `labels.export_frame` / `to_csv_bytes` / `to_json_bytes` / `imagefolder_zip` — what the user
    takes away.
 """
 from __future__ import annotations
@@ -29,17 +29,14 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .auto_k import KChoice, choose_k
-from .graph import KnnGraph, build_knn_graph
-from .hdl import LabelingResult, hdl_label, knn_dv_label
+from ..auto_k import KChoice, choose_k
+from ..config import GRAPH_K, PROJECT_ROOT
+from ..graph import KnnGraph, build_knn_graph
+from ..hdl import LabelingResult, hdl_label, knn_dv_label
 from .store import Workspace
 
 Progress = Callable[[int, int], None]
 
-# The graph is built once with enough neighbours for every consumer: choose_k's largest k
-# (k_max - 1 = 19 by default), HDL's k, and UMAP (15 neighbours counting the point itself).
-GRAPH_K = 20
-EXPORT_COLUMNS = ["path", "label", "source", "confidence", "step", "round"]
 _SETTING_EMBEDDING = "embedding"
 _CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -54,7 +51,7 @@ def workspace_root() -> Path:
     """Where the app keeps its workspaces: ``HDL_WORKSPACE_ROOT``, else ``workspaces/`` in the project."""
     configured = os.environ.get("HDL_WORKSPACE_ROOT", "").strip()
     root = (Path(configured).expanduser() if configured
-            else Path(__file__).resolve().parent.parent / "workspaces")
+            else PROJECT_ROOT / "workspaces")
     root.mkdir(parents=True, exist_ok=True)
     return root.resolve()
 
@@ -116,7 +113,7 @@ class EncoderSpec:
     batch_size: int = 64
 
     def build(self):
-        from .encoders import make_encoder
+        from ..embed import make_encoder
         if self.name == "clip":
             return make_encoder("clip", model=self.model, pretrained=self.pretrained,
                                 device=self.device, batch_size=self.batch_size)
@@ -159,10 +156,10 @@ def embed_workspace(ws: Workspace, spec: EncoderSpec, *, progress: Progress | No
     ------
     PipelineError
         No dataset or no accepted image.
-    hdl_core.encoders.WeightsUnavailable
+    hdl_core.embed.WeightsUnavailable
         CLIP weights are neither cached nor downloadable.
     """
-    from .encoders import EmbeddingCache
+    from ..embed import EmbeddingCache
 
     items = item_frame(ws)
     if items.empty:
@@ -355,34 +352,6 @@ def stored_result(run) -> LabelingResult:
 
 
 # --------------------------------------------------------------------------- export
-
-def export_frame(ws: Workspace, run_id: int | None = None) -> pd.DataFrame:
-    """One row per accepted item: path, label, source, confidence, step, round.
-
-    The label is what the item has now (`Workspace.current_labels`): a manual correction
-    ("manual", confidence 1), else a seed ("seed"), else the run's label ("hdl" or
-    "fallback"). step and round come from the run (-1 for seeds and corrected items, which
-    are seeds of the next run); items no run has labeled yet have an empty label.
-    """
-    items = ws.ok_items()
-    current = ws.current_labels(run_id)
-    run = ws.load_run(run_id, method=None if run_id is not None else "hdl")
-    by_item = {}
-    if run is not None:
-        by_item = {int(i): p for p, i in enumerate(run.item_ids)}
-    rows = []
-    for item_id, path in zip(items["id"], items["path"]):
-        label, source = current.get(int(item_id), (None, None))
-        position = by_item.get(int(item_id))
-        confidence, step, rnd = (np.nan, -1, -1)
-        if source in ("seed", "manual"):
-            confidence = 1.0
-        elif position is not None and source is not None:
-            confidence = float(run.confidence[position])
-            step, rnd = int(run.step[position]), int(run.round[position])
-        rows.append((path, label, source, confidence, step, rnd))
-    return pd.DataFrame(rows, columns=EXPORT_COLUMNS)
-
 
 def neutralise_cell(value):
     """Prefix a quote to text that a spreadsheet would run as a formula (= + - @, tab, CR)."""

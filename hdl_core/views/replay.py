@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .hdl import LabelingResult
+from ..hdl import LabelingResult
 
 # point_state codes
 UNLABELED, LABELED, CURRENT, SEED = 0, 1, 2, 3

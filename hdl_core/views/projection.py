@@ -5,7 +5,8 @@ import warnings
 
 import numpy as np
 
-from .graph import KnnGraph, normalize_rows, to_umap_knn
+from ..graph import KnnGraph, normalize_rows, to_umap_knn
+from ..pca import principal_components
 
 UMAP_NEIGHBOURS = 15
 
@@ -13,13 +14,7 @@ UMAP_NEIGHBOURS = 15
 def pca_map(X) -> np.ndarray:
     """First two principal components of the unit-normalised rows, (n, 2) float32."""
     Xn = normalize_rows(X)
-    centered = Xn - Xn.mean(axis=0)
-    if Xn.shape[0] < 2:
-        return np.zeros((Xn.shape[0], 2), np.float32)
-    # economy SVD on the covariance keeps this fast for tall X
-    cov = centered.T @ centered
-    _, vecs = np.linalg.eigh(cov)
-    out = centered @ vecs[:, ::-1][:, :2]
+    out = principal_components(Xn, 2)
     if out.shape[1] < 2:
         out = np.hstack([out, np.zeros((out.shape[0], 2 - out.shape[1]), out.dtype)])
     return out.astype(np.float32)

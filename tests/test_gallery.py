@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hdl_core import review
+from hdl_core.views import gallery as review
+from hdl_core.workspace import labels
 
 
 def _run(item_ids, names, step, confidence, fallback):
@@ -29,7 +30,7 @@ def frame():
     current = {10: ("cat", "seed"), 11: ("cat", "hdl"), 12: ("dog", "hdl"),
                13: ("dog", "fallback"), 14: ("dog", "manual")}
     truth = {"a.png": "cat", "b.png": "cat", "c.png": "cat", "d.png": "dog", "e.png": "dog"}
-    return review.review_frame(run, items, current, baseline=baseline, truth=truth)
+    return labels.review_frame(run, items, current, baseline=baseline, truth=truth)
 
 
 def test_frame_shows_current_labels_with_corrections_winning(frame):
@@ -52,7 +53,7 @@ def test_disagreement_with_knn_dv_is_matched_by_item_id_not_row(frame):
 def test_frame_without_baseline_or_truth_has_empty_columns():
     run = _run([1], ["cat"], [0], [0.5], [False])
     items = pd.DataFrame({"id": [1], "path": ["a.png"]})
-    plain = review.review_frame(run, items, {1: ("cat", "hdl")})
+    plain = labels.review_frame(run, items, {1: ("cat", "hdl")})
     assert not plain["disagrees"].any()
     assert plain["truth"].isna().all()
     assert review.accuracy(plain) is None
@@ -61,7 +62,7 @@ def test_frame_without_baseline_or_truth_has_empty_columns():
 def test_items_no_longer_accepted_are_left_out():
     run = _run([1, 2], ["cat", "dog"], [0, 1], [0.5, 0.5], [False, False])
     items = pd.DataFrame({"id": [2], "path": ["b.png"]})
-    frame = review.review_frame(run, items, {2: ("dog", "hdl")})
+    frame = labels.review_frame(run, items, {2: ("dog", "hdl")})
     assert frame["item_id"].tolist() == [2]
     assert frame["position"].tolist() == [1]      # still its row in the run (and the graph)
 

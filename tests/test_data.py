@@ -1,4 +1,4 @@
-"""Tests for hdl_core.images: data root, scanning and checks, seeds, zips, uploads, the demo.
+"""Tests for hdl_core.data: data root, scanning and checks, seeds, zips, uploads, the demo.
 
 Every bad file is built here, in a temporary data root (``HDL_DATA_ROOT``).
 """
@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hdl_core import images
-from hdl_core.images import Dataset, DatasetError
+from hdl_core import data as images
+from hdl_core.data import Dataset, DatasetError
 
 
 # --------------------------------------------------------------------------- helpers

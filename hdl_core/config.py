@@ -1,0 +1,28 @@
+"""Defaults every part of hdl_core shares, decided once.
+
+Nothing here touches disk or network: these are plain values. The library, the CLI and
+the app read them from here so that "auto", a default model or a default k means the same
+thing everywhere.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+# The project folder (the parent of hdl_core/): default home of data/ and workspaces/.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# CLIP: open_clip model name and pretrained tag used when none is given.
+DEFAULT_CLIP_MODEL = "ViT-B-32"
+DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
+DEFAULT_BATCH_SIZE = 64
+
+# Choosing k (Section 4.4, Listing 1): the paper's empirical k (Table 2), used when μ_k
+# cannot be trusted; the largest k considered (Listing 1's `k_upper_limit`); the assumed
+# share of wrong labels e in eq. (2).
+DEFAULT_K = 3
+DEFAULT_K_MAX = 20
+DEFAULT_NOISE_RATE = 0.15
+
+# The kNN graph is built once with enough neighbours for every consumer: choose_k's largest
+# k (k_max - 1 = 19 by default), HDL's k, and UMAP (15 neighbours counting the point itself).
+GRAPH_K = 20

@@ -1,0 +1,54 @@
+"""What every encoder shares: errors, the progress callback, image decoding, normalising."""
+from __future__ import annotations
+
+import math
+import os
+from typing import Callable
+
+import numpy as np
+
+Progress = Callable[[int, int], None]   # (done, total)
+
+# Bump when the pixels or CLIP preprocessing changes in a way that changes vectors,
+# so that old cache entries are never mixed with new ones.
+PIPELINE_VERSION = "v1"
+
+
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights are neither cached nor downloadable; message names model, cache folder, ways out."""
+
+
+class EmbeddingError(ValueError):
+    """Embeddings could not be made or loaded: bad precomputed files (shape, NaN, paths mismatch)
+    or an image that cannot be read while encoding."""
+
+
+
+def open_rgb_or_explain(path):
+    """Open an image as RGB (`hdl_core.data.open_image`), or one EmbeddingError naming the file."""
+    from ..data import open_image
+    try:
+        return open_image(path)
+    except Exception as exc:   # any decoder failure becomes one clear error naming the file
+        raise EmbeddingError(f"cannot read image {str(path)!r} while encoding: "
+                             f"{type(exc).__name__}: {exc}") from exc
+
+
+def default_workers(device: str = "cpu") -> int:
+    cpus = os.cpu_count() or 1
+    return min(8 if device.startswith("cuda") else 4, cpus)
+
+
+def l2_normalise(X: np.ndarray, *, zero_rows: str = "uniform") -> np.ndarray:
+    """Rows scaled to unit length (float32). Zero rows become the uniform unit vector."""
+    X64 = np.asarray(X, dtype=np.float64)
+    norms = np.linalg.norm(X64, axis=1, keepdims=True)
+    zero = norms[:, 0] == 0
+    norms[zero] = 1.0
+    out = (X64 / norms).astype(np.float32)
+    if zero.any() and out.shape[1] > 0:
+        # A constant image (all black, say) has no direction; give it the direction of a
+        # uniform grey image, which is what it is up to brightness.
+        out[zero] = np.float32(1.0 / math.sqrt(out.shape[1]))
+    return out
+

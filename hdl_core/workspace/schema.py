@@ -1,0 +1,186 @@
+"""The workspace database's schema, its migrations, and how a connection is opened.
+
+Durability and concurrency
+--------------------------
+Every write is one ``BEGIN IMMEDIATE`` transaction: a process killed mid-write
+leaves the previous state intact, and a second process that wants to write
+waits (``busy_timeout``, 10 s) instead of failing.  Taking the write lock at
+``BEGIN`` rather than at the first ``INSERT`` matters: a deferred transaction
+that reads and then tries to write fails at once with "database is locked"
+when another process committed in between, and no timeout helps.
+
+``synchronous=FULL``: in WAL mode ``NORMAL`` already survives a killed process,
+but a power loss may roll back the last commits.  A correction is a person's
+work, our transactions are few and large (a whole selection, a whole run), and
+``FULL`` costs one fsync of the WAL per commit, so we pay it.
+"""
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+DB_FILENAME = "workspace.sqlite"
+BUSY_TIMEOUT_S = 10.0
+
+
+class StoreError(RuntimeError):
+    """The workspace database cannot be used (newer schema, not a database, failed migration)."""
+
+
+_SCHEMA_V1 = [
+    """CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+    # AUTOINCREMENT: an id is never reused, so an id held in session state or a
+    # cache never silently names a different file after a rescan.
+    """CREATE TABLE items (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        path         TEXT NOT NULL UNIQUE,
+        content_hash TEXT,
+        size         INTEGER,
+        status       TEXT NOT NULL CHECK (status IN ('ok', 'skipped')),
+        skip_reason  TEXT,
+        CHECK ((status = 'skipped') = (skip_reason IS NOT NULL))
+    )""",
+    """CREATE TABLE classes (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        name     TEXT NOT NULL UNIQUE,
+        position INTEGER NOT NULL UNIQUE
+    )""",
+    """CREATE TABLE seeds (
+        item_id  INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+        class_id INTEGER NOT NULL REFERENCES classes(id),
+        source   TEXT NOT NULL CHECK (source IN ('layout', 'csv', 'app'))
+    )""",
+    # Append-only history.  An undo is itself a row (source 'undo') whose
+    # `undoes` names the undone row; old/new on an undo row are the undone
+    # row's new/old.  Rows go away only with their item (ON DELETE CASCADE).
+    """CREATE TABLE corrections (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        batch        INTEGER NOT NULL,
+        item_id      INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        old_class_id INTEGER REFERENCES classes(id),
+        new_class_id INTEGER REFERENCES classes(id),
+        time         TEXT NOT NULL,
+        source       TEXT NOT NULL CHECK (source IN ('manual', 'bulk', 'undo')),
+        undoes       INTEGER UNIQUE REFERENCES corrections(id) ON DELETE CASCADE,
+        CHECK ((source = 'undo') = (undoes IS NOT NULL)),
+        CHECK (source = 'undo' OR new_class_id IS NOT NULL)
+    )""",
+    "CREATE INDEX corrections_item ON corrections(item_id)",
+    "CREATE INDEX corrections_batch ON corrections(batch)",
+    """CREATE TRIGGER corrections_no_update BEFORE UPDATE ON corrections
+       BEGIN SELECT RAISE(ABORT, 'corrections are append-only'); END""",
+    # A cascade from a deleted item runs after the item row is gone, so only
+    # direct deletes hit this.
+    """CREATE TRIGGER corrections_no_delete BEFORE DELETE ON corrections
+       WHEN EXISTS (SELECT 1 FROM items WHERE id = OLD.item_id)
+       BEGIN SELECT RAISE(ABORT, 'corrections are append-only'); END""",
+    """CREATE TABLE runs (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        created TEXT NOT NULL,
+        method  TEXT NOT NULL CHECK (method IN ('hdl', 'knn_dv')),
+        k       INTEGER NOT NULL,
+        params  TEXT NOT NULL,
+        classes TEXT NOT NULL
+    )""",
+    # One row per item of a run, in the run's own item order (`position`).
+    # label is an index into runs.classes (-1: no label); source_item is the
+    # item a bridged point copied its label from.
+    """CREATE TABLE run_items (
+        run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        position    INTEGER NOT NULL,
+        item_id     INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        label       INTEGER NOT NULL,
+        step        INTEGER NOT NULL,
+        "round"     INTEGER NOT NULL,
+        confidence  REAL,
+        n_voters    INTEGER NOT NULL,
+        fallback    INTEGER NOT NULL,
+        source_item INTEGER,
+        PRIMARY KEY (run_id, position)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX run_items_item ON run_items(item_id)",
+    """CREATE TABLE truth (
+        path  TEXT PRIMARY KEY,
+        label TEXT NOT NULL
+    )""",
+    """CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+]
+
+
+def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
+    """Create the first schema in an empty database."""
+    for statement in _SCHEMA_V1:
+        conn.execute(statement)
+    conn.execute("INSERT INTO meta(key, value) VALUES ('created', ?)", (now(),))
+
+
+# MIGRATIONS[n] takes a database from schema version n to n + 1.  Append, never
+# edit: a database in the field may stand at any earlier version.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1]
+
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """Connect, set the pragmas, and migrate the schema to the version this code knows."""
+    try:
+        # isolation_level=None: we write BEGIN/COMMIT ourselves (the module's
+        # implicit transactions would begin deferred, see the module docstring).
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{path}: cannot switch the database to WAL mode (got {mode!r}); "
+                                 "is the workspace on a network file system?")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            _migrate(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"{path} cannot be opened as a workspace database ({error}); "
+                         "move it away or pick another workspace folder") from error
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Apply MIGRATIONS[version:] in one transaction; a failure leaves the database as it was."""
+    target = len(MIGRATIONS)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > target:
+        raise StoreError(f"{path} has schema version {version}, but this hdl-studio knows versions "
+                         f"up to {target}; upgrade hdl-studio to open this workspace")
+    if version == target:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated while we waited for the lock.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number in range(version, target):
+            try:
+                MIGRATIONS[number](conn)
+            except Exception as error:
+                raise StoreError(f"{path}: migrating the schema from version {number} to "
+                                 f"{number + 1} failed ({error}); the database is unchanged") from error
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
