@@ -8,13 +8,14 @@ sub-packages touch the outside world or serve the app: `data` (files in), `embed
 this package.
 """
 from .auto_k import KChoice, choose_k
+from .balanced import balanced_label
 from .estimator import HDLClassifier
 from .graph import KnnGraph, build_knn_graph, to_umap_knn
 from .hdl import LabelingResult, hdl_label, knn_dv_label
 
 __all__ = [
     "KnnGraph", "build_knn_graph", "to_umap_knn",
-    "LabelingResult", "hdl_label", "knn_dv_label",
+    "LabelingResult", "hdl_label", "balanced_label", "knn_dv_label",
     "KChoice", "choose_k",
     "HDLClassifier",
 ]

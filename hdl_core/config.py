@@ -23,6 +23,16 @@ DEFAULT_K = 3
 DEFAULT_K_MAX = 20
 DEFAULT_NOISE_RATE = 0.15
 
+# Labeling variants: "balanced" (class-balanced HDL, `hdl_core.balanced`) is the default;
+# "paper" is Algorithm 1 as published (`hdl_core.hdl.hdl_label`).
+VARIANTS = ("balanced", "paper")
+DEFAULT_VARIANT = "balanced"
+# Class-balanced HDL's k when none is given, and its border ratio: chosen on design draws
+# of bench/accuracy_bench.py (k = 10 had the fewest and smallest misses against the peers
+# among k = 3..15; border ratios 0.4-0.6 measured alike), reported there on other draws.
+BALANCED_K = 10
+BALANCED_BORDER_RATIO = 0.5
+
 # The kNN graph is built once with enough neighbours for every consumer: choose_k's largest
 # k (k_max - 1 = 19 by default), HDL's k, and UMAP (15 neighbours counting the point itself).
 GRAPH_K = 20

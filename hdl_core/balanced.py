@@ -1,0 +1,367 @@
+"""Class-balanced HDL, hdl-studio's default: Algorithm 1 with a first level per class.
+
+The paper's HDL (`hdl_core.hdl.hdl_label`) labels, each round, the unlabeled points with
+the most labeled neighbours over the whole dataset. Where classes touch, the class whose
+region fills first keeps the highest L along its frontier and labels its neighbours'
+clusters before their own seeds have spread: a flood (issue 12; bench/accuracy_bench.py).
+Class-balanced HDL keeps the paper's vote and its second level and changes who is labeled
+in a round:
+
+* **vote** (as Algorithm 1): the majority class among a point's labeled neighbours among
+  its k nearest; a tie goes to the tied class whose labeled neighbour is nearest;
+* **level**: a point is a *candidate* of the class its vote names, at level = its votes for
+  that class (how many of its k neighbours carry that class);
+* **round**: every class takes its *first level*, its candidates at its own highest level,
+  so a class whose frontier points have one labeled neighbour grows in the same round as a
+  class whose frontier points have ten. One exception stops a class that has filled its
+  own cluster from eating the next one: a class *at its border* (its level has fallen
+  below `border_ratio` times the highest level it has labeled at) waits while any other
+  class is still growing near its own peak; when every class with candidates is at its
+  border, those closest to their peaks (highest level / peak) go;
+* **steps**: within a round the points are ordered by Algorithm 1's second level (most
+  listed by the round's other points first, ties by index) and voted one by one, each
+  vote seeing every point labeled before it, this round included. So a point's vote is
+  always the majority of its neighbours labeled before its step, exactly what
+  `hdl_core.explain.vote_detail` shows;
+* **bridge** (as `hdl_label`): when no unlabeled point has a labeled neighbour, the
+  unlabeled point most cosine-similar to any labeled point copies that point's label,
+  flagged `fallback`, in a round of its own.
+
+Cost: O(n·k) after the graph, times the number of distinct classes among a point's labeled
+neighbours (at most k, usually one or two). Each unlabeled point keeps a count per class of
+its labeled neighbours, updated through the reverse adjacency when a neighbour is labeled;
+per-class bucket queues on the level find every class's first level without scanning the
+points; a round costs O(C·k) on top of the points it labels.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .config import BALANCED_BORDER_RATIO, BALANCED_K
+from .graph import KnnGraph, build_knn_graph, check_k, normalize_rows
+from .hdl import (LabelingResult, _Bridge, _check_graph, _index_array, _reverse_adjacency,
+                  _vote, validate_labels)
+
+_DONE, _STALLED = 0, 1
+# counters[...] slots shared between the driver and the kernel
+_STEP, _ROUND, _N_UNLABELED, _POOL_TOP = 0, 1, 2, 3
+
+
+def balanced_label(X, y, *, k: int, graph: KnnGraph | None = None,
+                   border_ratio: float = BALANCED_BORDER_RATIO) -> LabelingResult:
+    """Label every unlabeled point by class-balanced HDL (hdl-studio's default variant).
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+        Embeddings of labeled and unlabeled points (compared by cosine).
+    y : array-like of shape (n,), int
+        -1 for unlabeled, 0..C-1 for seed classes.
+    k : int
+        Neighbours per point (`hdl_core.config.BALANCED_K` = 10 is the measured default).
+    graph : KnnGraph, optional
+        The kNN graph of `X` with at least `k` neighbours per point (its first `k` columns
+        are used). Built exactly when None.
+    border_ratio : float in [0, 1], default=0.5
+        A class whose level falls below this share of the highest level it has labeled at
+        is at its border and waits while another class still grows. 0 lets every class
+        take its first level every round.
+
+    Returns
+    -------
+    LabelingResult
+        ``round`` r holds the first levels the classes took in round r, ``step`` the order
+        of the votes; ``confidence`` is the winning share of each vote and ``n_voters`` the
+        labeled neighbours that voted.
+
+    Notes
+    -----
+    A round: each class's candidates (the unlabeled points whose vote names it) at the
+    class's highest level form its first level; the round labels the first levels of every
+    class not at its border. See the module docstring for the border rule, the order within
+    a round and bridges.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hdl_core import balanced_label
+    >>> X = np.array([[1, 0], [0.9, 0.1], [0.8, 0.3], [0, 1], [0.1, 0.9], [0.3, 0.8]])
+    >>> result = balanced_label(X, np.array([0, -1, -1, 1, -1, -1]), k=2)
+    >>> result.labels.tolist(), result.round.tolist()     # both classes grow in round 0
+    ([0, 0, 0, 1, 1, 1], [-1, 0, 0, -1, 0, 0])
+    """
+    Xn = normalize_rows(X)
+    n = Xn.shape[0]
+    y = validate_labels(y, n)
+    k = check_k(k, n)
+    if isinstance(border_ratio, bool) or not isinstance(border_ratio, (int, float, np.number)) \
+            or not 0.0 <= float(border_ratio) <= 1.0:
+        raise ValueError(f"border_ratio must be a number in [0, 1], got {border_ratio!r}")
+    graph = build_knn_graph(Xn, k, method="auto") if graph is None else _check_graph(graph, n, k)
+    return _label(Xn, y, k, graph, float(border_ratio))
+
+
+def auto_k(n: int) -> int:
+    """The k class-balanced HDL uses when none is given: `BALANCED_K`, at most n-1."""
+    return max(1, min(BALANCED_K, n - 1))
+
+
+def _label(Xn: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph,
+           border_ratio: float) -> LabelingResult:
+    """The driver behind `balanced_label`, on validated inputs."""
+    n = Xn.shape[0]
+    labels = y.copy()
+    step = np.full(n, -1, np.int64)
+    round_ = np.full(n, -1, np.int64)
+    confidence = np.ones(n, np.float64)
+    n_voters = np.zeros(n, np.int64)
+    fallback = np.zeros(n, np.bool_)
+    source = np.full(n, -1, np.int64)
+    result = LabelingResult(labels, step, round_, confidence, n_voters, fallback, source, k)
+    if (y >= 0).all():
+        return result
+
+    neighbours = _index_array(graph.indices, n)
+    rev_ptr, rev_idx = _reverse_adjacency(neighbours, n)
+    rev_pos = np.empty(neighbours.size, np.int16 if k < 2**15 else np.int32)
+    _reverse_positions(neighbours, rev_ptr, rev_pos)
+    s = _State(neighbours, labels.astype(np.int32), int(labels.max()) + 1)
+    bridge = _Bridge(Xn, y >= 0)
+    while True:
+        status = _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, s.work, s.slot_class,
+                             s.slot_count, s.slot_first, s.n_slots, s.winner, s.votes,
+                             s.peak, s.bucket_head, s.node_point, s.node_next, s.counters,
+                             step, round_, confidence, n_voters, s.order, border_ratio)
+        if status == _DONE:
+            labels[:] = s.work
+            return result
+        point, src, cos = bridge.next(s.work >= 0, s.order[:s.counters[_STEP]])
+        _mark_labeled(point, s.work[src], rev_ptr, rev_idx, rev_pos, s.work, s.slot_class,
+                      s.slot_count, s.slot_first, s.n_slots, s.winner, s.votes,
+                      s.bucket_head, s.node_point, s.node_next, s.counters, step, round_,
+                      s.order)
+        s.counters[_ROUND] += 1
+        fallback[point] = True
+        source[point] = src
+        confidence[point] = min(0.5, max(0.001, 0.5 * cos))
+        n_voters[point] = 0
+
+
+class _State:
+    """What the kernel keeps between bridges.
+
+    Per point: up to k (class, count, nearest position) slots for the classes among its
+    labeled neighbours, and its current vote (winner, votes). Per class: the highest level
+    it has labeled at (`peak`) and a bucket queue per level, linked lists in one node pool.
+    """
+
+    def __init__(self, neighbours: np.ndarray, work: np.ndarray, n_classes: int):
+        n, k = neighbours.shape
+        small = np.int16 if k < 2**15 else np.int64   # counts and positions are <= k
+        self.work = work
+        self.slot_class = np.full((n, k), -1, np.int32)
+        self.slot_count = np.zeros((n, k), small)
+        self.slot_first = np.zeros((n, k), small)
+        self.n_slots = np.zeros(n, small)
+        self.winner = np.full(n, -1, np.int32)
+        self.votes = np.zeros(n, small)
+        self.peak = np.zeros(n_classes, np.int64)
+        n_unlabeled = int((work < 0).sum())
+        # a point is pushed when its vote first exists and on each later change of it,
+        # each caused by one more labeled neighbour: at most k times
+        pool = n_unlabeled * k + 1
+        node_dtype = np.int32 if pool < 2**31 else np.int64
+        self.bucket_head = np.full((n_classes, k + 1), -1, node_dtype)
+        self.node_point = np.empty(pool, node_dtype)
+        self.node_next = np.empty(pool, node_dtype)
+        self.counters = np.array([0, 0, n_unlabeled, 0], np.int64)
+        self.order = np.empty(n_unlabeled, np.int64)
+        _start_counts(neighbours, work, self.slot_class, self.slot_count, self.slot_first,
+                      self.n_slots, self.winner, self.votes, self.bucket_head,
+                      self.node_point, self.node_next, self.counters)
+
+
+@numba.njit(cache=True)
+def _reverse_positions(neighbours, rev_ptr, rev_pos):
+    """For each reverse-adjacency entry (q lists p), p's position in q's list; filled in
+    the order `hdl._reverse_adjacency` fills its entries."""
+    n, k = neighbours.shape
+    fill = rev_ptr[:-1].copy()
+    for i in range(n):
+        for j in range(k):
+            p = neighbours[i, j]
+            rev_pos[fill[p]] = j
+            fill[p] += 1
+
+
+@numba.njit(cache=True)
+def _push(point, c, level, bucket_head, node_point, node_next, counters):
+    node = counters[_POOL_TOP]
+    counters[_POOL_TOP] = node + 1
+    node_point[node] = point
+    node_next[node] = bucket_head[c, level]
+    bucket_head[c, level] = node
+
+
+@numba.njit(cache=True)
+def _count_vote(q, c, pos, slot_class, slot_count, slot_first, n_slots, winner, votes):
+    """q gains a labeled neighbour of class c at position `pos` of its list. Returns True
+    when q's vote (winner or votes) changed. Ties follow `_vote`: nearest class wins."""
+    s = 0
+    while s < n_slots[q] and slot_class[q, s] != c:
+        s += 1
+    if s == n_slots[q]:
+        slot_class[q, s] = c
+        slot_count[q, s] = 0
+        slot_first[q, s] = pos
+        n_slots[q] += 1
+    slot_count[q, s] += 1
+    if pos < slot_first[q, s]:
+        slot_first[q, s] = pos
+    w = winner[q]
+    if w == c or w < 0:
+        winner[q] = c
+        votes[q] = slot_count[q, s]
+        return True
+    # only c's count grew: the vote moves to c when c now has more votes, or as many with
+    # a nearer labeled neighbour
+    first_w = 0
+    for t in range(n_slots[q]):
+        if slot_class[q, t] == w:
+            first_w = slot_first[q, t]
+    if slot_count[q, s] > votes[q] or (slot_count[q, s] == votes[q] and slot_first[q, s] < first_w):
+        winner[q] = c
+        votes[q] = slot_count[q, s]
+        return True
+    return False
+
+
+@numba.njit(cache=True)
+def _start_counts(neighbours, work, slot_class, slot_count, slot_first, n_slots, winner,
+                  votes, bucket_head, node_point, node_next, counters):
+    n, k = neighbours.shape
+    for q in range(n - 1, -1, -1):
+        if work[q] >= 0:
+            continue
+        for j in range(k):
+            c = work[neighbours[q, j]]
+            if c >= 0:
+                _count_vote(q, c, j, slot_class, slot_count, slot_first, n_slots, winner, votes)
+        if winner[q] >= 0:
+            _push(q, winner[q], votes[q], bucket_head, node_point, node_next, counters)
+
+
+@numba.njit(cache=True)
+def _mark_labeled(p, label, rev_ptr, rev_idx, rev_pos, work, slot_class, slot_count,
+                  slot_first, n_slots, winner, votes, bucket_head, node_point, node_next,
+                  counters, step, round_, order):
+    """Move p into D with `label`; every unlabeled point listing p gains a vote."""
+    work[p] = label
+    s = counters[_STEP]
+    step[p] = s
+    order[s] = p
+    round_[p] = counters[_ROUND]
+    counters[_STEP] = s + 1
+    counters[_N_UNLABELED] -= 1
+    for e in range(rev_ptr[p], rev_ptr[p + 1]):
+        q = rev_idx[e]
+        if work[q] < 0:
+            if _count_vote(q, label, rev_pos[e], slot_class, slot_count, slot_first,
+                           n_slots, winner, votes):
+                _push(q, winner[q], votes[q], bucket_head, node_point, node_next, counters)
+
+
+@numba.njit(cache=True)
+def _valid(p, c, level, work, winner, votes):
+    """Is a bucket entry (p in class c's bucket `level`) still p's current candidacy?"""
+    return work[p] < 0 and winner[p] == c and votes[p] == level
+
+
+@numba.njit(cache=True)
+def _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, work, slot_class, slot_count,
+                slot_first, n_slots, winner, votes, peak, bucket_head, node_point, node_next,
+                counters, step, round_, confidence, n_voters, order, border_ratio):
+    """Run rounds until every point is labeled (_DONE) or none has a labeled neighbour."""
+    n, k = neighbours.shape
+    n_classes = bucket_head.shape[0]
+    in_round = np.zeros(n, np.bool_)
+    members = np.empty(n, np.int64)
+    score = np.zeros(n, np.int64)
+    keys = np.empty(n, np.int64)
+    counts = np.zeros(n_classes, np.int64)
+    first_pos = np.zeros(n_classes, np.int64)
+    touched = np.zeros(k, np.int64)
+    class_level = np.zeros(n_classes, np.int64)
+    while counters[_N_UNLABELED] > 0:
+        # every class's level: its highest bucket holding a valid candidate. Buckets hold
+        # stale entries (labeled points, votes since changed); the buckets above a class's
+        # level held only stale ones and are emptied.
+        best_ratio = -1.0
+        for c in range(n_classes):
+            class_level[c] = 0
+            for level in range(k, 0, -1):
+                node = bucket_head[c, level]
+                while node != -1 and not _valid(node_point[node], c, level, work, winner, votes):
+                    node = node_next[node]
+                if node != -1:
+                    class_level[c] = level
+                    break
+                bucket_head[c, level] = -1
+            if class_level[c] > 0:
+                best_ratio = max(best_ratio, _peak_ratio(class_level[c], peak[c]))
+        # first levels of the classes not at their border (or, when all are, of those
+        # nearest their peaks); a taken bucket is emptied: its valid entries are all in it
+        s = 0
+        for c in range(n_classes):
+            level = class_level[c]
+            if level == 0:
+                continue
+            ratio = _peak_ratio(level, peak[c])
+            if ratio < border_ratio and ratio < best_ratio:
+                continue
+            peak[c] = max(peak[c], level)
+            node = bucket_head[c, level]
+            while node != -1:
+                p = node_point[node]
+                if _valid(p, c, level, work, winner, votes) and not in_round[p]:
+                    in_round[p] = True
+                    members[s] = p
+                    s += 1
+                node = node_next[node]
+            bucket_head[c, level] = -1
+        if s == 0:
+            return _STALLED
+        # second level (Algorithm 1, lines 9-20): most listed by the round's other points
+        # first, equal scores by ascending index
+        for a in range(s):
+            row = neighbours[members[a]]
+            for j in range(k):
+                if in_round[row[j]]:
+                    score[row[j]] += 1
+        for a in range(s):
+            p = members[a]
+            keys[a] = (s - score[p]) * n + p       # unique: sorting keys sorts the points
+        keys[:s].sort()
+        # vote in that order, each vote seeing everything labeled so far (lines 21-24)
+        for a in range(s):
+            p = keys[a] % n
+            c, v, voters = _vote(neighbours[p], work, counts, first_pos, touched)
+            confidence[p] = v / voters
+            n_voters[p] = voters
+            _mark_labeled(p, c, rev_ptr, rev_idx, rev_pos, work, slot_class, slot_count,
+                          slot_first, n_slots, winner, votes, bucket_head, node_point,
+                          node_next, counters, step, round_, order)
+        for a in range(s):
+            in_round[members[a]] = False
+            score[members[a]] = 0
+        counters[_ROUND] += 1
+    return _DONE
+
+
+@numba.njit(cache=True)
+def _peak_ratio(level, peak):
+    """level / the class's peak; a class that has not labeled yet is at its peak."""
+    return level / peak if peak > 0 else math.inf
