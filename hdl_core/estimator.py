@@ -6,7 +6,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import balanced
 from .auto_k import choose_k
+from .config import DEFAULT_VARIANT, VARIANTS
 from .graph import build_knn_graph, exact_knn, normalize_rows
 from .hdl import hdl_label, vote
 
@@ -25,12 +27,19 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     k : "auto" or int, default="auto"
-        Neighbours per point. "auto" picks k with `choose_k` (falling back to 3 when the
+        Neighbours per point. With variant="balanced", "auto" is k = 10
+        (`hdl_core.config.BALANCED_K`, at most n-1), measured across bench/accuracy_bench.py;
+        with variant="paper" it is `choose_k`'s argmax of P(k) (the paper's k = 3 when the
         seeds are too few to measure μ_k).
+    variant : {"balanced", "paper"}, default="balanced"
+        "balanced" is class-balanced HDL (`hdl_core.balanced.balanced_label`): every class
+        takes its own first level each round, so no class floods the others. "paper" is
+        Algorithm 1 as published (`hdl_core.hdl.hdl_label`): one first level over all
+        points, the unlabeled points with the most labeled neighbours.
     k_max : int, default=20
-        Upper limit of the k search when k="auto".
+        Upper limit of the k search when k="auto" and variant="paper".
     noise_rate : float, default=0.15
-        e in P(k) when k="auto".
+        e in P(k) when k="auto" and variant="paper".
     graph_method : {"auto", "exact", "approx"}, default="auto"
         How the kNN graph is built.
     random_state : int or None, default=None
@@ -50,10 +59,12 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
         Vote share of each point's label (1.0 for seeds).
     fallback_ : ndarray (n_samples,), bool
         Points labeled by a bridge.
+    result_ : LabelingResult
+        The whole labeling: labels, step, round, confidence, n_voters, fallback, source.
     k_ : int
         The k used.
     k_choice_ : KChoice or None
-        The k search when k="auto".
+        The k search when k="auto" and variant="paper"; None otherwise.
     n_features_in_ : int
 
     Examples
@@ -64,11 +75,14 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
     >>> y = np.array(["a", -1, -1, "b", -1, -1], dtype=object)
     >>> HDLClassifier(k=1).fit(X, y).transduction_.tolist()
     ['a', 'a', 'a', 'b', 'b', 'b']
+    >>> HDLClassifier(k=1, variant="paper").fit(X, y).transduction_.tolist()
+    ['a', 'a', 'a', 'b', 'b', 'b']
     """
 
-    def __init__(self, k="auto", *, k_max=20, noise_rate=0.15, graph_method="auto",
-                 random_state=None):
+    def __init__(self, k="auto", *, variant=DEFAULT_VARIANT, k_max=20, noise_rate=0.15,
+                 graph_method="auto", random_state=None):
         self.k = k
+        self.variant = variant
         self.k_max = k_max
         self.noise_rate = noise_rate
         self.graph_method = graph_method
@@ -101,12 +115,19 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
         if n < 2:
             raise ValueError(f"HDLClassifier needs at least 2 samples, got n_samples={n}")
 
+        if not isinstance(self.variant, str) or self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(map(repr, VARIANTS))}, "
+                             f"got {self.variant!r}")
         if isinstance(self.k, str):
             if self.k != "auto":
                 raise ValueError(f"k must be 'auto' or a positive integer, got {self.k!r}")
-            self.k_choice_ = choose_k(X, y_int, k_max=self.k_max, noise_rate=self.noise_rate,
-                                      random_state=self.random_state)
-            k = self.k_choice_.k
+            if self.variant == "balanced":
+                self.k_choice_ = None
+                k = balanced.auto_k(n)
+            else:
+                self.k_choice_ = choose_k(X, y_int, k_max=self.k_max, noise_rate=self.noise_rate,
+                                          random_state=self.random_state)
+                k = self.k_choice_.k
         else:
             self.k_choice_ = None
             k = self.k
@@ -115,7 +136,8 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
         if unlabeled.any():
             graph = build_knn_graph(X, k, method=self.graph_method, random_state=self.random_state) \
                 if isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k < n else None
-        result = hdl_label(X, y_int, k=k, graph=graph)
+        label = balanced.balanced_label if self.variant == "balanced" else hdl_label
+        result = label(X, y_int, k=k, graph=graph)
         self.result_ = result
         self.transduction_ = classes[result.labels]
         self.order_ = result.order

@@ -6,7 +6,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
-from hdl_core import HDLClassifier, hdl_label
+from hdl_core import HDLClassifier, balanced_label, build_knn_graph, hdl_label
 
 # Checks that cannot apply to HDL, and why (also in README):
 NOT_APPLICABLE = {
@@ -19,7 +19,9 @@ NOT_APPLICABLE = {
 }
 
 
-@pytest.mark.parametrize("estimator", [HDLClassifier(k=3), HDLClassifier()], ids=["k=3", "auto"])
+@pytest.mark.parametrize("estimator", [HDLClassifier(k=3), HDLClassifier(),
+                                       HDLClassifier(variant="paper")],
+                         ids=["k=3", "auto", "paper auto"])
 def test_scikit_learn_estimator_checks_pass_except_the_documented_ones(estimator):
     results = check_estimator(estimator, on_fail=None)
     failed = {r["check_name"] for r in results if r["status"] == "failed"}
@@ -48,7 +50,11 @@ def test_string_classes_with_minus_one_for_unlabeled_in_an_object_array():
     assert model.k_ == 3 and model.order_.size == (~seeds).sum()
     y_codes = np.full(y.size, -1)
     y_codes[seeds] = np.searchsorted(model.classes_, y[seeds].astype(str))
-    np.testing.assert_array_equal(model.transduction_, model.classes_[hdl_label(X, y_codes, k=3).labels])
+    np.testing.assert_array_equal(model.transduction_,
+                                  model.classes_[balanced_label(X, y_codes, k=3).labels])
+    paper = HDLClassifier(k=3, variant="paper").fit(X, y)
+    np.testing.assert_array_equal(paper.transduction_,
+                                  paper.classes_[hdl_label(X, y_codes, k=3).labels])
 
 
 def test_predict_votes_over_the_transduced_points():
@@ -65,7 +71,7 @@ def test_auto_k_records_the_choice_and_works_in_a_pipeline_and_with_clone():
     digits = load_digits()
     y = digits.target.copy()
     y[np.random.default_rng(1).random(y.size) < 0.5] = -1
-    pipe = make_pipeline(StandardScaler(), HDLClassifier(random_state=0))
+    pipe = make_pipeline(StandardScaler(), HDLClassifier(variant="paper", random_state=0))
     pipe.fit(digits.data, y)
     model = pipe[-1]
     assert model.k_choice_.reliable and model.k_ == model.k_choice_.k
@@ -77,3 +83,38 @@ def test_auto_k_records_the_choice_and_works_in_a_pipeline_and_with_clone():
 def test_unknown_k_string_is_refused():
     with pytest.raises(ValueError, match="k must be 'auto'"):
         HDLClassifier(k="best").fit(np.eye(3) + 0.1, [0, 1, -1])
+
+
+def test_default_is_class_balanced_hdl_with_k_10():
+    X, y, truth = _digits_with_string_seeds()
+    model = HDLClassifier().fit(X, y)
+    assert model.variant == "balanced" and model.k_ == 10 and model.k_choice_ is None
+    y_codes = np.full(y.size, -1)
+    y_codes[y != -1] = np.searchsorted(model.classes_, y[y != -1].astype(str))
+    expected = balanced_label(X, y_codes, k=10, graph=build_knn_graph(X, 10))
+    np.testing.assert_array_equal(model.result_.labels, expected.labels)
+    np.testing.assert_array_equal(model.rounds_, expected.round)
+    assert (model.transduction_[y == -1] == truth[y == -1]).mean() > 0.85
+
+
+def test_paper_variant_is_one_switch_away_and_chooses_k_by_p_k():
+    X, y, _ = _digits_with_string_seeds()
+    model = HDLClassifier(variant="paper").fit(X, y)
+    # 5 seeds per class are too few to measure mu_k: the paper's k = 3
+    assert model.k_choice_ is not None and not model.k_choice_.reliable and model.k_ == 3
+    y_codes = np.full(y.size, -1)
+    y_codes[y != -1] = np.searchsorted(model.classes_, y[y != -1].astype(str))
+    np.testing.assert_array_equal(model.result_.labels, hdl_label(X, y_codes, k=3).labels)
+
+
+def test_default_k_is_capped_by_the_number_of_points():
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    model = HDLClassifier().fit(X, [0, -1, -1, 1, -1, -1])
+    assert model.k_ == 5 and model.transduction_.shape == (6,)
+
+
+def test_unknown_variant_is_refused_in_fit_not_in_init():
+    model = HDLClassifier(variant="fast")
+    assert model.get_params()["variant"] == "fast"
+    with pytest.raises(ValueError, match="variant must be one of 'balanced', 'paper', got 'fast'"):
+        model.fit(np.eye(3) + 0.1, [0, 1, -1])
