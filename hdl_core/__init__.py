@@ -1,7 +1,8 @@
 """hdl_core: Hierarchical Dynamic Labeling over embeddings, without any UI.
 
 The modules at this level are numpy in, numpy out (the paper's algorithm and what is
-computed from it): `graph`, `hdl`, `auto_k`, `estimator`, `explain`, `suggest`. The
+computed from it): `graph`, `hdl` (the paper's variant), `balanced` (the default variant),
+`flood`, `auto_k`, `estimator`, `explain`, `suggest`. The
 sub-packages touch the outside world or serve the app: `data` (files in), `embed`
 (images to vectors), `workspace` (the store, array files, the pipeline, the label table),
 `views` (what the pages show, computed). The Streamlit pages, the CLI and the tests all use
@@ -10,6 +11,7 @@ this package.
 from .auto_k import KChoice, choose_k
 from .balanced import balanced_label
 from .estimator import HDLClassifier
+from .flood import FloodReport, flood_report
 from .graph import KnnGraph, build_knn_graph, to_umap_knn
 from .hdl import LabelingResult, hdl_label, knn_dv_label
 
@@ -18,5 +20,6 @@ __all__ = [
     "LabelingResult", "hdl_label", "balanced_label", "knn_dv_label",
     "KChoice", "choose_k",
     "HDLClassifier",
+    "FloodReport", "flood_report",
 ]
 __version__ = "0.1.0"

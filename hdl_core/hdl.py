@@ -1,4 +1,9 @@
-"""Hierarchical Dynamic Labeling (the paper's Algorithm 1) and kNN-DV (eq. 1).
+"""Hierarchical Dynamic Labeling as published (the paper's Algorithm 1) and kNN-DV (eq. 1).
+
+`hdl_label` is the *paper's variant* (``HDLClassifier(variant="paper")``), kept exactly as
+Algorithm 1 reads. hdl-studio's default is class-balanced HDL (`hdl_core.balanced`), which
+keeps this vote, second level and bridge but gives every class its own first level, so
+that no class floods the others.
 
 The driver (`hdl_label`) validates, builds what the kernel needs and handles bridges; the
 rounds themselves run in one compiled kernel (`_run_rounds`) over plain arrays:
@@ -114,7 +119,12 @@ def _check_graph(graph: KnnGraph, n: int, k: int) -> KnnGraph:
 
 
 def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None) -> LabelingResult:
-    """Label every unlabeled point by Hierarchical Dynamic Labeling (Algorithm 1).
+    """Label every unlabeled point by Hierarchical Dynamic Labeling (Algorithm 1): the
+    paper's variant.
+
+    Where classes touch, one first level over all points lets the class whose region fills
+    first flood the others; `hdl_core.balanced.balanced_label` (the default variant) avoids
+    that and `hdl_core.flood.flood_report` tells when a run looks like a flood.
 
     Parameters
     ----------
