@@ -6,7 +6,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .auto_k import choose_k
+from .auto_k import KIntent, resolve_k
 from .graph import build_knn_graph, exact_knn, normalize_rows
 from .hdl import hdl_label, vote
 
@@ -25,8 +25,9 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     k : "auto" or int, default="auto"
-        Neighbours per point. "auto" picks k with `choose_k` (falling back to 3 when the
-        seeds are too few to measure μ_k).
+        Neighbours per point. "auto" picks k as the app and the CLI do
+        (`hdl_core.auto_k.resolve_k`: `choose_k` over every labeled point, falling back to
+        3 when the seeds are too few to measure μ_k).
     k_max : int, default=20
         Upper limit of the k search when k="auto".
     noise_rate : float, default=0.15
@@ -34,7 +35,7 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
     graph_method : {"auto", "exact", "approx"}, default="auto"
         How the kNN graph is built.
     random_state : int or None, default=None
-        Seed for sampling μ_k centers and for the approximate graph.
+        Seed for the approximate graph.
 
     Attributes
     ----------
@@ -101,20 +102,14 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
         if n < 2:
             raise ValueError(f"HDLClassifier needs at least 2 samples, got n_samples={n}")
 
-        if isinstance(self.k, str):
-            if self.k != "auto":
-                raise ValueError(f"k must be 'auto' or a positive integer, got {self.k!r}")
-            self.k_choice_ = choose_k(X, y_int, k_max=self.k_max, noise_rate=self.noise_rate,
-                                      random_state=self.random_state)
-            k = self.k_choice_.k
-        else:
-            self.k_choice_ = None
-            k = self.k
+        if isinstance(self.k, str) and self.k != "auto":
+            raise ValueError(f"k must be 'auto' or a positive integer, got {self.k!r}")
+        intent = KIntent.parse(self.k, noise_rate=self.noise_rate, k_max=self.k_max)
+        k, self.k_choice_ = resolve_k(intent, X, y_int)
         self.k_ = k
         graph = None
         if unlabeled.any():
-            graph = build_knn_graph(X, k, method=self.graph_method, random_state=self.random_state) \
-                if isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k < n else None
+            graph = build_knn_graph(X, k, method=self.graph_method, random_state=self.random_state)
         result = hdl_label(X, y_int, k=k, graph=graph)
         self.result_ = result
         self.transduction_ = classes[result.labels]

@@ -10,15 +10,14 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 import state
 from hdl_core import suggest
-from hdl_core.workspace import pipeline
 from hdl_core.views import gallery as review
-from hdl_core.workspace import labels
+from hdl_core.workspace import labels, pipeline
 from hdl_core.workspace.store import StoreError
+from pages._map import class_map, map_note, selected_ids, selection_points, wait_for_umap
 
 PER_PAGE = 48                 # thumbnails per gallery page
 COLUMNS = 8                   # thumbnails per gallery row
@@ -27,14 +26,14 @@ PREVIEW = 16                  # thumbnails of a map selection shown before assig
 ALL_CLASSES = "All classes"
 TABS = ("Gallery", "Select on the map", "Label next", "Suspicious seeds", "History")
 
-# Transient UI state of this page (session only; durable facts are in the store).
-SELECTION = "review_selection"    # item ids selected on the map, written by the map's callback
-FLASH = "review_flash"            # (kind, message) shown once after an action
-TAB = "review_tab"                # the open tab
-FILTERS = "review_filters"        # the filters the page number belongs to
-MAP = "review_map"
-PAGE = "review_page"
-BULK_CLASS = "review_bulk_class"
+# Transient UI state of this page (named in state.py; durable facts are in the store).
+SELECTION = state.REVIEW_SELECTION
+FLASH = state.REVIEW_FLASH
+TAB = state.REVIEW_TAB
+FILTERS = state.REVIEW_FILTERS
+MAP = state.REVIEW_MAP
+PAGE = state.REVIEW_PAGE
+BULK_CLASS = state.REVIEW_BULK_CLASS
 
 
 # --------------------------------------------------------------------------- actions
@@ -67,9 +66,7 @@ def _on_pick(key: str, item_id: int, shown) -> None:
 
 
 def _on_map_select() -> None:
-    event = st.session_state.get(MAP)
-    points = event["selection"]["points"] if event else []
-    st.session_state[SELECTION] = review.selected_item_ids(points)
+    st.session_state[SELECTION] = selected_ids(selection_points(MAP))
 
 
 def _assign_selection() -> None:
@@ -93,10 +90,8 @@ def _rerun_hdl(ws, emb, run) -> None:
     """HDL again with the same k, every correction now a seed; then show the new run."""
     graph = state.graph(str(ws.folder), emb.key, run.k)
     with st.spinner("Running HDL with your corrections as seeds…"):
-        out = pipeline.run_labeling(ws, emb, k=run.k,
-                                    noise_rate=float(run.params.get("noise_rate", 0.15)),
-                                    graph=graph)
-    _flash("success", f"HDL run #{out['hdl']} done in {out['seconds']:.1f} s (k = {out['k']}); "
+        out = pipeline.run_labeling(ws, emb, state.k_intent(ws), graph=graph)
+    _flash("success", f"HDL run #{out.hdl_id} done in {out.seconds:.1f} s (k = {out.k}); "
                       "every correction was a seed of it.")
     st.rerun()
 
@@ -107,23 +102,16 @@ def _rerun_hdl(ws, emb, run) -> None:
 def _suggestions(folder: str, run_id: int, emb_key: str, k: int, exclude: tuple, n: int):
     run = state.stored_run(folder, run_id)
     graph = state.graph(folder, emb_key, k)
-    return suggest.suggest_next(graph.indices, pipeline.stored_result(run), n=n,
-                                exclude=list(exclude), class_names=run.classes)
+    return suggest.suggest_next(graph.indices, run.result, n=n, exclude=list(exclude),
+                                class_names=run.classes)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _suspicious(folder: str, run_id: int, emb_key: str, k: int, leave_one_out: bool = False):
     run = state.stored_run(folder, run_id)
     graph = state.graph(folder, emb_key, k)
-    X = state.embedding(state.workspace()).X if leave_one_out else None
-    return suggest.suspicious_seeds(graph.indices, pipeline.stored_result(run),
-                                    class_names=run.classes, X=X)
-
-
-def _baseline(ws, folder: str):
-    """The latest kNN-DV run, or None."""
-    ids = [r["id"] for r in ws.runs() if r["method"] == "knn_dv"]
-    return state.stored_run(folder, max(ids)) if ids else None
+    X = state.embedding_at(folder, emb_key).X if leave_one_out else None
+    return suggest.suspicious_seeds(graph.indices, run.result, class_names=run.classes, X=X)
 
 
 # --------------------------------------------------------------------------- drawing
@@ -229,48 +217,18 @@ def _gallery(frame, classes: list[str], has_baseline: bool) -> None:
     _grid(rows, "gallery", classes)
 
 
-def _map_figure(frame, coords, classes: list[str]) -> go.Figure:
-    fig = go.Figure()
-    hand = frame["source"].isin(["seed", "manual"]).to_numpy()
-    labels = frame["label"]
-    groups = [(name, (labels == name).to_numpy()) for name in classes]
-    groups.append(("no label", labels.isna().to_numpy()))
-    for name, mask in groups:
-        if not mask.any():
-            continue
-        part = frame[mask]
-        xy = coords[part["position"].to_numpy()]
-        fig.add_trace(go.Scattergl(
-            x=xy[:, 0], y=xy[:, 1], mode="markers", name=str(name),
-            customdata=part["item_id"].to_numpy(), text=part["path"].to_numpy(),
-            marker={"size": np.where(hand[mask], 9, 5),
-                    "symbol": np.where(hand[mask], "diamond", "circle"),
-                    "color": "lightgrey" if name == "no label" else None},
-            hovertemplate="%{text}<br>" + f"{name}<extra></extra>"))
-    fig.update_layout(dragmode="lasso", height=520, margin={"t": 10, "b": 10, "l": 10, "r": 10},
-                      legend={"itemsizing": "constant"},
-                      xaxis={"showticklabels": False}, yaxis={"showticklabels": False})
-    return fig
-
-
-@st.fragment(run_every=3)
-def _wait_for_umap(ws, emb) -> None:
-    """Poll for the UMAP map while PCA is shown; redraw the page once it is ready."""
-    if state.map_coordinates(ws, emb)[1] != "pca":
-        st.rerun()
-
-
 def _map_section(ws, emb, frame, classes: list[str]) -> None:
     coords, kind = state.map_coordinates(ws, emb)
-    if kind == "pca":
-        st.caption("Showing PCA while the UMAP map is computed; it replaces this by itself.")
-        _wait_for_umap(ws, emb)
-    elif kind == "pca-only":
-        st.caption(f"UMAP failed ({state.umap_problem(emb)}); showing PCA.")
+    map_note(kind, emb)
+    wait_for_umap(ws, emb)
     st.caption("Draw a lasso or a box around images (toolbar, top right), then give them a "
                "class below. Diamonds are seeds and corrections.")
-    st.plotly_chart(_map_figure(frame, coords, classes), theme="streamlit", key=MAP,
-                    on_select=_on_map_select, selection_mode=("lasso", "box"))
+    figure = class_map(coords[frame["position"].to_numpy()], frame["item_id"].to_numpy(),
+                       frame["label"].to_numpy(object), classes,
+                       hover=frame["path"].to_numpy(object),
+                       given=frame["source"].isin(labels.BY_HAND).to_numpy())
+    st.plotly_chart(figure, theme="streamlit", key=MAP, on_select=_on_map_select,
+                    selection_mode=("lasso", "box"))
     known = set(frame["item_id"].tolist())
     selected = [i for i in st.session_state.get(SELECTION) or [] if i in known]
     st.write(f"**{len(selected):,}** image(s) selected.")
@@ -319,7 +277,7 @@ def _label_next(folder: str, run, emb, frame, classes: list[str]) -> None:
 def _suspicious_seeds(folder: str, run, emb, frame, classes: list[str]) -> None:
     st.caption("Seeds whose own neighbours vote for another class: a wrong seed spreads its "
                "label, so fix it here before re-running.")
-    n_seeds = int((run.step < 0).sum())
+    n_seeds = int((run.result.step < 0).sum())
     thorough = st.toggle(
         "Check each seed by leaving it out", key="review_seeds_thorough",
         help=f"Runs HDL once per seed ({n_seeds:,} runs) without that seed's label and lists the "
@@ -376,19 +334,23 @@ def _history(ws) -> None:
 
 # --------------------------------------------------------------------------- the page
 
-ws = state.workspace()
-state.sidebar_status(ws)
+def main() -> None:
+    ws = state.workspace()
+    state.sidebar_status(ws)
+    with state.user_errors("Review"):
+        emb = state.need_embedding(ws)
+        run = state.need_run(ws, emb)
+        if pipeline.run_status(run, emb) == pipeline.STALE:
+            raise pipeline.PipelineError("the latest run does not match the current images; "
+                                         "run HDL again on the Label page")
+        _page(ws, emb, run)
 
-with state.user_errors("Review"):
-    emb = state.need_embedding(ws)
-    run = state.need_run(ws)
-    if not np.array_equal(run.item_ids, emb.item_ids):
-        raise pipeline.PipelineError("the latest run does not match the current images; "
-                                     "run HDL again on the Label page")
+
+def _page(ws, emb, run) -> None:
     folder = str(ws.folder)
-    baseline = _baseline(ws, folder)
-    frame = labels.review_frame(run, state.items_of(ws), ws.current_labels(),
-                                baseline=baseline, truth=ws.truth())
+    table = labels.label_table(ws, run.run_id, items=state.items_of(ws))
+    frame = table[table["position"] >= 0].reset_index(drop=True)
+    baseline_known = run.baseline_id is not None
     classes = ws.classes()
     _header(ws, run, frame, emb)
     _show_flash()
@@ -396,7 +358,7 @@ with state.user_errors("Review"):
     gallery, region, label_next, seeds, history = st.tabs(list(TABS), key=TAB, on_change="rerun")
     if gallery.open:
         with gallery:
-            _gallery(frame, classes, baseline is not None)
+            _gallery(frame, classes, baseline_known)
     if region.open:
         with region:
             _map_section(ws, emb, frame, classes)
@@ -409,3 +371,7 @@ with state.user_errors("Review"):
     if history.open:
         with history:
             _history(ws)
+
+
+if __name__ == "__main__":
+    main()

@@ -38,6 +38,7 @@ def app_roots(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_workspace(app_roots):
     """The demo imported, embedded with the pixels encoder and labeled once by HDL (k=3)."""
+    from hdl_core.auto_k import KIntent
     from hdl_core import data as images
     from hdl_core.workspace import pipeline
     from hdl_core.workspace.store import Workspace
@@ -45,6 +46,6 @@ def demo_workspace(app_roots):
     folder = images.make_demo()
     ws = Workspace(pipeline.workspace_for(folder))
     pipeline.import_dataset(ws, images.load_folder(folder))
-    emb = pipeline.embed_workspace(ws, pipeline.EncoderSpec(name="pixels"))
-    pipeline.run_labeling(ws, emb, k=3)
+    emb = pipeline.embed_workspace(ws, pipeline.EncoderSpec.of("pixels"))
+    pipeline.run_labeling(ws, emb, KIntent.parse(3))
     return ws

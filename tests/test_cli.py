@@ -101,12 +101,12 @@ def test_label_k_is_recorded_in_both_runs_and_in_the_steps(capsys, colours, tmp_
     status, _, err = label(capsys, folder, out, "--k", "5", "--workspace", workspace)
     assert status == 0 and "k=5 (given)" in err
     runs = Workspace(workspace).runs()
-    assert [(r["method"], r["k"]) for r in runs] == [("hdl", 5), ("knn_dv", 5)]
+    assert [(r.method, r.k) for r in runs] == [("hdl", 5), ("knn_dv", 5)]
     frame = read_labels(out)
-    stored = Workspace(workspace).load_run(runs[0]["id"])
+    stored = Workspace(workspace).load_run(runs[0].run_id)
     assert_steps_consistent(frame)
-    assert sorted(frame.loc[frame["step"] >= 0, "step"]) == sorted(stored.step[stored.step >= 0])
-    assert frame["round"].max() == stored.round.max()
+    assert sorted(frame.loc[frame["step"] >= 0, "step"]) == sorted(stored.result.step[stored.result.step >= 0])
+    assert frame["round"].max() == stored.result.round.max()
 
 
 def test_label_writes_json_by_flag_or_extension(capsys, colours, tmp_path):

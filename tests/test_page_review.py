@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from hdl_core.auto_k import KIntent
+
 from hdl_core import suggest
 from hdl_core.workspace import pipeline
 from hdl_core.views import gallery as review
@@ -76,7 +78,7 @@ def test_review_page_renders_the_gallery_map_and_guidance(ws):
     gallery = _pickers(at, "gallery")
     assert len(gallery) == 48                                  # one page of thumbnails
     run = ws.load_run(method="hdl")
-    confidence = dict(zip(run.item_ids.tolist(), run.confidence.tolist()))
+    confidence = dict(zip(run.item_ids.tolist(), run.result.confidence.tolist()))
     shown = [confidence[item_id] for item_id, _, _ in gallery]
     assert shown == sorted(shown)                              # lowest confidence first
     _open(at, "Select on the map")
@@ -84,14 +86,14 @@ def test_review_page_renders_the_gallery_map_and_guidance(ws):
     assert not _pickers(at, "gallery")                         # only the open tab is drawn
     _open(at, "Suspicious seeds")
     graph = pipeline.neighbour_graph(ws, pipeline.current_embedding(ws))
-    suspicious = suggest.suspicious_seeds(graph.indices, pipeline.stored_result(run))
+    suspicious = suggest.suspicious_seeds(graph.indices, run.result)
     assert len(_pickers(at, "seed")) == min(len(suspicious), 20)
     assert {item for item, _, _ in _pickers(at, "seed")} <= set(ws.seeds())
 
     # Leave-one-out lists exactly the seeds that HDL relabels when each is left out.
     at.toggle(key="review_seeds_thorough").set_value(True).run()
     assert not at.exception, at.exception
-    left_out = suggest.suspicious_seeds(graph.indices, pipeline.stored_result(run),
+    left_out = suggest.suspicious_seeds(graph.indices, run.result,
                                         X=pipeline.current_embedding(ws).X)
     item_of = run.item_ids
     assert [item for item, _, _ in _pickers(at, "seed")] == [int(item_of[s.point])
@@ -127,7 +129,7 @@ def test_a_single_correction_is_stored_survives_a_new_session_and_can_be_undone(
 def test_assigning_a_map_selection_writes_one_bulk_batch(ws):
     at = _open(_review_page(), "Select on the map")
     run = ws.load_run(method="hdl")
-    chosen = [int(i) for i in run.item_ids[(run.label_names == "1") & (run.step >= 0)][:3]]
+    chosen = [int(i) for i in run.item_ids[(run.label_names == "1") & (run.result.step >= 0)][:3]]
     # AppTest cannot draw a lasso; the map's on_select callback writes this key.
     at.session_state["review_selection"] = chosen
     at.run()
@@ -147,7 +149,7 @@ def test_assigning_a_map_selection_writes_one_bulk_batch(ws):
 def test_filters_narrow_the_gallery(ws):
     at = _review_page()
     run = ws.load_run(method="hdl")
-    fallback_ids = set(run.item_ids[run.fallback].tolist())
+    fallback_ids = set(run.item_ids[run.result.fallback].tolist())
     assert 0 < len(fallback_ids) <= 48
     at.multiselect(key="review_sources").set_value(["fallback"]).run()
     shown = {item for item, _, _ in _pickers(at, "gallery")}
@@ -159,7 +161,7 @@ def test_filters_narrow_the_gallery(ws):
     labels = {shown for _, shown, _ in _pickers(at, "gallery")}
     assert labels == {"4"}
     at.slider(key="review_confidence").set_value((0.0, 0.6)).run()
-    confidence = dict(zip(run.item_ids.tolist(), run.confidence.tolist()))
+    confidence = dict(zip(run.item_ids.tolist(), run.result.confidence.tolist()))
     assert all(confidence[item] <= 0.6 for item, _, _ in _pickers(at, "gallery"))
 
 
@@ -169,7 +171,7 @@ def test_label_next_lists_n_suggestions_with_their_reasons(ws):
     suggested = _pickers(at, "next")
     run = ws.load_run(method="hdl")
     graph = pipeline.neighbour_graph(ws, pipeline.current_embedding(ws))
-    expected = suggest.suggest_next(graph.indices, pipeline.stored_result(run), n=5,
+    expected = suggest.suggest_next(graph.indices, run.result, n=5,
                                     class_names=run.classes)
     assert [item for item, _, _ in suggested] == [int(run.item_ids[s.point]) for s in expected]
     text = _texts(at)
@@ -186,7 +188,7 @@ def test_rerun_keeps_a_corrected_label_fixed_as_a_seed(ws):
     before = ws.load_run(method="hdl")
     truth = ws.truth()
     items = ws.ok_items().set_index("id")["path"]
-    wrong = [(int(i), name) for i, name, step in zip(before.item_ids, before.label_names, before.step)
+    wrong = [(int(i), name) for i, name, step in zip(before.item_ids, before.label_names, before.result.step)
              if step >= 0 and truth[items[int(i)]] != name]
     item_id, _ = wrong[0]
     right = truth[items[item_id]]
@@ -199,11 +201,11 @@ def test_rerun_keeps_a_corrected_label_fixed_as_a_seed(ws):
         after = ws.load_run(method="hdl")
         assert after.run_id > before.run_id
         position = int(np.flatnonzero(after.item_ids == item_id)[0])
-        assert after.step[position] == -1                      # a seed of the new run
+        assert after.result.step[position] == -1                      # a seed of the new run
         assert after.label_names[position] == right
         assert ws.current_labels()[item_id] == (right, "manual")
         assert next(m for m in at.metric if m.label == "Not in the run yet").value == "0"
     finally:
         ws.undo_last_correction()
-        restored = pipeline.run_labeling(ws, pipeline.current_embedding(ws), k=before.k)
-        assert np.array_equal(ws.load_run(restored["hdl"]).labels, before.labels)
+        restored = pipeline.run_labeling(ws, pipeline.current_embedding(ws), KIntent.parse(before.k))
+        assert np.array_equal(ws.load_run(restored.hdl_id).result.labels, before.result.labels)

@@ -6,7 +6,7 @@ accuracy. Pure pandas / numpy, no Streamlit.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -64,28 +64,6 @@ def page_slice(frame: pd.DataFrame, page: int, per_page: int) -> tuple[pd.DataFr
     page = min(max(int(page), 1), n_pages)
     start = (page - 1) * per_page
     return frame.iloc[start:start + per_page], page, n_pages
-
-
-def selected_item_ids(points: Sequence[Mapping[str, Any]] | None) -> list[int]:
-    """Item ids of the points selected on a map whose traces carry item ids as ``customdata``.
-
-    Plotly's ``point_index`` counts within each trace, so with one trace per class it does
-    not identify an item; ``customdata`` does. A point's customdata may be the id itself or
-    a list whose first entry is the id. Points without one are ignored; order is kept,
-    repeats dropped.
-    """
-    ids: list[int] = []
-    for point in points or []:
-        value = point.get("customdata") if isinstance(point, Mapping) else None
-        if isinstance(value, (list, tuple)):
-            value = value[0] if value else None
-        if value is None or isinstance(value, bool):
-            continue
-        try:
-            ids.append(int(value))
-        except (TypeError, ValueError):
-            continue
-    return list(dict.fromkeys(ids))
 
 
 def positions_of(frame: pd.DataFrame, item_ids: Iterable[int]) -> np.ndarray:

@@ -122,9 +122,26 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO meta(key, value) VALUES ('created', ?)", (now(),))
 
 
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Link a kNN-DV run to the HDL run it was saved to compare with.
+
+    Before, the pair was guessed from the order runs were saved in; runs saved then are
+    linked the same way once, here: a kNN-DV run saved right after an HDL run with the same
+    k and embedding compares with it.
+    """
+    conn.execute("ALTER TABLE runs ADD COLUMN compares_to INTEGER REFERENCES runs(id) "
+                 "ON DELETE SET NULL")
+    conn.execute(
+        "UPDATE runs SET compares_to = (SELECT h.id FROM runs h WHERE h.id = runs.id - 1 "
+        "AND h.method = 'hdl' AND h.k = runs.k "
+        "AND json_extract(h.params, '$.embedding') IS json_extract(runs.params, '$.embedding')) "
+        "WHERE method = 'knn_dv'")
+    conn.execute("CREATE INDEX runs_compares_to ON runs(compares_to)")
+
+
 # MIGRATIONS[n] takes a database from schema version n to n + 1.  Append, never
 # edit: a database in the field may stand at any earlier version.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1, _migrate_1_to_2]
 
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -35,10 +35,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from ..hdl import LabelingResult
 from .arrays import EMBEDDINGS_DIRNAME, ArrayFiles
 from .schema import DB_FILENAME, StoreError, now as _now, open_database
 
-__all__ = ["Workspace", "StoredRun", "StoreError", "METHODS", "SEED_SOURCES", "CORRECTION_SOURCES"]
+__all__ = ["Workspace", "StoredRun", "RunInfo", "StoreError", "METHODS", "SEED_SOURCES", "CORRECTION_SOURCES"]
 
 if TYPE_CHECKING:  # type hints only: the store takes any object shaped like a Dataset
     from ..data import Dataset
@@ -53,10 +54,11 @@ RESULT_FIELDS = ("labels", "step", "round", "confidence", "n_voters", "fallback"
 
 @dataclass
 class StoredRun:
-    """A labeling run as stored: the `LabelingResult` fields plus what produced it.
+    """A labeling run as stored: its `LabelingResult` plus what produced it.
 
-    All arrays are aligned with ``item_ids`` (the run's own item order, usually
-    ``ok_items()`` order at the time of the run).
+    The result's arrays are aligned with ``item_ids`` (the run's own item order, usually
+    ``ok_items()`` order at the time of the run); ``result.labels`` index into
+    ``classes`` and ``result.source`` is a position in this order.
 
     Attributes
     ----------
@@ -64,22 +66,62 @@ class StoredRun:
     created : str
         ISO-8601 UTC time of saving.
     method : {"hdl", "knn_dv"}
-    k : int
     params : dict
         Parameters as given to `Workspace.save_run` (JSON round-tripped).
     classes : list of str
-        Class names; ``labels`` index into this list.
+        Class names; ``result.labels`` index into this list.
     item_ids : ndarray of int64, shape (n,)
-    labels : ndarray of int64, shape (n,)
-        Class index, -1 for no label.
-    label_names : ndarray of object, shape (n,)
-        Class name per item, None where ``labels`` is -1.
-    step, round, n_voters : ndarray of int64, shape (n,)
-    confidence : ndarray of float64, shape (n,)
-    fallback : ndarray of bool, shape (n,)
-    source : ndarray of int64, shape (n,)
-        Position (in this run's order) of the labeled point a bridged point
-        copied from, else -1.
+    result : LabelingResult
+        As the run produced it; a bridged point whose source item was deleted since (a
+        rescan) has ``source`` -1.
+    baseline_id : int or None
+        For an HDL run, the kNN-DV run saved with it on the same seeds (`save_run`'s
+        ``compares_to``); None when there is none.
+    """
+
+    run_id: int
+    created: str
+    method: str
+    params: dict
+    classes: list[str]
+    item_ids: np.ndarray
+    result: LabelingResult
+    baseline_id: int | None = None
+
+    @property
+    def k(self) -> int:
+        return self.result.k
+
+    @property
+    def label_names(self) -> np.ndarray:
+        """Class name per item (object array), None where the run gave no label."""
+        return np.array(self.classes + [None], dtype=object)[self.result.labels]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per item: item_id, label (name), step, round, confidence, n_voters, fallback, source."""
+        r = self.result
+        return pd.DataFrame({
+            "item_id": self.item_ids, "label": self.label_names, "step": r.step,
+            "round": r.round, "confidence": r.confidence, "n_voters": r.n_voters,
+            "fallback": r.fallback, "source": r.source,
+        })
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run as `Workspace.runs` lists it: what produced it, not its per-item rows.
+
+    Attributes
+    ----------
+    run_id : int
+    created : str
+    method : {"hdl", "knn_dv"}
+    k : int
+    params : dict
+    classes : list of str
+    n_items : int
+    baseline_id : int or None
+        For an HDL run, its linked kNN-DV run.
     """
 
     run_id: int
@@ -87,24 +129,9 @@ class StoredRun:
     method: str
     k: int
     params: dict
-    classes: list[str]
-    item_ids: np.ndarray
-    labels: np.ndarray
-    label_names: np.ndarray
-    step: np.ndarray
-    round: np.ndarray
-    confidence: np.ndarray
-    n_voters: np.ndarray
-    fallback: np.ndarray
-    source: np.ndarray
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per item: item_id, label (name), step, round, confidence, n_voters, fallback, source."""
-        return pd.DataFrame({
-            "item_id": self.item_ids, "label": self.label_names, "step": self.step,
-            "round": self.round, "confidence": self.confidence, "n_voters": self.n_voters,
-            "fallback": self.fallback, "source": self.source,
-        })
+    classes: list
+    n_items: int
+    baseline_id: int | None = None
 
 
 # --------------------------------------------------------------------------- workspace
@@ -526,15 +553,14 @@ class Workspace:
 
     # ------------------------------------------------------------------ runs
 
-    def save_run(self, *, method: str, k: int, params: dict, result: Any,
-                 classes: Sequence[str], item_ids: Sequence[int] | np.ndarray) -> int:
+    def save_run(self, *, method: str, params: dict, result: LabelingResult,
+                 classes: Sequence[str], item_ids: Sequence[int] | np.ndarray,
+                 compares_to: int | None = None) -> int:
         """Store a labeling result so it can be reloaded and replayed.
 
         Parameters
         ----------
         method : {"hdl", "knn_dv"}
-        k : int
-            Neighbours per point, >= 1.
         params : dict
             JSON-serialisable (numpy scalars and arrays and Paths are converted).
         result : LabelingResult-like
@@ -546,6 +572,9 @@ class Workspace:
             Distinct class names.
         item_ids : sequence of int, length n
             Distinct accepted items, in the order of `result`.
+        compares_to : int, optional
+            For a kNN-DV run: the HDL run it was made to compare with (same seeds, same
+            k). Stored as a link, so the pair is never guessed.
 
         Returns
         -------
@@ -559,8 +588,6 @@ class Workspace:
         """
         if method not in METHODS:
             raise ValueError(f"method={method!r} is not one of {METHODS}")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k={k!r} must be an integer >= 1")
         if not isinstance(params, dict):
             raise ValueError(f"params must be a dict, got {type(params).__name__}")
         params_json = _to_json(params, "params")
@@ -575,11 +602,22 @@ class Workspace:
         if len(np.unique(ids)) != len(ids):
             raise ValueError("item_ids has repeated ids")
         arrays = _result_arrays(result, n=len(ids), n_classes=len(classes))
+        k = getattr(result, "k", None)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"result.k={k!r} must be an integer >= 1")
         with self._write() as conn:
             _check_items_accepted(conn, ids.tolist())
+            if compares_to is not None:
+                partner = conn.execute("SELECT method FROM runs WHERE id = ?",
+                                       (int(compares_to),)).fetchone()
+                if partner is None or partner[0] != "hdl" or method != "knn_dv":
+                    raise ValueError(f"compares_to={compares_to!r}: only a kNN-DV run compares "
+                                     "with an HDL run, and that run must exist")
             cursor = conn.execute(
-                "INSERT INTO runs(created, method, k, params, classes) VALUES (?, ?, ?, ?, ?)",
-                (_now(), method, int(k), params_json, json.dumps(classes)))
+                "INSERT INTO runs(created, method, k, params, classes, compares_to) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (_now(), method, int(k), params_json, json.dumps(classes),
+                 None if compares_to is None else int(compares_to)))
             run_id = cursor.lastrowid
             conn.executemany(
                 'INSERT INTO run_items(run_id, position, item_id, label, step, "round", confidence, '
@@ -587,16 +625,20 @@ class Workspace:
                 _run_item_rows(run_id, ids, arrays))
         return run_id
 
-    def runs(self) -> list[dict]:
-        """All runs, oldest first: dicts with id, created, method, k, params, classes, n_items."""
+    def runs(self, method: str | None = None) -> list[RunInfo]:
+        """All runs (of `method`, when given), oldest first, without their per-item rows."""
+        if method is not None and method not in METHODS:
+            raise ValueError(f"method={method!r} is not one of {METHODS} or None")
         with self._lock:
             rows = self._conn().execute(
                 "SELECT r.id, r.created, r.method, r.k, r.params, r.classes, "
-                "(SELECT COUNT(*) FROM run_items ri WHERE ri.run_id = r.id) "
-                "FROM runs r ORDER BY r.id").fetchall()
-        return [{"id": run_id, "created": created, "method": method, "k": k,
-                 "params": json.loads(params), "classes": json.loads(classes), "n_items": n_items}
-                for run_id, created, method, k, params, classes, n_items in rows]
+                "(SELECT COUNT(*) FROM run_items ri WHERE ri.run_id = r.id), "
+                "(SELECT MAX(b.id) FROM runs b WHERE b.compares_to = r.id) "
+                "FROM runs r WHERE ? IS NULL OR r.method = ? ORDER BY r.id",
+                (method, method)).fetchall()
+        return [RunInfo(run_id, created, kind, k, json.loads(params), json.loads(classes),
+                        n_items, baseline)
+                for run_id, created, kind, k, params, classes, n_items, baseline in rows]
 
     def load_run(self, run_id: int | None = None, *, method: str | None = None) -> StoredRun | None:
         """Load one run.
@@ -629,7 +671,10 @@ class Workspace:
             rows = conn.execute(
                 'SELECT item_id, label, step, "round", confidence, n_voters, fallback, source_item '
                 "FROM run_items WHERE run_id = ? ORDER BY position", (run_id,)).fetchall()
-        return _stored_run(run_id, created, method, k, json.loads(params), json.loads(classes), rows)
+            baseline = conn.execute("SELECT MAX(id) FROM runs WHERE compares_to = ?",
+                                    (run_id,)).fetchone()[0]
+        return _stored_run(run_id, created, method, k, json.loads(params), json.loads(classes),
+                           rows, baseline)
 
     # ------------------------------------------------------------------ embeddings
 
@@ -894,7 +939,7 @@ def _run_item_rows(run_id: int, item_ids: np.ndarray,
 
 
 def _stored_run(run_id: int, created: str, method: str, k: int, params: dict,
-                classes: list[str], rows: list[tuple]) -> StoredRun:
+                classes: list[str], rows: list[tuple], baseline_id: int | None) -> StoredRun:
     n = len(rows)
     if n:
         (item_ids, labels, step, round_, confidence, n_voters, fallback,
@@ -902,20 +947,18 @@ def _stored_run(run_id: int, created: str, method: str, k: int, params: dict,
     else:
         item_ids = labels = step = round_ = confidence = n_voters = fallback = source_item = []
     item_ids = np.array(item_ids, dtype=np.int64)
-    labels = np.array(labels, dtype=np.int64)
     # Item ids back to positions in this run's order; a source item deleted
     # since the run (a rescan) becomes -1.
     position_of = {item_id: position for position, item_id in enumerate(item_ids.tolist())}
     source = np.array([-1 if s is None else position_of.get(s, -1) for s in source_item],
                       dtype=np.int64)
-    names = np.array(classes + [None], dtype=object)
-    return StoredRun(
-        run_id=run_id, created=created, method=method, k=k, params=params, classes=classes,
-        item_ids=item_ids, labels=labels, label_names=names[labels],
-        step=np.array(step, dtype=np.int64), round=np.array(round_, dtype=np.int64),
-        confidence=np.array(confidence, dtype=np.float64),
+    result = LabelingResult(
+        labels=np.array(labels, dtype=np.int64), step=np.array(step, dtype=np.int64),
+        round=np.array(round_, dtype=np.int64), confidence=np.array(confidence, dtype=np.float64),
         n_voters=np.array(n_voters, dtype=np.int64), fallback=np.array(fallback, dtype=bool),
-        source=source)
+        source=source, k=int(k))
+    return StoredRun(run_id=run_id, created=created, method=method, params=params,
+                     classes=classes, item_ids=item_ids, result=result, baseline_id=baseline_id)
 
 
 # --------------------------------------------------------------------------- files and JSON
