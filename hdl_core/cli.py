@@ -1,5 +1,8 @@
-"""Command line: label, embed and suggest without the browser.
+"""Command line: the dashboard, and label, embed and suggest without the browser.
 
+``hdl-studio`` (installed by ``pip install .``) and ``python -m hdl_core`` are the same:
+
+    hdl-studio app [--port 8501]                                 (the dashboard)
     python -m hdl_core label IMAGES --out labels.csv [--seeds seeds.csv] [--encoder clip|pixels] ...
     python -m hdl_core embed IMAGES --out emb.npy             (writes emb.paths.txt beside it)
     python -m hdl_core label IMAGES --embeddings emb.npy --paths emb.paths.txt --out labels.csv
@@ -43,7 +46,7 @@ class _Progress:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m hdl_core",
+        prog="hdl-studio",
         description="Label an image folder from a few seeds with Hierarchical Dynamic Labeling.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -63,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="pretrained tag, or a local checkpoint file")
         sub.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
         sub.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+
+    app = commands.add_parser("app", help="start the dashboard (Streamlit) on the built-in demo")
+    app.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    app.add_argument("--address", default=None,
+                     help="address to listen on (default: Streamlit's, all interfaces)")
 
     label = commands.add_parser("label", help="label every image; write path,label,source,"
                                 "confidence,step,round")
@@ -105,7 +113,8 @@ def main(argv=None) -> int:
     from .embed import EmbeddingError, WeightsUnavailable
     from .workspace import StoreError
     try:
-        return {"label": _label, "embed": _embed, "suggest": _suggest}[args.command](args)
+        return {"app": _app, "label": _label, "embed": _embed,
+                "suggest": _suggest}[args.command](args)
     except (ValueError, EmbeddingError, WeightsUnavailable, StoreError, OSError) as error:
         message = " ".join(str(error).split())
         print(f"error: {message}", file=sys.stderr)
@@ -116,6 +125,21 @@ def main(argv=None) -> int:
 
 
 # --------------------------------------------------------------------------- commands
+
+def _app(args) -> int:
+    """Run ``streamlit run app.py`` from the app's folder (its .streamlit/config.toml applies)."""
+    import subprocess
+    from .config import app_folder
+    folder = app_folder()
+    if folder is None:
+        raise ValueError("the dashboard's files (app.py, state.py, pages/) are not installed "
+                         "here; run it from a checkout of hdl-studio (make run)")
+    command = [sys.executable, "-m", "streamlit", "run", str(folder / "app.py"),
+               "--server.port", str(args.port)]
+    if args.address:
+        command += ["--server.address", args.address]
+    return subprocess.call(command, cwd=folder)
+
 
 def _open(args):
     """Scan IMAGES (extracting a zip into the workspace) and store it; returns the workspace."""

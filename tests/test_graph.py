@@ -39,6 +39,7 @@ def test_duplicates_are_neighbours_but_a_point_never_lists_itself():
     assert np.allclose(g.distances[:, 0], 0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_approximate_graph_recall_against_exact():
     rng = np.random.default_rng(3)
     centers = rng.normal(size=(20, 32))

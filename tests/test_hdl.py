@@ -43,6 +43,7 @@ def assert_matches_literal(X, y, k, graph):
     return result
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(labeling_problems(geometric=True))
 def test_hdl_matches_literal_algorithm_1_on_knn_graphs(problem):

@@ -64,12 +64,6 @@ def open_workspace(folder: Path, ws_folder: Path, **load_options) -> Workspace:
     return ws
 
 
-@pytest.fixture(scope="session")
-def demo_folder(tmp_path_factory) -> Path:
-    """The digits demo, generated once per test session (later calls find it finished)."""
-    return make_demo(tmp_path_factory.getbasetemp() / "demo-data")
-
-
 @pytest.fixture(scope="module")
 def demo_labeled(demo_folder, tmp_path_factory):
     """The demo embedded with pixels and labeled once (k=3); tests only read it."""

@@ -668,6 +668,7 @@ CONCURRENT_WRITER = """
 """
 
 
+@pytest.mark.slow
 def test_two_processes_writing_corrections_at_once_lose_nothing(ws, tmp_path):
     ids = ws.ok_items()["id"].tolist()
     ws.close()
@@ -718,6 +719,7 @@ KILLED_RUN_WRITER = """
 """
 
 
+@pytest.mark.slow
 def test_process_killed_while_saving_a_run_leaves_the_previous_state_intact(tmp_path):
     n = 20_000
     folder = tmp_path / "ws"
@@ -765,6 +767,7 @@ KILLED_CORRECTION_WRITER = """
 """
 
 
+@pytest.mark.slow
 def test_process_killed_while_writing_corrections_leaves_only_whole_batches(tmp_path):
     folder = tmp_path / "ws"
     with Workspace(folder) as ws:

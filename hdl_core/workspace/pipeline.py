@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..auto_k import KChoice, KIntent, resolve_k
-from ..config import GRAPH_K, PROJECT_ROOT
+from ..config import GRAPH_K, home
 from ..graph import KnnGraph, build_knn_graph
 from ..hdl import LabelingResult, hdl_label, knn_dv_label
 from .store import RunInfo, StoredRun, Workspace
@@ -52,7 +52,7 @@ def workspace_root() -> Path:
     """Where the app keeps its workspaces: ``HDL_WORKSPACE_ROOT``, else ``workspaces/`` in the project."""
     configured = os.environ.get("HDL_WORKSPACE_ROOT", "").strip()
     root = (Path(configured).expanduser() if configured
-            else PROJECT_ROOT / "workspaces")
+            else home() / "workspaces")
     root.mkdir(parents=True, exist_ok=True)
     return root.resolve()
 
