@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from hdl_core import cli
-from hdl_core.data import make_demo
 from hdl_core.workspace.labels import EXPORT_COLUMNS
 from hdl_core.workspace.store import Workspace
 from tests.test_pipeline import COLOURS, png_bytes, write_colour_folder

@@ -14,7 +14,7 @@ from PIL import Image
 from hdl_core.auto_k import KIntent, resolve_k
 
 from hdl_core.workspace import labels, pipeline
-from hdl_core.data import load_folder, make_demo
+from hdl_core.data import load_folder
 from hdl_core.workspace.labels import EXPORT_COLUMNS
 from hdl_core.workspace.pipeline import EncoderSpec, PipelineError
 from hdl_core.workspace.store import Workspace
