@@ -262,7 +262,7 @@ def test_review_queue_reasons_name_the_neighbourhood_and_the_vote():
     queue = review_queue_with_reasons(X, y, r, graph=KnnGraph(idx, np.zeros(idx.shape, np.float32)))
     top = int(queue.order[0])
     assert queue.alternative[top] == 1 and queue.alternative_share[top] > queue.own_share[top]
-    assert queue.doubt[top] == pytest.approx(1 - queue.own_share[top], abs=1e-6)
+    assert queue.doubt[top] == pytest.approx(1 - queue.own_share[top], abs=1e-5)
     why = queue.reason(9, class_names=["zero", "one"])
     assert why.startswith("neighbourhood votes ") and "'one'" in why and "its own 'zero'" in why
     assert "1 of its 3 nearest neighbours is 'one'" in why
