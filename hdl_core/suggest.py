@@ -346,7 +346,6 @@ def _suspicious_left_out(X, neighbours: np.ndarray, result: LabelingResult, seed
     return sorted(out, key=lambda x: (x.agreement, x.point))
 
 
-
 # ----------------------------------------------------------------------------- review queue
 
 # The neighbourhood vote reads each point's first REVIEW_NEIGHBOURS neighbours of the graph
@@ -417,6 +416,9 @@ class ReviewQueue:
         Example: "neighbourhood votes 71 % '8', 22 % its own '1'; 3 of its 5 nearest
         neighbours are '8'; labeled by a split vote (2 of 3) in the last 2 % of rounds".
         """
+        n = self.labels.shape[0]
+        if isinstance(point, bool) or not isinstance(point, (int, np.integer)) or not 0 <= point < n:
+            raise ValueError(f"point must be an index 0..{n - 1}, got {point!r}")
         name = (lambda c: str(class_names[c])) if class_names is not None else str
         p = int(point)
         own = name(self.labels[p])

@@ -339,3 +339,10 @@ def test_review_queue_explains_bad_arguments():
         review_queue(X, y, r, graph=build_knn_graph(X[:30], 5))
     with pytest.raises(ValueError, match="graph must be the KnnGraph"):
         review_queue(X, y, r, graph=np.zeros((60, 5), int))
+
+
+def test_review_reason_refuses_a_point_outside_the_run():
+    X, y, r = two_blobs_run()
+    queue = review_queue_with_reasons(X, y, r)
+    with pytest.raises(ValueError, match=r"point must be an index 0..59, got 60"):
+        queue.reason(60)
