@@ -11,11 +11,13 @@ from .auto_k import KChoice, choose_k
 from .estimator import HDLClassifier
 from .graph import KnnGraph, build_knn_graph, to_umap_knn
 from .hdl import LabelingResult, hdl_label, knn_dv_label
+from .suggest import ReviewQueue, review_queue, review_queue_with_reasons
 
 __all__ = [
     "KnnGraph", "build_knn_graph", "to_umap_knn",
     "LabelingResult", "hdl_label", "knn_dv_label",
     "KChoice", "choose_k",
     "HDLClassifier",
+    "review_queue", "review_queue_with_reasons", "ReviewQueue",
 ]
 __version__ = "0.1.0"
