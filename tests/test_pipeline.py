@@ -332,7 +332,8 @@ def test_run_status_is_the_one_rule_for_a_current_run(colours_ws):
     assert pipeline.run_status(run, embedding, seeds) == pipeline.CURRENT
     assert pipeline.run_status(ws.runs("hdl")[-1], embedding) == pipeline.CURRENT
     unlabeled = int(embedding.item_ids[np.flatnonzero(seeds[0] < 0)[0]])
-    ws.add_correction([unlabeled], seeds[1][0])
+    now = ws.current_labels()[unlabeled][0]
+    ws.add_correction([unlabeled], next(c for c in seeds[1] if c != now))
     assert pipeline.run_status(run, embedding, pipeline.seed_vector(ws, embedding.item_ids)) \
         == pipeline.SEEDS_CHANGED
     other = pipeline.Embedding("another-key", embedding.X, embedding.item_ids, "x")

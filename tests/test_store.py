@@ -365,7 +365,11 @@ def test_undo_is_recorded_and_restores_the_previous_label(ws):
     ws.add_correction([u0, cat], "bird")
     assert ws.seeds()[u0] == "bird" and ws.seeds()[cat] == "bird"
 
-    assert ws.undo_last_correction() is True
+    report = ws.undo_last_correction()
+    assert report.changes == [("unlabeled/u0.png", "dog", "bird"), ("cat/a.png", "cat", "bird")]
+    assert report.removed_classes == ["bird"] and "bird" not in ws.classes()
+    assert report.describe() == ("Undid the label of 2 images: unlabeled/u0.png dog → bird, "
+                                 "cat/a.png cat → bird. Class 'bird' went away with it.")
     assert ws.seeds()[u0] == "dog" and ws.seeds()[cat] == "cat"
     history = ws.corrections()
     assert len(history) == 5                              # 3 corrections + 2 undo rows, nothing erased
@@ -374,10 +378,113 @@ def test_undo_is_recorded_and_restores_the_previous_label(ws):
     assert list(undo_rows["new_label"]) == ["dog", "cat"] and undo_rows["batch"].nunique() == 1
     assert list(history["undone"]) == [False, True, True, False, False]
 
-    assert ws.undo_last_correction() is True
+    assert ws.undo_last_correction() is not None
     assert u0 not in ws.seeds()
-    assert ws.undo_last_correction() is False
+    assert ws.undo_last_correction() is None
     assert len(ws.corrections()) == 6
+
+
+def test_a_correction_that_changes_nothing_is_not_recorded(ws):
+    u0, cat = id_of(ws, "unlabeled/u0.png"), id_of(ws, "cat/a.png")
+    assert ws.add_correction([cat], "cat") == []              # a seed of cat already
+    ws.add_correction([u0], "dog")
+    assert ws.add_correction([u0], "dog") == []
+    assert len(ws.add_correction([u0, cat], "dog")) == 1      # only the cat seed changes
+    assert len(ws.corrections()) == 2
+
+
+def test_undo_takes_back_the_actors_own_last_batch_only(ws):
+    u0, u1 = id_of(ws, "unlabeled/u0.png"), id_of(ws, "unlabeled/u1.png")
+    ws.add_correction([u0], "dog", actor="tab A")
+    ws.add_correction([u1], "cat", actor="tab B")
+    report = ws.undo_last_correction(actor="tab A")
+    assert report.changes == [("unlabeled/u0.png", None, "dog")]
+    assert u0 not in ws.seeds() and ws.seeds()[u1] == "cat"  # B's work untouched
+    assert ws.undo_last_correction(actor="tab A") is None
+    history = ws.corrections()
+    assert history["actor"].tolist() == ["tab A", "tab B", "tab A"]
+    with pytest.raises(ValueError, match="actor"):
+        ws.add_correction([u0], "dog", actor="  ")
+
+
+def test_confirmed_labels_become_seeds_and_undo_like_corrections(ws):
+    ids = ws.ok_items()["id"].to_numpy()
+    result = fake_result(len(ids), 2)
+    result.labels[:] = 1
+    result.step[:] = np.arange(len(ids))
+    ws.save_run(method="hdl", params={}, result=result, classes=["cat", "dog"], item_ids=ids)
+    u0, u1, cat = id_of(ws, "unlabeled/u0.png"), id_of(ws, "unlabeled/u1.png"), id_of(ws, "cat/a.png")
+    assert ws.current_labels()[u0] == ("dog", "hdl")
+    assert len(ws.confirm([u0, u1, cat], actor="me")) == 2   # the seed needs no confirmation
+    assert ws.current_labels()[u0] == ("dog", "confirmed")
+    assert ws.seeds()[u0] == "dog" and ws.confirm([u0]) == []
+    ws.add_correction([u1], "cat")                             # a later correction wins
+    assert ws.current_labels()[u1] == ("cat", "manual")
+    ws.undo_last_correction()
+    assert ws.current_labels()[u1] == ("dog", "confirmed")
+    report = ws.undo_last_correction(actor="me")
+    assert report.kind == "confirm" and report.describe().startswith("Undid the confirmation of 2")
+    assert ws.current_labels()[u0] == ("dog", "hdl")
+
+
+def test_classes_keep_the_colour_they_were_created_with(ws):
+    before = ws.class_colours()
+    assert list(before) == ["cat", "dog"] and len(set(before.values())) == 2
+    ws.add_class("bird")
+    ws.delete_class("cat", reassign_to="dog")
+    after = ws.class_colours()
+    assert after["dog"] == before["dog"] and after["bird"] not in before.values()
+    assert "#848482" not in after.values()                    # grey means "not labeled yet"
+
+
+def test_rename_reaches_seeds_corrections_runs_and_truth(ws):
+    ids = ws.ok_items()["id"].to_numpy()
+    result = fake_result(len(ids), 2)
+    result.labels[:] = 1
+    ws.save_run(method="hdl", params={}, result=result, classes=["cat", "dog"], item_ids=ids)
+    ws.set_truth({"cat/a.png": "cat"})
+    u0 = id_of(ws, "unlabeled/u0.png")
+    ws.add_correction([u0], "cat")
+    ws.rename_class("cat", "kitten")
+    assert ws.classes() == ["kitten", "dog"]
+    assert ws.seeds()[u0] == "kitten" and ws.seeds()[id_of(ws, "cat/a.png")] == "kitten"
+    assert ws.load_run().classes == ["kitten", "dog"]
+    assert ws.truth() == {"cat/a.png": "kitten"}
+    assert "cat" not in {label for label, _ in ws.current_labels().values()}
+    with pytest.raises(ValueError, match="already a class named 'dog'.*merge"):
+        ws.rename_class("kitten", "dog")
+    with pytest.raises(ValueError, match="no class 'cow'"):
+        ws.rename_class("cow", "bull")
+
+
+def test_merge_moves_every_label_and_keeps_the_history(ws):
+    ids = ws.ok_items()["id"].to_numpy()
+    result = fake_result(len(ids), 2)
+    result.labels[:] = 0
+    result.step[:] = np.arange(len(ids))
+    ws.save_run(method="hdl", params={}, result=result, classes=["cat", "dog"], item_ids=ids)
+    u0 = id_of(ws, "unlabeled/u0.png")
+    ws.add_correction([u0], "dog")
+    moved = ws.merge_classes("dog", "cat")
+    assert (moved.seeds, moved.corrections) == (2, 1)
+    assert ws.classes() == ["cat"]
+    assert set(ws.seeds().values()) == {"cat"}
+    assert {label for label, _ in ws.current_labels().values()} == {"cat"}
+    assert ws.corrections()["new_label"].tolist() == ["dog"]  # history says what happened then
+    ws.add_correction([u0], "dog")                            # the old name now means cat
+    assert ws.seeds()[u0] == "cat"
+
+
+def test_delete_refuses_a_class_with_labels_and_drops_an_unused_one(ws):
+    ws.add_class("bird")
+    assert ws.class_usage("bird").total == 0
+    ws.delete_class("bird")
+    assert "bird" not in ws.classes()
+    with pytest.raises(ValueError, match="class 'dog' still labels 2 seeds; choose the class"):
+        ws.delete_class("dog")
+    ws.delete_class("dog", reassign_to="cat")
+    assert ws.classes() == ["cat"] and set(ws.seeds().values()) == {"cat"}
+    assert ws.add_class("bird") is True and ws.classes() == ["cat", "bird"]   # a new class again
 
 
 def test_corrections_cannot_be_edited_or_deleted(ws):
@@ -637,7 +744,8 @@ def test_threads_sharing_one_workspace_lose_no_correction(ws):
     def worker(number):
         try:
             for i in range(25):
-                ws.add_correction([ids[(number + i) % len(ids)]], f"class{number % 3}")
+                # a label of its own for every write: each one is a change to record
+                ws.add_correction([ids[(number + i) % len(ids)]], f"class{number}-{i}")
                 ws.current_labels()
         except Exception as error:            # surfaced below; a thread cannot fail the test itself
             errors.append(error)
@@ -662,7 +770,8 @@ CONCURRENT_WRITER = """
     while not go.exists():
         time.sleep(0.001)
     for i in range(count):
-        ws.add_correction([first + i % 4], "shared-new-class" if i % 2 else "cat")
+        # each visit of an item gives it the other label, so every write is a change
+        ws.add_correction([first + i % 4], "cat" if (i // 4) % 2 else "shared-new-class")
         time.sleep(0.002)     # a user pauses between clicks; without it one writer can starve the other
     ws.close()
 """
@@ -760,7 +869,8 @@ KILLED_CORRECTION_WRITER = """
     ids = ws.ok_items()["id"].tolist()
     batch = 0
     while True:
-        ws.add_correction(ids[(batch * 50) % 2000:][:50], "b" if batch % 2 else "a")
+        # every pass over the items gives them the other label: each batch changes 50 labels
+        ws.add_correction(ids[(batch * 50) % 2000:][:50], "y" if (batch // 40) % 2 else "x")
         batch += 1
         if batch == 5:
             marker.touch()
@@ -784,4 +894,4 @@ def test_process_killed_while_writing_corrections_leaves_only_whole_batches(tmp_
         history = ws.corrections()
         assert len(history) >= 250 and len(history) % 50 == 0
         assert (history.groupby("batch").size() == 50).all()
-        assert ws.undo_last_correction() is True
+        assert ws.undo_last_correction() is not None

@@ -74,14 +74,14 @@ def positions_of(frame: pd.DataFrame, item_ids: Iterable[int]) -> np.ndarray:
 
 
 def hand_labeled(frame: pd.DataFrame) -> np.ndarray:
-    """Item ids whose label was corrected by hand (source "manual")."""
-    return frame.loc[frame["source"] == "manual", "item_id"].to_numpy(np.int64)
+    """Item ids whose label was corrected or confirmed by hand since the seeds were given."""
+    return frame.loc[frame["source"].isin(["manual", "confirmed"]), "item_id"].to_numpy(np.int64)
 
 
 def pending_corrections(frame: pd.DataFrame) -> int:
     """Corrections the run has not used yet: items corrected by hand that were not a seed
     of the run with that label. A re-run makes them seeds."""
-    manual = frame["source"] == "manual"
+    manual = frame["source"].isin(["manual", "confirmed"])
     used = frame["run_seed"] & (frame["run_label"] == frame["label"])
     return int((manual & ~used).sum())
 

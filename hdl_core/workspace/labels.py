@@ -17,8 +17,9 @@ import pandas as pd
 from .store import StoredRun, Workspace
 
 # Where the label an item shows comes from (`Workspace.current_labels`).
-SOURCES = ("seed", "hdl", "fallback", "manual")
-BY_HAND = ("seed", "manual")
+SOURCES = ("seed", "hdl", "fallback", "manual", "confirmed")
+# Labels a person gave or checked: full confidence, seeds of the next run.
+BY_HAND = ("seed", "manual", "confirmed")
 TABLE_COLUMNS = ["item_id", "path", "file", "label", "source", "confidence", "step", "round",
                  "position", "fallback", "run_label", "run_seed", "baseline_label", "disagrees",
                  "truth"]
