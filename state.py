@@ -1,9 +1,9 @@
 """What the pages share: the open workspace, cached heavy results, thumbnails, and error display.
 
 State lives in the workspace store (SQLite), not in the browser session: the session only
-remembers which workspace is open, and the last one opened is written to
-``<workspace root>/last-workspace.json`` so a refresh or a server restart comes back to it.
-The first start opens the built-in demo.
+remembers which workspace is open, and so does its URL (``?dataset=...``), so a reload or a
+server restart comes back to it while another tab keeps its own. A session with none opens
+the built-in demo.
 
 Heavy results are cached per workspace and embedding key: `st.cache_data` in this process,
 and on disk in the workspace (embeddings, the kNN graph, the UMAP map), so neighbours are
@@ -16,8 +16,8 @@ session holds UI state only (the round shown, the filters, a selection).
 from __future__ import annotations
 
 import io
-import json
 import logging
+import os
 import threading
 import traceback
 from contextlib import contextmanager
@@ -34,13 +34,14 @@ from hdl_core.workspace.store import Workspace
 log = logging.getLogger("hdl_studio")
 
 THUMB_PX = 96
-_LAST = "last-workspace.json"
+DATASET_PARAM = "dataset"                # URL query parameter naming the open workspace
 
 
 # --------------------------------------------------------------------------- session keys
 # UI state only; durable facts (labels, corrections, runs, the k asked for) are in the store.
 
 WORKSPACE = "workspace_folder"          # the folder of the open workspace
+TAB_ID = "tab_id"                       # a short id of this browser session (`actor`)
 IMPORT_SUMMARY = "import_summary"       # pipeline.ImportSummary of the last scan, shown once
 DATA_SOURCE = "data_source"             # Data: where images come from
 SEED_PAGE = "seed_page"                 # Data: page of the seed grid
@@ -63,10 +64,12 @@ REVIEW_FILTERS = "review_filters"       # the filters the page number belongs to
 REVIEW_MAP = "review_map"
 REVIEW_PAGE = "review_page"
 REVIEW_BULK_CLASS = "review_bulk_class"
+REVIEW_CURSOR = "review_cursor"         # place in the review queue (one image at a time)
 
 _DEFAULTS = {
     LABEL_ROUND: None, LABEL_PLAYING: False, LABEL_POINT: None, LABEL_SHOWN_RUN: None,
     LABEL_CLICKED: None, REVIEW_SELECTION: [], REVIEW_PAGE: 1, REVIEW_FILTERS: None,
+    REVIEW_CURSOR: 0,
 }
 
 
@@ -75,6 +78,17 @@ def init_session() -> None:
     for key, value in _DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = value
+
+
+# --------------------------------------------------------------------------- text
+
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|<>$~:"})
+
+
+def escape_md(text) -> str:
+    """`text` shown as itself inside Markdown: no bold, links, LaTeX or HTML from a file or
+    class name (``**x**.png`` stays ``**x**.png``)."""
+    return str(text).translate(_MARKDOWN_SPECIAL)
 
 
 # --------------------------------------------------------------------------- errors
@@ -105,20 +119,14 @@ def workspace_at(folder: str) -> Workspace:
     return Workspace(folder)
 
 
-def _last_file() -> Path:
-    return pipeline.workspace_root() / _LAST
-
-
 def open_folder(folder: str | Path, label: str) -> Workspace:
-    """Make `folder` the open workspace for this session and for the next start."""
+    """Make `folder` the open workspace of this browser session (and of its URL)."""
     folder = str(Path(folder).resolve())
     st.session_state[WORKSPACE] = folder
-    try:
-        _last_file().write_text(json.dumps({"folder": folder, "label": label}))
-    except OSError as error:
-        log.warning("could not remember the last workspace: %s", error)
+    st.query_params[DATASET_PARAM] = Path(folder).name
     ws = workspace_at(folder)
-    ws.set_setting("label", label)
+    if ws.get_setting("label") != label:
+        ws.set_setting("label", label)
     return ws
 
 
@@ -133,18 +141,67 @@ def open_demo() -> Workspace:
 
 
 def workspace() -> Workspace:
-    """The open workspace: this session's, else the last one opened, else the demo."""
+    """The open workspace of this browser session.
+
+    The dataset belongs to the session and its URL (``?dataset=<workspace>``): a reload
+    keeps it, and another tab cannot switch it. A URL naming a dataset opens that one; a
+    session with none opens the built-in demo.
+    """
     init_session()
+    named = _workspace_named(st.query_params.get(DATASET_PARAM))
+    if named is not None:
+        st.session_state[WORKSPACE] = str(named)
     folder = st.session_state.get(WORKSPACE)
-    if folder is None:
-        try:
-            folder = json.loads(_last_file().read_text())["folder"]
-        except (OSError, ValueError, KeyError):
-            folder = None
-        if folder is None or not (Path(folder) / "workspace.sqlite").is_file():
-            return open_demo()
-        st.session_state[WORKSPACE] = folder
+    if folder is None or not (Path(folder) / "workspace.sqlite").is_file():
+        return open_demo()
+    if st.query_params.get(DATASET_PARAM) != Path(folder).name:
+        st.query_params[DATASET_PARAM] = Path(folder).name     # page switches drop the params
     return workspace_at(folder)
+
+
+def _workspace_named(name: str | None) -> Path | None:
+    """The workspace folder a URL names: a plain folder name under the workspace root."""
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        return None
+    folder = pipeline.workspace_root() / name
+    return folder if (folder / "workspace.sqlite").is_file() else None
+
+
+def recent_workspaces(limit: int = 10) -> list[tuple[Path, str, float]]:
+    """Workspaces under the root, most recently used first: (folder, label, modified time)."""
+    found = []
+    for db in pipeline.workspace_root().glob("*/workspace.sqlite"):
+        try:
+            modified = max(db.stat().st_mtime, (db.parent / (db.name + "-wal")).stat().st_mtime
+                           if (db.parent / (db.name + "-wal")).exists() else 0.0)
+        except OSError:
+            continue
+        found.append((db.parent, modified))
+    found.sort(key=lambda entry: -entry[1])
+    out = []
+    for folder, modified in found[:limit]:
+        try:
+            label = workspace_at(str(folder.resolve())).get_setting("label") or folder.name
+        except Exception:   # a damaged workspace is listed by its folder name
+            label = folder.name
+        out.append((folder.resolve(), label, modified))
+    return out
+
+
+def actor() -> str:
+    """Who this browser session is, for the history and for undo: ``HDL_USER`` or the
+    signed-in user's name when configured, and a short id of this browser tab."""
+    if TAB_ID not in st.session_state:
+        import secrets
+        st.session_state[TAB_ID] = secrets.token_hex(2)
+    tab = f"tab {st.session_state[TAB_ID]}"
+    name = os.environ.get("HDL_USER", "").strip()
+    try:
+        if not name and st.user.is_logged_in:
+            name = str(st.user.get("name") or st.user.get("email") or "")
+    except Exception:   # no authentication configured
+        pass
+    return f"{name} ({tab})" if name else tab
 
 
 def workspace_label(ws: Workspace) -> str:

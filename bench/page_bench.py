@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import statistics
 import sys
@@ -68,8 +67,7 @@ def make_workspace(n: int, base: Path):
     emb = pipeline.import_embeddings(ws, paths, X, label="synthetic (512-d)")
     out = pipeline.run_labeling(ws, emb, KIntent.parse(K))
     ws.save_embeddings(f"{emb.key}|umap", pca_map(emb.X))
-    (pipeline.workspace_root() / "last-workspace.json").write_text(
-        json.dumps({"folder": str(ws.folder), "label": f"synthetic {n}"}))
+    ws.set_setting("label", f"synthetic {n}")
     return ws, emb, out
 
 
@@ -114,6 +112,7 @@ def measure(n: int, repeats: int) -> dict:
     rounds = [n_rounds // 2, 0, n_rounds - 1, n_rounds // 3, (2 * n_rounds) // 3][:max(repeats, 3)]
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    at.query_params[state.DATASET_PARAM] = ws.folder.name
     at.run()
     at.switch_page("pages/label.py")
     t0 = time.perf_counter()

@@ -70,8 +70,14 @@ def selection_points(key: str) -> list:
         return []
 
 
+def plotly_text(text) -> str:
+    """`text` shown as itself in plotly hovers and legends (which read <b>, <a href>, &...)."""
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+
+
 def class_map(coords: np.ndarray, ids: np.ndarray, labels: np.ndarray, classes: list[str], *,
-              hover: np.ndarray, given: np.ndarray, height: int = MAP_HEIGHT) -> dict:
+              hover: np.ndarray, given: np.ndarray, colours: dict | None = None,
+              selected=None, height: int = MAP_HEIGHT) -> dict:
     """Points coloured by their label, one trace per class, lasso ready.
 
     Parameters
@@ -83,28 +89,38 @@ def class_map(coords: np.ndarray, ids: np.ndarray, labels: np.ndarray, classes: 
     labels : ndarray (n,) of object
         Class name per point, None for "no label".
     classes : list of str
-        Class order (fixes each class's colour).
+        Class order.
     hover : ndarray (n,) of str
         Hover text (the file's path).
     given : ndarray (n,) of bool
-        Labels given by hand (seeds and corrections): drawn as bigger diamonds.
+        Labels given by hand (seeds, corrections, confirmations): bigger diamonds.
+    colours : dict of str to str, optional
+        Each class's colour (`Workspace.class_colours`); `palette` when not given.
+    selected : iterable of ids, optional
+        A selection to show: those points keep their colour, the others turn grey.
     """
-    colours = palette(len(classes))
+    fallback = palette(len(classes))
+    colours = {name: (colours or {}).get(name, fallback[c]) for c, name in enumerate(classes)}
+    chosen = None if not selected else np.isin(ids, np.fromiter(selected, np.int64))
     data = []
-    groups = [(name, colours[c], labels == name) for c, name in enumerate(classes)]
+    groups = [(name, colours[name], labels == name) for name in classes]
     groups.append(("no label", "lightgrey", np.array([label is None for label in labels], bool)))
     for name, colour, mask in groups:
         if not mask.any():
             continue
-        data.append({
-            "type": "scattergl", "mode": "markers", "name": str(name),
+        trace = {
+            "type": "scattergl", "mode": "markers", "name": plotly_text(name),
             "x": coords[mask, 0], "y": coords[mask, 1], "customdata": ids[mask],
-            "text": hover[mask],
+            "text": np.array([plotly_text(h) for h in hover[mask]], dtype=object),
             "marker": {"color": colour, "size": np.where(given[mask], 9, 5),
                        "symbol": np.where(given[mask], "diamond", "circle")},
-            "hovertemplate": "%{text}<br>" + f"{name}<extra></extra>"})
+            "hovertemplate": "%{text}<br>" + plotly_text(name) + "<extra></extra>"}
+        if chosen is not None:
+            trace["selectedpoints"] = np.flatnonzero(chosen[mask]).tolist()
+            trace["unselected"] = {"marker": {"color": GREY, "opacity": 0.35}}
+        data.append(trace)
     layout = {"dragmode": "lasso", "height": height, "margin": {"t": 10, "b": 10, "l": 10, "r": 10},
-              "legend": {"itemsizing": "constant"},
+              "legend": {"itemsizing": "constant"}, "uirevision": "class-map",
               "xaxis": {"showticklabels": False}, "yaxis": {"showticklabels": False}}
     return {"data": data, "layout": layout}
 
