@@ -538,26 +538,3 @@ def knn_dv_label(X, y, *, k: int, metric: str = "cosine") -> LabelingResult:
     result.confidence[unlabeled] = shares
     result.n_voters[unlabeled] = k_vote
     return result
-
-
-def knn_dv_from(y: np.ndarray, k: int, nearest) -> LabelingResult:
-    """kNN-DV given `nearest(unlabeled, seeds, k_vote)`: for each unlabeled point, the
-    positions in `seeds` of its k_vote nearest seeds, nearest first (any metric).
-
-    Kept only for views/toy.py until it calls knn_dv_label(metric="euclidean").
-    """
-    n = y.shape[0]
-    labels = y.copy()
-    unlabeled = np.flatnonzero(y < 0)
-    seeds = np.flatnonzero(y >= 0)
-    step = np.where(y < 0, 0, -1).astype(np.int64)
-    result = LabelingResult(labels, step, step.copy(), np.ones(n), np.zeros(n, np.int64),
-                            np.zeros(n, bool), np.full(n, -1, np.int64), k)
-    if unlabeled.size == 0:
-        return result
-    k_vote = min(k, seeds.size)
-    winners, shares = vote(y[seeds][nearest(unlabeled, seeds, k_vote)], int(y.max()) + 1)
-    labels[unlabeled] = winners
-    result.confidence[unlabeled] = shares
-    result.n_voters[unlabeled] = k_vote
-    return result
