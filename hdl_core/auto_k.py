@@ -8,7 +8,7 @@ import numpy as np
 from scipy.special import betainc
 
 from .config import DEFAULT_K, DEFAULT_K_MAX, DEFAULT_NOISE_RATE
-from .graph import check_k, exact_knn, normalize_rows
+from .graph import check_k, exact_knn, get_metric
 from .hdl import validate_labels
 
 # Fewer centers than this and μ_k moves by more than ±0.07 (one standard error at
@@ -67,11 +67,13 @@ def vote_success_bound(ks, noise_rate: float) -> np.ndarray:
 
 
 def mu_k(X_labeled: np.ndarray, y_labeled: np.ndarray, centers: np.ndarray,
-         k_max: int) -> np.ndarray:
+         k_max: int, *, metric: str = "cosine") -> np.ndarray:
     """μ_k for k = 1..k_max-1 over the given centers (indices into the labeled set).
 
     A center holds for k when it and its k nearest labeled points (itself excluded by
-    index, so a duplicate still counts) all share one label. Rows must be unit vectors.
+    index, so a duplicate still counts; equal distances by ascending index) all share one
+    label. Rows must be prepared for `metric` (cosine: unit vectors; see
+    `graph.METRICS`).
     """
     n_lab = X_labeled.shape[0]
     ks = np.arange(1, k_max)
@@ -79,9 +81,9 @@ def mu_k(X_labeled: np.ndarray, y_labeled: np.ndarray, centers: np.ndarray,
     k_avail = min(k_max - 1, n_lab - 1)
     if k_avail < 1 or centers.size == 0:
         return mu
-    sim_query = X_labeled[centers]
+    queries = X_labeled[centers]
     # search k_avail+1 so that the center itself can be removed by index
-    nearest, _ = exact_knn(sim_query, X_labeled, k_avail + 1)
+    nearest, _ = exact_knn(queries, X_labeled, k_avail + 1, metric=metric)
     is_self = nearest == centers[:, None]
     keep = ~is_self
     keep[~is_self.any(axis=1), -1] = False
@@ -93,7 +95,7 @@ def mu_k(X_labeled: np.ndarray, y_labeled: np.ndarray, centers: np.ndarray,
 
 
 def choose_k(X, y, *, k_max: int = 20, noise_rate: float = 0.15, sample_fraction=0.1,
-             random_state=None) -> KChoice:
+             random_state=None, metric: str = "cosine") -> KChoice:
     """Choose k as the argmax of P(k) = μ_k · I_{1-e}(k+1-k', k'+1) (Listing 1).
 
     Parameters
@@ -110,12 +112,14 @@ def choose_k(X, y, *, k_max: int = 20, noise_rate: float = 0.15, sample_fraction
         Share of labeled points drawn (without replacement) as centers; at least
         MIN_CENTERS are drawn when that many exist. None uses every labeled point.
     random_state : int, Generator or None
+    metric : {"cosine", "euclidean"}, default="cosine"
+        How the neighbours behind μ_k are measured (see `graph.METRICS`).
 
     Returns
     -------
     KChoice
     """
-    Xn = normalize_rows(X)
+    Xn = get_metric(metric).prepare(X)
     y = validate_labels(y, Xn.shape[0])
     if isinstance(k_max, bool) or not isinstance(k_max, (int, np.integer)) or k_max < 2:
         raise ValueError(f"k_max must be an integer of at least 2, got {k_max!r}")
@@ -135,7 +139,7 @@ def choose_k(X, y, *, k_max: int = 20, noise_rate: float = 0.15, sample_fraction
         centers = np.sort(rng.choice(n_lab, size=min(m, n_lab), replace=False))
 
     ks = np.arange(1, k_max)
-    mu = mu_k(X_lab, y_lab, centers, k_max)
+    mu = mu_k(X_lab, y_lab, centers, k_max, metric=metric)
     beta = vote_success_bound(ks, float(noise_rate))
     p = mu * beta
 
