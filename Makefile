@@ -4,29 +4,34 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test bench clean
+.PHONY: run test test-fast bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# stamps make reinstalls happen only when a requirements file changes
-$(VENV)/.runtime: requirements.txt | $(PY)
+# stamps make reinstalls happen only when the dependency lists change
+$(VENV)/.runtime: pyproject.toml requirements.txt | $(PY)
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt | $(PY)
+$(VENV)/.dev: pyproject.toml requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
 run: $(VENV)/.runtime
-	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true
+	$(VENV)/bin/hdl-studio app --port $(PORT)
 
+# everything: doctests, unit tests, page tests, the browser test and the slow checks
 test: $(VENV)/.dev
 	$(PY) -m pytest
 
+# for development: leaves out the tests marked slow (see pyproject.toml)
+test-fast: $(VENV)/.dev
+	$(PY) -m pytest -m "not slow" -q
+
 # every benchmark in turn; each prints its table and writes bench/results/<name>.json
-BENCHES := hdl knn accuracy auto_k embed store page teach suggest
+BENCHES := hdl knn accuracy auto_k embed store page teach suggest review_queue
 bench: $(VENV)/.dev
 	@for b in $(BENCHES); do echo "== bench/$${b}_bench.py"; $(PY) bench/$${b}_bench.py || exit 1; done
 

@@ -1,19 +1,23 @@
 """What the pages share: the open workspace, cached heavy results, thumbnails, and error display.
 
 State lives in the workspace store (SQLite), not in the browser session: the session only
-remembers which workspace is open, and the last one opened is written to
-``<workspace root>/last-workspace.json`` so a refresh or a server restart comes back to it.
-The first start opens the built-in demo.
+remembers which workspace is open, and so does its URL (``?dataset=...``), so a reload or a
+server restart comes back to it while another tab keeps its own. A session with none opens
+the built-in demo.
 
 Heavy results are cached per workspace and embedding key: `st.cache_data` in this process,
 and on disk in the workspace (embeddings, the kNN graph, the UMAP map), so neighbours are
-computed once and a restart does not recompute them.
+computed once and a restart does not recompute them. Cached functions take everything they
+depend on as arguments and never read the session.
+
+Every session key the pages use is named here, with its default (`init_session`); the
+session holds UI state only (the round shown, the filters, a selection).
 """
 from __future__ import annotations
 
 import io
-import json
 import logging
+import os
 import threading
 import traceback
 from contextlib import contextmanager
@@ -23,14 +27,68 @@ import numpy as np
 import streamlit as st
 
 from hdl_core import data as images
+from hdl_core.auto_k import KIntent, resolve_k
 from hdl_core.workspace import pipeline
 from hdl_core.workspace.store import Workspace
 
 log = logging.getLogger("hdl_studio")
 
 THUMB_PX = 96
-_LAST = "last-workspace.json"
-_SESSION_KEY = "workspace_folder"
+DATASET_PARAM = "dataset"                # URL query parameter naming the open workspace
+
+
+# --------------------------------------------------------------------------- session keys
+# UI state only; durable facts (labels, corrections, runs, the k asked for) are in the store.
+
+WORKSPACE = "workspace_folder"          # the folder of the open workspace
+TAB_ID = "tab_id"                       # a short id of this browser session (`actor`)
+IMPORT_SUMMARY = "import_summary"       # pipeline.ImportSummary of the last scan, shown once
+DATA_SOURCE = "data_source"             # Data: where images come from
+SEED_PAGE = "seed_page"                 # Data: page of the seed grid
+EMBED_STATS = "embed_stats"             # Embed: stats of the last embedding, shown once
+# Label
+LABEL_ROUND = "label_round"             # the round shown
+LABEL_PLAYING = "label_playing"         # the replay is playing
+LABEL_POINT = "label_point"             # the clicked point: its position in the run, or None
+LABEL_SHOWN_RUN = "label_shown_run"     # the run the keys above refer to
+LABEL_ONLY_DISAGREE = "label_only_disagree"
+LABEL_RUN_CHOICE = "label_run_choice"
+LABEL_MESSAGE = "label_message"
+LABEL_MAP = "label_map"                 # the map chart's selection state
+LABEL_CLICKED = "label_clicked"         # the last click taken from the map's selection
+# Review
+REVIEW_SELECTION = "review_selection"   # item ids selected on the map
+REVIEW_FLASH = "review_flash"           # (kind, message) shown once after an action
+REVIEW_TAB = "review_tab"
+REVIEW_FILTERS = "review_filters"       # the filters the page number belongs to
+REVIEW_MAP = "review_map"
+REVIEW_PAGE = "review_page"
+REVIEW_BULK_CLASS = "review_bulk_class"
+REVIEW_CURSOR = "review_cursor"         # place in the review queue (one image at a time)
+
+_DEFAULTS = {
+    LABEL_ROUND: None, LABEL_PLAYING: False, LABEL_POINT: None, LABEL_SHOWN_RUN: None,
+    LABEL_CLICKED: None, REVIEW_SELECTION: [], REVIEW_PAGE: 1, REVIEW_FILTERS: None,
+    REVIEW_CURSOR: 0,
+}
+
+
+def init_session() -> None:
+    """Give every session key above its default, once per browser session."""
+    for key, value in _DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+# --------------------------------------------------------------------------- text
+
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|<>$~:"})
+
+
+def escape_md(text) -> str:
+    """`text` shown as itself inside Markdown: no bold, links, LaTeX or HTML from a file or
+    class name (``**x**.png`` stays ``**x**.png``)."""
+    return str(text).translate(_MARKDOWN_SPECIAL)
 
 
 # --------------------------------------------------------------------------- errors
@@ -56,24 +114,19 @@ def user_errors(what: str = "That"):
 # --------------------------------------------------------------------------- workspace
 
 @st.cache_resource(show_spinner=False)
-def _workspace(folder: str) -> Workspace:
+def workspace_at(folder: str) -> Workspace:
+    """The one `Workspace` object of a folder in this server process (shared by sessions)."""
     return Workspace(folder)
 
 
-def _last_file() -> Path:
-    return pipeline.workspace_root() / _LAST
-
-
 def open_folder(folder: str | Path, label: str) -> Workspace:
-    """Make `folder` the open workspace for this session and for the next start."""
+    """Make `folder` the open workspace of this browser session (and of its URL)."""
     folder = str(Path(folder).resolve())
-    st.session_state[_SESSION_KEY] = folder
-    try:
-        _last_file().write_text(json.dumps({"folder": folder, "label": label}))
-    except OSError as error:
-        log.warning("could not remember the last workspace: %s", error)
-    ws = _workspace(folder)
-    ws.set_setting("label", label)
+    st.session_state[WORKSPACE] = folder
+    st.query_params[DATASET_PARAM] = Path(folder).name
+    ws = workspace_at(folder)
+    if ws.get_setting("label") != label:
+        ws.set_setting("label", label)
     return ws
 
 
@@ -81,24 +134,74 @@ def open_demo() -> Workspace:
     """The built-in demo (digits), generated and imported on first use."""
     folder = images.make_demo()
     ws_folder = pipeline.workspace_for(folder)
-    ws = _workspace(str(ws_folder))
+    ws = workspace_at(str(ws_folder))
     if ws.dataset_root() is None:
         pipeline.import_dataset(ws, images.load_folder(folder))
     return open_folder(ws_folder, "Demo: handwritten digits")
 
 
 def workspace() -> Workspace:
-    """The open workspace: this session's, else the last one opened, else the demo."""
-    folder = st.session_state.get(_SESSION_KEY)
-    if folder is None:
+    """The open workspace of this browser session.
+
+    The dataset belongs to the session and its URL (``?dataset=<workspace>``): a reload
+    keeps it, and another tab cannot switch it. A URL naming a dataset opens that one; a
+    session with none opens the built-in demo.
+    """
+    init_session()
+    named = _workspace_named(st.query_params.get(DATASET_PARAM))
+    if named is not None:
+        st.session_state[WORKSPACE] = str(named)
+    folder = st.session_state.get(WORKSPACE)
+    if folder is None or not (Path(folder) / "workspace.sqlite").is_file():
+        return open_demo()
+    if st.query_params.get(DATASET_PARAM) != Path(folder).name:
+        st.query_params[DATASET_PARAM] = Path(folder).name     # page switches drop the params
+    return workspace_at(folder)
+
+
+def _workspace_named(name: str | None) -> Path | None:
+    """The workspace folder a URL names: a plain folder name under the workspace root."""
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        return None
+    folder = pipeline.workspace_root() / name
+    return folder if (folder / "workspace.sqlite").is_file() else None
+
+
+def recent_workspaces(limit: int = 10) -> list[tuple[Path, str, float]]:
+    """Workspaces under the root, most recently used first: (folder, label, modified time)."""
+    found = []
+    for db in pipeline.workspace_root().glob("*/workspace.sqlite"):
         try:
-            folder = json.loads(_last_file().read_text())["folder"]
-        except (OSError, ValueError, KeyError):
-            folder = None
-        if folder is None or not (Path(folder) / "workspace.sqlite").is_file():
-            return open_demo()
-        st.session_state[_SESSION_KEY] = folder
-    return _workspace(folder)
+            modified = max(db.stat().st_mtime, (db.parent / (db.name + "-wal")).stat().st_mtime
+                           if (db.parent / (db.name + "-wal")).exists() else 0.0)
+        except OSError:
+            continue
+        found.append((db.parent, modified))
+    found.sort(key=lambda entry: -entry[1])
+    out = []
+    for folder, modified in found[:limit]:
+        try:
+            label = workspace_at(str(folder.resolve())).get_setting("label") or folder.name
+        except Exception:   # a damaged workspace is listed by its folder name
+            label = folder.name
+        out.append((folder.resolve(), label, modified))
+    return out
+
+
+def actor() -> str:
+    """Who this browser session is, for the history and for undo: ``HDL_USER`` or the
+    signed-in user's name when configured, and a short id of this browser tab."""
+    if TAB_ID not in st.session_state:
+        import secrets
+        st.session_state[TAB_ID] = secrets.token_hex(2)
+    tab = f"tab {st.session_state[TAB_ID]}"
+    name = os.environ.get("HDL_USER", "").strip()
+    try:
+        if not name and st.user.is_logged_in:
+            name = str(st.user.get("name") or st.user.get("email") or "")
+    except Exception:   # no authentication configured
+        pass
+    return f"{name} ({tab})" if name else tab
 
 
 def workspace_label(ws: Workspace) -> str:
@@ -110,10 +213,9 @@ def sidebar_status(ws: Workspace) -> None:
     with st.sidebar:
         st.caption(f"**Dataset:** {workspace_label(ws)}")
         embedding = pipeline.current_embedding(ws)
-        runs = ws.runs()
         steps = [f"{len(ws.ok_items())} images", f"{len(ws.seeds())} seeds",
                  embedding.label if embedding else "not embedded",
-                 f"{sum(r['method'] == 'hdl' for r in runs)} HDL runs"]
+                 f"{len(ws.runs('hdl'))} HDL runs"]
         st.caption(" · ".join(steps))
 
 
@@ -126,13 +228,22 @@ def embedding(ws: Workspace) -> pipeline.Embedding | None:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _embedding(folder: str, key: str, n_items: int):
-    return pipeline.current_embedding(_workspace(folder))
+    return pipeline.current_embedding(workspace_at(folder))
+
+
+def embedding_at(folder: str, key: str) -> pipeline.Embedding:
+    """The current embeddings of a workspace folder, checked to be the ones named by `key`."""
+    ws = workspace_at(folder)
+    current = embedding(ws)
+    if current is None or current.key != key:
+        raise pipeline.PipelineError("the embeddings changed while this page was open; reload it")
+    return current
 
 
 @st.cache_data(show_spinner="Finding neighbours…", max_entries=8)
 def graph(folder: str, key: str, k: int):
     """The workspace's kNN graph for an embedding, with at least `k` neighbours (computed once)."""
-    ws = _workspace(folder)
+    ws = workspace_at(folder)
     current = pipeline.require_embedding(ws)
     if current.key != key:
         raise pipeline.PipelineError("the embeddings changed while this page was open; reload it")
@@ -141,7 +252,7 @@ def graph(folder: str, key: str, k: int):
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def stored_run(folder: str, run_id: int):
-    return _workspace(folder).load_run(run_id)
+    return workspace_at(folder).load_run(run_id)
 
 
 def items_of(ws: Workspace):
@@ -185,7 +296,7 @@ def umap_problem(emb: pipeline.Embedding) -> str | None:
 def _compute_umap(folder: str, emb_key: str, key: str) -> None:
     from hdl_core.views.projection import umap_map
     try:
-        ws = _workspace(folder)
+        ws = workspace_at(folder)
         current = pipeline.require_embedding(ws)
         if current.key != emb_key:
             return
@@ -201,13 +312,13 @@ def _compute_umap(folder: str, emb_key: str, key: str) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _stored_map(folder: str, key: str):
-    return _workspace(folder).load_embeddings(key)
+    return workspace_at(folder).load_embeddings(key)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _pca(folder: str, emb_key: str):
     from hdl_core.views.projection import pca_map
-    return pca_map(pipeline.require_embedding(_workspace(folder)).X).astype(np.float32)
+    return pca_map(pipeline.require_embedding(workspace_at(folder)).X).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- thumbnails
@@ -235,12 +346,39 @@ def need_embedding(ws: Workspace) -> pipeline.Embedding:
     return emb
 
 
-def need_run(ws: Workspace):
+def need_run(ws: Workspace, emb: pipeline.Embedding):
     """The latest HDL run of the current embeddings, or a note with a link to the Label page and a stop."""
-    run = ws.load_run(method="hdl")
-    emb = embedding(ws)
-    if run is None or emb is None or run.params.get("embedding") != emb.key:
+    runs = ws.runs("hdl")
+    if not runs or pipeline.run_status(runs[-1], emb) == pipeline.STALE:
         st.info("No HDL run for the current embeddings yet. Run HDL on the Label page.")
         st.page_link("pages/label.py", label="Go to Label", icon=":material/label:")
         st.stop()
-    return stored_run(str(ws.folder), run.run_id)
+    return stored_run(str(ws.folder), runs[-1].run_id)
+
+
+# --------------------------------------------------------------------------- k
+
+def k_intent(ws: Workspace) -> KIntent:
+    """The k the next run uses, as the user asked for it (Choose k page)."""
+    return pipeline.k_intent(ws)
+
+
+@st.cache_data(show_spinner="Measuring μ_k…", max_entries=32)
+def k_choice(folder: str, emb_key: str, seeds_digest: str, intent: KIntent):
+    """`resolve_k` for an intent, computed once per embedding, seeds and intent.
+
+    Returns (k, KChoice or None). `seeds_digest` (`seeds_digest`) keys the cache: a new
+    seed or correction computes k* again.
+    """
+    ws = workspace_at(folder)
+    current = pipeline.require_embedding(ws)
+    if current.key != emb_key:
+        raise pipeline.PipelineError("the embeddings changed while this page was open; reload it")
+    y, classes = pipeline.seed_vector(ws, current.item_ids)
+    pipeline.require_seeds(y, classes)
+    return resolve_k(intent, current.X, y)
+
+
+def seeds_digest(y: np.ndarray) -> str:
+    import hashlib
+    return hashlib.sha1(np.ascontiguousarray(y).tobytes()).hexdigest()

@@ -167,7 +167,7 @@ def versus_literal(n: int, repeats: int, budget_s: float) -> dict:
            "bridges": int(fast.fallback.sum()), "budget_s": budget_s}
     measured = literal_seconds(n, budget_s)
     if measured is not None:
-        literal_s, (labels, step, round_, fallback) = measured
+        literal_s, (labels, step, round_, fallback, _) = measured
         identical = {
             "labels": bool(np.array_equal(labels, fast.labels)),
             "step": bool(np.array_equal(step, fast.step)),

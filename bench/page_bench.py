@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import statistics
 import sys
@@ -41,6 +40,7 @@ K = 10
 
 def make_workspace(n: int, base: Path):
     """A workspace of `n` synthetic items (1% seeds, known truth), embedded and labeled once."""
+    from hdl_core.auto_k import KIntent
     from hdl_core.workspace import pipeline
     from hdl_core.data import Dataset, Item
     from hdl_core.views.projection import pca_map
@@ -65,10 +65,9 @@ def make_workspace(n: int, base: Path):
     ws = Workspace(pipeline.workspace_for(root))
     pipeline.import_dataset(ws, dataset)
     emb = pipeline.import_embeddings(ws, paths, X, label="synthetic (512-d)")
-    out = pipeline.run_labeling(ws, emb, k=K)
+    out = pipeline.run_labeling(ws, emb, KIntent.parse(K))
     ws.save_embeddings(f"{emb.key}|umap", pca_map(emb.X))
-    (pipeline.workspace_root() / "last-workspace.json").write_text(
-        json.dumps({"folder": str(ws.folder), "label": f"synthetic {n}"}))
+    ws.set_setting("label", f"synthetic {n}")
     return ws, emb, out
 
 
@@ -109,10 +108,11 @@ def measure(n: int, repeats: int) -> dict:
     started = time.perf_counter()
     ws, emb, out = make_workspace(n, Path(os.environ["HDL_DATA_ROOT"]).parent)
     setup_s = time.perf_counter() - started
-    n_rounds = out["result"].n_rounds
+    n_rounds = out.result.n_rounds
     rounds = [n_rounds // 2, 0, n_rounds - 1, n_rounds // 3, (2 * n_rounds) // 3][:max(repeats, 3)]
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    at.query_params[state.DATASET_PARAM] = ws.folder.name
     at.run()
     at.switch_page("pages/label.py")
     t0 = time.perf_counter()
@@ -129,7 +129,7 @@ def measure(n: int, repeats: int) -> dict:
     page = load_page_module()
     graph = pipeline.neighbour_graph(ws, emb, K)
     t0 = time.perf_counter()
-    view = page.prepare(ws, out["hdl"], out.get("knn_dv"), graph.indices)
+    view = page.prepare(ws, out.hdl_id, out.get("knn_dv"), graph.indices)
     prepare_s = time.perf_counter() - t0
     coords = state._stored_map(str(ws.folder), f"{emb.key}|umap")
     fragment_move(page, view, coords, rounds[0])            # warm-up (plotly imports)

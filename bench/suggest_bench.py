@@ -135,7 +135,7 @@ def one_draw(labeler: Labeler, y0: np.ndarray, draw: int, repeats: int) -> dict:
             acc, rest = labeler.accuracy(labeler.run(y1), y1)
             gains.append(acc - acc0)
             rests.append(rest - rest0)
-            wrong.append(int((base.labels[points] != truth[points]).sum()))
+            wrong.append(int((base.result.labels[points] != truth[points]).sum()))
         row["gain"][arm], row["gain_rest"][arm], row["wrong_picked"][arm] = gains, rests, wrong
     row["rounds"] = {}
     for arm in ITERATED:

@@ -3,7 +3,8 @@
 The issue's target: ≤ 200 ms per step at 500 points, k re-running everything live.
 
 Measured three ways:
-* library: `hdl_core.views.toy` alone (graph, a whole run per k, the k curves, one step's state);
+* library: `hdl_core` on the toy alone (the Euclidean graph, a whole `teach_run` per k, the
+  k curves from the seeds and from the truth, one step's state);
 * figure: building the HDL plane for one step and serialising it as Streamlit does
   (`plotly.io.to_json`), using the page's own functions;
 * page: the whole page script under `streamlit.testing.v1.AppTest`, timed inside the
@@ -26,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from hdl_core import build_knn_graph, choose_k  # noqa: E402
 from hdl_core.views import toy as teach  # noqa: E402
 from hdl_core.views import walkthrough  # noqa: E402
 
@@ -50,13 +52,20 @@ def timed(fn, *args, **kwargs):
     return value, time.perf_counter() - start
 
 
+def k_curves(toy: teach.Toy):
+    """What the page computes for its k chart: choose_k from the seeds and from the truth."""
+    return (choose_k(toy.X, toy.y, k_max=teach.K_MAX, random_state=0, metric="euclidean"),
+            choose_k(toy.X, toy.truth, k_max=teach.K_MAX, sample_fraction=None,
+                     metric="euclidean"))
+
+
 def library() -> dict:
     out = {}
     teach.teach_run(*_toy_args(TOYS[0]), k=5)        # compile numba kernels once
-    teach.choose_k_plane(*_toy_args(TOYS[0]))         # and load scipy's special functions
+    k_curves(teach.make_toy(*TOYS[0]))                # and load scipy's special functions
     for params in TOYS:
         toy = teach.make_toy(*params)
-        graph, t_graph = timed(teach.plane_knn_graph, toy.X)
+        graph, t_graph = timed(build_knn_graph, toy.X, teach.K_MAX, metric="euclidean")
         runs = {}
         for k in KS:
             run, t_run = timed(teach.teach_run, toy.X, toy.y, toy.truth, k=k, graph=graph)
@@ -67,7 +76,7 @@ def library() -> dict:
                             "accuracy_hdl": round(run.accuracy_hdl, 4),
                             "accuracy_knn_dv": round(run.accuracy_knn_dv, 4),
                             "step_state": summary(states)}
-        _, t_k = timed(teach.choose_k_plane, toy.X, toy.y, toy.truth)
+        _, t_k = timed(k_curves, toy)
         out["/".join(map(str, params))] = {"graph_ms": round(t_graph * 1000, 2),
                                            "k_curves_ms": round(t_k * 1000, 2), "by_k": runs}
     return out
@@ -154,7 +163,7 @@ def page_runs(n_clicks: int = 30) -> dict:
 def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     result = {
-        "what": "Teach page at 500 points: hdl_core.views.toy alone, the HDL plane figure, and "
+        "what": "Teach page at 500 points: hdl_core on the toy alone, the HDL plane figure, and "
                 "the whole page script per step / per k change (AppTest, timed inside the script)",
         "target": "≤ 200 ms per step at 500 points",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),

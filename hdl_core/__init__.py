@@ -14,6 +14,7 @@ from .estimator import HDLClassifier
 from .flood import FloodReport, flood_report
 from .graph import KnnGraph, build_knn_graph, to_umap_knn
 from .hdl import LabelingResult, hdl_label, knn_dv_label
+from .suggest import ReviewQueue, review_queue, review_queue_with_reasons
 
 __all__ = [
     "KnnGraph", "build_knn_graph", "to_umap_knn",
@@ -21,5 +22,6 @@ __all__ = [
     "KChoice", "choose_k",
     "HDLClassifier",
     "FloodReport", "flood_report",
+    "review_queue", "review_queue_with_reasons", "ReviewQueue",
 ]
 __version__ = "0.1.0"

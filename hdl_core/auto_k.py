@@ -7,11 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import betainc
 
-from .graph import exact_knn, normalize_rows
+from .config import DEFAULT_K, DEFAULT_K_MAX, DEFAULT_NOISE_RATE
+from .graph import check_k, exact_knn, get_metric
 from .hdl import validate_labels
 
-# The paper's empirical k (Table 2), used when μ_k cannot be trusted.
-DEFAULT_K = 3
 # Fewer centers than this and μ_k moves by more than ±0.07 (one standard error at
 # μ = 0.5) between draws, enough to move k* by several steps: see bench/auto_k_bench.py.
 MIN_CENTERS = 50
@@ -68,11 +67,13 @@ def vote_success_bound(ks, noise_rate: float) -> np.ndarray:
 
 
 def mu_k(X_labeled: np.ndarray, y_labeled: np.ndarray, centers: np.ndarray,
-         k_max: int) -> np.ndarray:
+         k_max: int, *, metric: str = "cosine") -> np.ndarray:
     """μ_k for k = 1..k_max-1 over the given centers (indices into the labeled set).
 
     A center holds for k when it and its k nearest labeled points (itself excluded by
-    index, so a duplicate still counts) all share one label. Rows must be unit vectors.
+    index, so a duplicate still counts; equal distances by ascending index) all share one
+    label. Rows must be prepared for `metric` (cosine: unit vectors; see
+    `graph.METRICS`).
     """
     n_lab = X_labeled.shape[0]
     ks = np.arange(1, k_max)
@@ -80,9 +81,9 @@ def mu_k(X_labeled: np.ndarray, y_labeled: np.ndarray, centers: np.ndarray,
     k_avail = min(k_max - 1, n_lab - 1)
     if k_avail < 1 or centers.size == 0:
         return mu
-    sim_query = X_labeled[centers]
+    queries = X_labeled[centers]
     # search k_avail+1 so that the center itself can be removed by index
-    nearest, _ = exact_knn(sim_query, X_labeled, k_avail + 1)
+    nearest, _ = exact_knn(queries, X_labeled, k_avail + 1, metric=metric)
     is_self = nearest == centers[:, None]
     keep = ~is_self
     keep[~is_self.any(axis=1), -1] = False
@@ -94,7 +95,7 @@ def mu_k(X_labeled: np.ndarray, y_labeled: np.ndarray, centers: np.ndarray,
 
 
 def choose_k(X, y, *, k_max: int = 20, noise_rate: float = 0.15, sample_fraction=0.1,
-             random_state=None) -> KChoice:
+             random_state=None, metric: str = "cosine") -> KChoice:
     """Choose k as the argmax of P(k) = μ_k · I_{1-e}(k+1-k', k'+1) (Listing 1).
 
     Parameters
@@ -111,12 +112,14 @@ def choose_k(X, y, *, k_max: int = 20, noise_rate: float = 0.15, sample_fraction
         Share of labeled points drawn (without replacement) as centers; at least
         MIN_CENTERS are drawn when that many exist. None uses every labeled point.
     random_state : int, Generator or None
+    metric : {"cosine", "euclidean"}, default="cosine"
+        How the neighbours behind μ_k are measured (see `graph.METRICS`).
 
     Returns
     -------
     KChoice
     """
-    Xn = normalize_rows(X)
+    Xn = get_metric(metric).prepare(X)
     y = validate_labels(y, Xn.shape[0])
     if isinstance(k_max, bool) or not isinstance(k_max, (int, np.integer)) or k_max < 2:
         raise ValueError(f"k_max must be an integer of at least 2, got {k_max!r}")
@@ -136,7 +139,7 @@ def choose_k(X, y, *, k_max: int = 20, noise_rate: float = 0.15, sample_fraction
         centers = np.sort(rng.choice(n_lab, size=min(m, n_lab), replace=False))
 
     ks = np.arange(1, k_max)
-    mu = mu_k(X_lab, y_lab, centers, k_max)
+    mu = mu_k(X_lab, y_lab, centers, k_max, metric=metric)
     beta = vote_success_bound(ks, float(noise_rate))
     p = mu * beta
 
@@ -165,3 +168,116 @@ def choose_k(X, y, *, k_max: int = 20, noise_rate: float = 0.15, sample_fraction
     k = min(k, Xn.shape[0] - 1)
     return KChoice(ks=ks, mu=mu, beta=beta, p=p, k=k, reliable=reliable, reason=reason,
                    n_centers=int(centers.size))
+
+
+# Centers for μ_k under "auto": every labeled point up to this many, else a fixed-seed
+# sample of this many (bench/auto_k_bench.py: 50 centers already land within ±2 of k* in
+# 98 % of draws; this many keeps μ_k's sampling error below 0.01).
+AUTO_MAX_CENTERS = 20_000
+
+
+@dataclass(frozen=True)
+class KIntent:
+    """What the user asked k to be: a number, or "auto" with the settings of eq. (2).
+
+    The intent is what is stored (with a workspace, a run, an estimator); the k it means
+    is computed when needed by `resolve_k`, so "auto" follows the seeds as they change.
+    Build one with `KIntent.parse`, which is where k is validated.
+
+    Attributes
+    ----------
+    k : int or "auto"
+    noise_rate : float
+        e in eq. (2), in [0, 1).
+    k_max : int
+        Candidates are k = 1 .. k_max-1, k_max >= 2.
+    """
+
+    k: int | str = "auto"
+    noise_rate: float = DEFAULT_NOISE_RATE
+    k_max: int = DEFAULT_K_MAX
+
+    @classmethod
+    def parse(cls, k="auto", *, noise_rate=DEFAULT_NOISE_RATE, k_max=DEFAULT_K_MAX) -> "KIntent":
+        """Validate a k as users give it: "auto", an integer, or a string of digits.
+
+        >>> KIntent.parse("5").k
+        5
+        >>> KIntent.parse("auto", noise_rate=0.1)
+        KIntent(k='auto', noise_rate=0.1, k_max=20)
+        """
+        if isinstance(k, str) and k.strip().lower() == "auto":
+            k = "auto"
+        elif isinstance(k, str) and k.strip().isdigit():
+            k = int(k.strip())
+        if k != "auto":
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+                raise ValueError(f"k must be 'auto' or a whole number of neighbours (1 or more), "
+                                 f"got {k!r}")
+            k = int(k)
+        try:
+            noise_rate = float(noise_rate)
+        except (TypeError, ValueError):
+            raise ValueError(f"noise_rate must be a number in [0, 1), got {noise_rate!r}") from None
+        if not 0.0 <= noise_rate < 1.0:
+            raise ValueError(f"noise_rate must lie in [0, 1), got {noise_rate!r}")
+        if isinstance(k_max, bool) or not isinstance(k_max, (int, np.integer)) or k_max < 2:
+            raise ValueError(f"k_max must be an integer of at least 2, got {k_max!r}")
+        return cls(k, noise_rate, int(k_max))
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "KIntent":
+        """An intent stored as JSON (`as_dict`); missing keys take their defaults."""
+        values = values or {}
+        return cls.parse(values.get("k", "auto"), noise_rate=values.get("noise_rate", DEFAULT_NOISE_RATE),
+                         k_max=values.get("k_max", DEFAULT_K_MAX))
+
+    def as_dict(self) -> dict:
+        return {"k": self.k, "noise_rate": self.noise_rate, "k_max": self.k_max}
+
+    @property
+    def auto(self) -> bool:
+        return self.k == "auto"
+
+
+def resolve_k(intent: KIntent, X, y, *, variant: str = "paper") -> tuple[int, KChoice | None]:
+    """The k an intent means for these embeddings and seeds: the one "auto" policy.
+
+    A number is checked against the number of points. "auto" depends on the labeling
+    variant: for the paper's (`hdl_label`) it is `choose_k` with every labeled point as a
+    center (a fixed-seed sample of `AUTO_MAX_CENTERS` beyond that); for class-balanced HDL
+    (`balanced_label`) it is `hdl_core.balanced.auto_k`, k = 10 at most n-1 (P(k) rewards
+    the small k that let the paper's variant flood less, which class-balanced HDL does not
+    need: bench/accuracy_bench.py). So the app, the CLI and `HDLClassifier` pick the same k
+    for the same seeds and variant.
+
+    Parameters
+    ----------
+    intent : KIntent
+    X : array-like (n, d)
+    y : array-like (n,)
+        -1 unlabeled, 0..C-1 seed classes.
+    variant : {"paper", "balanced"}, default="paper"
+        The variant the k is for. The default stays "paper" because the callers that do
+        not name a variant run `hdl_label`.
+
+    Returns
+    -------
+    (k, choice)
+        choice is the `KChoice` behind an "auto" k of the paper's variant, None otherwise.
+    """
+    n = np.shape(X)[0]
+    if variant not in ("paper", "balanced"):
+        raise ValueError(f"variant must be 'paper' or 'balanced', got {variant!r}")
+    if not intent.auto:
+        return check_k(intent.k, n), None
+    if variant == "balanced":
+        from .balanced import auto_k
+
+        return auto_k(n), None
+    y = np.asarray(y)
+    n_labeled = int((y >= 0).sum())
+    fraction = None if n_labeled <= AUTO_MAX_CENTERS else AUTO_MAX_CENTERS / n_labeled
+    choice = choose_k(X, y, k_max=intent.k_max, noise_rate=intent.noise_rate,
+                      sample_fraction=fraction, random_state=0)
+    return choice.k, choice

@@ -24,7 +24,7 @@ in a round:
   always the majority of its neighbours labeled before its step, exactly what
   `hdl_core.explain.vote_detail` shows;
 * **bridge** (as `hdl_label`): when no unlabeled point has a labeled neighbour, the
-  unlabeled point most cosine-similar to any labeled point copies that point's label,
+  unlabeled point nearest (by the metric) to any labeled point copies that point's label,
   flagged `fallback`, in a round of its own.
 
 Cost: O(n·k) after the graph, times the number of distinct classes among a point's labeled
@@ -41,9 +41,9 @@ import numba
 import numpy as np
 
 from .config import BALANCED_BORDER_RATIO, BALANCED_K
-from .graph import KnnGraph, build_knn_graph, check_k, normalize_rows
-from .hdl import (LabelingResult, _Bridge, _check_graph, _index_array, _reverse_adjacency,
-                  _vote, validate_labels)
+from .graph import KnnGraph, build_knn_graph, check_k, get_metric
+from .hdl import (LabelingResult, _Bridge, _bridge_confidence, _check_graph, _index_array,
+                  _reverse_adjacency, _vote, validate_labels)
 
 _DONE, _STALLED = 0, 1
 # counters[...] slots shared between the driver and the kernel
@@ -51,24 +51,28 @@ _STEP, _ROUND, _N_UNLABELED, _POOL_TOP = 0, 1, 2, 3
 
 
 def balanced_label(X, y, *, k: int, graph: KnnGraph | None = None,
-                   border_ratio: float = BALANCED_BORDER_RATIO) -> LabelingResult:
+                   border_ratio: float = BALANCED_BORDER_RATIO,
+                   metric: str = "cosine") -> LabelingResult:
     """Label every unlabeled point by class-balanced HDL (hdl-studio's default variant).
 
     Parameters
     ----------
     X : array-like of shape (n, d)
-        Embeddings of labeled and unlabeled points (compared by cosine).
+        Embeddings of labeled and unlabeled points.
     y : array-like of shape (n,), int
         -1 for unlabeled, 0..C-1 for seed classes.
     k : int
         Neighbours per point (`hdl_core.config.BALANCED_K` = 10 is the measured default).
     graph : KnnGraph, optional
         The kNN graph of `X` with at least `k` neighbours per point (its first `k` columns
-        are used). Built exactly when None.
+        are used), built with the same `metric`. Built (exactly up to
+        `graph.EXACT_MAX_POINTS` points) when None.
     border_ratio : float in [0, 1], default=0.5
         A class whose level falls below this share of the highest level it has labeled at
         is at its border and waits while another class still grows. 0 lets every class
         take its first level every round.
+    metric : {"cosine", "euclidean"}, default="cosine"
+        How points are compared: for the graph when it is built here, and for the bridge.
 
     Returns
     -------
@@ -93,15 +97,16 @@ def balanced_label(X, y, *, k: int, graph: KnnGraph | None = None,
     >>> result.labels.tolist(), result.round.tolist()     # both classes grow in round 0
     ([0, 0, 0, 1, 1, 1], [-1, 0, 0, -1, 0, 0])
     """
-    Xn = normalize_rows(X)
-    n = Xn.shape[0]
+    rows = get_metric(metric).prepare(X)
+    n = rows.shape[0]
     y = validate_labels(y, n)
     k = check_k(k, n)
     if isinstance(border_ratio, bool) or not isinstance(border_ratio, (int, float, np.number)) \
             or not 0.0 <= float(border_ratio) <= 1.0:
         raise ValueError(f"border_ratio must be a number in [0, 1], got {border_ratio!r}")
-    graph = build_knn_graph(Xn, k, method="auto") if graph is None else _check_graph(graph, n, k)
-    return _label(Xn, y, k, graph, float(border_ratio))
+    graph = build_knn_graph(rows, k, method="auto", metric=metric) if graph is None \
+        else _check_graph(graph, n, k, metric)
+    return _label(rows, y, k, graph, float(border_ratio), metric)
 
 
 def auto_k(n: int) -> int:
@@ -109,10 +114,11 @@ def auto_k(n: int) -> int:
     return max(1, min(BALANCED_K, n - 1))
 
 
-def _label(Xn: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph,
-           border_ratio: float) -> LabelingResult:
-    """The driver behind `balanced_label`, on validated inputs."""
-    n = Xn.shape[0]
+def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_ratio: float,
+           metric: str) -> LabelingResult:
+    """The driver behind `balanced_label`, on validated inputs (`rows` as `metric`
+    prepares them)."""
+    n = rows.shape[0]
     labels = y.copy()
     step = np.full(n, -1, np.int64)
     round_ = np.full(n, -1, np.int64)
@@ -129,7 +135,8 @@ def _label(Xn: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph,
     rev_pos = np.empty(neighbours.size, np.int16 if k < 2**15 else np.int32)
     _reverse_positions(neighbours, rev_ptr, rev_pos)
     s = _State(neighbours, labels.astype(np.int32), int(labels.max()) + 1)
-    bridge = _Bridge(Xn, y >= 0)
+    bridge = _Bridge(rows, y >= 0, metric)
+    d_k = None
     while True:
         status = _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, s.work, s.slot_class,
                              s.slot_count, s.slot_first, s.n_slots, s.winner, s.votes,
@@ -138,7 +145,9 @@ def _label(Xn: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph,
         if status == _DONE:
             labels[:] = s.work
             return result
-        point, src, cos = bridge.next(s.work >= 0, s.order[:s.counters[_STEP]])
+        point, src, nearness = bridge.next(s.work >= 0, s.order[:s.counters[_STEP]])
+        if d_k is None:     # the Euclidean confidence's scale, as in hdl_label
+            d_k = float(np.median(graph.distances[:, -1])) or 1.0
         _mark_labeled(point, s.work[src], rev_ptr, rev_idx, rev_pos, s.work, s.slot_class,
                       s.slot_count, s.slot_first, s.n_slots, s.winner, s.votes,
                       s.bucket_head, s.node_point, s.node_next, s.counters, step, round_,
@@ -146,7 +155,7 @@ def _label(Xn: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph,
         s.counters[_ROUND] += 1
         fallback[point] = True
         source[point] = src
-        confidence[point] = min(0.5, max(0.001, 0.5 * cos))
+        confidence[point] = _bridge_confidence(metric, nearness, d_k)
         n_voters[point] = 0
 
 

@@ -1,5 +1,8 @@
-"""Command line: label, embed and suggest without the browser.
+"""Command line: the dashboard, and label, embed and suggest without the browser.
 
+``hdl-studio`` (installed by ``pip install .``) and ``python -m hdl_core`` are the same:
+
+    hdl-studio app [--port 8501]                                 (the dashboard)
     python -m hdl_core label IMAGES --out labels.csv [--seeds seeds.csv] [--encoder clip|pixels] ...
     python -m hdl_core embed IMAGES --out emb.npy             (writes emb.paths.txt beside it)
     python -m hdl_core label IMAGES --embeddings emb.npy --paths emb.paths.txt --out labels.csv
@@ -13,6 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from .config import (DEFAULT_BATCH_SIZE, DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED,
+                     DEFAULT_NOISE_RATE)
 
 EXIT_BAD_INPUT = 2
 _ZIP_FOLDER = "images"              # where `IMAGES` given as a .zip is extracted
@@ -40,7 +46,7 @@ class _Progress:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m hdl_core",
+        prog="hdl-studio",
         description="Label an image folder from a few seeds with Hierarchical Dynamic Labeling.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -55,11 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     def encoder_options(sub):
         sub.add_argument("--encoder", choices=["clip", "pixels"], default="clip",
                          help="clip (open_clip) or pixels (weight-free baseline); default clip")
-        sub.add_argument("--model", default="ViT-B-32", help="open_clip model name")
-        sub.add_argument("--pretrained", default="laion2b_s34b_b79k",
+        sub.add_argument("--model", default=DEFAULT_CLIP_MODEL, help="open_clip model name")
+        sub.add_argument("--pretrained", default=DEFAULT_CLIP_PRETRAINED,
                          help="pretrained tag, or a local checkpoint file")
         sub.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-        sub.add_argument("--batch-size", type=int, default=64)
+        sub.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+
+    app = commands.add_parser("app", help="start the dashboard (Streamlit) on the built-in demo")
+    app.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    app.add_argument("--address", default=None,
+                     help="address to listen on (default: Streamlit's, all interfaces)")
 
     label = commands.add_parser("label", help="label every image; write path,label,source,"
                                 "confidence,step,round")
@@ -69,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--format", choices=["csv", "json"], default=None,
                        help="output format; default from --out's extension, else csv")
     label.add_argument("--k", default="auto", help="neighbours per point: auto (k*) or a number")
-    label.add_argument("--noise-rate", type=float, default=0.15,
-                       help="assumed seed label noise e for choosing k (default 0.15)")
+    label.add_argument("--noise-rate", type=float, default=DEFAULT_NOISE_RATE,
+                       help=f"assumed seed label noise e for choosing k (default {DEFAULT_NOISE_RATE})")
     label.add_argument("--embeddings", metavar="NPY", help="precomputed embeddings (.npy or "
                        ".parquet) instead of encoding")
     label.add_argument("--paths", metavar="TXT", help="path list for --embeddings .npy "
@@ -102,7 +113,8 @@ def main(argv=None) -> int:
     from .embed import EmbeddingError, WeightsUnavailable
     from .workspace import StoreError
     try:
-        return {"label": _label, "embed": _embed, "suggest": _suggest}[args.command](args)
+        return {"app": _app, "label": _label, "embed": _embed,
+                "suggest": _suggest}[args.command](args)
     except (ValueError, EmbeddingError, WeightsUnavailable, StoreError, OSError) as error:
         message = " ".join(str(error).split())
         print(f"error: {message}", file=sys.stderr)
@@ -113,6 +125,21 @@ def main(argv=None) -> int:
 
 
 # --------------------------------------------------------------------------- commands
+
+def _app(args) -> int:
+    """Run ``streamlit run app.py`` from the app's folder (its .streamlit/config.toml applies)."""
+    import subprocess
+    from .config import app_folder
+    folder = app_folder()
+    if folder is None:
+        raise ValueError("the dashboard's files (app.py, state.py, pages/) are not installed "
+                         "here; run it from a checkout of hdl-studio (make run)")
+    command = [sys.executable, "-m", "streamlit", "run", str(folder / "app.py"),
+               "--server.port", str(args.port)]
+    if args.address:
+        command += ["--server.address", args.address]
+    return subprocess.call(command, cwd=folder)
+
 
 def _open(args):
     """Scan IMAGES (extracting a zip into the workspace) and store it; returns the workspace."""
@@ -141,7 +168,7 @@ def _open(args):
                                  progress=_Progress("checking images", args.quiet))
     summary = pipeline.import_dataset(ws, dataset)
     _report_skipped(summary, args)
-    if summary["items"] == 0:
+    if summary.items == 0:
         raise ValueError(f"{args.images}: no readable image found (see the skipped files above)")
     return ws, summary
 
@@ -163,13 +190,13 @@ def _extract_zip(source: Path, ws) -> Path:
 
 
 def _report_skipped(summary, args) -> None:
-    skipped = summary["skipped"]
+    skipped = summary.skipped
     if skipped:
         print(f"skipped {len(skipped)} file(s):", file=sys.stderr)
         for path, reason in skipped:
             print(f"  {path}: {reason}", file=sys.stderr)
-    if summary["duplicates"]:
-        print(f"{len(summary['duplicates'])} group(s) of identical files "
+    if summary.duplicates:
+        print(f"{len(summary.duplicates)} group(s) of identical files "
               f"(kept, labeled independently)", file=sys.stderr)
 
 
@@ -177,20 +204,31 @@ def _write_skipped(summary, out: Path) -> None:
     """List skipped files in ``<stem>.skipped.csv`` beside `out`; remove a stale one when none."""
     import pandas as pd
     target = out.with_name(out.stem + ".skipped.csv")
-    if not summary["skipped"]:
+    if not summary.skipped:
         target.unlink(missing_ok=True)      # left by an earlier run; no longer true
         return
-    frame = pd.DataFrame(summary["skipped"], columns=["path", "reason"])
+    frame = pd.DataFrame(summary.skipped, columns=["path", "reason"])
     from .workspace.pipeline import to_csv_bytes
     target.write_bytes(to_csv_bytes(frame))
     print(f"skipped files listed in {target}", file=sys.stderr)
 
 
+def _intent(k, **settings):
+    """--k (and --noise-rate) as a KIntent: checked here, before any work starts."""
+    from .auto_k import KIntent
+    try:
+        return KIntent.parse(k, **settings)
+    except ValueError as error:
+        raise ValueError(f"--k {k}: {error}") from None
+
+
 def _spec(args):
     from .workspace.pipeline import EncoderSpec
+    if args.encoder == "pixels":
+        return EncoderSpec.of("pixels")
     pretrained = None if args.pretrained.lower() in ("none", "random") else args.pretrained
-    return EncoderSpec(name=args.encoder, model=args.model, pretrained=pretrained,
-                       device=args.device, batch_size=args.batch_size)
+    return EncoderSpec.of("clip", model=args.model, pretrained=pretrained, device=args.device,
+                          batch_size=args.batch_size)
 
 
 def _embedding(ws, args):
@@ -214,18 +252,19 @@ def _label(args) -> int:
     fmt = args.format or ("json" if out.suffix.lower() == ".json" else "csv")
     if args.paths and not args.embeddings:
         raise ValueError("--paths needs --embeddings")
+    intent = _intent(args.k, noise_rate=args.noise_rate)
     ws, summary = _open(args)
     embedding = _embedding(ws, args)
-    run = pipeline.run_labeling(ws, embedding, k=args.k, noise_rate=args.noise_rate)
+    run = pipeline.run_labeling(ws, embedding, intent)
     if not args.quiet:
-        choice = run["choice"]
+        choice = run.choice
         how = "chosen by P(k)" if choice is not None and choice.reliable else (
             f"default ({choice.reason})" if choice is not None else "given")
-        result = run["result"]
-        print(f"HDL: k={run['k']} ({how}), {int((result.step >= 0).sum())} labeled in "
+        result = run.result
+        print(f"HDL: k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "
               f"{result.n_rounds} rounds, {int(result.fallback.sum())} bridged, "
-              f"{run['seconds']:.2f} s", file=sys.stderr)
-    frame = labels.export_frame(ws, run["hdl"])
+              f"{run.seconds:.2f} s", file=sys.stderr)
+    frame = labels.export_frame(ws, run.hdl_id)
     data = pipeline.to_json_bytes(frame) if fmt == "json" else pipeline.to_csv_bytes(frame)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
@@ -258,16 +297,15 @@ def _suggest(args) -> int:
     from .workspace import pipeline
     if args.n < 1:
         raise ValueError(f"--n {args.n}: must be at least 1")
+    intent = _intent(args.k)
     ws, _ = _open(args)
     embedding = _embedding(ws, args)
     stored = ws.load_run(method="hdl")
-    y, classes = pipeline.seed_vector(ws, embedding.item_ids)
-    if (stored is None or stored.params.get("embedding") != embedding.key
-            or stored.item_ids.tolist() != embedding.item_ids.tolist()
-            or ((stored.step < 0) != (y >= 0)).any()):      # new data or seeds since: re-run
-        pipeline.run_labeling(ws, embedding, k=args.k, with_baseline=False)
-        stored = ws.load_run(method="hdl")
-    result = pipeline.stored_result(stored)
+    seeds = pipeline.seed_vector(ws, embedding.item_ids)
+    if pipeline.run_status(stored, embedding, seeds) != pipeline.CURRENT:   # re-run
+        stored = ws.load_run(pipeline.run_labeling(ws, embedding, intent,
+                                                   with_baseline=False).hdl_id)
+    result = stored.result
     graph = pipeline.neighbour_graph(ws, embedding, result.k)
     paths = pipeline.item_frame(ws)["path"].tolist()
     print(f"label these {args.n} images next (run {stored.run_id}, k={result.k}):")

@@ -6,10 +6,26 @@ thing everywhere.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-# The project folder (the parent of hdl_core/): default home of data/ and workspaces/.
+# The folder hdl_core/ sits in: a source checkout (app.py beside it), or site-packages.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def home() -> Path:
+    """Default home of ``data/`` and ``workspaces/``: the checkout when running from one
+    (``make run``, an editable install), else the current folder."""
+    return PROJECT_ROOT if (PROJECT_ROOT / "app.py").is_file() else Path.cwd()
+
+
+def app_folder() -> Path | None:
+    """Where the dashboard's ``app.py`` is: the checkout, else what a wheel installed under
+    ``<prefix>/share/hdl-studio``; None when neither has it."""
+    for folder in (PROJECT_ROOT, Path(sys.prefix) / "share" / "hdl-studio"):
+        if (folder / "app.py").is_file():
+            return folder
+    return None
 
 # CLIP: open_clip model name and pretrained tag used when none is given.
 DEFAULT_CLIP_MODEL = "ViT-B-32"

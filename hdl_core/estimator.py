@@ -7,7 +7,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import balanced
-from .auto_k import choose_k
+from .auto_k import KIntent, resolve_k
 from .config import DEFAULT_VARIANT, VARIANTS
 from .graph import build_knn_graph, exact_knn, normalize_rows
 from .hdl import hdl_label, vote
@@ -27,10 +27,11 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     k : "auto" or int, default="auto"
-        Neighbours per point. With variant="balanced", "auto" is k = 10
-        (`hdl_core.config.BALANCED_K`, at most n-1), measured across bench/accuracy_bench.py;
-        with variant="paper" it is `choose_k`'s argmax of P(k) (the paper's k = 3 when the
-        seeds are too few to measure μ_k).
+        Neighbours per point. "auto" picks k as the app and the CLI do
+        (`hdl_core.auto_k.resolve_k`): with variant="balanced" k = 10
+        (`hdl_core.config.BALANCED_K`, at most n-1, measured across
+        bench/accuracy_bench.py); with variant="paper" `choose_k` over every labeled point,
+        falling back to 3 when the seeds are too few to measure μ_k.
     variant : {"balanced", "paper"}, default="balanced"
         "balanced" is class-balanced HDL (`hdl_core.balanced.balanced_label`): every class
         takes its own first level each round, so no class floods the others. "paper" is
@@ -43,7 +44,7 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
     graph_method : {"auto", "exact", "approx"}, default="auto"
         How the kNN graph is built.
     random_state : int or None, default=None
-        Seed for sampling μ_k centers and for the approximate graph.
+        Seed for the approximate graph.
 
     Attributes
     ----------
@@ -118,24 +119,14 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
         if not isinstance(self.variant, str) or self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(map(repr, VARIANTS))}, "
                              f"got {self.variant!r}")
-        if isinstance(self.k, str):
-            if self.k != "auto":
-                raise ValueError(f"k must be 'auto' or a positive integer, got {self.k!r}")
-            if self.variant == "balanced":
-                self.k_choice_ = None
-                k = balanced.auto_k(n)
-            else:
-                self.k_choice_ = choose_k(X, y_int, k_max=self.k_max, noise_rate=self.noise_rate,
-                                          random_state=self.random_state)
-                k = self.k_choice_.k
-        else:
-            self.k_choice_ = None
-            k = self.k
+        if isinstance(self.k, str) and self.k != "auto":
+            raise ValueError(f"k must be 'auto' or a positive integer, got {self.k!r}")
+        intent = KIntent.parse(self.k, noise_rate=self.noise_rate, k_max=self.k_max)
+        k, self.k_choice_ = resolve_k(intent, X, y_int, variant=self.variant)
         self.k_ = k
         graph = None
         if unlabeled.any():
-            graph = build_knn_graph(X, k, method=self.graph_method, random_state=self.random_state) \
-                if isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k < n else None
+            graph = build_knn_graph(X, k, method=self.graph_method, random_state=self.random_state)
         label = balanced.balanced_label if self.variant == "balanced" else hdl_label
         result = label(X, y_int, k=k, graph=graph)
         self.result_ = result

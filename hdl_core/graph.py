@@ -1,14 +1,23 @@
-"""The kNN graph every other step shares: exact blocked search, approximate search, `KnnGraph`.
+"""The kNN graph every other step shares: named metrics, exact blocked search, approximate
+search, `KnnGraph`.
 
-Points are compared by cosine: rows are L2-normalised first and a distance is ``1 - cos``.
+Points are compared by one of the named metrics in `METRICS` (after pynndescent's
+``named_distances``): "cosine" (the app's: rows L2-normalised, a distance is ``1 - cos``)
+or "euclidean" (rows as given, the straight-line distance; the Teach page's 2-D toy). Every
+function that compares points (the graph here, μ_k in `auto_k`, kNN-DV and HDL's bridge in
+`hdl`) takes ``metric=`` and finds what it needs in that one table.
+
 The graph is built once over labeled and unlabeled points together (the paper's D ∪ D')
 and reused by HDL, by UMAP (`to_umap_knn`) and by the app.
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
+from typing import Callable
 
+import numba
 import numpy as np
 
 # Below this many points "auto" uses the exact search. Measured in bench/knn_bench.py:
@@ -17,6 +26,11 @@ import numpy as np
 EXACT_MAX_POINTS = 30_000
 # Peak bytes of one block of the similarity matrix in the exact search.
 BLOCK_BYTES = 64 * 2**20
+# Up to this many dimensions Euclidean distances are summed from coordinate differences
+# (exact zeros for duplicates, d(a, b) == d(b, a) bit for bit, so exact ties stay ties);
+# above it from |a|² + |b|² - 2a·b in float64, one matrix product (ties then hold only up
+# to rounding, about d·2^-53 of the squared norms).
+EUCLIDEAN_DIFFERENCES_MAX_DIM = 16
 
 
 @dataclass
@@ -28,13 +42,18 @@ class KnnGraph:
     indices : ndarray of shape (n, k), int
         ``indices[i, j]`` is the j-th nearest neighbour of point i.
     distances : ndarray of shape (n, k), float32
-        Cosine distances ``1 - cos`` matching `indices`, non-decreasing along each row.
+        Distances matching `indices` in `metric` (cosine: ``1 - cos``; euclidean: the
+        straight-line distance), non-decreasing along each row.
+    metric : {"cosine", "euclidean"}, default="cosine"
+        How the neighbours were chosen; `hdl_label` refuses a graph of another metric.
     """
 
     indices: np.ndarray
     distances: np.ndarray
+    metric: str = "cosine"
 
     def __post_init__(self):
+        get_metric(self.metric)
         self.indices = np.asarray(self.indices)
         self.distances = np.asarray(self.distances, dtype=np.float32)
         if self.indices.ndim != 2 or self.indices.shape != self.distances.shape:
@@ -60,7 +79,7 @@ class KnnGraph:
         if k == self.k:
             return self
         return KnnGraph(np.ascontiguousarray(self.indices[:, :k]),
-                        np.ascontiguousarray(self.distances[:, :k]))
+                        np.ascontiguousarray(self.distances[:, :k]), self.metric)
 
 
 def normalize_rows(X, *, name: str = "X") -> np.ndarray:
@@ -68,18 +87,7 @@ def normalize_rows(X, *, name: str = "X") -> np.ndarray:
 
     Raises a ValueError naming the rows that are NaN/inf or have zero norm.
     """
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_points, n_features), got shape {X.shape}")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {X.shape})")
-    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
-        raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}")
-    X = X.astype(np.float32, copy=False)
-    bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
-    if bad.size:
-        raise ValueError(f"{name} has NaN or inf values in {_rows(bad)}; "
-                         f"remove or re-embed those points")
+    X = _check_points(X, np.float32, name)
     norms = np.linalg.norm(X, axis=1)
     bad = np.flatnonzero(norms == 0)
     if bad.size:
@@ -88,10 +96,192 @@ def normalize_rows(X, *, name: str = "X") -> np.ndarray:
     return X / norms[:, None]
 
 
+def euclidean_points(X, *, name: str = "X") -> np.ndarray:
+    """Validate a point matrix and return it as float64, rows unchanged.
+
+    Raises a ValueError naming the rows that are NaN/inf or so large that squared
+    distances would overflow.
+    """
+    X = _check_points(X, np.float64, name)
+    limit = math.sqrt(np.finfo(np.float64).max / (4 * X.shape[1]))
+    bad = np.flatnonzero((np.abs(X) > limit).any(axis=1))
+    if bad.size:
+        raise ValueError(f"{name} has values above {limit:.3g} in {_rows(bad)}; their "
+                         f"squared distances overflow: rescale X")
+    return X
+
+
+def _check_points(X, dtype, name: str) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_points, n_features), got shape {X.shape}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {X.shape})")
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}")
+    X = X.astype(dtype, copy=False)
+    bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
+    if bad.size:
+        raise ValueError(f"{name} has NaN or inf values in {_rows(bad)}; "
+                         f"remove or re-embed those points")
+    return X
+
+
 def _rows(bad: np.ndarray) -> str:
     shown = ", ".join(str(int(i)) for i in bad[:10])
     more = f" and {bad.size - 10} more" if bad.size > 10 else ""
     return f"row{'s' if bad.size > 1 else ''} {shown}{more}"
+
+
+# ---------------------------------------------------------------------------------------
+# named metrics
+
+@dataclass(frozen=True)
+class Metric:
+    """One named way to compare points: everything a search needs to know about it.
+
+    Every search here works on a *nearness* key, smaller = nearer, computed for a block of
+    query rows against a reference given transposed (d, m), so that one search serves
+    every metric.
+
+    Attributes
+    ----------
+    name : str
+        The name ``metric=`` takes, and pynndescent's name for it.
+    prepare : callable (X, name) -> ndarray
+        Validates an input matrix and returns the rows as compared.
+    nearness : callable (Q, RT) -> ndarray (len(Q), RT.shape[1])
+        The nearness key of every pair, fast (BLAS where it can).
+    nearness_error : callable (Q, RT) -> ndarray (len(Q),)
+        Per query row, a bound on how far `nearness` may be from the pair's float64 value
+        `exact_pair` works from; the bridge re-checks every pair within it of the row's
+        best.
+    to_distance : callable (key) -> ndarray
+        The distance a `KnnGraph` stores for a nearness key.
+    exact_pair : int
+        Which float64 formula `nearest_exactly` computes per pair: 0, ``-cos`` (the dot
+        product of unit rows, negated); 1, the squared Euclidean distance, coordinate
+        differences squared and summed in order (the graph's order too: a square root,
+        rounded, could merge two squares one ulp apart into one distance).
+    bytes_per_pair : int
+        Working memory per query-reference pair in a search block.
+    """
+
+    name: str
+    prepare: Callable[..., np.ndarray]
+    nearness: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    nearness_error: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    to_distance: Callable[[np.ndarray], np.ndarray]
+    exact_pair: int
+    bytes_per_pair: int
+
+
+def _negated_cosine(Q: np.ndarray, RT: np.ndarray) -> np.ndarray:
+    key = Q @ RT                      # unit rows: cos, float32
+    return np.negative(key, out=key)  # exact: ties and order are those of cos
+
+
+def _cosine_error(Q: np.ndarray, RT: np.ndarray) -> np.ndarray:
+    # |float32 dot - exact dot| <= d·2^-24·Σ|x_i·y_i| <= d·2^-24 for unit rows: a row's
+    # true best is at most twice that from its float32 best (4× for margin).
+    return np.full(Q.shape[0], 4.0 * Q.shape[1] * 2.0 ** -24)
+
+
+def _squared_euclidean(Q: np.ndarray, RT: np.ndarray) -> np.ndarray:
+    d = Q.shape[1]
+    if d <= EUCLIDEAN_DIFFERENCES_MAX_DIM:
+        # coordinate by coordinate, in order: the same float64 sum for (a, b) and (b, a)
+        key = np.subtract.outer(Q[:, 0], RT[0])
+        key *= key
+        for t in range(1, d):
+            diff = np.subtract.outer(Q[:, t], RT[t])
+            diff *= diff
+            key += diff
+        return key
+    key = Q @ RT
+    key *= -2.0
+    key += np.einsum("ij,ij->i", Q, Q)[:, None]
+    key += np.einsum("ji,ji->i", RT, RT)[None, :]
+    return np.maximum(key, 0.0, out=key)
+
+
+def _euclidean_error(Q: np.ndarray, RT: np.ndarray) -> np.ndarray:
+    # Either formula is within (d+2)·2^-53·(|q| + |r|)² of the exact squared distance, and
+    # so is the float64 sum `nearest_exactly` re-computes (4× for margin).
+    reach = np.linalg.norm(Q, axis=1) + np.sqrt(np.einsum("ji,ji->i", RT, RT).max())
+    return 4.0 * (Q.shape[1] + 2) * 2.0 ** -53 * reach ** 2
+
+
+def _root(key: np.ndarray) -> np.ndarray:
+    return np.sqrt(key)
+
+
+def _one_minus(key: np.ndarray) -> np.ndarray:
+    return 1.0 + key                  # key = -cos: 1 - cos
+
+
+METRICS = {
+    "cosine": Metric("cosine", normalize_rows, _negated_cosine, _cosine_error, _one_minus,
+                     exact_pair=0, bytes_per_pair=4),
+    "euclidean": Metric("euclidean", euclidean_points, _squared_euclidean, _euclidean_error,
+                        _root, exact_pair=1, bytes_per_pair=16),
+}
+
+
+def get_metric(metric) -> Metric:
+    """The `Metric` named `metric`; a ValueError naming the choices for any other value."""
+    try:
+        return METRICS[metric]
+    except (KeyError, TypeError):
+        raise ValueError(f"metric must be one of {', '.join(map(repr, METRICS))}, "
+                         f"got {metric!r}") from None
+
+
+def nearest_exactly(metric: Metric, Xr: np.ndarray, Xc: np.ndarray,
+                    cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of `Xr`, its nearest row of `Xc` by the float64 formula of `metric`.
+
+    Scans with the fast `nearness`, then re-computes in float64 every column within
+    `nearness_error` of the row's best, so the answer is that of an exact float64 search
+    whatever the blocking. Returns (nearness, the nearest's value in `cols`): ``-cos`` for
+    cosine, the squared distance for euclidean; ties go to the lowest value in `cols`.
+    """
+    RT = Xc.T     # a view: BLAS reads it transposed, and a copy would cost more than it saves
+    best = np.empty(Xr.shape[0])
+    src = np.empty(Xr.shape[0], np.int64)
+    _recheck_near_best(metric.nearness(Xr, RT), Xr, Xc, cols, metric.nearness_error(Xr, RT),
+                       metric.exact_pair, best, src)
+    return best, src
+
+
+@numba.njit(cache=True)
+def _recheck_near_best(scan, Xr, Xc, cols, tol, exact_pair, best_key, best_src):
+    """Per row of `scan`: among the columns within `tol[i]` of the row's smallest key, the
+    one with the smallest float64 key (ties: lowest index in `cols`)."""
+    d = Xr.shape[1]
+    for i in range(scan.shape[0]):
+        row = scan[i]
+        low = np.inf
+        for j in range(row.shape[0]):
+            if row[j] < low:
+                low = row[j]
+        ceiling = np.float64(low) + tol[i]
+        best, src = np.inf, np.iinfo(np.int64).max
+        for j in range(row.shape[0]):
+            if np.float64(row[j]) <= ceiling:
+                exact = 0.0
+                if exact_pair == 0:
+                    for t in range(d):
+                        exact += np.float64(Xr[i, t]) * np.float64(Xc[j, t])
+                    exact = -exact
+                else:
+                    for t in range(d):
+                        diff = np.float64(Xr[i, t]) - np.float64(Xc[j, t])
+                        exact += diff * diff
+                if exact < best or (exact == best and cols[j] < src):
+                    best, src = exact, cols[j]
+        best_key[i] = best
+        best_src[i] = src
 
 
 def check_k(k, n: int, *, name: str = "k") -> int:
@@ -107,27 +297,42 @@ def check_k(k, n: int, *, name: str = "k") -> int:
     return k
 
 
-def build_knn_graph(X, k: int, *, method: str = "auto", random_state=None) -> KnnGraph:
-    """k nearest neighbours of every row of `X` by cosine distance, self excluded.
+def build_knn_graph(X, k: int, *, method: str = "auto", random_state=None,
+                    metric: str = "cosine") -> KnnGraph:
+    """k nearest neighbours of every row of `X`, self excluded.
 
     Parameters
     ----------
     X : array-like of shape (n, d)
-        Embeddings; rows are L2-normalised here.
+        Embeddings; for cosine, rows are L2-normalised here.
     k : int
         Neighbours per point, 1 <= k < n.
     method : {"auto", "exact", "approx"}, default="auto"
-        "exact" is a blocked matrix product with a partial sort (torch on a GPU when one
-        is present); "approx" is pynndescent. "auto" is exact up to `EXACT_MAX_POINTS`.
+        "exact" is a blocked search with a partial sort (a matrix product, on a GPU through
+        torch when one is present, for cosine; float64 on the CPU for euclidean); "approx"
+        is pynndescent. "auto" is exact up to `EXACT_MAX_POINTS`.
     random_state : int or None
         Seed for the approximate search.
+    metric : {"cosine", "euclidean"}, default="cosine"
+        How points are compared (see `METRICS`). Euclidean rows are not normalised and the
+        graph stores Euclidean distances.
 
     Returns
     -------
     KnnGraph
+        Rows nearest first; the exact search lists equal distances by ascending index.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hdl_core import build_knn_graph
+    >>> X = np.array([[0.0, 0], [1, 0], [3, 0], [4, 0]])
+    >>> build_knn_graph(X, 1, metric="euclidean").indices.ravel().tolist()
+    [1, 0, 3, 2]
     """
-    Xn = normalize_rows(X)
-    n = Xn.shape[0]
+    named = get_metric(metric)
+    rows = named.prepare(X)
+    n = rows.shape[0]
     k = check_k(k, n)
     if method not in ("auto", "exact", "approx"):
         raise ValueError(f"method must be 'auto', 'exact' or 'approx', got {method!r}")
@@ -136,46 +341,75 @@ def build_knn_graph(X, k: int, *, method: str = "auto", random_state=None) -> Kn
     if method == "approx" and n <= 4 * (k + 1):
         method = "exact"   # pynndescent needs a few times k points to search at all
     if method == "exact":
-        indices, distances = exact_knn(Xn, Xn, k, exclude_self=True)
+        indices, distances = exact_knn(rows, rows, k, exclude_self=True, metric=metric)
     else:
-        indices, distances = _approx_knn(Xn, k, random_state)
-    return KnnGraph(indices, distances)
+        indices, distances = _approx_knn(rows, k, random_state, metric)
+    return KnnGraph(indices, distances, metric)
 
 
 def exact_knn(queries: np.ndarray, reference: np.ndarray, k: int, *,
-              exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Exact cosine kNN of L2-normalised `queries` among L2-normalised `reference` rows.
+              exclude_self: bool = False, metric: str = "cosine") -> tuple[np.ndarray, np.ndarray]:
+    """Exact kNN of `queries` among `reference` rows, both already prepared for `metric`
+    (cosine: L2-normalised float32, as `normalize_rows` gives; euclidean: float64).
 
     With `exclude_self`, queries and reference are the same set and point i never lists
     itself (duplicates of i still count as neighbours). Memory is bounded by one block of
-    ``block_rows x len(reference)`` similarities. Rows are sorted nearest first; equal
-    distances keep ascending index.
+    ``block_rows x len(reference)`` pairs. Rows are sorted nearest first; equal distances
+    keep ascending index, also across the k-th place (a tie there never drops a lower
+    index). Returns (indices int64, distances float32), both (len(queries), k).
     """
-    torch_device = _gpu_device()
+    named = get_metric(metric)
+    torch_device = _gpu_device() if named.name == "cosine" else None
     if torch_device is not None:
         return _exact_knn_torch(queries, reference, k, exclude_self, torch_device)
-    n_ref = reference.shape[0]
-    block = max(1, min(queries.shape[0], BLOCK_BYTES // (4 * max(n_ref, 1))))
-    indices = np.empty((queries.shape[0], k), dtype=np.int64)
-    distances = np.empty((queries.shape[0], k), dtype=np.float32)
+    n_q, n_ref = queries.shape[0], reference.shape[0]
+    block = max(1, min(n_q, BLOCK_BYTES // (named.bytes_per_pair * max(n_ref, 1))))
+    indices = np.empty((n_q, k), dtype=np.int64)
+    distances = np.empty((n_q, k), dtype=np.float32)
     ref_t = np.ascontiguousarray(reference.T)
-    for start in range(0, queries.shape[0], block):
-        stop = min(start + block, queries.shape[0])
-        sim = queries[start:stop] @ ref_t
+    for start in range(0, n_q, block):
+        stop = min(start + block, n_q)
+        key = named.nearness(queries[start:stop], ref_t)
         if exclude_self:
             rows = np.arange(stop - start)
-            sim[rows, rows + start] = -np.inf
-        if k < n_ref:
-            part = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        else:
-            part = np.broadcast_to(np.arange(n_ref), (stop - start, n_ref))
-        part_sim = np.take_along_axis(sim, part, axis=1)
-        # nearest first; ties by ascending index (lexsort's last key is primary)
-        order = np.lexsort((part, -part_sim), axis=1)
-        indices[start:stop] = np.take_along_axis(part, order, axis=1)
-        distances[start:stop] = 1.0 - np.take_along_axis(part_sim, order, axis=1)
+            key[rows, rows + start] = np.inf
+        cand, cand_key = _candidates(key, k)
+        cand, cand_key = _settle_kth_ties(cand, cand_key, k, lambda rows: key[rows])
+        indices[start:stop] = cand
+        distances[start:stop] = named.to_distance(cand_key)
     np.maximum(distances, 0.0, out=distances)
     return indices, distances
+
+
+def _candidates(key: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the k+1 smallest keys (the whole row when that is no more), sorted by
+    (key, column)."""
+    m = key.shape[1]
+    if k + 1 >= m:
+        cand = np.broadcast_to(np.arange(m), key.shape)
+    else:
+        cand = np.argpartition(key, k, axis=1)[:, :k + 1]
+    return _sort_by_key_then_index(cand, np.take_along_axis(key, cand, axis=1))
+
+
+def _sort_by_key_then_index(cand, cand_key):
+    order = np.lexsort((cand, cand_key), axis=1)     # lexsort's last key is primary
+    return np.take_along_axis(cand, order, axis=1), np.take_along_axis(cand_key, order, axis=1)
+
+
+def _settle_kth_ties(cand, cand_key, k, full_rows):
+    """The first k of each candidate row, redone from the whole row where the k-th key is
+    shared with the (k+1)-th: there a column outside the candidates may hold the same key
+    and a lower index. `full_rows(rows)` returns those rows' keys over every column."""
+    if cand.shape[1] > k:
+        tied = np.flatnonzero(cand_key[:, k] == cand_key[:, k - 1])
+        if tied.size:
+            cand, cand_key = cand.copy(), cand_key.copy()
+            for r, row in zip(tied, full_rows(tied)):
+                near = np.flatnonzero(row <= cand_key[r, k - 1])     # ascending index
+                near = near[np.argsort(row[near], kind="stable")[:k]]
+                cand[r, :k], cand_key[r, :k] = near, row[near]
+    return cand[:, :k], cand_key[:, :k]
 
 
 def _gpu_device():
@@ -192,11 +426,13 @@ def _gpu_device():
 
 
 def _exact_knn_torch(queries, reference, k, exclude_self, device):
+    """Cosine `exact_knn` on a torch device: top k+1 there, ties settled as on the CPU."""
     import torch
 
     ref = torch.from_numpy(np.ascontiguousarray(reference)).to(device)
     n_q, n_ref = queries.shape[0], reference.shape[0]
     block = max(1, min(n_q, (4 * BLOCK_BYTES) // (4 * max(n_ref, 1))))
+    width = min(k + 1, n_ref)
     indices = np.empty((n_q, k), dtype=np.int64)
     distances = np.empty((n_q, k), dtype=np.float32)
     for start in range(0, n_q, block):
@@ -206,18 +442,24 @@ def _exact_knn_torch(queries, reference, k, exclude_self, device):
         if exclude_self:
             rows = torch.arange(stop - start, device=device)
             sim[rows, rows + start] = -float("inf")
-        top_sim, top_idx = torch.topk(sim, k, dim=1, largest=True, sorted=True)
-        indices[start:stop] = top_idx.cpu().numpy()
-        distances[start:stop] = (1.0 - top_sim).cpu().numpy()
+        top_sim, top_idx = torch.topk(sim, width, dim=1, largest=True, sorted=False)
+        cand, cand_key = _sort_by_key_then_index(top_idx.cpu().numpy().astype(np.int64),
+                                                 -top_sim.cpu().numpy())
+        if width < n_ref:
+            cand, cand_key = _settle_kth_ties(
+                cand, cand_key, k,
+                lambda rows: -sim[torch.from_numpy(rows).to(device)].cpu().numpy())
+        indices[start:stop] = cand[:, :k]
+        distances[start:stop] = 1.0 + cand_key[:, :k]
     np.maximum(distances, 0.0, out=distances)
     return indices, distances
 
 
-def _approx_knn(Xn: np.ndarray, k: int, random_state) -> tuple[np.ndarray, np.ndarray]:
+def _approx_knn(rows: np.ndarray, k: int, random_state, metric: str) -> tuple[np.ndarray, np.ndarray]:
     from pynndescent import NNDescent
 
     # pynndescent lists self first (usually); ask for one more and drop it.
-    index = NNDescent(Xn, n_neighbors=k + 1, metric="cosine", random_state=random_state,
+    index = NNDescent(rows, n_neighbors=k + 1, metric=metric, random_state=random_state,
                       low_memory=True, compressed=True)
     idx, dist = index.neighbor_graph
     return _drop_self(idx, dist, k)

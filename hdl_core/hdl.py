@@ -19,12 +19,13 @@ the graph, plus sorting each first level (O(s log s)).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 
-from .graph import KnnGraph, build_knn_graph, check_k, exact_knn, normalize_rows
+from .graph import KnnGraph, build_knn_graph, check_k, exact_knn, get_metric, nearest_exactly
 
 _DONE, _STALLED = 0, 1
 
@@ -44,9 +45,12 @@ class LabelingResult:
         round of its own.
     confidence : ndarray (n,), float
         Share of the votes won by the chosen class (1.0 for seeds). A bridged point had no
-        vote: its confidence is ``0.5 * cos`` to the labeled point it copied from, clipped
-        to [0.001, 0.5], so it never outranks a unanimous vote and a far bridge ranks below
-        a near one.
+        vote: its confidence is clipped to [0.001, 0.5], so it never outranks a vote that
+        had a majority, and falls as the bridge gets longer, so a far bridge ranks below a
+        near one. By cosine it is ``0.5 * cos`` to the labeled point it copied from; by
+        Euclidean distance d it is ``0.5 * exp(-d / d_k)``, with d_k the median distance
+        of a point to its k-th neighbour in the graph (1 when that is 0): a bridge as long
+        as a typical neighbourhood gets 0.18, one of twice that 0.07.
     n_voters : ndarray (n,), int
         Labeled neighbours that voted (0 for seeds and bridged points).
     fallback : ndarray (n,), bool
@@ -101,9 +105,14 @@ def validate_labels(y, n: int, *, name: str = "y") -> np.ndarray:
     return y
 
 
-def _check_graph(graph: KnnGraph, n: int, k: int) -> KnnGraph:
+def _check_graph(graph: KnnGraph, n: int, k: int, metric: str = "cosine") -> KnnGraph:
     if not isinstance(graph, KnnGraph):
         raise ValueError(f"graph must be a KnnGraph, got {type(graph).__name__}")
+    if graph.metric != metric:
+        raise ValueError(f"graph was built with metric={graph.metric!r} but hdl_label was "
+                         f"asked for metric={metric!r}; build the graph with "
+                         f"build_knn_graph(X, k, metric={metric!r}) or label with "
+                         f"metric={graph.metric!r}")
     if graph.n != n:
         raise ValueError(f"graph has {graph.n} rows but X has {n}; build the graph from the same X")
     if graph.k < k:
@@ -118,7 +127,8 @@ def _check_graph(graph: KnnGraph, n: int, k: int) -> KnnGraph:
     return graph
 
 
-def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None) -> LabelingResult:
+def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None,
+              metric: str = "cosine") -> LabelingResult:
     """Label every unlabeled point by Hierarchical Dynamic Labeling (Algorithm 1): the
     paper's variant.
 
@@ -129,14 +139,17 @@ def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None) -> LabelingResult:
     Parameters
     ----------
     X : array-like of shape (n, d)
-        Embeddings of labeled and unlabeled points (compared by cosine).
+        Embeddings of labeled and unlabeled points.
     y : array-like of shape (n,), int
         -1 for unlabeled, 0..C-1 for seed classes.
     k : int
         Neighbours per point.
     graph : KnnGraph, optional
         The kNN graph of `X` with at least `k` neighbours per point (its first `k`
-        columns are used). Built exactly when None.
+        columns are used), built with the same `metric`. Built (exactly up to
+        `graph.EXACT_MAX_POINTS` points) when None.
+    metric : {"cosine", "euclidean"}, default="cosine"
+        How points are compared: for the graph when it is built here, and for the bridge.
 
     Returns
     -------
@@ -150,8 +163,9 @@ def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None) -> LabelingResult:
     points are then voted in that order, each vote seeing the points labeled before it,
     this round included. A vote is the majority class of the labeled neighbours; a tie goes
     to the tied class whose labeled neighbour comes first in the neighbour list.
-    When max L = 0 the remaining point most cosine-similar to any labeled point copies that
-    point's label (a bridge, flagged `fallback`) and forms a round of its own.
+    When max L = 0 the remaining point nearest (by `metric`, exactly in float64) to any
+    labeled point copies that point's label (a bridge, flagged `fallback`) and forms a
+    round of its own; ties go to the lowest unlabeled index, then the lowest labeled one.
 
     Examples
     --------
@@ -161,11 +175,13 @@ def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None) -> LabelingResult:
     >>> hdl_label(X, np.array([0, -1, 1, -1]), k=1).labels.tolist()
     [0, 0, 1, 1]
     """
-    Xn = normalize_rows(X)
-    n = Xn.shape[0]
+    named = get_metric(metric)
+    rows = named.prepare(X)
+    n = rows.shape[0]
     y = validate_labels(y, n)
     k = check_k(k, n)
-    graph = build_knn_graph(Xn, k, method="auto") if graph is None else _check_graph(graph, n, k)
+    graph = build_knn_graph(rows, k, method="auto", metric=metric) if graph is None \
+        else _check_graph(graph, n, k, metric)
 
     labeled = y >= 0
     labels = y.copy()
@@ -183,8 +199,9 @@ def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None) -> LabelingResult:
     rev_ptr, rev_idx = _reverse_adjacency(neighbours, n)
     n_classes = int(labels.max()) + 1
     state = _KernelState.start(neighbours, labeled, n_classes)
-    bridge = _Bridge(Xn, labeled)
+    bridge = _Bridge(rows, labeled, metric)
     work = labels.astype(np.int32)          # read at random by every vote: half the bytes
+    d_k = None
     while True:
         status = _run_rounds(neighbours, rev_ptr, rev_idx, state.labeled, work, state.L,
                              state.bucket_head, state.node_point, state.node_next, state.counters,
@@ -192,14 +209,25 @@ def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None) -> LabelingResult:
         if status == _DONE:
             labels[:] = work
             return result
-        point, src, cos = bridge.next(state.labeled, state.order[:state.counters[_STEP]])
+        point, src, nearness = bridge.next(state.labeled, state.order[:state.counters[_STEP]])
+        if d_k is None:     # the Euclidean confidence's scale, once a bridge needs it
+            d_k = float(np.median(graph.distances[:, -1])) or 1.0
         _label_bridge(point, work[src], rev_ptr, rev_idx, state.labeled, work, state.L,
                       state.bucket_head, state.node_point, state.node_next, state.counters,
                       step, round_, state.order)
         fallback[point] = True
         source[point] = src
-        confidence[point] = min(0.5, max(0.001, 0.5 * cos))
+        confidence[point] = _bridge_confidence(metric, nearness, d_k)
         n_voters[point] = 0
+
+
+def _bridge_confidence(metric: str, nearness: float, d_k: float) -> float:
+    """In [0.001, 0.5], falling with the bridge's length (see `LabelingResult.confidence`)."""
+    if metric == "cosine":
+        value = 0.5 * -nearness                 # nearness = -cos
+    else:
+        value = 0.5 * math.exp(-math.sqrt(nearness) / d_k)   # nearness = distance²
+    return min(0.5, max(0.001, value))
 
 
 def _index_array(indices: np.ndarray, n: int) -> np.ndarray:
@@ -247,32 +275,27 @@ class _KernelState:
 class _Bridge:
     """Nearest labeled point of every unlabeled point, updated only when a bridge is needed.
 
-    Each unlabeled row is scanned in float32 (BLAS, half the cost of float64), and every
-    labeled point within the float32 rounding bound of the row's maximum is then compared
-    again in float64, so the result is that of an exact float64 search and does not depend
-    on how the products are blocked. Ties go to the lowest unlabeled index, then to the
-    lowest labeled index.
+    Each unlabeled row is scanned fast (cosine: float32 BLAS, half the cost of float64),
+    and every labeled point within the scan's rounding bound of the row's best is then
+    compared again in float64 (`graph.nearest_exactly`), so the result is that of an exact
+    float64 search and does not depend on how the scan is blocked. Nearness is ``-cos`` or
+    the squared Euclidean distance: smaller is nearer. Ties go to the lowest unlabeled index, then
+    to the lowest labeled index.
     """
 
     BLOCK = 4096
 
-    def __init__(self, Xn: np.ndarray, seed_mask: np.ndarray):
-        self.X = np.ascontiguousarray(Xn, dtype=np.float32)
-        # |float32 dot - exact dot| <= d·2^-24·Σ|x_i·y_i| <= d·2^-24 for unit rows: a row's
-        # true maximum is at most twice that below its float32 maximum (4× for margin).
-        self.tol = 4.0 * Xn.shape[1] * 2.0 ** -24
-        self.best_sim = np.full(Xn.shape[0], -np.inf)
-        self.best_src = np.full(Xn.shape[0], np.iinfo(np.int64).max, np.int64)
+    def __init__(self, rows: np.ndarray, seed_mask: np.ndarray, metric: str = "cosine"):
+        self.metric = get_metric(metric)
+        self.X = np.ascontiguousarray(rows)       # as the metric prepared them
+        self.best = np.full(rows.shape[0], np.inf)
+        self.best_src = np.full(rows.shape[0], np.iinfo(np.int64).max, np.int64)
         self.pending = list(np.flatnonzero(seed_mask))
         self.synced_steps = 0
 
     def _nearest(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each of `rows`, the float64 similarity and index of its nearest of `cols`."""
-        Xr, Xc = self.X[rows], self.X[cols]
-        best_sim = np.empty(rows.size)
-        best_src = np.empty(rows.size, np.int64)
-        _recheck_near_maximum(Xr @ Xc.T, Xr, Xc, cols, self.tol, best_sim, best_src)
-        return best_sim, best_src
+        """For each of `rows`, the float64 nearness and index of its nearest of `cols`."""
+        return nearest_exactly(self.metric, self.X[rows], self.X[cols], cols)
 
     def next(self, labeled: np.ndarray, order: np.ndarray) -> tuple[int, int, float]:
         new = np.sort(np.concatenate([np.asarray(self.pending, np.int64),
@@ -282,37 +305,13 @@ class _Bridge:
         for u_start in range(0, unlabeled.size, self.BLOCK):
             rows = unlabeled[u_start:u_start + self.BLOCK]
             for n_start in range(0, new.size, self.BLOCK):
-                s, src = self._nearest(rows, new[n_start:n_start + self.BLOCK])
-                better = (s > self.best_sim[rows]) | ((s == self.best_sim[rows])
-                                                      & (src < self.best_src[rows]))
-                self.best_sim[rows[better]] = s[better]
+                near, src = self._nearest(rows, new[n_start:n_start + self.BLOCK])
+                better = (near < self.best[rows]) | ((near == self.best[rows])
+                                                     & (src < self.best_src[rows]))
+                self.best[rows[better]] = near[better]
                 self.best_src[rows[better]] = src[better]
-        pick = unlabeled[np.argmax(self.best_sim[unlabeled])]   # ties: lowest index
-        return int(pick), int(self.best_src[pick]), float(self.best_sim[pick])
-
-
-@numba.njit(cache=True)
-def _recheck_near_maximum(sim, Xr, Xc, cols, tol, best_sim, best_src):
-    """Per row of the float32 `sim`: among the columns within `tol` of the row's maximum,
-    the one with the largest float64 product (ties: lowest index in `cols`)."""
-    d = Xr.shape[1]
-    for i in range(sim.shape[0]):
-        row = sim[i]
-        top = -np.inf
-        for j in range(row.shape[0]):
-            if row[j] > top:
-                top = row[j]
-        floor = np.float64(top) - tol
-        best, src = -np.inf, np.iinfo(np.int64).max
-        for j in range(row.shape[0]):
-            if np.float64(row[j]) >= floor:
-                exact = 0.0
-                for t in range(d):
-                    exact += np.float64(Xr[i, t]) * np.float64(Xc[j, t])
-                if exact > best or (exact == best and cols[j] < src):
-                    best, src = exact, cols[j]
-        best_sim[i] = best
-        best_src[i] = src
+        pick = unlabeled[np.argmin(self.best[unlabeled])]   # ties: lowest index
+        return int(pick), int(self.best_src[pick]), float(self.best[pick])
 
 
 @numba.njit(cache=True)
@@ -510,22 +509,29 @@ def vote(neighbour_labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.n
     return _vote_rows(neighbour_labels, int(n_classes))
 
 
-def knn_dv_label(X, y, *, k: int) -> LabelingResult:
+def knn_dv_label(X, y, *, k: int, metric: str = "cosine") -> LabelingResult:
     """kNN-DV, eq. (1): each unlabeled point takes the majority label of its k nearest
     *labeled* points (ties to the nearest tied class).
 
-    When fewer than `k` points are labeled, all of them vote. All unlabeled points are
-    labeled at once: step and round are 0.
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+        Embeddings of labeled and unlabeled points.
+    y : array-like of shape (n,), int
+        -1 for unlabeled, 0..C-1 for seed classes.
+    k : int
+        Labeled points that vote; when fewer are labeled, all of them vote.
+    metric : {"cosine", "euclidean"}, default="cosine"
+        How "nearest" is measured (exact search, equal distances by ascending index).
+
+    Returns
+    -------
+    LabelingResult
+        All unlabeled points are labeled at once: step and round are 0.
     """
-    Xn = normalize_rows(X)
-    y = validate_labels(y, Xn.shape[0])
-    return knn_dv_from(y, check_k(k, Xn.shape[0]), lambda rows, seeds, kv: exact_knn(
-        Xn[rows], Xn[seeds], kv)[0])
-
-
-def knn_dv_from(y: np.ndarray, k: int, nearest) -> LabelingResult:
-    """kNN-DV given `nearest(unlabeled, seeds, k_vote)`: for each unlabeled point, the
-    positions in `seeds` of its k_vote nearest seeds, nearest first (any metric)."""
+    rows = get_metric(metric).prepare(X)
+    y = validate_labels(y, rows.shape[0])
+    k = check_k(k, rows.shape[0])
     n = y.shape[0]
     labels = y.copy()
     unlabeled = np.flatnonzero(y < 0)
@@ -536,7 +542,8 @@ def knn_dv_from(y: np.ndarray, k: int, nearest) -> LabelingResult:
     if unlabeled.size == 0:
         return result
     k_vote = min(k, seeds.size)
-    winners, shares = vote(y[seeds][nearest(unlabeled, seeds, k_vote)], int(y.max()) + 1)
+    nearest, _ = exact_knn(rows[unlabeled], rows[seeds], k_vote, metric=metric)
+    winners, shares = vote(y[seeds][nearest], int(y.max()) + 1)
     labels[unlabeled] = winners
     result.confidence[unlabeled] = shares
     result.n_voters[unlabeled] = k_vote

@@ -11,10 +11,6 @@ from hdl_core.workspace import pipeline
 from hdl_core.embed import (DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, WeightsUnavailable,
                                load_precomputed)
 
-st.title("Embed")
-ws = state.workspace()
-state.sidebar_status(ws)
-
 COMMON_MODELS = ["ViT-B-32", "ViT-B-16", "ViT-L-14", "RN50", "convnext_base_w"]
 
 
@@ -48,81 +44,89 @@ def _progress_bar():
     return bar, report
 
 
-with state.user_errors("Embedding"):
-    current = state.embedding(ws)
-    n_items = len(ws.ok_items())
-    if current is not None:
-        st.success(f"{n_items} images embedded with **{current.label}** "
-                   f"({current.X.shape[1]} dimensions).")
-    else:
-        st.info(f"{n_items} images, not embedded yet (or the images changed since).")
-
-    is_demo = ws.dataset_root() is not None and ws.dataset_root().name == images.DEMO_FOLDER
-    kinds = ["CLIP (open_clip)", "Pixels (baseline, not CLIP)", "Precomputed file"]
-    kind = st.radio("Encoder", kinds, index=1 if is_demo else 0, horizontal=True,
-                    help="The demo defaults to pixels so it runs with nothing to download.")
-    st.caption(f"Device in use: **{_device()}**")
-
-    if kind == kinds[0]:
-        c1, c2 = st.columns(2)
-        model = c1.selectbox("Model", COMMON_MODELS, index=COMMON_MODELS.index(DEFAULT_CLIP_MODEL),
-                             accept_new_options=True)
-        tags = _tags(model)
-        weights = c2.radio("Weights", ["Pretrained tag", "Local checkpoint file"], horizontal=True)
-        if weights == "Pretrained tag":
-            default = tags.index(DEFAULT_CLIP_PRETRAINED) if DEFAULT_CLIP_PRETRAINED in tags else 0
-            pretrained = c2.selectbox("Pretrained tag", tags, index=default if tags else None)
+def main() -> None:
+    st.title("Embed")
+    ws = state.workspace()
+    state.sidebar_status(ws)
+    with state.user_errors("Embedding"):
+        current = state.embedding(ws)
+        n_items = len(ws.ok_items())
+        if current is not None:
+            st.success(f"{n_items} images embedded with **{current.label}** "
+                       f"({current.X.shape[1]} dimensions).")
         else:
-            typed = c2.text_input("Checkpoint path under the data root",
-                                  placeholder="checkpoints/open_clip_model.safetensors")
-            pretrained = str(images.resolve_in_data_root(typed)) if typed.strip() else None
-        batch = st.select_slider("Batch size", [16, 32, 64, 128, 256], value=64)
-        if st.button("Embed with CLIP", type="primary", disabled=not pretrained):
-            bar, report = _progress_bar()
-            try:
-                emb = pipeline.embed_workspace(ws, pipeline.EncoderSpec(
-                    name="clip", model=model, pretrained=pretrained, batch_size=batch), progress=report)
-            except WeightsUnavailable as error:
-                bar.empty()
-                st.error("The CLIP weights are not available offline.", icon=":material/warning:")
-                st.code(str(error), language=None)
-                st.info("Or embed with **Pixels** now (a weak baseline), or load embeddings made "
-                        "elsewhere with **Precomputed file**.")
-                st.stop()
-            st.session_state["embed_stats"] = emb.stats
-            st.rerun()
+            st.info(f"{n_items} images, not embedded yet (or the images changed since).")
 
-    elif kind == kinds[1]:
-        st.caption("Each image shrunk to 16×16 RGB pixels: no weights, runs anywhere, but far "
-                   "weaker than CLIP on photos. Good for the digits demo and for trying the app.")
-        if st.button("Embed with pixels", type="primary"):
-            bar, report = _progress_bar()
-            emb = pipeline.embed_workspace(ws, pipeline.EncoderSpec(name="pixels"), progress=report)
-            st.session_state["embed_stats"] = emb.stats
-            st.rerun()
+        is_demo = ws.dataset_root() is not None and ws.dataset_root().name == images.DEMO_FOLDER
+        kinds = ["CLIP (open_clip)", "Pixels (baseline, not CLIP)", "Precomputed file"]
+        kind = st.radio("Encoder", kinds, index=1 if is_demo else 0, horizontal=True,
+                        help="The demo defaults to pixels so it runs with nothing to download.")
+        st.caption(f"Device in use: **{_device()}**")
 
-    else:
-        st.caption("Embeddings made elsewhere (`python -m hdl_core embed IMAGES --out emb.npy` on a "
-                   "GPU machine): a .npy with its .paths.txt, or a .parquet with a `path` column. "
-                   "Paths are relative to the dataset root.")
-        upload = st.file_uploader("Embeddings", type=["npy", "parquet"])
-        paths_upload = st.file_uploader("Path list (.txt, one path per line; for .npy)", type=["txt"])
-        if st.button("Use these embeddings", type="primary", disabled=upload is None):
-            with tempfile.TemporaryDirectory() as tmp:
-                target = Path(tmp) / Path(upload.name).name
-                target.write_bytes(upload.getvalue())
-                paths_file = None
-                if paths_upload is not None:
-                    paths_file = Path(tmp) / "paths.txt"
-                    paths_file.write_bytes(paths_upload.getvalue())
-                paths, X = load_precomputed(target, paths_file)
-            emb = pipeline.import_embeddings(ws, paths, X, label=f"precomputed ({upload.name})")
-            st.session_state["embed_stats"] = emb.stats
-            st.rerun()
+        if kind == kinds[0]:
+            c1, c2 = st.columns(2)
+            model = c1.selectbox("Model", COMMON_MODELS, index=COMMON_MODELS.index(DEFAULT_CLIP_MODEL),
+                                 accept_new_options=True)
+            tags = _tags(model)
+            weights = c2.radio("Weights", ["Pretrained tag", "Local checkpoint file"], horizontal=True)
+            if weights == "Pretrained tag":
+                default = tags.index(DEFAULT_CLIP_PRETRAINED) if DEFAULT_CLIP_PRETRAINED in tags else 0
+                pretrained = c2.selectbox("Pretrained tag", tags, index=default if tags else None)
+            else:
+                typed = c2.text_input("Checkpoint path under the data root",
+                                      placeholder="checkpoints/open_clip_model.safetensors")
+                pretrained = str(images.resolve_in_data_root(typed)) if typed.strip() else None
+            batch = st.select_slider("Batch size", [16, 32, 64, 128, 256], value=64)
+            if st.button("Embed with CLIP", type="primary", disabled=not pretrained):
+                bar, report = _progress_bar()
+                try:
+                    emb = pipeline.embed_workspace(ws, pipeline.EncoderSpec.of(
+                        "clip", model=model, pretrained=pretrained, batch_size=batch), progress=report)
+                except WeightsUnavailable as error:
+                    bar.empty()
+                    st.error("The CLIP weights are not available offline.", icon=":material/warning:")
+                    st.code(str(error), language=None)
+                    st.info("Or embed with **Pixels** now (a weak baseline), or load embeddings made "
+                            "elsewhere with **Precomputed file**.")
+                    st.stop()
+                st.session_state[state.EMBED_STATS] = emb.stats
+                st.rerun()
 
-    stats = st.session_state.pop("embed_stats", None)
-    if stats:
-        st.write(f"Done in {stats.get('seconds', 0):.1f} s: {stats.get('hits', 0)} images from the "
-                 f"cache, {stats.get('encoded', stats.get('misses', 0))} encoded.")
-    if state.embedding(ws) is not None:
-        st.page_link("pages/choose_k.py", label="Next: choose k", icon=":material/insights:")
+        elif kind == kinds[1]:
+            st.caption("Each image shrunk to 16×16 RGB pixels: no weights, runs anywhere, but far "
+                       "weaker than CLIP on photos. Good for the digits demo and for trying the app.")
+            if st.button("Embed with pixels", type="primary"):
+                bar, report = _progress_bar()
+                emb = pipeline.embed_workspace(ws, pipeline.EncoderSpec.of("pixels"), progress=report)
+                st.session_state[state.EMBED_STATS] = emb.stats
+                st.rerun()
+
+        else:
+            st.caption("Embeddings made elsewhere (`python -m hdl_core embed IMAGES --out emb.npy` on a "
+                       "GPU machine): a .npy with its .paths.txt, or a .parquet with a `path` column. "
+                       "Paths are relative to the dataset root.")
+            upload = st.file_uploader("Embeddings", type=["npy", "parquet"])
+            paths_upload = st.file_uploader("Path list (.txt, one path per line; for .npy)", type=["txt"])
+            if st.button("Use these embeddings", type="primary", disabled=upload is None):
+                with tempfile.TemporaryDirectory() as tmp:
+                    target = Path(tmp) / Path(upload.name).name
+                    target.write_bytes(upload.getvalue())
+                    paths_file = None
+                    if paths_upload is not None:
+                        paths_file = Path(tmp) / "paths.txt"
+                        paths_file.write_bytes(paths_upload.getvalue())
+                    paths, X = load_precomputed(target, paths_file)
+                emb = pipeline.import_embeddings(ws, paths, X, label=f"precomputed ({upload.name})")
+                st.session_state[state.EMBED_STATS] = emb.stats
+                st.rerun()
+
+        stats = st.session_state.pop(state.EMBED_STATS, None)
+        if stats:
+            st.write(f"Done in {stats.get('seconds', 0):.1f} s: {stats.get('hits', 0)} images from the "
+                     f"cache, {stats.get('encoded', stats.get('misses', 0))} encoded.")
+        if state.embedding(ws) is not None:
+            st.page_link("pages/choose_k.py", label="Next: choose k", icon=":material/insights:")
+
+
+if __name__ == "__main__":
+    main()

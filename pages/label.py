@@ -13,34 +13,31 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 import state
-from hdl_core.workspace import pipeline
-from hdl_core.views import replay as replaying
 from hdl_core.explain import round_view, vote_detail
+from hdl_core.views import replay as replaying
+from hdl_core.workspace import pipeline
+from pages._map import GREY, OUTLINE, class_colours, map_note, palette, selected_ids, wait_for_umap
 
-# Transient UI state of this page (durable facts live in the workspace store).
-ROUND_KEY = "label_round"            # the round shown
-PLAYING_KEY = "label_playing"        # the replay is playing
-POINT_KEY = "label_point"            # the clicked point: its position in the run, or None
-RUN_KEY = "label_shown_run"          # the run the keys above refer to
-ONLY_DISAGREE_KEY = "label_only_disagree"
-RUN_CHOICE_KEY = "label_run_choice"
-MESSAGE_KEY = "label_message"
-MAP_KEY = "label_map"
-CLICKED_KEY = "label_clicked"        # the last click taken from the map's selection
+# Transient UI state of this page (named in state.py; durable facts live in the store).
+ROUND_KEY = state.LABEL_ROUND
+PLAYING_KEY = state.LABEL_PLAYING
+POINT_KEY = state.LABEL_POINT
+RUN_KEY = state.LABEL_SHOWN_RUN
+ONLY_DISAGREE_KEY = state.LABEL_ONLY_DISAGREE
+RUN_CHOICE_KEY = state.LABEL_RUN_CHOICE
+MESSAGE_KEY = state.LABEL_MESSAGE
+MAP_KEY = state.LABEL_MAP
+CLICKED_KEY = state.LABEL_CLICKED
 
 PLAY_SECONDS = 0.7                   # one replay frame
 PLAY_FRAMES = 40                     # a replay takes about this many frames
-POLL_SECONDS = 2.0                   # how often the map looks for a finished UMAP
 RANKS_SHOWN = 40                     # rank numbers are drawn for first levels up to this size
 NEIGHBOURS_PER_ROW = 10
-GREY = "rgba(140, 140, 140, 0.35)"
 HIGHLIGHT = "#ff4b4b"                # visible on light and dark backgrounds
 NEIGHBOUR_RING = "#ffa421"
-OUTLINE = "rgba(128, 128, 128, 0.95)"
 
 
 # --------------------------------------------------------------------------- per-run data
@@ -61,29 +58,16 @@ class RunView:
     created: str
 
 
-def hdl_runs(ws, emb) -> list[dict]:
-    """HDL runs made on the current embeddings, newest first, each with its kNN-DV partner id."""
-    runs = ws.runs()
-    out = []
-    for i, run in enumerate(runs):
-        if run["method"] != "hdl" or run["params"].get("embedding") != emb.key:
-            continue
-        partner = None
-        for later in runs[i + 1:]:      # run_labeling saves the kNN-DV run right after
-            if later["method"] == "hdl":
-                break
-            if later["method"] == "knn_dv" and later["k"] == run["k"] and \
-                    later["params"].get("embedding") == emb.key:
-                partner = later["id"]
-                break
-        out.append({**run, "baseline": partner})
-    return out[::-1]
+def hdl_runs(ws, emb) -> list:
+    """HDL runs made on the current embeddings (`RunInfo`, each knows its kNN-DV run), newest first."""
+    return [run for run in ws.runs("hdl")[::-1]
+            if pipeline.run_status(run, emb) != pipeline.STALE]
 
 
 def prepare(ws, run_id: int, baseline_id: int | None, neighbours: np.ndarray) -> RunView:
     """Load a run (and its kNN-DV partner), align the truth and precompute its replay."""
     run = ws.load_run(run_id)
-    result = pipeline.stored_result(run)
+    result = run.result
     items = pipeline.item_frame(ws).set_index("id")
     missing = ~np.isin(run.item_ids, items.index.to_numpy())
     if missing.any():
@@ -100,7 +84,7 @@ def prepare(ws, run_id: int, baseline_id: int | None, neighbours: np.ndarray) ->
     if baseline_id is not None:
         other = ws.load_run(baseline_id)
         if np.array_equal(other.item_ids, run.item_ids):
-            baseline = other.labels
+            baseline = other.result.labels
     replay = replaying.build_replay(result, neighbours, baseline=baseline, truth=codes)
     # float32: sent as binary; exact for positions and rounds below 16 million
     hover = np.column_stack([np.arange(replay.n), result.round,
@@ -114,25 +98,10 @@ def _prepared(folder: str, emb_key: str, run_id: int, baseline_id: int | None, k
     # a resource, not data: the arrays are read-only and copying them on every move is the cost
     # this cache is here to avoid
     graph = state.graph(folder, emb_key, k)
-    return prepare(state._workspace(folder), run_id, baseline_id, graph.indices)
+    return prepare(state.workspace_at(folder), run_id, baseline_id, graph.indices)
 
 
 # --------------------------------------------------------------------------- drawing
-
-def palette(n_classes: int) -> list[str]:
-    """One colour per class: plotly's 10, else 26 (Alphabet), repeated past that."""
-    colours = qualitative.Plotly if n_classes <= 10 else qualitative.Alphabet
-    return [colours[i % len(colours)] for i in range(max(n_classes, 1))]
-
-
-def _class_colours(colours: list[str]) -> dict:
-    """Marker settings that colour a numeric class array with the class palette (no string arrays)."""
-    n = len(colours)
-    scale = []
-    for i, colour in enumerate(colours):
-        scale += [[i / n, colour], [(i + 1) / n, colour]]
-    return {"colorscale": scale, "cmin": -0.5, "cmax": n - 0.5, "showscale": False}
-
 
 def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | None = None,
                point: int | None = None) -> dict:
@@ -147,7 +116,7 @@ def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | 
     replay, result = view.replay, view.replay.result
     layers = replaying.map_layers(replay, r, only=only)
     colours = palette(len(view.classes))
-    by_class = _class_colours(colours)
+    by_class = class_colours(colours)
     xy = np.round(coords, 3)
     labels = result.labels
     size = 5 if only is None else 8          # a filtered map shows few points: draw them bigger
@@ -232,25 +201,25 @@ def accuracy_figure(view: RunView, r: int) -> go.Figure:
 
 # --------------------------------------------------------------------------- page parts
 
-def k_plan(ws) -> tuple[int | str, float, str]:
-    """The k and noise rate the next run uses, and why (the Choose k page's stored choice)."""
-    choice = ws.get_setting("k_choice")
-    if not choice:
-        return "auto", 0.15, ("k = auto: chosen when you press Run HDL by the μ_k·I(k) rule "
-                              "(nothing stored on the Choose k page yet)")
-    k, noise = int(choice["k"]), float(choice.get("noise_rate", 0.15))
-    if choice.get("override"):
+def k_plan(ws, emb) -> tuple[int, str]:
+    """The k the next run uses, and why (the intent stored on the Choose k page)."""
+    intent = state.k_intent(ws)
+    y, _ = pipeline.seed_vector(ws, emb.item_ids)
+    k, choice = state.k_choice(str(ws.folder), emb.key, state.seeds_digest(y), intent)
+    if not intent.auto:
         why = "your override on the Choose k page"
-    elif choice.get("reliable", True):
-        why = "k* from the Choose k page"
+    elif choice is not None and choice.reliable:
+        why = "k\\* chosen from the seeds by the μ_k·I(k) rule"
     else:
-        why = "the Choose k page's default (too few seeds for a reliable k*)"
-    return k, noise, f"k = {k}: {why}; noise rate e = {noise:.2f}"
+        why = "the default (too few seeds for a reliable k\\*)"
+    return k, f"k = {k}: {why}; noise rate e = {intent.noise_rate:.2f}"
 
 
 def run_controls(ws, emb) -> None:
     """The Run HDL button with the k it will use."""
-    k, noise, why = k_plan(ws)
+    y, classes = pipeline.seed_vector(ws, emb.item_ids)
+    pipeline.require_seeds(y, classes)
+    _, why = k_plan(ws, emb)
     left, right = st.columns([1, 3], vertical_alignment="center")
     pressed = left.button("Run HDL", type="primary", key="label_run_button",
                           help="Labels every image from the seeds (corrections included), and "
@@ -258,11 +227,11 @@ def run_controls(ws, emb) -> None:
     right.markdown(f"Next run: **{why}**.")
     if pressed:
         with st.spinner(f"Running HDL and kNN-DV on {len(emb.item_ids)} images…"):
-            out = pipeline.run_labeling(ws, emb, k=k, noise_rate=noise)
-        result = out["result"]
+            out = pipeline.run_labeling(ws, emb, state.k_intent(ws))
+        result = out.result
         st.session_state[MESSAGE_KEY] = (
             f"HDL labeled {int((result.step >= 0).sum())} images in {result.n_rounds} rounds "
-            f"with k = {out['k']} ({out['seconds']:.1f} s, kNN-DV included): run #{out['hdl']}.")
+            f"with k = {out.k} ({out.seconds:.1f} s, kNN-DV included): run #{out.hdl_id}.")
         st.session_state.pop(RUN_CHOICE_KEY, None)
         st.rerun()
     message = st.session_state.pop(MESSAGE_KEY, None)
@@ -270,9 +239,10 @@ def run_controls(ws, emb) -> None:
         st.success(message)
 
 
-def _describe_run(run: dict) -> str:
-    how = "chosen automatically" if run["params"].get("k_auto") else "as set"
-    return f"#{run['id']} · k = {run['k']} ({how}) · {run['params'].get('n_seeds', '?')} seeds · {run['created'][:19]}Z"
+def _describe_run(run) -> str:
+    how = "chosen automatically" if run.params.get("k_auto") else "as set"
+    return (f"#{run.run_id} · k = {run.k} ({how}) · {run.params.get('n_seeds', '?')} seeds · "
+            f"{run.created[:19]}Z")
 
 
 def _clamp_ui_state(view: RunView) -> None:
@@ -291,20 +261,9 @@ def _clamp_ui_state(view: RunView) -> None:
 
 
 def clicked_point(points: list) -> int | None:
-    """The run position of the first selected map point (customdata[0]), or None.
-
-    plotly.js hands a row of a binary customdata array back as ``{"0": .., "1": ..}``, and
-    a row of a list as a list; both are read.
-    """
-    for chosen in points or []:
-        custom = chosen.get("customdata") if isinstance(chosen, dict) else None
-        if isinstance(custom, dict):
-            custom = custom.get("0", custom.get(0))
-        elif isinstance(custom, (list, tuple)):
-            custom = custom[0] if custom else None
-        if isinstance(custom, (int, float)) and not isinstance(custom, bool):
-            return int(custom)
-    return None
+    """The run position of the first selected map point (customdata[0]), or None."""
+    ids = selected_ids(points)
+    return ids[0] if ids else None
 
 
 def _selected_from_chart() -> None:
@@ -324,13 +283,6 @@ def _selected_from_chart() -> None:
         st.session_state[CLICKED_KEY] = clicked
         if clicked is not None:
             st.session_state[POINT_KEY] = clicked
-
-
-def umap_watch(ws, emb) -> None:
-    """While the map is PCA because UMAP is still computing: redraw the page once it is done."""
-    _, kind = state.map_coordinates(ws, emb)
-    if kind != "pca":
-        st.rerun()
 
 
 def replay_panel(ws, emb, view: RunView) -> None:
@@ -386,14 +338,11 @@ def replay_panel(ws, emb, view: RunView) -> None:
 
 
 def _map_note(kind: str, emb) -> None:
-    if kind == "pca":
-        st.caption("Map: PCA for now; the UMAP map is computing in the background and replaces "
-                   "it by itself when ready.")
-    elif kind == "pca-only":
-        st.caption(f"Map: PCA (UMAP failed: {state.umap_problem(emb)}).")
-    else:
+    if kind == "umap":
         st.caption("Map: UMAP of the embeddings over the same kNN graph HDL used. Click a point "
                    "to see why it got its label.")
+    else:
+        map_note(kind, emb)
 
 
 def _round_caption(view: RunView, r: int, only) -> None:
@@ -515,18 +464,16 @@ def main() -> None:
             return
         chosen = runs[0]
         if len(runs) > 1:
-            by_id = {run["id"]: run for run in runs}
+            by_id = {run.run_id: run for run in runs}
             chosen = by_id[st.selectbox("Run to replay", list(by_id), key=RUN_CHOICE_KEY,
                                         format_func=lambda run_id: _describe_run(by_id[run_id]))]
         else:
             st.caption(f"Run {_describe_run(chosen)}")
-        view = _prepared(str(ws.folder), emb.key, int(chosen["id"]), chosen["baseline"],
-                         int(chosen["k"]))
+        view = _prepared(str(ws.folder), emb.key, chosen.run_id, chosen.baseline_id, chosen.k)
         _clamp_ui_state(view)
         playing = bool(st.session_state.get(PLAYING_KEY))
         st.fragment(replay_panel, run_every=PLAY_SECONDS if playing else None)(ws, emb, view)
-        if state.map_coordinates(ws, emb)[1] == "pca":
-            st.fragment(umap_watch, run_every=POLL_SECONDS)(ws, emb)
+        wait_for_umap(ws, emb)
         st.page_link("pages/review.py", label="Next: review and correct", icon=":material/task_alt:")
 
 

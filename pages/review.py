@@ -1,46 +1,47 @@
-"""Review: fix labels one at a time, by a region of the map, or where HDL suggests.
+"""Review: HDL's likeliest mistakes first, fixed one at a time or by a region of the map.
 
-Every correction goes to the workspace store at once (`Workspace.add_correction`), shows
-here straight away (corrections win over the run), becomes a seed of the next run and can
-be undone. Only transient UI state (filters, the page, the map selection) lives in the
-browser session.
+The review queue (`hdl_core.review_queue`) orders the images HDL labeled likeliest-wrong
+first, each with its reason in words. Every correction or confirmation goes to the
+workspace store at once with who made it, shows here straight away (corrections win over
+the run), becomes a seed of the next run, and can be undone by the session that made it.
+Only transient UI state (filters, the page, the map selection) lives in the browser session.
 """
 from __future__ import annotations
 
 from contextlib import nullcontext
 
 import numpy as np
-import plotly.graph_objects as go
+import pandas as pd
 import streamlit as st
 
 import state
 from hdl_core import suggest
-from hdl_core.workspace import pipeline
 from hdl_core.views import gallery as review
-from hdl_core.workspace import labels
+from hdl_core.workspace import labels, pipeline
 from hdl_core.workspace.store import StoreError
+from pages._map import class_map, map_note, selected_ids, selection_points, wait_for_umap
 
 PER_PAGE = 48                 # thumbnails per gallery page
 COLUMNS = 8                   # thumbnails per gallery row
 SUSPICIOUS_SHOWN = 20         # suspicious seeds listed at most
-PREVIEW = 16                  # thumbnails of a map selection shown before assigning
+NEIGHBOURS_SHOWN = 5
 ALL_CLASSES = "All classes"
-TABS = ("Gallery", "Select on the map", "Label next", "Suspicious seeds", "History")
-
-# Transient UI state of this page (session only; durable facts are in the store).
-SELECTION = "review_selection"    # item ids selected on the map, written by the map's callback
-FLASH = "review_flash"            # (kind, message) shown once after an action
-TAB = "review_tab"                # the open tab
-FILTERS = "review_filters"        # the filters the page number belongs to
-MAP = "review_map"
-PAGE = "review_page"
-BULK_CLASS = "review_bulk_class"
+TABS = ("Review", "Gallery", "Map", "Classes", "Label next", "Suspicious seeds", "History")
 
 
 # --------------------------------------------------------------------------- actions
 
 def _flash(kind: str, message: str) -> None:
-    st.session_state[FLASH] = (kind, message)
+    st.session_state[state.REVIEW_FLASH] = (kind, message)
+
+
+def _write(what: str, action) -> list[int] | None:
+    """Run one store write; on failure say so (callbacks run outside user_errors)."""
+    try:
+        return action(state.workspace())
+    except (ValueError, StoreError, OSError) as error:
+        _flash("error", f"{what} was not saved: {error}")
+        return None
 
 
 def _correct(item_ids: list[int], label, source: str) -> None:
@@ -51,13 +52,32 @@ def _correct(item_ids: list[int], label, source: str) -> None:
     if not item_ids:
         _flash("warning", "Nothing is selected: draw a lasso or a box on the map first.")
         return
-    try:
-        written = state.workspace().add_correction(item_ids, label.strip(), source=source)
-    except (ValueError, StoreError, OSError) as error:   # callbacks run outside user_errors
-        _flash("error", f"The correction was not saved: {error}")
+    label = label.strip()
+    written = _write("The correction", lambda ws: ws.add_correction(
+        item_ids, label, source=source, actor=state.actor()))
+    if written is None:
         return
-    _flash("success", f"Labeled {len(written)} image(s) as '{label.strip()}'. It is saved, "
+    if not written:
+        _flash("info", f"Nothing changed: {_count(len(item_ids))} already labeled "
+                       f"'{state.escape_md(label)}'.")
+        return
+    _flash("success", f"Labeled {_count(len(written))} as '{state.escape_md(label)}'. It is saved, "
                       "counts as a seed in the next run, and can be undone.")
+
+
+def _confirm(item_ids: list[int]) -> None:
+    written = _write("The confirmation", lambda ws: ws.confirm(item_ids, actor=state.actor()))
+    if written is None:
+        return
+    if not written:
+        _flash("info", "Nothing to confirm: those labels were already given or checked by hand.")
+        return
+    _flash("success", f"Confirmed the label of {_count(len(written))}: it is now a seed, and "
+                      "the review queue no longer offers it.")
+
+
+def _count(n: int) -> str:
+    return f"{n:,} image{'s' if n != 1 else ''}"
 
 
 def _on_pick(key: str, item_id: int, shown) -> None:
@@ -67,63 +87,68 @@ def _on_pick(key: str, item_id: int, shown) -> None:
 
 
 def _on_map_select() -> None:
-    event = st.session_state.get(MAP)
-    points = event["selection"]["points"] if event else []
-    st.session_state[SELECTION] = review.selected_item_ids(points)
+    st.session_state[state.REVIEW_SELECTION] = selected_ids(selection_points(state.REVIEW_MAP))
 
 
 def _assign_selection() -> None:
-    _correct(list(st.session_state.get(SELECTION) or []), st.session_state.get(BULK_CLASS), "bulk")
-    if st.session_state[FLASH][0] == "success":
-        st.session_state[SELECTION] = []
+    _correct(list(st.session_state.get(state.REVIEW_SELECTION) or []),
+             st.session_state.get(state.REVIEW_BULK_CLASS), "bulk")
+
+
+def _confirm_selection() -> None:
+    _confirm(list(st.session_state.get(state.REVIEW_SELECTION) or []))
 
 
 def _clear_selection() -> None:
-    st.session_state[SELECTION] = []
+    st.session_state[state.REVIEW_SELECTION] = []
 
 
 def _undo() -> None:
-    if state.workspace().undo_last_correction():
-        _flash("info", "Undid the last correction (all images it labeled).")
-    else:
-        _flash("info", "There is no correction left to undo.")
+    report = _write("The undo", lambda ws: ws.undo_last_correction(actor=state.actor()))
+    if report is None:
+        if st.session_state.get(state.REVIEW_FLASH, ("",))[0] != "error":
+            _flash("info", "Nothing of yours to undo in this browser tab.")
+        return
+    _flash("info", state.escape_md(report.describe()))
 
 
 def _rerun_hdl(ws, emb, run) -> None:
-    """HDL again with the same k, every correction now a seed; then show the new run."""
+    """HDL again, every correction and confirmation now a seed; then show the new run."""
     graph = state.graph(str(ws.folder), emb.key, run.k)
     with st.spinner("Running HDL with your corrections as seeds…"):
-        out = pipeline.run_labeling(ws, emb, k=run.k,
-                                    noise_rate=float(run.params.get("noise_rate", 0.15)),
-                                    graph=graph)
-    _flash("success", f"HDL run #{out['hdl']} done in {out['seconds']:.1f} s (k = {out['k']}); "
-                      "every correction was a seed of it.")
+        out = pipeline.run_labeling(ws, emb, state.k_intent(ws), graph=graph)
+    _flash("success", f"HDL run #{out.hdl_id} done in {out.seconds:.1f} s (k = {out.k}); "
+                      "every correction and confirmation was a seed of it.")
     st.rerun()
 
 
 # --------------------------------------------------------------------------- cached views
 
+@st.cache_data(show_spinner="Ordering the labels likeliest-wrong first…", max_entries=8)
+def _queue(folder: str, run_id: int, emb_key: str, k: int):
+    """The review queue of a run (order, doubt and the facts behind each reason)."""
+    run = state.stored_run(folder, run_id)
+    result = run.result
+    graph = state.graph(folder, emb_key, max(k, 10))
+    y = np.where(result.step < 0, result.labels, -1)
+    return suggest.review_queue_with_reasons(state.embedding_at(folder, emb_key).X, y, result,
+                                             graph=graph)
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def _suggestions(folder: str, run_id: int, emb_key: str, k: int, exclude: tuple, n: int):
     run = state.stored_run(folder, run_id)
     graph = state.graph(folder, emb_key, k)
-    return suggest.suggest_next(graph.indices, pipeline.stored_result(run), n=n,
-                                exclude=list(exclude), class_names=run.classes)
+    return suggest.suggest_next(graph.indices, run.result, n=n, exclude=list(exclude),
+                                class_names=run.classes)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _suspicious(folder: str, run_id: int, emb_key: str, k: int, leave_one_out: bool = False):
     run = state.stored_run(folder, run_id)
     graph = state.graph(folder, emb_key, k)
-    X = state.embedding(state.workspace()).X if leave_one_out else None
-    return suggest.suspicious_seeds(graph.indices, pipeline.stored_result(run),
-                                    class_names=run.classes, X=X)
-
-
-def _baseline(ws, folder: str):
-    """The latest kNN-DV run, or None."""
-    ids = [r["id"] for r in ws.runs() if r["method"] == "knn_dv"]
-    return state.stored_run(folder, max(ids)) if ids else None
+    X = state.embedding_at(folder, emb_key).X if leave_one_out else None
+    return suggest.suspicious_seeds(graph.indices, run.result, class_names=run.classes, X=X)
 
 
 # --------------------------------------------------------------------------- drawing
@@ -141,14 +166,17 @@ def _class_picker(where: str, item_id: int, shown, classes: list[str], label: st
                  label_visibility="collapsed")
 
 
-def _thumb(file, caption: str | None = None) -> None:
-    st.image(state.thumbnail_png(str(file), state.THUMB_PX), caption=caption,
-             width=state.THUMB_PX)
+def _thumb(file, caption: str | None = None, width: int = state.THUMB_PX) -> None:
+    st.image(state.thumbnail_png(str(file), state.THUMB_PX), caption=caption, width=width)
 
 
 def _tile(row, where: str, classes: list[str]) -> None:
-    _thumb(row.file, f"{row.confidence:.0%} · {row.source}")
+    _thumb(row.file, f"{row.label} · {row.source}" if row.label else "no label")
     _class_picker(where, row.item_id, row.label, classes, f"Label of {row.path}")
+    if row.source in ("hdl", "fallback"):
+        st.button("Confirm", key=f"review_ok_{where}_{row.item_id}", on_click=_confirm,
+                  args=([int(row.item_id)],), icon=":material/check:", width="stretch",
+                  help="This label is right: make it a seed of the next run.")
 
 
 def _grid(rows, where: str, classes: list[str]) -> None:
@@ -161,143 +189,220 @@ def _grid(rows, where: str, classes: list[str]) -> None:
 
 def _header(ws, run, frame, emb) -> None:
     st.title("Review")
-    st.caption(f"Run #{run.run_id} · HDL with k = {run.k} on {emb.label}. Labels shown are the "
-               "labels now: your corrections win over seeds, seeds over the run.")
+    st.caption(f"Run #{run.run_id} · HDL with k = {run.k} on {state.escape_md(emb.label)}. Labels "
+               "shown are the labels now: your corrections and confirmations win over seeds, "
+               "seeds over the run.")
     pending = review.pending_corrections(frame)
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns(5)
     c1.metric("Images", f"{len(frame):,}")
-    c2.metric("Corrected by hand", f"{int((frame['source'] == 'manual').sum()):,}",
-              help="Items whose label you set here (a correction wins over a seed).")
+    c2.metric("Corrected", f"{int((frame['source'] == 'manual').sum()):,}",
+              help="Labels you changed here (a correction wins over a seed).")
+    c3.metric("Confirmed", f"{int((frame['source'] == 'confirmed').sum()):,}",
+              help="Labels you checked and marked right; they are seeds of the next run.")
     now = review.accuracy(frame)
     if now is not None:
         before = review.accuracy(frame, "run_label")
         change = (now[0] - before[0]) * 100
-        c3.metric("Accuracy now", f"{now[0]:.1%}",
+        c4.metric("Accuracy now", f"{now[0]:.1%}",
                   delta=f"{change:+.1f} pts" if abs(change) >= 0.05 else None,
                   help=f"Against the ground truth of {now[1]:,} images; the change is against "
                        "this run's own labels.")
     else:
-        c3.metric("Accuracy", "unknown", help="No ground truth for this dataset.")
-    c4.metric("Not in the run yet", pending,
-              help="Corrections made since this run; re-run HDL to spread them.")
+        c4.metric("Accuracy", "unknown", help="No ground truth for this dataset.")
+    c5.metric("Not in the run yet", pending,
+              help="Corrections and confirmations made since this run; re-run HDL to spread them.")
     b1, b2, _ = st.columns([1, 1, 2])
     if b1.button("Re-run HDL", key="review_rerun", type="primary" if pending else "secondary",
-                 help="Label everything again with the same k; every correction is a seed, "
-                      "so corrected images keep their label."):
+                 help="Label everything again; every correction and confirmation is a seed, so "
+                      "those images keep their label."):
         _rerun_hdl(ws, emb, run)
-    b2.button("Undo last correction", key="review_undo", on_click=_undo)
+    b2.button("Undo my last change", key="review_undo", on_click=_undo,
+              help="Takes back the last correction or confirmation made in this browser tab.")
 
 
 def _show_flash() -> None:
-    flash = st.session_state.pop(FLASH, None)
+    flash = st.session_state.pop(state.REVIEW_FLASH, None)
     if flash:
         kind, message = flash
         getattr(st, kind)(message)
 
 
+def _review_tab(frame, queue, classes: list[str], run) -> None:
+    """One image at a time, likeliest wrong first: its label, why it is doubted, its neighbours."""
+    todo = frame[frame["queue_rank"] < len(queue.doubt)].sort_values("queue_rank")
+    if todo.empty:
+        st.success("Every label of this run was given or checked by hand.")
+        return
+    at = int(min(max(st.session_state.get(state.REVIEW_CURSOR, 0), 0), len(todo) - 1))
+    row = todo.iloc[at]
+    position = int(row["position"])
+    nav1, nav2, nav3 = st.columns([1, 1, 4], vertical_alignment="center")
+    nav1.button("Previous", key="review_prev", on_click=_move_cursor, args=(-1,), disabled=at == 0,
+                icon=":material/arrow_back:", width="stretch")
+    nav2.button("Next", key="review_next", on_click=_move_cursor, args=(1,),
+                disabled=at >= len(todo) - 1, icon=":material/arrow_forward:", width="stretch")
+    nav3.caption(f"Image {at + 1:,} of {len(todo):,} still to check, likeliest wrong first.")
+    left, right = st.columns([1, 2])
+    with left:
+        st.image(state.thumbnail_png(str(row["file"]), 2 * state.THUMB_PX), width=2 * state.THUMB_PX)
+    with right:
+        st.markdown(f"**{state.escape_md(row['path'])}** is labeled "
+                    f"**{state.escape_md(row['label'])}** ({row['source']}).")
+        st.caption(state.escape_md(queue.reason(position, class_names=run.classes)))
+        b1, b2 = st.columns(2)
+        b1.button("Confirm: it is right", key="review_confirm_one", type="primary",
+                  on_click=_confirm_and_advance, args=(int(row["item_id"]),),
+                  icon=":material/check:", width="stretch")
+        with b2:
+            _class_picker("one", int(row["item_id"]), row["label"], classes, "Correct it to")
+    by_position = frame.set_index("position")
+    near = [p for p in queue.nearest[position][:NEIGHBOURS_SHOWN] if p in by_position.index]
+    if near:
+        st.caption(f"Its {len(near)} nearest neighbours and their labels now:")
+        for column, p in zip(st.columns(NEIGHBOURS_SHOWN), near):
+            with column:
+                n_row = by_position.loc[p]
+                _thumb(n_row["file"], str(n_row["label"]))
+
+
+def _move_cursor(step: int) -> None:
+    st.session_state[state.REVIEW_CURSOR] = max(0, int(st.session_state.get(state.REVIEW_CURSOR, 0)) + step)
+
+
+def _confirm_and_advance(item_id: int) -> None:
+    _confirm([item_id])       # a confirmed image leaves the queue: the cursor stays put
+
+
 def _gallery(frame, classes: list[str], has_baseline: bool) -> None:
     counts = review.class_counts(frame, classes)
-    f1, f2, f3 = st.columns([1, 2, 2])
+    f1, f2, f3, f4 = st.columns([1, 2, 2, 1])
     chosen = f1.selectbox("Gallery of class", [ALL_CLASSES] + classes, key="review_class",
                           format_func=lambda c: (f"{c} ({len(frame):,})" if c == ALL_CLASSES
                                                  else f"{c} ({counts.get(c, 0):,})"))
-    sources = f2.multiselect("Source", list(review.SOURCES), default=list(review.SOURCES),
+    sources = f2.multiselect("Source", list(labels.SOURCES), default=list(labels.SOURCES),
                              key="review_sources",
                              help="seed: given before labeling · hdl: voted by HDL · fallback: "
-                                  "bridged (no labeled neighbour) · manual: corrected by you")
+                                  "bridged (no labeled neighbour) · manual: corrected by you · "
+                                  "confirmed: checked by you")
     confidence = f3.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.01, key="review_confidence")
-    g1, g2 = st.columns(2)
+    order = f4.selectbox("Order", list(review.ORDERS), format_func=review.ORDERS.get,
+                         key="review_order")
+    g1, g2, g3 = st.columns(3)
     fallback_only = g1.checkbox("Fallback (bridged) only", key="review_fallback")
     disagreement = g2.checkbox("Only where kNN-DV disagrees", key="review_disagree",
                                disabled=not has_baseline,
                                help=None if has_baseline else "No kNN-DV run to compare with.")
+    selection = list(st.session_state.get(state.REVIEW_SELECTION) or [])
+    on_map = g3.checkbox(f"Only the {len(selection):,} selected on the map", key="review_on_map",
+                         value=bool(selection), disabled=not selection)
     shown = review.filter_gallery(frame, classes=None if chosen == ALL_CLASSES else [chosen],
                                   sources=sources, confidence=confidence,
                                   fallback_only=fallback_only,
-                                  disagreement_only=disagreement and has_baseline)
-    signature = (chosen, tuple(sources), tuple(confidence), fallback_only, disagreement)
-    if st.session_state.get(FILTERS) != signature:   # new filters: back to the first page
-        st.session_state[FILTERS] = signature
-        st.session_state[PAGE] = 1
+                                  disagreement_only=disagreement and has_baseline,
+                                  item_ids=selection if on_map and selection else None, order=order)
+    signature = (chosen, tuple(sources), tuple(confidence), fallback_only, disagreement, order,
+                 tuple(selection) if on_map else ())
+    if st.session_state.get(state.REVIEW_FILTERS) != signature:   # new filters: first page
+        st.session_state[state.REVIEW_FILTERS] = signature
+        st.session_state[state.REVIEW_PAGE] = 1
     n_pages = max(1, -(-len(shown) // PER_PAGE))
-    st.session_state[PAGE] = min(max(int(st.session_state.get(PAGE, 1)), 1), n_pages)
+    st.session_state[state.REVIEW_PAGE] = min(max(int(st.session_state.get(state.REVIEW_PAGE, 1)), 1),
+                                              n_pages)
     p1, p2 = st.columns([1, 4])
-    page = p1.number_input("Page", 1, n_pages, key=PAGE)
+    page = p1.number_input("Page", 1, n_pages, key=state.REVIEW_PAGE)
     rows, page, n_pages = review.page_slice(shown, page, PER_PAGE)
-    p2.caption(f"{len(shown):,} image(s) match, lowest confidence first · page {page} of "
-               f"{n_pages}. Pick a class under a thumbnail to fix its label.")
+    p2.caption(f"{len(shown):,} image(s) match, {review.ORDERS[order]} · page {page} of "
+               f"{n_pages}. Pick a class under a thumbnail to fix its label, or confirm it.")
     _grid(rows, "gallery", classes)
-
-
-def _map_figure(frame, coords, classes: list[str]) -> go.Figure:
-    fig = go.Figure()
-    hand = frame["source"].isin(["seed", "manual"]).to_numpy()
-    labels = frame["label"]
-    groups = [(name, (labels == name).to_numpy()) for name in classes]
-    groups.append(("no label", labels.isna().to_numpy()))
-    for name, mask in groups:
-        if not mask.any():
-            continue
-        part = frame[mask]
-        xy = coords[part["position"].to_numpy()]
-        fig.add_trace(go.Scattergl(
-            x=xy[:, 0], y=xy[:, 1], mode="markers", name=str(name),
-            customdata=part["item_id"].to_numpy(), text=part["path"].to_numpy(),
-            marker={"size": np.where(hand[mask], 9, 5),
-                    "symbol": np.where(hand[mask], "diamond", "circle"),
-                    "color": "lightgrey" if name == "no label" else None},
-            hovertemplate="%{text}<br>" + f"{name}<extra></extra>"))
-    fig.update_layout(dragmode="lasso", height=520, margin={"t": 10, "b": 10, "l": 10, "r": 10},
-                      legend={"itemsizing": "constant"},
-                      xaxis={"showticklabels": False}, yaxis={"showticklabels": False})
-    return fig
-
-
-@st.fragment(run_every=3)
-def _wait_for_umap(ws, emb) -> None:
-    """Poll for the UMAP map while PCA is shown; redraw the page once it is ready."""
-    if state.map_coordinates(ws, emb)[1] != "pca":
-        st.rerun()
 
 
 def _map_section(ws, emb, frame, classes: list[str]) -> None:
     coords, kind = state.map_coordinates(ws, emb)
-    if kind == "pca":
-        st.caption("Showing PCA while the UMAP map is computed; it replaces this by itself.")
-        _wait_for_umap(ws, emb)
-    elif kind == "pca-only":
-        st.caption(f"UMAP failed ({state.umap_problem(emb)}); showing PCA.")
-    st.caption("Draw a lasso or a box around images (toolbar, top right), then give them a "
-               "class below. Diamonds are seeds and corrections.")
-    st.plotly_chart(_map_figure(frame, coords, classes), theme="streamlit", key=MAP,
-                    on_select=_on_map_select, selection_mode=("lasso", "box"))
-    known = set(frame["item_id"].tolist())
-    selected = [i for i in st.session_state.get(SELECTION) or [] if i in known]
-    st.write(f"**{len(selected):,}** image(s) selected.")
-    if selected:
-        files = frame.set_index("item_id").loc[selected[:PREVIEW], "file"]
-        for column, file in zip(st.columns(PREVIEW // 2) * 2, files):
-            with column:
-                _thumb(file)
-        if len(selected) > PREVIEW:
-            st.caption(f"… and {len(selected) - PREVIEW:,} more.")
-    a1, a2, a3 = st.columns([2, 1, 1])
-    a1.selectbox("Class for the selection", classes, index=None, key=BULK_CLASS,
+    map_note(kind, emb)
+    wait_for_umap(ws, emb)
+    st.caption("Draw a lasso or a box around images (toolbar, top right): the selection stays "
+               "coloured, the rest turns grey, and the Gallery tab can show just these. Give them "
+               "a class or confirm them below. Diamonds are labels given by hand.")
+    selection = [i for i in st.session_state.get(state.REVIEW_SELECTION) or []
+                 if i in set(frame["item_id"].tolist())]
+    figure = class_map(coords[frame["position"].to_numpy()], frame["item_id"].to_numpy(),
+                       frame["label"].to_numpy(object), classes,
+                       hover=frame["path"].to_numpy(object),
+                       given=frame["source"].isin(labels.BY_HAND).to_numpy(),
+                       colours=ws.class_colours(), selected=selection)
+    st.plotly_chart(figure, theme="streamlit", key=state.REVIEW_MAP, on_select=_on_map_select,
+                    selection_mode=("lasso", "box"))
+    st.write(f"**{len(selection):,}** image(s) selected.")
+    a1, a2, a3, a4 = st.columns([2, 1, 1, 1])
+    a1.selectbox("Class for the selection", classes, index=None, key=state.REVIEW_BULK_CLASS,
                  accept_new_options=True, placeholder="Choose or type a class")
     a2.button("Assign to selection", key="review_bulk_assign", on_click=_assign_selection,
-              disabled=not selected, type="primary")
-    a3.button("Clear selection", key="review_bulk_clear", on_click=_clear_selection,
-              disabled=not selected)
+              disabled=not selection, type="primary")
+    a3.button("Confirm selection", key="review_bulk_confirm", on_click=_confirm_selection,
+              disabled=not selection)
+    a4.button("Clear selection", key="review_bulk_clear", on_click=_clear_selection,
+              disabled=not selection)
+
+
+def _classes_tab(ws, frame, classes: list[str]) -> None:
+    counts = review.class_counts(frame, classes)
+    colours = ws.class_colours()
+    table = pd.DataFrame({"class": classes, "colour": [colours.get(c, "") for c in classes],
+                          "images now": [counts.get(c, 0) for c in classes]})
+    st.dataframe(table, hide_index=True, width="content",
+                 column_config={"class": st.column_config.TextColumn("class")})
+    rename, merge, delete = st.columns(3)
+    with rename.container(border=True):
+        st.markdown("**Rename**")
+        old = st.selectbox("Class", classes, index=None, key="review_rename_old")
+        new = st.text_input("New name", key="review_rename_new", max_chars=100)
+        if st.button("Rename", key="review_rename", disabled=not (old and new.strip())):
+            _class_action(lambda: ws.rename_class(old, new),
+                          f"Renamed '{old}' to '{new.strip()}' everywhere.")
+    with merge.container(border=True):
+        st.markdown("**Merge**")
+        source = st.selectbox("Merge this class", classes, index=None, key="review_merge_source")
+        into = st.selectbox("into", [c for c in classes if c != source], index=None,
+                            key="review_merge_into")
+        if st.button("Merge", key="review_merge", disabled=not (source and into)):
+            _class_action(lambda: ws.merge_classes(source, into),
+                          lambda moved: f"Merged '{source}' into '{into}': {moved.describe()} "
+                                        "moved.")
+    with delete.container(border=True):
+        st.markdown("**Delete**")
+        name = st.selectbox("Class", classes, index=None, key="review_delete_name")
+        usage = ws.class_usage(name) if name else None
+        target = None
+        if usage is not None and usage.total:
+            st.caption(f"'{state.escape_md(name)}' still labels {usage.describe()}; "
+                       "choose what they become.")
+            target = st.selectbox("They become", [c for c in classes if c != name], index=None,
+                                  key="review_delete_into")
+        if st.button("Delete", key="review_delete",
+                     disabled=not name or (usage is not None and usage.total and not target)):
+            _class_action(lambda: ws.delete_class(name, reassign_to=target),
+                          f"Deleted '{name}'" + (f"; its images are now '{target}'." if target
+                                                 else "."))
+
+
+def _class_action(action, message) -> None:
+    try:
+        outcome = action()
+    except (ValueError, StoreError) as error:
+        st.error(str(error), icon=":material/warning:")
+        return
+    _flash("success", state.escape_md(message(outcome) if callable(message) else message))
+    st.rerun()
 
 
 def _label_next(folder: str, run, emb, frame, classes: list[str]) -> None:
     st.caption("Images whose label, set by you, would help most: uncertain labels that many "
-               "later labels rest on. Images you corrected are left out.")
+               "later labels rest on. Images you corrected or confirmed are left out.")
     n = st.slider("How many", 1, 50, 10, key="review_next_n")
     exclude = tuple(review.positions_of(frame, review.hand_labeled(frame)).tolist())
     suggestions = _suggestions(folder, run.run_id, emb.key, run.k, exclude, n)
     if not suggestions:
-        st.info("Nothing to suggest: every image is a seed or was corrected by hand.")
+        st.info("Nothing to suggest: every image is a seed or was corrected or confirmed by hand.")
         return
     by_position = frame.set_index("position")
     for rank, suggestion in enumerate(suggestions, 1):
@@ -308,9 +413,10 @@ def _label_next(folder: str, run, emb, frame, classes: list[str]) -> None:
             c1, c2, c3 = st.columns([1, 5, 2])
             with c1:
                 _thumb(row["file"])
-            c2.markdown(f"**{rank}. {row['path']}** — now **{row['label']}** ({row['source']}, "
+            c2.markdown(f"**{rank}. {state.escape_md(row['path'])}** — now "
+                        f"**{state.escape_md(row['label'])}** ({row['source']}, "
                         f"confidence {row['confidence']:.0%})")
-            c2.caption(suggestion.why)
+            c2.caption(state.escape_md(suggestion.why))
             with c3:
                 _class_picker("next", int(row["item_id"]), row["label"], classes,
                               f"Label of {row['path']}")
@@ -319,7 +425,7 @@ def _label_next(folder: str, run, emb, frame, classes: list[str]) -> None:
 def _suspicious_seeds(folder: str, run, emb, frame, classes: list[str]) -> None:
     st.caption("Seeds whose own neighbours vote for another class: a wrong seed spreads its "
                "label, so fix it here before re-running.")
-    n_seeds = int((run.step < 0).sum())
+    n_seeds = int((run.result.step < 0).sum())
     thorough = st.toggle(
         "Check each seed by leaving it out", key="review_seeds_thorough",
         help=f"Runs HDL once per seed ({n_seeds:,} runs) without that seed's label and lists the "
@@ -348,13 +454,13 @@ def _suspicious_seeds(folder: str, run, emb, frame, classes: list[str]) -> None:
                 _thumb(row["file"], f"seed: {row['label']}")
                 _class_picker("seed", int(row["item_id"]), row["label"], classes,
                               f"Label of seed {row['path']}")
-            verdict = (f"left out, HDL labels it **{vote}**" if thorough else
-                       f"its {len(seed.neighbours)} neighbours vote **{vote}**")
-            c2.markdown(f"**{row['path']}** is a seed of **{row['label']}**; {verdict} "
+            verdict = (f"left out, HDL labels it **{state.escape_md(vote)}**" if thorough else
+                       f"its {len(seed.neighbours)} neighbours vote **{state.escape_md(vote)}**")
+            c2.markdown(f"**{state.escape_md(row['path'])}** is a seed of "
+                        f"**{state.escape_md(row['label'])}**; {verdict} "
                         f"(only {seed.agreement:.0%} of its neighbours share its label).")
-            why = getattr(seed, "why", None)
-            if why:
-                c2.caption(why)
+            if seed.why:
+                c2.caption(state.escape_md(seed.why))
             neighbours = by_position.reindex(np.asarray(seed.neighbours))
             for column, (_, n_row) in zip(c2.columns(max(len(neighbours), 1)), neighbours.iterrows()):
                 with column:
@@ -367,45 +473,62 @@ def _history(ws) -> None:
     if history.empty:
         st.caption("No corrections yet.")
         return
-    st.caption(f"{len(history):,} entries, newest first; undo rows record what was undone.")
-    st.dataframe(history.iloc[::-1][["time", "batch", "path", "old_label", "new_label", "source",
-                                     "undone"]].head(1000),
-                 hide_index=True, key="review_history")
-    st.button("Undo last correction", key="review_undo_history", on_click=_undo)
+    st.caption(f"{len(history):,} entries, newest first; undo rows record what was undone. "
+               f"You are {state.actor()}.")
+    shown = history.iloc[::-1].rename(columns={"actor": "who"})
+    shown["who"] = shown["who"].fillna("command line")
+    st.dataframe(shown[["time", "who", "kind", "path", "old_label", "new_label", "source",
+                        "undone"]].head(1000), hide_index=True, key="review_history")
+    st.button("Undo my last change", key="review_undo_history", on_click=_undo)
 
 
 # --------------------------------------------------------------------------- the page
 
-ws = state.workspace()
-state.sidebar_status(ws)
+def main() -> None:
+    ws = state.workspace()
+    state.sidebar_status(ws)
+    with state.user_errors("Review"):
+        emb = state.need_embedding(ws)
+        run = state.need_run(ws, emb)
+        if pipeline.run_status(run, emb) == pipeline.STALE:
+            raise pipeline.PipelineError("the latest run does not match the current images; "
+                                         "run HDL again on the Label page")
+        _page(ws, emb, run)
 
-with state.user_errors("Review"):
-    emb = state.need_embedding(ws)
-    run = state.need_run(ws)
-    if not np.array_equal(run.item_ids, emb.item_ids):
-        raise pipeline.PipelineError("the latest run does not match the current images; "
-                                     "run HDL again on the Label page")
+
+def _page(ws, emb, run) -> None:
     folder = str(ws.folder)
-    baseline = _baseline(ws, folder)
-    frame = labels.review_frame(run, state.items_of(ws), ws.current_labels(),
-                                baseline=baseline, truth=ws.truth())
+    table = labels.label_table(ws, run.run_id, items=state.items_of(ws))
+    queue = _queue(folder, run.run_id, emb.key, run.k)
+    frame = review.with_queue(table[table["position"] >= 0].reset_index(drop=True),
+                              queue.order, queue.doubt)
     classes = ws.classes()
     _header(ws, run, frame, emb)
     _show_flash()
     # Stateful tabs: the open tab survives a correction's rerun, and only it is drawn.
-    gallery, region, label_next, seeds, history = st.tabs(list(TABS), key=TAB, on_change="rerun")
-    if gallery.open:
-        with gallery:
-            _gallery(frame, classes, baseline is not None)
-    if region.open:
-        with region:
+    tabs = dict(zip(TABS, st.tabs(list(TABS), key=state.REVIEW_TAB, on_change="rerun")))
+    if tabs["Review"].open:
+        with tabs["Review"]:
+            _review_tab(frame, queue, classes, run)
+    if tabs["Gallery"].open:
+        with tabs["Gallery"]:
+            _gallery(frame, classes, run.baseline_id is not None)
+    if tabs["Map"].open:
+        with tabs["Map"]:
             _map_section(ws, emb, frame, classes)
-    if label_next.open:
-        with label_next:
+    if tabs["Classes"].open:
+        with tabs["Classes"]:
+            _classes_tab(ws, frame, classes)
+    if tabs["Label next"].open:
+        with tabs["Label next"]:
             _label_next(folder, run, emb, frame, classes)
-    if seeds.open:
-        with seeds:
+    if tabs["Suspicious seeds"].open:
+        with tabs["Suspicious seeds"]:
             _suspicious_seeds(folder, run, emb, frame, classes)
-    if history.open:
-        with history:
+    if tabs["History"].open:
+        with tabs["History"]:
             _history(ws)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,8 @@
 """Teach: watch HDL label a 2-D toy, one vote (or one round) at a time.
 
 The plane is the embedding itself, so what HDL sees is what is drawn. All computation is
-in `hdl_core.views.toy`; this page keeps the toy's settings in `st.session_state` and draws.
+in `hdl_core` (with ``metric="euclidean"``: the plane's distances) and `hdl_core.views.toy`;
+this page keeps the toy's settings in `st.session_state` and draws.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from hdl_core import KChoice, build_knn_graph, choose_k
 from hdl_core.views import toy as teach
 from hdl_core.views import walkthrough
 
@@ -50,7 +52,7 @@ def colour(c: int) -> str:
 @st.cache_data(max_entries=8, show_spinner=False)
 def load_toy(params: tuple):
     toy = teach.make_toy(*params)
-    return toy, teach.plane_knn_graph(toy.X)
+    return toy, build_knn_graph(toy.X, min(teach.K_MAX, toy.n - 1), metric="euclidean")
 
 
 @st.cache_data(max_entries=32, show_spinner="Running HDL and kNN-DV…")
@@ -61,9 +63,20 @@ def load_run(params: tuple, edits: tuple, k: int) -> teach.TeachRun:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def load_k_choice(params: tuple, edits: tuple) -> teach.PlaneKChoice:
+def load_k_choice(params: tuple, edits: tuple) -> KChoice:
+    """k* from the seeds: what the app would choose."""
     toy, _ = load_toy(params)
-    return teach.choose_k_plane(toy.X, seeds_of(toy, edits), toy.truth)
+    return choose_k(toy.X, seeds_of(toy, edits), k_max=teach.K_MAX, random_state=0,
+                    metric="euclidean")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def load_k_truth(params: tuple) -> KChoice:
+    """μ_k and P(k) as the toy's truth gives them: every point a center, with its true
+    class (the app never has this; it shows what the seeds try to estimate)."""
+    toy, _ = load_toy(params)
+    return choose_k(toy.X, toy.truth, k_max=teach.K_MAX, sample_fraction=None,
+                    metric="euclidean")
 
 
 def seeds_of(toy: teach.Toy, edits: tuple) -> np.ndarray:
@@ -282,15 +295,14 @@ def knn_dv_figure(toy: teach.Toy, run: teach.TeachRun, y: np.ndarray) -> go.Figu
     return figure(traces, plane_layout(f"kNN-DV (eq. 1), k = {run.k}, same seeds"))
 
 
-def k_figure(kc: teach.PlaneKChoice, k_now: int) -> go.Figure:
-    c = kc.choice
+def k_figure(c: KChoice, truth: KChoice, k_now: int) -> go.Figure:
     line = lambda y, name, color, **style: scatter(x=c.ks, y=y, name=name, mode="lines",
                                                    line=dict(color=color, **style))
     traces = [line(c.mu, "μ_k (seeds)", PALETTE[0], width=2),
               line(c.beta, "I(k): vote-success bound", PALETTE[2], dash="dash"),
               line(c.p, "P(k) = μ_k · I (seeds)", PALETTE[4], width=3),
-              line(kc.mu_truth, "μ_k (truth)", PALETTE[0], dash="dot"),
-              line(kc.p_truth, "P(k) (truth)", PALETTE[4], dash="dot")]
+              line(truth.mu, "μ_k (truth)", PALETTE[0], dash="dot"),
+              line(truth.p, "P(k) (truth)", PALETTE[4], dash="dot")]
     marks = [(c.k, f"k* = {c.k}", INK, "dash")] + \
         ([(k_now, f"k = {k_now}", "#888888", "solid")] if k_now != c.k else [])
     shapes = [dict(type="line", x0=x, x1=x, y0=0, y1=1, yref="paper",
@@ -389,14 +401,14 @@ def main() -> None:
     try:
         y = seeds_of(toy, edits)
         kc = load_k_choice(params, edits)
-        k = kc.choice.k if auto else k_manual
+        k = kc.k if auto else k_manual
         run = load_run(params, edits, k)
     except ValueError as err:
         st.error(f"Cannot label this toy: {err}. Place at least one seed (pick a class under "
                  f"Seeds and click a point), or go back to the drawn seeds.")
         st.stop()
     if auto:
-        st.sidebar.info(f"k* = {kc.choice.k}. {kc.choice.reason}")
+        st.sidebar.info(f"k* = {kc.k}. {kc.reason}")
 
     run_id = (params, edits, k)
     if st.session_state[RUN_ID] != run_id:          # a new labeling starts at its beginning
@@ -440,12 +452,13 @@ def main() -> None:
             st.dataframe(first_level_rows(step, labels_now), hide_index=True)
 
     st.subheader("Choosing k: μ_k, I(k) and P(k)")
-    st.plotly_chart(k_figure(kc, k), key="teach_k_chart", config={"displaylogo": False})
+    st.plotly_chart(k_figure(kc, load_k_truth(params), k), key="teach_k_chart",
+                    config={"displaylogo": False})
     st.caption(
         f"μ_k: share of seeds whose k nearest seeds all share their label (eq. 2 needs it "
         f"estimated from labeled points); I(k): chance that a majority of k+1 votes is right "
         f"when each is wrong with probability e = 0.15. P(k) = μ_k · I. Dotted: the same with "
-        f"every point labeled by its truth, which the app never knows. {kc.choice.reason}")
+        f"every point labeled by its truth, which the app never knows. {kc.reason}")
 
 
 main()

@@ -10,15 +10,18 @@ import math
 
 import numpy as np
 
+from .hdl_reference import cosine_distance
+
 
 def literal_balanced(X: np.ndarray, y: np.ndarray, neighbours: np.ndarray,
-                     border_ratio: float = 0.5):
-    """Class-balanced HDL round by round.
+                     border_ratio: float = 0.5, *, bridge_distance=cosine_distance):
+    """Class-balanced HDL round by round; a bridge joins the (unlabeled, labeled) pair
+    nearest by `bridge_distance`, ties to the lowest unlabeled index, then the lowest
+    labeled one (as tests/hdl_reference.py).
 
     Returns (labels, step, round, fallback) as numpy arrays.
     """
     n, k = neighbours.shape
-    X = X.astype(np.float32) / np.linalg.norm(X.astype(np.float32), axis=1, keepdims=True)
     knn = [list(map(int, row)) for row in neighbours]
     label = {i: int(y[i]) for i in range(n) if y[i] >= 0}     # D
     unlabeled = [i for i in range(n) if y[i] < 0]             # D'
@@ -50,13 +53,13 @@ def literal_balanced(X: np.ndarray, y: np.ndarray, neighbours: np.ndarray,
             if c is not None:
                 level[c] = max(level.get(c, 0), v)
         if not level:
-            # bridge: the unlabeled point most similar to any labeled point copies its label
+            # bridge: the unlabeled point nearest to any labeled point copies its label
             best = None
             for m in sorted(unlabeled):
                 for j in sorted(label):
-                    s = float(np.dot(X[m].astype(np.float64), X[j].astype(np.float64)))
-                    if best is None or s > best[0]:
-                        best = (s, m, j)
+                    d = bridge_distance(X[m], X[j])
+                    if best is None or d < best[0]:
+                        best = (d, m, j)
             _, m, j = best
             label[m] = label[j]
             step[m], rnd[m], fallback[m] = t, r, True

@@ -1,4 +1,8 @@
-"""Shared fixtures: private data and workspace roots, per test or (with the demo) per session."""
+"""Shared fixtures: private data and workspace roots, per test or (with the demo) per module.
+
+No mutable state is shared between test modules: each module that needs the demo gets its
+own data root, workspace root and demo workspace, so the modules pass in any order.
+"""
 from __future__ import annotations
 
 import os
@@ -17,8 +21,15 @@ def roots(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def demo_folder(tmp_path_factory):
+    """The digits demo's images, generated once per session; tests only read them."""
+    from hdl_core.data import make_demo
+    return make_demo(tmp_path_factory.getbasetemp() / "demo-data")
+
+
+@pytest.fixture(scope="module")
 def app_roots(tmp_path_factory):
-    """HDL_DATA_ROOT / HDL_WORKSPACE_ROOT pointing at fresh folders for the whole session.
+    """HDL_DATA_ROOT / HDL_WORKSPACE_ROOT pointing at fresh folders for one test module.
 
     Set in os.environ (not monkeypatch) because AppTest runs the pages in this process and
     the browser test starts a server that inherits the environment.
@@ -35,9 +46,10 @@ def app_roots(tmp_path_factory):
             os.environ[name] = value
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo_workspace(app_roots):
     """The demo imported, embedded with the pixels encoder and labeled once by HDL (k=3)."""
+    from hdl_core.auto_k import KIntent
     from hdl_core import data as images
     from hdl_core.workspace import pipeline
     from hdl_core.workspace.store import Workspace
@@ -45,6 +57,6 @@ def demo_workspace(app_roots):
     folder = images.make_demo()
     ws = Workspace(pipeline.workspace_for(folder))
     pipeline.import_dataset(ws, images.load_folder(folder))
-    emb = pipeline.embed_workspace(ws, pipeline.EncoderSpec(name="pixels"))
-    pipeline.run_labeling(ws, emb, k=3)
+    emb = pipeline.embed_workspace(ws, pipeline.EncoderSpec.of("pixels"))
+    pipeline.run_labeling(ws, emb, KIntent.parse(3))
     return ws

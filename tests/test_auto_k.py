@@ -84,3 +84,35 @@ def test_digits_mu_decreases_with_k():
 def test_bad_parameters_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         choose_k(np.eye(3) + 0.1, np.array([0, 1, -1]), **kwargs)
+
+
+def direct_mu_euclidean(X, y, k):
+    """μ_k by brute force in the plane: every labeled point a center, its k nearest labeled
+    points by squared distance, equal distances by ascending index, itself left out."""
+    lab = np.flatnonzero(y >= 0)
+    holds = 0
+    for a in range(lab.size):
+        d2 = ((X[lab] - X[lab[a]]) ** 2).sum(axis=1)
+        nearest = [j for j in np.lexsort((np.arange(lab.size), d2)) if j != a][:k]
+        holds += all(y[lab][nearest] == y[lab][a])
+    return holds / lab.size
+
+
+def test_mu_k_by_euclidean_distance_matches_direct_computation_ties_included():
+    # whole coordinates in a small square: many equal distances and duplicates, the origin
+    # among them (no direction for cosine); the class is the side of a line, some flipped
+    rng = np.random.default_rng(2)
+    X = rng.integers(0, 7, size=(240, 2)).astype(float)
+    y = (X[:, 0] + 0.5 * X[:, 1] > 4).astype(int)
+    y[rng.choice(240, 20, replace=False)] ^= 1
+    y[rng.choice(240, 40, replace=False)] = -1
+    choice = choose_k(X, y, k_max=12, sample_fraction=None, metric="euclidean")
+    for k in range(1, 12):
+        assert choice.mu[k - 1] == pytest.approx(direct_mu_euclidean(X, y, k))
+    np.testing.assert_allclose(choice.p, choice.mu * choice.beta)
+    assert choice.k == int(choice.ks[np.argmax(choice.p)])
+
+
+def test_choose_k_refuses_an_unknown_metric():
+    with pytest.raises(ValueError, match="metric must be one of 'cosine', 'euclidean'"):
+        choose_k(np.eye(3) + 0.1, np.array([0, 1, -1]), metric="l2")

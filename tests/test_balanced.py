@@ -7,12 +7,14 @@ from hdl_core import KnnGraph, balanced_label, build_knn_graph, hdl_label
 from hdl_core.explain import vote_detail
 
 from .balanced_reference import literal_balanced
+from .hdl_reference import squared_euclidean_distance
 from .test_hdl import labeling_problems
 
 
-def assert_matches_literal(X, y, k, graph, border_ratio=0.5):
-    result = balanced_label(X, y, k=k, graph=graph, border_ratio=border_ratio)
-    labels, step, rnd, fallback = literal_balanced(X, y, graph.indices, border_ratio)
+def assert_matches_literal(X, y, k, graph, border_ratio=0.5, metric="cosine"):
+    result = balanced_label(X, y, k=k, graph=graph, border_ratio=border_ratio, metric=metric)
+    bridge = {"euclidean": {"bridge_distance": squared_euclidean_distance}}.get(metric, {})
+    labels, step, rnd, fallback = literal_balanced(X, y, graph.indices, border_ratio, **bridge)
     np.testing.assert_array_equal(result.labels, labels)
     np.testing.assert_array_equal(result.step, step)
     np.testing.assert_array_equal(result.round, rnd)
@@ -20,7 +22,8 @@ def assert_matches_literal(X, y, k, graph, border_ratio=0.5):
     return result
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(labeling_problems(geometric=True), st.sampled_from([0.0, 0.5, 1.0]))
 def test_balanced_matches_its_literal_definition_on_knn_graphs(problem, border_ratio):
     assert_matches_literal(*problem, border_ratio=border_ratio)
@@ -30,6 +33,13 @@ def test_balanced_matches_its_literal_definition_on_knn_graphs(problem, border_r
 @given(labeling_problems(geometric=False))
 def test_balanced_matches_its_literal_definition_on_arbitrary_neighbour_lists(problem):
     assert_matches_literal(*problem)
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=True, metric="euclidean"))
+def test_balanced_matches_its_literal_definition_by_euclidean_distance(problem):
+    assert_matches_literal(*problem, metric="euclidean")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from hdl_core import cli
-from hdl_core.data import make_demo
 from hdl_core.workspace.labels import EXPORT_COLUMNS
 from hdl_core.workspace.store import Workspace
 from tests.test_pipeline import COLOURS, png_bytes, write_colour_folder
@@ -23,12 +22,6 @@ SOURCES = {"seed", "hdl", "fallback", "manual"}
 
 
 # --------------------------------------------------------------------------- helpers
-
-@pytest.fixture(scope="session")
-def demo_folder(tmp_path_factory) -> Path:
-    """The digits demo, generated once per test session (later calls find it finished)."""
-    return make_demo(tmp_path_factory.getbasetemp() / "demo-data")
-
 
 pytestmark = pytest.mark.usefixtures("roots")   # every test gets private data/workspace roots
 
@@ -101,12 +94,12 @@ def test_label_k_is_recorded_in_both_runs_and_in_the_steps(capsys, colours, tmp_
     status, _, err = label(capsys, folder, out, "--k", "5", "--workspace", workspace)
     assert status == 0 and "k=5 (given)" in err
     runs = Workspace(workspace).runs()
-    assert [(r["method"], r["k"]) for r in runs] == [("hdl", 5), ("knn_dv", 5)]
+    assert [(r.method, r.k) for r in runs] == [("hdl", 5), ("knn_dv", 5)]
     frame = read_labels(out)
-    stored = Workspace(workspace).load_run(runs[0]["id"])
+    stored = Workspace(workspace).load_run(runs[0].run_id)
     assert_steps_consistent(frame)
-    assert sorted(frame.loc[frame["step"] >= 0, "step"]) == sorted(stored.step[stored.step >= 0])
-    assert frame["round"].max() == stored.round.max()
+    assert sorted(frame.loc[frame["step"] >= 0, "step"]) == sorted(stored.result.step[stored.result.step >= 0])
+    assert frame["round"].max() == stored.result.round.max()
 
 
 def test_label_writes_json_by_flag_or_extension(capsys, colours, tmp_path):
@@ -301,6 +294,7 @@ def test_encoder_options_reach_the_clip_encoder(capsys, colours, tmp_path, monke
     ]
 
 
+@pytest.mark.slow
 def test_label_with_randomly_initialised_clip_end_to_end(capsys, roots, tmp_path):
     folder = roots[0] / "small"
     truth = write_colour_folder(folder, seeds=2, unlabeled=2, colours={
@@ -360,18 +354,40 @@ def test_suggest_prints_ranked_images_and_the_suspicious_seed(capsys, roots):
 
 # --------------------------------------------------------------------------- help, entry point
 
+def test_app_starts_streamlit_on_the_checkouts_app_from_its_folder(monkeypatch):
+    started = {}
+
+    def fake_call(command, cwd):
+        started.update(command=command, cwd=cwd)
+        return 0
+
+    monkeypatch.setattr("subprocess.call", fake_call)
+    assert cli.main(["app", "--port", "8600"]) == 0
+    assert started["command"][1:4] == ["-m", "streamlit", "run"]
+    assert started["command"][4] == str(REPO_ROOT / "app.py")
+    assert started["command"][-2:] == ["--server.port", "8600"]
+    assert started["cwd"] == REPO_ROOT            # so .streamlit/config.toml applies
+
+
+def test_app_without_the_dashboards_files_says_where_to_run_it(monkeypatch, capsys):
+    monkeypatch.setattr("hdl_core.config.app_folder", lambda: None)
+    assert cli.main(["app"]) == 2
+    assert "run it from a checkout" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command, options", [
     ("label", ["--out", "--seeds", "--encoder", "--k", "--format", "--embeddings", "--paths",
                "--workspace", "--device", "--pretrained"]),
     ("embed", ["--out", "--encoder", "--model", "--batch-size"]),
     ("suggest", ["--n", "--k", "--seeds", "--leave-one-out"]),
+    ("app", ["--port", "--address"]),
 ])
 def test_help_of_each_command_lists_its_options(capsys, command, options):
     with pytest.raises(SystemExit) as stop:
         cli.main([command, "--help"])
     assert stop.value.code == 0
     text = capsys.readouterr().out
-    assert text.startswith(f"usage: python -m hdl_core {command}")
+    assert text.startswith(f"usage: hdl-studio {command}")
     for option in options:
         assert option in text
 
@@ -382,6 +398,7 @@ def test_no_command_prints_the_overview(capsys):
     assert all(command in out for command in ("label", "embed", "suggest"))
 
 
+@pytest.mark.slow
 def test_module_entry_point_exit_status_and_streams(colours, tmp_path, roots):
     folder, truth = colours
     env = {**os.environ, "HDL_WORKSPACE_ROOT": str(roots[1]), "HDL_DATA_ROOT": str(roots[0])}

@@ -151,6 +151,7 @@ def test_clip_random_init_shape_norm_and_progress(tiny_clip, images):
     assert tiny_clip.device == "cpu"
 
 
+@pytest.mark.slow
 def test_clip_batch_size_and_workers_do_not_change_embeddings(tiny_clip, images):
     reference = tiny_clip.encode(images)                       # batches of 3, two workers
     one_batch = make_encoder("clip", batch_size=16, **TINY_CLIP).encode(images)
@@ -159,6 +160,7 @@ def test_clip_batch_size_and_workers_do_not_change_embeddings(tiny_clip, images)
     np.testing.assert_allclose(serial, reference, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_clip_random_weights_are_seeded_and_keyed_apart(tiny_clip, images):
     other_seed = make_encoder("clip", seed=1, **TINY_CLIP)
     assert "random-seed=0" in tiny_clip.cache_key and "random-seed=1" in other_seed.cache_key
@@ -168,6 +170,7 @@ def test_clip_random_weights_are_seeded_and_keyed_apart(tiny_clip, images):
                                   tiny_clip.encode(images[:2]))
 
 
+@pytest.mark.slow
 def test_clip_checkpoint_round_trip_gives_identical_embeddings(tiny_clip, images, tmp_path):
     import torch
 
@@ -181,6 +184,7 @@ def test_clip_checkpoint_round_trip_gives_identical_embeddings(tiny_clip, images
     assert from_file.label == "CLIP ViT-S-32 (ckpt.pt)"
 
 
+@pytest.mark.slow
 def test_clip_checkpoint_for_another_model_is_explained(tiny_clip, tmp_path):
     import torch
 
@@ -443,6 +447,7 @@ def test_cache_survives_corrupt_shard_and_compacts(tmp_path):
         assert len(cache.lookup("k", ["h0", "h3"])) == 2
 
 
+@pytest.mark.slow
 def test_cache_with_clip_reuses_vectors_without_loading_twice(tmp_path, tiny_clip, images):
     hashes = [_sha256(p) for p in images]
     cache = EmbeddingCache(tmp_path / "cache")

@@ -1,20 +1,27 @@
-"""The Review page's table: current labels over a run, filters, paging, map selections, accuracy."""
+"""The label table (hdl_core.workspace.labels) and what the Review gallery does with it:
+current labels over a run, filters, paging, accuracy."""
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from hdl_core.hdl import LabelingResult
 from hdl_core.views import gallery as review
 from hdl_core.workspace import labels
+from hdl_core.workspace.store import StoredRun
+
+CLASSES = ["cat", "dog"]
 
 
 def _run(item_ids, names, step, confidence, fallback):
-    return SimpleNamespace(item_ids=np.asarray(item_ids), label_names=np.asarray(names, dtype=object),
-                           step=np.asarray(step), confidence=np.asarray(confidence, dtype=float),
-                           fallback=np.asarray(fallback, dtype=bool))
+    n = len(item_ids)
+    result = LabelingResult(labels=np.array([CLASSES.index(c) for c in names]),
+                            step=np.asarray(step), round=np.where(np.asarray(step) < 0, -1, 0),
+                            confidence=np.asarray(confidence, dtype=float),
+                            n_voters=np.ones(n, np.int64), fallback=np.asarray(fallback, dtype=bool),
+                            source=np.full(n, -1), k=3)
+    return StoredRun(1, "2026-01-01", "hdl", {}, CLASSES, np.asarray(item_ids), result)
 
 
 @pytest.fixture
@@ -30,7 +37,7 @@ def frame():
     current = {10: ("cat", "seed"), 11: ("cat", "hdl"), 12: ("dog", "hdl"),
                13: ("dog", "fallback"), 14: ("dog", "manual")}
     truth = {"a.png": "cat", "b.png": "cat", "c.png": "cat", "d.png": "dog", "e.png": "dog"}
-    return labels.review_frame(run, items, current, baseline=baseline, truth=truth)
+    return labels.build_label_table(items, current, run=run, baseline=baseline, truth=truth)
 
 
 def test_frame_shows_current_labels_with_corrections_winning(frame):
@@ -53,18 +60,26 @@ def test_disagreement_with_knn_dv_is_matched_by_item_id_not_row(frame):
 def test_frame_without_baseline_or_truth_has_empty_columns():
     run = _run([1], ["cat"], [0], [0.5], [False])
     items = pd.DataFrame({"id": [1], "path": ["a.png"]})
-    plain = labels.review_frame(run, items, {1: ("cat", "hdl")})
+    plain = labels.build_label_table(items, {1: ("cat", "hdl")}, run=run)
     assert not plain["disagrees"].any()
     assert plain["truth"].isna().all()
     assert review.accuracy(plain) is None
 
 
-def test_items_no_longer_accepted_are_left_out():
+def test_items_no_longer_accepted_are_left_out_and_new_ones_have_no_run_row():
     run = _run([1, 2], ["cat", "dog"], [0, 1], [0.5, 0.5], [False, False])
-    items = pd.DataFrame({"id": [2], "path": ["b.png"]})
-    frame = labels.review_frame(run, items, {2: ("dog", "hdl")})
-    assert frame["item_id"].tolist() == [2]
-    assert frame["position"].tolist() == [1]      # still its row in the run (and the graph)
+    items = pd.DataFrame({"id": [2, 3], "path": ["b.png", "c.png"]})
+    frame = labels.build_label_table(items, {2: ("dog", "hdl")}, run=run)
+    assert frame["item_id"].tolist() == [2, 3]
+    assert frame["position"].tolist() == [1, -1]   # its row in the run (and the graph); none
+    assert frame["label"].tolist() == ["dog", None]
+    assert frame["step"].tolist() == [1, -1] and np.isnan(frame["confidence"].iloc[1])
+
+
+def test_export_is_the_tables_columns_and_by_hand_labels_have_no_step(frame):
+    exported = frame[labels.EXPORT_COLUMNS]
+    assert exported["step"].tolist() == [-1, 0, 1, 2, -1]      # the seed and the correction: -1
+    assert exported["round"].tolist() == [-1, 0, 0, 0, -1]
 
 
 def test_gallery_is_lowest_confidence_first(frame):
@@ -99,15 +114,6 @@ def test_pages_are_clamped_and_counted():
     assert (page, n_pages, len(rows)) == (1, 1, 0)
     with pytest.raises(ValueError, match="per_page"):
         review.page_slice(table, 1, 0)
-
-
-def test_map_selection_is_read_from_customdata_not_point_index():
-    points = [{"curve_number": 1, "point_index": 0, "customdata": 42},
-              {"curve_number": 2, "point_index": 0, "customdata": [7, "extra"]},
-              {"curve_number": 2, "point_index": 1},               # no id: ignored
-              {"curve_number": 1, "point_index": 0, "customdata": 42}]
-    assert review.selected_item_ids(points) == [42, 7]
-    assert review.selected_item_ids(None) == []
 
 
 def test_positions_and_hand_labeled_items(frame):

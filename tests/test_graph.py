@@ -39,6 +39,7 @@ def test_duplicates_are_neighbours_but_a_point_never_lists_itself():
     assert np.allclose(g.distances[:, 0], 0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_approximate_graph_recall_against_exact():
     rng = np.random.default_rng(3)
     centers = rng.normal(size=(20, 32))
@@ -80,3 +81,119 @@ def test_exact_knn_between_two_sets():
     Q, R = normalize_rows(rng.normal(size=(20, 5))), normalize_rows(rng.normal(size=(40, 5)))
     idx, dist = exact_knn(Q, R, 3)
     np.testing.assert_array_equal(idx, np.argsort(-(Q @ R.T), axis=1)[:, :3])
+
+
+# ------------------------------------------------------------------ metrics and ties
+
+def brute_euclidean(queries, reference, k, exclude_self=False):
+    """k nearest by squared coordinate differences, equal distances by ascending index."""
+    out = []
+    for i, q in enumerate(queries):
+        d2 = ((reference - q) ** 2).sum(axis=1)
+        order = [j for j in np.lexsort((np.arange(len(reference)), d2))
+                 if not (exclude_self and j == i)]
+        out.append(order[:k])
+    return np.array(out)
+
+
+def test_euclidean_graph_is_exact_with_ties_by_index_also_at_the_kth_place():
+    # a grid: every point has many neighbours at equal distance, and for most points and
+    # k = 1..8 the k-th place is shared with neighbours the graph must leave out
+    grid = np.array([(i, j) for i in range(6) for j in range(6)], float)
+    for k in range(1, 9):
+        g = build_knn_graph(grid, k, method="exact", metric="euclidean")
+        np.testing.assert_array_equal(g.indices, brute_euclidean(grid, grid, k, exclude_self=True))
+        assert g.metric == "euclidean"
+    np.testing.assert_allclose(g.distances, np.linalg.norm(grid[g.indices] - grid[:, None], axis=2),
+                               rtol=1e-6)
+    assert (np.diff(g.distances, axis=1) >= 0).all()
+
+
+def test_euclidean_rows_are_not_normalised():
+    # by cosine 0, 1 and 2 point the same way; in the plane 1 is nearest to 0
+    X = np.array([[1.0, 0], [2, 0], [10, 0], [0, 1.5]])
+    assert build_knn_graph(X, 1, metric="euclidean").indices.ravel().tolist() == [1, 0, 1, 0]
+    np.testing.assert_allclose(build_knn_graph(X, 1, metric="euclidean").distances.ravel(),
+                               [1, 1, 8, np.sqrt(1 + 2.25)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("d", [3, 40])        # coordinate differences / |a|²+|b|²-2ab
+def test_euclidean_graph_equals_brute_force_in_low_and_high_dimension(d, monkeypatch):
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(300, d)) * 3 + 50.0
+    monkeypatch.setattr("hdl_core.graph.BLOCK_BYTES", 16 * 300 * 11)    # 11 rows per block
+    g = build_knn_graph(X, 6, method="exact", metric="euclidean")
+    np.testing.assert_array_equal(g.indices, brute_euclidean(X, X, 6, exclude_self=True))
+    np.testing.assert_allclose(g.distances, np.linalg.norm(X[g.indices] - X[:, None], axis=2),
+                               rtol=1e-5)
+
+
+def test_euclidean_duplicates_are_at_distance_zero_listed_by_index():
+    X = np.repeat(np.random.default_rng(8).normal(size=(10, 2)), 4, axis=0)
+    g = build_knn_graph(X, 3, method="exact", metric="euclidean")
+    expected = [[j for j in range(4 * (i // 4), 4 * (i // 4) + 4) if j != i] for i in range(40)]
+    np.testing.assert_array_equal(g.indices, expected)
+    assert (g.distances == 0).all()
+
+
+def test_cosine_tie_at_the_kth_place_keeps_the_lower_index():
+    # 60 copies of one direction among 40 other points: a copy's k nearest are k of 59
+    # tied copies, and the k-th place is shared with copies the graph must leave out;
+    # the lowest-index ones must be listed, whatever the partial sort picks
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=8)
+    X = np.vstack([np.repeat(base[None], 60, axis=0), rng.normal(size=(40, 8))])
+    X = X[rng.permutation(100)]                 # copies scattered through the rows
+    sim = normalize_rows(X) @ normalize_rows(X).T
+    np.fill_diagonal(sim, -np.inf)
+    by_index = np.lexsort((np.broadcast_to(np.arange(100), (100, 100)), -sim), axis=1)
+    for k in (1, 2, 3, 5, 8):
+        np.testing.assert_array_equal(build_knn_graph(X, k, method="exact").indices,
+                                      by_index[:, :k])
+
+
+def test_torch_search_settles_ties_as_the_numpy_search(monkeypatch):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(10)
+    X = np.repeat(rng.normal(size=(15, 6)), 5, axis=0)[rng.permutation(75)]
+    cpu = build_knn_graph(X, 7, method="exact")
+    monkeypatch.setattr("hdl_core.graph._gpu_device", lambda: torch.device("cpu"))
+    on_torch = build_knn_graph(X, 7, method="exact")
+    np.testing.assert_array_equal(on_torch.indices, cpu.indices)
+    np.testing.assert_allclose(on_torch.distances, cpu.distances, atol=1e-6)
+
+
+def test_approximate_search_asks_pynndescent_for_the_metric(monkeypatch):
+    import pynndescent
+
+    asked = {}
+
+    class Recording:
+        """Stands in for NNDescent: lists self first, then the next k points."""
+        def __init__(self, data, *, n_neighbors, metric, **options):
+            asked["metric"] = metric
+            n = data.shape[0]
+            self.neighbor_graph = ((np.arange(n)[:, None] + np.arange(n_neighbors)) % n,
+                                   np.tile(np.arange(n_neighbors, dtype=np.float32), (n, 1)))
+
+    monkeypatch.setattr(pynndescent, "NNDescent", Recording)
+    g = build_knn_graph(np.random.default_rng(11).normal(size=(100, 3)), 4, method="approx",
+                        metric="euclidean")
+    assert asked["metric"] == "euclidean" and g.metric == "euclidean"
+    assert g.indices[0].tolist() == [1, 2, 3, 4]
+
+
+def test_unknown_metric_is_refused_naming_the_choices():
+    with pytest.raises(ValueError, match="metric must be one of 'cosine', 'euclidean', got 'manhattan'"):
+        build_knn_graph(np.eye(4) + 0.1, 2, metric="manhattan")
+    with pytest.raises(ValueError, match="metric must be one of"):
+        KnnGraph(np.zeros((3, 1), int), np.zeros((3, 1)), "l1")
+
+
+def test_euclidean_points_may_be_zero_but_not_overflow():
+    X = np.array([[0.0, 0], [1, 0], [0, 2]])
+    assert build_knn_graph(X, 1, metric="euclidean").indices.ravel().tolist() == [1, 0, 0]
+    with pytest.raises(ValueError, match="row 1; their squared distances overflow"):
+        build_knn_graph(np.array([[0.0, 0], [1e200, 0], [0, 1]]), 1, metric="euclidean")
+    with pytest.raises(ValueError, match="NaN or inf values in row 2"):
+        build_knn_graph(np.array([[0.0, 0], [1, 0], [np.nan, 1]]), 1, metric="euclidean")

@@ -7,11 +7,11 @@ from sklearn.datasets import load_digits
 from hdl_core import KnnGraph, build_knn_graph, hdl_label, knn_dv_label
 from hdl_core.graph import normalize_rows
 
-from .hdl_reference import literal_hdl
+from .hdl_reference import euclidean_distance, literal_hdl, squared_euclidean_distance
 
 
 @st.composite
-def labeling_problems(draw, geometric=True):
+def labeling_problems(draw, geometric=True, metric="cosine"):
     n = draw(st.integers(4, 300))
     k = draw(st.integers(1, min(8, n - 1)))
     n_classes = draw(st.integers(2, 6))
@@ -21,28 +21,33 @@ def labeling_problems(draw, geometric=True):
     centers = rng.normal(size=(n_classes, d)) * draw(st.sampled_from([0.5, 2.0, 5.0]))
     truth = rng.integers(0, n_classes, n)
     X = centers[truth] + rng.normal(size=(n, d))
+    if metric == "euclidean" and draw(st.booleans()):
+        X = np.round(X)             # whole coordinates: duplicates and equal distances
     n_seeds = draw(st.integers(1, max(1, min(n - 1, 3 * n_classes))))
     y = np.full(n, -1)
     seeds = rng.choice(n, n_seeds, replace=False)
     y[seeds] = truth[seeds]
     if geometric:
-        graph = build_knn_graph(X, k, method="exact")
+        graph = build_knn_graph(X, k, method="exact", metric=metric)
     else:   # any neighbour lists at all: distinct, self excluded
         idx = np.array([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)])
-        graph = KnnGraph(idx, np.zeros(idx.shape, np.float32))
+        graph = KnnGraph(idx, np.zeros(idx.shape, np.float32), metric)
     return X, y, k, graph
 
 
-def assert_matches_literal(X, y, k, graph):
-    result = hdl_label(X, y, k=k, graph=graph)
-    labels, step, rnd, fallback = literal_hdl(X, y, graph.indices)
+def assert_matches_literal(X, y, k, graph, metric="cosine"):
+    result = hdl_label(X, y, k=k, graph=graph, metric=metric)
+    bridge_distance = {"euclidean": {"bridge_distance": squared_euclidean_distance}}.get(metric, {})
+    labels, step, rnd, fallback, source = literal_hdl(X, y, graph.indices, **bridge_distance)
     np.testing.assert_array_equal(result.labels, labels)
     np.testing.assert_array_equal(result.step, step)
     np.testing.assert_array_equal(result.round, rnd)
     np.testing.assert_array_equal(result.fallback, fallback)
+    np.testing.assert_array_equal(result.source, source)
     return result
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(labeling_problems(geometric=True))
 def test_hdl_matches_literal_algorithm_1_on_knn_graphs(problem):
@@ -53,6 +58,36 @@ def test_hdl_matches_literal_algorithm_1_on_knn_graphs(problem):
 @given(labeling_problems(geometric=False))
 def test_hdl_matches_literal_algorithm_1_on_arbitrary_neighbour_lists(problem):
     assert_matches_literal(*problem)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=True, metric="euclidean"))
+def test_euclidean_hdl_matches_literal_algorithm_1_with_a_euclidean_bridge(problem):
+    X, y, k, graph = problem
+    result = assert_matches_literal(X, y, k, graph, metric="euclidean")
+    d_k = float(np.median(graph.distances[:, k - 1])) or 1.0
+    for p in np.flatnonzero(result.fallback):
+        d = euclidean_distance(X[p], X[result.source[p]])
+        assert result.confidence[p] == pytest.approx(min(0.5, max(0.001, 0.5 * np.exp(-d / d_k))))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=False, metric="euclidean"))
+def test_euclidean_hdl_matches_literal_algorithm_1_on_arbitrary_neighbour_lists(problem):
+    assert_matches_literal(*problem, metric="euclidean")
+
+
+def test_a_far_euclidean_bridge_ranks_below_a_near_one():
+    # seeds 0 and 1; 2 and 3 list only each other (k=1): 2 bridges from 0 (distance 1),
+    # then 3 votes; 5 and 6 likewise but 5 is 3 from seed 1 (the next bridge)
+    X = np.array([[0.0, 0], [10, 0], [1, 0], [1, 0.5], [20, 0], [13, 0], [13, 0.5]])
+    idx = np.array([[2], [5], [3], [2], [5], [6], [5]])
+    graph = KnnGraph(idx, np.ones((7, 1), np.float32), "euclidean")
+    r = hdl_label(X, np.array([0, 1, -1, -1, -1, -1, -1]), k=1, graph=graph, metric="euclidean")
+    assert r.fallback.tolist() == [False, False, True, False, False, True, False]
+    assert r.source[2] == 0 and r.source[5] == 1
+    assert r.confidence[2] == pytest.approx(0.5 * np.exp(-1.0))     # d_k = 1
+    assert r.confidence[5] == pytest.approx(0.5 * np.exp(-3.0)) and r.confidence[5] < r.confidence[2]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -128,6 +163,39 @@ def test_bridge_search_is_exact_in_any_blocking_with_duplicates_and_near_ties(mo
     assert result.fallback.sum() >= 5
 
 
+@pytest.mark.parametrize("d, noise", [(2, 0.0), (2, 1e-12), (40, 0.0), (40, 1e-13), (40, 1e-3)])
+def test_euclidean_bridge_search_is_exact_in_any_blocking_with_duplicates_and_near_ties(
+        monkeypatch, d, noise):
+    # as above, by Euclidean distance: groups far from the origin, where |a|²+|b|²-2a·b
+    # (used in 40-D) cannot tell the near ties apart and only the exact re-check can
+    from hdl_core import hdl as hdl_module
+    monkeypatch.setattr(hdl_module._Bridge, "BLOCK", 7)
+    rng = np.random.default_rng(12)
+    base = rng.normal(size=(12, d)) * 3 + 100.0
+    X = np.repeat(base, 5, axis=0) + noise * rng.normal(size=(60, d))
+    y = np.full(60, -1)
+    y[[0, 1, 5, 17]] = [0, 0, 1, 2]
+    graph = build_knn_graph(X, 2, method="exact", metric="euclidean")
+    result = assert_matches_literal(X, y, 2, graph, metric="euclidean")
+    assert result.fallback.sum() >= 5
+
+
+def test_a_graph_of_another_metric_is_refused():
+    X = np.random.default_rng(6).normal(size=(20, 3))
+    y = np.r_[0, 1, np.full(18, -1)]
+    with pytest.raises(ValueError, match="graph was built with metric='cosine' but hdl_label was "
+                                         "asked for metric='euclidean'"):
+        hdl_label(X, y, k=3, graph=build_knn_graph(X, 3), metric="euclidean")
+    with pytest.raises(ValueError, match="metric='euclidean'.*metric='cosine'"):
+        hdl_label(X, y, k=3, graph=build_knn_graph(X, 3, metric="euclidean"))
+
+
+@pytest.mark.parametrize("label", [hdl_label, knn_dv_label])
+def test_unknown_metric_is_refused_naming_the_choices(label):
+    with pytest.raises(ValueError, match="metric must be one of 'cosine', 'euclidean', got 'cos'"):
+        label(np.eye(3), np.array([0, -1, -1]), k=1, metric="cos")
+
+
 def test_graph_with_more_neighbours_uses_the_first_k():
     X = np.random.default_rng(2).normal(size=(60, 4))
     y = np.full(60, -1)
@@ -185,6 +253,24 @@ def test_knn_dv_votes_among_the_k_nearest_labeled_points_only():
         winner = next(y[j] for j in nearest if y[j] in tied)
         assert r.labels[i] == winner
     assert (r.step[30:] == 0).all() and (r.round[30:] == 0).all()
+
+
+def test_euclidean_knn_dv_votes_among_the_k_nearest_labeled_points_ties_by_index():
+    rng = np.random.default_rng(13)
+    X = rng.integers(0, 6, size=(200, 3)).astype(float)     # many equal distances
+    y = np.full(200, -1)
+    y[rng.choice(200, 40, replace=False)] = rng.integers(0, 3, 40)
+    r = knn_dv_label(X, y, k=5, metric="euclidean")
+    seeds = np.flatnonzero(y >= 0)
+    for i in np.flatnonzero(y < 0):
+        d2 = ((X[seeds] - X[i]) ** 2).sum(axis=1)
+        nearest = seeds[np.lexsort((seeds, d2))[:5]]
+        votes = np.bincount(y[nearest], minlength=3)
+        tied = np.flatnonzero(votes == votes.max())
+        winner = next(y[j] for j in nearest if y[j] in tied)
+        assert r.labels[i] == winner
+        assert r.confidence[i] == votes.max() / 5
+    assert (r.step[y < 0] == 0).all() and (r.labels[seeds] == y[seeds]).all()
 
 
 def _digits_accuracy(seeds_per_class, draws=5, k=3):

@@ -65,13 +65,13 @@ def _truth_of(ws, run) -> np.ndarray:
 def test_label_page_shows_the_latest_run_at_its_last_round(demo_workspace):
     at = _label_page()
     run, _ = _latest(demo_workspace)
-    n_rounds = int(run.round.max()) + 1
+    n_rounds = int(run.result.round.max()) + 1
     slider = at.slider(key="label_round")
     assert slider.max == n_rounds - 1 and slider.value == n_rounds - 1
     assert _metric(at, "Labeled so far") == "100%"
     traces = _map_traces(at)
     assert traces[MAP_TITLE].size == 0                           # all labeled at the end
-    assert traces["seeds"].tolist() == np.flatnonzero(run.step < 0).tolist()
+    assert traces["seeds"].tolist() == np.flatnonzero(run.result.step < 0).tolist()
     assert any(f"Run #{run.run_id}" in c.value for c in at.caption)
 
 
@@ -80,7 +80,7 @@ def test_run_hdl_saves_a_run_that_labels_every_item(demo_workspace):
     saved = ws.get_setting("k_choice")
     ws.set_setting("k_choice", {"k": 4, "override": True, "noise_rate": 0.15})
     try:
-        before = max(r["id"] for r in ws.runs())
+        before = max(r.run_id for r in ws.runs())
         at = _label_page()
         assert any("k = 4: your override on the Choose k page" in m.value for m in at.markdown)
         at.button(key="label_run_button").click().run()
@@ -88,9 +88,9 @@ def test_run_hdl_saves_a_run_that_labels_every_item(demo_workspace):
         run, baseline = _latest(ws)
         assert run.run_id > before and run.k == 4 and baseline.k == 4
         assert len(run.item_ids) == len(ws.ok_items())
-        assert (run.labels >= 0).all() and (baseline.labels >= 0).all()
+        assert (run.result.labels >= 0).all() and (baseline.result.labels >= 0).all()
         assert any(f"run #{run.run_id}" in s.value for s in at.success)
-        assert at.slider(key="label_round").value == int(run.round.max())   # the new run, at its end
+        assert at.slider(key="label_round").value == int(run.result.round.max())   # the new run, at its end
     finally:
         ws.set_setting("k_choice", saved)
 
@@ -100,41 +100,41 @@ def test_round_slider_replays_the_run_with_accuracy_so_far(demo_workspace):
     at = _label_page()
     run, _ = _latest(ws)
     truth = _truth_of(ws, run)
-    names = np.array(run.classes + [None], dtype=object)[run.labels]
-    last = int(run.round.max())
+    names = np.array(run.classes + [None], dtype=object)[run.result.labels]
+    last = int(run.result.round.max())
     for r in (0, last // 2, last):
         at.slider(key="label_round").set_value(r).run()
         assert not at.exception, at.exception
-        done = (run.round >= 0) & (run.round <= r)
-        labeled = int(done.sum() + (run.step < 0).sum())
+        done = (run.result.round >= 0) & (run.result.round <= r)
+        labeled = int(done.sum() + (run.result.step < 0).sum())
         metric = next(m for m in at.metric if m.label == "Labeled so far")
-        assert metric.value == f"{labeled / len(run.labels):.0%}"
-        assert metric.delta == f"{labeled:,} of {len(run.labels):,}"
+        assert metric.value == f"{labeled / len(run.result.labels):.0%}"
+        assert metric.delta == f"{labeled:,} of {len(run.result.labels):,}"
         # accuracy so far, by hand: labels given up to round r (seeds excluded) against truth
         assert _metric(at, "Accuracy so far") == f"{(names[done] == truth[done]).mean():.1%}"
         traces = _map_traces(at)
         coloured = np.concatenate([traces[c] for c in run.classes])
         assert np.sort(coloured).tolist() == np.flatnonzero(done).tolist()
-        assert traces[MAP_TITLE].tolist() == np.flatnonzero(run.round > r).tolist()
-        assert traces[f"round {r}: first level"].tolist() == np.flatnonzero(run.round == r).tolist()
+        assert traces[MAP_TITLE].tolist() == np.flatnonzero(run.result.round > r).tolist()
+        assert traces[f"round {r}: first level"].tolist() == np.flatnonzero(run.result.round == r).tolist()
 
 
 def test_selected_point_shows_its_vote_and_neighbours(demo_workspace):
     at = _label_page()
     run, _ = _latest(demo_workspace)
-    voted = np.flatnonzero((run.step >= 0) & ~run.fallback & (run.n_voters >= 2))
+    voted = np.flatnonzero((run.result.step >= 0) & ~run.result.fallback & (run.result.n_voters >= 2))
     point = int(voted[0])
     at.session_state["label_point"] = point
     at.run()
     assert not at.exception, at.exception
     detail = "\n".join(m.value for m in at.markdown)
-    assert f"**Round** {run.round[point]} · **step** {run.step[point]}" in detail
-    assert f"**Votes** of its {run.n_voters[point]} labeled neighbours" in detail
-    assert f"**Label:** {run.classes[run.labels[point]]}" in detail
+    assert f"**Round** {run.result.round[point]} · **step** {run.result.step[point]}" in detail
+    assert f"**Votes** of its {run.result.n_voters[point]} labeled neighbours" in detail
+    assert f"**Label:** {run.classes[run.result.labels[point]]}" in detail
     neighbours = next(i for i in at.get("image") if len(i.value) == run.k)
     # each neighbour is captioned with its label at vote time, or — when it had none yet
     labeled_then = [c for c in neighbours.captions if not c.endswith("—")]
-    assert len(labeled_then) == run.n_voters[point]
+    assert len(labeled_then) == run.result.n_voters[point]
     assert _map_traces(at)["selected"].tolist() == [point]
     at.button(key="label_clear_point").click().run()
     assert at.session_state["label_point"] is None and "selected" not in _map_traces(at)
@@ -143,7 +143,7 @@ def test_selected_point_shows_its_vote_and_neighbours(demo_workspace):
 def test_a_seed_is_explained_as_given(demo_workspace):
     at = _label_page()
     run, _ = _latest(demo_workspace)
-    at.session_state["label_point"] = int(np.flatnonzero(run.step < 0)[0])
+    at.session_state["label_point"] = int(np.flatnonzero(run.result.step < 0)[0])
     at.run()
     assert not at.exception, at.exception
     assert any("**A seed**" in m.value for m in at.markdown)
@@ -152,8 +152,8 @@ def test_a_seed_is_explained_as_given(demo_workspace):
 def test_disagreement_filter_shows_only_points_where_hdl_and_knn_dv_differ(demo_workspace):
     at = _label_page()
     run, baseline = _latest(demo_workspace)
-    differ = (run.labels != baseline.labels) & (run.step >= 0)
-    share = 1 - differ.sum() / (run.step >= 0).sum()
+    differ = (run.result.labels != baseline.result.labels) & (run.result.step >= 0)
+    share = 1 - differ.sum() / (run.result.step >= 0).sum()
     assert _metric(at, "kNN-DV agreement") == f"{share:.1%}"
     at.checkbox(key="label_only_disagree").check().run()
     assert not at.exception, at.exception
@@ -182,7 +182,7 @@ def test_without_embeddings_the_page_points_to_embed(demo_workspace):
 def test_play_advances_the_round_each_tick_and_pause_stops(demo_workspace):
     at = _label_page()
     run, _ = _latest(demo_workspace)
-    n_rounds = int(run.round.max()) + 1
+    n_rounds = int(run.result.round.max()) + 1
     step = -(-n_rounds // 40)                      # a replay plays in about 40 frames
     at.button(key="label_play_button").click().run()   # at the last round: starts over
     assert not at.exception, at.exception

@@ -1,8 +1,9 @@
-"""AppTest of the Review page on the demo: corrections one by one and by selection, undo,
-filters, Label next, suspicious seeds, and re-running HDL with corrections as seeds.
+"""AppTest of the Review page on the demo: the review queue, confirmations, corrections one
+by one and by selection, per-session undo, classes, filters, Label next, suspicious seeds,
+and re-running HDL with corrections as seeds.
 
-Every test leaves the demo workspace as it found it (corrections undone, the original run
-restored) because the workspace is shared by the whole test session.
+Every test leaves this module's demo workspace as it found it (corrections undone, the
+original run restored) because the tests of this module share it.
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from hdl_core import suggest
-from hdl_core.workspace import pipeline
-from hdl_core.views import gallery as review
+from hdl_core.auto_k import KIntent
+from hdl_core.workspace import labels, pipeline
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/review.py"
@@ -69,29 +70,41 @@ def ws(demo_workspace):
         pass
 
 
+def _queue(ws):
+    """The review queue of the latest run, as item ids (likeliest wrong first) and reasons."""
+    run = ws.load_run(method="hdl")
+    graph = pipeline.neighbour_graph(ws, pipeline.current_embedding(ws))
+    y = np.where(run.result.step < 0, run.result.labels, -1)
+    queue = suggest.review_queue_with_reasons(pipeline.current_embedding(ws).X, y, run.result,
+                                              graph=graph)
+    return run, queue, [int(run.item_ids[p]) for p in queue.order]
+
+
 def test_review_page_renders_the_gallery_map_and_guidance(ws):
-    at = _review_page()
+    at = _open(_review_page(), "Gallery")
     assert next(m for m in at.metric if m.label == "Images").value == "1,797"
     assert next(m for m in at.metric if m.label == "Accuracy now").value.endswith("%")
     gallery = _pickers(at, "gallery")
     assert len(gallery) == 48                                  # one page of thumbnails
-    run = ws.load_run(method="hdl")
-    confidence = dict(zip(run.item_ids.tolist(), run.confidence.tolist()))
-    shown = [confidence[item_id] for item_id, _, _ in gallery]
+    run, _, queued = _queue(ws)
+    assert [item for item, _, _ in gallery] == queued[:48]     # likeliest wrong first
+    at.selectbox(key="review_order").set_value("confidence").run()
+    confidence = dict(zip(run.item_ids.tolist(), run.result.confidence.tolist()))
+    shown = [confidence[item_id] for item_id, _, _ in _pickers(at, "gallery")]
     assert shown == sorted(shown)                              # lowest confidence first
-    _open(at, "Select on the map")
+    _open(at, "Map")
     assert len(at.get("plotly_chart")) == 1
     assert not _pickers(at, "gallery")                         # only the open tab is drawn
     _open(at, "Suspicious seeds")
     graph = pipeline.neighbour_graph(ws, pipeline.current_embedding(ws))
-    suspicious = suggest.suspicious_seeds(graph.indices, pipeline.stored_result(run))
+    suspicious = suggest.suspicious_seeds(graph.indices, run.result)
     assert len(_pickers(at, "seed")) == min(len(suspicious), 20)
     assert {item for item, _, _ in _pickers(at, "seed")} <= set(ws.seeds())
 
     # Leave-one-out lists exactly the seeds that HDL relabels when each is left out.
     at.toggle(key="review_seeds_thorough").set_value(True).run()
     assert not at.exception, at.exception
-    left_out = suggest.suspicious_seeds(graph.indices, pipeline.stored_result(run),
+    left_out = suggest.suspicious_seeds(graph.indices, run.result,
                                         X=pipeline.current_embedding(ws).X)
     item_of = run.item_ids
     assert [item for item, _, _ in _pickers(at, "seed")] == [int(item_of[s.point])
@@ -100,8 +113,63 @@ def test_review_page_renders_the_gallery_map_and_guidance(ws):
         assert "every seed keeps its class when left out" in _texts(at)
 
 
+def test_the_review_tab_starts_with_the_likeliest_mistake_and_says_why(ws):
+    at = _review_page()                                        # the Review tab is the default
+    run, queue, queued = _queue(ws)
+    first = queued[0]
+    path = ws.ok_items().set_index("id").loc[first, "path"]
+    assert queue.reason(int(queue.order[0]), class_names=run.classes).split(";")[0] in _texts(at)
+    assert _pickers(at, "one")[0][0] == first
+    at.button(key="review_confirm_one").click().run()          # it is right: confirm it
+    assert not at.exception, at.exception
+    assert ws.current_labels()[first][1] == "confirmed" and first in ws.seeds()
+    assert _pickers(at, "one")[0][0] == queued[1]              # the queue moved on
+    assert path not in _texts(at).split("is labeled")[0]
+    at.button(key="review_next").click().run()
+    assert _pickers(at, "one")[0][0] == queued[2]
+
+
+def test_undo_takes_back_this_sessions_own_change_and_says_what_it_was(ws):
+    mine, theirs = _open(_review_page(), "Gallery"), _open(_review_page(), "Gallery")
+    (a, a_shown, a_picker), (b, b_shown, b_picker) = _pickers(mine, "gallery")[:2]
+    a_new = next(c for c in ws.classes() if c != a_shown)
+    a_picker.set_value(a_new).run()
+    b_new = next(c for c in ws.classes() if c != b_shown)
+    dict((i, w) for i, _, w in _pickers(theirs, "gallery"))[b].set_value(b_new).run()
+    mine.button(key="review_undo").click().run()               # the other tab changed last
+    assert ws.current_labels()[a][1] != "manual"
+    assert ws.current_labels()[b] == (b_new, "manual")         # theirs is untouched
+    path = ws.ok_items().set_index("id").loc[a, "path"]
+    assert any(f"{path} {a_shown} → {a_new}" in i.value.replace("\\", "") for i in mine.info)
+    mine.button(key="review_undo").click().run()
+    assert any("Nothing of yours to undo" in i.value for i in mine.info)
+    actors = ws.corrections()["actor"].tolist()
+    assert len(set(actors[-3:])) == 2 and all(a.startswith("tab ") for a in actors[-3:])
+
+
+def test_classes_are_renamed_merged_and_deleted_from_the_page(ws):
+    at = _open(_review_page(), "Classes")
+    at.selectbox(key="review_rename_old").set_value("9").run()
+    at.text_input(key="review_rename_new").input("nine").run()
+    at.button(key="review_rename").click().run()
+    assert not at.exception, at.exception
+    try:
+        assert "nine" in ws.classes() and "9" not in ws.classes()
+        assert "nine" in set(ws.seeds().values())
+        ws.add_class("spare")
+        at.run()
+        at.selectbox(key="review_delete_name").set_value("spare").run()
+        at.button(key="review_delete").click().run()
+        assert "spare" not in ws.classes()
+        at.selectbox(key="review_delete_name").set_value("8").run()
+        assert "still labels 3 seeds" in _texts(at)               # it asks what they become
+        assert at.button(key="review_delete").disabled
+    finally:
+        ws.rename_class("nine", "9")
+
+
 def test_a_single_correction_is_stored_survives_a_new_session_and_can_be_undone(ws):
-    at = _review_page()
+    at = _open(_review_page(), "Gallery")
     item_id, shown, picker = _pickers(at, "gallery")[0]
     new = next(c for c in ws.classes() if c != shown)
     picker.set_value(new).run()
@@ -109,25 +177,28 @@ def test_a_single_correction_is_stored_survives_a_new_session_and_can_be_undone(
     assert ws.current_labels()[item_id] == (new, "manual")
     last = ws.corrections().iloc[-1]
     assert (last["item_id"], last["new_label"], last["source"]) == (item_id, new, "manual")
-    assert any("Labeled 1 image(s)" in s.value for s in at.success)
+    assert any("Labeled 1 image as" in s.value for s in at.success)
 
     fresh = _open(_review_page(), "History")                   # a new browser session
     assert next(m for m in fresh.metric if m.label == "Not in the run yet").value == "1"
     history = fresh.dataframe[0].value                        # the History tab
     row = history.iloc[0]                                      # newest first
     assert (row["path"], row["new_label"], row["source"]) == (last["path"], new, "manual")
+    assert row["who"].startswith("tab ")
 
-    fresh.button(key="review_undo").click().run()
-    assert not fresh.exception, fresh.exception
+    fresh.button(key="review_undo").click().run()             # not this session's change
+    assert ws.current_labels()[item_id] == (new, "manual")
+    at.button(key="review_undo").click().run()                 # the session that made it
+    assert not at.exception, at.exception
     assert ws.current_labels()[item_id] == (shown, ws.current_labels()[item_id][1])
     assert ws.current_labels()[item_id][1] != "manual"
     assert ws.corrections().iloc[-1]["source"] == "undo"
 
 
 def test_assigning_a_map_selection_writes_one_bulk_batch(ws):
-    at = _open(_review_page(), "Select on the map")
+    at = _open(_review_page(), "Map")
     run = ws.load_run(method="hdl")
-    chosen = [int(i) for i in run.item_ids[(run.label_names == "1") & (run.step >= 0)][:3]]
+    chosen = [int(i) for i in run.item_ids[(run.label_names == "1") & (run.result.step >= 0)][:3]]
     # AppTest cannot draw a lasso; the map's on_select callback writes this key.
     at.session_state["review_selection"] = chosen
     at.run()
@@ -141,25 +212,28 @@ def test_assigning_a_map_selection_writes_one_bulk_batch(ws):
     assert set(batch["source"]) == {"bulk"} and set(batch["new_label"]) == {"7"}
     current = ws.current_labels()
     assert all(current[i] == ("7", "manual") for i in chosen)
-    assert at.session_state["review_selection"] == []          # cleared once assigned
+    assert at.session_state["review_selection"] == chosen      # kept: the gallery can show them
+    _open(at, "Gallery")
+    at.checkbox(key="review_on_map").check().run()
+    assert sorted(item for item, _, _ in _pickers(at, "gallery")) == sorted(chosen)
 
 
 def test_filters_narrow_the_gallery(ws):
-    at = _review_page()
+    at = _open(_review_page(), "Gallery")
     run = ws.load_run(method="hdl")
-    fallback_ids = set(run.item_ids[run.fallback].tolist())
+    fallback_ids = set(run.item_ids[run.result.fallback].tolist())
     assert 0 < len(fallback_ids) <= 48
     at.multiselect(key="review_sources").set_value(["fallback"]).run()
     shown = {item for item, _, _ in _pickers(at, "gallery")}
     assert shown == fallback_ids
     assert f"{len(fallback_ids)} image(s) match" in _texts(at)
 
-    at.multiselect(key="review_sources").set_value(list(review.SOURCES))
+    at.multiselect(key="review_sources").set_value(list(labels.SOURCES))
     at.selectbox(key="review_class").set_value("4").run()
-    labels = {shown for _, shown, _ in _pickers(at, "gallery")}
-    assert labels == {"4"}
+    shown_labels = {shown for _, shown, _ in _pickers(at, "gallery")}
+    assert shown_labels == {"4"}
     at.slider(key="review_confidence").set_value((0.0, 0.6)).run()
-    confidence = dict(zip(run.item_ids.tolist(), run.confidence.tolist()))
+    confidence = dict(zip(run.item_ids.tolist(), run.result.confidence.tolist()))
     assert all(confidence[item] <= 0.6 for item, _, _ in _pickers(at, "gallery"))
 
 
@@ -169,7 +243,7 @@ def test_label_next_lists_n_suggestions_with_their_reasons(ws):
     suggested = _pickers(at, "next")
     run = ws.load_run(method="hdl")
     graph = pipeline.neighbour_graph(ws, pipeline.current_embedding(ws))
-    expected = suggest.suggest_next(graph.indices, pipeline.stored_result(run), n=5,
+    expected = suggest.suggest_next(graph.indices, run.result, n=5,
                                     class_names=run.classes)
     assert [item for item, _, _ in suggested] == [int(run.item_ids[s.point]) for s in expected]
     text = _texts(at)
@@ -186,7 +260,7 @@ def test_rerun_keeps_a_corrected_label_fixed_as_a_seed(ws):
     before = ws.load_run(method="hdl")
     truth = ws.truth()
     items = ws.ok_items().set_index("id")["path"]
-    wrong = [(int(i), name) for i, name, step in zip(before.item_ids, before.label_names, before.step)
+    wrong = [(int(i), name) for i, name, step in zip(before.item_ids, before.label_names, before.result.step)
              if step >= 0 and truth[items[int(i)]] != name]
     item_id, _ = wrong[0]
     right = truth[items[item_id]]
@@ -199,11 +273,11 @@ def test_rerun_keeps_a_corrected_label_fixed_as_a_seed(ws):
         after = ws.load_run(method="hdl")
         assert after.run_id > before.run_id
         position = int(np.flatnonzero(after.item_ids == item_id)[0])
-        assert after.step[position] == -1                      # a seed of the new run
+        assert after.result.step[position] == -1                      # a seed of the new run
         assert after.label_names[position] == right
         assert ws.current_labels()[item_id] == (right, "manual")
         assert next(m for m in at.metric if m.label == "Not in the run yet").value == "0"
     finally:
         ws.undo_last_correction()
-        restored = pipeline.run_labeling(ws, pipeline.current_embedding(ws), k=before.k)
-        assert np.array_equal(ws.load_run(restored["hdl"]).labels, before.labels)
+        restored = pipeline.run_labeling(ws, pipeline.current_embedding(ws), KIntent.parse(before.k))
+        assert np.array_equal(ws.load_run(restored.hdl_id).result.labels, before.result.labels)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
+from hdl_core.auto_k import KIntent
 from hdl_core.workspace import labels, pipeline
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -59,17 +60,21 @@ def test_embed_page_embeds_with_pixels_and_reports_the_cache(demo_workspace):
     assert "pixels" in text
 
 
-def test_choose_k_stores_the_override_for_the_next_run(demo_workspace):
+def test_choose_k_stores_the_intent_and_marks_the_k_used(demo_workspace):
     at = _app("pages/choose_k.py")
     assert not at.error
-    assert len(at.get("plotly_chart")) == 1
-    assert any("HDL will use k = 3" in w.value for w in at.warning)   # 3 seeds per class: unreliable
+    chart = at.get("plotly_chart")
+    assert len(chart) == 1
+    # 3 seeds per class: k* is unreliable, so the default k = 3 is the one used and marked
+    assert any("an automatic k is 3" in w.value for w in at.warning)
+    assert "used: k = 3" in chart[0].proto.spec
+    assert any("k = 3" in m.value for m in at.markdown)
     at.toggle[0].set_value(True).run()
     at.number_input[0].set_value(7).run()
-    assert demo_workspace.get_setting("k_choice")["k"] == 7
-    assert demo_workspace.get_setting("k_choice")["override"] is True
+    assert pipeline.k_intent(demo_workspace) == KIntent(7)
+    assert "used: k = 7" in at.get("plotly_chart")[0].proto.spec
     at.toggle[0].set_value(False).run()
-    assert demo_workspace.get_setting("k_choice")["k"] == 3
+    assert pipeline.k_intent(demo_workspace) == KIntent("auto")
 
 
 def test_export_csv_matches_the_store(demo_workspace):

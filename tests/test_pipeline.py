@@ -11,13 +11,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from hdl_core.auto_k import KIntent, resolve_k
+
 from hdl_core.workspace import labels, pipeline
-from hdl_core.data import load_folder, make_demo
+from hdl_core.data import load_folder
 from hdl_core.workspace.labels import EXPORT_COLUMNS
 from hdl_core.workspace.pipeline import EncoderSpec, PipelineError
 from hdl_core.workspace.store import Workspace
 
-PIXELS = EncoderSpec(name="pixels")
+PIXELS = EncoderSpec.of("pixels")
 
 # Far apart in RGB, so the pixels encoder separates them and labels are predictable.
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
@@ -62,19 +64,13 @@ def open_workspace(folder: Path, ws_folder: Path, **load_options) -> Workspace:
     return ws
 
 
-@pytest.fixture(scope="session")
-def demo_folder(tmp_path_factory) -> Path:
-    """The digits demo, generated once per test session (later calls find it finished)."""
-    return make_demo(tmp_path_factory.getbasetemp() / "demo-data")
-
-
 @pytest.fixture(scope="module")
 def demo_labeled(demo_folder, tmp_path_factory):
     """The demo embedded with pixels and labeled once (k=3); tests only read it."""
     ws = Workspace(tmp_path_factory.mktemp("demo-ws"))
     summary = pipeline.import_dataset(ws, load_folder(demo_folder, root=demo_folder.parent))
     embedding = pipeline.embed_workspace(ws, PIXELS)
-    run = pipeline.run_labeling(ws, embedding, k=3)
+    run = pipeline.run_labeling(ws, embedding, KIntent.parse(3))
     return ws, summary, embedding, run
 
 
@@ -106,11 +102,11 @@ def test_import_dataset_summarises_items_seeds_skips_and_duplicates(roots):
     (folder / "unlabeled" / "copy.png").write_bytes((folder / "red" / "red0.png").read_bytes())
     ws = Workspace(roots[1] / "ws")
     summary = pipeline.import_dataset(ws, load_folder(folder))
-    assert summary["items"] == 3 * 3 + 1
-    assert [path for path, _ in summary["skipped"]] == ["unlabeled/noise.png"]
-    assert summary["duplicates"] == [["red/red0.png", "unlabeled/copy.png"]]
-    assert summary["seeds"] == {"blue": 2, "green": 2, "red": 2}
-    assert summary["truth"] is False
+    assert summary.items == 3 * 3 + 1
+    assert [path for path, _ in summary.skipped] == ["unlabeled/noise.png"]
+    assert summary.duplicates == [["red/red0.png", "unlabeled/copy.png"]]
+    assert summary.seeds == {"blue": 2, "green": 2, "red": 2}
+    assert summary.truth is False
     frame = pipeline.item_frame(ws)
     assert len(frame) == 10 and all(Path(f).is_file() for f in frame["file"])
 
@@ -119,23 +115,24 @@ def test_import_dataset_summarises_items_seeds_skips_and_duplicates(roots):
 
 def test_demo_embed_and_label_labels_every_image_and_saves_both_runs(demo_labeled):
     ws, summary, embedding, run = demo_labeled
-    n = summary["items"]
-    assert n == 1797 and summary["seeds"] == {str(d): 3 for d in range(10)}
+    n = summary.items
+    assert n == 1797 and summary.seeds == {str(d): 3 for d in range(10)}
     assert embedding.X.shape[0] == n and np.allclose(np.linalg.norm(embedding.X, axis=1), 1, atol=1e-5)
-    result = run["result"]
-    assert run["k"] == 3 and (result.labels >= 0).all()
+    result = run.result
+    assert run.k == 3 and (result.labels >= 0).all()
     assert int((result.step < 0).sum()) == 30
 
-    methods = {r["method"]: r for r in ws.runs()}
+    methods = {r.method: r for r in ws.runs()}
     assert set(methods) == {"hdl", "knn_dv"}
-    assert methods["hdl"]["id"] == run["hdl"] and methods["knn_dv"]["id"] == run["knn_dv"]
-    assert all(r["n_items"] == n and r["k"] == 3 for r in methods.values())
-    stored = ws.load_run(run["hdl"])
-    np.testing.assert_array_equal(stored.labels, result.labels)
+    assert methods["hdl"].run_id == run.hdl_id and methods["knn_dv"].run_id == run.baseline_id
+    assert methods["hdl"].baseline_id == run.baseline_id
+    assert all(r.n_items == n and r.k == 3 for r in methods.values())
+    stored = ws.load_run(run.hdl_id)
+    np.testing.assert_array_equal(stored.result.labels, result.labels)
     np.testing.assert_array_equal(stored.item_ids, embedding.item_ids)
 
     # Pixels are a weak encoder, but on digits 3 seeds per class go far above chance (10 %).
-    frame = labels.export_frame(ws, run["hdl"])
+    frame = labels.export_frame(ws, run.hdl_id)
     truth = ws.truth()
     accuracy = np.mean([truth[p] == label for p, label in zip(frame["path"], frame["label"])])
     assert accuracy > 0.6
@@ -144,7 +141,7 @@ def test_demo_embed_and_label_labels_every_image_and_saves_both_runs(demo_labele
 def test_demo_second_embed_encodes_no_file_and_gives_the_same_array(demo_labeled):
     ws, summary, embedding, _ = demo_labeled
     again = pipeline.embed_workspace(ws, PIXELS)
-    assert again.stats["encoded"] == 0 and again.stats["hits"] == summary["items"]
+    assert again.stats["encoded"] == 0 and again.stats["hits"] == summary.items
     assert again.key == embedding.key
     np.testing.assert_array_equal(again.X, embedding.X)
     assert pipeline.current_embedding(ws).key == embedding.key
@@ -152,10 +149,10 @@ def test_demo_second_embed_encodes_no_file_and_gives_the_same_array(demo_labeled
 
 def test_demo_export_has_seed_hdl_and_fallback_rows_matching_the_store(demo_labeled):
     ws, _, _, run = demo_labeled
-    frame = labels.export_frame(ws, run["hdl"])
+    frame = labels.export_frame(ws, run.hdl_id)
     assert list(frame.columns) == EXPORT_COLUMNS and len(frame) == 1797
     assert set(frame["source"]) == {"seed", "hdl", "fallback"}
-    stored = ws.load_run(run["hdl"])
+    stored = ws.load_run(run.hdl_id)
     position = {int(i): p for p, i in enumerate(stored.item_ids)}
     items = ws.ok_items()
     for item_id, row in zip(items["id"], frame.itertuples(index=False)):
@@ -164,9 +161,9 @@ def test_demo_export_has_seed_hdl_and_fallback_rows_matching_the_store(demo_labe
         if row.source == "seed":
             assert (row.confidence, row.step, row.round) == (1.0, -1, -1)
         else:
-            assert row.source == ("fallback" if stored.fallback[p] else "hdl")
-            assert row.confidence == pytest.approx(stored.confidence[p])
-            assert (row.step, row.round) == (stored.step[p], stored.round[p])
+            assert row.source == ("fallback" if stored.result.fallback[p] else "hdl")
+            assert row.confidence == pytest.approx(stored.result.confidence[p])
+            assert (row.step, row.round) == (stored.result.step[p], stored.result.round[p])
 
 
 # --------------------------------------------------------------------------- embeddings
@@ -186,7 +183,7 @@ def test_neighbour_graph_is_built_once_and_reloaded_by_a_fresh_workspace(colours
     second = pipeline.neighbour_graph(ws, embedding, k=3)
     fresh = Workspace(ws.folder)
     third = pipeline.neighbour_graph(fresh, pipeline.require_embedding(fresh))
-    pipeline.run_labeling(fresh, pipeline.require_embedding(fresh), k=3)
+    pipeline.run_labeling(fresh, pipeline.require_embedding(fresh), KIntent.parse(3))
     assert calls == [pipeline.GRAPH_K]
     for graph in (second, third):
         np.testing.assert_array_equal(graph.indices, first.indices)
@@ -221,7 +218,7 @@ def test_current_embedding_is_none_after_the_dataset_changes(colours_ws):
 def test_import_embeddings_aligns_rows_by_path(colours_ws, roots):
     ws, folder, _ = colours_ws
     embedding = pipeline.embed_workspace(ws, PIXELS)
-    direct = labels.export_frame(ws, pipeline.run_labeling(ws, embedding, k=3)["hdl"])
+    direct = labels.export_frame(ws, pipeline.run_labeling(ws, embedding, KIntent.parse(3)).hdl_id)
     paths = pipeline.item_frame(ws)["path"].tolist()
 
     order = np.random.default_rng(1).permutation(len(paths))
@@ -230,7 +227,7 @@ def test_import_embeddings_aligns_rows_by_path(colours_ws, roots):
     imported = pipeline.import_embeddings(other, shuffled, embedding.X[order], label="made elsewhere")
     np.testing.assert_array_equal(imported.X, embedding.X)
     assert pipeline.current_embedding(other).label == "made elsewhere"
-    via_import = labels.export_frame(other, pipeline.run_labeling(other, imported, k=3)["hdl"])
+    via_import = labels.export_frame(other, pipeline.run_labeling(other, imported, KIntent.parse(3)).hdl_id)
     pd.testing.assert_frame_equal(via_import, direct)
 
 
@@ -289,33 +286,83 @@ def test_run_labeling_refuses_a_dataset_with_one_seeded_class(roots):
     assert ws.runs() == []
 
 
-def test_pick_k_and_run_labeling_check_k(colours_ws):
+def test_k_intent_is_validated_at_the_door_and_resolved_at_the_run(colours_ws):
     ws, _, _ = colours_ws
     embedding = pipeline.embed_workspace(ws, PIXELS)
+    assert KIntent.parse("5").k == 5 and KIntent.parse(" auto ").auto
+    for bad in ("five", 0, -2, 2.5, True):
+        with pytest.raises(ValueError, match="'auto' or a whole number"):
+            KIntent.parse(bad)
+    with pytest.raises(ValueError, match="noise_rate"):
+        KIntent.parse("auto", noise_rate=1.0)
+    with pytest.raises(PipelineError, match="at most 23"):
+        pipeline.run_labeling(ws, embedding, KIntent.parse(24))
+    run = pipeline.run_labeling(ws, embedding, KIntent.parse("4"), with_baseline=False)
+    assert run.k == 4 and run.baseline_id is None and run.choice is None
+    assert [(r.method, r.k) for r in ws.runs()] == [("hdl", 4)]
+
+
+def test_auto_k_follows_the_seeds_and_the_intent_is_stored(colours_ws):
+    ws, _, _ = colours_ws
+    embedding = pipeline.embed_workspace(ws, PIXELS)
+    assert pipeline.k_intent(ws) == KIntent()                     # nothing stored: auto
+    run = pipeline.run_labeling(ws, embedding)
     y, _ = pipeline.seed_vector(ws, embedding.item_ids)
-    assert pipeline.pick_k(embedding.X, y, "5") == (5, None)
-    assert pipeline.pick_k(embedding.X, y, 4) == (4, None)
-    k, choice = pipeline.pick_k(embedding.X, y, "auto")
-    assert choice is not None and k == choice.k
-    with pytest.raises(ValueError, match="'auto' or a positive integer"):
-        pipeline.pick_k(embedding.X, y, "five")
-    with pytest.raises(PipelineError, match="k=24 must be between 1 and 23"):
-        pipeline.run_labeling(ws, embedding, k=24)
-    run = pipeline.run_labeling(ws, embedding, k="4", with_baseline=False)
-    assert run["k"] == 4 and "knn_dv" not in run
-    assert [(r["method"], r["k"]) for r in ws.runs()] == [("hdl", 4)]
+    assert run.choice is not None and run.k == resolve_k(KIntent(), embedding.X, y)[0]
+    assert ws.load_run(run.hdl_id).params["k_auto"] is True
+    pipeline.set_k_intent(ws, KIntent.parse(2, noise_rate=0.3))
+    assert pipeline.k_intent(ws) == KIntent(2, 0.3, 20)
+    assert pipeline.run_labeling(ws, embedding).k == 2
+
+
+def test_an_old_stored_k_choice_reads_as_an_intent(colours_ws):
+    ws, _, _ = colours_ws
+    ws.set_setting("k_choice", {"k": 7, "override": False, "noise_rate": 0.2, "k_max": 12})
+    assert pipeline.k_intent(ws) == KIntent("auto", 0.2, 12)
+    ws.set_setting("k_choice", {"k": 7, "override": True})
+    assert pipeline.k_intent(ws) == KIntent(7)
+
+
+def test_run_status_is_the_one_rule_for_a_current_run(colours_ws):
+    ws, _, _ = colours_ws
+    embedding = pipeline.embed_workspace(ws, PIXELS)
+    assert pipeline.run_status(None, embedding) == pipeline.STALE
+    run = ws.load_run(pipeline.run_labeling(ws, embedding, KIntent.parse(3)).hdl_id)
+    seeds = pipeline.seed_vector(ws, embedding.item_ids)
+    assert pipeline.run_status(run, embedding, seeds) == pipeline.CURRENT
+    assert pipeline.run_status(ws.runs("hdl")[-1], embedding) == pipeline.CURRENT
+    unlabeled = int(embedding.item_ids[np.flatnonzero(seeds[0] < 0)[0]])
+    now = ws.current_labels()[unlabeled][0]
+    ws.add_correction([unlabeled], next(c for c in seeds[1] if c != now))
+    assert pipeline.run_status(run, embedding, pipeline.seed_vector(ws, embedding.item_ids)) \
+        == pipeline.SEEDS_CHANGED
+    other = pipeline.Embedding("another-key", embedding.X, embedding.item_ids, "x")
+    assert pipeline.run_status(run, other) == pipeline.STALE
+
+
+def test_hdl_and_its_knn_dv_run_are_linked_in_the_store(colours_ws):
+    ws, _, _ = colours_ws
+    embedding = pipeline.embed_workspace(ws, PIXELS)
+    first = pipeline.run_labeling(ws, embedding, KIntent.parse(3))
+    alone = pipeline.run_labeling(ws, embedding, KIntent.parse(3), with_baseline=False)
+    assert ws.load_run(first.hdl_id).baseline_id == first.baseline_id
+    assert ws.load_run(alone.hdl_id).baseline_id is None
+    assert ws.load_run(first.baseline_id).method == "knn_dv"
+    with pytest.raises(ValueError, match="compares_to"):
+        ws.save_run(method="knn_dv", params={}, result=first.result, classes=ws.classes(),
+                    item_ids=embedding.item_ids, compares_to=first.baseline_id)
 
 
 def test_labels_follow_the_colours_and_stored_result_replays(colours_ws):
     ws, _, truth = colours_ws
-    run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), k=3)
-    frame = labels.export_frame(ws, run["hdl"])
+    run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), KIntent.parse(3))
+    frame = labels.export_frame(ws, run.hdl_id)
     assert dict(zip(frame["path"], frame["label"])) == truth
-    replay = pipeline.stored_result(ws.load_run(run["hdl"]))
+    replay = ws.load_run(run.hdl_id).result
     for name in ("labels", "step", "round", "n_voters", "fallback", "source"):
-        np.testing.assert_array_equal(getattr(replay, name), getattr(run["result"], name))
-    np.testing.assert_allclose(replay.confidence, run["result"].confidence)
-    assert replay.k == 3 and replay.n_rounds == run["result"].n_rounds
+        np.testing.assert_array_equal(getattr(replay, name), getattr(run.result, name))
+    np.testing.assert_allclose(replay.confidence, run.result.confidence)
+    assert replay.k == 3 and replay.n_rounds == run.result.n_rounds
 
 
 # --------------------------------------------------------------------------- export
@@ -329,11 +376,11 @@ def test_export_frame_sources_seed_hdl_fallback_and_manual(roots):
     before = labels.export_frame(ws)
     assert before["label"].notna().sum() == 4 and set(before["source"].dropna()) == {"seed"}
 
-    run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), k=3)
+    run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), KIntent.parse(3))
     items = pipeline.item_frame(ws)
     ids = dict(zip(items["path"], items["id"]))
     ws.add_correction([int(ids["unlabeled/green5.png"])], "lime")
-    frame = labels.export_frame(ws, run["hdl"]).set_index("path")
+    frame = labels.export_frame(ws, run.hdl_id).set_index("path")
 
     assert set(frame["source"]) == {"seed", "hdl", "fallback", "manual"}
     manual = frame.loc["unlabeled/green5.png"]
@@ -344,7 +391,7 @@ def test_export_frame_sources_seed_hdl_fallback_and_manual(roots):
     assert (bridged["confidence"] <= 0.5).all() and (bridged["step"] >= 0).all()
     # The bridged class is named after the seed it copied from; its images stay together.
     assert frame.loc[[p for p in truth if "blue" in p], "label"].nunique() == 1
-    current = ws.current_labels(run["hdl"])
+    current = ws.current_labels(run.hdl_id)
     for path, row in frame.iterrows():
         assert current[int(ids[path])] == (row["label"], row["source"])
 
@@ -364,8 +411,8 @@ def test_csv_export_neutralises_formula_cells_and_round_trips_numbers(roots):
     (folder / "@top.png").write_bytes(png_bytes(COLOURS["green"], seed=77))
     (folder / "+plus.png").write_bytes(png_bytes(COLOURS["red"], seed=78))
     ws = open_workspace(folder, workspaces / "evil")
-    run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), k=3)
-    frame = labels.export_frame(ws, run["hdl"])
+    run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), KIntent.parse(3))
+    frame = labels.export_frame(ws, run.hdl_id)
 
     data_bytes = pipeline.to_csv_bytes(frame)
     back = pd.read_csv(io.BytesIO(data_bytes), keep_default_na=False)
@@ -420,8 +467,8 @@ def test_imagefolder_zip_has_a_folder_per_class_and_no_unlabeled_file(roots):
         names = archive.namelist()
     assert sorted(names) == sorted(f"{c}/{c}__{c}{i}.png" for c in COLOURS for i in range(2))
 
-    run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), k=3)
-    frame = labels.export_frame(ws, run["hdl"])
+    run = pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), KIntent.parse(3))
+    frame = labels.export_frame(ws, run.hdl_id)
     frame.loc[frame["path"] == "unlabeled/blue3.png", "label"] = None      # left unlabeled
     seen = []
     target = workspaces / "export.zip"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from hdl_core import KnnGraph, hdl_label
+from hdl_core import KnnGraph, build_knn_graph, hdl_label, review_queue, review_queue_with_reasons
 from hdl_core.explain import influence
 from hdl_core.suggest import suggest_next, suspicious_seeds
 
@@ -221,3 +221,128 @@ def test_leaving_out_a_seed_its_neighbourhood_confirms_lists_nothing():
     y[2] = 0                                                    # seed 2 corrected
     r = hdl_label(X, y, k=2, graph=KnnGraph(idx, np.zeros(idx.shape, np.float32)))
     assert suspicious_seeds(idx, r, X=X) == []
+
+
+# ----------------------------------------------------------------------------- review queue
+
+def crossed_border():
+    """Group A = points 0-5 (truly class 0, seed 0), group B = points 6-13 (truly class 1,
+    seed 13 at its far end). Each group is a chain of neighbour lists; B's near end, 6,
+    lists A's point 5 first. A's front reaches 6 before B's front does, so HDL labels
+    6, 7, 8 and 9 as class 0: four known mistakes, voted unanimously or from one labeled
+    neighbour, while the correct point 10 has a split vote and is labeled late."""
+    X = np.random.default_rng(0).normal(size=(14, 3))
+    idx, r = label([[1, 2, 3], [0, 2, 3], [1, 3, 0], [2, 4, 1], [3, 5, 2], [4, 3, 6],
+                    [5, 7, 8], [6, 8, 9], [7, 9, 6], [8, 10, 7], [9, 11, 8], [10, 12, 9],
+                    [11, 13, 10], [12, 11, 10]],
+                   [0] + [-1] * 12 + [1], X=X)
+    truth = np.array([0] * 6 + [1] * 8)
+    return X, idx, r, truth
+
+
+def test_crossed_border_fixture_makes_the_mistakes_it_says():
+    _, _, r, truth = crossed_border()
+    assert np.flatnonzero(r.labels != truth).tolist() == [6, 7, 8, 9]
+    # the run's own signals do not single them out: a correct point is less confident
+    # than all four, and labeled later than three of them
+    assert r.confidence[10] < r.confidence[[6, 7, 8, 9]].min()
+    assert (r.step[10] > r.step[[6, 7, 8]]).all()
+
+
+def test_review_queue_puts_the_block_of_wrong_labels_first():
+    X, idx, r, _ = crossed_border()
+    y = np.where(r.step < 0, r.labels, -1)
+    order = review_queue(X, y, r, graph=KnnGraph(idx, np.zeros(idx.shape, np.float32)))
+    assert set(order[:4].tolist()) == {6, 7, 8, 9}
+
+
+def test_review_queue_reasons_name_the_neighbourhood_and_the_vote():
+    X, idx, r, _ = crossed_border()
+    y = np.where(r.step < 0, r.labels, -1)
+    queue = review_queue_with_reasons(X, y, r, graph=KnnGraph(idx, np.zeros(idx.shape, np.float32)))
+    top = int(queue.order[0])
+    assert queue.alternative[top] == 1 and queue.alternative_share[top] > queue.own_share[top]
+    assert queue.doubt[top] == pytest.approx(1 - queue.own_share[top], abs=1e-5)
+    why = queue.reason(9, class_names=["zero", "one"])
+    assert why.startswith("neighbourhood votes ") and "'one'" in why and "its own 'zero'" in why
+    assert "1 of its 3 nearest neighbours is 'one'" in why
+    assert "by a split vote (2 of 3)" in why and "in the last 14 % of rounds" in why
+    assert queue.reasons(class_names=["zero", "one"])[list(queue.order).index(9)] == why
+    assert queue.reason(0) == "seed '0' (given, not reviewed)"
+    assert (queue.doubt[[0, 13]] == 0).all()
+
+
+def test_review_queue_finds_most_mistakes_on_digits_among_its_first_50():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    X, truth = digits.data, digits.target
+    rng = np.random.default_rng(10_000)        # draw 0 of bench/review_queue_bench.py
+    y = np.full(truth.size, -1)
+    for c in range(10):
+        y[rng.choice(np.flatnonzero(truth == c), 3, replace=False)] = c
+    graph = build_knn_graph(X, 20, method="exact")
+    r = hdl_label(X, y, k=3, graph=graph)
+    wrong = r.labels != truth
+    first = review_queue(X, y, r, graph=graph)[:50]
+    least_confident = np.flatnonzero(y < 0)[np.argsort(r.confidence[y < 0], kind="stable")][:50]
+    assert wrong[first].sum() >= 40 > 2 * wrong[least_confident].sum()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=True))
+def test_review_queue_is_a_deterministic_permutation_of_the_points_hdl_labeled(problem):
+    X, y, k, graph = problem
+    r = hdl_label(X, y, k=k, graph=graph)
+    queue = review_queue_with_reasons(X, y, r, graph=graph)
+    assert sorted(queue.order.tolist()) == np.flatnonzero(y < 0).tolist()
+    np.testing.assert_array_equal(review_queue(X, y, r, graph=graph), queue.order)
+    assert ((queue.doubt >= 0) & (queue.doubt <= 1)).all() and (queue.doubt[y >= 0] == 0).all()
+    assert (np.diff(queue.doubt[queue.order]) <= 0).all()        # most doubtful first
+    assert len(queue.reasons()) == queue.order.size
+
+
+def test_review_queue_builds_the_graph_when_none_is_given():
+    X, y, r = two_blobs_run()
+    np.testing.assert_array_equal(review_queue(X, y, r),
+                                  review_queue(X, y, r, graph=build_knn_graph(X, 10)))
+
+
+def two_blobs_run():
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal([3, 0], 1, (30, 2)), rng.normal([0, 3], 1, (30, 2))])
+    y = np.full(60, -1)
+    y[[0, 30]] = [0, 1]
+    return X, y, hdl_label(X, y, k=3)
+
+
+def test_review_queue_explains_bad_arguments():
+    X, y, r = two_blobs_run()
+    with pytest.raises(ValueError, match="result must be the LabelingResult"):
+        review_queue(X, y, r.labels)
+    with pytest.raises(ValueError, match="X has 59 rows"):
+        review_queue(X[:59], y, r)
+    with pytest.raises(ValueError, match="y has 59 labels"):
+        review_queue(X, y[:59], r)
+    moved = y.copy()
+    moved[5] = 0
+    with pytest.raises(ValueError, match="point 5 is a seed .class 0. in y, but the run labeled "
+                                         "it at step"):
+        review_queue(X, moved, r)
+    other = y.copy()
+    other[0] = 1
+    with pytest.raises(ValueError, match="seed 0 is class 1 in y but 0 in the run"):
+        review_queue(X, other, r)
+    with pytest.raises(ValueError, match="graph has 2 neighbours per point but the run used k=3"):
+        review_queue(X, y, r, graph=build_knn_graph(X, 2))
+    with pytest.raises(ValueError, match="graph has 30 rows but X has 60"):
+        review_queue(X, y, r, graph=build_knn_graph(X[:30], 5))
+    with pytest.raises(ValueError, match="graph must be the KnnGraph"):
+        review_queue(X, y, r, graph=np.zeros((60, 5), int))
+
+
+def test_review_reason_refuses_a_point_outside_the_run():
+    X, y, r = two_blobs_run()
+    queue = review_queue_with_reasons(X, y, r)
+    with pytest.raises(ValueError, match=r"point must be an index 0..59, got 60"):
+        queue.reason(60)

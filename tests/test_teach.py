@@ -1,4 +1,5 @@
-"""hdl_core.views.toy (the 2-D toy, Euclidean HDL, the walkthrough) and the Teach page (AppTest)."""
+"""hdl_core.views.toy (the 2-D toy, HDL on it by Euclidean distance, the walkthrough) and the
+Teach page (AppTest)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,73 +10,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from hdl_core import KnnGraph, hdl_label
+from hdl_core import KnnGraph, build_knn_graph, choose_k, hdl_label, knn_dv_label
 from hdl_core.explain import round_start_step, round_view
-from hdl_core.views.toy import (
-    KINDS, choose_k_plane, knn_dv_plane, label_plane, make_toy, mu_k_plane, nearest_point,
-    plane_knn_graph, teach_run, with_seed,
-)
+from hdl_core.views.toy import K_MAX, KINDS, make_toy, nearest_point, teach_run, with_seed
 from hdl_core.views.walkthrough import (
     Step, next_round_index, previous_round_index, round_starts, step_state, walkthrough,
 )
 
+from .hdl_reference import literal_hdl, squared_euclidean_distance
+
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "teach.py")
-
-
-# ------------------------------------------------------------------ literal references
-
-def literal_plane_hdl(X, y, neighbours):
-    """Algorithm 1 line by line, the bridge measured by plane distance (plain Python)."""
-    n = len(X)
-    knn = [list(map(int, row)) for row in neighbours]
-    label = {i: int(y[i]) for i in range(n) if y[i] >= 0}
-    unlabeled = [i for i in range(n) if y[i] < 0]
-    step, rnd, fallback, source = [-1] * n, [-1] * n, [False] * n, [-1] * n
-    t = r = 0
-
-    def count(m, D):
-        return sum(1 for j in knn[m] if j in D)
-
-    def vote(m):
-        counts, first = {}, {}
-        for pos, j in enumerate(knn[m]):
-            if j in label:
-                counts[label[j]] = counts.get(label[j], 0) + 1
-                first.setdefault(label[j], pos)
-        best = max(counts.values())
-        return min((c for c in counts if counts[c] == best), key=lambda c: first[c])
-
-    while unlabeled:
-        L = {m: count(m, label) for m in unlabeled}
-        top = max(L.values())
-        if top == 0:            # bridge: the closest (unlabeled, labeled) pair in the plane
-            d, m, j = min((float(((X[m] - X[j]) ** 2).sum()), m, j)
-                          for m in unlabeled for j in label)
-            label[m] = label[j]
-            step[m], rnd[m], fallback[m], source[m] = t, r, True, j
-            t, r = t + 1, r + 1
-            unlabeled.remove(m)
-            continue
-        level = [m for m in unlabeled if L[m] == top]
-        sums = [sum(count(m, set(label) | {i}) for m in level if m != i) for i in level]
-        for m, _ in sorted(zip(level, sums), key=lambda p: (-p[1], p[0])):
-            label[m] = vote(m)
-            step[m], rnd[m] = t, r
-            t += 1
-            unlabeled.remove(m)
-        r += 1
-    return (np.array([label[i] for i in range(n)]), np.array(step), np.array(rnd),
-            np.array(fallback), np.array(source))
-
-
-def brute_neighbours(queries, reference, k, exclude=None):
-    out = []
-    for i, q in enumerate(queries):
-        d = ((reference - q) ** 2).sum(axis=1)
-        order = [j for j in np.lexsort((np.arange(len(reference)), d))
-                 if exclude is None or j != exclude[i]]
-        out.append(order[:k])
-    return np.array(out)
 
 
 @st.composite
@@ -149,27 +93,21 @@ def test_seed_edits_and_nearest_point():
     assert nearest_point(toy.X, toy.X[17] + 1e-9) == 17
 
 
-# ------------------------------------------------------------------ Euclidean HDL
-
-def test_plane_graph_is_exact_euclidean_with_ties_by_index():
-    grid = np.array([(i, j) for i in range(6) for j in range(6)], float)   # ties everywhere
-    graph = plane_knn_graph(grid, 8)
-    np.testing.assert_array_equal(graph.indices, brute_neighbours(grid, grid, 8, np.arange(36)))
-    assert (np.diff(graph.distances, axis=1) >= 0).all()
-
+# ------------------------------------------------------------------ HDL on the toy
 
 def _label_toy(toy, k):
-    """The toy's plane graph (up to 20 neighbours) and label_plane's result on it."""
-    graph = plane_knn_graph(toy.X, min(20, toy.n - 1))
-    return graph, label_plane(toy.X, toy.y, k=k, graph=graph)
+    """The toy's Euclidean graph (up to 20 neighbours) and hdl_label's result on it."""
+    graph = build_knn_graph(toy.X, min(K_MAX, toy.n - 1), metric="euclidean")
+    return graph, hdl_label(toy.X, toy.y, k=k, graph=graph, metric="euclidean")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(toys())
-def test_label_plane_is_algorithm_1_with_a_euclidean_bridge(problem):
+def test_hdl_on_a_toy_is_algorithm_1_with_a_euclidean_bridge(problem):
     toy, k = problem
     graph, result = _label_toy(toy, k)
-    labels, step, rnd, fallback, source = literal_plane_hdl(toy.X, toy.y, graph.indices[:, :k])
+    labels, step, rnd, fallback, source = literal_hdl(
+        toy.X, toy.y, graph.indices[:, :k], bridge_distance=squared_euclidean_distance)
     np.testing.assert_array_equal(result.labels, labels)
     np.testing.assert_array_equal(result.step, step)
     np.testing.assert_array_equal(result.round, rnd)
@@ -179,61 +117,53 @@ def test_label_plane_is_algorithm_1_with_a_euclidean_bridge(problem):
     assert (result.confidence[result.fallback] <= 0.5).all()
 
 
-def test_label_plane_equals_hdl_label_when_no_bridge_is_needed():
-    toy = make_toy("blobs", 300, 3, 0.05, 3, 1)
-    graph = plane_knn_graph(toy.X)
-    result = label_plane(toy.X, toy.y, k=10, graph=graph)
-    assert not result.fallback.any()
-    # X only feeds hdl_label's cosine bridge, which this labeling never needs
-    direct = hdl_label(toy.X + 100.0, toy.y, k=10, graph=graph.first(10))
-    for name in ("labels", "step", "round", "confidence", "n_voters"):
-        np.testing.assert_array_equal(getattr(result, name), getattr(direct, name))
-
-
 def test_a_bridge_joins_the_pair_nearest_in_the_plane():
     # seeds 0 (class 0) and 1 (class 1); 2 and 3 list only each other (k=1), so no point has
     # a labeled neighbour: 2 is 4 from seed 0, 3 is ~5 from seed 1, so 2 copies seed 0.
     X = np.array([[0, 0], [5, 5], [4, 0], [4.5, 0]], float)
-    result = label_plane(X, np.array([0, 1, -1, -1]), k=1)
+    result = hdl_label(X, np.array([0, 1, -1, -1]), k=1, metric="euclidean")
     assert result.fallback.tolist() == [False, False, True, False]
     assert result.source[2] == 0 and result.labels.tolist() == [0, 1, 0, 0]
     assert result.step.tolist() == [-1, -1, 0, 1] and result.round.tolist() == [-1, -1, 0, 1]
 
 
-def test_knn_dv_plane_votes_among_the_nearest_seeds_in_the_plane():
+def test_a_bridge_compares_squared_distances_as_the_graph_does():
+    # moons without noise are symmetric: pairs (7, 17) and (8, 0) are equally far apart in
+    # exact arithmetic; in float64 their squares differ by one ulp and their roots do not.
+    # The square decides, so 8 is bridged before 7, as the Teach page always showed.
+    toy = make_toy("moons", 20, 2, 0.0, 1, 3)
+    d2 = [float(((toy.X[m] - toy.X[j]) ** 2).sum()) for m, j in ((7, 17), (8, 0))]
+    assert d2[1] < d2[0] and np.sqrt(d2[0]) == np.sqrt(d2[1])
+    result = hdl_label(toy.X, toy.y, k=1, metric="euclidean")
+    assert result.fallback[[7, 8]].all() and result.source[7] == 17 and result.source[8] == 0
+    assert result.step[8] < result.step[7]
+
+
+def test_teach_run_labels_the_plane_by_euclidean_distance():
     toy = make_toy("moons", 120, 2, 0.1, 4, 3)
-    result = knn_dv_plane(toy.X, toy.y, k=3)
-    seeds = np.flatnonzero(toy.y >= 0)
-    unlabeled = np.flatnonzero(toy.y < 0)
-    near = brute_neighbours(toy.X[unlabeled], toy.X[seeds], 3)
-    for p, row in zip(unlabeled, near):
-        votes = toy.y[seeds][row].tolist()
-        top = max(votes.count(c) for c in votes)
-        expected = next(c for c in votes if votes.count(c) == top)   # nearest tied class
-        assert result.labels[p] == expected
-    assert (result.step[unlabeled] == 0).all() and (result.labels[seeds] == toy.y[seeds]).all()
+    run = teach_run(toy.X, toy.y, toy.truth, k=3)
+    assert run.graph.metric == "euclidean" and run.graph.k == K_MAX
+    np.testing.assert_array_equal(
+        run.graph.indices, build_knn_graph(toy.X, K_MAX, metric="euclidean").indices)
+    direct = hdl_label(toy.X, toy.y, k=3, metric="euclidean")
+    for name in ("labels", "step", "round", "confidence", "n_voters", "fallback", "source"):
+        np.testing.assert_array_equal(getattr(run.hdl, name), getattr(direct, name))
+    np.testing.assert_array_equal(run.knn_dv.labels,
+                                  knn_dv_label(toy.X, toy.y, k=3, metric="euclidean").labels)
 
 
-def test_mu_k_counts_euclidean_neighbours_among_labeled_points():
-    toy = make_toy("blobs", 80, 3, 0.3, 1, 2)
-    mu = mu_k_plane(toy.X, toy.truth, np.arange(80), 6)
-    near = brute_neighbours(toy.X, toy.X, 5, np.arange(80))
-    same = toy.truth[near] == toy.truth[:, None]
-    expected = [np.logical_and.reduce(same[:, :k], axis=1).mean() for k in range(1, 6)]
-    np.testing.assert_allclose(mu, expected)
-
-
-def test_choose_k_plane_follows_choose_k_reliability_rule():
+def test_k_curves_from_seeds_follow_choose_k_reliability_rule():
     few = make_toy("blobs", 300, 3, 0.05, 2, 0)
-    choice = choose_k_plane(few.X, few.y, few.truth)
-    assert not choice.choice.reliable and choice.choice.k == 3
-    assert "Too few labeled points" in choice.choice.reason
-    assert choice.mu_truth[0] > 0.95            # well separated blobs: neighbours agree
+    choice = choose_k(few.X, few.y, k_max=K_MAX, random_state=0, metric="euclidean")
+    assert not choice.reliable and choice.k == 3
+    assert "Too few labeled points" in choice.reason
+    truth = choose_k(few.X, few.truth, k_max=K_MAX, sample_fraction=None, metric="euclidean")
+    assert truth.mu[0] > 0.95            # well separated blobs: neighbours agree
     many = make_toy("blobs", 600, 3, 0.05, 60, 0)
-    choice = choose_k_plane(many.X, many.y, many.truth)
-    assert choice.choice.reliable
-    assert choice.choice.k == int(choice.choice.ks[np.nanargmax(choice.choice.p)])
-    np.testing.assert_allclose(choice.choice.p, choice.choice.mu * choice.choice.beta)
+    choice = choose_k(many.X, many.y, k_max=K_MAX, random_state=0, metric="euclidean")
+    assert choice.reliable
+    assert choice.k == int(choice.ks[np.nanargmax(choice.p)])
+    np.testing.assert_allclose(choice.p, choice.mu * choice.beta)
 
 
 # ------------------------------------------------------------------ the walkthrough
@@ -303,8 +233,8 @@ def test_walkthrough_of_a_tie_names_the_nearest_tied_neighbour():
 
 def test_walkthrough_of_a_bridge_says_where_the_label_came_from():
     X = np.array([[0, 0], [5, 5], [4, 0], [4.5, 0]], float)
-    result = label_plane(X, np.array([0, 1, -1, -1]), k=1)
-    steps = walkthrough(plane_knn_graph(X, 1).indices, result, X=X)
+    result = hdl_label(X, np.array([0, 1, -1, -1]), k=1, metric="euclidean")
+    steps = walkthrough(build_knn_graph(X, 1, metric="euclidean").indices, result, X=X)
     assert [s.kind for s in steps] == ["bridge", "round", "vote", "done"]
     assert "point 2" in steps[0].caption and "(point 0, distance 4)" in steps[0].caption
     assert steps[2].counts == {0: 1} and "1 bridge" in steps[3].caption

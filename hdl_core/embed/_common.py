@@ -39,16 +39,18 @@ def default_workers(device: str = "cpu") -> int:
     return min(8 if device.startswith("cuda") else 4, cpus)
 
 
-def l2_normalise(X: np.ndarray, *, zero_rows: str = "uniform") -> np.ndarray:
-    """Rows scaled to unit length (float32). Zero rows become the uniform unit vector."""
-    X64 = np.asarray(X, dtype=np.float64)
-    norms = np.linalg.norm(X64, axis=1, keepdims=True)
-    zero = norms[:, 0] == 0
-    norms[zero] = 1.0
-    out = (X64 / norms).astype(np.float32)
+def l2_normalise(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32, `hdl_core.graph.normalize_rows`).
+
+    A constant image (all black, say) gives a zero row, which has no direction: it gets the
+    direction of a uniform grey image, which is what it is up to brightness.
+    """
+    from ..graph import normalize_rows
+    X = np.asarray(X, dtype=np.float32)
+    out = np.empty_like(X)
+    zero = ~X.any(axis=1)
+    if (~zero).any():
+        out[~zero] = normalize_rows(X[~zero])
     if zero.any() and out.shape[1] > 0:
-        # A constant image (all black, say) has no direction; give it the direction of a
-        # uniform grey image, which is what it is up to brightness.
         out[zero] = np.float32(1.0 / math.sqrt(out.shape[1]))
     return out
-

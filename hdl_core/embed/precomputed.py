@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from .._files import atomic_write
+from ..graph import normalize_rows
 from ._common import EmbeddingError
 
 
@@ -161,7 +162,7 @@ def _check_embeddings(X: np.ndarray, paths: list[str], source: str) -> np.ndarra
     if len(zero):
         raise EmbeddingError(f"{source}: {len(zero)} row(s) are all zeros, which have no direction: "
                              f"rows (0-based) {_rows_text(zero, paths)}")
-    return (X / norms[:, None]).astype(np.float32)
+    return normalize_rows(X)
 
 
 def save_precomputed(path: str | Path, paths: Sequence[str], X: np.ndarray) -> list[Path]:

@@ -1,12 +1,12 @@
 """What the Review gallery shows of the label table: filtered, ordered, paged.
 
-The table itself (`hdl_core.workspace.labels.review_frame`) is built once per page run;
-the functions here narrow it, page it, read item ids out of a map selection and measure
-accuracy. Pure pandas / numpy, no Streamlit.
+The table itself (`hdl_core.workspace.labels.build_label_table`) is built once per page
+run; the functions here join the review queue to it, narrow it, order and page it, and
+measure accuracy. Pure pandas / numpy, no Streamlit.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,16 +14,52 @@ import pandas as pd
 from ..workspace.labels import SOURCES
 
 
-def filter_gallery(frame: pd.DataFrame, *, classes: Iterable[str] | None = None,
-                   sources: Iterable[str] | None = None,
-                   confidence: tuple[float, float] = (0.0, 1.0), fallback_only: bool = False,
-                   disagreement_only: bool = False) -> pd.DataFrame:
-    """The rows to show, lowest confidence first (ties: lower item id first).
+# How the gallery can be ordered: the review queue (`hdl_core.review_queue`), or the run's
+# vote share.
+ORDERS = {"queue": "likeliest wrong first", "confidence": "lowest confidence first"}
+
+
+def with_queue(frame: pd.DataFrame, order: np.ndarray, doubt: np.ndarray) -> pd.DataFrame:
+    """`frame` with the review queue's rank and doubt of each row.
 
     Parameters
     ----------
     frame : DataFrame
-        From `review_frame`.
+        The label table of a run (``position`` is the row in the run).
+    order : ndarray
+        `ReviewQueue.order`: positions in the run, likeliest-wrong first.
+    doubt : ndarray (n,)
+        `ReviewQueue.doubt` by position.
+
+    Returns
+    -------
+    DataFrame
+        A copy with ``queue_rank`` (0 = likeliest wrong; labels given by hand after the
+        rest) and ``doubt`` (0 for them).
+    """
+    n = len(doubt)
+    rank = np.full(n, n, np.int64)
+    rank[np.asarray(order, np.int64)] = np.arange(len(order))
+    out = frame.copy()
+    position = out["position"].to_numpy(np.int64)
+    inside = (position >= 0) & (position < n)
+    by_hand = out["source"].isin(["seed", "manual", "confirmed"]).to_numpy()
+    out["queue_rank"] = np.where(inside & ~by_hand, rank[np.clip(position, 0, n - 1)], n)
+    out["doubt"] = np.where(inside & ~by_hand, np.asarray(doubt)[np.clip(position, 0, n - 1)], 0.0)
+    return out
+
+
+def filter_gallery(frame: pd.DataFrame, *, classes: Iterable[str] | None = None,
+                   sources: Iterable[str] | None = None,
+                   confidence: tuple[float, float] = (0.0, 1.0), fallback_only: bool = False,
+                   disagreement_only: bool = False, item_ids: Iterable[int] | None = None,
+                   order: str = "confidence") -> pd.DataFrame:
+    """The rows to show, in the `order` asked for.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The label table (with `with_queue`'s columns for ``order="queue"``).
     classes : iterable of str, optional
         Keep items whose current label is one of these (None: every class).
     sources : iterable of str, optional
@@ -34,7 +70,13 @@ def filter_gallery(frame: pd.DataFrame, *, classes: Iterable[str] | None = None,
         Keep items the run labeled by a bridge (fallback).
     disagreement_only : bool
         Keep items where the run and kNN-DV disagree.
+    item_ids : iterable of int, optional
+        Keep only these items (a selection on the map).
+    order : {"queue", "confidence"}
+        Likeliest wrong first (`with_queue`), or lowest confidence first; ties by item id.
     """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {list(ORDERS)}, got {order!r}")
     low, high = (float(v) for v in confidence)
     if not low <= high:
         raise ValueError(f"confidence range ({low}, {high}) is empty; the low end must not "
@@ -52,8 +94,11 @@ def filter_gallery(frame: pd.DataFrame, *, classes: Iterable[str] | None = None,
         keep &= frame["fallback"].to_numpy(bool)
     if disagreement_only:
         keep &= frame["disagrees"].to_numpy(bool)
+    if item_ids is not None:
+        keep &= frame["item_id"].isin(list(item_ids)).to_numpy()
     kept = frame[keep]
-    return kept.sort_values(["confidence", "item_id"], kind="stable").reset_index(drop=True)
+    key = ["queue_rank", "item_id"] if order == "queue" else ["confidence", "item_id"]
+    return kept.sort_values(key, kind="stable").reset_index(drop=True)
 
 
 def page_slice(frame: pd.DataFrame, page: int, per_page: int) -> tuple[pd.DataFrame, int, int]:
@@ -66,28 +111,6 @@ def page_slice(frame: pd.DataFrame, page: int, per_page: int) -> tuple[pd.DataFr
     return frame.iloc[start:start + per_page], page, n_pages
 
 
-def selected_item_ids(points: Sequence[Mapping[str, Any]] | None) -> list[int]:
-    """Item ids of the points selected on a map whose traces carry item ids as ``customdata``.
-
-    Plotly's ``point_index`` counts within each trace, so with one trace per class it does
-    not identify an item; ``customdata`` does. A point's customdata may be the id itself or
-    a list whose first entry is the id. Points without one are ignored; order is kept,
-    repeats dropped.
-    """
-    ids: list[int] = []
-    for point in points or []:
-        value = point.get("customdata") if isinstance(point, Mapping) else None
-        if isinstance(value, (list, tuple)):
-            value = value[0] if value else None
-        if value is None or isinstance(value, bool):
-            continue
-        try:
-            ids.append(int(value))
-        except (TypeError, ValueError):
-            continue
-    return list(dict.fromkeys(ids))
-
-
 def positions_of(frame: pd.DataFrame, item_ids: Iterable[int]) -> np.ndarray:
     """Positions in the run (``frame["position"]``) of the given items; unknown ids are left out."""
     wanted = set(int(i) for i in item_ids)
@@ -96,14 +119,14 @@ def positions_of(frame: pd.DataFrame, item_ids: Iterable[int]) -> np.ndarray:
 
 
 def hand_labeled(frame: pd.DataFrame) -> np.ndarray:
-    """Item ids whose label was corrected by hand (source "manual")."""
-    return frame.loc[frame["source"] == "manual", "item_id"].to_numpy(np.int64)
+    """Item ids whose label was corrected or confirmed by hand since the seeds were given."""
+    return frame.loc[frame["source"].isin(["manual", "confirmed"]), "item_id"].to_numpy(np.int64)
 
 
 def pending_corrections(frame: pd.DataFrame) -> int:
     """Corrections the run has not used yet: items corrected by hand that were not a seed
     of the run with that label. A re-run makes them seeds."""
-    manual = frame["source"] == "manual"
+    manual = frame["source"].isin(["manual", "confirmed"])
     used = frame["run_seed"] & (frame["run_label"] == frame["label"])
     return int((manual & ~used).sum())
 

@@ -1,38 +1,12 @@
 """HDL on a 2-D toy, step by step: the computations behind the Teach page.
 
 The toy's plane *is* the embedding: there is no projection between what HDL sees and what
-the page draws. Everything here is numpy over plain arrays; the page only draws.
-
-Euclidean plane, cosine library
--------------------------------
-`hdl_core` compares embeddings by cosine (rows are L2-normalised). Applied to raw 2-D
-points that would keep only each point's angle around the origin, so the toy never hands
-its raw plane to a cosine search. Instead:
-
-* **The kNN graph** is built here by exact Euclidean search (`plane_knn_graph`) and passed
-  to `hdl_label`, whose rounds and votes use only the graph. Its ``distances`` are
-  Euclidean, not cosine; `hdl_label` never reads them.
-* **The bridge** (max L = 0: the unlabeled point nearest to any labeled point copies its
-  label) is the one place where `hdl_label` reads `X` itself, by cosine. No map of the
-  plane into a few dimensions makes cosine an exact stand-in for plane distance in
-  float32 (lifting a point to ``(x, y, c)`` is flat only to first order in ``1/c``, and
-  float32 loses the differences once ``c`` is large), and a wrong bridge would contradict
-  the caption drawn over it. So `label_plane` makes bridges itself and lets `hdl_label`
-  run only the stretches between them: after a bridge (or at the start) it finds the
-  unlabeled points whose neighbour chains lead to a label (exactly the points HDL labels
-  before it next runs out of labeled neighbours) and runs `hdl_label` on that sub-problem,
-  indices kept in order so every tie breaks the same way. HDL's rounds depend only on who
-  is labeled and how, so the result is exactly `hdl_label` with a Euclidean bridge (the
-  tests hold it to a literal transcription of Algorithm 1). A bridged point's confidence
-  is ``0.5 * exp(-d / d_k)``, clipped to [0.001, 0.5], with ``d_k`` the median distance to
-  the k-th neighbour: a far bridge ranks below a near one, as in `hdl_label`.
-* **kNN-DV** (eq. 1) votes among the k nearest labeled points in the plane
-  (`knn_dv_plane`), with `hdl_core.hdl.vote` (ties to the nearest tied class).
-* **μ_k** counts Euclidean neighbours among the labeled points (`choose_k_plane`); P(k)
-  uses `auto_k.vote_success_bound` and `choose_k`'s rule for when μ_k is reliable.
-
-If `hdl_label`, `knn_dv_label` and `choose_k` ever accept a metric (or a bridge rule),
-the three workarounds above reduce to plain calls.
+the page draws. Its points are compared by straight-line distance, so every call into
+`hdl_core` here passes ``metric="euclidean"``: the kNN graph (`build_knn_graph`), HDL and
+its bridges (`hdl_label`: a bridge joins the pair nearest in the plane, found exactly, so
+a caption never contradicts the picture), kNN-DV (`knn_dv_label`) and μ_k / P(k)
+(`choose_k`, which the page also runs over every point with its true class). Everything
+here is numpy over plain arrays; the page only draws.
 """
 from __future__ import annotations
 
@@ -41,18 +15,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..auto_k import DEFAULT_K, MIN_CENTERS, KChoice, choose_k
+from ..graph import KnnGraph, build_knn_graph, check_k, euclidean_points
+from ..hdl import LabelingResult, hdl_label, knn_dv_label, validate_labels
 from .walkthrough import walkthrough
-from ..graph import KnnGraph, check_k
-from ..hdl import LabelingResult, hdl_label, knn_dv_from, validate_labels
 
 KINDS = ("moons", "blobs", "circles")
 MAX_POINTS = 2000
 MAX_CLASSES = 6
 # The graph is built once with this many neighbours; any k up to it is a column slice.
+# Also the toy's k_max for choose_k (candidates k = 1 .. K_MAX-1).
 K_MAX = 20
-# Pairwise distance blocks: rows per block (keeps the n×n work at a few MB).
-_BLOCK_ROWS = 512
 
 
 # ---------------------------------------------------------------------------------------
@@ -243,315 +215,6 @@ def nearest_point(X: np.ndarray, xy) -> int:
 
 
 # ---------------------------------------------------------------------------------------
-# Euclidean neighbours in the plane
-
-def _check_plane(X) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[1] != 2 or X.shape[0] < 2:
-        raise ValueError(f"plane points must have shape (n ≥ 2, 2), got {X.shape}")
-    if not np.isfinite(X).all():
-        raise ValueError("plane points contain NaN or inf")
-    return X
-
-
-def _squared_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    # differences, not |a|²+|b|²-2ab: exact zeros and symmetric values, so ties stay ties
-    d = A[:, None, :] - B[None, :, :]
-    return np.einsum("ijk,ijk->ij", d, d)
-
-
-def _nearest(queries: np.ndarray, reference: np.ndarray, k: int, *, exclude=None):
-    """k nearest `reference` rows of each query, nearest first, ties by ascending index.
-
-    With `exclude`, query i never lists reference row ``exclude[i]`` (itself).
-    """
-    n_q, n_ref = queries.shape[0], reference.shape[0]
-    indices = np.empty((n_q, k), np.int64)
-    dist2 = np.empty((n_q, k), np.float64)
-    for start in range(0, n_q, _BLOCK_ROWS):
-        stop = min(start + _BLOCK_ROWS, n_q)
-        d2 = _squared_distances(queries[start:stop], reference)
-        if exclude is not None:
-            d2[np.arange(stop - start), exclude[start:stop]] = np.inf
-        part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < n_ref else \
-            np.broadcast_to(np.arange(n_ref), (stop - start, n_ref))
-        part_d2 = np.take_along_axis(d2, part, axis=1)
-        # a tie at the k-th place could leave out a lower index: widen to every tied value
-        order = np.lexsort((part, part_d2), axis=1)
-        part, part_d2 = np.take_along_axis(part, order, 1), np.take_along_axis(part_d2, order, 1)
-        kth = part_d2[:, -1:]
-        needs_fix = (d2 == kth).sum(axis=1) > (part_d2 == kth).sum(axis=1)
-        for row in np.flatnonzero(needs_fix):
-            full = np.lexsort((np.arange(n_ref), d2[row]))[:k]
-            part[row], part_d2[row] = full, d2[row, full]
-        indices[start:stop] = part
-        dist2[start:stop] = part_d2
-    return indices, np.sqrt(dist2)
-
-
-def plane_knn_graph(X, k: int = K_MAX) -> KnnGraph:
-    """Exact Euclidean kNN graph of plane points (self excluded, nearest first, ties by index).
-
-    ``distances`` are Euclidean (a `KnnGraph` from `build_knn_graph` holds cosine
-    distances; `hdl_label` reads neither).
-    """
-    X = _check_plane(X)
-    k = check_k(min(int(k), X.shape[0] - 1), X.shape[0])
-    indices, distances = _nearest(X, X, k, exclude=np.arange(X.shape[0]))
-    return KnnGraph(indices, distances.astype(np.float32))
-
-
-class _NearestLabeled:
-    """For every point, its nearest labeled point in the plane, grown as points get labeled.
-
-    Ties go to the lowest labeled index; a pick among unlabeled points to the lowest index
-    (the rule `hdl_label`'s bridge uses).
-    """
-
-    def __init__(self, X: np.ndarray):
-        self.X = X
-        self.best_d2 = np.full(X.shape[0], np.inf)
-        self.best_src = np.full(X.shape[0], np.iinfo(np.int64).max, np.int64)
-
-    def add(self, points) -> None:
-        points = np.sort(np.asarray(points, np.int64))
-        for start in range(0, points.size, _BLOCK_ROWS):
-            cols = points[start:start + _BLOCK_ROWS]
-            d2 = _squared_distances(self.X, self.X[cols])
-            j = d2.argmin(axis=1)
-            d = d2[np.arange(d2.shape[0]), j]
-            src = cols[j]
-            better = (d < self.best_d2) | ((d == self.best_d2) & (src < self.best_src))
-            self.best_d2[better] = d[better]
-            self.best_src[better] = src[better]
-
-    def pick(self, unlabeled: np.ndarray) -> tuple[int, int, float]:
-        candidates = np.flatnonzero(unlabeled)
-        point = candidates[np.argmin(self.best_d2[candidates])]
-        return int(point), int(self.best_src[point]), float(np.sqrt(self.best_d2[point]))
-
-
-def label_plane(X, y, *, k: int, graph: KnnGraph | None = None) -> LabelingResult:
-    """`hdl_label` on plane points: Euclidean graph, Euclidean bridges (see the module notes).
-
-    Parameters
-    ----------
-    X : array-like (n, 2)
-        Plane points.
-    y : array-like (n,), int
-        -1 unlabeled, 0..C-1 seeds.
-    k : int
-        Neighbours per point.
-    graph : KnnGraph, optional
-        `plane_knn_graph(X)` with at least k neighbours (built when None).
-
-    Returns
-    -------
-    LabelingResult
-        What `hdl_label` returns, except that a bridge joins the unlabeled point nearest
-        in the plane to a labeled one; a bridged point's ``confidence`` is
-        ``0.5 * exp(-d / d_k)`` (clipped to [0.001, 0.5], d_k the median distance to the
-        k-th neighbour).
-    """
-    X = _check_plane(X)
-    n = X.shape[0]
-    y = validate_labels(y, n)
-    k = check_k(k, n)
-    if graph is None:
-        graph = plane_knn_graph(X, k)
-    if graph.n != n or graph.k < k:
-        raise ValueError(f"graph must cover the {n} points with at least k={k} neighbours, "
-                         f"got {graph.n} points × {graph.k}; build it with plane_knn_graph(X)")
-    neighbours = np.ascontiguousarray(graph.indices[:, :k], dtype=np.int64)
-    d_k = float(np.median(graph.distances[:, k - 1])) or 1.0
-    out = LabelingResult(y.copy(), np.full(n, -1, np.int64), np.full(n, -1, np.int64),
-                         np.ones(n), np.zeros(n, np.int64), np.zeros(n, bool),
-                         np.full(n, -1, np.int64), k)
-    lists = _listed_by(neighbours)
-    labeled = y >= 0
-    sources = np.flatnonzero(labeled)
-    nearest = _NearestLabeled(X)
-    nearest.add(sources)
-    n_steps = n_rounds = 0
-    while not labeled.all():
-        reach = _reaching(sources, lists, labeled)
-        if reach.size:
-            n_steps, n_rounds = _run_stretch(neighbours, out, labeled, reach, n_steps, n_rounds)
-            nearest.add(reach)
-        if labeled.all():
-            break
-        # Bridge: max L = 0 (nothing unlabeled reaches a label); joined in the plane.
-        point, src, dist = nearest.pick(~labeled)
-        out.labels[point] = out.labels[src]
-        out.step[point], out.round[point] = n_steps, n_rounds
-        out.confidence[point] = min(0.5, max(0.001, 0.5 * math.exp(-dist / d_k)))
-        out.fallback[point], out.source[point] = True, src
-        labeled[point] = True
-        nearest.add([point])
-        sources = np.array([point])
-        n_steps, n_rounds = n_steps + 1, n_rounds + 1
-    return out
-
-
-def _listed_by(neighbours: np.ndarray) -> list[np.ndarray]:
-    """For every point p, the points that list p among their neighbours."""
-    n = neighbours.shape[0]
-    flat = neighbours.ravel()
-    owner = np.repeat(np.arange(n), neighbours.shape[1])
-    order = np.argsort(flat, kind="stable")
-    return np.split(owner[order], np.cumsum(np.bincount(flat, minlength=n))[:-1])
-
-
-def _reaching(sources: np.ndarray, lists: list, labeled: np.ndarray) -> np.ndarray:
-    """Unlabeled points with a chain of neighbours leading to one of `sources` (sorted).
-
-    These are exactly the points HDL labels before it next runs out of labeled neighbours:
-    a point gains L only from a neighbour that got labeled.
-    """
-    seen = labeled.copy()
-    found = []
-    frontier = list(sources)
-    while frontier:
-        nxt = []
-        for p in frontier:
-            for q in lists[p]:
-                if not seen[q]:
-                    seen[q] = True
-                    nxt.append(q)
-        found.extend(nxt)
-        frontier = nxt
-    return np.sort(np.array(found, np.int64))
-
-
-def _run_stretch(neighbours, out, labeled, reach, n_steps, n_rounds):
-    """Run `hdl_label` on the points `reach` (until they are all labeled) and record them.
-
-    The sub-problem holds `reach`, the labeled points they list, and placeholder points
-    that list only each other: every neighbour outside the sub-problem (unlabeled, and
-    staying so until the next bridge) becomes a placeholder. Indices keep their order, so
-    second-level and vote ties break as in the full problem. Once `reach` is labeled,
-    `hdl_label` stalls on the placeholders and bridges them; that tail is dropped.
-    """
-    rows = neighbours[reach]
-    listed = np.unique(rows)
-    members = np.union1d(reach, listed[labeled[listed]])
-    m = members.size
-    k = neighbours.shape[1]
-    n_placeholders = max(2, k + 1 - m)    # hdl_label needs more than k points
-    total = m + n_placeholders
-    new_index = np.full(neighbours.shape[0], m, np.int64)
-    new_index[members] = np.arange(m)
-    sub = np.empty((total, k), np.int64)
-    sub[:m] = m                           # labeled rows are never read
-    at = np.searchsorted(members, reach)
-    sub[at] = new_index[rows]
-    sub[m:] = (m + (np.arange(n_placeholders) + 1) % n_placeholders)[:, None]
-    y_sub = np.full(total, -1, np.int64)
-    y_sub[:m] = np.where(labeled[members], out.labels[members], -1)
-    run = hdl_label(np.ones((total, 1)), y_sub, k=k,
-                    graph=KnnGraph(sub, np.zeros(sub.shape, np.float32)))
-    out.labels[reach] = run.labels[at]
-    out.step[reach] = run.step[at] + n_steps
-    out.round[reach] = run.round[at] + n_rounds
-    out.confidence[reach] = run.confidence[at]
-    out.n_voters[reach] = run.n_voters[at]
-    labeled[reach] = True
-    return n_steps + reach.size, n_rounds + int(run.round[at].max()) + 1
-
-
-def knn_dv_plane(X, y, *, k: int) -> LabelingResult:
-    """kNN-DV (eq. 1) in the plane: each unlabeled point takes the majority label of its k
-    nearest seeds (all seeds when there are fewer than k), ties to the nearest tied class.
-    Step and round are 0 for every labeled point, as in `knn_dv_label`.
-    """
-    X = _check_plane(X)
-    y = validate_labels(y, X.shape[0])
-    return knn_dv_from(y, check_k(k, X.shape[0]),
-                       lambda rows, seeds, kv: _nearest(X[rows], X[seeds], kv)[0])
-
-
-# ---------------------------------------------------------------------------------------
-# μ_k and P(k) in the plane
-
-def mu_k_plane(X_labeled: np.ndarray, y_labeled: np.ndarray, centers: np.ndarray,
-               k_max: int) -> np.ndarray:
-    """μ_k for k = 1..k_max-1 with Euclidean neighbours among the labeled points.
-
-    A center holds for k when it and its k nearest labeled points (itself excluded) all
-    share one label; NaN where fewer than k+1 points are labeled.
-    """
-    ks = np.arange(1, k_max)
-    mu = np.full(ks.size, np.nan)
-    k_avail = min(k_max - 1, X_labeled.shape[0] - 1)
-    if k_avail < 1 or centers.size == 0:
-        return mu
-    nearest, _ = _nearest(X_labeled[centers], X_labeled, k_avail, exclude=centers)
-    same = y_labeled[nearest] == y_labeled[centers][:, None]
-    holds = np.logical_and.accumulate(same, axis=1)
-    mu[:k_avail] = holds.mean(axis=0)
-    return mu
-
-
-@dataclass
-class PlaneKChoice:
-    """`KChoice` from the seeds, plus μ_k and P(k) as the toy's truth would give them.
-
-    Attributes
-    ----------
-    choice : KChoice
-        What the app would choose from the seeds (Euclidean μ_k, `choose_k`'s rule).
-    mu_truth : ndarray
-        μ_k with every point labeled by its truth (the app never has this; it shows what
-        the seeds try to estimate).
-    p_truth : ndarray
-        μ_truth · I.
-    """
-
-    choice: KChoice
-    mu_truth: np.ndarray
-    p_truth: np.ndarray
-
-
-def choose_k_plane(X, y, truth=None, *, k_max: int = K_MAX, noise_rate: float = 0.15,
-                   sample_fraction: float | None = 0.1, random_state=0) -> PlaneKChoice:
-    """Listing 1 in the plane: k* = argmax μ_k · I_{1-e}(k+1-k', k'+1) with Euclidean μ_k.
-
-    The centers, the reliability rule and its reasons are `choose_k`'s (they depend only on
-    how many points of each class are labeled); μ_k is measured with plane distances.
-    With `truth`, μ_k is also measured over every point with its true class.
-    """
-    X = _check_plane(X)
-    y = validate_labels(y, X.shape[0])
-    rules = choose_k(np.ones((X.shape[0], 1)), y, k_max=k_max, noise_rate=noise_rate,
-                     sample_fraction=sample_fraction, random_state=random_state)
-    labeled = np.flatnonzero(y >= 0)
-    n_lab = labeled.size
-    if sample_fraction is None:
-        centers = np.arange(n_lab)
-    else:   # the same draw as choose_k
-        rng = np.random.default_rng(random_state)
-        m = max(math.ceil(sample_fraction * n_lab), min(MIN_CENTERS, n_lab))
-        centers = np.sort(rng.choice(n_lab, size=min(m, n_lab), replace=False))
-    mu = mu_k_plane(X[labeled], y[labeled], centers, k_max)
-    p = mu * rules.beta
-    if rules.reliable:
-        k = int(rules.ks[np.nanargmax(p)])
-        reason = (f"k={k} maximises P(k) = μ_k · I over k = 1..{k_max - 1} "
-                  f"({centers.size} seeds as centers, e = {float(noise_rate):.2f}).")
-    else:
-        k, reason = DEFAULT_K, rules.reason
-    k = min(k, X.shape[0] - 1)
-    choice = KChoice(ks=rules.ks, mu=mu, beta=rules.beta, p=p, k=k, reliable=rules.reliable,
-                     reason=reason, n_centers=int(centers.size))
-    if truth is None:
-        mu_truth = np.full(rules.ks.size, np.nan)
-    else:
-        truth = validate_labels(truth, X.shape[0], name="truth")
-        mu_truth = mu_k_plane(X, truth, np.arange(X.shape[0]), k_max)
-    return PlaneKChoice(choice, mu_truth, mu_truth * rules.beta)
-
-
-# ---------------------------------------------------------------------------------------
 # one bundle for the page
 
 @dataclass
@@ -576,17 +239,38 @@ def accuracy(labels: np.ndarray, truth: np.ndarray, y: np.ndarray) -> float:
 
 def teach_run(X, y, truth, *, k: int, graph: KnnGraph | None = None,
               class_names=None) -> TeachRun:
-    """HDL (walkthrough included) and kNN-DV on the same seeds, scored against the truth."""
-    X = _check_plane(X)
+    """HDL (walkthrough included) and kNN-DV on the same seeds, scored against the truth.
+
+    Parameters
+    ----------
+    X : array-like (n, 2)
+        The toy's points (compared by Euclidean distance).
+    y : array-like (n,), int
+        -1 unlabeled, 0..C-1 seeds.
+    truth : array-like (n,), int
+        Every point's true class.
+    k : int
+        Neighbours per point.
+    graph : KnnGraph, optional
+        ``build_knn_graph(X, K, metric="euclidean")`` with K >= k; built with
+        ``max(k, min(K_MAX, n - 1))`` neighbours when None.
+    class_names : sequence of str, optional
+        For the walkthrough's captions.
+
+    Returns
+    -------
+    TeachRun
+    """
+    X = euclidean_points(X)
     y = validate_labels(y, X.shape[0])
     if y.max() > np.max(truth):
         raise ValueError(f"a seed has class {y.max()} but the toy's classes are "
                          f"0..{int(np.max(truth))}")
     k = check_k(k, X.shape[0])
     if graph is None:
-        graph = plane_knn_graph(X, max(k, min(K_MAX, X.shape[0] - 1)))
-    hdl = label_plane(X, y, k=k, graph=graph)
-    dv = knn_dv_plane(X, y, k=k)
+        graph = build_knn_graph(X, max(k, min(K_MAX, X.shape[0] - 1)), metric="euclidean")
+    hdl = hdl_label(X, y, k=k, graph=graph, metric="euclidean")
+    dv = knn_dv_label(X, y, k=k, metric="euclidean")
     steps = walkthrough(graph.indices, hdl, X=X, class_names=class_names)
     return TeachRun(k, graph, hdl, dv, steps, accuracy(hdl.labels, truth, y),
                     accuracy(dv.labels, truth, y), np.flatnonzero(hdl.labels != dv.labels))

@@ -99,9 +99,10 @@ def walkthrough(graph_indices: np.ndarray, result: LabelingResult, *, X=None,
     graph_indices : ndarray (n, ≥k)
         The neighbour lists `result` was computed on (first `result.k` columns used).
     result : LabelingResult
-        From `hdl_label` / `label_plane`.
+        From `hdl_label`.
     X : ndarray (n, d), optional
-        Plane points, for the bridge distance in captions.
+        Points compared by Euclidean distance (the toy's plane), for the bridge distance
+        in captions.
     class_names : sequence of str, optional
         Names used in captions (default "class 0", "class 1", ...).
 

@@ -22,22 +22,23 @@ import os
 import re
 import time
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from ..auto_k import KChoice, choose_k
-from ..config import GRAPH_K, PROJECT_ROOT
+from ..auto_k import KChoice, KIntent, resolve_k
+from ..config import GRAPH_K, home
 from ..graph import KnnGraph, build_knn_graph
 from ..hdl import LabelingResult, hdl_label, knn_dv_label
-from .store import Workspace
+from .store import RunInfo, StoredRun, Workspace
 
 Progress = Callable[[int, int], None]
 
 _SETTING_EMBEDDING = "embedding"
+_SETTING_K_INTENT = "k_intent"
 _CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -51,7 +52,7 @@ def workspace_root() -> Path:
     """Where the app keeps its workspaces: ``HDL_WORKSPACE_ROOT``, else ``workspaces/`` in the project."""
     configured = os.environ.get("HDL_WORKSPACE_ROOT", "").strip()
     root = (Path(configured).expanduser() if configured
-            else PROJECT_ROOT / "workspaces")
+            else home() / "workspaces")
     root.mkdir(parents=True, exist_ok=True)
     return root.resolve()
 
@@ -66,24 +67,40 @@ def workspace_for(dataset_folder: str | Path, root: Path | None = None) -> Path:
 
 # --------------------------------------------------------------------------- dataset
 
-def import_dataset(ws: Workspace, dataset) -> dict:
-    """Store a scanned `Dataset` and return a summary for the user.
+@dataclass(frozen=True)
+class ImportSummary:
+    """What storing a scanned dataset found, for the user.
 
-    Returns
-    -------
-    dict
-        ``items`` (accepted), ``skipped`` (list of (path, reason)), ``duplicates`` (groups),
-        ``seeds`` (count per class name), ``truth`` (bool).
+    Attributes
+    ----------
+    items : int
+        Accepted images.
+    skipped : list of (path, reason)
+    duplicates : list of list of str
+        Groups of identical files (all kept).
+    seeds : dict of str to int
+        Seeds per class name.
+    truth : bool
+        The dataset came with ground truth.
     """
+
+    items: int
+    skipped: list
+    duplicates: list
+    seeds: dict
+    truth: bool
+
+
+def import_dataset(ws: Workspace, dataset) -> ImportSummary:
+    """Store a scanned `Dataset` and say what it holds."""
     ws.set_dataset(dataset)
     seeds = pd.Series([item.seed_label for item in dataset.items if item.seed_label is not None])
-    return {
-        "items": len(dataset.items),
-        "skipped": [(entry.path, entry.reason) for entry in dataset.skipped],
-        "duplicates": [list(group) for group in dataset.duplicates],
-        "seeds": seeds.value_counts().sort_index().to_dict(),
-        "truth": bool(dataset.truth),
-    }
+    return ImportSummary(
+        items=len(dataset.items),
+        skipped=[(entry.path, entry.reason) for entry in dataset.skipped],
+        duplicates=[list(group) for group in dataset.duplicates],
+        seeds=seeds.value_counts().sort_index().to_dict(),
+        truth=bool(dataset.truth))
 
 
 def item_frame(ws: Workspace) -> pd.DataFrame:
@@ -102,24 +119,29 @@ def item_frame(ws: Workspace) -> pd.DataFrame:
 class EncoderSpec:
     """Which encoder to build, as plain values (storable, hashable, cache-friendly).
 
-    ``name`` is "clip" or "pixels"; ``model`` / ``pretrained`` (a tag, a checkpoint path or
-    None for random weights) / ``device`` / ``batch_size`` apply to CLIP only.
+    ``name`` and ``options`` are exactly what `hdl_core.embed.make_encoder` takes, so the
+    spec adds no defaults of its own: ``EncoderSpec.of("clip", model="ViT-B-16")``.
+
+    Attributes
+    ----------
+    name : {"clip", "pixels"}
+    options : tuple of (str, value)
+        Keyword options of the encoder, sorted by name.
     """
 
     name: str = "pixels"
-    model: str = "ViT-B-32"
-    pretrained: str | None = "laion2b_s34b_b79k"
-    device: str = "auto"
-    batch_size: int = 64
+    options: tuple = ()
+
+    @classmethod
+    def of(cls, name: str, **options) -> "EncoderSpec":
+        return cls(name, tuple(sorted(options.items())))
 
     def build(self):
         from ..embed import make_encoder
-        if self.name == "clip":
-            return make_encoder("clip", model=self.model, pretrained=self.pretrained,
-                                device=self.device, batch_size=self.batch_size)
-        if self.name == "pixels":
-            return make_encoder("pixels")
-        raise ValueError(f"unknown encoder {self.name!r}; choose 'clip' or 'pixels'")
+        return make_encoder(self.name, **dict(self.options))
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, **dict(self.options)}
 
 
 @dataclass
@@ -171,7 +193,7 @@ def embed_workspace(ws: Workspace, spec: EncoderSpec, *, progress: Progress | No
     key = f"{encoder.cache_key}|items={_items_digest(items)}"
     label = getattr(encoder, "label", spec.name)
     stats = {**stats, "device": getattr(encoder, "device", "cpu"), "n": len(items)}
-    return _save_embedding(ws, key, X, items, label, stats, spec=asdict(spec))
+    return _save_embedding(ws, key, X, items, label, stats, spec=spec.as_dict())
 
 
 def import_embeddings(ws: Workspace, paths: list[str], X: np.ndarray, *, label: str,
@@ -298,57 +320,131 @@ def require_seeds(y: np.ndarray, classes: list[str]) -> None:
                             "every image that label. Add seeds of at least one more class")
 
 
-def pick_k(X: np.ndarray, y: np.ndarray, k: int | str = "auto", *, noise_rate: float = 0.15,
-           k_max: int = 20) -> tuple[int, KChoice | None]:
-    """The k to run with: an integer as given, or choose_k's k* for "auto"."""
-    if k == "auto":
-        choice = choose_k(X, y, k_max=k_max, noise_rate=noise_rate, sample_fraction=None,
-                          random_state=0)
-        return int(choice.k), choice
-    if isinstance(k, str):
-        if not k.strip().isdigit():
-            raise ValueError(f"k must be 'auto' or a positive integer, got {k!r}")
-        k = int(k)
-    return int(k), None
+def k_intent(ws: Workspace) -> KIntent:
+    """The k the user asked for in this workspace (the Choose k page), "auto" by default."""
+    stored = ws.get_setting(_SETTING_K_INTENT)
+    if stored is None:                      # workspaces from before intents were stored
+        old = ws.get_setting("k_choice") or {}
+        stored = {"k": old["k"] if old.get("override") else "auto",
+                  **{key: old[key] for key in ("noise_rate", "k_max") if key in old}}
+    return KIntent.from_dict(stored)
 
 
-def run_labeling(ws: Workspace, embedding: Embedding, *, k: int | str = "auto",
-                 noise_rate: float = 0.15, with_baseline: bool = True,
-                 graph: KnnGraph | None = None) -> dict:
-    """Run HDL (and kNN-DV to compare) on the workspace's seeds and save both runs.
+def set_k_intent(ws: Workspace, intent: KIntent) -> None:
+    ws.set_setting(_SETTING_K_INTENT, intent.as_dict())
+
+
+@dataclass(frozen=True)
+class LabelingRun:
+    """What `run_labeling` did.
+
+    Attributes
+    ----------
+    hdl_id : int
+        The saved HDL run.
+    baseline_id : int or None
+        The kNN-DV run saved with it (linked to it in the store), when asked for.
+    k : int
+    choice : KChoice or None
+        The μ_k / P(k) curves behind an "auto" k; None when k was a number.
+    result : LabelingResult
+        The HDL result.
+    seconds : float
+        Wall time of the whole call.
+    """
+
+    hdl_id: int
+    baseline_id: int | None
+    k: int
+    choice: KChoice | None
+    result: LabelingResult
+    seconds: float
+
+
+def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = None, *,
+                 with_baseline: bool = True, graph: KnnGraph | None = None) -> LabelingRun:
+    """Run HDL (and kNN-DV to compare) on the workspace's seeds and save both runs, linked.
+
+    Parameters
+    ----------
+    ws : Workspace
+    embedding : Embedding
+        `current_embedding(ws)`.
+    intent : KIntent, optional
+        The k to use; default the workspace's own (`k_intent`). "auto" is resolved here
+        (`hdl_core.auto_k.resolve_k`) against the seeds as they are now.
+    with_baseline : bool, default True
+        Also run kNN-DV with the same k and link it to the HDL run.
+    graph : KnnGraph, optional
+        The embedding's graph when the caller has it (`neighbour_graph`).
+    """
+    started = time.perf_counter()
+    intent = k_intent(ws) if intent is None else intent
+    y, classes = seed_vector(ws, embedding.item_ids)
+    require_seeds(y, classes)
+    try:
+        k, choice = resolve_k(intent, embedding.X, y)
+    except ValueError as error:
+        raise PipelineError(f"{error}: with {len(y)} images, k can be at most {len(y) - 1}; "
+                            "choose a smaller k on the Choose k page") from None
+    graph = neighbour_graph(ws, embedding, k) if graph is None else graph
+    params = {"noise_rate": intent.noise_rate, "k_max": intent.k_max, "embedding": embedding.key,
+              "encoder": embedding.label, "k_auto": intent.auto, "n_seeds": int((y >= 0).sum())}
+    result = hdl_label(embedding.X, y, k=k, graph=graph)
+    hdl_id = ws.save_run(method="hdl", params=params, result=result, classes=classes,
+                         item_ids=embedding.item_ids)
+    baseline_id = None
+    if with_baseline:
+        baseline = knn_dv_label(embedding.X, y, k=k)
+        baseline_id = ws.save_run(method="knn_dv", params=params, result=baseline,
+                                  classes=classes, item_ids=embedding.item_ids,
+                                  compares_to=hdl_id)
+    return LabelingRun(hdl_id, baseline_id, k, choice, result, time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------- is a run current
+
+CURRENT, SEEDS_CHANGED, STALE = "current", "seeds changed", "stale"
+
+
+def run_status(run: StoredRun | RunInfo | None, embedding: Embedding | None,
+               seeds: tuple[np.ndarray, list[str]] | None = None) -> str:
+    """The one rule for whether a run belongs to what the workspace holds now.
+
+    Parameters
+    ----------
+    run : StoredRun or RunInfo or None
+    embedding : Embedding or None
+        `current_embedding(ws)`.
+    seeds : (y, classes), optional
+        `seed_vector(ws, embedding.item_ids)`: compare the run's seeds with these.
 
     Returns
     -------
-    dict
-        ``hdl`` / ``knn_dv``: run ids; ``k``; ``choice`` (KChoice or None); ``result``
-        (the HDL LabelingResult); ``seconds``.
+    str
+        `STALE` when there is no run or no embedding, or the run was made on other
+        embeddings (another encoder, or images added, removed or changed since): it cannot
+        be replayed or reviewed on the current map and graph. `SEEDS_CHANGED` when it was
+        made on these embeddings but its seeds differ from `seeds` (a correction or a new
+        seed since): it can be shown, and a re-run would use the new seeds. `CURRENT`
+        otherwise.
     """
-    started = time.perf_counter()
-    y, classes = seed_vector(ws, embedding.item_ids)
-    require_seeds(y, classes)
-    k, choice = pick_k(embedding.X, y, k, noise_rate=noise_rate)
-    n = len(y)
-    if not 1 <= k < n:
-        raise PipelineError(f"k={k} must be between 1 and {n - 1} (the number of images minus one)")
-    graph = neighbour_graph(ws, embedding, k) if graph is None else graph
-    params = {"noise_rate": noise_rate, "embedding": embedding.key, "encoder": embedding.label,
-              "k_auto": choice is not None, "n_seeds": int((y >= 0).sum())}
-    result = hdl_label(embedding.X, y, k=k, graph=graph)
-    runs = {"hdl": ws.save_run(method="hdl", k=k, params=params, result=result, classes=classes,
-                               item_ids=embedding.item_ids)}
-    if with_baseline:
-        baseline = knn_dv_label(embedding.X, y, k=k)
-        runs["knn_dv"] = ws.save_run(method="knn_dv", k=k, params=params, result=baseline,
-                                     classes=classes, item_ids=embedding.item_ids)
-    return {**runs, "k": k, "choice": choice, "result": result,
-            "seconds": time.perf_counter() - started}
-
-
-def stored_result(run) -> LabelingResult:
-    """A `LabelingResult` rebuilt from a `StoredRun` (for replay and explanations)."""
-    return LabelingResult(labels=run.labels, step=run.step, round=run.round,
-                          confidence=run.confidence, n_voters=run.n_voters,
-                          fallback=run.fallback, source=run.source, k=run.k)
+    if run is None or embedding is None or run.params.get("embedding") != embedding.key:
+        return STALE
+    if isinstance(run, RunInfo):
+        return CURRENT if run.n_items == len(embedding.item_ids) else STALE
+    if not np.array_equal(run.item_ids, embedding.item_ids):
+        return STALE
+    if seeds is not None:
+        y, classes = np.asarray(seeds[0]), seeds[1]
+        was_seed = run.result.step < 0
+        if not np.array_equal(was_seed, y >= 0):
+            return SEEDS_CHANGED
+        then = np.asarray(run.classes, dtype=object)[run.result.labels[was_seed]]
+        now = np.asarray(classes, dtype=object)[y[was_seed]]
+        if not np.array_equal(then, now):
+            return SEEDS_CHANGED
+    return CURRENT
 
 
 # --------------------------------------------------------------------------- export

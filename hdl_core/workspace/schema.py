@@ -122,9 +122,67 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO meta(key, value) VALUES ('created', ?)", (now(),))
 
 
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Link a kNN-DV run to the HDL run it was saved to compare with.
+
+    Before, the pair was guessed from the order runs were saved in; runs saved then are
+    linked the same way once, here: a kNN-DV run saved right after an HDL run with the same
+    k and embedding compares with it.
+    """
+    conn.execute("ALTER TABLE runs ADD COLUMN compares_to INTEGER REFERENCES runs(id) "
+                 "ON DELETE SET NULL")
+    conn.execute(
+        "UPDATE runs SET compares_to = (SELECT h.id FROM runs h WHERE h.id = runs.id - 1 "
+        "AND h.method = 'hdl' AND h.k = runs.k "
+        "AND json_extract(h.params, '$.embedding') IS json_extract(runs.params, '$.embedding')) "
+        "WHERE method = 'knn_dv'")
+    conn.execute("CREATE INDEX runs_compares_to ON runs(compares_to)")
+
+
+# Colours of classes, given once when a class is created and kept for good: Kelly's colours
+# of maximum contrast without white, black and grey (grey means "not labeled yet"); past
+# them, hues spaced by the golden angle (`class_colour`).
+CLASS_COLOURS = ("#F3C300", "#875692", "#F38400", "#A1CAF1", "#BE0032", "#C2B280", "#008856",
+                 "#E68FAC", "#0067A5", "#F99379", "#604E97", "#F6A600", "#B3446C", "#DCD300",
+                 "#882D17", "#8DB600", "#654522", "#E25822", "#2B3D26")
+
+
+def class_colour(number: int) -> str:
+    """The colour of the `number`-th class ever created in a workspace (0-based)."""
+    if number < len(CLASS_COLOURS):
+        return CLASS_COLOURS[number]
+    import colorsys
+    hue = ((number - len(CLASS_COLOURS)) * 0.381966) % 1.0
+    r, g, b = colorsys.hls_to_rgb(hue, 0.45, 0.75)
+    return "#{:02X}{:02X}{:02X}".format(round(r * 255), round(g * 255), round(b * 255))
+
+
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Confirmations, who made each change, and classes that can be renamed, merged, deleted.
+
+    corrections.kind: 'relabel' (a new label) or 'confirm' (the label was checked and is
+    right); corrections.actor: the browser session or user that made it (NULL: the CLI, or
+    before actors were recorded). classes.colour: fixed at creation; classes.state:
+    'active', 'merged' (into classes.merged_into) or 'deleted' (hidden; its history stays);
+    classes.created_by: the correction batch that created it (so undoing that batch can
+    remove it again).
+    """
+    conn.execute("ALTER TABLE corrections ADD COLUMN kind TEXT NOT NULL DEFAULT 'relabel' "
+                 "CHECK (kind IN ('relabel', 'confirm'))")
+    conn.execute("ALTER TABLE corrections ADD COLUMN actor TEXT")
+    conn.execute("ALTER TABLE classes ADD COLUMN colour TEXT")
+    conn.execute("ALTER TABLE classes ADD COLUMN state TEXT NOT NULL DEFAULT 'active' "
+                 "CHECK (state IN ('active', 'merged', 'deleted'))")
+    conn.execute("ALTER TABLE classes ADD COLUMN merged_into INTEGER REFERENCES classes(id)")
+    conn.execute("ALTER TABLE classes ADD COLUMN created_by INTEGER")
+    for number, (class_id,) in enumerate(conn.execute("SELECT id FROM classes ORDER BY id").fetchall()):
+        conn.execute("UPDATE classes SET colour = ? WHERE id = ?", (class_colour(number), class_id))
+
+
 # MIGRATIONS[n] takes a database from schema version n to n + 1.  Append, never
 # edit: a database in the field may stand at any earlier version.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1, _migrate_1_to_2,
+                                                            _migrate_2_to_3]
 
 
 SCHEMA_VERSION = len(MIGRATIONS)

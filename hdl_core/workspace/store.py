@@ -35,10 +35,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from ..hdl import LabelingResult
 from .arrays import EMBEDDINGS_DIRNAME, ArrayFiles
-from .schema import DB_FILENAME, StoreError, now as _now, open_database
+from .schema import DB_FILENAME, StoreError, class_colour, now as _now, open_database
 
-__all__ = ["Workspace", "StoredRun", "StoreError", "METHODS", "SEED_SOURCES", "CORRECTION_SOURCES"]
+__all__ = ["Workspace", "StoredRun", "RunInfo", "ClassUsage", "UndoReport", "StoreError", "METHODS", "SEED_SOURCES", "CORRECTION_SOURCES"]
 
 if TYPE_CHECKING:  # type hints only: the store takes any object shaped like a Dataset
     from ..data import Dataset
@@ -53,10 +54,11 @@ RESULT_FIELDS = ("labels", "step", "round", "confidence", "n_voters", "fallback"
 
 @dataclass
 class StoredRun:
-    """A labeling run as stored: the `LabelingResult` fields plus what produced it.
+    """A labeling run as stored: its `LabelingResult` plus what produced it.
 
-    All arrays are aligned with ``item_ids`` (the run's own item order, usually
-    ``ok_items()`` order at the time of the run).
+    The result's arrays are aligned with ``item_ids`` (the run's own item order, usually
+    ``ok_items()`` order at the time of the run); ``result.labels`` index into
+    ``classes`` and ``result.source`` is a position in this order.
 
     Attributes
     ----------
@@ -64,22 +66,62 @@ class StoredRun:
     created : str
         ISO-8601 UTC time of saving.
     method : {"hdl", "knn_dv"}
-    k : int
     params : dict
         Parameters as given to `Workspace.save_run` (JSON round-tripped).
     classes : list of str
-        Class names; ``labels`` index into this list.
+        Class names; ``result.labels`` index into this list.
     item_ids : ndarray of int64, shape (n,)
-    labels : ndarray of int64, shape (n,)
-        Class index, -1 for no label.
-    label_names : ndarray of object, shape (n,)
-        Class name per item, None where ``labels`` is -1.
-    step, round, n_voters : ndarray of int64, shape (n,)
-    confidence : ndarray of float64, shape (n,)
-    fallback : ndarray of bool, shape (n,)
-    source : ndarray of int64, shape (n,)
-        Position (in this run's order) of the labeled point a bridged point
-        copied from, else -1.
+    result : LabelingResult
+        As the run produced it; a bridged point whose source item was deleted since (a
+        rescan) has ``source`` -1.
+    baseline_id : int or None
+        For an HDL run, the kNN-DV run saved with it on the same seeds (`save_run`'s
+        ``compares_to``); None when there is none.
+    """
+
+    run_id: int
+    created: str
+    method: str
+    params: dict
+    classes: list[str]
+    item_ids: np.ndarray
+    result: LabelingResult
+    baseline_id: int | None = None
+
+    @property
+    def k(self) -> int:
+        return self.result.k
+
+    @property
+    def label_names(self) -> np.ndarray:
+        """Class name per item (object array), None where the run gave no label."""
+        return np.array(self.classes + [None], dtype=object)[self.result.labels]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per item: item_id, label (name), step, round, confidence, n_voters, fallback, source."""
+        r = self.result
+        return pd.DataFrame({
+            "item_id": self.item_ids, "label": self.label_names, "step": r.step,
+            "round": r.round, "confidence": r.confidence, "n_voters": r.n_voters,
+            "fallback": r.fallback, "source": r.source,
+        })
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run as `Workspace.runs` lists it: what produced it, not its per-item rows.
+
+    Attributes
+    ----------
+    run_id : int
+    created : str
+    method : {"hdl", "knn_dv"}
+    k : int
+    params : dict
+    classes : list of str
+    n_items : int
+    baseline_id : int or None
+        For an HDL run, its linked kNN-DV run.
     """
 
     run_id: int
@@ -87,24 +129,9 @@ class StoredRun:
     method: str
     k: int
     params: dict
-    classes: list[str]
-    item_ids: np.ndarray
-    labels: np.ndarray
-    label_names: np.ndarray
-    step: np.ndarray
-    round: np.ndarray
-    confidence: np.ndarray
-    n_voters: np.ndarray
-    fallback: np.ndarray
-    source: np.ndarray
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per item: item_id, label (name), step, round, confidence, n_voters, fallback, source."""
-        return pd.DataFrame({
-            "item_id": self.item_ids, "label": self.label_names, "step": self.step,
-            "round": self.round, "confidence": self.confidence, "n_voters": self.n_voters,
-            "fallback": self.fallback, "source": self.source,
-        })
+    classes: list
+    n_items: int
+    baseline_id: int | None = None
 
 
 # --------------------------------------------------------------------------- workspace
@@ -302,10 +329,18 @@ class Workspace:
     # ------------------------------------------------------------------ classes and seeds
 
     def classes(self) -> list[str]:
-        """Class names in their stable order (order of creation)."""
+        """Class names in their stable order (order of creation); merged and deleted ones left out."""
         with self._lock:
-            rows = self._conn().execute("SELECT name FROM classes ORDER BY position").fetchall()
+            rows = self._conn().execute(
+                "SELECT name FROM classes WHERE state = 'active' ORDER BY position").fetchall()
         return [name for (name,) in rows]
+
+    def class_colours(self) -> dict[str, str]:
+        """Each class's colour (``#RRGGBB``), fixed when the class was created."""
+        with self._lock:
+            rows = self._conn().execute(
+                "SELECT name, colour FROM classes WHERE state = 'active' ORDER BY position").fetchall()
+        return dict(rows)
 
     def add_class(self, name: str) -> bool:
         """Add a class at the end of the order.
@@ -324,16 +359,92 @@ class Workspace:
         with self._write() as conn:
             return _ensure_class(conn, name)
 
+    def class_usage(self, name: str) -> ClassUsage:
+        """How many seeds, corrections and labels of the latest HDL run a class has now."""
+        with self._read() as conn:
+            class_id = _active_class_id(conn, _check_class_name(name, "name"))
+            return _class_usage(conn, class_id, name)
+
+    def rename_class(self, old: str, new: str) -> None:
+        """Give a class a new name everywhere: seeds, corrections, runs and ground truth.
+
+        Raises
+        ------
+        ValueError
+            `old` is not a class, or `new` names another class (merge them instead).
+        """
+        old, new = _check_class_name(old, "old"), _check_class_name(new, "new")
+        if old == new:
+            return
+        with self._write() as conn:
+            class_id = _active_class_id(conn, old)
+            if conn.execute("SELECT 1 FROM classes WHERE name = ? AND state != 'deleted'",
+                            (new,)).fetchone():
+                raise ValueError(f"there is already a class named '{new}'; to put the images of "
+                                 f"'{old}' into it, merge '{old}' into '{new}'")
+            conn.execute("DELETE FROM classes WHERE name = ? AND state = 'deleted' "
+                         "AND NOT EXISTS (SELECT 1 FROM corrections c WHERE c.old_class_id = classes.id "
+                         "OR c.new_class_id = classes.id)", (new,))
+            if conn.execute("SELECT 1 FROM classes WHERE name = ?", (new,)).fetchone():
+                raise ValueError(f"'{new}' was a class deleted earlier and is still named in the "
+                                 "history; choose another name")
+            conn.execute("UPDATE classes SET name = ? WHERE id = ?", (new, class_id))
+            _rename_in_runs(conn, {old: new})
+            conn.execute("UPDATE truth SET label = ? WHERE label = ?", (new, old))
+
+    def merge_classes(self, source: str, into: str) -> ClassUsage:
+        """Make every image of class `source` an image of class `into`; `source` goes away.
+
+        Seeds move to `into`; corrections keep their history but now count for `into`;
+        runs show `into` where they said `source`. Returns what moved.
+        """
+        source, into = _check_class_name(source, "source"), _check_class_name(into, "into")
+        if source == into:
+            raise ValueError(f"cannot merge '{source}' into itself; choose another class")
+        with self._write() as conn:
+            source_id = _active_class_id(conn, source)
+            into_id = _active_class_id(conn, into)
+            moved = _class_usage(conn, source_id, source)
+            conn.execute("UPDATE seeds SET class_id = ? WHERE class_id = ?", (into_id, source_id))
+            conn.execute("UPDATE classes SET merged_into = ? WHERE merged_into = ?", (into_id, source_id))
+            conn.execute("UPDATE classes SET state = 'merged', merged_into = ? WHERE id = ?",
+                         (into_id, source_id))
+            _rename_in_runs(conn, {source: into})
+        return moved
+
+    def delete_class(self, name: str, *, reassign_to: str | None = None) -> ClassUsage:
+        """Remove a class. A class nothing is labeled with just goes; one with seeds,
+        corrections or labels in the latest run needs `reassign_to`, the class they become
+        (that is a merge). Its history stays readable.
+
+        Raises
+        ------
+        ValueError
+            The class has labels and `reassign_to` is None (the message says how many), or
+            a name is not a class.
+        """
+        name = _check_class_name(name, "name")
+        if reassign_to is not None:
+            return self.merge_classes(name, reassign_to)
+        with self._write() as conn:
+            class_id = _active_class_id(conn, name)
+            usage = _class_usage(conn, class_id, name)
+            if usage.total:
+                raise ValueError(f"class '{name}' still labels {usage.describe()}; choose the "
+                                 "class they become instead (that merges the two)")
+            conn.execute("UPDATE classes SET state = 'deleted' WHERE id = ?", (class_id,))
+        return usage
+
     def seeds(self) -> dict[int, str]:
         """Effective seeds of accepted items: item id -> class name.
 
-        Dataset seeds and app seeds, with corrections on top: an item whose
-        latest (not undone) correction says "dog" is a seed of "dog" for the
-        next run, whatever it was before.
+        Dataset seeds and app seeds, with corrections and confirmations on top: an
+        item whose latest (not undone) correction says "dog" is a seed of "dog" for the
+        next run, whatever it was before; a confirmed label is a seed too.
         """
         with self._read() as conn:
             seeds = _seed_labels(conn)
-            seeds.update(_corrected_labels(conn))
+            seeds.update((item, name) for item, (name, _) in _corrected_labels(conn).items())
         return seeds
 
     def set_seed(self, item_id: int, label: str | None, source: str = "app") -> None:
@@ -366,16 +477,19 @@ class Workspace:
                 return
             _ensure_class(conn, label)
             conn.execute(
-                "INSERT INTO seeds(item_id, class_id, source) "
-                "SELECT ?, id, ? FROM classes WHERE name = ? "
+                "INSERT INTO seeds(item_id, class_id, source) VALUES (?, ?, ?) "
                 "ON CONFLICT(item_id) DO UPDATE SET class_id = excluded.class_id, "
-                "source = excluded.source", (item_id, source, label))
+                "source = excluded.source", (item_id, _class_ids(conn)[label], source))
 
     # ------------------------------------------------------------------ corrections
 
     def add_correction(self, item_ids: Iterable[int], new_label: str, source: str = "manual",
-                       old_labels: Sequence[str | None] | None = None) -> list[int]:
+                       old_labels: Sequence[str | None] | None = None, *,
+                       actor: str | None = None) -> list[int]:
         """Record that the user relabeled a selection of items, as one batch.
+
+        Items that already carry `new_label` are left out: a correction that changes
+        nothing is not recorded (an empty list comes back when nothing changes).
 
         Parameters
         ----------
@@ -383,16 +497,20 @@ class Workspace:
             Accepted items; repeats are dropped (first occurrence kept).
             Empty: nothing is written.
         new_label : str
-            The class the user chose; a new name creates the class.
+            The class the user chose; a new name creates the class (and undoing this
+            batch removes it again while nothing else uses it).
         source : {"manual", "bulk"}
         old_labels : sequence of (str or None), optional
             What the user saw for each item, aligned with `item_ids`.  By
             default the current label (`current_labels`) at the time of writing.
+        actor : str, optional
+            Who made it (a browser session, a user name); `undo_last_correction` can undo
+            one actor's own last batch. None for the CLI.
 
         Returns
         -------
         list of int
-            Correction ids, one per (distinct) item, in the order given.
+            Correction ids, one per item written, in the order given.
 
         Raises
         ------
@@ -406,6 +524,7 @@ class Workspace:
         if source not in CORRECTION_SOURCES:
             raise ValueError(f"source={source!r} is not one of {CORRECTION_SOURCES} "
                              "(undo is recorded by undo_last_correction)")
+        actor = _check_actor(actor)
         ids = list(dict.fromkeys(given))
         old_by_item: dict[int, str | None] | None = None
         if old_labels is not None:
@@ -420,56 +539,100 @@ class Workspace:
                 old_by_item.setdefault(item_id, label)
         if not ids:
             return []
-        time = _now()
         with self._write() as conn:
             _check_items_accepted(conn, ids)
-            _ensure_class(conn, new_label)
+            if old_by_item is not None:
+                known = _class_ids(conn)
+                unknown = sorted({label for label in old_by_item.values()
+                                  if label is not None and label not in known})
+                if unknown:
+                    raise ValueError(f"old_labels name unknown classes {unknown}; "
+                                     f"known classes: {sorted(known)}")
+            current = _current_labels(conn, method="hdl", run_id=None)
+            ids = [item_id for item_id in ids if current.get(item_id, (None, None))[0] != new_label]
+            if not ids:
+                return []
+            batch = _next_batch(conn)
+            _ensure_class(conn, new_label, created_by=batch)
             class_ids = _class_ids(conn)
             if old_by_item is None:
-                current = _current_labels(conn, method="hdl", run_id=None)
                 old_by_item = {item_id: current.get(item_id, (None, None))[0] for item_id in ids}
-            unknown = sorted({label for label in old_by_item.values()
-                              if label is not None and label not in class_ids})
-            if unknown:
-                raise ValueError(f"old_labels name unknown classes {unknown}; "
-                                 f"known classes: {sorted(class_ids)}")
-            batch = conn.execute("SELECT COALESCE(MAX(batch), 0) + 1 FROM corrections").fetchone()[0]
-            correction_ids = []
-            for item_id in ids:
-                cursor = conn.execute(
-                    "INSERT INTO corrections(batch, item_id, old_class_id, new_class_id, time, source) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (batch, item_id, class_ids.get(old_by_item[item_id]), class_ids[new_label],
-                     time, source))
-                correction_ids.append(cursor.lastrowid)
-        return correction_ids
+            return _write_batch(conn, batch, [(item_id, class_ids.get(old_by_item[item_id]),
+                                               class_ids[new_label]) for item_id in ids],
+                                source, "relabel", actor)
 
-    def undo_last_correction(self) -> bool:
-        """Undo the most recent correction batch not undone yet.
+    def confirm(self, item_ids: Iterable[int], *, actor: str | None = None) -> list[int]:
+        """Mark the labels of these items as checked and right, as one batch.
 
-        The undo is itself recorded: one 'undo' row per undone correction, in a
-        new batch.  Each item then falls back to its previous correction, else
-        its seed, else the run's label.  Undos are not undone (no redo).
+        A confirmed label becomes a seed of the next run (source "confirmed" in
+        `current_labels`), so review queues and suggestions stop offering it. Items whose
+        label was already given by hand (a seed, a correction, a confirmation) are left
+        out; items with no label yet are refused.
 
         Returns
         -------
-        bool
-            False when there was nothing left to undo.
+        list of int
+            Correction ids of the confirmations written.
         """
+        ids = list(dict.fromkeys(_check_item_ids(item_ids, "item_ids", distinct=False)))
+        actor = _check_actor(actor)
+        if not ids:
+            return []
+        with self._write() as conn:
+            _check_items_accepted(conn, ids)
+            current = _current_labels(conn, method="hdl", run_id=None)
+            unlabeled = [item_id for item_id in ids if item_id not in current]
+            if unlabeled:
+                raise ValueError(f"items {unlabeled[:10]} have no label yet to confirm; run HDL "
+                                 "first or give them a class")
+            todo = [item_id for item_id in ids if current[item_id][1] in ("hdl", "fallback")]
+            if not todo:
+                return []
+            class_ids = _class_ids(conn)
+            rows = [(item_id, class_ids[current[item_id][0]], class_ids[current[item_id][0]])
+                    for item_id in todo]
+            return _write_batch(conn, _next_batch(conn), rows, "manual", "confirm", actor)
+
+    def undo_last_correction(self, *, actor: str | None = None) -> UndoReport | None:
+        """Undo the most recent correction batch not undone yet (of `actor`, when given).
+
+        The undo is itself recorded: one 'undo' row per undone correction, in a new batch.
+        Each item then falls back to its previous correction, else its seed, else the
+        run's label.  Undos are not undone (no redo). A class the undone batch created is
+        removed again when nothing else uses it.
+
+        Returns
+        -------
+        UndoReport or None
+            What was undone (each image, its label before and after the undone batch);
+            None when there was nothing left to undo.
+        """
+        actor = _check_actor(actor)
         with self._write() as conn:
             row = conn.execute(
                 "SELECT MAX(c.batch) FROM corrections c WHERE c.source != 'undo' "
-                "AND NOT EXISTS (SELECT 1 FROM corrections u WHERE u.undoes = c.id)").fetchone()
+                "AND (? IS NULL OR c.actor = ?) "
+                "AND NOT EXISTS (SELECT 1 FROM corrections u WHERE u.undoes = c.id)",
+                (actor, actor)).fetchone()
             if row[0] is None:
-                return False
-            batch = conn.execute("SELECT MAX(batch) + 1 FROM corrections").fetchone()[0]
+                return None
+            undone = row[0]
+            changes = conn.execute(
+                "SELECT i.path, o.name, n.name, c.kind FROM corrections c "
+                "JOIN items i ON i.id = c.item_id LEFT JOIN classes o ON o.id = c.old_class_id "
+                "LEFT JOIN classes n ON n.id = c.new_class_id "
+                "WHERE c.batch = ? AND c.source != 'undo' ORDER BY c.id", (undone,)).fetchall()
+            batch = _next_batch(conn)
             conn.execute(
-                "INSERT INTO corrections(batch, item_id, old_class_id, new_class_id, time, source, undoes) "
-                "SELECT ?, c.item_id, c.new_class_id, c.old_class_id, ?, 'undo', c.id "
+                "INSERT INTO corrections(batch, item_id, old_class_id, new_class_id, time, source, "
+                "undoes, kind, actor) "
+                "SELECT ?, c.item_id, c.new_class_id, c.old_class_id, ?, 'undo', c.id, c.kind, ? "
                 "FROM corrections c WHERE c.batch = ? AND c.source != 'undo' "
                 "AND NOT EXISTS (SELECT 1 FROM corrections u WHERE u.undoes = c.id) ORDER BY c.id",
-                (batch, _now(), row[0]))
-        return True
+                (batch, _now(), actor, undone))
+            removed = _remove_classes_created_by(conn, undone)
+        kind = changes[0][3] if changes else "relabel"
+        return UndoReport(undone, kind, [(path, old, new) for path, old, new, _ in changes], removed)
 
     def corrections(self) -> pd.DataFrame:
         """The whole correction history, oldest first.
@@ -478,16 +641,17 @@ class Workspace:
         -------
         DataFrame
             Columns id, batch, item_id, path, old_label, new_label (missing
-            for "no label"), time, source ("manual", "bulk" or "undo"), undoes
+            for "no label"), time, source ("manual", "bulk" or "undo"), kind
+            ("relabel" or "confirm"), actor (who, missing for the CLI), undoes
             (id of the undone correction, on undo rows only), undone (bool: a
             later undo row names it).
         """
         columns = ["id", "batch", "item_id", "path", "old_label", "new_label", "time", "source",
-                   "undoes", "undone"]
+                   "kind", "actor", "undoes", "undone"]
         with self._lock:
             rows = self._conn().execute(
-                "SELECT c.id, c.batch, c.item_id, i.path, o.name, n.name, c.time, c.source, c.undoes, "
-                "EXISTS (SELECT 1 FROM corrections u WHERE u.undoes = c.id) "
+                "SELECT c.id, c.batch, c.item_id, i.path, o.name, n.name, c.time, c.source, c.kind, "
+                "c.actor, c.undoes, EXISTS (SELECT 1 FROM corrections u WHERE u.undoes = c.id) "
                 "FROM corrections c JOIN items i ON i.id = c.item_id "
                 "LEFT JOIN classes o ON o.id = c.old_class_id "
                 "LEFT JOIN classes n ON n.id = c.new_class_id ORDER BY c.id").fetchall()
@@ -502,9 +666,9 @@ class Workspace:
                        method: str | None = "hdl") -> dict[int, tuple[str, str]]:
         """The label each accepted item has now: item id -> (label, source).
 
-        A correction wins ("manual"), then a seed ("seed"), then the run's
-        label ("fallback" when the run fell back for that item, else "hdl").
-        Items no source labels are absent.
+        A correction ("manual") or a confirmation ("confirmed"), whichever is latest,
+        wins; then a seed ("seed"), then the run's label ("fallback" when the run fell
+        back for that item, else "hdl"). Items no source labels are absent.
 
         Parameters
         ----------
@@ -526,15 +690,14 @@ class Workspace:
 
     # ------------------------------------------------------------------ runs
 
-    def save_run(self, *, method: str, k: int, params: dict, result: Any,
-                 classes: Sequence[str], item_ids: Sequence[int] | np.ndarray) -> int:
+    def save_run(self, *, method: str, params: dict, result: LabelingResult,
+                 classes: Sequence[str], item_ids: Sequence[int] | np.ndarray,
+                 compares_to: int | None = None) -> int:
         """Store a labeling result so it can be reloaded and replayed.
 
         Parameters
         ----------
         method : {"hdl", "knn_dv"}
-        k : int
-            Neighbours per point, >= 1.
         params : dict
             JSON-serialisable (numpy scalars and arrays and Paths are converted).
         result : LabelingResult-like
@@ -546,6 +709,9 @@ class Workspace:
             Distinct class names.
         item_ids : sequence of int, length n
             Distinct accepted items, in the order of `result`.
+        compares_to : int, optional
+            For a kNN-DV run: the HDL run it was made to compare with (same seeds, same
+            k). Stored as a link, so the pair is never guessed.
 
         Returns
         -------
@@ -559,8 +725,6 @@ class Workspace:
         """
         if method not in METHODS:
             raise ValueError(f"method={method!r} is not one of {METHODS}")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k={k!r} must be an integer >= 1")
         if not isinstance(params, dict):
             raise ValueError(f"params must be a dict, got {type(params).__name__}")
         params_json = _to_json(params, "params")
@@ -575,11 +739,22 @@ class Workspace:
         if len(np.unique(ids)) != len(ids):
             raise ValueError("item_ids has repeated ids")
         arrays = _result_arrays(result, n=len(ids), n_classes=len(classes))
+        k = getattr(result, "k", None)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"result.k={k!r} must be an integer >= 1")
         with self._write() as conn:
             _check_items_accepted(conn, ids.tolist())
+            if compares_to is not None:
+                partner = conn.execute("SELECT method FROM runs WHERE id = ?",
+                                       (int(compares_to),)).fetchone()
+                if partner is None or partner[0] != "hdl" or method != "knn_dv":
+                    raise ValueError(f"compares_to={compares_to!r}: only a kNN-DV run compares "
+                                     "with an HDL run, and that run must exist")
             cursor = conn.execute(
-                "INSERT INTO runs(created, method, k, params, classes) VALUES (?, ?, ?, ?, ?)",
-                (_now(), method, int(k), params_json, json.dumps(classes)))
+                "INSERT INTO runs(created, method, k, params, classes, compares_to) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (_now(), method, int(k), params_json, json.dumps(classes),
+                 None if compares_to is None else int(compares_to)))
             run_id = cursor.lastrowid
             conn.executemany(
                 'INSERT INTO run_items(run_id, position, item_id, label, step, "round", confidence, '
@@ -587,16 +762,20 @@ class Workspace:
                 _run_item_rows(run_id, ids, arrays))
         return run_id
 
-    def runs(self) -> list[dict]:
-        """All runs, oldest first: dicts with id, created, method, k, params, classes, n_items."""
+    def runs(self, method: str | None = None) -> list[RunInfo]:
+        """All runs (of `method`, when given), oldest first, without their per-item rows."""
+        if method is not None and method not in METHODS:
+            raise ValueError(f"method={method!r} is not one of {METHODS} or None")
         with self._lock:
             rows = self._conn().execute(
                 "SELECT r.id, r.created, r.method, r.k, r.params, r.classes, "
-                "(SELECT COUNT(*) FROM run_items ri WHERE ri.run_id = r.id) "
-                "FROM runs r ORDER BY r.id").fetchall()
-        return [{"id": run_id, "created": created, "method": method, "k": k,
-                 "params": json.loads(params), "classes": json.loads(classes), "n_items": n_items}
-                for run_id, created, method, k, params, classes, n_items in rows]
+                "(SELECT COUNT(*) FROM run_items ri WHERE ri.run_id = r.id), "
+                "(SELECT MAX(b.id) FROM runs b WHERE b.compares_to = r.id) "
+                "FROM runs r WHERE ? IS NULL OR r.method = ? ORDER BY r.id",
+                (method, method)).fetchall()
+        return [RunInfo(run_id, created, kind, k, json.loads(params), json.loads(classes),
+                        n_items, baseline)
+                for run_id, created, kind, k, params, classes, n_items, baseline in rows]
 
     def load_run(self, run_id: int | None = None, *, method: str | None = None) -> StoredRun | None:
         """Load one run.
@@ -629,7 +808,10 @@ class Workspace:
             rows = conn.execute(
                 'SELECT item_id, label, step, "round", confidence, n_voters, fallback, source_item '
                 "FROM run_items WHERE run_id = ? ORDER BY position", (run_id,)).fetchall()
-        return _stored_run(run_id, created, method, k, json.loads(params), json.loads(classes), rows)
+            baseline = conn.execute("SELECT MAX(id) FROM runs WHERE compares_to = ?",
+                                    (run_id,)).fetchone()[0]
+        return _stored_run(run_id, created, method, k, json.loads(params), json.loads(classes),
+                           rows, baseline)
 
     # ------------------------------------------------------------------ embeddings
 
@@ -813,16 +995,155 @@ def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
 
-def _ensure_class(conn: sqlite3.Connection, name: str) -> bool:
-    """Append a class unless it exists; True when it was new."""
-    cursor = conn.execute(
-        "INSERT OR IGNORE INTO classes(name, position) "
-        "SELECT ?, COALESCE(MAX(position), -1) + 1 FROM classes", (name,))
-    return cursor.rowcount == 1
+def _ensure_class(conn: sqlite3.Connection, name: str, *, created_by: int | None = None) -> bool:
+    """Append a class unless it exists (a deleted one comes back); True when it was new."""
+    row = conn.execute("SELECT id, state FROM classes WHERE name = ?", (name,)).fetchone()
+    if row is not None:
+        if row[1] != "deleted":
+            return False
+        conn.execute("UPDATE classes SET state = 'active', merged_into = NULL, created_by = ? "
+                     "WHERE id = ?", (created_by, row[0]))
+        return True
+    number = conn.execute("SELECT COUNT(*) FROM classes").fetchone()[0]
+    conn.execute(
+        "INSERT INTO classes(name, position, colour, created_by) "
+        "SELECT ?, COALESCE(MAX(position), -1) + 1, ?, ? FROM classes",
+        (name, class_colour(number), created_by))
+    return True
 
 
 def _class_ids(conn: sqlite3.Connection) -> dict[str, int]:
-    return dict(conn.execute("SELECT name, id FROM classes").fetchall())
+    """Class name -> the id it counts as now (a merged class's name -> its target's id)."""
+    return dict(conn.execute("SELECT name, COALESCE(merged_into, id) FROM classes "
+                             "WHERE state != 'deleted'").fetchall())
+
+
+def _active_class_id(conn: sqlite3.Connection, name: str) -> int:
+    row = conn.execute("SELECT id FROM classes WHERE name = ? AND state = 'active'",
+                       (name,)).fetchone()
+    if row is None:
+        known = [n for (n,) in conn.execute(
+            "SELECT name FROM classes WHERE state = 'active' ORDER BY position")]
+        raise ValueError(f"there is no class '{name}'; the classes are {', '.join(known) or 'none yet'}")
+    return row[0]
+
+
+@dataclass(frozen=True)
+class ClassUsage:
+    """What a class labels now: seeds, corrections (and confirmations), latest-run labels."""
+
+    name: str
+    seeds: int
+    corrections: int
+    run_labels: int
+
+    @property
+    def total(self) -> int:
+        return self.seeds + self.corrections + self.run_labels
+
+    def describe(self) -> str:
+        parts = [(self.seeds, "seed"), (self.corrections, "corrected image"),
+                 (self.run_labels, "image labeled by the latest run")]
+        return ", ".join(f"{count} {word}{'s' if count != 1 else ''}"
+                         for count, word in parts if count) or "nothing"
+
+
+def _class_usage(conn: sqlite3.Connection, class_id: int, name: str) -> ClassUsage:
+    seeds = conn.execute("SELECT COUNT(*) FROM seeds s JOIN items i ON i.id = s.item_id "
+                         "WHERE s.class_id = ? AND i.status = 'ok'", (class_id,)).fetchone()[0]
+    corrected = sum(1 for label, _ in _corrected_labels(conn).values() if label == name)
+    run_id = _resolve_run(conn, None, "hdl")
+    run_labels = 0
+    if run_id is not None:
+        classes = json.loads(conn.execute("SELECT classes FROM runs WHERE id = ?",
+                                          (run_id,)).fetchone()[0])
+        if name in classes:
+            run_labels = conn.execute(
+                "SELECT COUNT(*) FROM run_items WHERE run_id = ? AND label = ? AND step >= 0",
+                (run_id, classes.index(name))).fetchone()[0]
+    return ClassUsage(name, seeds, corrected, run_labels)
+
+
+def _rename_in_runs(conn: sqlite3.Connection, renames: dict[str, str]) -> None:
+    """Rewrite the class names runs store (a merge makes two entries name the same class)."""
+    for run_id, classes in conn.execute("SELECT id, classes FROM runs").fetchall():
+        names = json.loads(classes)
+        renamed = [renames.get(name, name) for name in names]
+        if renamed != names:
+            conn.execute("UPDATE runs SET classes = ? WHERE id = ?", (json.dumps(renamed), run_id))
+
+
+def _remove_classes_created_by(conn: sqlite3.Connection, batch: int) -> list[str]:
+    """Hide the classes `batch` created when, with it undone, nothing uses them."""
+    removed = []
+    for class_id, name in conn.execute("SELECT id, name FROM classes WHERE created_by = ? "
+                                       "AND state = 'active'", (batch,)).fetchall():
+        in_runs = any(name in json.loads(classes) for (classes,) in
+                      conn.execute("SELECT classes FROM runs").fetchall())
+        if not in_runs and _class_usage(conn, class_id, name).total == 0:
+            conn.execute("UPDATE classes SET state = 'deleted' WHERE id = ?", (class_id,))
+            removed.append(name)
+    return removed
+
+
+@dataclass(frozen=True)
+class UndoReport:
+    """What `Workspace.undo_last_correction` undid.
+
+    Attributes
+    ----------
+    batch : int
+        The batch undone.
+    kind : {"relabel", "confirm"}
+    changes : list of (path, old label, new label)
+        Each image of the batch with the label it had before and the one the batch gave
+        it (the image now falls back to its previous label).
+    removed_classes : list of str
+        Classes the batch had created and that went away with it.
+    """
+
+    batch: int
+    kind: str
+    changes: list
+    removed_classes: list
+
+    def describe(self, shown: int = 3) -> str:
+        """The undo in words: "Undid the label of 2 images: a.png 7 → 1, b.png 7 → 1"."""
+        what = "confirmation" if self.kind == "confirm" else "label"
+        n = len(self.changes)
+        listed = ", ".join(f"{path} {old or 'no label'} → {new or 'no label'}"
+                           for path, old, new in self.changes[:shown])
+        more = f" and {n - shown} more" if n > shown else ""
+        text = f"Undid the {what} of {n} image{'s' if n != 1 else ''}: {listed}{more}."
+        if self.removed_classes:
+            text += f" Class {', '.join(repr(c) for c in self.removed_classes)} went away with it."
+        return text
+
+
+def _next_batch(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COALESCE(MAX(batch), 0) + 1 FROM corrections").fetchone()[0]
+
+
+def _write_batch(conn: sqlite3.Connection, batch: int, rows: list[tuple[int, int | None, int]],
+                 source: str, kind: str, actor: str | None) -> list[int]:
+    """Insert one batch of (item, old class id, new class id) rows; their ids in order."""
+    time = _now()
+    ids = []
+    for item_id, old_class, new_class in rows:
+        cursor = conn.execute(
+            "INSERT INTO corrections(batch, item_id, old_class_id, new_class_id, time, source, "
+            "kind, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (batch, item_id, old_class, new_class, time, source, kind, actor))
+        ids.append(cursor.lastrowid)
+    return ids
+
+
+def _check_actor(actor: Any) -> str | None:
+    if actor is None:
+        return None
+    if not isinstance(actor, str) or not actor.strip():
+        raise ValueError(f"actor must be a non-empty string naming who made the change, got {actor!r}")
+    return actor.strip()[:120]
 
 
 def _replace_truth(conn: sqlite3.Connection, truth: dict[str, str]) -> None:
@@ -832,18 +1153,21 @@ def _replace_truth(conn: sqlite3.Connection, truth: dict[str, str]) -> None:
 
 def _seed_labels(conn: sqlite3.Connection) -> dict[int, str]:
     return dict(conn.execute(
-        "SELECT s.item_id, c.name FROM seeds s JOIN classes c ON c.id = s.class_id "
+        "SELECT s.item_id, COALESCE(m.name, c.name) FROM seeds s "
+        "JOIN classes c ON c.id = s.class_id LEFT JOIN classes m ON m.id = c.merged_into "
         "JOIN items i ON i.id = s.item_id WHERE i.status = 'ok'").fetchall())
 
 
-def _corrected_labels(conn: sqlite3.Connection) -> dict[int, str]:
-    """Item id -> class of its latest correction that is not undone (accepted items only)."""
-    return dict(conn.execute(
-        "SELECT c.item_id, k.name FROM corrections c JOIN classes k ON k.id = c.new_class_id "
+def _corrected_labels(conn: sqlite3.Connection) -> dict[int, tuple[str, str]]:
+    """Item id -> (class, kind) of its latest correction or confirmation that is not undone
+    (accepted items only); a merged class counts as the class it was merged into."""
+    return {item_id: (name, kind) for item_id, name, kind in conn.execute(
+        "SELECT c.item_id, COALESCE(m.name, k.name), c.kind FROM corrections c "
+        "JOIN classes k ON k.id = c.new_class_id LEFT JOIN classes m ON m.id = k.merged_into "
         "JOIN items i ON i.id = c.item_id AND i.status = 'ok' "
         "WHERE c.id IN (SELECT MAX(x.id) FROM corrections x WHERE x.source != 'undo' "
         "  AND NOT EXISTS (SELECT 1 FROM corrections u WHERE u.undoes = x.id) GROUP BY x.item_id)"
-    ).fetchall())
+    ).fetchall()}
 
 
 def _resolve_run(conn: sqlite3.Connection, run_id: int | None, method: str | None) -> int | None:
@@ -872,7 +1196,8 @@ def _current_labels(conn: sqlite3.Connection, *, method: str | None,
         labels.update((item_id, (classes[label], "fallback" if fallback else "hdl"))
                       for item_id, label, fallback in rows)
     labels.update((item_id, (name, "seed")) for item_id, name in _seed_labels(conn).items())
-    labels.update((item_id, (name, "manual")) for item_id, name in _corrected_labels(conn).items())
+    labels.update((item_id, (name, "confirmed" if kind == "confirm" else "manual"))
+                  for item_id, (name, kind) in _corrected_labels(conn).items())
     return labels
 
 
@@ -894,7 +1219,7 @@ def _run_item_rows(run_id: int, item_ids: np.ndarray,
 
 
 def _stored_run(run_id: int, created: str, method: str, k: int, params: dict,
-                classes: list[str], rows: list[tuple]) -> StoredRun:
+                classes: list[str], rows: list[tuple], baseline_id: int | None) -> StoredRun:
     n = len(rows)
     if n:
         (item_ids, labels, step, round_, confidence, n_voters, fallback,
@@ -902,20 +1227,18 @@ def _stored_run(run_id: int, created: str, method: str, k: int, params: dict,
     else:
         item_ids = labels = step = round_ = confidence = n_voters = fallback = source_item = []
     item_ids = np.array(item_ids, dtype=np.int64)
-    labels = np.array(labels, dtype=np.int64)
     # Item ids back to positions in this run's order; a source item deleted
     # since the run (a rescan) becomes -1.
     position_of = {item_id: position for position, item_id in enumerate(item_ids.tolist())}
     source = np.array([-1 if s is None else position_of.get(s, -1) for s in source_item],
                       dtype=np.int64)
-    names = np.array(classes + [None], dtype=object)
-    return StoredRun(
-        run_id=run_id, created=created, method=method, k=k, params=params, classes=classes,
-        item_ids=item_ids, labels=labels, label_names=names[labels],
-        step=np.array(step, dtype=np.int64), round=np.array(round_, dtype=np.int64),
-        confidence=np.array(confidence, dtype=np.float64),
+    result = LabelingResult(
+        labels=np.array(labels, dtype=np.int64), step=np.array(step, dtype=np.int64),
+        round=np.array(round_, dtype=np.int64), confidence=np.array(confidence, dtype=np.float64),
         n_voters=np.array(n_voters, dtype=np.int64), fallback=np.array(fallback, dtype=bool),
-        source=source)
+        source=source, k=int(k))
+    return StoredRun(run_id=run_id, created=created, method=method, params=params,
+                     classes=classes, item_ids=item_ids, result=result, baseline_id=baseline_id)
 
 
 # --------------------------------------------------------------------------- files and JSON

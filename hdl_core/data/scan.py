@@ -1,0 +1,282 @@
+"""Scanning a dataset folder: every file becomes an `Item` or a `Skipped` with its reason.
+
+Seeds from the layout: an image inside a subfolder is a seed of the class named by its
+*first* path component, however deep it sits (``cats/indoor/x.png`` is a seed of
+``cats``). Images at the top level, or under a folder named ``unlabeled`` (or
+``unlabelled``, any case), are unlabeled. A seed CSV (`read_seed_csv`) of ``path,label``
+rows overrides the layout for the paths it lists. ``truth.csv`` at the dataset root is
+ground truth (the demo writes one), never seeds: it is read into `Dataset.truth` and not
+scanned as an image.
+
+What a scan skips, and says so: hidden files and folders (names starting with ``.``; a
+hidden folder is one entry and is not entered), files whose extension is not an image type
+Pillow can open (or that have no extension), symbolic links to folders (not followed) or to
+files outside the data root, and files Pillow cannot open, verify and decode: empty,
+truncated, corrupt, or over the pixel limit. Files with identical bytes are all kept as
+items and listed in `Dataset.duplicates`.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+from PIL import Image, UnidentifiedImageError
+
+from .._checks import check_positive_int
+from .dataset import (TRUTH_CSV, UNLABELED_FOLDERS, Dataset, DatasetError, Item, Skipped,
+                      data_root, resolve_in_data_root)
+from .imageio import DEFAULT_MAX_PIXELS, pixel_limit_problem
+from .seed_csv import read_seed_csv
+
+Progress = Callable[[int, int], None]   # (done, total)
+
+# Files up to this size are read once into memory (hash and decode from the same bytes);
+# bigger ones are hashed in chunks and decoded from disk.
+_IN_MEMORY_BYTES = 64 * 2**20
+_HASH_CHUNK_BYTES = 2**20
+
+
+def load_folder(folder: str | Path, *, seeds_csv=None, root: Path | None = None,
+                max_pixels: int = DEFAULT_MAX_PIXELS, progress: Progress | None = None,
+                workers: int | None = None) -> Dataset:
+    """Scan a folder under the data root into a `Dataset`.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The dataset folder, absolute or relative to the data root.
+    seeds_csv : str, Path, bytes or file object, optional
+        A ``path,label`` CSV (see `read_seed_csv`) applied over the layout seeds. A relative
+        path is taken relative to `folder`; a CSV file inside `folder` is not scanned as an
+        image. The path is not confined to the data root: callers that take it from a
+        browser user should pass the uploaded bytes instead.
+    root : Path, optional
+        The data root `folder` must be under; default `data_root()`.
+    max_pixels : int, default 50_000_000
+        Images with more pixels are skipped as possible decompression bombs (Pillow's own
+        limit, twice ``Image.MAX_IMAGE_PIXELS``, still applies above that).
+    progress : callable (done, total), optional
+        Called with the number of files checked so far, at least at the start and the end.
+    workers : int, optional
+        Threads checking files (Pillow and hashlib release the GIL); default
+        ``min(8, os.cpu_count())``.
+
+    Returns
+    -------
+    Dataset
+        May have no items; then `Dataset.skipped` says why.
+
+    Raises
+    ------
+    DatasetError
+        When `folder` is outside the data root or is not a folder, or the seed CSV is bad.
+    """
+    max_pixels = check_positive_int(max_pixels, "max_pixels", error=DatasetError)
+    workers = check_positive_int(workers or min(8, os.cpu_count() or 1), "workers",
+                                 error=DatasetError)
+    data_root_path = (data_root() if root is None else Path(root)).resolve()
+    folder_path = resolve_in_data_root(folder, data_root_path)
+    if not folder_path.is_dir():
+        what = "does not exist" if not folder_path.exists() else "is not a folder"
+        raise DatasetError(f"dataset folder {folder_path} {what}; "
+                           f"choose an existing folder under {data_root_path}")
+
+    not_images = {TRUTH_CSV}
+    if isinstance(seeds_csv, (str, Path)):
+        seeds_csv = folder_path / Path(seeds_csv).expanduser()
+        if seeds_csv.resolve().is_relative_to(folder_path):
+            not_images.add(seeds_csv.resolve().relative_to(folder_path).as_posix())
+
+    candidates, skipped = _walk(folder_path, data_root_path, not_images)
+    items = _check_files(candidates, max_pixels, progress, workers, skipped)
+    items.sort(key=lambda item: item.path)
+    skipped.sort(key=lambda entry: entry.path)
+    for item in items:
+        item.seed_label = _layout_label(item.path)
+
+    dataset = Dataset(root=folder_path, items=items, skipped=skipped,
+                      duplicates=_duplicate_groups(items))
+    if seeds_csv is not None:
+        labels = read_seed_csv(seeds_csv, dataset)
+        for item in items:
+            if item.path in labels:
+                item.seed_label = labels[item.path]
+    truth_file = folder_path / TRUTH_CSV
+    if truth_file.is_file():
+        truth = read_seed_csv(truth_file, dataset)
+        dataset.truth = {path: label for path, label in truth.items() if label is not None}
+    return dataset
+
+
+def _walk(folder: Path, data_root_path: Path, not_images: set[str]
+          ) -> tuple[list[tuple[str, Path]], list[Skipped]]:
+    """Files to check, as (relative path, absolute path), and what was skipped on sight."""
+    image_extensions = _image_extensions()
+    candidates: list[tuple[str, Path]] = []
+    skipped: list[Skipped] = []
+    pending = [(folder, "")]
+    while pending:
+        directory, prefix = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError as error:
+            skipped.append(Skipped(prefix.rstrip("/") or ".",
+                                   f"cannot list folder ({error.strerror or error})"))
+            continue
+        for entry in entries:
+            relative = prefix + _printable(entry.name)
+            reason = None
+            if entry.name != _printable(entry.name):
+                reason = "file name is not valid UTF-8; rename it"
+            elif entry.name.startswith("."):
+                kind = "folder" if entry.is_dir(follow_symlinks=False) else "file"
+                reason = f"hidden {kind} (names starting with '.' are not scanned)"
+            elif entry.is_symlink():
+                reason = _symlink_problem(Path(entry.path), data_root_path)
+            elif entry.is_dir():
+                pending.append((Path(entry.path), relative + "/"))
+                continue
+            elif not entry.is_file():
+                reason = "not a regular file"
+            if reason is None:
+                if relative in not_images:
+                    continue
+                extension = os.path.splitext(entry.name)[1].lower()
+                if not extension:
+                    reason = "no file extension (images need one, e.g. .jpg or .png)"
+                elif extension not in image_extensions:
+                    reason = f"not an image file type ({extension})"
+            if reason is None:
+                candidates.append((relative, Path(entry.path)))
+            else:
+                skipped.append(Skipped(relative, reason))
+    return candidates, skipped
+
+
+def _symlink_problem(link: Path, data_root_path: Path) -> str | None:
+    """Why a symbolic link is skipped, or None when it is a file inside the data root."""
+    try:
+        target = link.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return "broken symbolic link"
+    if target.is_dir():
+        return "symbolic link to a folder (not followed)"
+    if not target.is_relative_to(data_root_path):
+        return f"symbolic link pointing outside the data root {data_root_path}"
+    return None
+
+
+def _check_files(candidates: list[tuple[str, Path]], max_pixels: int,
+                 progress: Progress | None, workers: int, skipped: list[Skipped]) -> list[Item]:
+    """Hash and check every candidate in a thread pool; return the items, extend `skipped`."""
+    total = len(candidates)
+    report_every = max(1, total // 200)
+    if progress is not None:
+        progress(0, total)
+    items: list[Item] = []
+    # Our own `max_pixels` replaces Pillow's DecompressionBombWarning (raised at ~89 MP).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = pool.map(lambda candidate: _inspect_file(candidate[1], max_pixels),
+                               candidates)
+            for done, ((relative, _), (size, digest, problem)) in enumerate(
+                    zip(candidates, results), start=1):
+                if problem is None:
+                    items.append(Item(path=relative, content_hash=digest, size=size))
+                else:
+                    skipped.append(Skipped(relative, problem))
+                if progress is not None and (done % report_every == 0 or done == total):
+                    progress(done, total)
+    return items
+
+
+def _inspect_file(path: Path, max_pixels: int) -> tuple[int, str, str | None]:
+    """(size, sha256 hex, problem or None) for one file; never raises."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return 0, hashlib.sha256(b"").hexdigest(), "empty file (0 bytes)"
+        if size <= _IN_MEMORY_BYTES:
+            data = path.read_bytes()
+            return len(data), hashlib.sha256(data).hexdigest(), _image_problem(data, max_pixels)
+        digest = hashlib.sha256()
+        with open(path, "rb") as stream:
+            while chunk := stream.read(_HASH_CHUNK_BYTES):
+                digest.update(chunk)
+        return size, digest.hexdigest(), _image_problem(path, max_pixels)
+    except OSError as error:
+        return 0, "", f"cannot read file ({error.strerror or error})"
+
+
+def _image_problem(source: bytes | Path, max_pixels: int) -> str | None:
+    """Why Pillow cannot use this image, or None.
+
+    Three steps, cheapest first: the header (size against `max_pixels`, before any pixel
+    is decoded), ``verify()`` (chunk CRCs and structure, e.g. a PNG without IEND), and a
+    decode. A truncated JPEG passes ``verify()``, so it is decoded too, in draft mode at
+    1/8 scale: that still reads the whole entropy-coded stream, so truncation raises.
+    """
+    def opened():
+        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+
+    try:
+        with opened() as image:
+            problem = pixel_limit_problem(image.size, max_pixels)
+            if problem is not None:
+                return problem
+            image.verify()
+        with opened() as image:
+            if image.format == "JPEG":
+                image.draft(image.mode, (1, 1))
+            image.load()
+    except Image.DecompressionBombError as error:
+        return f"image too large, possible decompression bomb ({error})"
+    except UnidentifiedImageError:
+        return "not an image (Pillow cannot identify the file)"
+    except Exception as error:   # Pillow raises many types on bad data; none may escape
+        message = str(error) or type(error).__name__
+        if "truncat" in message.lower() or isinstance(error, EOFError):
+            return f"truncated file ({message})"
+        return f"corrupt image ({message})"
+    return None
+
+
+def _layout_label(path: str) -> str | None:
+    """Seed class from the layout: the first folder, unless at top level or `unlabeled/`."""
+    first, separator, _ = path.partition("/")
+    if not separator or first.lower() in UNLABELED_FOLDERS:
+        return None
+    return first
+
+
+def _duplicate_groups(items: list[Item]) -> list[list[str]]:
+    by_hash: dict[str, list[str]] = {}
+    for item in items:
+        by_hash.setdefault(item.content_hash, []).append(item.path)
+    return sorted(sorted(paths) for paths in by_hash.values() if len(paths) > 1)
+
+
+_IMAGE_EXTENSIONS: frozenset[str] | None = None
+
+
+def _image_extensions() -> frozenset[str]:
+    """Extensions of the formats this Pillow can open (not only save)."""
+    global _IMAGE_EXTENSIONS
+    if _IMAGE_EXTENSIONS is None:
+        Image.init()
+        _IMAGE_EXTENSIONS = frozenset(extension for extension, format_name
+                                      in Image.registered_extensions().items()
+                                      if format_name in Image.OPEN)
+    return _IMAGE_EXTENSIONS
+
+
+def _printable(name: str) -> str:
+    """`name` with undecodable bytes (surrogate escapes) shown as \\x.. escapes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+

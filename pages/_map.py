@@ -1,0 +1,145 @@
+"""The one map of the embeddings that Label and Review both draw, and how it is read back.
+
+* `palette` / `class_colours`: one colour per class, the same on every page.
+* `class_map`: points coloured by their label, each carrying an id in ``customdata``.
+* `selected_ids`: the one reader of a plotly selection (ids from ``customdata``, never
+  ``point_index``, which counts within each trace).
+* `map_note` and `wait_for_umap`: PCA is shown while UMAP computes in the background; a
+  small fragment polls and redraws the page once UMAP is ready.
+
+A module of pages/ whose name starts with ``_`` is not a page; pages import it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+from plotly.colors import qualitative
+
+import state
+
+GREY = "rgba(140, 140, 140, 0.35)"
+OUTLINE = "rgba(128, 128, 128, 0.95)"
+POLL_SECONDS = 2.0
+MAP_HEIGHT = 520
+
+
+def palette(n_classes: int) -> list[str]:
+    """One colour per class: plotly's 10, else 26 (Alphabet), repeated past that."""
+    colours = qualitative.Plotly if n_classes <= 10 else qualitative.Alphabet
+    return [colours[i % len(colours)] for i in range(max(n_classes, 1))]
+
+
+def class_colours(colours: list[str]) -> dict:
+    """Marker settings that colour a numeric class array with the class palette."""
+    n = len(colours)
+    scale = []
+    for i, colour in enumerate(colours):
+        scale += [[i / n, colour], [(i + 1) / n, colour]]
+    return {"colorscale": scale, "cmin": -0.5, "cmax": n - 0.5, "showscale": False}
+
+
+def selected_ids(points) -> list[int]:
+    """Ids of the selected points, read from the first entry of each point's ``customdata``.
+
+    plotly.js hands a row of a binary customdata array back as ``{"0": .., "1": ..}``, a
+    row of a list as a list, and a scalar as itself; all are read. Points without an id
+    are ignored; order is kept, repeats dropped.
+    """
+    ids: list[int] = []
+    for point in points or []:
+        value = point.get("customdata") if isinstance(point, dict) else None
+        if isinstance(value, dict):
+            value = value.get("0", value.get(0))
+        elif isinstance(value, (list, tuple)):
+            value = value[0] if value else None
+        if value is None or isinstance(value, bool):
+            continue
+        try:
+            ids.append(int(value))
+        except (TypeError, ValueError):
+            continue
+    return list(dict.fromkeys(ids))
+
+
+def selection_points(key: str) -> list:
+    """The points of the selection a chart with `key` reported (empty when none)."""
+    event = st.session_state.get(key)
+    try:
+        return list(event["selection"]["points"])
+    except (KeyError, TypeError):
+        return []
+
+
+def plotly_text(text) -> str:
+    """`text` shown as itself in plotly hovers and legends (which read <b>, <a href>, &...)."""
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def class_map(coords: np.ndarray, ids: np.ndarray, labels: np.ndarray, classes: list[str], *,
+              hover: np.ndarray, given: np.ndarray, colours: dict | None = None,
+              selected=None, height: int = MAP_HEIGHT) -> dict:
+    """Points coloured by their label, one trace per class, lasso ready.
+
+    Parameters
+    ----------
+    coords : ndarray (n, 2)
+        Map positions of the points drawn.
+    ids : ndarray (n,)
+        What `selected_ids` gives back for each point (item ids on Review).
+    labels : ndarray (n,) of object
+        Class name per point, None for "no label".
+    classes : list of str
+        Class order.
+    hover : ndarray (n,) of str
+        Hover text (the file's path).
+    given : ndarray (n,) of bool
+        Labels given by hand (seeds, corrections, confirmations): bigger diamonds.
+    colours : dict of str to str, optional
+        Each class's colour (`Workspace.class_colours`); `palette` when not given.
+    selected : iterable of ids, optional
+        A selection to show: those points keep their colour, the others turn grey.
+    """
+    fallback = palette(len(classes))
+    colours = {name: (colours or {}).get(name, fallback[c]) for c, name in enumerate(classes)}
+    chosen = None if not selected else np.isin(ids, np.fromiter(selected, np.int64))
+    data = []
+    groups = [(name, colours[name], labels == name) for name in classes]
+    groups.append(("no label", "lightgrey", np.array([label is None for label in labels], bool)))
+    for name, colour, mask in groups:
+        if not mask.any():
+            continue
+        trace = {
+            "type": "scattergl", "mode": "markers", "name": plotly_text(name),
+            "x": coords[mask, 0], "y": coords[mask, 1], "customdata": ids[mask],
+            "text": np.array([plotly_text(h) for h in hover[mask]], dtype=object),
+            "marker": {"color": colour, "size": np.where(given[mask], 9, 5),
+                       "symbol": np.where(given[mask], "diamond", "circle")},
+            "hovertemplate": "%{text}<br>" + plotly_text(name) + "<extra></extra>"}
+        if chosen is not None:
+            trace["selectedpoints"] = np.flatnonzero(chosen[mask]).tolist()
+            trace["unselected"] = {"marker": {"color": GREY, "opacity": 0.35}}
+        data.append(trace)
+    layout = {"dragmode": "lasso", "height": height, "margin": {"t": 10, "b": 10, "l": 10, "r": 10},
+              "legend": {"itemsizing": "constant"}, "uirevision": "class-map",
+              "xaxis": {"showticklabels": False}, "yaxis": {"showticklabels": False}}
+    return {"data": data, "layout": layout}
+
+
+def map_note(kind: str, emb) -> None:
+    """Say which map is shown: UMAP, PCA while UMAP computes, or PCA because UMAP failed."""
+    if kind == "pca":
+        st.caption("Map: PCA for now; the UMAP map is computing in the background and replaces "
+                   "it by itself when ready.")
+    elif kind == "pca-only":
+        st.caption(f"Map: PCA (UMAP failed: {state.umap_problem(emb)}).")
+
+
+def wait_for_umap(ws, emb) -> None:
+    """While the map is PCA because UMAP is still computing: redraw the page once it is done."""
+    if state.map_coordinates(ws, emb)[1] == "pca":
+        st.fragment(_poll_umap, run_every=POLL_SECONDS)(ws, emb)
+
+
+def _poll_umap(ws, emb) -> None:
+    if state.map_coordinates(ws, emb)[1] != "pca":
+        st.rerun()
