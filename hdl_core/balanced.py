@@ -306,8 +306,9 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, work, slot_class, slot_co
     class_level = np.zeros(n_classes, np.int64)
     while counters[_N_UNLABELED] > 0:
         # every class's level: its highest bucket holding a valid candidate. Buckets hold
-        # stale entries (labeled points, votes since changed); the buckets above a class's
-        # level held only stale ones and are emptied.
+        # stale entries (labeled points, votes since changed), which never become valid
+        # again (votes only grow): those in front of a bucket's first valid entry are
+        # dropped, so a class that waits at its border is not scanned again and again.
         best_ratio = -1.0
         for c in range(n_classes):
             class_level[c] = 0
@@ -315,10 +316,10 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, work, slot_class, slot_co
                 node = bucket_head[c, level]
                 while node != -1 and not _valid(node_point[node], c, level, work, winner, votes):
                     node = node_next[node]
+                bucket_head[c, level] = node
                 if node != -1:
                     class_level[c] = level
                     break
-                bucket_head[c, level] = -1
             if class_level[c] > 0:
                 best_ratio = max(best_ratio, _peak_ratio(class_level[c], peak[c]))
         # first levels of the classes not at their border (or, when all are, of those
