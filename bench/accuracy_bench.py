@@ -26,8 +26,8 @@ Held-out draws: the reported draws use seeds from numpy default_rng(1000 + draw)
 the synthetic sets, data_seed = draw. Class-balanced HDL (k, border ratio) and the tuned
 peers were chosen on *design* draws with other seeds (default_rng(500 + d), data_seed
 500 + d) that the reported draws never use. The peers' tuning is cached in
-bench/results/accuracy_bench_tuning.json (`--retune` recomputes it, about half an hour on
-2 shared cores; the whole suite then takes about as long again).
+bench/results/accuracy_bench_tuning.json (`--retune` recomputes it). The full run, tuning
+included, took 39 minutes on 2 shared cores; --quick with the tuning cached, about 2.
 
 Target (issue 12): on every set and seed count the default >= the best of HDL k=3,
 kNN-DV k=3, 1-NN seeds, LS default and LP default, minus 1 point, and no class above
