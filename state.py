@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from hdl_core import data as images
@@ -211,11 +212,15 @@ def workspace_label(ws: Workspace) -> str:
 def sidebar_status(ws: Workspace) -> None:
     """Which dataset is open and how far it got, in the sidebar of every page."""
     with st.sidebar:
-        st.caption(f"**Dataset:** {workspace_label(ws)}")
+        st.caption(f"**Dataset:** {escape_md(workspace_label(ws))}")
         embedding = pipeline.current_embedding(ws)
-        steps = [f"{len(ws.ok_items())} images", f"{len(ws.seeds())} seeds",
-                 embedding.label if embedding else "not embedded",
-                 f"{len(ws.runs('hdl'))} HDL runs"]
+        sources = pd.Series([source for _, source in ws.current_labels().values()]).value_counts()
+        runs = len(ws.runs("hdl"))
+        steps = [f"{len(ws.ok_items()):,} images", f"{int(sources.get('seed', 0)):,} seeds",
+                 f"{int(sources.get('manual', 0)):,} corrected",
+                 f"{int(sources.get('confirmed', 0)):,} confirmed",
+                 escape_md(embedding.label) if embedding else "not embedded",
+                 f"{runs} HDL run{'s' if runs != 1 else ''}"]
         st.caption(" · ".join(steps))
 
 

@@ -30,6 +30,20 @@ def _tags(model: str) -> list[str]:
     return list(open_clip.list_pretrained_tags_by_model(model))
 
 
+def weights_message(error: WeightsUnavailable) -> str:
+    """Why CLIP cannot start, and the ways out in this page's own terms."""
+    model = state.escape_md(error.model or "this model")
+    tag = state.escape_md(error.tag or "these weights")
+    why = state.escape_md(error.why) if error.why else "no internet connection"
+    return (f"The CLIP weights {model} / {tag} are not on this server, and they cannot be "
+            f"downloaded now ({why}). Three ways out:\n\n"
+            f"1. Under **Weights**, choose **Local checkpoint file** and give a weights file you "
+            f"already have (under the data root).\n"
+            f"2. Embed on a machine with internet (`hdl-studio embed`) and load the result here "
+            f"with **Precomputed file**.\n"
+            f"3. Or embed with **Pixels** now: no weights needed, but far weaker than CLIP on photos.")
+
+
 def _progress_bar():
     """A progress callback drawing images/s and time left."""
     bar = st.progress(0.0, text="Starting…")
@@ -84,10 +98,7 @@ def main() -> None:
                         "clip", model=model, pretrained=pretrained, batch_size=batch), progress=report)
                 except WeightsUnavailable as error:
                     bar.empty()
-                    st.error("The CLIP weights are not available offline.", icon=":material/warning:")
-                    st.code(str(error), language=None)
-                    st.info("Or embed with **Pixels** now (a weak baseline), or load embeddings made "
-                            "elsewhere with **Precomputed file**.")
+                    st.error(weights_message(error), icon=":material/warning:")
                     st.stop()
                 st.session_state[state.EMBED_STATS] = emb.stats
                 st.rerun()
@@ -113,7 +124,7 @@ def main() -> None:
                     target.write_bytes(upload.getvalue())
                     paths_file = None
                     if paths_upload is not None:
-                        paths_file = Path(tmp) / "paths.txt"
+                        paths_file = Path(tmp) / Path(paths_upload.name).name
                         paths_file.write_bytes(paths_upload.getvalue())
                     paths, X = load_precomputed(target, paths_file)
                 emb = pipeline.import_embeddings(ws, paths, X, label=f"precomputed ({upload.name})")

@@ -6,6 +6,7 @@ CLI writes, so the three never disagree.
 import streamlit as st
 
 import state
+from hdl_core.views import gallery as review
 from hdl_core.workspace import labels, pipeline
 
 
@@ -14,17 +15,27 @@ def main() -> None:
     ws = state.workspace()
     state.sidebar_status(ws)
     with state.user_errors("Export"):
-        frame = labels.export_frame(ws)
+        table = labels.label_table(ws)
+        frame = table[labels.EXPORT_COLUMNS]
         if frame["label"].isna().all():
             st.info("Nothing is labeled yet: run HDL on the Label page first (seeds alone are "
                     "exported too).")
         counts = frame["source"].value_counts()
-        c1, c2, c3, c4, c5 = st.columns(5)
-        c1.metric("Images", len(frame))
-        c2.metric("Seeds", int(counts.get("seed", 0)))
-        c3.metric("HDL", int(counts.get("hdl", 0)))
-        c4.metric("Bridged", int(counts.get("fallback", 0)))
-        c5.metric("Corrected", int(counts.get("manual", 0)))
+        c1, c2, c3, c4, c5, c6 = st.columns(6)
+        c1.metric("Images", f"{len(frame):,}")
+        c2.metric("Seeds", f"{int(counts.get('seed', 0)):,}",
+                  help="Given before labeling: class folders, a seed CSV or the Data page.")
+        c3.metric("By HDL", f"{int(counts.get('hdl', 0) + counts.get('fallback', 0)):,}",
+                  help=f"Of them {int(counts.get('fallback', 0)):,} bridged (no labeled neighbour).")
+        c4.metric("Corrected", f"{int(counts.get('manual', 0)):,}", help="Changed by hand.")
+        c5.metric("Confirmed", f"{int(counts.get('confirmed', 0)):,}", help="Checked by hand.")
+        run_accuracy = review.accuracy(table, "run_label")
+        now = review.accuracy(table)
+        if run_accuracy is not None:
+            c6.metric("Accuracy", f"{now[0]:.1%}",
+                      f"run alone {run_accuracy[0]:.1%}", delta_color="off", delta_arrow="off",
+                      help="Against the ground truth, seeds left out: the labels exported now, "
+                           "and the run's own labels (the Label page's final accuracy).")
         unlabeled = int(frame["label"].isna().sum())
         if unlabeled:
             st.warning(f"{unlabeled} images have no label yet (no run since they were added); "
@@ -43,7 +54,7 @@ def main() -> None:
                            f"{name}-imagefolder.zip", mime="application/zip",
                            help="One folder per class, built when you click.")
         st.caption("Columns: path (relative to the dataset root), label, source (seed / hdl / "
-                   "fallback / manual), confidence (share of the winning votes; 1 for seeds and "
+                   "fallback / manual / confirmed), confidence (share of the winning votes; 1 for seeds and "
                    "corrections), step and round (position in the labeling; -1 for seeds and "
                    "corrections).")
 

@@ -15,7 +15,18 @@ PIPELINE_VERSION = "v1"
 
 
 class WeightsUnavailable(RuntimeError):
-    """Pretrained weights are neither cached nor downloadable; message names model, cache folder, ways out."""
+    """Pretrained weights are neither cached nor downloadable; message names model, cache folder, ways out.
+
+    Besides the message (written for the command line) it carries the facts, so the app
+    can say the same in its own terms: ``model``, ``tag``, ``repo_id``, ``filename``,
+    ``cache`` (the Hugging Face cache folder looked in) and ``why`` (offline, no answer).
+    """
+
+    def __init__(self, message: str, *, model: str = "", tag: str = "", repo_id: str = "",
+                 filename: str = "", cache: str = "", why: str = ""):
+        super().__init__(message)
+        self.model, self.tag, self.repo_id, self.filename = model, tag, repo_id, filename
+        self.cache, self.why = cache, why
 
 
 class EmbeddingError(ValueError):

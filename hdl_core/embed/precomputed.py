@@ -43,7 +43,7 @@ def load_precomputed(path: str | Path, paths_file: str | Path | None = None) -> 
     """
     path = Path(path)
     if not path.is_file():
-        raise EmbeddingError(f"embeddings file not found: {path}")
+        raise EmbeddingError(f"embeddings file not found: {path.name}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         paths, X = _read_npy(path, paths_file)
@@ -69,7 +69,7 @@ def _read_npy(path: Path, paths_file) -> tuple[list[str], np.ndarray]:
     paths_file = _default_paths_file(path) if paths_file is None else Path(paths_file)
     if not paths_file.is_file():
         raise EmbeddingError(f"{path.name} needs a path list (one image path per line, in row order): "
-                             f"{paths_file} not found; pass it as paths_file= / --paths")
+                             f"{paths_file.name} not found; pass it as paths_file= / --paths")
     lines = paths_file.read_text(encoding="utf-8").splitlines()
     paths = [line.strip() for line in lines if line.strip()]
     if X.ndim == 2 and len(paths) != X.shape[0]:

@@ -490,7 +490,9 @@ def imagefolder_zip(ws: Workspace, frame: pd.DataFrame, target=None, *,
     written: set[str] = set()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for done, (path, label) in enumerate(zip(labeled["path"], labeled["label"]), 1):
-            folder = re.sub(r"[\\/\x00]", "_", str(label)).strip() or "_"
+            # a folder name every system accepts: no path separators, no characters Windows
+            # refuses (<>:"|?*), no control characters, no trailing dot or space
+            folder = re.sub(r'[\\/<>:"|?*\x00-\x1f]', "_", str(label)).strip().rstrip(".") or "_"
             if folder in (".", ".."):
                 folder = f"_{folder}"
             entry = _unused_entry(f"{folder}/{str(path).replace('/', '__')}", written)
