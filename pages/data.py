@@ -10,6 +10,7 @@ from hdl_core import data as images
 from hdl_core.workspace import pipeline
 
 SEED_GRID_PAGE = 48
+UPLOADS_FOLDER = "uploads"          # under the data root: zips and files uploaded here
 MIN_SEEDS_PER_CLASS = 3
 
 
@@ -30,7 +31,7 @@ def _upload_folder(name: str, content: bytes) -> Path:
     """A fresh folder under <data root>/uploads for an upload, named after it and its content."""
     stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(name).stem)[:40] or "upload"
     digest = hashlib.sha1(content).hexdigest()[:8]
-    return images.data_root() / "uploads" / f"{stem}-{digest}"
+    return images.data_root() / UPLOADS_FOLDER / f"{stem}-{digest}"
 
 
 def main() -> None:
@@ -40,8 +41,24 @@ def main() -> None:
     source = st.radio("Images from", ["Built-in demo", "Folder on the server", "Zip file",
                                       "Upload files"], horizontal=True, key=state.DATA_SOURCE)
     _open_section(source)
+    _recent_section(ws)
     st.divider()
     _workspace_section(ws)
+
+
+def _recent_section(ws) -> None:
+    """The datasets opened on this server, most recent first; one click opens one here."""
+    recent = [entry for entry in state.recent_workspaces() if entry[0] != ws.folder.resolve()]
+    if not recent:
+        return
+    with st.expander(f"Recent datasets ({len(recent)})"):
+        for folder, label, _ in recent:
+            left, right = st.columns([4, 1], vertical_alignment="center")
+            left.markdown(state.escape_md(label))
+            if right.button("Open", key=f"data_recent_{folder.name}"):
+                state.open_folder(folder, label)
+                st.session_state.pop(state.IMPORT_SUMMARY, None)
+                st.rerun()
 
 
 def _open_section(source: str) -> None:
@@ -59,8 +76,10 @@ def _open_section(source: str) -> None:
             st.caption(f"Folders under the data root `{root}` (set HDL_DATA_ROOT to change it). "
                        "Images in a sub-folder named after a class are seeds of that class; images at "
                        "the top level or under `unlabeled/` are unlabeled.")
+            # uploads/ and the demo are opened with their own choices above
             folders = sorted(str(p.relative_to(root)) for p in root.iterdir()
-                             if p.is_dir() and not p.name.startswith("."))
+                             if p.is_dir() and not p.name.startswith(".")
+                             and p.name not in (UPLOADS_FOLDER, images.DEMO_FOLDER))
             choice = st.selectbox("Folder", folders, index=None, placeholder="choose a folder…")
             typed = st.text_input("…or a path under the data root", placeholder="photos/2024")
             seeds_csv = st.file_uploader("Seed CSV (optional): path,label", type=["csv"], key="seed_csv")

@@ -19,7 +19,8 @@ import state
 from hdl_core.explain import round_view, vote_detail
 from hdl_core.views import replay as replaying
 from hdl_core.workspace import pipeline
-from pages._map import GREY, OUTLINE, class_colours, map_note, palette, selected_ids, wait_for_umap
+from pages._map import (GREY, OUTLINE, class_colours, map_note, palette, plotly_text, selected_ids,
+                        wait_for_umap)
 
 # Transient UI state of this page (named in state.py; durable facts live in the store).
 ROUND_KEY = state.LABEL_ROUND
@@ -56,6 +57,7 @@ class RunView:
     hover: np.ndarray          # (n, 3): position, round, confidence, for the map's tooltips
     params: dict
     created: str
+    colours: list[str]         # each class's colour (fixed when the class was created)
 
 
 def hdl_runs(ws, emb) -> list:
@@ -89,8 +91,12 @@ def prepare(ws, run_id: int, baseline_id: int | None, neighbours: np.ndarray) ->
     # float32: sent as binary; exact for positions and rounds below 16 million
     hover = np.column_stack([np.arange(replay.n), result.round,
                              result.confidence]).astype(np.float32)
+    stored = ws.class_colours()
+    fallback = palette(len(run.classes))
+    colours = [stored.get(name, fallback[c]) for c, name in enumerate(run.classes)]
     return RunView(run_id, baseline_id if baseline is not None else None, replay,
-                   list(run.classes), run.item_ids, paths, files, hover, run.params, run.created)
+                   list(run.classes), run.item_ids, paths, files, hover, run.params, run.created,
+                   colours)
 
 
 @st.cache_resource(show_spinner="Preparing the replay…", max_entries=4)
@@ -115,13 +121,14 @@ def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | 
     """
     replay, result = view.replay, view.replay.result
     layers = replaying.map_layers(replay, r, only=only)
-    colours = palette(len(view.classes))
+    colours = view.colours
     by_class = class_colours(colours)
     xy = np.round(coords, 3)
     labels = result.labels
     size = 5 if only is None else 8          # a filtered map shows few points: draw them bigger
 
     def trace(index, name, marker, **extra):
+        name = plotly_text(name)          # class names are shown as text, never as markup
         return {"type": "scattergl", "mode": "markers", "name": name, "x": xy[index, 0],
                 "y": xy[index, 1], "customdata": view.hover[index], "marker": marker,
                 "hovertemplate": "#%{customdata[0]:.0f} · round %{customdata[1]:.0f} · confidence "
@@ -133,7 +140,8 @@ def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | 
     coloured_labels = labels[coloured]
     for c, name in enumerate(view.classes):
         members = coloured[coloured_labels == c]
-        data.append(trace(members, name, {"color": colours[c], "size": size}, legendgroup=name))
+        data.append(trace(members, name, {"color": colours[c], "size": size},
+                          legendgroup=str(c)))
     data.append(trace(layers.seeds, "seeds", {
         "color": labels[layers.seeds], **by_class, "size": 12,
         "line": {"color": OUTLINE, "width": 1.5}},

@@ -115,3 +115,44 @@ def test_export_csv_matches_the_store(demo_workspace):
     assert accuracy.value == f"{final:.1%}" and accuracy.delta == f"run alone {final:.1%}"
     sidebar = " ".join(c.value for c in at.sidebar.caption)
     assert f"{int((csv['source'] == 'seed').sum())} seeds" in sidebar and "0 corrected" in sidebar
+
+
+def _second_dataset(app_roots):
+    """Another dataset beside the demo: a few images in two class folders."""
+    from PIL import Image
+
+    from hdl_core import data
+    from hdl_core.workspace.store import Workspace
+    folder = app_roots / "data" / "shapes"
+    for name, colour in (("dark", 20), ("light", 230)):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(3):
+            Image.new("L", (8, 8), colour + i).save(folder / name / f"{name}{i}.png")
+    ws = Workspace(pipeline.workspace_for(folder))
+    pipeline.import_dataset(ws, data.load_folder(folder))
+    ws.set_setting("label", "Folder: shapes")
+    return ws
+
+
+def test_the_dataset_belongs_to_the_session_and_its_url(demo_workspace, app_roots):
+    shapes = _second_dataset(app_roots)
+    here = AppTest.from_file(APP, default_timeout=120)
+    here.query_params["dataset"] = shapes.folder.name           # a link or a reload
+    here.run()
+    assert not here.exception, here.exception
+    assert here.subheader[0].value == "Open: Folder: shapes"
+    assert shapes.folder.name in str(here.query_params["dataset"])
+
+    other = _app()                                               # another tab: the demo
+    assert other.subheader[0].value == "Open: Demo: handwritten digits"
+    assert demo_workspace.folder.name in str(other.query_params["dataset"])
+    here.run()                                                   # not switched by the other tab
+    assert here.subheader[0].value == "Open: Folder: shapes"
+
+    # the other tab opens the shapes from its recent datasets
+    opened = next(b for b in other.button if b.key == f"data_recent_{shapes.folder.name}")
+    opened.click().run()
+    assert other.subheader[0].value == "Open: Folder: shapes"
+    here.query_params["dataset"] = "../../etc"                   # not a workspace: ignored
+    here.run()
+    assert not here.exception and here.subheader[0].value == "Open: Folder: shapes"
