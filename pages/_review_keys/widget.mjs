@@ -808,15 +808,15 @@ class ReviewWidget {
     const d = this.doc;
     const m = this.model;
     const rows = KEY_HELP.map(([keys, what]) => el(d, "tr", {}, el(d, "th", { text: keys }), el(d, "td", { text: what })));
-    const classRows = m.keymap.map((k) => el(d, "tr", {},
-      el(d, "th", { text: [k.number, k.letters].filter(Boolean).join("  ") || "/ (search)" }),
-      el(d, "td", {}, tag(d, m.classes[k.index].name, m.classes[k.index].colour))));
+    const classes = m.keymap.map((k) => el(d, "div", { className: "rk-help-class" },
+      el(d, "kbd", { text: [k.number, k.letters].filter(Boolean).join(" ") || "/" }),
+      tag(d, m.classes[k.index].name, m.classes[k.index].colour, false, true)));
     this.help.replaceChildren(el(d, "div", { className: "rk-help-card" },
-      el(d, "h4", { text: "Keys" }), el(d, "table", {}, ...rows),
-      el(d, "h4", { text: "Classes" }),
-      el(d, "p", { className: "rk-help-note", text: "Letters: the shortest start of a class name that starts no other name (a–z only). u is undo, so a name starting with u, or one that starts another name, has no letters: use its number or /." }),
-      el(d, "table", {}, ...classRows),
-      el(d, "p", { className: "rk-help-note", text: "Press ? or Esc to close." })));
+      el(d, "section", {}, el(d, "h4", { text: "Keys" }), el(d, "table", {}, ...rows)),
+      el(d, "section", {}, el(d, "h4", { text: "Classes" }),
+        el(d, "p", { className: "rk-help-note", text: "Letters: the shortest start of a class name that starts no other name (a–z only). u is undo, so a name starting with u, or one that starts another name, has no letters: use its number or /." }),
+        el(d, "div", { className: "rk-help-classes" }, ...classes),
+        el(d, "p", { className: "rk-help-note", text: "Press ? or Esc to close." }))));
   }
 
   // --------------------------------------------------------------------- search
