@@ -1,15 +1,18 @@
 """A tiny Streamlit app around `review_keys`, for the Chromium test and the benchmark.
 
 Run: ``streamlit run tests/review_keys_harness.py`` then open
-``/?mode=one|grid&n=60&per_page=60&wrong=1&store_ms=40&path=callback|return&run=name``.
+``/?mode=one|grid&n=60&per_page=60&wrong=1&store_ms=40&page_ms=0&path=callback|return&run=name``.
 
 It reviews handwritten digits (scikit-learn's bundled 8x8 images, no download) and keeps
 its "store" in session state: every action the widget hands out is applied there (after a
 fake write of ``store_ms`` milliseconds, like the real store), so the next tiles show it,
 as the contract asks. When ``HDL_REVIEW_KEYS_LOG`` names a file, each action is appended
-to it as one JSON line with the time it was stored and the ``run`` name from the URL,
+to it as one JSON line with the time it was stored, the ``run`` name from the URL and
+how many actions came in the same call (``batch``: more than 1 when reruns coalesced;
+``batch_first``: the first seq of that call),
 for the test and the benchmark to read. ``wrong=1`` gives every image a wrong label (the benchmark corrects them all);
-otherwise every third one is wrong.
+otherwise every third one is wrong. ``page_ms`` makes every rerun of the widget's fragment
+that much slower, like a page with a map and a gallery.
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ n_images = int(params.get("n", 30))
 per_page = int(params.get("per_page", n_images))
 all_wrong = params.get("wrong", "0") == "1"
 store_seconds = float(params.get("store_ms", 0)) / 1000
+page_seconds = float(params.get("page_ms", 0)) / 1000
 use_callback = params.get("path", "callback") == "callback"
 run_name = params.get("run", "")
 
@@ -103,7 +107,9 @@ def store(actions: list[dict]) -> None:
         st.session_state.harness_seen.append(action)
         if LOG:
             with open(LOG, "a", encoding="utf-8") as f:
-                f.write(json.dumps({**action, "stored_at": time.time(), "run": run_name}) + "\n")
+                f.write(json.dumps({**action, "stored_at": time.time(), "run": run_name,
+                                    "batch": len(actions), "batch_first": actions[0]["seq"]})
+                        + "\n")
 
 
 def tiles() -> list[dict]:
@@ -125,6 +131,7 @@ def tiles() -> list[dict]:
 
 @st.fragment
 def review() -> None:
+    time.sleep(page_seconds)            # the rest of a heavy page, before the widget
     colours = palette(len(CLASSES))
     classes = dict(zip(CLASSES, colours))
     if use_callback:
