@@ -337,6 +337,13 @@ def test_five_images_reviewed_by_keyboard_reach_python_in_order(harness, browser
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
     assert page.locator(".rk-main-tag").inner_text() == "eight"   # the store's label now
+    page.keyboard.press("c")                # no class starts with c; Streamlit's "clear
+    page.keyboard.press("r")                # cache" and "rerun" keys must stay quiet too
+    page.wait_for_timeout(300)
+    assert page.locator("[role=dialog]").count() == 0
+    assert "No class key starts with “r”" in page.locator(".rk-status").inner_text()
+    page.get_by_text("review_keys harness").click()      # focus leaves the widget …
+    _press_and_see(page, "End", 11)                      # … and keys still reach it
     assert page.locator(".rk-legend").inner_text().count("<b>x</b>") == 1
     _no_html_elements(page)
     page.screenshot(path=str(ARTIFACTS / "one-1280x720.png"))

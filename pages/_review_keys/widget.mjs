@@ -514,17 +514,19 @@ class ReviewWidget {
     this.search = null;            // {input, list, hits, at} while searching
     this.build();
     this.onWindowKey = (ev) => {
-      // Keys typed with nothing focused (the page body) come here, so a reviewer need not
-      // click first; keys typed in other widgets are left to them.
-      const active = this.doc.activeElement;
-      if (active && active !== this.doc.body && active !== this.doc.documentElement) return;
-      if (!this.root.isConnected) return;
+      // Keys typed while no control has focus (the page, Streamlit's main area) come here,
+      // so a reviewer need not click first; keys typed in other widgets are left to them.
+      if (keyOwner !== this || !this.root.isConnected || ev.defaultPrevented) return;
+      if (ev.composedPath().includes(this.root)) return;   // the root's own listener has it
+      if (!isFreeFocus(this.doc.activeElement)) return;
       this.handleKey(ev);
     };
+    keyOwner = this;
     this.doc.defaultView.addEventListener("keydown", this.onWindowKey, true);
     this.cleanup = () => {
       this.doc.defaultView.removeEventListener("keydown", this.onWindowKey, true);
       instances.delete(this.parent);
+      if (keyOwner === this) keyOwner = null;
     };
   }
 
@@ -552,7 +554,7 @@ class ReviewWidget {
       if (this.search && ev.target === this.search.input) return;  // the search box handles its keys
       this.handleKey(ev);
     });
-    this.root.addEventListener("focusin", () => this.drawFocus());
+    this.root.addEventListener("focusin", () => { keyOwner = this; this.drawFocus(); });
     this.root.addEventListener("focusout", () => this.drawFocus());
     this.helpButton.addEventListener("click", (ev) => { ev.stopPropagation(); this.act({ type: "help" }); });
     this.help.addEventListener("click", () => this.act({ type: "help" }));
@@ -868,6 +870,19 @@ class ReviewWidget {
 }
 
 const instances = new WeakMap();  // parentElement -> ReviewWidget
+let keyOwner = null;              // the widget that takes keys typed outside any widget
+
+const CONTROLS = "input, textarea, select, button, a[href], [contenteditable=''], "
+  + "[contenteditable='true'], [role=textbox], [role=combobox], [role=slider], "
+  + "[role=spinbutton], [role=listbox], [role=option], [role=menuitem], [role=tab], "
+  + "[role=checkbox], [role=radio], [role=switch], [role=button], [role=dialog]";
+
+/** True when the focused element is no control: the page, or a plain container. */
+export function isFreeFocus(active) {
+  if (!active || active.tagName === "BODY" || active.tagName === "HTML") return true;
+  if (active.shadowRoot) return false;       // another component (or this one's host)
+  return !active.matches?.(CONTROLS) && !active.closest?.("[role=dialog], [role=listbox], [role=menu]");
+}
 
 /**
  * The component: Streamlit calls this on mount and again whenever Python sends new data

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  ReviewModel, buildKeymap, el, keyCommand, letterForm, moveIndex, rangeIds, searchClasses,
-  tag, textColourOn,
+  ReviewModel, buildKeymap, el, isFreeFocus, keyCommand, letterForm, moveIndex, rangeIds,
+  searchClasses, tag, textColourOn,
 } from "./widget.mjs";
 
 const DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
@@ -86,6 +86,17 @@ test("tag text is black on light colours and white on dark ones", () => {
   assert.equal(textColourOn("#FECB52"), "#000000");
   assert.equal(textColourOn("#1f1f7a"), "#ffffff");
   assert.equal(textColourOn("rgb(255, 255, 255)"), "#000000");
+});
+
+test("keys typed with the page or a plain container focused come to the widget, not from controls", () => {
+  const element = (tagName, { control = false, inDialog = false, shadowRoot = null } = {}) =>
+    ({ tagName, shadowRoot, matches: () => control, closest: () => (inDialog ? {} : null) });
+  assert.equal(isFreeFocus(null), true);
+  assert.equal(isFreeFocus(element("BODY")), true);
+  assert.equal(isFreeFocus(element("MAIN")), true);                  // Streamlit's main area
+  assert.equal(isFreeFocus(element("INPUT", { control: true })), false);
+  assert.equal(isFreeFocus(element("DIV", { inDialog: true })), false);
+  assert.equal(isFreeFocus(element("DIV", { shadowRoot: {} })), false); // another component
 });
 
 // ----------------------------------------------------------------------------- actions
