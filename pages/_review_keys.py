@@ -84,6 +84,13 @@ Pass ``on_actions`` to get the actions in a callback that runs before the page s
 and storing. Without it, store the returned actions straight after the call, before
 any other Streamlit command (a newer rerun may stop the script at the next one).
 Put the widget inside an ``st.fragment`` so that each action reruns the fragment only.
+
+Testing a page with it
+----------------------
+In ``AppTest``, play the browser by setting ``at.session_state[key] = {"actions": [...]}``
+(whole log, as above) before ``at.run()``. AppTest does not fire widget callbacks for
+values set that way, so ``on_actions`` is then called from inside ``review_keys`` (after
+the page built its tiles); in the browser it runs before the page script.
 """
 from __future__ import annotations
 

@@ -169,6 +169,35 @@ def test_widget_keys_are_checked(widget):
         rk.review_keys(TILES, CLASSES, key="a__b")
 
 
+def _page_with_the_widget():
+    """An AppTest script: the widget, and what it handed out, stored as a page would."""
+    import streamlit as st
+
+    from pages._review_keys import review_keys
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 8
+    st.session_state.setdefault("stored", [])
+    tiles = [{"id": 7, "image": png, "label": "cat"}, {"id": 8, "image": png, "label": "<b>x</b>"}]
+    st.session_state.stored += review_keys(tiles, {"cat": "#636EFA", "<b>x</b>": "#EF553B"},
+                                           mode="grid", key="review")
+    st.write(f"stored: {[a['seq'] for a in st.session_state.stored]}")
+
+
+def test_in_a_streamlit_run_each_action_of_the_browser_log_is_stored_once():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_page_with_the_widget, default_timeout=30)
+    at.run()
+    assert not at.exception and at.markdown[0].value == "stored: []"
+    # What the browser would send: the whole log each time; Streamlit ran only some of them.
+    at.session_state["review"] = {"actions": [_action(1, ids=(7,))]}
+    at.run()
+    at.session_state["review"] = {"actions": [_action(s, ids=(7,)) for s in (1, 2, 3)]}
+    at.run()
+    at.run()                                              # a rerun for another reason
+    assert not at.exception
+    assert at.markdown[0].value == "stored: [1, 2, 3]"
+
+
 # --------------------------------------------------------------------------- data in
 
 def test_each_picture_is_sent_once_and_tiles_refer_to_it():
