@@ -67,13 +67,24 @@ export function searchClasses(names, query) {
 
 const ARROWS = { ArrowLeft: "left", ArrowRight: "right", ArrowUp: "up", ArrowDown: "down", Home: "home", End: "end" };
 
+// Commands a held-down key must not repeat: holding "3" would relabel a run of images.
+const NO_REPEAT = new Set(["assign", "confirm", "undo", "letters", "help", "search", "page"]);
+
 /**
  * What a key press means, as a command object, or null when the widget leaves the key
- * alone (modifier shortcuts of the browser, Tab, keys nobody asked for).
+ * alone (modifier shortcuts of the browser, Tab, keys nobody asked for). A repeated key
+ * (held down) only moves; IME composition is left alone.
  *
- * `ev` is {key, shiftKey, ctrlKey, metaKey, altKey}; `ctx` is {prefix, helpOpen}.
+ * `ev` is {key, shiftKey, ctrlKey, metaKey, altKey, repeat, isComposing}; `ctx` is
+ * {prefix, helpOpen}.
  */
 export function keyCommand(ev, ctx = {}) {
+  if (ev.isComposing) return null;
+  const command = commandOf(ev, ctx);
+  return command && ev.repeat && NO_REPEAT.has(command.type) ? { type: "noop" } : command;
+}
+
+function commandOf(ev, ctx) {
   const key = ev.key;
   const prefix = ctx.prefix || "";
   if ((ev.ctrlKey || ev.metaKey) && !ev.altKey && (key === "z" || key === "Z") && !ev.shiftKey) {
@@ -617,7 +628,13 @@ class ReviewWidget {
     const win = this.doc.defaultView;
     win.requestAnimationFrame(() => win.setTimeout(() => {
       this.sendScheduled = false;
-      this.component?.setStateValue("actions", this.model.wireLog());
+      try {
+        this.component?.setStateValue("actions", this.model.wireLog());
+      } catch (error) {
+        // The log stays whole: the next action (or rerun) sends it all again.
+        this.model.message = `Could not send your changes yet (${error}); they are kept and sent with the next one.`;
+        this.draw();
+      }
     }, 0));
   }
 

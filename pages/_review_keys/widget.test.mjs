@@ -73,6 +73,13 @@ test("keys map to commands; u undoes only when no letters are pending", () => {
   assert.deepEqual(keyCommand(press("Escape"), { helpOpen: true }), { type: "escape" });
 });
 
+test("a held-down key moves but never labels, and IME composition is left alone", () => {
+  assert.deepEqual(keyCommand(press("3", { repeat: true })), { type: "noop" });
+  assert.deepEqual(keyCommand(press("Enter", { repeat: true })), { type: "noop" });
+  assert.deepEqual(keyCommand(press("ArrowRight", { repeat: true })), { type: "move", move: "right", extend: false });
+  assert.equal(keyCommand(press("a", { isComposing: true })), null);
+});
+
 test("the cursor moves by rows in a grid and stops at the ends", () => {
   assert.equal(moveIndex(5, 20, "down", 8), 13);
   assert.equal(moveIndex(5, 20, "up", 8), 0);
