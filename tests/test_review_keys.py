@@ -213,6 +213,9 @@ def test_each_picture_is_sent_once_and_tiles_refer_to_it():
     assert data["tiles"][1]["label"] == "<b>x</b>" and data["tiles"][1]["reason"] == "3 of 5 say <i>"
     assert data["tiles"][1]["colour"] == "rgb(1, 2, 3)"
     assert data["mode"] == "grid"
+    # URLs go as they are (the browser caches them); the wrapper does not fetch them.
+    for url in ("https://example.org/t.jpg", "/media/abc.png", "app/static/t/1.jpg"):
+        assert rk.image_uri(url) == url
 
 
 @pytest.mark.parametrize(("tiles", "classes", "message"), [
@@ -221,7 +224,8 @@ def test_each_picture_is_sent_once_and_tiles_refer_to_it():
     ([{"id": 1, "image": PNG, "label": "cat"}, {"id": 1, "image": PNG, "label": "cat"}], CLASSES,
      r"tiles\[1\]: image id 1 is listed twice"),
     ([{"id": 1, "image": b"GIF00", "label": "cat"}], CLASSES, r"tiles\[0\].image: 5 bytes that are not PNG"),
-    ([{"id": 1, "image": "/tmp/x.png", "label": "cat"}], CLASSES, r"a string must be a data:image"),
+    ([{"id": 1, "image": "x.png", "label": "cat"}], CLASSES, r"a string must be a data:image"),
+    ([{"id": 1, "image": "javascript:alert(1)", "label": "cat"}], CLASSES, r"a string must be"),
     ([{"id": 1, "image": PNG, "label": 3}], CLASSES, r"tiles\[0\].label: a label must be a str"),
     ([{"id": 1, "image": PNG, "label": "cat", "neighbours": [PNG]}], CLASSES,
      r"tiles\[0\].neighbours\[0\]: expected an \(image, label\) pair"),
