@@ -65,12 +65,16 @@ REVIEW_FILTERS = "review_filters"       # the filters the page number belongs to
 REVIEW_MAP = "review_map"
 REVIEW_PAGE = "review_page"
 REVIEW_BULK_CLASS = "review_bulk_class"
-REVIEW_CURSOR = "review_cursor"         # place in the review queue (one image at a time)
+REVIEW_MODE = "review_mode"             # keyboard review: "one" image at a time or a "grid"
+REVIEW_QUEUE = "review_queue"           # (run id, item ids in queue order) being reviewed
+REVIEW_WINDOW = "review_window"         # first image of the queue the widget is sent
+REVIEW_KEYS = "review_keys"             # the keyboard widget's key
+REVIEW_KEY_BATCHES = "review_key_batches"   # widget action seq -> store batch (for its undo)
 
 _DEFAULTS = {
     LABEL_ROUND: None, LABEL_PLAYING: False, LABEL_POINT: None, LABEL_SHOWN_RUN: None,
     LABEL_CLICKED: None, REVIEW_SELECTION: [], REVIEW_PAGE: 1, REVIEW_FILTERS: None,
-    REVIEW_CURSOR: 0,
+    REVIEW_WINDOW: 0, REVIEW_MODE: "one",
 }
 
 
@@ -329,6 +333,20 @@ def _pca(folder: str, emb_key: str):
 # --------------------------------------------------------------------------- thumbnails
 
 @st.cache_data(show_spinner=False, max_entries=20_000)
+def thumbnail_jpeg(file: str, size: int = THUMB_PX) -> bytes:
+    """A small JPEG of an image file (cached): about a fifth of a PNG's bytes for photos,
+    which is what the keyboard widget resends on every rerun."""
+    from PIL import Image
+    try:
+        image = images.thumbnail(file, size)
+    except Exception:
+        image = Image.new("RGB", (size, size), (160, 160, 160))
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+@st.cache_data(show_spinner=False, max_entries=20_000)
 def thumbnail_png(file: str, size: int = THUMB_PX) -> bytes:
     """A small PNG of an image file (cached); a grey tile when the file cannot be read."""
     from PIL import Image
@@ -339,6 +357,16 @@ def thumbnail_png(file: str, size: int = THUMB_PX) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+HOVER_PX = 80
+
+
+@st.cache_data(show_spinner="Making thumbnails for the map…", max_entries=4)
+def hover_thumbs(folder: str, emb_key: str, ids: tuple, files: tuple) -> dict:
+    """Small JPEG thumbnails of a map's points by id (for `pages._hover`), made once per
+    workspace and embeddings."""
+    return {int(i): thumbnail_jpeg(str(f), HOVER_PX) for i, f in zip(ids, files)}
 
 
 def need_embedding(ws: Workspace) -> pipeline.Embedding:

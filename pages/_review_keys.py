@@ -67,7 +67,8 @@ else.
 
 Keys
 ----
-1…9, 0: the first ten classes. Letters: each class's shortest start (letters a–z of
+Number keys: a class named by a single digit ("3") gets that digit; the other number keys
+(1…9, 0) pick the other classes in order, ten classes in all. Letters: each class's shortest start (letters a–z of
 its name, lower case, accents dropped) that starts no other class name; a shortcut acts
 on its last letter, since none is the start of another. ``u`` is undo, so a name
 starting with u (or one that is the start of another name, or has no letters) has no
@@ -401,7 +402,7 @@ def review_keys(tiles: Sequence[Mapping], classes: Mapping[str, str] | Sequence,
         label that is not one of `classes`). Tiles must show every action this function
         handed out before the call.
     classes : mapping of str to str, or sequence of (name, colour) pairs
-        The classes in their fixed order (1–9, 0 pick the first ten) with their fixed
+        The classes in their fixed order (number keys pick the first ten) with their fixed
         colours ('#rrggbb', '#rgb', 'rgb(...)' or 'rgba(...)').
     mode : {"one", "grid"}, default "one"
         One large image with its 5 nearest neighbours, or a grid with a cursor.

@@ -19,6 +19,8 @@ import state
 from hdl_core.explain import round_view, vote_detail
 from hdl_core.views import replay as replaying
 from hdl_core.workspace import pipeline
+from pages._hover import MAX_POINTS as MAX_HOVER_POINTS
+from pages._hover import hover_thumbnails
 from pages._map import (GREY, OUTLINE, class_colours, map_note, palette, plotly_text, selected_ids,
                         wait_for_umap)
 
@@ -481,6 +483,11 @@ def main() -> None:
         _clamp_ui_state(view)
         playing = bool(st.session_state.get(PLAYING_KEY))
         st.fragment(replay_panel, run_every=PLAY_SECONDS if playing else None)(ws, emb, view)
+        if view.replay.n <= MAX_HOVER_POINTS:            # outside the fragment: sent once
+            positions = tuple(range(view.replay.n))
+            thumbs = state.hover_thumbs(str(ws.folder), emb.key, positions, tuple(view.files))
+            hover_thumbnails(MAP_KEY, thumbs, size=state.HOVER_PX,
+                             captions=dict(zip(positions, view.paths)))
         wait_for_umap(ws, emb)
         st.page_link("pages/review.py", label="Next: review and correct", icon=":material/task_alt:")
 

@@ -407,6 +407,18 @@ def test_undo_takes_back_the_actors_own_last_batch_only(ws):
         ws.add_correction([u0], "dog", actor="  ")
 
 
+def test_undo_of_a_named_batch_leaves_later_ones_alone(ws):
+    u0, u1 = id_of(ws, "unlabeled/u0.png"), id_of(ws, "unlabeled/u1.png")
+    first = ws.batch_of(ws.add_correction([u0], "dog", actor="me")[0])
+    ws.add_correction([u1], "cat", actor="me")
+    assert ws.undo_last_correction(actor="me", batch=first).changes[0][2] == "dog"
+    assert u0 not in ws.seeds() and ws.seeds()[u1] == "cat"
+    assert ws.undo_last_correction(actor="me", batch=first) is None      # undone already
+    assert ws.undo_last_correction(actor="someone else") is None
+    with pytest.raises(ValueError, match="not in this workspace"):
+        ws.batch_of(999)
+
+
 def test_confirmed_labels_become_seeds_and_undo_like_corrections(ws):
     ids = ws.ok_items()["id"].to_numpy()
     result = fake_result(len(ids), 2)

@@ -561,6 +561,15 @@ class Workspace:
                                                class_ids[new_label]) for item_id in ids],
                                 source, "relabel", actor)
 
+    def batch_of(self, correction_id: int) -> int:
+        """The batch a correction (an id `add_correction` or `confirm` returned) belongs to."""
+        with self._lock:
+            row = self._conn().execute("SELECT batch FROM corrections WHERE id = ?",
+                                       (int(correction_id),)).fetchone()
+        if row is None:
+            raise ValueError(f"correction {correction_id} is not in this workspace")
+        return int(row[0])
+
     def confirm(self, item_ids: Iterable[int], *, actor: str | None = None) -> list[int]:
         """Mark the labels of these items as checked and right, as one batch.
 
@@ -593,8 +602,10 @@ class Workspace:
                     for item_id in todo]
             return _write_batch(conn, _next_batch(conn), rows, "manual", "confirm", actor)
 
-    def undo_last_correction(self, *, actor: str | None = None) -> UndoReport | None:
-        """Undo the most recent correction batch not undone yet (of `actor`, when given).
+    def undo_last_correction(self, *, actor: str | None = None,
+                             batch: int | None = None) -> UndoReport | None:
+        """Undo the most recent correction batch not undone yet (of `actor`, when given),
+        or exactly `batch` when given (a batch of `actor`'s, not undone yet).
 
         The undo is itself recorded: one 'undo' row per undone correction, in a new batch.
         Each item then falls back to its previous correction, else its seed, else the
@@ -611,9 +622,9 @@ class Workspace:
         with self._write() as conn:
             row = conn.execute(
                 "SELECT MAX(c.batch) FROM corrections c WHERE c.source != 'undo' "
-                "AND (? IS NULL OR c.actor = ?) "
+                "AND (? IS NULL OR c.actor = ?) AND (? IS NULL OR c.batch = ?) "
                 "AND NOT EXISTS (SELECT 1 FROM corrections u WHERE u.undoes = c.id)",
-                (actor, actor)).fetchone()
+                (actor, actor, batch, batch)).fetchone()
             if row[0] is None:
                 return None
             undone = row[0]

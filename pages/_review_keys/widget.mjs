@@ -28,7 +28,8 @@ export function letterForm(name) {
  * Keyboard shortcuts of the classes, in their order.
  *
  * Rules (shown to the reviewer under `?`):
- * - the number keys 1–9 then 0 pick the first ten classes;
+ * - a class named by a single digit gets that digit's key; the other number keys, 1–9
+ *   then 0, pick the other classes in order (the first ten in all);
  * - each class's letters are the shortest start of its name (letters a–z only, lower
  *   case, accents dropped) that starts no other class name. No shortcut is the start of
  *   another, so a shortcut acts as soon as its last letter is typed;
@@ -39,6 +40,19 @@ export function letterForm(name) {
 export function buildKeymap(names) {
   const forms = names.map(letterForm);
   const usable = forms.map((f) => f.length > 0 && !RESERVED_LETTERS.has(f[0]));
+  // A class named by a single digit ("3" in the digits demo) gets that digit; the other
+  // number keys go to the other classes in order.
+  const own = names.map((name) => {
+    const text = String(name).trim();
+    return NUMBER_KEYS.includes(text) ? text : null;
+  });
+  const taken = new Set(own.filter((key, i) => key !== null && own.indexOf(key) === i));
+  const free = NUMBER_KEYS.filter((key) => !taken.has(key));
+  let next = 0;
+  const numbers = names.map((_, i) => {
+    if (own[i] !== null && own.indexOf(own[i]) === i) return own[i];
+    return next < free.length ? free[next++] : null;
+  });
   return names.map((name, index) => {
     let letters = null;
     if (usable[index]) {
@@ -49,7 +63,7 @@ export function buildKeymap(names) {
         if (!clash) letters = prefix;
       }
     }
-    return { index, name: String(name), number: index < NUMBER_KEYS.length ? NUMBER_KEYS[index] : null, letters };
+    return { index, name: String(name), number: numbers[index], letters };
   });
 }
 

@@ -35,6 +35,13 @@ test("digit class names get their shortest unambiguous letters and the number ke
   assert.deepEqual(keys.map((k) => k.number), ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0", null]);
 });
 
+test("a class named by a digit gets that digit's key, the others the free ones in order", () => {
+  const digits = buildKeymap(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+  assert.deepEqual(digits.map((k) => k.number), ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+  const mixed = buildKeymap(["cat", "3", "dog", "3"]);
+  assert.deepEqual(mixed.map((k) => k.number), ["1", "3", "2", "4"]);
+});
+
 test("a name that starts another, starts with u, or has no letters gets no letters", () => {
   const keys = buildKeymap(["cat", "caterpillar", "umbrella", "42", "Éclair", "dog"]);
   assert.deepEqual(keys.map((k) => k.letters), [null, "cate", null, null, "e", "d"]);
