@@ -193,6 +193,15 @@ def recent_workspaces(limit: int = 10) -> list[tuple[Path, str, float]]:
     return out
 
 
+def open_in_review(item_id: int) -> None:
+    """Put one image first in this session's review (clicked on a map); show the Review tab."""
+    run_id, ids = st.session_state.get(REVIEW_QUEUE) or (None, [])
+    ids = [int(item_id)] + [i for i in ids if i != int(item_id)]
+    st.session_state[REVIEW_QUEUE] = (run_id, ids)
+    st.session_state[REVIEW_WINDOW] = 0
+    st.session_state[REVIEW_TAB] = "Review"
+
+
 def actor() -> str:
     """Who this browser session is, for the history and for undo: ``HDL_USER`` or the
     signed-in user's name when configured, and a short id of this browser tab."""

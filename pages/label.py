@@ -414,8 +414,12 @@ def _point_detail(view: RunView, point: int) -> None:
     names = view.classes
     detail = vote_detail(replay.neighbours, result, point)
     st.divider()
-    head, clear = st.columns([5, 1])
-    head.subheader(f"Point #{point}: {view.paths[point]}")
+    head, review, clear = st.columns([4, 1, 1])
+    head.subheader(f"Point #{point}: {view.paths[point]}", anchor=False)
+    if review.button("Open in Review", key="label_open_review", icon=":material/task_alt:",
+                     help="Check or correct this image on the Review page, first in its queue."):
+        state.open_in_review(int(view.item_ids[point]))
+        st.switch_page("pages/review.py")
     clear.button("Clear selection", key="label_clear_point", on_click=_clear_point)
     left, right = st.columns([1, 4])
     left.image(state.thumbnail_png(str(view.files[point])), width=state.THUMB_PX)

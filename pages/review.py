@@ -273,6 +273,13 @@ def _queue_snapshot(frame, run_id: int) -> list[int]:
     the order is kept (per run) until they start again from the top.
     """
     kept = st.session_state.get(state.REVIEW_QUEUE)
+    if kept and kept[0] is None:                 # an image opened from a map before the queue
+        first = [i for i in kept[1][:1] if i in set(frame["item_id"].tolist())]
+        st.session_state.pop(state.REVIEW_QUEUE)
+        rest = _queue_snapshot(frame, run_id)
+        kept = (run_id, first + [i for i in rest if i not in first])
+        st.session_state[state.REVIEW_QUEUE] = kept
+        return kept[1]
     if not kept or kept[0] != run_id:
         todo = frame[~frame["source"].isin(labels.BY_HAND)].sort_values("queue_rank")
         kept = (run_id, todo["item_id"].astype(int).tolist())
@@ -395,13 +402,18 @@ def _map_section(ws, emb, frame, classes: list[str]) -> None:
                        given=frame["source"].isin(labels.BY_HAND).to_numpy(),
                        colours=ws.class_colours(), selected=selection)
     st.plotly_chart(figure, theme="streamlit", key=state.REVIEW_MAP, on_select=_on_map_select,
-                    selection_mode=("lasso", "box"))
+                    selection_mode=("points", "lasso", "box"))
     if len(frame) <= MAX_HOVER_POINTS:
         ids = tuple(frame["item_id"].astype(int))
         thumbs = state.hover_thumbs(str(ws.folder), emb.key, ids, tuple(frame["file"]))
         hover_thumbnails(state.REVIEW_MAP, thumbs, size=state.HOVER_PX,
                          captions=dict(zip(ids, frame["path"] + " · " + frame["label"].fillna("no label"))))
     st.write(f"**{len(selection):,}** image(s) selected.")
+    if len(selection) == 1:
+        st.button("Open it in review", key="review_open_point", on_click=state.open_in_review,
+                  args=(selection[0],), icon=":material/open_in_new:",
+                  help="Show this image first in the Review tab, with its neighbours and why "
+                       "it may be wrong.")
     a1, a2, a3, a4 = st.columns([2, 1, 1, 1])
     a1.selectbox("Class for the selection", classes, index=None, key=state.REVIEW_BULK_CLASS,
                  accept_new_options=True, placeholder="Choose or type a class")

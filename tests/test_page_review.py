@@ -326,3 +326,17 @@ def test_rerun_keeps_a_corrected_label_fixed_as_a_seed(ws):
         ws.undo_last_correction()
         restored = pipeline.run_labeling(ws, pipeline.current_embedding(ws), KIntent.parse(before.k))
         assert np.array_equal(ws.load_run(restored.hdl_id).result.labels, before.result.labels)
+
+
+def test_a_point_clicked_on_the_map_opens_first_in_review(ws, sent):
+    at = _open(_review_page(), "Map")
+    run, _, queued = _queue(ws)
+    chosen = queued[100]
+    at.session_state["review_selection"] = [chosen]            # a click selects one point
+    at.run()
+    at.button(key="review_open_point").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["review_tab"] == "Review"
+    at.run()
+    assert sent[-1]["tiles"][0]["id"] == chosen
+    assert [t["id"] for t in sent[-1]["tiles"]][1:4] == queued[:3]
