@@ -29,6 +29,7 @@ COLUMNS = 8                   # thumbnails per gallery row
 SUSPICIOUS_SHOWN = 20         # suspicious seeds listed at most
 NEIGHBOURS_SHOWN = 5
 WINDOW_TILES = 40             # images sent to the widget in one-image mode
+WINDOW_BEHIND = 5             # of them, already reviewed ones kept before the cursor
 GRID_TILES = 48               # images of one grid page
 LARGE_PX = 256                # the one image shown large
 ALL_CLASSES = "All classes"
@@ -247,19 +248,20 @@ def _review_tab(ws, frame, queue, run) -> None:
                                   label_visibility="collapsed") or "one"
     right.button("Start again from the top", key="review_refresh", on_click=_restart_queue,
                  help="Order the labels not yet checked likeliest-wrong first again.")
+    st.fragment(_keys_panel)(ws, run, queue, todo, mode)
+
+
+def _keys_panel(ws, run, queue, todo: list[int], mode: str) -> None:
+    """The widget and its window of the queue, rerun alone after each batch of keys: its
+    tiles read the labels now, so they show every action already written (the widget's
+    contract), and a "page" action moves the window it shows."""
     size = GRID_TILES if mode == "grid" else WINDOW_TILES
     start = min(max(int(st.session_state.get(state.REVIEW_WINDOW, 0)), 0),
                 max(len(todo) - 1, 0))
-    shown_ids = todo[start:start + size]
-    st.caption(f"Images {start + 1:,}–{start + len(shown_ids):,} of {len(todo):,} to check, likeliest "
-               "wrong first. Number keys or the first letters of a class give that class, Enter "
-               "confirms, arrows move, u undoes, ? lists every key.")
-    st.fragment(_keys_panel)(ws, run, queue, shown_ids, mode)
-
-
-def _keys_panel(ws, run, queue, item_ids: list[int], mode: str) -> None:
-    """The widget, rerun alone after each batch of keys: its tiles read the labels now, so
-    they show every action already written (the widget's contract)."""
+    item_ids = todo[start:start + size]
+    st.caption(f"Images {start + 1:,}–{start + len(item_ids):,} of {len(todo):,} to check, "
+               "likeliest wrong first. Number keys or the first letters of a class give that "
+               "class, Enter confirms, arrows move, u undoes, ? lists every key.")
     frame = labels.label_table(ws, run.run_id, items=state.items_of(ws), with_baseline=False)
     tiles = _tiles(frame, queue, run, item_ids)
     review_keys(tiles, ws.class_colours(), mode=mode, key=state.REVIEW_KEYS,
@@ -342,6 +344,20 @@ def _store_actions(actions: list[dict]) -> None:
             continue
         if written:
             batches[action["seq"]] = ws.batch_of(written[0])
+    _follow_cursor(actions[-1].get("cursor") if actions else None)
+
+
+def _follow_cursor(cursor) -> None:
+    """One image at a time: slide the window so it starts a few images before the cursor,
+    so the next images are in the browser before the reviewer gets there."""
+    if cursor is None or st.session_state.get(state.REVIEW_MODE) == "grid":
+        return
+    _, ids = st.session_state.get(state.REVIEW_QUEUE) or (None, [])
+    try:
+        at = ids.index(int(cursor))
+    except ValueError:
+        return
+    st.session_state[state.REVIEW_WINDOW] = max(0, at - WINDOW_BEHIND)
 
 
 def _gallery(frame, classes: list[str], has_baseline: bool) -> None:

@@ -239,6 +239,8 @@ def review_by_keyboard(page, base) -> int:
         time.sleep(0.5)
     assert int(first) in set(history["item_id"])
     assert sorted(live["kind"].tolist()) == ["confirm", "confirm", "relabel", "relabel"]
+    # a digit key gives the class named by that digit
+    assert sorted(live.loc[live["kind"] == "relabel", "new_label"]) == sorted([other, second_label])
     assert (history["source"] == "undo").sum() == 1 and history["actor"].str.startswith("tab ").all()
     return int((live["kind"] == "relabel").sum())
 

@@ -115,8 +115,12 @@ function commandOf(ev, ctx) {
   if (key === " ") return { type: "toggle" };
   if (key === "/") return { type: "search" };
   if (key === "Backspace") return prefix ? { type: "letters", prefix: prefix.slice(0, -1) } : null;
-  const digit = NUMBER_KEYS.indexOf(key);
-  if (digit >= 0) return { type: "assign", classIndex: digit };
+  if (NUMBER_KEYS.includes(key)) {
+    // the class this number key belongs to (`buildKeymap`); by position without a keymap
+    const entry = ctx.keymap?.find((k) => k.number === key);
+    const classIndex = entry ? entry.index : (ctx.keymap ? -1 : NUMBER_KEYS.indexOf(key));
+    return classIndex >= 0 ? { type: "assign", classIndex } : { type: "ignored", key };
+  }
   if (key.length === 1) {
     const letter = key.toLowerCase();
     if (!prefix && RESERVED_LETTERS.has(letter)) return { type: "undo" };
@@ -620,7 +624,8 @@ class ReviewWidget {
 
   handleKey(ev) {
     if (this.search) return;
-    const command = keyCommand(ev, { prefix: this.model.prefix, helpOpen: this.model.helpOpen });
+    const command = keyCommand(ev, { prefix: this.model.prefix, helpOpen: this.model.helpOpen,
+                                     keymap: this.model.keymap });
     if (!command) return;
     ev.preventDefault();
     ev.stopPropagation();  // Streamlit's own keys (r: rerun, c: clear cache) stay quiet here

@@ -65,6 +65,10 @@ test("searching classes puts names that start with the query first", () => {
 
 test("keys map to commands; u undoes only when no letters are pending", () => {
   assert.deepEqual(keyCommand(press("3")), { type: "assign", classIndex: 2 });
+  const named = buildKeymap(["0", "1", "2", "3"]);             // classes named by digits
+  assert.deepEqual(keyCommand(press("3"), { keymap: named }), { type: "assign", classIndex: 3 });
+  assert.deepEqual(keyCommand(press("0"), { keymap: named }), { type: "assign", classIndex: 0 });
+  assert.deepEqual(keyCommand(press("7"), { keymap: named }), { type: "ignored", key: "7" });
   assert.deepEqual(keyCommand(press("0")), { type: "assign", classIndex: 9 });
   assert.deepEqual(keyCommand(press("Enter")), { type: "confirm" });
   assert.deepEqual(keyCommand(press("u")), { type: "undo" });
