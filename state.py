@@ -136,12 +136,19 @@ def open_folder(folder: str | Path, label: str) -> Workspace:
 
 
 def open_demo() -> Workspace:
-    """The built-in demo (digits), generated and imported on first use."""
-    folder = images.make_demo()
-    ws_folder = pipeline.workspace_for(folder)
+    """The built-in demo (digits), generated and imported on first use, with progress."""
+    ws_folder = pipeline.workspace_for(images.data_root() / images.DEMO_FOLDER)
     ws = workspace_at(str(ws_folder))
     if ws.dataset_root() is None:
-        pipeline.import_dataset(ws, images.load_folder(folder))
+        with st.status("Preparing the built-in demo: 1,797 handwritten digits (only on the first "
+                       "visit)…", expanded=True) as status:
+            st.write("Writing the images…")
+            folder = images.make_demo()
+            bar = st.progress(0.0, text="Checking the images…")
+            dataset = images.load_folder(folder, progress=lambda done, total: bar.progress(
+                done / max(total, 1), text=f"Checking the images… {done:,}/{total:,}"))
+            pipeline.import_dataset(ws, dataset)
+            status.update(label="The demo is ready.", state="complete", expanded=False)
     return open_folder(ws_folder, "Demo: handwritten digits")
 
 
