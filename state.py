@@ -267,11 +267,16 @@ def _pca(folder: str, emb_key: str):
 # --------------------------------------------------------------------------- thumbnails
 
 @st.cache_data(show_spinner=False, max_entries=20_000)
-def thumbnail_png(file: str, size: int = THUMB_PX) -> bytes:
-    """A small PNG of an image file (cached); a grey tile when the file cannot be read."""
+def thumbnail_png(file: str, size: int = THUMB_PX, root: str | None = None) -> bytes:
+    """A small PNG of an image file (cached); a grey tile when the file cannot be read.
+
+    The file is opened inside `root` (the dataset folder; default the data root, where every
+    dataset the app opens lives): a link, a hard link or a file outside it gets the grey
+    tile, whatever it points at.
+    """
     from PIL import Image
     try:
-        image = images.thumbnail(file, size)
+        image = images.thumbnail(file, size, root=root or str(images.data_root()))
     except Exception:
         image = Image.new("RGB", (size, size), (160, 160, 160))
     buffer = io.BytesIO()

@@ -59,8 +59,7 @@ def _open_section(source: str) -> None:
             st.caption(f"Folders under the data root `{root}` (set HDL_DATA_ROOT to change it). "
                        "Images in a sub-folder named after a class are seeds of that class; images at "
                        "the top level or under `unlabeled/` are unlabeled.")
-            folders = sorted(str(p.relative_to(root)) for p in root.iterdir()
-                             if p.is_dir() and not p.name.startswith("."))
+            folders = images.dataset_folders(root)
             choice = st.selectbox("Folder", folders, index=None, placeholder="choose a folder…")
             typed = st.text_input("…or a path under the data root", placeholder="photos/2024")
             seeds_csv = st.file_uploader("Seed CSV (optional): path,label", type=["csv"], key="seed_csv")
@@ -140,7 +139,8 @@ def _workspace_section(ws) -> None:
                 for row_start in range(0, len(chunk), 8):
                     cols = st.columns(8)
                     for col, (_, item) in zip(cols, chunk.iloc[row_start:row_start + 8].iterrows()):
-                        col.image(state.thumbnail_png(str(root / item["path"])), width="stretch")
+                        col.image(state.thumbnail_png(str(root / item["path"]), root=str(root)),
+                                  width="stretch")
                         if col.checkbox("pick", key=f"seed_pick_{item['id']}", label_visibility="collapsed"):
                             chosen.append(int(item["id"]))
                 if st.button(f"Make {len(chosen)} selected image(s) seeds", disabled=not (chosen and target_class)):

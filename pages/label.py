@@ -56,6 +56,7 @@ class RunView:
     hover: np.ndarray          # (n, 3): position, round, confidence, for the map's tooltips
     params: dict
     created: str
+    root: str | None = None    # the dataset folder thumbnails are confined to
 
 
 def hdl_runs(ws, emb) -> list:
@@ -90,7 +91,8 @@ def prepare(ws, run_id: int, baseline_id: int | None, neighbours: np.ndarray) ->
     hover = np.column_stack([np.arange(replay.n), result.round,
                              result.confidence]).astype(np.float32)
     return RunView(run_id, baseline_id if baseline is not None else None, replay,
-                   list(run.classes), run.item_ids, paths, files, hover, run.params, run.created)
+                   list(run.classes), run.item_ids, paths, files, hover, run.params, run.created,
+                   str(ws.dataset_root()))
 
 
 @st.cache_resource(show_spinner="Preparing the replay…", max_entries=4)
@@ -408,7 +410,7 @@ def _point_detail(view: RunView, point: int) -> None:
     head.subheader(f"Point #{point}: {view.paths[point]}")
     clear.button("Clear selection", key="label_clear_point", on_click=_clear_point)
     left, right = st.columns([1, 4])
-    left.image(state.thumbnail_png(str(view.files[point])), width=state.THUMB_PX)
+    left.image(state.thumbnail_png(str(view.files[point]), root=view.root), width=state.THUMB_PX)
     label = names[result.labels[point]]
     lines = [f"**Label:** {label}"]
     if result.step[point] < 0:
@@ -445,7 +447,8 @@ def _point_detail(view: RunView, point: int) -> None:
             captions.append(f"#{q} {names[result.labels[q]]}")
         else:
             captions.append(f"#{q} {names[at_time]}" if at_time >= 0 else f"#{q} —")
-    thumbs = [state.thumbnail_png(str(view.files[q])) for q in detail.neighbours.tolist()]
+    thumbs = [state.thumbnail_png(str(view.files[q]), root=view.root)
+              for q in detail.neighbours.tolist()]
     for start in range(0, len(thumbs), NEIGHBOURS_PER_ROW):
         st.image(thumbs[start:start + NEIGHBOURS_PER_ROW], width=state.THUMB_PX,
                  caption=captions[start:start + NEIGHBOURS_PER_ROW])

@@ -193,3 +193,28 @@ def resolve_in_data_root(path: str | Path, root: Path | None = None) -> Path:
             f"put the images under {root} (or set HDL_DATA_ROOT to a folder that holds them)")
     return resolved
 
+
+
+def dataset_folders(root: Path | None = None) -> list[str]:
+    """The folders at the top of the data root a user may open, by name, sorted.
+
+    Hidden folders (names starting with ``.``, uploads among them) are left out, and so is
+    a symbolic link that leads outside the data root.
+
+    Parameters
+    ----------
+    root : Path, optional
+        The data root; default `data_root()`.
+    """
+    root = (data_root() if root is None else Path(root)).resolve()
+    names = []
+    for entry in os.scandir(root):
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        try:
+            if not Path(entry.path).resolve(strict=True).is_relative_to(root):
+                continue
+        except (OSError, RuntimeError):
+            continue
+        names.append(entry.name)
+    return sorted(names)

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import shutil
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -113,6 +114,14 @@ def item_frame(ws: Workspace) -> pd.DataFrame:
     return items
 
 
+def dataset_files(ws: Workspace, items: pd.DataFrame | None = None) -> list:
+    """The accepted items as `hdl_core.data.DatasetFile`: opened only inside the dataset folder."""
+    from ..data import DatasetFile
+    items = item_frame(ws) if items is None else items
+    root = str(ws.dataset_root())
+    return [DatasetFile(root, path) for path in items["path"]]
+
+
 # --------------------------------------------------------------------------- embeddings
 
 @dataclass(frozen=True)
@@ -188,7 +197,7 @@ def embed_workspace(ws: Workspace, spec: EncoderSpec, *, progress: Progress | No
         raise PipelineError("the dataset has no accepted image to embed; see the skip report")
     encoder = spec.build()
     cache = EmbeddingCache(Path(cache_folder) if cache_folder else ws.folder / "embedding-cache")
-    X, stats = cache.encode(encoder, [Path(f) for f in items["file"]], list(items["content_hash"]),
+    X, stats = cache.encode(encoder, dataset_files(ws, items), list(items["content_hash"]),
                             progress)
     key = f"{encoder.cache_key}|items={_items_digest(items)}"
     label = getattr(encoder, "label", spec.name)
@@ -473,31 +482,62 @@ def to_json_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def imagefolder_zip(ws: Workspace, frame: pd.DataFrame, target=None, *,
-                    progress: Progress | None = None):
+                    progress: Progress | None = None, skipped: list | None = None):
     """Write an ImageFolder zip: ``<class>/<file>`` for every labeled item (unlabeled ones left out).
 
     File names keep their path below the dataset root with ``/`` replaced by ``__`` so two
     images with the same name in different folders never collide; should two names still
     meet (``a/b.png`` and a file named ``a__b.png``), the later one gets ``a__b~2.png``.
-    Returns the bytes when `target` is None, else writes to `target` (a path or a binary
-    file).
+    Every image is read through `hdl_core.data.open_dataset_file`: a file that vanished
+    since the scan, or that is now a link or leads outside the dataset folder, is left out
+    and listed, with its reason, in ``skipped-files.csv`` at the top of the zip.
+
+    Parameters
+    ----------
+    ws : Workspace
+    frame : DataFrame
+        Columns ``path`` and ``label`` (`labels.export_frame`).
+    target : path or binary file, optional
+        Where to write; default: return the bytes.
+    progress : callable(done, total), optional
+    skipped : list, optional
+        Receives a ``(path, reason)`` pair per image left out.
+
+    Returns
+    -------
+    bytes or None
+        The zip's bytes when `target` is None.
     """
+    from ..data import DatasetFileError, open_dataset_file
     root = ws.dataset_root()
     if root is None:
         raise PipelineError("this workspace has no dataset yet")
     labeled = frame[frame["label"].notna()]
     buffer = io.BytesIO() if target is None else target
     written: set[str] = set()
+    left_out = [] if skipped is None else skipped
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for done, (path, label) in enumerate(zip(labeled["path"], labeled["label"]), 1):
             folder = re.sub(r"[\\/\x00]", "_", str(label)).strip() or "_"
             if folder in (".", ".."):
                 folder = f"_{folder}"
             entry = _unused_entry(f"{folder}/{str(path).replace('/', '__')}", written)
-            written.add(entry)
-            archive.write(root.joinpath(*PurePosixPath(path).parts), entry)
+            try:
+                with open_dataset_file(str(path), root) as source:
+                    status = os.fstat(source.fileno())
+                    info = zipfile.ZipInfo(entry, time.localtime(max(status.st_mtime, 315532800))[:6])
+                    info.file_size = status.st_size          # zip64 decided from the size
+                    info.external_attr = 0o644 << 16
+                    with archive.open(info, "w") as sink:
+                        shutil.copyfileobj(source, sink, 2**20)
+                written.add(entry)
+            except DatasetFileError as error:
+                left_out.append((str(path), error.reason))
             if progress is not None and (done % 200 == 0 or done == len(labeled)):
                 progress(done, len(labeled))
+        if left_out:
+            listing = pd.DataFrame(left_out, columns=["path", "reason"])
+            archive.writestr(_unused_entry("skipped-files.csv", written), to_csv_bytes(listing))
     return buffer.getvalue() if target is None else None
 
 

@@ -1,0 +1,192 @@
+"""The hostile and clumsy-user sweep (issue 15): one case per finding, and the attacks that held.
+
+Each test is named after what must hold; the finding it covers is in its section header.
+Every file is built in a temporary data root; nothing here needs the network.
+"""
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from hdl_core import data as images
+from hdl_core.data import DatasetError
+from hdl_core.workspace import pipeline
+from hdl_core.workspace.store import Workspace
+from tests.test_data import image_bytes, make_zip, png_declaring, write
+
+SECRET = b"root:x:0:0:the-secret-outside-the-dataset\n"
+PIXELS = pipeline.EncoderSpec.of("pixels", size=4)
+
+
+def secret_png(tmp_path: Path) -> Path:
+    """An image outside the data root whose pixels and bytes are recognisable."""
+    path = tmp_path / "outside" / "secret.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (20, 20), (1, 2, 3)).save(path, pnginfo=None)
+    with open(path, "ab") as stream:
+        stream.write(SECRET)                  # after IEND: ignored by decoders, seen in a copy
+    return path
+
+
+@pytest.fixture
+def dataset_ws(roots, tmp_path):
+    """A scanned dataset under the data root, stored in its workspace: (ws, dataset folder)."""
+    data, _ = roots
+    folder = data / "pets"
+    for name, colour in [("cats/a.png", (200, 0, 0)), ("cats/b.png", (190, 10, 0)),
+                         ("dogs/c.png", (0, 0, 200)), ("dogs/d.png", (0, 10, 190)),
+                         ("e.png", (100, 0, 100))]:
+        write(folder / name, image_bytes(color=colour))
+    dataset = images.load_folder(folder)
+    ws = Workspace(pipeline.workspace_for(dataset.root))
+    pipeline.import_dataset(ws, dataset)
+    return ws, folder
+
+
+def all_labeled(folder: Path) -> pd.DataFrame:
+    paths = ["cats/a.png", "cats/b.png", "dogs/c.png", "dogs/d.png", "e.png"]
+    return pd.DataFrame({"path": paths, "label": ["cats", "cats", "dogs", "dogs", "dogs"]})
+
+
+def zip_contents(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+# --------------------------------------------------------------------------- 1. links at read time
+
+@pytest.mark.parametrize("attack", ["symlink", "hardlink", "linked-folder"])
+def test_zip_export_leaves_out_a_file_swapped_for_a_link_after_the_scan(dataset_ws, tmp_path, attack):
+    ws, folder = dataset_ws
+    secret = secret_png(tmp_path)
+    if attack == "symlink":
+        (folder / "cats" / "a.png").unlink()
+        (folder / "cats" / "a.png").symlink_to(secret)
+    elif attack == "hardlink":
+        (folder / "cats" / "a.png").unlink()
+        os.link(secret, folder / "cats" / "a.png")
+    else:   # the whole class folder becomes a link to a folder outside holding a.png
+        outside = secret.parent
+        for name in ("a.png", "b.png"):
+            (outside / name).write_bytes(secret.read_bytes())
+            (folder / "cats" / name).unlink()
+        (folder / "cats").rmdir()
+        (folder / "cats").symlink_to(outside, target_is_directory=True)
+
+    contents = zip_contents(pipeline.imagefolder_zip(ws, all_labeled(folder)))
+
+    assert not any(SECRET in data for data in contents.values())
+    assert "cats/cats__a.png" not in contents
+    assert "dogs/dogs__c.png" in contents                    # the rest is exported
+    listing = contents["skipped-files.csv"].decode()
+    assert "cats/a.png" in listing
+    assert str(tmp_path) not in listing                       # no server path in the reason
+
+
+def test_thumbnail_of_an_image_swapped_for_a_link_is_a_grey_tile_not_the_outside_image(dataset_ws,
+                                                                                       tmp_path):
+    import state
+    ws, folder = dataset_ws
+    target = folder / "cats" / "a.png"
+    target.unlink()
+    target.symlink_to(secret_png(tmp_path))
+    tile = Image.open(io.BytesIO(state.thumbnail_png(str(target), 16)))
+    assert (np.asarray(tile) == 160).all()                    # not the secret's (1, 2, 3)
+    with pytest.raises(DatasetError, match="symbolic link"):
+        images.thumbnail(target, root=folder)
+
+
+def test_embedding_refuses_an_image_swapped_for_a_link_naming_it_in_dataset_terms(dataset_ws,
+                                                                                  tmp_path):
+    from hdl_core.embed import EmbeddingError
+    ws, folder = dataset_ws
+    target = folder / "dogs" / "c.png"
+    target.unlink()
+    target.symlink_to(secret_png(tmp_path))
+    with pytest.raises(EmbeddingError, match="'dogs/c.png'") as error:
+        pipeline.embed_workspace(ws, PIXELS)
+    assert str(folder) not in str(error.value) and str(tmp_path) not in str(error.value)
+
+
+def test_scan_refuses_a_hard_link_to_an_outside_file(roots, tmp_path):
+    data, _ = roots
+    write(data / "ds" / "real.png", image_bytes())
+    os.link(secret_png(tmp_path), data / "ds" / "twin.png")
+    dataset = images.load_folder("ds")
+    assert dataset.paths == ["real.png"]
+    assert "hard link" in {s.path: s.reason for s in dataset.skipped}["twin.png"]
+
+
+def test_a_symlinked_folder_outside_the_data_root_is_not_offered(roots, tmp_path):
+    data, _ = roots
+    write(data / "inside" / "a.png", image_bytes())
+    (tmp_path / "elsewhere").mkdir()
+    (data / "escape").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (data / ".hidden").mkdir()
+    assert images.dataset_folders() == ["inside"]
+
+
+# --------------------------------------------------------------------------- 2. raster formats only
+
+POSTSCRIPT = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
+              b"newpath 0 0 moveto 10 10 lineto stroke showpage\n%%EOF\n")
+
+
+@pytest.fixture
+def ghostscript_calls(monkeypatch):
+    """Every call Pillow would make to Ghostscript, recorded (and none runs)."""
+    from PIL import EpsImagePlugin
+    calls = []
+
+    def ghostscript(*args, **kwargs):
+        calls.append(args)
+        raise OSError("gs -q -sOutputFile=/tmp/tmpab12cd.png -f /srv/secret/x.eps failed")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", ghostscript)
+    monkeypatch.setattr(EpsImagePlugin, "has_ghostscript", lambda: True)
+    return calls
+
+
+def test_postscript_never_reaches_ghostscript_whatever_its_name(roots, ghostscript_calls):
+    data, _ = roots
+    write(data / "ds" / "good.png", image_bytes())
+    for name in ("page.eps", "page.ps", "disguised.png", "disguised.jpg"):
+        write(data / "ds" / name, POSTSCRIPT)
+    dataset = images.load_folder("ds")
+    why = {entry.path: entry.reason for entry in dataset.skipped}
+    assert dataset.paths == ["good.png"]
+    assert ghostscript_calls == []
+    assert "not an image file type (.eps" in why["page.eps"]
+    assert "not an image" in why["disguised.png"]
+    with pytest.raises(DatasetError, match="not an image"):
+        images.open_image(data / "ds" / "disguised.png")
+    assert ghostscript_calls == []
+
+
+def test_skip_reasons_carry_no_command_line_or_temp_path(roots, monkeypatch):
+    from PIL import ImageFile
+    data, _ = roots
+    write(data / "ds" / "a.png", image_bytes())
+
+    def failing_load(self):
+        raise OSError("gs -q -sOutputFile=/tmp/tmpab12cd.png -f /srv/secret/a.png failed")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", failing_load)
+    reason = images.load_folder("ds").skipped[0].reason
+    assert "corrupt" in reason
+    assert "/tmp" not in reason and "gs -q" not in reason and "/srv" not in reason
+
+
+def test_the_accepted_formats_are_listed_once_and_in_the_readme():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert set(images.RASTER_FORMATS) == {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
+    for shown in images.RASTER_FORMATS.values():
+        assert shown in readme
+    assert ".eps" not in images.image_extensions() and ".ps" not in images.image_extensions()
