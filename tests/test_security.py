@@ -190,3 +190,57 @@ def test_the_accepted_formats_are_listed_once_and_in_the_readme():
     for shown in images.RASTER_FORMATS.values():
         assert shown in readme
     assert ".eps" not in images.image_extensions() and ".ps" not in images.image_extensions()
+
+
+# --------------------------------------------------------------------------- 14. corrupt, EXIF, big
+
+def png_with_bad_header_crc() -> bytes:
+    data = bytearray(image_bytes())
+    assert data[12:16] == b"IHDR"
+    data[29] ^= 0xFF                      # the IHDR chunk's CRC
+    return bytes(data)
+
+
+def test_a_png_with_a_bad_crc_is_reported_corrupt_not_as_not_an_image(roots, tmp_path):
+    data, _ = roots
+    write(data / "ds" / "bad-crc.png", png_with_bad_header_crc())
+    reason = images.load_folder("ds").skipped[0].reason
+    assert "corrupt" in reason and "PNG" in reason
+    assert "not an image" not in reason
+    with pytest.raises(DatasetError, match="corrupt"):
+        images.open_image(data / "ds" / "bad-crc.png")
+
+
+def jpeg_with_damaged_exif(path: Path) -> Path:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "Camera maker " * 8
+    Image.new("RGB", (40, 20), (9, 9, 9)).save(path, exif=exif.tobytes()[:30])
+    return path
+
+
+def test_damaged_exif_prints_no_warning_and_the_image_still_opens(tmp_path, capfd):
+    import warnings
+    path = jpeg_with_damaged_exif(tmp_path / "odd.jpg")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert images.open_image(path).size == (40, 20)
+        assert images.thumbnail(path, 10).size == (10, 5)
+    assert [str(w.message) for w in caught] == []
+    assert capfd.readouterr().err == ""
+
+
+def test_a_big_thumbnail_does_no_full_size_work_after_the_decode(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.new("L", (3000, 2000), 77).save(path, compress_level=1)
+    sizes = []
+    for method in ("convert", "copy", "transpose"):
+        original = getattr(Image.Image, method)
+
+        def recording(self, *args, _original=original, **kwargs):
+            sizes.append(self.size)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(Image.Image, method, recording)
+    thumb = images.thumbnail(path, 96)
+    assert thumb.size == (96, 64) and thumb.mode == "RGB"
+    assert sizes and max(w * h for w, h in sizes) <= 400 * 300

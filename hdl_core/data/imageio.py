@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,8 @@ def open_raster(stream, name: str) -> Image.Image:
         like one of them but cannot be read is reported as corrupt, not as "not an image".
     """
     try:
-        return Image.open(stream, formats=list(RASTER_FORMATS) + ["DIB"])   # MPO comes via JPEG
+        with quiet_pillow():   # opening a JPEG parses its EXIF, and Pillow warns on damage
+            return Image.open(stream, formats=list(RASTER_FORMATS) + ["DIB"])  # MPO: via JPEG
     except UnidentifiedImageError:
         kind = _sniff(stream)
         if kind is not None:
@@ -213,10 +215,7 @@ def _exif_transposed(image: Image.Image) -> Image.Image:
     and Pillow's warnings about it are not printed: the image is fine to use.
     """
     try:
-        with _QUIET_LOCK, warnings.catch_warnings():
-            # Pillow warns (on stderr) about damaged EXIF tags while it parses them here;
-            # the lock keeps threads from interleaving the global warning filters.
-            warnings.simplefilter("ignore")
+        with quiet_pillow():
             orientation = image.getexif().get(_ORIENTATION, 1)
     except Exception:   # Pillow raises many types on bad EXIF; decode errors recur below
         orientation = 1
@@ -231,6 +230,19 @@ _TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
               6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
               8: Image.Transpose.ROTATE_90}
 _QUIET_LOCK = threading.Lock()
+
+
+@contextmanager
+def quiet_pillow():
+    """Pillow's warnings about damaged metadata (EXIF tags it skips) not printed on stderr.
+
+    The image is still used, so the warning only alarms the user. Warning filters are
+    global, so the lock keeps threads from interleaving them; it is held only while a
+    header or EXIF block is parsed, never during a decode.
+    """
+    with _QUIET_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
