@@ -88,12 +88,15 @@ def user_errors(what: str = "That"):
         yield
     except (ValueError, EmbeddingError, WeightsUnavailable, StoreError) as error:
         st.error(str(error), icon=":material/warning:")
-    except OSError as error:
-        st.error(f"{what} failed reading or writing a file: {error}. Check the path and "
-                 "permissions, then try again.", icon=":material/warning:")
+    except OSError as error:   # str(error) names server paths: show the reason only
+        log.error("file error\n%s", traceback.format_exc())
+        st.error(f"{what} failed reading or writing a file "
+                 f"({error.strerror or type(error).__name__}). Nothing you saved is lost; "
+                 "try again, and if it persists the details are in the server log.",
+                 icon=":material/warning:")
     except Exception as error:   # a bug: say so plainly, keep the details for the log
         log.error("unexpected error\n%s", traceback.format_exc())
-        st.error(f"{what} failed unexpectedly ({type(error).__name__}: {error}). Nothing you "
+        st.error(f"{what} failed unexpectedly ({type(error).__name__}). Nothing you "
                  "saved is lost; the details are in the server log.", icon=":material/warning:")
 
 

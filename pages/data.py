@@ -56,7 +56,7 @@ def _open_section(source: str) -> None:
 
         elif source == "Folder on the server":
             root = images.data_root()
-            st.caption(f"Folders under the data root `{root}` (set HDL_DATA_ROOT to change it). "
+            st.caption("Folders under the server's data root (HDL_DATA_ROOT on the server). "
                        "Images in a sub-folder named after a class are seeds of that class; images at "
                        "the top level or under `unlabeled/` are unlabeled.")
             folders = images.dataset_folders(root)

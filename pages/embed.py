@@ -75,7 +75,15 @@ def main() -> None:
             else:
                 typed = c2.text_input("Checkpoint path under the data root",
                                       placeholder="checkpoints/open_clip_model.safetensors")
-                pretrained = str(images.resolve_in_data_root(typed)) if typed.strip() else None
+                pretrained = None
+                if typed.strip():
+                    checkpoint = images.resolve_in_data_root(typed.strip())
+                    if checkpoint.is_file():
+                        pretrained = str(checkpoint)
+                    else:
+                        st.error(f"{typed.strip()!r} is not a file under the data root; type the "
+                                 "checkpoint's path there, e.g. checkpoints/model.safetensors",
+                                 icon=":material/warning:")
             batch = st.select_slider("Batch size", [16, 32, 64, 128, 256], value=64)
             if st.button("Embed with CLIP", type="primary", disabled=not pretrained):
                 bar, report = _progress_bar()

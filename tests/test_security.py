@@ -244,3 +244,42 @@ def test_a_big_thumbnail_does_no_full_size_work_after_the_decode(tmp_path, monke
     thumb = images.thumbnail(path, 96)
     assert thumb.size == (96, 64) and thumb.mode == "RGB"
     assert sizes and max(w * h for w, h in sizes) <= 400 * 300
+
+
+# --------------------------------------------------------------------------- 12. no server paths
+
+def test_a_typed_path_outside_the_data_root_is_refused_naming_only_the_input(roots):
+    data, _ = roots
+    for typed in ("~", "../..", "/etc", "~/photos"):
+        with pytest.raises(DatasetError) as error:   # '~' is a name here, not the server's home
+            images.load_folder(typed)
+        message = str(error.value)
+        assert repr(typed) in message
+        assert str(Path.home()) not in message.replace(repr(typed), "")
+        assert str(data) not in message and "/etc" not in message.replace(repr(typed), "")
+
+
+def test_a_nul_in_a_typed_path_is_named_not_a_python_error(roots):
+    with pytest.raises(DatasetError, match="NUL character") as error:
+        images.resolve_in_data_root("pets\x00/x")
+    assert "embedded null byte" not in str(error.value)
+
+
+def test_a_missing_folder_is_named_as_typed(roots):
+    data, _ = roots
+    with pytest.raises(DatasetError, match="'nope' does not exist") as error:
+        images.load_folder("nope")
+    assert str(data) not in str(error.value)
+
+
+def test_a_file_error_in_the_app_shows_the_reason_not_the_server_path(monkeypatch):
+    import state
+    shown = []
+    monkeypatch.setattr(state.st, "error", lambda message, **_: shown.append(message))
+    with state.user_errors("Opening"):
+        raise PermissionError(13, "Permission denied", "/srv/hdl/workspaces/secret/workspace.sqlite")
+    with state.user_errors("Opening"):
+        raise RuntimeError("boom at /srv/hdl/private/thing")
+    assert len(shown) == 2
+    assert all("/srv" not in message for message in shown)
+    assert "Permission denied" in shown[0]

@@ -249,14 +249,15 @@ def _make_folder_inside(target: Path, dest: Path, where: str) -> None:
     """
     for check in ("before", "after"):
         if not target.resolve().is_relative_to(dest):
-            raise DatasetError(f"{where} would be written outside {dest} (through a symbolic "
-                               f"link already there); extract into an empty folder")
+            raise DatasetError(f"{where} would be written outside the destination folder "
+                               f"(through a symbolic link already there); extract into an "
+                               f"empty folder")
         if check == "before":
             try:
                 target.mkdir(parents=True, exist_ok=True)
             except OSError as error:   # e.g. a file already has that name
-                raise DatasetError(f"{where}: cannot create folder {target} "
-                                   f"({error.strerror or error})") from None
+                raise DatasetError(f"{where}: cannot create its folder "
+                                   f"({error.strerror or type(error).__name__})") from None
 
 
 def _write_file_inside(target: Path, dest: Path, write: Callable, where: str):
@@ -270,5 +271,6 @@ def _write_file_inside(target: Path, dest: Path, write: Callable, where: str):
         atomic_write(target, lambda stream: written.append(write(stream)), durable=False)
         return written[0]
     except OSError as error:
-        raise DatasetError(f"{where}: cannot write {target} ({error.strerror or error})") from None
+        raise DatasetError(f"{where}: cannot write it ({error.strerror or type(error).__name__})"
+                           ) from None
 

@@ -88,8 +88,10 @@ def load_folder(folder: str | Path, *, seeds_csv=None, root: Path | None = None,
     folder_path = resolve_in_data_root(folder, data_root_path)
     if not folder_path.is_dir():
         what = "does not exist" if not folder_path.exists() else "is not a folder"
-        raise DatasetError(f"dataset folder {folder_path} {what}; "
-                           f"choose an existing folder under {data_root_path}")
+        shown = (folder_path.relative_to(data_root_path).as_posix()
+                 if folder_path.is_relative_to(data_root_path) else str(folder))
+        raise DatasetError(f"dataset folder {shown!r} {what}; "
+                           "choose an existing folder under the data root")
 
     not_images = {TRUTH_CSV}
     if isinstance(seeds_csv, (str, Path)):

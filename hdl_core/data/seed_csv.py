@@ -80,7 +80,8 @@ def read_seed_csv(csv_file, dataset: Dataset) -> dict[str, str | None]:
         raise DatasetError(
             f"{name} row{'s' if len(unknown) > 1 else ''} {numbers}: {shown}{more} "
             f"{'are' if len(unknown) > 1 else 'is'} not in the dataset "
-            f"(paths are relative to {dataset.root}); fix or remove those rows")
+            f"(paths are relative to the dataset folder {dataset.root.name!r}); "
+            "fix or remove those rows")
     if conflicts:
         raise DatasetError(f"{name}: {'; '.join(conflicts)}; keep one label per path")
     return labels

@@ -234,8 +234,8 @@ def import_embeddings(ws: Workspace, paths: list[str], X: np.ndarray, *, label: 
             parts.append(f"{len(missing)} image(s) have no embedding row (e.g. {missing[:3]})")
         if extra:
             parts.append(f"{len(extra)} row(s) name images not in the dataset (e.g. {extra[:3]})")
-        raise PipelineError("; ".join(parts) + "; paths must be relative to the dataset root "
-                            f"{ws.dataset_root()} and cover exactly its accepted images")
+        raise PipelineError("; ".join(parts) + "; paths must be relative to the dataset folder "
+                            f"{ws.dataset_root().name!r} and cover exactly its accepted images")
     X = np.asarray(X, dtype=np.float32)[[row_of[p] for p in items["path"]]]
     digest = hashlib.sha1(np.ascontiguousarray(X).tobytes()).hexdigest()[:16]
     key = f"{source}|{digest}|items={_items_digest(items)}"
