@@ -15,9 +15,12 @@ session holds UI state only (the round shown, the filters, a selection).
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
+import secrets
+import shutil
 import threading
 import traceback
 from contextlib import contextmanager
@@ -43,6 +46,8 @@ _LAST = "last-workspace.json"
 WORKSPACE = "workspace_folder"          # the folder of the open workspace
 IMPORT_SUMMARY = "import_summary"       # pipeline.ImportSummary of the last scan, shown once
 DATA_SOURCE = "data_source"             # Data: where images come from
+UPLOAD_OWNER = "upload_owner"           # Data: the token naming this browser's uploads
+UPLOAD_DELETING = "upload_deleting"     # Data: the upload whose deletion awaits a confirmation
 SEED_PAGE = "seed_page"                 # Data: page of the seed grid
 EMBED_STATS = "embed_stats"             # Embed: stats of the last embedding, shown once
 # Label
@@ -112,17 +117,78 @@ def _last_file() -> Path:
     return pipeline.workspace_root() / _LAST
 
 
-def open_folder(folder: str | Path, label: str) -> Workspace:
-    """Make `folder` the open workspace for this session and for the next start."""
+def _owner_last_file() -> Path:
+    return pipeline.workspace_root() / f"last-workspace-{upload_owner()}.json"
+
+
+def open_folder(folder: str | Path, label: str, *, private: bool = False) -> Workspace:
+    """Make `folder` the open workspace for this session and for the next start.
+
+    The next start of this browser comes back to it; a new browser does too, unless it is
+    `private` (an upload not shared on purpose): then a new browser gets the last shared
+    dataset, or the demo, never someone else's upload.
+    """
     folder = str(Path(folder).resolve())
     st.session_state[WORKSPACE] = folder
-    try:
-        _last_file().write_text(json.dumps({"folder": folder, "label": label}))
-    except OSError as error:
-        log.warning("could not remember the last workspace: %s", error)
+    remembered = json.dumps({"folder": folder, "label": label})
+    for target in ([_owner_last_file()] if private else [_owner_last_file(), _last_file()]):
+        try:
+            target.write_text(remembered)
+        except OSError as error:
+            log.warning("could not remember the last workspace: %s", error)
     ws = workspace_at(folder)
     ws.set_setting("label", label)
     return ws
+
+
+def upload_owner() -> str:
+    """The token that names this browser's uploads (`hdl_core.data.uploads`).
+
+    Derived from the token of Streamlit's XSRF cookie, which one browser keeps for as long
+    as it runs (a reload keeps it, another browser or a private window has its own), so a
+    user finds their uploads again after a reload and never sees another browser's. Where
+    there is no such cookie (XSRF protection off, tests), a random token for this session.
+    """
+    owner = st.session_state.get(UPLOAD_OWNER)
+    if owner is None:
+        token = _xsrf_token()
+        owner = (hashlib.sha256(b"hdl-studio uploads|" + token).hexdigest()[:32] if token
+                 else secrets.token_hex(16))
+        st.session_state[UPLOAD_OWNER] = owner
+    return owner
+
+
+def _xsrf_token() -> bytes | None:
+    """The unmasked token of the ``_streamlit_xsrf`` cookie ("2|mask|masked token|time")."""
+    try:
+        cookie = st.context.cookies.get("_streamlit_xsrf")
+    except Exception:   # no browser behind this run (AppTest, bare mode)
+        return None
+    try:
+        version, mask_hex, masked_hex, _ = str(cookie).strip("\"'").split("|")
+        mask, masked = bytes.fromhex(mask_hex), bytes.fromhex(masked_hex)
+    except ValueError:
+        return None
+    if version != "2" or not mask or not masked:
+        return None
+    return bytes(byte ^ mask[i % len(mask)] for i, byte in enumerate(masked))
+
+
+def delete_upload(upload) -> None:
+    """Delete an uploaded dataset of this browser (or a shared one) and its workspace.
+
+    The workspace holds only that dataset's labels, which mean nothing without its images.
+    A session that had it open goes back to its last other dataset or the demo.
+    """
+    from hdl_core.data import uploads
+    folder = pipeline.workspace_for(upload.dataset_folder.resolve())
+    if (folder / "workspace.sqlite").exists():
+        workspace_at(str(folder)).close()
+        workspace_at.clear(str(folder))
+        shutil.rmtree(folder, ignore_errors=True)
+    uploads.delete_upload(upload, upload_owner())
+    if st.session_state.get(WORKSPACE) == str(folder.resolve()):
+        st.session_state.pop(WORKSPACE, None)
 
 
 def open_demo() -> Workspace:
@@ -140,14 +206,23 @@ def workspace() -> Workspace:
     init_session()
     folder = st.session_state.get(WORKSPACE)
     if folder is None:
-        try:
-            folder = json.loads(_last_file().read_text())["folder"]
-        except (OSError, ValueError, KeyError):
-            folder = None
-        if folder is None or not (Path(folder) / "workspace.sqlite").is_file():
+        folder = _remembered_folder()
+        if folder is None:
             return open_demo()
         st.session_state[WORKSPACE] = folder
     return workspace_at(folder)
+
+
+def _remembered_folder() -> str | None:
+    """This browser's last workspace, else the last one any browser opened (never private)."""
+    for last in (_owner_last_file(), _last_file()):
+        try:
+            folder = json.loads(last.read_text())["folder"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(folder, str) and (Path(folder) / "workspace.sqlite").is_file():
+            return folder
+    return None
 
 
 def workspace_label(ws: Workspace) -> str:

@@ -1,5 +1,9 @@
-"""Data: open the demo, a folder under the data root, a zip or uploaded files; see seeds and skips; add seeds."""
-import hashlib
+"""Data: open the demo, a folder under the data root, a zip or uploaded files; see seeds and skips; add seeds.
+
+Uploads are kept per browser (`hdl_core.data.uploads`): a folder named by what was uploaded,
+never written over, listed under "Your uploads" with a way to delete them.
+"""
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -7,30 +11,30 @@ import streamlit as st
 
 import state
 from hdl_core import data as images
+from hdl_core.data import uploads
 from hdl_core.workspace import pipeline
 
 SEED_GRID_PAGE = 48
 MIN_SEEDS_PER_CLASS = 3
 
 
-def _open_dataset(folder: Path, label: str, seeds_csv=None) -> None:
+def _open_dataset(folder: Path, label: str, seeds_csv=None, *, root: Path | None = None,
+                  private: bool = False) -> None:
     """Scan `folder` with a progress bar, store it in its workspace and make it the open one."""
     bar = st.progress(0.0, text="Checking images…")
-    dataset = images.load_folder(folder, seeds_csv=seeds_csv,
+    dataset = images.load_folder(folder, seeds_csv=seeds_csv, root=root,
                                  progress=lambda done, total: bar.progress(
                                      done / max(total, 1), text=f"Checking images… {done}/{total}"))
     bar.empty()
-    target = state.open_folder(pipeline.workspace_for(dataset.root), label)
+    target = state.open_folder(pipeline.workspace_for(dataset.root), label, private=private)
     summary = pipeline.import_dataset(target, dataset)
     st.session_state[state.IMPORT_SUMMARY] = summary
     st.rerun()
 
 
-def _upload_folder(name: str, content: bytes) -> Path:
-    """A fresh folder under <data root>/uploads for an upload, named after it and its content."""
-    stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(name).stem)[:40] or "upload"
-    digest = hashlib.sha1(content).hexdigest()[:8]
-    return images.data_root() / "uploads" / f"{stem}-{digest}"
+def _open_upload(upload: uploads.Upload, label: str, seeds_csv=None) -> None:
+    _open_dataset(upload.dataset_folder, label, seeds_csv, root=upload.owner_folder,
+                  private=not upload.shared)
 
 
 def main() -> None:
@@ -40,6 +44,7 @@ def main() -> None:
     source = st.radio("Images from", ["Built-in demo", "Folder on the server", "Zip file",
                                       "Upload files"], horizontal=True, key=state.DATA_SOURCE)
     _open_section(source)
+    _uploads_section()
     st.divider()
     _workspace_section(ws)
 
@@ -72,22 +77,68 @@ def _open_section(source: str) -> None:
         elif source == "Zip file":
             upload = st.file_uploader("A .zip of images (class folders for seeds)", type=["zip"])
             seeds_csv = st.file_uploader("Seed CSV (optional): path,label", type=["csv"], key="seed_csv_zip")
+            shared = st.checkbox("Share with everyone using this server", key="share_zip",
+                                 help=SHARE_HELP)
             if st.button("Open zip", type="primary", disabled=upload is None):
-                content = upload.getvalue()
-                folder = images.extract_zip(content, _upload_folder(upload.name, content))
-                _open_dataset(folder, f"Zip: {upload.name}",
-                              seeds_csv.getvalue() if seeds_csv is not None else None)
+                stored = uploads.store_zip(upload, upload.name, state.upload_owner(), shared=shared)
+                _open_upload(stored, f"Zip: {upload.name}",
+                             seeds_csv.getvalue() if seeds_csv is not None else None)
 
         else:
             mode = st.radio("Upload", ["A folder", "Files"], horizontal=True)
-            uploads = st.file_uploader(
+            chosen = st.file_uploader(
                 "Images (a folder keeps its class sub-folders as seeds)", key=f"uploads_{mode}",
                 accept_multiple_files="directory" if mode == "A folder" else True)
-            if st.button("Open uploads", type="primary", disabled=not uploads):
-                files = [(f.name, f.getvalue()) for f in uploads]
-                joined = hashlib.sha1(b"".join(name.encode() for name, _ in files)).hexdigest()
-                folder = images.save_uploads(files, _upload_folder(files[0][0].split("/")[0], joined.encode()))
-                _open_dataset(folder, f"Upload: {folder.name}")
+            shared = st.checkbox("Share with everyone using this server", key="share_files",
+                                 help=SHARE_HELP)
+            if st.button("Open uploads", type="primary", disabled=not chosen):
+                # the uploaded file objects themselves: read in chunks, never copied whole
+                stored = uploads.store_files([(f.name, f) for f in chosen], state.upload_owner(),
+                                             shared=shared)
+                _open_upload(stored, f"Upload: {stored.name}")
+
+
+SHARE_HELP = ("Uploads are private to this browser unless shared: a shared upload is listed "
+              "for everyone who opens this app.")
+
+
+def _uploads_section() -> None:
+    """This browser's uploads (and shared ones): open one again, or delete it."""
+    with state.user_errors("Managing uploads"):
+        mine = uploads.list_uploads(state.upload_owner())
+        if not mine:
+            return
+        limits = uploads.UploadLimits.from_env()
+        used = uploads.uploads_size()
+        with st.expander(f"Your uploads ({len(mine)})",
+                         expanded=st.session_state.get(state.UPLOAD_DELETING) is not None):
+            st.caption(f"Uploads on this server use {uploads.human_size(used)} of {uploads.human_size(limits.max_total_bytes)}; "
+                       f"one upload may hold {uploads.human_size(limits.max_upload_bytes)}.")
+            for upload in mine:
+                _upload_row(upload)
+
+
+def _upload_row(upload: uploads.Upload) -> None:
+    when = datetime.fromtimestamp(upload.modified).strftime("%Y-%m-%d %H:%M")
+    text, open_col, delete_col = st.columns([5, 1, 1], vertical_alignment="center")
+    text.text(f"{upload.name} · {uploads.human_size(upload.size)} · {when}"
+              + (" · shared" if upload.shared else ""))
+    if open_col.button("Open", key=f"upload_open_{upload.name}"):
+        _open_upload(upload, f"Upload: {upload.name}")
+    if delete_col.button("Delete", key=f"upload_delete_{upload.name}"):
+        st.session_state[state.UPLOAD_DELETING] = upload.name
+    if st.session_state.get(state.UPLOAD_DELETING) == upload.name:
+        st.warning("Delete these uploaded images, and the labels and corrections made on them? "
+                   "This cannot be undone.", icon=":material/delete:")
+        yes, no = st.columns(2)
+        if yes.button("Yes, delete", key=f"upload_delete_yes_{upload.name}", type="primary"):
+            state.delete_upload(upload)
+            st.session_state.pop(state.UPLOAD_DELETING, None)
+            st.toast("Upload deleted")
+            st.rerun()
+        if no.button("Keep it", key=f"upload_delete_no_{upload.name}"):
+            st.session_state.pop(state.UPLOAD_DELETING, None)
+            st.rerun()
 
 def _workspace_section(ws) -> None:
     st.subheader(f"Open: {state.workspace_label(ws)}")

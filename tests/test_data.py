@@ -426,7 +426,7 @@ def test_zip_cannot_write_through_a_link_already_in_dest(root, tmp_path):
     dest.mkdir()
     (dest / "pets").symlink_to(outside, target_is_directory=True)
     archive = make_zip([("pets/cats/a.png", image_bytes())])
-    with pytest.raises(DatasetError, match="outside"):
+    with pytest.raises(DatasetError, match="already holds files"):   # never into a used folder
         images.extract_zip(archive, dest)
     with pytest.raises(DatasetError, match="outside"):
         images.save_uploads([("pets/cats/a.png", image_bytes())], dest)

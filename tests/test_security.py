@@ -283,3 +283,192 @@ def test_a_file_error_in_the_app_shows_the_reason_not_the_server_path(monkeypatc
     assert len(shown) == 2
     assert all("/srv" not in message for message in shown)
     assert "Permission denied" in shown[0]
+
+
+# --------------------------------------------------------------------------- 3. uploads apart
+
+OWNER_A, OWNER_B = "a" * 32, "b" * 32
+
+
+class ChunkOnlyUpload(io.BytesIO):
+    """Like Streamlit's UploadedFile, but fails when anyone reads more than 2 MiB at once."""
+
+    LIMIT = 2 * 2**20
+
+    def __init__(self, name: str, data: bytes):
+        super().__init__(data)
+        self.name = name
+        self.size = len(data)
+
+    def getvalue(self):
+        raise AssertionError("the whole upload was copied into memory")
+
+    def read(self, size=-1):
+        left = self.size - self.tell()
+        if (size is None or size < 0 or size > self.LIMIT) and left > self.LIMIT:
+            raise AssertionError(f"{left} bytes of the upload were read at once")
+        return super().read(size)
+
+
+def test_two_owners_uploading_same_named_files_get_separate_datasets(roots):
+    from hdl_core.data import uploads
+    red, blue = image_bytes(color=(250, 0, 0)), image_bytes(color=(0, 0, 250))
+    first = uploads.store_files([("IMG_0001.png", red), ("cats/IMG_0002.png", red)], OWNER_A)
+    second = uploads.store_files([("IMG_0001.png", blue), ("cats/IMG_0002.png", blue)], OWNER_B)
+    assert first.folder != second.folder
+    assert (first.dataset_folder / "IMG_0001.png").read_bytes() == red      # A's pixels kept
+    assert (second.dataset_folder / "IMG_0001.png").read_bytes() == blue
+    assert pipeline.workspace_for(first.dataset_folder) != pipeline.workspace_for(second.dataset_folder)
+    # even one owner: same names, other bytes -> another folder; same bytes -> the same one
+    third = uploads.store_files([("IMG_0001.png", blue), ("cats/IMG_0002.png", blue)], OWNER_A)
+    assert third.folder != first.folder
+    again = uploads.store_files([("IMG_0001.png", red), ("cats/IMG_0002.png", red)], OWNER_A)
+    assert again.folder == first.folder
+    assert (first.dataset_folder / "IMG_0001.png").read_bytes() == red
+
+
+def test_an_owner_sees_its_own_and_shared_uploads_only(roots):
+    from hdl_core.data import uploads
+    mine = uploads.store_files([("a.png", image_bytes())], OWNER_A)
+    theirs = uploads.store_files([("a.png", image_bytes("L"))], OWNER_B)
+    shared = uploads.store_files([("s.png", image_bytes("L"))], OWNER_B, shared=True)
+    seen = {upload.folder for upload in uploads.list_uploads(OWNER_A)}
+    assert seen == {mine.folder, shared.folder}
+    assert theirs.folder not in seen
+    with pytest.raises(DatasetError, match="not one of your uploads"):
+        uploads.delete_upload(theirs, OWNER_A)
+    assert theirs.folder.is_dir()
+
+
+def test_uploads_cannot_be_opened_by_typing_their_path(roots):
+    from hdl_core.data import uploads
+    stored = uploads.store_files([("a.png", image_bytes())], OWNER_A)
+    typed = stored.folder.relative_to(images.data_root()).as_posix()
+    assert typed.startswith(".uploads/")
+    with pytest.raises(DatasetError, match="hidden"):
+        images.resolve_in_data_root(typed)
+    assert ".uploads" not in images.dataset_folders()
+    dataset = images.load_folder(stored.dataset_folder, root=stored.owner_folder)
+    assert dataset.paths == ["a.png"]
+
+
+def test_an_upload_never_writes_over_an_existing_file(roots):
+    data, _ = roots
+    dest = data / "up"
+    write(dest / "a.png", b"first")
+    with pytest.raises(DatasetError, match="already there"):
+        images.save_uploads([("a.png", image_bytes())], dest)
+    assert (dest / "a.png").read_bytes() == b"first"
+
+
+# --------------------------------------------------------------------------- 6. upload limits
+
+def test_uploads_are_read_in_chunks_never_whole(roots):
+    from hdl_core.data import uploads
+    big = [np.random.default_rng(i).bytes(5 * 2**20) for i in range(3)]
+    files = [ChunkOnlyUpload(f"pets/cats/{i}.bin", data) for i, data in enumerate(big)]
+    stored = uploads.store_files([(f.name, f) for f in files], OWNER_A)
+    assert stored.dataset_folder.name == "pets"
+    assert (stored.dataset_folder / "cats" / "2.bin").read_bytes() == big[2]
+    archive = ChunkOnlyUpload("pets.zip", make_zip([("pets/cats/a.bin", big[0])]))
+    assert uploads.store_zip(archive, archive.name, OWNER_A).dataset_folder.name == "pets"
+
+
+def test_an_upload_over_the_limit_is_refused_before_writing(roots):
+    from hdl_core.data import uploads
+    limits = uploads.UploadLimits(max_upload_bytes=1000, max_total_bytes=10**9, min_free_bytes=0)
+    with pytest.raises(DatasetError, match="over the limit"):
+        uploads.store_files([("a.png", b"x" * 600), ("b.png", b"y" * 600)], OWNER_A, limits=limits)
+    bomb = make_zip([("p/a.bin", b"\0" * 800), ("p/b.bin", b"\0" * 800)])
+    with pytest.raises(DatasetError, match="over the limit"):
+        uploads.store_zip(bomb, "bomb.zip", OWNER_A, limits=limits)
+    assert uploads.uploads_size() == 0
+    assert uploads.list_uploads(OWNER_A) == []
+
+
+def test_uploads_together_are_limited_per_data_root(roots):
+    from hdl_core.data import uploads
+    limits = uploads.UploadLimits(max_upload_bytes=10**6, max_total_bytes=1500, min_free_bytes=0)
+    uploads.store_files([("a.bin", b"a" * 1000)], OWNER_A, limits=limits)
+    with pytest.raises(DatasetError, match="already use"):
+        uploads.store_files([("b.bin", b"b" * 1000)], OWNER_B, limits=limits)
+    with pytest.raises(DatasetError, match="over the limit"):
+        uploads.store_zip(make_zip([("c.bin", b"c" * 1000)]), "c.zip", OWNER_B, limits=limits)
+    assert [u.name for u in uploads.list_uploads(OWNER_B)] == []
+
+
+def test_free_disk_is_checked_before_extracting(roots):
+    from hdl_core.data import uploads
+    limits = uploads.UploadLimits(min_free_bytes=2**62)           # more than any disk has
+    with pytest.raises(DatasetError, match="disk space"):
+        uploads.store_zip(make_zip([("p/a.png", image_bytes())]), "p.zip", OWNER_A, limits=limits)
+    with pytest.raises(DatasetError, match="disk space"):
+        uploads.store_files([("a.png", image_bytes())], OWNER_A, limits=limits)
+    assert not any(uploads.uploads_root().rglob("*.png"))
+
+
+def test_upload_limits_come_from_the_environment(monkeypatch):
+    from hdl_core.data import uploads
+    monkeypatch.setenv("HDL_UPLOAD_MAX_BYTES", "500M")
+    monkeypatch.setenv("HDL_UPLOADS_TOTAL_MAX_BYTES", "3GiB")
+    monkeypatch.setenv("HDL_UPLOAD_MIN_FREE_BYTES", "1073741824")
+    limits = uploads.UploadLimits.from_env()
+    assert (limits.max_upload_bytes, limits.max_total_bytes, limits.min_free_bytes) == (
+        500 * 2**20, 3 * 2**30, 2**30)
+    monkeypatch.setenv("HDL_UPLOAD_MAX_BYTES", "lots")
+    with pytest.raises(DatasetError, match="HDL_UPLOAD_MAX_BYTES"):
+        uploads.UploadLimits.from_env()
+
+
+def test_an_uploaded_dataset_is_deleted_from_the_data_page_with_its_workspace(app_roots):
+    from streamlit.testing.v1 import AppTest
+    from hdl_core.data import uploads
+    stored = uploads.store_files([("mine/cats/a.png", image_bytes()),
+                                  ("mine/dogs/b.png", image_bytes("L"))], OWNER_A)
+    app = str(Path(__file__).resolve().parent.parent / "app.py")
+    at = AppTest.from_file(app, default_timeout=120)
+    at.session_state["upload_owner"] = OWNER_A
+    at.run()
+    assert not at.exception
+    next(b for b in at.button if b.key == f"upload_open_{stored.name}").click().run()
+    assert not at.exception
+    assert at.subheader[0].value.startswith("Open: Upload:")
+    workspace = pipeline.workspace_for(stored.dataset_folder.resolve())
+    assert (workspace / "workspace.sqlite").is_file()
+    next(b for b in at.button if b.key == f"upload_delete_{stored.name}").click().run()
+    next(b for b in at.button if b.key == f"upload_delete_yes_{stored.name}").click().run()
+    assert not at.exception
+    assert not stored.folder.exists() and not workspace.exists()
+    assert not at.subheader[0].value.startswith("Open: Upload:")
+
+
+# --------------------------------------------------------------------------- 11. zips
+
+def test_a_zip_with_two_entries_of_one_name_is_refused_naming_them(roots):
+    data, _ = roots
+    archive = make_zip([("p/a.png", image_bytes()), ("p/./a.png", image_bytes("L"))])
+    with pytest.raises(DatasetError, match="same path") as error:
+        images.extract_zip(archive, data / "up")
+    assert "'p/a.png'" in str(error.value) and "'p/./a.png'" in str(error.value)
+    assert not (data / "up").exists()
+
+
+def test_a_zip_failing_half_way_leaves_no_partial_folder(roots):
+    data, _ = roots
+    good = image_bytes()
+    archive = bytearray(make_zip([("p/a.png", good), ("p/b.png", image_bytes("L", (64, 64)))]))
+    at = archive.rfind(b"p/b.png", 0, archive.find(b"PK\x01\x02"))   # the local header's name
+    archive[at + 7 + 5] ^= 0xFF                                       # damage b.png's data
+    with pytest.raises(DatasetError, match="'p/b.png'"):
+        images.extract_zip(bytes(archive), data / "up")
+    assert not (data / "up").exists()
+    assert [p.name for p in data.iterdir()] == []                      # no staging folder left
+
+
+def test_a_zip_entry_with_an_undecodable_name_is_named(roots):
+    data, _ = roots
+    archive = make_zip([("p/café.png", image_bytes())])
+    broken = archive.replace("café".encode(), b"caf\xff\xfe")          # flag says UTF-8; it is not
+    with pytest.raises(DatasetError, match="not valid UTF-8") as error:
+        images.extract_zip(broken, data / "up")
+    assert "caf" in str(error.value)
