@@ -87,12 +87,25 @@ def init_session() -> None:
 @contextmanager
 def user_errors(what: str = "That"):
     """Show errors as st.error with what to do, never a traceback (details go to the server log)."""
+    import sqlite3
     from hdl_core.embed import EmbeddingError, WeightsUnavailable
+    from hdl_core.workspace.schema import is_damage
     from hdl_core.workspace.store import StoreError
     try:
         yield
     except (ValueError, EmbeddingError, WeightsUnavailable, StoreError) as error:
         st.error(str(error), icon=":material/warning:")
+    except sqlite3.DatabaseError as error:   # the database failed under a page, not at opening
+        log.error("database error\n%s", traceback.format_exc())
+        if not is_damage(error):
+            st.error(f"{what} could not read or write the workspace ({error}); nothing you "
+                     "saved is lost: try again in a moment.", icon=":material/warning:")
+            return
+        _forget(st.session_state.get(WORKSPACE))   # the next page run checks it and says so
+        st.error("The workspace database is damaged (it was cut short or garbled). Nothing in "
+                 "it is changed; the Data page can move it aside and start afresh.",
+                 icon=":material/warning:")
+        st.page_link("pages/data.py", label="Go to Data", icon=":material/folder_open:")
     except OSError as error:   # str(error) names server paths: show the reason only
         log.error("file error\n%s", traceback.format_exc())
         st.error(f"{what} failed reading or writing a file "
@@ -202,15 +215,70 @@ def open_demo() -> Workspace:
 
 
 def workspace() -> Workspace:
-    """The open workspace: this session's, else the last one opened, else the demo."""
+    """The open workspace: this session's, else the last one opened, else the demo.
+
+    When it cannot be opened (a damaged database, one from a newer hdl-studio), the page
+    says so, links to the Data page (which offers the way out) and stops: never a traceback.
+    """
+    ws, problem = open_workspace()
+    if ws is None:
+        st.error(str(problem), icon=":material/warning:")
+        st.page_link("pages/data.py", label="Go to Data", icon=":material/folder_open:")
+        st.stop()
+    return ws
+
+
+def open_workspace() -> tuple[Workspace | None, Exception | None]:
+    """The open workspace and None, or None and why it cannot be opened (`StoreError`)."""
+    from hdl_core.data import DatasetError
+    from hdl_core.workspace.store import StoreError
     init_session()
     folder = st.session_state.get(WORKSPACE)
-    if folder is None:
-        folder = _remembered_folder()
+    try:
         if folder is None:
-            return open_demo()
-        st.session_state[WORKSPACE] = folder
-    return workspace_at(folder)
+            folder = _remembered_folder()
+            if folder is None:
+                return open_demo(), None
+            st.session_state[WORKSPACE] = folder
+        return workspace_at(folder), None
+    except (StoreError, DatasetError) as error:
+        if folder is None:
+            st.session_state[WORKSPACE] = str(pipeline.workspace_for(images.make_demo()))
+        return None, error
+
+
+def _forget(folder: str | None) -> None:
+    """Drop the cached Workspace of `folder`, closing it, so the next use opens and checks it."""
+    if folder is None:
+        return
+    try:
+        workspace_at(folder).close()
+    except Exception:   # it may not open at all: then there is nothing to close
+        pass
+    workspace_at.clear(folder)
+
+
+def move_damaged_aside() -> tuple[Path | None, str | None]:
+    """Move the open (damaged) workspace aside, kept under a new name; forget it here.
+
+    Returns
+    -------
+    (dataset folder or None, label or None)
+        What could still be read of which dataset it held, to open that dataset afresh.
+    """
+    from hdl_core.workspace.store import move_workspace_aside
+    folder = st.session_state.get(WORKSPACE)
+    if folder is None:
+        return None, None
+    _forget(folder)
+    _, salvaged = move_workspace_aside(folder)
+    st.session_state.pop(WORKSPACE, None)
+    root = salvaged.get("dataset_root")
+    try:
+        label = json.loads(salvaged.get("label", "null"))
+    except ValueError:
+        label = None
+    return (Path(root) if root else None), (label if isinstance(label, str) else None)
 
 
 def _remembered_folder() -> str | None:
@@ -231,11 +299,14 @@ def workspace_label(ws: Workspace) -> str:
 
 def sidebar_status(ws: Workspace) -> None:
     """Which dataset is open and how far it got, in the sidebar of every page."""
-    with st.sidebar:
+    with st.sidebar, user_errors("Reading the workspace"):
         st.caption(f"**Dataset:** {workspace_label(ws)}")
-        embedding = pipeline.current_embedding(ws)
-        steps = [f"{len(ws.ok_items())} images", f"{len(ws.seeds())} seeds",
-                 embedding.label if embedding else "not embedded",
+        try:
+            embedding = pipeline.current_embedding(ws)
+            embedded = embedding.label if embedding else "not embedded"
+        except pipeline.StoreError:   # a damaged array: the page that needs it says so
+            embedded = "embeddings damaged"
+        steps = [f"{len(ws.ok_items())} images", f"{len(ws.seeds())} seeds", embedded,
                  f"{len(ws.runs('hdl'))} HDL runs"]
         st.caption(" · ".join(steps))
 
@@ -333,7 +404,7 @@ def _compute_umap(folder: str, emb_key: str, key: str) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _stored_map(folder: str, key: str):
-    return workspace_at(folder).load_embeddings(key)
+    return workspace_at(folder).arrays.load_derived(key)    # damaged: computed again
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

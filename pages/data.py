@@ -39,14 +39,40 @@ def _open_upload(upload: uploads.Upload, label: str, seeds_csv=None) -> None:
 
 def main() -> None:
     st.title("Data")
-    ws = state.workspace()
-    state.sidebar_status(ws)
+    ws, problem = state.open_workspace()     # a damaged one must not keep this page shut
+    if ws is not None:
+        state.sidebar_status(ws)
     source = st.radio("Images from", ["Built-in demo", "Folder on the server", "Zip file",
                                       "Upload files"], horizontal=True, key=state.DATA_SOURCE)
     _open_section(source)
     _uploads_section()
     st.divider()
-    _workspace_section(ws)
+    if ws is None:
+        _damaged_section(problem)
+    else:
+        _workspace_section(ws)
+
+
+def _damaged_section(problem: Exception) -> None:
+    """The open workspace cannot be opened: say which and why, and offer the way out."""
+    from hdl_core.workspace.schema import DamagedWorkspace
+    st.subheader("The open workspace cannot be opened")
+    st.error(str(problem), icon=":material/warning:")
+    if not isinstance(problem, DamagedWorkspace):
+        st.info("Open another dataset above.")
+        return
+    st.write("Moving it aside keeps it, renamed, beside the other workspaces (whoever runs the "
+             "server can still look into it); a fresh workspace then takes its place.")
+    if st.button("Move it aside and start afresh", type="primary", key="move_damaged_aside"):
+        with state.user_errors("Moving the workspace aside"):
+            dataset_folder, label = state.move_damaged_aside()
+            if dataset_folder is not None and dataset_folder.is_dir():
+                owner = uploads.owner_folder_of(dataset_folder)
+                _open_dataset(dataset_folder, label or f"Folder: {dataset_folder.name}", root=owner,
+                              private=owner is not None and owner.name != uploads.SHARED_OWNER)
+            st.session_state.pop(state.IMPORT_SUMMARY, None)
+            st.toast("The damaged workspace was moved aside. Open your dataset again above.")
+            st.rerun()
 
 
 def _open_section(source: str) -> None:
@@ -154,6 +180,17 @@ def _workspace_section(ws) -> None:
         c2.metric("Seeds", len(seeds))
         c3.metric("Classes", len(classes))
         c4.metric("Skipped", int((everything["status"] == "skipped").sum()))
+        missing = everything[everything["status"] == "missing"]
+        if len(missing):
+            with st.expander(f"{len(missing)} image(s) missing since they were scanned: their "
+                             "labels and corrections are kept", icon=":material/help:"):
+                st.caption("Moved, renamed or deleted files. Their corrections come back when the "
+                           "same file is found again (at any path) by the next scan: open the "
+                           "folder again once they are back.")
+                st.dataframe(missing[["path"]], hide_index=True, width="stretch")
+        if summary and summary.moved:
+            st.info(f"{summary.moved} image(s) were found again under a new name or folder; their "
+                    "labels and corrections moved with them.")
         if classes:
             table = pd.DataFrame({"class": classes, "seeds": [int(counts.get(c, 0)) for c in classes]})
             st.dataframe(table, hide_index=True, width="content")

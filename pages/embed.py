@@ -48,7 +48,7 @@ def main() -> None:
     st.title("Embed")
     ws = state.workspace()
     state.sidebar_status(ws)
-    with state.user_errors("Embedding"):
+    with state.user_errors("Reading the embeddings"):   # damaged: say so, still offer to embed
         current = state.embedding(ws)
         n_items = len(ws.ok_items())
         if current is not None:
@@ -56,7 +56,7 @@ def main() -> None:
                        f"({current.X.shape[1]} dimensions).")
         else:
             st.info(f"{n_items} images, not embedded yet (or the images changed since).")
-
+    with state.user_errors("Embedding"):
         is_demo = ws.dataset_root() is not None and ws.dataset_root().name == images.DEMO_FOLDER
         kinds = ["CLIP (open_clip)", "Pixels (baseline, not CLIP)", "Precomputed file"]
         kind = st.radio("Encoder", kinds, index=1 if is_demo else 0, horizontal=True,
@@ -132,6 +132,7 @@ def main() -> None:
         if stats:
             st.write(f"Done in {stats.get('seconds', 0):.1f} s: {stats.get('hits', 0)} images from the "
                      f"cache, {stats.get('encoded', stats.get('misses', 0))} encoded.")
+    with state.user_errors("Reading the embeddings"):
         if state.embedding(ws) is not None:
             st.page_link("pages/choose_k.py", label="Next: choose k", icon=":material/insights:")
 

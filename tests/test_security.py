@@ -472,3 +472,162 @@ def test_a_zip_entry_with_an_undecodable_name_is_named(roots):
     with pytest.raises(DatasetError, match="not valid UTF-8") as error:
         images.extract_zip(broken, data / "up")
     assert "caf" in str(error.value)
+
+
+# --------------------------------------------------------------------------- 5. missing files
+
+def test_rescanning_keeps_the_corrections_of_moved_and_missing_files(dataset_ws):
+    ws, folder = dataset_ws
+    ids = dict(zip(ws.ok_items()["path"], ws.ok_items()["id"]))
+    for path, label in [("cats/a.png", "dogs"), ("cats/b.png", "dogs"), ("dogs/c.png", "cats"),
+                        ("dogs/d.png", "cats"), ("e.png", "cats")]:
+        ws.add_correction([ids[path]], label)
+    before = len(ws.corrections())
+    (folder / "cats" / "a.png").rename(folder / "renamed.png")           # moved
+    (folder / "cats" / "b.png").rename(folder / "dogs" / "b-moved.png")  # moved elsewhere
+    kept_aside = (folder / "e.png").read_bytes()
+    (folder / "e.png").unlink()                                           # briefly missing
+    summary = pipeline.import_dataset(ws, images.load_folder(folder))
+
+    assert len(ws.corrections()) == before                                 # nothing deleted
+    assert (summary.moved, summary.missing) == (2, 1)
+    now = dict(zip(ws.ok_items()["path"], ws.ok_items()["id"]))
+    assert now["renamed.png"] == ids["cats/a.png"] and now["dogs/b-moved.png"] == ids["cats/b.png"]
+    labels = ws.current_labels()
+    assert labels[now["renamed.png"]] == ("dogs", "manual")
+    assert ws.items().set_index("path").loc["e.png", "status"] == "missing"
+
+    (folder / "e.png").write_bytes(kept_aside)                            # it came back
+    pipeline.import_dataset(ws, images.load_folder(folder))
+    assert ws.current_labels()[ids["e.png"]] == ("cats", "manual")
+    assert len(ws.corrections()) == before
+
+
+# --------------------------------------------------------------------------- 4. damaged workspace
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+PAGES = [None, "pages/embed.py", "pages/choose_k.py", "pages/label.py", "pages/review.py",
+         "pages/export.py"]
+
+
+def app_on(folder: Path, page: str | None = None):
+    """The app in AppTest with `folder` as this session's open workspace, on `page`."""
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["workspace_folder"] = str(Path(folder).resolve())
+    at.run()
+    if page is not None and not at.exception:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def texts(at) -> str:
+    found = [e.value for kind in ("error", "warning", "info", "success", "markdown", "caption")
+             for e in getattr(at, kind)]
+    return "\n".join(map(str, found))
+
+
+@pytest.fixture
+def labeled_ws(dataset_ws):
+    from hdl_core.auto_k import KIntent
+    ws, folder = dataset_ws
+    pipeline.run_labeling(ws, pipeline.embed_workspace(ws, PIXELS), KIntent.parse(2))
+    ws.close()
+    return ws, folder
+
+
+def damage(db: Path, how: str) -> None:
+    data = db.read_bytes()
+    if how == "truncated":
+        db.write_bytes(data[: len(data) // 3])
+    elif how == "garbled":
+        garbage = np.random.default_rng(0).bytes(len(data) - 8192)
+        db.write_bytes(data[:4096] + garbage + data[-4096:])
+    else:
+        db.write_bytes(b"")
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbled", "emptied"])
+def test_a_damaged_database_leaves_every_page_open_and_names_the_workspace(labeled_ws, how):
+    ws, _ = labeled_ws
+    damage(ws.db_path, how)
+    for page in PAGES:
+        at = app_on(ws.folder, page)
+        assert not at.exception, (page, at.exception)
+        assert ws.folder.name in texts(at) and "damaged" in texts(at), page
+    if how == "emptied":
+        assert ws.db_path.stat().st_size == 0                 # reported, not recreated empty
+
+
+def test_the_data_page_moves_a_damaged_workspace_aside_and_another_dataset_opens(labeled_ws):
+    ws, _ = labeled_ws
+    damage(ws.db_path, "garbled")
+    damaged_bytes = ws.db_path.read_bytes()
+    at = app_on(ws.folder)
+    next(b for b in at.button if b.key == "move_damaged_aside").click().run()
+    assert not at.exception
+    aside = [p for p in ws.folder.parent.iterdir() if p.name.startswith(ws.folder.name + ".damaged-")]
+    assert len(aside) == 1 and (aside[0] / "workspace.sqlite").read_bytes() == damaged_bytes
+    at.radio(key="data_source").set_value("Built-in demo").run()
+    next(b for b in at.button if b.label == "Open the demo").click().run()
+    assert not at.exception
+    assert at.subheader[0].value == "Open: Demo: handwritten digits"
+
+
+def test_a_truncated_embedding_array_is_named_and_embedding_again_repairs_it(labeled_ws):
+    ws, _ = labeled_ws
+    key = ws.get_setting("embedding")["key"]
+    path = ws.embeddings_path(key)
+    path.write_bytes(path.read_bytes()[:100])
+    at = app_on(ws.folder, "pages/label.py")
+    assert not at.exception and f"embeddings/{path.name}" in texts(at)
+    at = app_on(ws.folder, "pages/embed.py")
+    assert not at.exception and f"embeddings/{path.name}" in texts(at)
+    at.radio[0].set_value("Pixels (baseline, not CLIP)").run()
+    next(b for b in at.button if b.label == "Embed with pixels").click().run()
+    assert not at.exception
+    assert "5 images embedded with" in texts(at)
+
+
+def test_an_embedding_array_of_the_wrong_shape_is_refused_naming_the_file(labeled_ws):
+    from hdl_core.workspace import StoreError
+    ws, _ = labeled_ws
+    key = ws.get_setting("embedding")["key"]
+    ws.save_embeddings(key, np.zeros((3, 8), np.float32))              # 3 rows for 5 images
+    with pytest.raises(StoreError, match=r"embeddings/\w+\.npy.*shape \(3, 8\)"):
+        pipeline.current_embedding(ws)
+
+
+# --------------------------------------------------------------------------- 15. stale temp files
+
+def test_temporary_files_of_a_killed_writer_are_removed_when_the_workspace_opens(tmp_path):
+    import subprocess
+    import sys
+    import time
+    folder = tmp_path / "ws"
+    Workspace(folder).close()
+    script = (
+        "import sys, time, numpy as np\n"
+        "from hdl_core.workspace.store import Workspace\n"
+        "ws = Workspace(sys.argv[1])\n"
+        "real = np.save\n"
+        "def slow(stream, X, **kw):\n"
+        "    stream.write(b'half an array'); stream.flush(); print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+        "np.save = slow\n"
+        "ws.save_embeddings('k', np.zeros((4, 4)))\n")
+    root = Path(__file__).resolve().parent.parent
+    writer = subprocess.Popen([sys.executable, "-c", script, str(folder)], cwd=root,
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    writer.kill()                                                     # kill -9 mid-write
+    writer.wait()
+    left = list((folder / "embeddings").glob(".*.tmp"))
+    assert len(left) == 1
+    busy = folder / "embeddings" / ".other.npy.abc123.tmp"            # a writer still at work
+    busy.write_bytes(b"fresh")
+    old = time.time() - 3600
+    os.utime(left[0], (old, old))
+    Workspace(folder).close()
+    assert not left[0].exists() and busy.exists()

@@ -359,3 +359,14 @@ def _unwrapped(folder: Path) -> Path:
 def _upload_at(folder: Path, home: Path, shared: bool) -> Upload:
     return Upload(folder.name, folder, _unwrapped(folder), home, folder_size(folder), shared,
                   folder.stat().st_mtime)
+
+
+def owner_folder_of(folder: Path, *, root: Path | None = None) -> Path | None:
+    """The owner folder an uploaded dataset folder lies in (the `root` to scan it with), or
+    None when `folder` is not an upload."""
+    base = uploads_root(root).resolve()
+    try:
+        relative = Path(folder).resolve().relative_to(base)
+    except ValueError:
+        return None
+    return base / relative.parts[0] if relative.parts else None

@@ -34,6 +34,8 @@ from ..auto_k import KChoice, KIntent, resolve_k
 from ..config import GRAPH_K, home
 from ..graph import KnnGraph, build_knn_graph
 from ..hdl import LabelingResult, hdl_label, knn_dv_label
+from .arrays import EMBEDDING_CACHE_DIRNAME
+from .schema import StoreError
 from .store import RunInfo, StoredRun, Workspace
 
 Progress = Callable[[int, int], None]
@@ -83,6 +85,10 @@ class ImportSummary:
         Seeds per class name.
     truth : bool
         The dataset came with ground truth.
+    missing : int
+        Images of earlier scans not found now; their corrections are kept (`Workspace.set_dataset`).
+    moved : int
+        Images found again under a new path by their content, with their corrections.
     """
 
     items: int
@@ -90,18 +96,20 @@ class ImportSummary:
     duplicates: list
     seeds: dict
     truth: bool
+    missing: int = 0
+    moved: int = 0
 
 
 def import_dataset(ws: Workspace, dataset) -> ImportSummary:
     """Store a scanned `Dataset` and say what it holds."""
-    ws.set_dataset(dataset)
+    change = ws.set_dataset(dataset) or {}
     seeds = pd.Series([item.seed_label for item in dataset.items if item.seed_label is not None])
     return ImportSummary(
         items=len(dataset.items),
         skipped=[(entry.path, entry.reason) for entry in dataset.skipped],
         duplicates=[list(group) for group in dataset.duplicates],
         seeds=seeds.value_counts().sort_index().to_dict(),
-        truth=bool(dataset.truth))
+        truth=bool(dataset.truth), missing=change.get("missing", 0), moved=change.get("moved", 0))
 
 
 def item_frame(ws: Workspace) -> pd.DataFrame:
@@ -196,7 +204,8 @@ def embed_workspace(ws: Workspace, spec: EncoderSpec, *, progress: Progress | No
     if items.empty:
         raise PipelineError("the dataset has no accepted image to embed; see the skip report")
     encoder = spec.build()
-    cache = EmbeddingCache(Path(cache_folder) if cache_folder else ws.folder / "embedding-cache")
+    cache = EmbeddingCache(Path(cache_folder) if cache_folder else
+                           ws.folder / EMBEDDING_CACHE_DIRNAME)
     X, stats = cache.encode(encoder, dataset_files(ws, items), list(items["content_hash"]),
                             progress)
     key = f"{encoder.cache_key}|items={_items_digest(items)}"
@@ -264,6 +273,10 @@ def current_embedding(ws: Workspace) -> Embedding | None:
     if items["id"].tolist() != meta["item_ids"] or not meta["key"].endswith(
             f"items={_items_digest(items)}"):
         return None
+    if X.ndim != 2 or X.shape[0] != len(meta["item_ids"]) or not np.issubdtype(X.dtype, np.number):
+        raise StoreError(f"embedding file {ws.arrays.name(meta['key'])} holds an array of shape "
+                         f"{X.shape} ({X.dtype}), not one row per image ({len(meta['item_ids'])}); "
+                         "embed the images again on the Embed page (it is rewritten)")
     return Embedding(meta["key"], X, np.asarray(meta["item_ids"], dtype=np.int64), meta["label"],
                      meta.get("stats", {}))
 
@@ -293,9 +306,10 @@ def neighbour_graph(ws: Workspace, embedding: Embedding, k: int = GRAPH_K, *,
         if stored < want:
             continue
         key = f"{embedding.key}|knn={stored}"
-        indices = ws.load_embeddings(key + "|indices")
-        distances = ws.load_embeddings(key + "|distances")
-        if indices is not None and distances is not None and indices.shape == (n, stored):
+        indices = ws.arrays.load_derived(key + "|indices")       # damaged: built again
+        distances = ws.arrays.load_derived(key + "|distances")
+        if (indices is not None and distances is not None and indices.shape == (n, stored)
+                and distances.shape == (n, stored)):
             return KnnGraph(indices, distances)
     graph = build_knn_graph(embedding.X, want, method=method, random_state=0)
     key = f"{embedding.key}|knn={want}"
