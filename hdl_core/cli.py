@@ -237,7 +237,15 @@ def _embedding(ws, args):
         from .embed import load_precomputed
         paths, X = load_precomputed(args.embeddings, args.paths)
         return pipeline.import_embeddings(ws, paths, X, label=f"precomputed ({Path(args.embeddings).name})")
-    embedding = pipeline.embed_workspace(ws, _spec(args), progress=_Progress("embedding", args.quiet))
+    try:
+        embedding = pipeline.embed_workspace(ws, _spec(args),
+                                             progress=_Progress("embedding", args.quiet))
+    except KeyboardInterrupt:
+        stopped = pipeline.stopped_embedding(ws)
+        if stopped:
+            print(f"\nstopped: {stopped['kept']} of {stopped['total']} images are embedded and "
+                  "kept; run the same command again to continue", file=sys.stderr)
+        raise
     stats = embedding.stats
     if not args.quiet:
         print(f"embedded {stats.get('n')} images with {embedding.label}: "

@@ -56,6 +56,11 @@ def main() -> None:
                        f"({current.X.shape[1]} dimensions).")
         else:
             st.info(f"{n_items} images, not embedded yet (or the images changed since).")
+        stopped = pipeline.stopped_embedding(ws)
+        if stopped:
+            st.warning(f"The last embedding ({stopped['label']}) stopped after {stopped['kept']:,} "
+                       f"of {stopped['total']:,} images. Those are kept: embedding again with the "
+                       "same encoder starts where it stopped.", icon=":material/pause_circle:")
     with state.user_errors("Embedding"):
         is_demo = ws.dataset_root() is not None and ws.dataset_root().name == images.DEMO_FOLDER
         kinds = ["CLIP (open_clip)", "Pixels (baseline, not CLIP)", "Precomputed file"]

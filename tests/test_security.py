@@ -631,3 +631,89 @@ def test_temporary_files_of_a_killed_writer_are_removed_when_the_workspace_opens
     os.utime(left[0], (old, old))
     Workspace(folder).close()
     assert not left[0].exists() and busy.exists()
+
+
+# --------------------------------------------------------------------------- 7. stopped embedding
+
+class StopsAfter:
+    """A pixels encoder whose n-th call to encode_files is interrupted (Ctrl-C, page left)."""
+
+    def __init__(self, calls_before_stop: int):
+        from hdl_core.embed import make_encoder
+        self.inner = make_encoder("pixels", size=4)
+        self.calls_left = calls_before_stop
+        self.encoded: list[str] = []
+        self.file_cache_key = self.inner.file_cache_key
+        self.cache_key = self.inner.cache_key
+        self.label = self.inner.label
+        self.finalize = self.inner.finalize
+
+    def encode(self, paths, progress=None):
+        return self.finalize(self.encode_files(paths, progress))
+
+    def encode_files(self, paths, progress=None):
+        if self.calls_left == 0:
+            raise KeyboardInterrupt
+        self.calls_left -= 1
+        self.encoded += [str(p) for p in paths]
+        return self.inner.encode_files(paths, progress)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    from hdl_core.embed import cache
+    monkeypatch.setattr(cache, "FIRST_CHUNK_FILES", 2, raising=False)
+    monkeypatch.setattr(cache, "MIN_CHUNK_FILES", 2, raising=False)
+    monkeypatch.setattr(cache, "MAX_CHUNK_FILES", 2, raising=False)
+
+
+def test_a_stopped_embedding_keeps_finished_chunks_and_the_next_run_resumes(dataset_ws, small_chunks,
+                                                                            monkeypatch):
+    ws, _ = dataset_ws
+    stopping = StopsAfter(2)
+    monkeypatch.setattr(pipeline.EncoderSpec, "build", lambda self: stopping)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.embed_workspace(ws, PIXELS)
+    assert len(stopping.encoded) == 4
+    assert pipeline.stopped_embedding(ws) == {"label": stopping.label, "kept": 4, "total": 5}
+
+    again = StopsAfter(99)
+    monkeypatch.setattr(pipeline.EncoderSpec, "build", lambda self: again)
+    embedding = pipeline.embed_workspace(ws, PIXELS)
+    assert again.encoded == ["e.png"]                                 # only what was left
+    assert embedding.stats["hits"] == 4 and pipeline.stopped_embedding(ws) is None
+
+
+def test_the_embed_page_says_how_many_images_a_stopped_run_kept(dataset_ws, small_chunks,
+                                                                monkeypatch):
+    ws, _ = dataset_ws
+    monkeypatch.setattr(pipeline.EncoderSpec, "build", lambda self: StopsAfter(1))
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.embed_workspace(ws, PIXELS)
+    monkeypatch.undo()
+    at = app_on(ws.folder, "pages/embed.py")
+    assert not at.exception
+    assert "stopped after 2 of 5 images" in texts(at)
+
+
+def test_ctrl_c_in_the_cli_says_what_was_kept(roots, small_chunks, monkeypatch, capsys):
+    from hdl_core import cli
+    from hdl_core.embed.pixels import PixelsEncoder
+    data, _ = roots
+    for i in range(5):
+        write(data / "ds" / ("cats" if i < 2 else "dogs" if i < 4 else "u") / f"{i}.png",
+              image_bytes(color=(40 * i, 0, 0)))
+    calls = []
+    real = PixelsEncoder.encode_files
+
+    def interrupted(self, paths, progress=None):
+        calls.append(len(paths))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, paths, progress)
+
+    monkeypatch.setattr(PixelsEncoder, "encode_files", interrupted)
+    status = cli.main(["embed", str(data / "ds"), "--encoder", "pixels", "--out",
+                       str(data / "emb.npy"), "--workspace", str(data / "ws")])
+    assert status == 130
+    assert "2 of 5 images are embedded and kept" in capsys.readouterr().err

@@ -41,6 +41,7 @@ from .store import RunInfo, StoredRun, Workspace
 Progress = Callable[[int, int], None]
 
 _SETTING_EMBEDDING = "embedding"
+_SETTING_EMBED_PROGRESS = "embedding_progress"
 _SETTING_K_INTENT = "k_intent"
 _CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -206,12 +207,30 @@ def embed_workspace(ws: Workspace, spec: EncoderSpec, *, progress: Progress | No
     encoder = spec.build()
     cache = EmbeddingCache(Path(cache_folder) if cache_folder else
                            ws.folder / EMBEDDING_CACHE_DIRNAME)
-    X, stats = cache.encode(encoder, dataset_files(ws, items), list(items["content_hash"]),
-                            progress)
-    key = f"{encoder.cache_key}|items={_items_digest(items)}"
     label = getattr(encoder, "label", spec.name)
+
+    def saved(kept: int, total: int) -> None:   # what a run stopped now would keep
+        ws.set_setting(_SETTING_EMBED_PROGRESS, {"label": label, "kept": kept, "total": total})
+
+    X, stats = cache.encode(encoder, dataset_files(ws, items), list(items["content_hash"]),
+                            progress, saved=saved)
+    ws.set_setting(_SETTING_EMBED_PROGRESS, None)
+    key = f"{encoder.cache_key}|items={_items_digest(items)}"
     stats = {**stats, "device": getattr(encoder, "device", "cpu"), "n": len(items)}
     return _save_embedding(ws, key, X, items, label, stats, spec=spec.as_dict())
+
+
+def stopped_embedding(ws: Workspace) -> dict | None:
+    """What the last `embed_workspace` that did not finish kept, or None.
+
+    Returns
+    -------
+    dict or None
+        ``{"label": encoder label, "kept": images now in the cache, "total": images}``:
+        its finished chunks are in the embedding cache, so the next run starts after them.
+    """
+    progress = ws.get_setting(_SETTING_EMBED_PROGRESS)
+    return progress if isinstance(progress, dict) else None
 
 
 def import_embeddings(ws: Workspace, paths: list[str], X: np.ndarray, *, label: str,
