@@ -35,8 +35,9 @@ def main() -> None:
         c1, c2, c3 = st.columns(3)
         c1.download_button("Download CSV", pipeline.to_csv_bytes(frame), f"{name}-labels.csv",
                            mime="text/csv", type="primary",
-                           help="Cells starting with = + - @ are prefixed with ' so spreadsheets "
-                                "do not run them as formulas.")
+                           help="Cells a spreadsheet would run as formulas (= @, or + - before "
+                                "text) get a leading ', which reading the file back as seeds "
+                                "takes off. JSON keeps every value exactly.")
         c2.download_button("Download JSON", pipeline.to_json_bytes(frame), f"{name}-labels.json",
                            mime="application/json")
         c3.download_button("Download ImageFolder zip", lambda: pipeline.imagefolder_zip(ws, frame),

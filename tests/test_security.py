@@ -717,3 +717,51 @@ def test_ctrl_c_in_the_cli_says_what_was_kept(roots, small_chunks, monkeypatch, 
                        str(data / "emb.npy"), "--workspace", str(data / "ws")])
     assert status == 130
     assert "2 of 5 images are embedded and kept" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- 9. CSV round trip
+
+def test_the_csv_export_fed_back_as_seeds_gives_exactly_the_exported_labels(roots):
+    data, workspaces = roots
+    folder = data / "tricky"
+    names = {"=cmd()/a.png": (200, 0, 0), "=cmd()/b.png": (190, 0, 0), "-1/c.png": (0, 0, 200),
+             "-1/d.png": (0, 0, 190), "'=quoted.png": (120, 0, 120), "+1.png": (100, 0, 90),
+             "@at.png": (10, 10, 10), "plain.png": (30, 30, 30)}
+    for name, colour in names.items():
+        write(folder / name, image_bytes(color=colour))
+    dataset = images.load_folder(folder)
+    ws = Workspace(workspaces / "tricky")
+    pipeline.import_dataset(ws, dataset)
+    ws.add_correction([int(ws.ok_items().set_index("path").loc["plain.png", "id"])], "+cat")
+    frame = pd.DataFrame({"path": list(names), "label": ["=cmd()", "=cmd()", "-1", "-1", "'@x",
+                                                         "+cat", None, "+cat"]})
+    exported = pipeline.to_csv_bytes(frame)
+    cells = pd.read_csv(io.BytesIO(exported), keep_default_na=False)
+    assert not any(str(cell).startswith(("=", "@", "+c")) for cell in cells.to_numpy().ravel())
+    assert "'-1/c.png" in set(cells["path"])                     # -1/c would be a formula
+    assert "-1" in set(cells["label"].astype(str))                 # a plain number is left alone
+    seeds = images.read_seed_csv(exported, dataset)
+    assert seeds == {path: None if pd.isna(label) else label
+                     for path, label in zip(frame["path"], frame["label"])}
+
+
+def test_cli_export_feeds_back_as_seeds(roots, capsys):
+    from hdl_core import cli
+    data, _ = roots
+    folder = data / "cli-tricky"
+    for name, colour in [("=red/a.png", (250, 0, 0)), ("=red/b.png", (240, 5, 0)),
+                         ("-blue/c.png", (0, 0, 250)), ("-blue/d.png", (0, 5, 240)),
+                         ("@e.png", (245, 2, 2)), ("+f.png", (2, 2, 245))]:
+        write(folder / name, image_bytes(color=colour))
+    out = data / "labels.csv"
+    common = ["--encoder", "pixels", "--k", "1", "--quiet", "--workspace"]
+    assert cli.main(["label", str(folder), "--out", str(out)] + common + [str(data / "ws1")]) == 0
+    exported = pd.read_csv(out, keep_default_na=False)
+    assert cli.main(["label", str(folder), "--seeds", str(out), "--out", str(data / "again.csv")]
+                    + common + [str(data / "ws2")]) == 0
+    again = Workspace(data / "ws2")
+    seeds = {path: again.seeds()[item_id]
+             for path, item_id in zip(again.ok_items()["path"], again.ok_items()["id"])}
+    first = images.read_seed_csv(out.read_bytes(), images.load_folder(folder, root=folder))
+    assert seeds == first and set(first.values()) == {"=red", "-blue"}
+    assert len(exported) == 6

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..auto_k import KChoice, KIntent, resolve_k
+from ..data.seed_csv import neutralise_cell
 from ..config import GRAPH_K, home
 from ..graph import KnnGraph, build_knn_graph
 from ..hdl import LabelingResult, hdl_label, knn_dv_label
@@ -43,7 +44,6 @@ Progress = Callable[[int, int], None]
 _SETTING_EMBEDDING = "embedding"
 _SETTING_EMBED_PROGRESS = "embedding_progress"
 _SETTING_K_INTENT = "k_intent"
-_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class PipelineError(ValueError):
@@ -491,15 +491,14 @@ def run_status(run: StoredRun | RunInfo | None, embedding: Embedding | None,
 
 # --------------------------------------------------------------------------- export
 
-def neutralise_cell(value):
-    """Prefix a quote to text that a spreadsheet would run as a formula (= + - @, tab, CR)."""
-    if isinstance(value, str) and value.startswith(_CSV_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """CSV (UTF-8) with formula-like text cells neutralised; numbers are left as numbers."""
+    """CSV (UTF-8) with formula-like text cells neutralised; numbers are left as numbers.
+
+    Only cells a spreadsheet would run get a leading ``'`` (`neutralise_cell`), and a seed
+    CSV read back takes it off (`hdl_core.data.read_seed_csv`), so an export fed back as
+    ``--seeds`` gives the same paths and labels. JSON (`to_json_bytes`) is the lossless
+    format: every value exactly as stored, nothing prefixed.
+    """
     safe = frame.copy()
     for column in safe.columns:
         # pandas 3 gives text its own "str" dtype; pandas 2 stores it as object.
