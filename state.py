@@ -50,6 +50,7 @@ UPLOAD_OWNER = "upload_owner"           # Data: the token naming this browser's 
 UPLOAD_DELETING = "upload_deleting"     # Data: the upload whose deletion awaits a confirmation
 SEED_PAGE = "seed_page"                 # Data: page of the seed grid
 EMBED_STATS = "embed_stats"             # Embed: stats of the last embedding, shown once
+EXPORT_ZIP = "export_zip"               # Export: the ImageFolder zip built, and what it left out
 # Label
 LABEL_ROUND = "label_round"             # the round shown
 LABEL_PLAYING = "label_playing"         # the replay is playing

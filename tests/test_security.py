@@ -765,3 +765,28 @@ def test_cli_export_feeds_back_as_seeds(roots, capsys):
     first = images.read_seed_csv(out.read_bytes(), images.load_folder(folder, root=folder))
     assert seeds == first and set(first.values()) == {"=red", "-blue"}
     assert len(exported) == 6
+
+
+# --------------------------------------------------------------------------- 10. the zip export
+
+def test_the_zip_export_skips_and_lists_a_file_that_vanished_since_the_scan(dataset_ws):
+    ws, folder = dataset_ws
+    (folder / "dogs" / "d.png").unlink()
+    skipped = []
+    contents = zip_contents(pipeline.imagefolder_zip(ws, all_labeled(folder), skipped=skipped))
+    assert skipped == [("dogs/d.png", "missing (moved or deleted since the folder was scanned)")]
+    assert "dogs/dogs__c.png" in contents and "dogs/dogs__d.png" not in contents
+    assert "dogs/d.png" in contents["skipped-files.csv"].decode()
+
+
+def test_the_export_page_builds_the_zip_then_offers_it_and_says_what_it_left_out(labeled_ws):
+    ws, folder = labeled_ws
+    (folder / "e.png").unlink()
+    at = app_on(ws.folder, "pages/export.py")
+    assert not at.exception
+    next(b for b in at.button if b.label == "Prepare ImageFolder zip").click().run()
+    assert not at.exception
+    assert "could not be read" in texts(at)
+    assert any(b.label == "Download ImageFolder zip" for b in at.get("download_button"))
+    built = ws.folder / "exports" / f"{ws.folder.name}-imagefolder.zip"
+    assert "e.png" in zip_contents(built.read_bytes())["skipped-files.csv"].decode()

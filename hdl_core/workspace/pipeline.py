@@ -573,6 +573,28 @@ def imagefolder_zip(ws: Workspace, frame: pd.DataFrame, target=None, *,
     return buffer.getvalue() if target is None else None
 
 
+def write_imagefolder_zip(ws: Workspace, frame: pd.DataFrame, *,
+                          progress: Progress | None = None) -> tuple[Path, list]:
+    """Build the ImageFolder zip in the workspace (``exports/``), all or nothing.
+
+    The file appears complete or not at all (`hdl_core._files.atomic_write`), replacing the
+    one built before. Images that cannot be read now are left out and listed.
+
+    Returns
+    -------
+    (Path, list of (path, reason))
+        The zip, and the images left out with why (e.g. ``missing``).
+    """
+    from .._files import atomic_write
+    folder = ws.folder / "exports"
+    folder.mkdir(exist_ok=True)
+    target = folder / f"{ws.folder.name}-imagefolder.zip"
+    skipped: list = []
+    atomic_write(target, lambda stream: imagefolder_zip(ws, frame, stream, progress=progress,
+                                                         skipped=skipped), durable=False)
+    return target, skipped
+
+
 def _unused_entry(entry: str, taken: set[str]) -> str:
     """`entry`, or ``<stem>~2<suffix>``, ``~3``, ... when that name is already in the archive."""
     if entry not in taken:
