@@ -790,3 +790,25 @@ def test_the_export_page_builds_the_zip_then_offers_it_and_says_what_it_left_out
     assert any(b.label == "Download ImageFolder zip" for b in at.get("download_button"))
     built = ws.folder / "exports" / f"{ws.folder.name}-imagefolder.zip"
     assert "e.png" in zip_contents(built.read_bytes())["skipped-files.csv"].decode()
+
+
+# --------------------------------------------------------------------------- 13. terminal escapes
+
+def test_the_cli_escapes_control_characters_in_every_name_it_prints(roots, capsys):
+    from hdl_core import cli
+    data, _ = roots
+    folder = data / "ansi"
+    write(folder / "red" / "a.png", image_bytes(color=(250, 0, 0)))
+    write(folder / "red" / "b.png", image_bytes(color=(240, 0, 0)))
+    write(folder / "blue" / "c.png", image_bytes(color=(0, 0, 250)))
+    write(folder / "blue" / "d.png", image_bytes(color=(0, 0, 240)))
+    write(folder / "evil\x1b]0;pwned\x07\nfake: line.png", b"not an image")
+    write(folder / "u\x1b[2J.png", image_bytes(color=(245, 0, 0)))
+    status = cli.main(["suggest", str(folder), "--encoder", "pixels", "--k", "1", "--n", "3",
+                       "--workspace", str(data / "ws")])
+    assert status == 0
+    captured = capsys.readouterr()
+    for stream in (captured.out, captured.err):
+        assert "\x1b" not in stream and "\x07" not in stream
+    assert "evil\\x1b]0;pwned\\x07\\nfake: line.png" in captured.err       # one line, escaped
+    assert not any(line.startswith("fake: line") for line in captured.err.splitlines())
