@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import secrets
 import shutil
 import threading
@@ -83,6 +84,40 @@ def init_session() -> None:
             st.session_state[key] = value
 
 
+# --------------------------------------------------------------------------- names as text
+
+# What Streamlit's Markdown acts on inside a line: emphasis, code, links and images, HTML,
+# LaTeX ($), strikethrough, tables, entities, and the [..] of its :colour[..] directives.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>$~|&])")
+_LINE_START = re.compile(r"^(\s*|\s*\d+)([#+\-=]|(?<=\d)[.)])")   # headings, lists, setext
+
+
+def short(text, limit: int = 60) -> str:
+    """`text` cut to `limit` characters with an ellipsis (show the full text on hover)."""
+    text = str(text)
+    return text if len(text) <= limit else text[: max(limit - 1, 1)] + "…"
+
+
+def escape_markdown(text) -> str:
+    """A file or class name as plain text inside Streamlit Markdown.
+
+    ``**bold**.png`` stays asterisks, ``$$\\frac12$$`` stays dollars and a backslash, a
+    link stays brackets; line breaks become spaces. Use it for every user name put into
+    ``st.markdown``, ``st.write``, ``st.caption``, ``st.subheader``, alerts and toasts.
+
+    >>> escape_markdown("**bold** $$x$$ [a](b)")
+    '\\\\*\\\\*bold\\\\*\\\\* \\\\$\\\\$x\\\\$\\\\$ \\\\[a\\\\](b)'
+    """
+    flat = " ".join(str(text).splitlines()) if "\n" in str(text) or "\r" in str(text) else str(text)
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
+    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), escaped)
+
+
+def shown(name, limit: int = 60) -> str:
+    """A name to show in Markdown: cut to `limit` characters, then escaped."""
+    return escape_markdown(short(name, limit))
+
+
 # --------------------------------------------------------------------------- errors
 
 @contextmanager
@@ -95,7 +130,7 @@ def user_errors(what: str = "That"):
     try:
         yield
     except (ValueError, EmbeddingError, WeightsUnavailable, StoreError) as error:
-        st.error(str(error), icon=":material/warning:")
+        st.error(escape_markdown(error), icon=":material/warning:")   # it names user files
     except sqlite3.DatabaseError as error:   # the database failed under a page, not at opening
         log.error("database error\n%s", traceback.format_exc())
         if not is_damage(error):
@@ -223,7 +258,7 @@ def workspace() -> Workspace:
     """
     ws, problem = open_workspace()
     if ws is None:
-        st.error(str(problem), icon=":material/warning:")
+        st.error(escape_markdown(problem), icon=":material/warning:")
         st.page_link("pages/data.py", label="Go to Data", icon=":material/folder_open:")
         st.stop()
     return ws
@@ -301,7 +336,7 @@ def workspace_label(ws: Workspace) -> str:
 def sidebar_status(ws: Workspace) -> None:
     """Which dataset is open and how far it got, in the sidebar of every page."""
     with st.sidebar, user_errors("Reading the workspace"):
-        st.caption(f"**Dataset:** {workspace_label(ws)}")
+        st.caption(f"**Dataset:** {shown(workspace_label(ws))}")
         try:
             embedding = pipeline.current_embedding(ws)
             embedded = embedding.label if embedding else "not embedded"

@@ -57,7 +57,7 @@ def _damaged_section(problem: Exception) -> None:
     """The open workspace cannot be opened: say which and why, and offer the way out."""
     from hdl_core.workspace.schema import DamagedWorkspace
     st.subheader("The open workspace cannot be opened")
-    st.error(str(problem), icon=":material/warning:")
+    st.error(state.escape_markdown(problem), icon=":material/warning:")
     if not isinstance(problem, DamagedWorkspace):
         st.info("Open another dataset above.")
         return
@@ -167,7 +167,7 @@ def _upload_row(upload: uploads.Upload) -> None:
             st.rerun()
 
 def _workspace_section(ws) -> None:
-    st.subheader(f"Open: {state.workspace_label(ws)}")
+    st.subheader(f"Open: {state.shown(state.workspace_label(ws), 80)}")
     with state.user_errors("Reading the workspace"):
         summary = st.session_state.get(state.IMPORT_SUMMARY)
         items = ws.ok_items()
@@ -210,7 +210,8 @@ def _workspace_section(ws) -> None:
             if not seeds:
                 st.warning("No seeds yet: label a few images per class below (or use class folders or a seed CSV).")
             elif len(classes) < 2 or few:
-                st.info(f"Few seeds for {', '.join(few) or 'a second class'}: HDL needs at least two classes, "
+                st.info(f"Few seeds for {', '.join(map(state.shown, few)) or 'a second class'}: "
+                        "HDL needs at least two classes, "
                         f"and {MIN_SEEDS_PER_CLASS}+ seeds per class make it more reliable.")
             with st.expander("Label seeds here", expanded=not seeds or len(classes) < 2):
                 left, right = st.columns([2, 1])
@@ -236,7 +237,7 @@ def _workspace_section(ws) -> None:
                         ws.set_seed(item_id, target_class, "app")
                     for item_id in chosen:
                         st.session_state.pop(f"seed_pick_{item_id}", None)
-                    st.toast(f"{len(chosen)} seed(s) of '{target_class}' saved")
+                    st.toast(f"{len(chosen)} seed(s) of '{state.shown(target_class)}' saved")
                     st.rerun()
 
 

@@ -52,13 +52,14 @@ def main() -> None:
         current = state.embedding(ws)
         n_items = len(ws.ok_items())
         if current is not None:
-            st.success(f"{n_items} images embedded with **{current.label}** "
+            st.success(f"{n_items} images embedded with **{state.shown(current.label)}** "
                        f"({current.X.shape[1]} dimensions).")
         else:
             st.info(f"{n_items} images, not embedded yet (or the images changed since).")
         stopped = pipeline.stopped_embedding(ws)
         if stopped:
-            st.warning(f"The last embedding ({stopped['label']}) stopped after {stopped['kept']:,} "
+            st.warning(f"The last embedding ({state.shown(stopped['label'])}) stopped after "
+                       f"{stopped['kept']:,} "
                        f"of {stopped['total']:,} images. Those are kept: embedding again with the "
                        "same encoder starts where it stopped.", icon=":material/pause_circle:")
     with state.user_errors("Embedding"):

@@ -19,7 +19,8 @@ import state
 from hdl_core.explain import round_view, vote_detail
 from hdl_core.views import replay as replaying
 from hdl_core.workspace import pipeline
-from pages._map import GREY, OUTLINE, class_colours, map_note, palette, selected_ids, wait_for_umap
+from pages._map import (GREY, OUTLINE, class_colours, legend_name, map_note, palette, plotly_text,
+                        selected_ids, wait_for_umap)
 
 # Transient UI state of this page (named in state.py; durable facts live in the store).
 ROUND_KEY = state.LABEL_ROUND
@@ -124,10 +125,12 @@ def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | 
     size = 5 if only is None else 8          # a filtered map shows few points: draw them bigger
 
     def trace(index, name, marker, **extra):
-        return {"type": "scattergl", "mode": "markers", "name": name, "x": xy[index, 0],
-                "y": xy[index, 1], "customdata": view.hover[index], "marker": marker,
+        # `name` may be a class name: plain text, cut for the legend, whole in the hover box
+        return {"type": "scattergl", "mode": "markers", "name": legend_name(name),
+                "x": xy[index, 0], "y": xy[index, 1], "customdata": view.hover[index],
+                "marker": marker, "meta": [plotly_text(name)],
                 "hovertemplate": "#%{customdata[0]:.0f} · round %{customdata[1]:.0f} · confidence "
-                                 "%{customdata[2]:.2f}<extra>" + name + "</extra>", **extra}
+                                 "%{customdata[2]:.2f}<extra>%{meta[0]}</extra>", **extra}
 
     data = [trace(layers.unlabeled, "not labeled yet", {"color": GREY, "size": size - 1},
                   hovertemplate="#%{customdata[0]:.0f} · not labeled yet<extra></extra>")]
@@ -135,7 +138,8 @@ def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | 
     coloured_labels = labels[coloured]
     for c, name in enumerate(view.classes):
         members = coloured[coloured_labels == c]
-        data.append(trace(members, name, {"color": colours[c], "size": size}, legendgroup=name))
+        data.append(trace(members, name, {"color": colours[c], "size": size},
+                          legendgroup=f"class-{c}"))
     data.append(trace(layers.seeds, "seeds", {
         "color": labels[layers.seeds], **by_class, "size": 12,
         "line": {"color": OUTLINE, "width": 1.5}},
@@ -407,10 +411,13 @@ def _point_detail(view: RunView, point: int) -> None:
     detail = vote_detail(replay.neighbours, result, point)
     st.divider()
     head, clear = st.columns([5, 1])
-    head.subheader(f"Point #{point}: {view.paths[point]}")
+    head.subheader(f"Point #{point}: {state.shown(view.paths[point], 80)}",
+                   help=None if len(str(view.paths[point])) <= 80 else state.escape_markdown(
+                       view.paths[point]))
     clear.button("Clear selection", key="label_clear_point", on_click=_clear_point)
     left, right = st.columns([1, 4])
     left.image(state.thumbnail_png(str(view.files[point]), root=view.root), width=state.THUMB_PX)
+    names = [state.shown(name) for name in names]          # user's class names, as text
     label = names[result.labels[point]]
     lines = [f"**Label:** {label}"]
     if result.step[point] < 0:
@@ -421,7 +428,7 @@ def _point_detail(view: RunView, point: int) -> None:
         if result.fallback[point]:
             source = detail.bridge_source
             lines.append(f"**Bridged:** no labeled neighbour was left, so it copied the label of "
-                         f"#{source} ({view.paths[source] if source >= 0 else 'removed since'}), "
+                         f"#{source} ({state.shown(view.paths[source]) if source >= 0 else 'removed since'}), "
                          "the closest labeled point.")
         else:
             votes = ", ".join(f"{names[c]}: {n}" for c, n in

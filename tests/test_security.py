@@ -5,6 +5,7 @@ Every file is built in a temporary data root; nothing here needs the network.
 """
 from __future__ import annotations
 
+import html
 import io
 import os
 import zipfile
@@ -812,3 +813,89 @@ def test_the_cli_escapes_control_characters_in_every_name_it_prints(roots, capsy
         assert "\x1b" not in stream and "\x07" not in stream
     assert "evil\\x1b]0;pwned\\x07\\nfake: line.png" in captured.err       # one line, escaped
     assert not any(line.startswith("fake: line") for line in captured.err.splitlines())
+
+
+# --------------------------------------------------------------------------- 8. names as text
+
+MARKUP_NAMES = ["**bold**", "$$\\frac12$$", "[click](http://evil.example)", "# heading",
+                ":red[alarm]"]
+
+
+def test_names_are_escaped_for_markdown_so_they_show_as_typed():
+    import state
+    for name in MARKUP_NAMES + ["1. first", "a_b_c", "<b>x</b>"]:
+        escaped = state.escape_markdown(name)
+        assert "**" not in escaped and "$$" not in escaped and "](" not in escaped.replace("\\](", "")
+        assert not escaped.startswith(("#", "1."))
+        # removing the escapes gives the name back: nothing is lost, only neutralised
+        assert re_unescape(escaped) == name
+    assert state.shown("x" * 300, 60).endswith("…") and len(state.shown("x" * 300, 60)) == 60
+
+
+def re_unescape(text: str) -> str:
+    import re
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def test_plotly_gets_names_as_text_and_long_names_cut_in_the_legend():
+    from pages import _map
+    evil = '<a href="http://evil.example">click</a>'
+    long_name = "L" * 250
+    figure = _map.class_map(np.zeros((3, 2)), np.arange(3), np.array([evil, long_name, None], object),
+                            [evil, long_name], hover=np.array(["%{x}<b>p</b>.png", "b.png", "c.png"]),
+                            given=np.zeros(3, bool))
+    names = [trace["name"] for trace in figure["data"]]
+    assert all("<a" not in name for name in names)
+    assert max(len(html.unescape(name)) for name in names) <= _map.LEGEND_CHARACTERS
+    for trace in figure["data"]:
+        assert "<a " not in "".join(trace["text"]) and "<b>" not in "".join(trace["text"])
+        assert "evil" not in trace["hovertemplate"] and "L" * 40 not in trace["hovertemplate"]
+    assert long_name in "".join(figure["data"][1]["text"])                  # whole on hover
+
+
+def test_the_label_page_map_shows_class_names_as_text(labeled_ws):
+    import importlib
+    from hdl_core.auto_k import KIntent
+    ws, folder = labeled_ws
+    evil = '<a href="http://evil.example">%{x}</a>'
+    ids = dict(zip(ws.ok_items()["path"], ws.ok_items()["id"]))
+    ws.add_correction([ids["e.png"]], evil)
+    emb = pipeline.current_embedding(ws)
+    run = pipeline.run_labeling(ws, emb, KIntent.parse(2))
+    label_page = importlib.import_module("pages.label")
+    graph = pipeline.neighbour_graph(ws, emb)
+    view = label_page.prepare(ws, run.hdl_id, run.baseline_id, graph.indices)
+    figure = label_page.map_figure(view, np.zeros((5, 2)), 0)
+    for trace in figure["data"]:
+        assert "<a " not in trace["name"] and "evil" not in trace["hovertemplate"]
+
+
+def test_a_class_name_longer_than_the_limit_is_refused_with_a_clear_message(dataset_ws):
+    ws, _ = dataset_ws
+    item = int(ws.ok_items()["id"].iloc[0])
+    with pytest.raises(ValueError, match="at most 100 characters; this one has 250"):
+        ws.add_correction([item], "x" * 250)
+    with pytest.raises(ValueError, match="control characters"):
+        ws.set_seed(item, "two\nlines")
+    assert ws.corrections().empty
+
+
+def test_a_class_folder_whose_name_cannot_be_a_class_is_skipped_with_the_reason(roots):
+    data, _ = roots
+    write(data / "ds" / ("c" * 150) / "a.png", image_bytes())
+    write(data / "ds" / "ok" / "b.png", image_bytes("L"))
+    dataset = images.load_folder("ds")
+    assert dataset.paths == ["ok/b.png"]
+    assert "at most 100 characters" in dataset.skipped[0].reason
+
+
+def test_the_data_page_shows_a_markup_class_name_as_typed(dataset_ws):
+    ws, _ = dataset_ws
+    ids = list(ws.ok_items()["id"])
+    ws.set_seed(int(ids[-1]), "$$\\frac12$$")
+    ws.set_setting("label", "Folder: **bold** [x](http://evil.example)")
+    at = app_on(ws.folder)
+    assert not at.exception
+    heading = at.subheader[0].value
+    assert "**bold**" not in heading and "\\*\\*bold\\*\\*" in heading and "\\[x\\]" in heading
+    assert not any("$$\\frac12$$" in info.value for info in at.info)

@@ -30,7 +30,7 @@ from typing import Callable
 
 from PIL import Image
 
-from .._checks import check_positive_int
+from .._checks import check_positive_int, class_name_problem
 from .dataset import (TRUTH_CSV, UNLABELED_FOLDERS, Dataset, DatasetError, Item, Skipped,
                       data_root, resolve_in_data_root)
 from .files import DatasetFileError, open_dataset_file
@@ -105,6 +105,7 @@ def load_folder(folder: str | Path, *, seeds_csv=None, root: Path | None = None,
     skipped.sort(key=lambda entry: entry.path)
     for item in items:
         item.seed_label = _layout_label(item.path)
+    items = _refuse_bad_class_folders(items, skipped)
 
     dataset = Dataset(root=folder_path, items=items, skipped=skipped,
                       duplicates=_duplicate_groups(items))
@@ -256,6 +257,21 @@ def _image_problem(source, max_pixels: int) -> str | None:
             return f"truncated file ({message})"
         return f"corrupt image ({message})"
     return None
+
+
+def _refuse_bad_class_folders(items: list[Item], skipped: list[Skipped]) -> list[Item]:
+    """Skip the images of a class folder whose name cannot be a class (too long, control
+    characters), saying why, rather than refusing the whole dataset later."""
+    kept = []
+    for item in items:
+        problem = None if item.seed_label is None else class_name_problem(item.seed_label)
+        if problem is None:
+            kept.append(item)
+        else:
+            skipped.append(Skipped(item.path, f"its folder cannot name a class: {problem}; "
+                                              "rename the folder"))
+    skipped.sort(key=lambda entry: entry.path)
+    return kept
 
 
 def _layout_label(path: str) -> str | None:

@@ -11,6 +11,7 @@ import io
 import re
 from pathlib import Path
 
+from .._checks import class_name_problem
 from .dataset import Dataset, DatasetError
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -104,6 +105,9 @@ def read_seed_csv(csv_file, dataset: Dataset) -> dict[str, str | None]:
         if path not in known:
             unknown.append((number, path))
             continue
+        if label is not None and class_name_problem(label) is not None:
+            raise DatasetError(f"{name} row {number}: label for {path!r}: "
+                               f"{class_name_problem(label)}; choose a shorter, plain name")
         if path in labels and labels[path] != label:
             conflicts.append(f"rows {first_row[path]} and {number} give {path!r} "
                              f"labels {labels[path]!r} and {label!r}")

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from .._checks import class_name_problem
 from .._files import remove_stale_temporaries
 from ..hdl import LabelingResult
 from .arrays import EMBEDDING_CACHE_DIRNAME, EMBEDDINGS_DIRNAME, ArrayFiles
@@ -752,6 +753,9 @@ def _check_class_name(name: Any, what: str) -> str:
     stripped = name.strip()
     if not stripped:
         raise ValueError(f"{what}: class name {name!r} is empty")
+    problem = class_name_problem(stripped)
+    if problem is not None:
+        raise ValueError(f"{what}: {problem}; choose a shorter, plain name")
     return stripped
 
 
