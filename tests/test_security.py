@@ -899,3 +899,62 @@ def test_the_data_page_shows_a_markup_class_name_as_typed(dataset_ws):
     heading = at.subheader[0].value
     assert "**bold**" not in heading and "\\*\\*bold\\*\\*" in heading and "\\[x\\]" in heading
     assert not any("$$\\frac12$$" in info.value for info in at.info)
+
+
+# --------------------------------------------------------------------------- 16. identical copies
+
+def duplicated_workspace(folder: Path, *, distinct=12, copies=30, d=16, seed=0):
+    """A workspace of `distinct` images each stored `copies` times (identical embeddings);
+    one copy of each of four images is a seed (two classes)."""
+    from types import SimpleNamespace
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(distinct, d)).astype(np.float32)
+    paths = [f"img/{v:03d}-{c:03d}.png" for v in range(distinct) for c in range(copies)]
+    seeds = {f"img/{v:03d}-000.png": ("a" if v < 2 else "b") for v in range(4)}
+    items = [SimpleNamespace(path=p, content_hash=p[4:7], size=10, seed_label=seeds.get(p),
+                             seed_source="csv" if p in seeds else None) for p in paths]
+    ws = Workspace(folder)
+    ws.set_dataset(SimpleNamespace(root=str(folder / "none"), items=items, skipped=[], truth=None))
+    X = vectors[[int(p[4:7]) for p in paths]]
+    return ws, pipeline.import_embeddings(ws, paths, X, label="test"), paths
+
+
+def test_identical_copies_are_labeled_as_one_and_share_label_step_and_round(tmp_path):
+    from hdl_core.auto_k import KIntent
+    ws, emb, paths = duplicated_workspace(tmp_path / "ws")
+    run = pipeline.run_labeling(ws, emb, KIntent.parse(3), with_baseline=False)
+    result = run.result
+    image = np.array([int(p[4:7]) for p in ws.ok_items()["path"]])
+    unlabeled = result.step >= 0
+    for v in range(12):
+        copies = (image == v) & unlabeled
+        for field in ("labels", "step", "round"):
+            assert len(set(getattr(result, field)[copies].tolist())) == 1, (v, field)
+    bridged_images = set(image[result.fallback].tolist())
+    assert len(bridged_images) <= 8                                    # never one per copy
+    assert (result.labels >= 0).all()
+    stored = ws.load_run(run.hdl_id)
+    # nodes: the 4 seeds, and one per image for its unlabeled copies (12)
+    assert stored.params["collapsed_duplicates"] == 12 * 30 - (4 + 12)
+    # the Label page replays such a run on the full graph like any other
+    import importlib
+    from hdl_core.explain import round_view, vote_detail
+    label_page = importlib.import_module("pages.label")
+    graph = pipeline.neighbour_graph(ws, emb)
+    view = label_page.prepare(ws, run.hdl_id, None, graph.indices)
+    for r in range(result.n_rounds):
+        label_page.map_figure(view, np.zeros((len(image), 2)), r)
+        round_view(graph.indices, result, r)
+    for point in range(0, len(image), 37):
+        vote_detail(graph.indices, result, point)
+
+
+def test_a_few_identical_files_leave_labeling_exactly_as_before(tmp_path):
+    from hdl_core import hdl_label
+    from hdl_core.auto_k import KIntent
+    ws, emb, _ = duplicated_workspace(tmp_path / "ws", copies=3)       # groups of 3 <= k = 3
+    run = pipeline.run_labeling(ws, emb, KIntent.parse(3), with_baseline=False)
+    y, _ = pipeline.seed_vector(ws, emb.item_ids)
+    plain = hdl_label(emb.X, y, k=3, graph=pipeline.neighbour_graph(ws, emb, 3))
+    np.testing.assert_array_equal(run.result.step, plain.step)
+    assert "collapsed_duplicates" not in ws.load_run(run.hdl_id).params

@@ -419,6 +419,17 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
         Also run kNN-DV with the same k and link it to the HDL run.
     graph : KnnGraph, optional
         The embedding's graph when the caller has it (`neighbour_graph`).
+
+    Notes
+    -----
+    Identical images (exactly the same embedding row) are labeled as one when they would
+    otherwise shut themselves off: more than k unlabeled copies of one image have only each
+    other as neighbours, so each such group cost HDL a bridge of its own (100,000 copies of
+    768 images ran for half an hour). When any group of identical unlabeled rows is larger
+    than k, every such group is labeled as one node, its first row, on a kNN graph of the
+    collapsed set (built once, saved beside the embeddings); every copy then takes its
+    node's label, step, round, confidence and vote count, so copies share a step. Seeds are
+    never merged. ``params["collapsed_duplicates"]`` says how many rows were folded.
     """
     started = time.perf_counter()
     intent = k_intent(ws) if intent is None else intent
@@ -429,10 +440,17 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
     except ValueError as error:
         raise PipelineError(f"{error}: with {len(y)} images, k can be at most {len(y) - 1}; "
                             "choose a smaller k on the Choose k page") from None
-    graph = neighbour_graph(ws, embedding, k) if graph is None else graph
     params = {"noise_rate": intent.noise_rate, "k_max": intent.k_max, "embedding": embedding.key,
               "encoder": embedding.label, "k_auto": intent.auto, "n_seeds": int((y >= 0).sum())}
-    result = hdl_label(embedding.X, y, k=k, graph=graph)
+    nodes, node_of = duplicate_nodes(embedding.X, y, k)
+    if nodes is None:
+        graph = neighbour_graph(ws, embedding, k) if graph is None else graph
+        result = hdl_label(embedding.X, y, k=k, graph=graph)
+    else:
+        collapsed = hdl_label(embedding.X[nodes], y[nodes], k=k,
+                              graph=_collapsed_graph(ws, embedding, nodes, k))
+        result = _expanded(collapsed, nodes, node_of)
+        params["collapsed_duplicates"] = int(len(y) - len(nodes))
     hdl_id = ws.save_run(method="hdl", params=params, result=result, classes=classes,
                          item_ids=embedding.item_ids)
     baseline_id = None
@@ -442,6 +460,73 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
                                   classes=classes, item_ids=embedding.item_ids,
                                   compares_to=hdl_id)
     return LabelingRun(hdl_id, baseline_id, k, choice, result, time.perf_counter() - started)
+
+
+def duplicate_nodes(X: np.ndarray, y: np.ndarray, k: int
+                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Rows to label when identical unlabeled rows are folded together, and each row's node.
+
+    Returns ``(None, None)`` when no group of identical unlabeled rows is larger than `k`
+    (nothing would shut itself off), or when folding would leave too few nodes for `k`.
+
+    Returns
+    -------
+    nodes : ndarray of int or None
+        Row indices labeled as nodes, ascending: every seed, and the first row of each
+        group of identical unlabeled rows.
+    node_of : ndarray of int or None
+        For each row, the position in `nodes` of the node it takes its label from.
+
+    Examples
+    --------
+    >>> X = np.array([[1., 0], [1, 0], [1, 0], [0, 1], [1, 0]])
+    >>> nodes, node_of = duplicate_nodes(X, np.array([-1, -1, -1, 0, 0]), 1)
+    >>> nodes.tolist(), node_of.tolist()
+    ([0, 3, 4], [0, 0, 0, 1, 2])
+    """
+    unlabeled = np.flatnonzero(y < 0)
+    if unlabeled.size <= k:
+        return None, None
+    rows = np.ascontiguousarray(X[unlabeled])
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    _, first, group, counts = np.unique(keys, return_index=True, return_inverse=True,
+                                        return_counts=True)
+    if counts.max() <= k:
+        return None, None
+    representative = np.full(len(y), -1, np.int64)
+    representative[unlabeled] = unlabeled[first[group.ravel()]]
+    seeds = np.flatnonzero(y >= 0)
+    representative[seeds] = seeds
+    nodes = np.unique(representative)
+    if nodes.size <= k:
+        return None, None
+    return nodes, np.searchsorted(nodes, representative)
+
+
+def _collapsed_graph(ws: Workspace, embedding: Embedding, nodes: np.ndarray, k: int) -> KnnGraph:
+    """The kNN graph of the folded rows (`duplicate_nodes`), built once and saved."""
+    digest = hashlib.sha1(nodes.astype(np.int64).tobytes()).hexdigest()[:16]
+    key = f"{embedding.key}|collapsed={digest}|knn={k}"
+    indices = ws.arrays.load_derived(key + "|indices")
+    distances = ws.arrays.load_derived(key + "|distances")
+    if (indices is not None and distances is not None and indices.shape == (nodes.size, k)
+            and distances.shape == (nodes.size, k)):
+        return KnnGraph(indices, distances)
+    graph = build_knn_graph(embedding.X[nodes], k, random_state=0)
+    ws.save_embeddings(key + "|indices", graph.indices)
+    ws.save_embeddings(key + "|distances", graph.distances)
+    return graph
+
+
+def _expanded(result: LabelingResult, nodes: np.ndarray, node_of: np.ndarray) -> LabelingResult:
+    """A result over the nodes, given to every row: each copy takes its node's outcome."""
+    source = result.source[node_of]
+    bridged = source >= 0
+    source[bridged] = nodes[source[bridged]]              # node positions -> row indices
+    return LabelingResult(labels=result.labels[node_of], step=result.step[node_of],
+                          round=result.round[node_of], confidence=result.confidence[node_of],
+                          n_voters=result.n_voters[node_of], fallback=result.fallback[node_of],
+                          source=source, k=result.k)
 
 
 # --------------------------------------------------------------------------- is a run current
