@@ -49,6 +49,7 @@ IMPORT_SUMMARY = "import_summary"       # pipeline.ImportSummary of the last sca
 DATA_SOURCE = "data_source"             # Data: where images come from
 UPLOAD_OWNER = "upload_owner"           # Data: the token naming this browser's uploads
 UPLOAD_DELETING = "upload_deleting"     # Data: the upload whose deletion awaits a confirmation
+UPLOADER_ROUND = "uploader_round"       # Data: bumped once files are stored, for fresh uploaders
 SEED_PAGE = "seed_page"                 # Data: page of the seed grid
 EMBED_STATS = "embed_stats"             # Embed: stats of the last embedding, shown once
 EXPORT_ZIP = "export_zip"               # Export: the ImageFolder zip built, and what it left out
@@ -221,6 +222,24 @@ def _xsrf_token() -> bytes | None:
     if version != "2" or not mask or not masked:
         return None
     return bytes(byte ^ mask[i % len(mask)] for i, byte in enumerate(masked))
+
+
+def release_uploaded(files) -> None:
+    """Let Streamlit drop its in-memory copy of uploaded files once they are stored on disk.
+
+    Streamlit keeps every uploaded file in the server's memory for the whole browser session;
+    after `hdl_core.data.uploads` has written them, that copy is only a cost. The uploader
+    widgets get new keys (`UPLOADER_ROUND`), so the page does not offer the dropped files.
+    """
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    context = get_script_run_ctx()
+    manager = getattr(context, "uploaded_file_mgr", None)
+    for file in files or []:
+        try:
+            manager.remove_file(session_id=context.session_id, file_id=file.file_id)
+        except Exception as error:   # a Streamlit without it: the copy lives until the session ends
+            log.info("could not release an uploaded file: %s", error)
+    st.session_state[UPLOADER_ROUND] = st.session_state.get(UPLOADER_ROUND, 0) + 1
 
 
 def delete_upload(upload) -> None:

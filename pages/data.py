@@ -101,19 +101,22 @@ def _open_section(source: str) -> None:
                               seeds_csv.getvalue() if seeds_csv is not None else None)
 
         elif source == "Zip file":
-            upload = st.file_uploader("A .zip of images (class folders for seeds)", type=["zip"])
+            upload = st.file_uploader("A .zip of images (class folders for seeds)", type=["zip"],
+                                      key=f"zip_{st.session_state.get(state.UPLOADER_ROUND, 0)}")
             seeds_csv = st.file_uploader("Seed CSV (optional): path,label", type=["csv"], key="seed_csv_zip")
             shared = st.checkbox("Share with everyone using this server", key="share_zip",
                                  help=SHARE_HELP)
             if st.button("Open zip", type="primary", disabled=upload is None):
                 stored = uploads.store_zip(upload, upload.name, state.upload_owner(), shared=shared)
-                _open_upload(stored, f"Zip: {upload.name}",
-                             seeds_csv.getvalue() if seeds_csv is not None else None)
+                name, seeds = upload.name, seeds_csv.getvalue() if seeds_csv is not None else None
+                state.release_uploaded([upload])      # on disk now: Streamlit's copy can go
+                _open_upload(stored, f"Zip: {name}", seeds)
 
         else:
             mode = st.radio("Upload", ["A folder", "Files"], horizontal=True)
             chosen = st.file_uploader(
-                "Images (a folder keeps its class sub-folders as seeds)", key=f"uploads_{mode}",
+                "Images (a folder keeps its class sub-folders as seeds)",
+                key=f"uploads_{mode}_{st.session_state.get(state.UPLOADER_ROUND, 0)}",
                 accept_multiple_files="directory" if mode == "A folder" else True)
             shared = st.checkbox("Share with everyone using this server", key="share_files",
                                  help=SHARE_HELP)
@@ -121,6 +124,7 @@ def _open_section(source: str) -> None:
                 # the uploaded file objects themselves: read in chunks, never copied whole
                 stored = uploads.store_files([(f.name, f) for f in chosen], state.upload_owner(),
                                              shared=shared)
+                state.release_uploaded(chosen)        # on disk now: Streamlit's copy can go
                 _open_upload(stored, f"Upload: {stored.name}")
 
 

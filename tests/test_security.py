@@ -958,3 +958,124 @@ def test_a_few_identical_files_leave_labeling_exactly_as_before(tmp_path):
     plain = hdl_label(emb.X, y, k=3, graph=pipeline.neighbour_graph(ws, emb, 3))
     np.testing.assert_array_equal(run.result.step, plain.step)
     assert "collapsed_duplicates" not in ws.load_run(run.hdl_id).params
+
+
+# --------------------------------------------------------------------------- attacks that held
+
+@pytest.mark.parametrize("typed", ["../..", "..\\..\\etc", "....//....//etc", "/etc/../etc",
+                                   "pets/../../..", "%2e%2e/%2e%2e/etc", "\uff0e\uff0e/etc",
+                                   "pets/./../../etc", "./.."])
+def test_no_spelling_of_a_typed_path_leaves_the_data_root(roots, typed):
+    data, _ = roots
+    try:
+        resolved = images.resolve_in_data_root(typed)
+    except DatasetError:
+        return                                              # refused: fine
+    assert resolved.is_relative_to(data.resolve())          # or taken as a name inside it
+
+
+def test_a_zip_whose_headers_understate_the_expanded_size_is_refused(roots):
+    import struct
+    data, _ = roots
+    archive = bytearray(make_zip([("p/a.bin", b"\0" * 50_000)]))
+    local = archive.find(b"PK\x03\x04")
+    central = archive.find(b"PK\x01\x02")
+    archive[local + 22:local + 26] = struct.pack("<I", 10)        # uncompressed size: 10 bytes
+    archive[central + 24:central + 28] = struct.pack("<I", 10)
+    with pytest.raises(DatasetError):
+        images.extract_zip(bytes(archive), data / "up", max_total_bytes=1000)
+    assert not (data / "up").exists() and list(data.iterdir()) == []
+
+
+def gif_declaring(width: int, height: int) -> bytes:
+    data = bytearray(image_bytes("P", (2, 2), "GIF"))
+    data[6:10] = struct_pack("<HH", width, height)                # logical screen size
+    descriptor = data.find(b"\x2c")
+    data[descriptor + 5:descriptor + 9] = struct_pack("<HH", width, height)
+    return bytes(data)
+
+
+def tiff_declaring(width: int, height: int) -> bytes:
+    entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (259, 3, 1, 1),
+               (262, 3, 1, 1), (273, 4, 1, 8), (277, 3, 1, 1), (278, 4, 1, height),
+               (279, 4, 1, 1)]
+    body = struct_pack("<2sHI", b"II", 42, 8 + 1) + b"\0"
+    ifd = struct_pack("<H", len(entries)) + b"".join(
+        struct_pack("<HHII", tag, kind, count, value) for tag, kind, count, value in entries)
+    return body[:8] + b"\0" + ifd + struct_pack("<I", 0)
+
+
+def webp_declaring(width: int, height: int) -> bytes:
+    data = bytearray(image_bytes("RGB", (4, 4), "WEBP", exif=b"Exif\0\0II*\0\x08\0\0\0\0\0"))
+    at = data.find(b"VP8X")
+    data[at + 12:at + 15] = (width - 1).to_bytes(3, "little")
+    data[at + 15:at + 18] = (height - 1).to_bytes(3, "little")
+    return bytes(data)
+
+
+def struct_pack(fmt, *values) -> bytes:
+    import struct
+    return struct.pack(fmt, *values)
+
+
+def test_image_bombs_of_every_accepted_format_are_skipped_unread(roots):
+    data, _ = roots
+    write(data / "ds" / "bomb.png", png_declaring(60000, 60000))
+    write(data / "ds" / "bomb.gif", gif_declaring(65000, 65000))
+    write(data / "ds" / "bomb.tif", tiff_declaring(60000, 60000))
+    write(data / "ds" / "bomb.webp", webp_declaring(16383, 16383))
+    write(data / "ds" / "fine.png", image_bytes())
+    dataset = images.load_folder("ds")
+    assert dataset.paths == ["fine.png"]
+    why = {entry.path: entry.reason for entry in dataset.skipped}
+    assert set(why) == {"bomb.png", "bomb.gif", "bomb.tif", "bomb.webp"}
+    for name in ("bomb.png", "bomb.gif", "bomb.tif"):
+        assert "too large" in why[name], (name, why[name])
+
+
+def test_file_names_are_never_run_by_a_shell(roots, tmp_path, monkeypatch, capsys):
+    from hdl_core import cli
+    data, _ = roots
+    monkeypatch.chdir(tmp_path)
+    names = ["$(touch PWNED).png", "`touch PWNED`.png", "a;touch PWNED.png", "b|touch PWNED.png",
+             "c&&touch PWNED.png"]
+    for i, name in enumerate(names):
+        write(data / "shell" / ("x" if i < 2 else "y") / name, image_bytes(color=(60 * i, 9, 9)))
+    assert cli.main(["label", str(data / "shell"), "--encoder", "pixels", "--k", "1", "--quiet",
+                     "--out", str(tmp_path / "out.csv"), "--workspace", str(tmp_path / "ws")]) == 0
+    assert not list(tmp_path.rglob("PWNED")) and not list(data.rglob("PWNED"))
+    assert not Path("PWNED").exists()
+
+
+def test_a_pickled_embedding_file_is_refused_not_loaded(tmp_path):
+    from hdl_core.embed import EmbeddingError, load_precomputed
+    marker = tmp_path / "ran"
+    np.save(tmp_path / "emb.npy", np.array([Exploit(marker)], dtype=object), allow_pickle=True)
+    (tmp_path / "emb.paths.txt").write_text("a.png\n")
+    with pytest.raises(EmbeddingError, match="not loaded for safety"):
+        load_precomputed(tmp_path / "emb.npy")
+    assert not marker.exists()
+
+
+class Exploit:
+    """Unpickling this would create a file: what a hostile checkpoint or array file does."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.slow
+def test_a_malicious_checkpoint_runs_no_code(tmp_path):
+    import torch
+    from hdl_core.embed import make_encoder
+    marker = tmp_path / "ran"
+    checkpoint = tmp_path / "evil.pt"
+    torch.save({"state_dict": Exploit(marker)}, checkpoint)
+    encoder = make_encoder("clip", model="ViT-S-32", pretrained=str(checkpoint), image_size=64,
+                           device="cpu")
+    with pytest.raises(Exception):
+        encoder.load()
+    assert not marker.exists()

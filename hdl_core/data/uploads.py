@@ -206,7 +206,9 @@ def store_files(files, owner: str, *, shared: bool = False, limits: UploadLimits
         digest.update(name.encode("utf-8", "surrogatepass") + b"\0")
         digest.update(str(content_size(content)).encode() + b"\0")
         _hash_content(content, digest)
-    final = home / f"{_stem(files[0][0].replace(chr(92), '/').split('/')[0])}-{digest.hexdigest()[:16]}"
+    first = files[0][0].replace("\\", "/").split("/")        # a folder upload's top folder,
+    stem = _stem(first[0] if len(first) > 1 else Path(first[0]).stem)   # else the file's stem
+    final = home / f"{stem}-{digest.hexdigest()[:16]}"
     if final.is_dir():
         return _upload_at(final, home, shared)
     size = sum(content_size(content) for _, content in files)
