@@ -90,17 +90,23 @@ def server(browser_ready, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser(server):
+    """One Chromium for the module (Playwright's sync API runs one instance per thread)."""
     from playwright.sync_api import sync_playwright
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        yield page
-        context.close()
-        browser.close()
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    yield page
+    context.close()
 
 
 def _shot(page, name: str) -> None:
@@ -216,38 +222,34 @@ def _upload_files(page, url: str, files: dict[str, bytes]) -> None:
     _no_exception(page)
 
 
-def test_two_browsers_uploading_same_named_files_get_separate_datasets(server):
+def test_two_browsers_uploading_same_named_files_get_separate_datasets(server, browser):
     """Two browsers (separate cookie jars) upload IMG_0001.png and IMG_0002.png with other
     pixels: each gets its own dataset and workspace, and the first one's files are intact."""
-    from playwright.sync_api import sync_playwright
     url, base = server
     names = ["IMG_0001.png", "IMG_0002.png"]
     red = {name: _png((250, 10 * i, 0)) for i, name in enumerate(names)}
     blue = {name: _png((0, 10 * i, 250)) for i, name in enumerate(names)}
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        first = browser.new_context(viewport={"width": 1400, "height": 1000})
-        second = browser.new_context(viewport={"width": 1400, "height": 1000})
-        try:
-            page_a, page_b = first.new_page(), second.new_page()
-            for page in (page_a, page_b):
-                page.set_default_timeout(WAIT_MS)
-            _upload_files(page_a, url, red)
-            _upload_files(page_b, url, blue)
-            _shot(page_a, "7-upload-a")
-            _shot(page_b, "8-upload-b")
-            heading_a = page_a.locator("h3", has_text="Open: Upload:").first.inner_text()
-            heading_b = page_b.locator("h3", has_text="Open: Upload:").first.inner_text()
-            assert heading_a != heading_b
-            # a reload keeps each browser on its own upload, listed among its own uploads
-            page_a.reload()
-            page_a.get_by_text(heading_a).first.wait_for()
-            _idle(page_a)
-            assert page_a.get_by_text("Your uploads (1)").count() == 1
-        finally:
-            first.close()
-            second.close()
-            browser.close()
+    first = browser.new_context(viewport={"width": 1400, "height": 1000})
+    second = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page_a, page_b = first.new_page(), second.new_page()
+        for page in (page_a, page_b):
+            page.set_default_timeout(WAIT_MS)
+        _upload_files(page_a, url, red)
+        _upload_files(page_b, url, blue)
+        _shot(page_a, "7-upload-a")
+        _shot(page_b, "8-upload-b")
+        heading_a = page_a.locator("h3", has_text="Open: Upload:").first.inner_text()
+        heading_b = page_b.locator("h3", has_text="Open: Upload:").first.inner_text()
+        assert heading_a != heading_b
+        # a reload keeps each browser on its own upload, listed among its own uploads
+        page_a.reload()
+        page_a.get_by_text(heading_a).first.wait_for()
+        _idle(page_a)
+        assert page_a.get_by_text("Your uploads (1)").count() == 1
+    finally:
+        first.close()
+        second.close()
     owners = [folder for folder in (base / "data" / ".uploads").iterdir() if folder.is_dir()]
     assert len(owners) == 2                                          # one folder per browser
     stored = {}
