@@ -18,7 +18,6 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from _common import ROOT, machine_info, print_table, write_json
 

@@ -34,13 +34,35 @@ def atomic_write(target: str | Path, write: Callable, *, durable: bool = True,
         if replace:
             os.replace(temporary, target)
         else:
-            os.link(temporary, target)          # FileExistsError when the name is taken
-            Path(temporary).unlink()
+            place_new(temporary, target)        # FileExistsError when the name is taken
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     if durable:
         _fsync_folder(target.parent)
+
+
+def place_new(temporary: str | Path, target: str | Path) -> None:
+    """Move a finished file to `target`, which must not exist yet; `temporary` is gone after.
+
+    A hard link makes the check and the move one step, so two writers racing for one name
+    cannot both win; on a file system without hard links the file is renamed after a check.
+
+    Raises
+    ------
+    FileExistsError
+        `target` exists (it is left as it was).
+    """
+    try:
+        os.link(temporary, target)
+    except FileExistsError:
+        raise
+    except OSError:                      # no hard links here (some network or FAT volumes)
+        if os.path.lexists(target):
+            raise FileExistsError(target) from None
+        os.replace(temporary, target)
+        return
+    os.unlink(temporary)
 
 
 def _fsync_folder(folder: Path) -> None:

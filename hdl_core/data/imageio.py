@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .._checks import check_positive_int
 from .dataset import DatasetError
-from .files import DatasetFile, DatasetFileError, open_dataset_file
+from .files import DatasetFile, open_dataset_file
 
 # Images with more pixels than this are skipped (decompression bombs): 50 megapixels is
 # above any camera photo in common use and below Pillow's own warning threshold (~89 MP).

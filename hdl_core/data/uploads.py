@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .archives import check_free_space, content_size, extract_zip, human_size, save_uploads
+from .archives import content_size, extract_zip, human_size, save_uploads
 from .dataset import DatasetError, data_root
 
 UPLOADS_FOLDER = ".uploads"

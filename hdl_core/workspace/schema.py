@@ -25,12 +25,13 @@ process and workspace.
 """
 from __future__ import annotations
 
-import os
 import sqlite3
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
+
+from .._files import place_new
 
 DB_FILENAME = "workspace.sqlite"
 BUSY_TIMEOUT_S = 10.0
@@ -288,8 +289,8 @@ def _create_database(path: Path) -> None:
         finally:
             conn.close()
         try:
-            os.link(temporary, path)
-        except FileExistsError:
+            place_new(temporary, path)
+        except FileExistsError:          # another process made it first: theirs is used
             pass
     finally:
         for leftover in (temporary, Path(f"{temporary}-wal"), Path(f"{temporary}-shm")):
