@@ -1079,3 +1079,26 @@ def test_a_malicious_checkpoint_runs_no_code(tmp_path):
     with pytest.raises(Exception):
         encoder.load()
     assert not marker.exists()
+
+
+def test_moving_a_damaged_workspace_aside_starts_afresh_on_the_same_dataset(dataset_ws):
+    ws, folder = dataset_ws
+    ids = dict(zip(ws.ok_items()["path"], ws.ok_items()["id"]))
+    ws.set_setting("label", "Folder: pets")
+    ws.close()
+    import sqlite3
+    with sqlite3.connect(ws.db_path) as conn:   # the items table's page is damaged; meta is not
+        page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'items'").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with open(ws.db_path, "r+b") as db:
+        db.seek((page - 1) * size + 8)
+        db.write(b"\xff" * 512)
+    at = app_on(ws.folder)
+    assert "damaged" in texts(at)
+    next(b for b in at.button if b.key == "move_damaged_aside").click().run()
+    assert not at.exception
+    assert at.subheader[0].value == "Open: Folder: pets"
+    assert next(m for m in at.metric if m.label == "Images").value == "5"
+    fresh = Workspace(ws.folder)
+    assert set(fresh.ok_items()["path"]) == set(ids)
