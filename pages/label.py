@@ -21,8 +21,8 @@ from hdl_core.views import replay as replaying
 from hdl_core.workspace import pipeline
 from pages._hover import MAX_POINTS as MAX_HOVER_POINTS
 from pages._hover import hover_thumbnails
-from pages._map import (GREY, OUTLINE, class_colours, map_note, palette, plotly_text, selected_ids,
-                        wait_for_umap)
+from pages._map import (GREY, OUTLINE, class_colours, legend_name, map_note, palette, plotly_text,
+                        selected_ids, wait_for_umap)
 
 # Transient UI state of this page (named in state.py; durable facts live in the store).
 ROUND_KEY = state.LABEL_ROUND
@@ -60,6 +60,7 @@ class RunView:
     params: dict
     created: str
     colours: list[str]         # each class's colour (fixed when the class was created)
+    root: str | None = None    # the dataset folder thumbnails are confined to
 
 
 def hdl_runs(ws, emb) -> list:
@@ -98,7 +99,7 @@ def prepare(ws, run_id: int, baseline_id: int | None, neighbours: np.ndarray) ->
     colours = [stored.get(name, fallback[c]) for c, name in enumerate(run.classes)]
     return RunView(run_id, baseline_id if baseline is not None else None, replay,
                    list(run.classes), run.item_ids, paths, files, hover, run.params, run.created,
-                   colours)
+                   colours, str(ws.dataset_root()))
 
 
 @st.cache_resource(show_spinner="Preparing the replay…", max_entries=4)
@@ -130,11 +131,12 @@ def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | 
     size = 5 if only is None else 8          # a filtered map shows few points: draw them bigger
 
     def trace(index, name, marker, **extra):
-        name = plotly_text(name)          # class names are shown as text, never as markup
-        return {"type": "scattergl", "mode": "markers", "name": name, "x": xy[index, 0],
-                "y": xy[index, 1], "customdata": view.hover[index], "marker": marker,
+        # `name` may be a class name: plain text, cut for the legend, whole in the hover box
+        return {"type": "scattergl", "mode": "markers", "name": legend_name(name),
+                "x": xy[index, 0], "y": xy[index, 1], "customdata": view.hover[index],
+                "marker": marker, "meta": [plotly_text(name)],
                 "hovertemplate": "#%{customdata[0]:.0f} · round %{customdata[1]:.0f} · confidence "
-                                 "%{customdata[2]:.2f}<extra>" + name + "</extra>", **extra}
+                                 "%{customdata[2]:.2f}<extra>%{meta[0]}</extra>", **extra}
 
     data = [trace(layers.unlabeled, "not labeled yet", {"color": GREY, "size": size - 1},
                   hovertemplate="#%{customdata[0]:.0f} · not labeled yet<extra></extra>")]
@@ -143,7 +145,7 @@ def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | 
     for c, name in enumerate(view.classes):
         members = coloured[coloured_labels == c]
         data.append(trace(members, name, {"color": colours[c], "size": size},
-                          legendgroup=str(c)))
+                          legendgroup=f"class-{c}"))
     data.append(trace(layers.seeds, "seeds", {
         "color": labels[layers.seeds], **by_class, "size": 12,
         "line": {"color": OUTLINE, "width": 1.5}},
@@ -415,14 +417,17 @@ def _point_detail(view: RunView, point: int) -> None:
     detail = vote_detail(replay.neighbours, result, point)
     st.divider()
     head, review, clear = st.columns([4, 1, 1])
-    head.subheader(f"Point #{point}: {view.paths[point]}", anchor=False)
+    head.subheader(f"Point #{point}: {state.shown(view.paths[point], 80)}", anchor=False,
+                   help=None if len(str(view.paths[point])) <= 80 else state.escape_markdown(
+                       view.paths[point]))
     if review.button("Open in Review", key="label_open_review", icon=":material/task_alt:",
                      help="Check or correct this image on the Review page, first in its queue."):
         state.open_in_review(int(view.item_ids[point]))
         st.switch_page("pages/review.py")
     clear.button("Clear selection", key="label_clear_point", on_click=_clear_point)
     left, right = st.columns([1, 4])
-    left.image(state.thumbnail_png(str(view.files[point])), width=state.THUMB_PX)
+    left.image(state.thumbnail_png(str(view.files[point]), root=view.root), width=state.THUMB_PX)
+    names = [state.shown(name) for name in names]          # user's class names, as text
     label = names[result.labels[point]]
     lines = [f"**Label:** {label}"]
     if result.step[point] < 0:
@@ -433,7 +438,7 @@ def _point_detail(view: RunView, point: int) -> None:
         if result.fallback[point]:
             source = detail.bridge_source
             lines.append(f"**Bridged:** no labeled neighbour was left, so it copied the label of "
-                         f"#{source} ({view.paths[source] if source >= 0 else 'removed since'}), "
+                         f"#{source} ({state.shown(view.paths[source]) if source >= 0 else 'removed since'}), "
                          "the closest labeled point.")
         else:
             votes = ", ".join(f"{names[c]}: {n}" for c, n in
@@ -459,7 +464,8 @@ def _point_detail(view: RunView, point: int) -> None:
             captions.append(f"#{q} {names[result.labels[q]]}")
         else:
             captions.append(f"#{q} {names[at_time]}" if at_time >= 0 else f"#{q} —")
-    thumbs = [state.thumbnail_png(str(view.files[q])) for q in detail.neighbours.tolist()]
+    thumbs = [state.thumbnail_png(str(view.files[q]), root=view.root)
+              for q in detail.neighbours.tolist()]
     for start in range(0, len(thumbs), NEIGHBOURS_PER_ROW):
         st.image(thumbs[start:start + NEIGHBOURS_PER_ROW], width=state.THUMB_PX,
                  caption=captions[start:start + NEIGHBOURS_PER_ROW])

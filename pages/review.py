@@ -66,9 +66,9 @@ def _correct(item_ids: list[int], label, source: str) -> None:
         return
     if not written:
         _flash("info", f"Nothing changed: {_count(len(item_ids))} already labeled "
-                       f"'{state.escape_md(label)}'.")
+                       f"'{state.escape_markdown(label)}'.")
         return
-    _flash("success", f"Labeled {_count(len(written))} as '{state.escape_md(label)}'. It is saved, "
+    _flash("success", f"Labeled {_count(len(written))} as '{state.escape_markdown(label)}'. It is saved, "
                       "counts as a seed in the next run, and can be undone.")
 
 
@@ -116,7 +116,7 @@ def _undo() -> None:
         if st.session_state.get(state.REVIEW_FLASH, ("",))[0] != "error":
             _flash("info", "Nothing of yours to undo in this browser tab.")
         return
-    _flash("info", state.escape_md(report.describe()))
+    _flash("info", state.escape_markdown(report.describe()))
 
 
 def _rerun_hdl(ws, emb, run) -> None:
@@ -176,7 +176,8 @@ def _class_picker(where: str, item_id: int, shown, classes: list[str], label: st
 def _thumb(file, caption: str | None = None) -> None:
     """A thumbnail that fits its column (never wider than the thumbnail itself), so
     narrow windows shrink the tiles instead of overlapping them."""
-    st.image(state.thumbnail_png(str(file), state.THUMB_PX), caption=caption, width="stretch")
+    st.image(state.thumbnail_png(str(file), state.THUMB_PX, state.dataset_root(state.workspace())),
+             caption=caption, width="stretch")
 
 
 def _tile(row, where: str, classes: list[str]) -> None:
@@ -198,7 +199,7 @@ def _grid(rows, where: str, classes: list[str]) -> None:
 
 def _header(ws, run, frame, emb) -> None:
     st.title("Review")
-    st.caption(f"Run #{run.run_id} · HDL with k = {run.k} on {state.escape_md(emb.label)}. Labels "
+    st.caption(f"Run #{run.run_id} · HDL with k = {run.k} on {state.escape_markdown(emb.label)}. Labels "
                "shown are the labels now: your corrections and confirmations win over seeds, "
                "seeds over the run.")
     pending = review.pending_corrections(frame)
@@ -299,6 +300,7 @@ def _tiles(frame, queue, run, item_ids: list[int]) -> list[dict]:
     """What the widget shows of each image: thumbnail, label now, why, its neighbours."""
     by_item = frame.set_index("item_id")
     by_position = frame.set_index("position")
+    root = state.dataset_root(state.workspace())
     tiles = []
     for item_id in item_ids:
         row = by_item.loc[item_id]
@@ -307,8 +309,9 @@ def _tiles(frame, queue, run, item_ids: list[int]) -> list[dict]:
         for p in queue.nearest[position][:NEIGHBOURS_SHOWN]:
             if p in by_position.index:
                 other = by_position.loc[p]
-                neighbours.append((state.thumbnail_jpeg(str(other["file"])), other["label"]))
-        tiles.append({"id": int(item_id), "image": state.thumbnail_jpeg(str(row["file"]), LARGE_PX),
+                neighbours.append((state.thumbnail_jpeg(str(other["file"]), state.THUMB_PX, root),
+                                   other["label"]))
+        tiles.append({"id": int(item_id), "image": state.thumbnail_jpeg(str(row["file"]), LARGE_PX, root),
                       "label": row["label"], "name": row["path"],
                       "reason": queue.reason(position, class_names=run.classes),
                       "confirmed": row["source"] == "confirmed", "neighbours": neighbours})
@@ -471,7 +474,7 @@ def _classes_tab(ws, frame, classes: list[str]) -> None:
         usage = ws.class_usage(name) if name else None
         target = None
         if usage is not None and usage.total:
-            st.caption(f"'{state.escape_md(name)}' still labels {usage.describe()}; "
+            st.caption(f"'{state.escape_markdown(name)}' still labels {usage.describe()}; "
                        "choose what they become.")
             target = st.selectbox("They become", [c for c in classes if c != name], index=None,
                                   key="review_delete_into")
@@ -488,7 +491,7 @@ def _class_action(action, message) -> None:
     except (ValueError, StoreError) as error:
         st.error(str(error), icon=":material/warning:")
         return
-    _flash("success", state.escape_md(message(outcome) if callable(message) else message))
+    _flash("success", state.escape_markdown(message(outcome) if callable(message) else message))
     st.rerun()
 
 
@@ -510,10 +513,10 @@ def _label_next(folder: str, run, emb, frame, classes: list[str]) -> None:
             c1, c2, c3 = st.columns([1, 5, 2])
             with c1:
                 _thumb(row["file"])
-            c2.markdown(f"**{rank}. {state.escape_md(row['path'])}** — now "
-                        f"**{state.escape_md(row['label'])}** ({row['source']}, "
+            c2.markdown(f"**{rank}. {state.escape_markdown(row['path'])}** — now "
+                        f"**{state.escape_markdown(row['label'])}** ({row['source']}, "
                         f"confidence {row['confidence']:.0%})")
-            c2.caption(state.escape_md(suggestion.why))
+            c2.caption(state.escape_markdown(suggestion.why))
             with c3:
                 _class_picker("next", int(row["item_id"]), row["label"], classes,
                               f"Label of {row['path']}")
@@ -551,13 +554,13 @@ def _suspicious_seeds(folder: str, run, emb, frame, classes: list[str]) -> None:
                 _thumb(row["file"], f"seed: {row['label']}")
                 _class_picker("seed", int(row["item_id"]), row["label"], classes,
                               f"Label of seed {row['path']}")
-            verdict = (f"left out, HDL labels it **{state.escape_md(vote)}**" if thorough else
-                       f"its {len(seed.neighbours)} neighbours vote **{state.escape_md(vote)}**")
-            c2.markdown(f"**{state.escape_md(row['path'])}** is a seed of "
-                        f"**{state.escape_md(row['label'])}**; {verdict} "
+            verdict = (f"left out, HDL labels it **{state.escape_markdown(vote)}**" if thorough else
+                       f"its {len(seed.neighbours)} neighbours vote **{state.escape_markdown(vote)}**")
+            c2.markdown(f"**{state.escape_markdown(row['path'])}** is a seed of "
+                        f"**{state.escape_markdown(row['label'])}**; {verdict} "
                         f"(only {seed.agreement:.0%} of its neighbours share its label).")
             if seed.why:
-                c2.caption(state.escape_md(seed.why))
+                c2.caption(state.escape_markdown(seed.why))
             neighbours = by_position.reindex(np.asarray(seed.neighbours))
             for column, (_, n_row) in zip(c2.columns(max(len(neighbours), 1)), neighbours.iterrows()):
                 with column:

@@ -91,6 +91,7 @@ def server(browser_ready, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(server):
+    """One Chromium for the module (Playwright's sync API runs one instance per thread)."""
     from playwright.sync_api import sync_playwright
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -329,3 +330,72 @@ def review_correct_one(page) -> None:
     page.keyboard.press("Enter")
     _idle(page)
     page.get_by_text("It is saved, counts as a seed").first.wait_for()
+
+
+def _png(colour) -> bytes:
+    import io
+    from PIL import Image
+    stream = io.BytesIO()
+    Image.new("RGB", (24, 24), colour).save(stream, format="PNG")
+    return stream.getvalue()
+
+
+def _upload_files(page, url: str, files: dict[str, bytes]) -> None:
+    """Open the app, upload `files` (name -> bytes) as plain files and open them."""
+    page.goto(url)
+    page.get_by_text("Open: Demo: handwritten digits").wait_for()
+    _idle(page)
+    page.get_by_text("Upload files").first.click()
+    _idle(page)
+    page.get_by_text("Files", exact=True).first.click()
+    _idle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
+        [{"name": name, "mimeType": "image/png", "buffer": data} for name, data in files.items()])
+    for name in files:
+        page.get_by_text(name).first.wait_for()
+    _idle(page)
+    page.get_by_role("button", name="Open uploads").click()
+    page.get_by_text("Open: Upload:").first.wait_for()
+    _idle(page)
+    _no_exception(page)
+
+
+def test_two_browsers_uploading_same_named_files_get_separate_datasets(server, browser):
+    """Two browsers (separate cookie jars) upload IMG_0001.png and IMG_0002.png with other
+    pixels: each gets its own dataset and workspace, and the first one's files are intact."""
+    url, base = server
+    names = ["IMG_0001.png", "IMG_0002.png"]
+    red = {name: _png((250, 10 * i, 0)) for i, name in enumerate(names)}
+    blue = {name: _png((0, 10 * i, 250)) for i, name in enumerate(names)}
+    first = browser.new_context(viewport={"width": 1400, "height": 1000})
+    second = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page_a, page_b = first.new_page(), second.new_page()
+        for page in (page_a, page_b):
+            page.set_default_timeout(WAIT_MS)
+        _upload_files(page_a, url, red)
+        _upload_files(page_b, url, blue)
+        _shot(page_a, "7-upload-a")
+        _shot(page_b, "8-upload-b")
+        heading_a = page_a.locator("h3", has_text="Open: Upload:").first.inner_text()
+        heading_b = page_b.locator("h3", has_text="Open: Upload:").first.inner_text()
+        assert heading_a != heading_b
+        # a reload keeps each browser on its own upload, listed among its own uploads
+        page_a.reload()
+        page_a.get_by_text(heading_a).first.wait_for()
+        _idle(page_a)
+        assert page_a.get_by_text("Your uploads (1)").count() == 1
+    finally:
+        first.close()
+        second.close()
+    owners = [folder for folder in (base / "data" / ".uploads").iterdir() if folder.is_dir()]
+    assert len(owners) == 2                                          # one folder per browser
+    stored = {}
+    for owner in owners:
+        (upload,) = [folder for folder in owner.iterdir() if not folder.name.startswith(".")]
+        stored[owner.name] = {path.name: path.read_bytes() for path in upload.iterdir()}
+    assert sorted(stored.values(), key=lambda files: files["IMG_0001.png"]) == sorted(
+        [red, blue], key=lambda files: files["IMG_0001.png"])        # nobody's pixels replaced
+    workspaces = [folder for folder in (base / "ws").iterdir()
+                  if folder.name.startswith("IMG_0001-")]
+    assert len(workspaces) == 2

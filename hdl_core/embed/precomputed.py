@@ -8,6 +8,7 @@ import numpy as np
 
 from .._files import atomic_write
 from ..graph import normalize_rows
+from ..data.imageio import describe_error
 from ._common import EmbeddingError
 
 
@@ -63,9 +64,11 @@ def _read_npy(path: Path, paths_file) -> tuple[list[str], np.ndarray]:
             raise EmbeddingError(
                 f"{path.name} holds Python objects (dtype=object), which are not loaded for safety; "
                 "save a numeric array, e.g. np.save(path, X.astype(np.float32))") from exc
-        raise EmbeddingError(f"{path.name} is not a readable .npy file: {exc}") from exc
+        raise EmbeddingError(f"{path.name} is not a readable .npy file "
+                             f"({describe_error(exc)})") from exc
     except OSError as exc:
-        raise EmbeddingError(f"{path.name} is not a readable .npy file: {exc}") from exc
+        raise EmbeddingError(f"{path.name} is not a readable .npy file "
+                             f"({exc.strerror or describe_error(exc)})") from exc
     paths_file = _default_paths_file(path) if paths_file is None else Path(paths_file)
     if not paths_file.is_file():
         raise EmbeddingError(f"{path.name} needs a path list (one image path per line, in row order): "
@@ -86,7 +89,8 @@ def _read_parquet(path: Path) -> tuple[list[str], np.ndarray]:
     try:
         table = pq.read_table(path)
     except Exception as exc:
-        raise EmbeddingError(f"{path.name} is not a readable parquet file: {exc}") from exc
+        raise EmbeddingError(f"{path.name} is not a readable parquet file "
+                             f"({describe_error(exc)})") from exc
     names = [c for c in table.column_names if not c.startswith("__index_level_")]
     if "path" not in names:
         raise EmbeddingError(f"{path.name} has no 'path' column (columns: {', '.join(names)})")
