@@ -156,3 +156,24 @@ def test_the_dataset_belongs_to_the_session_and_its_url(demo_workspace, app_root
     here.query_params["dataset"] = "../../etc"                   # not a workspace: ignored
     here.run()
     assert not here.exception and here.subheader[0].value == "Open: Folder: shapes"
+
+
+def test_a_url_cannot_open_another_browsers_private_upload(demo_workspace):
+    from PIL import Image
+
+    from hdl_core import data
+    from hdl_core.data import uploads
+    from hdl_core.workspace.store import Workspace
+    image = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(image, format="PNG")
+    upload = uploads.store_files([("theirs/a.png", image.getvalue())], "ab" * 16)   # not us
+    ws = Workspace(pipeline.workspace_for(upload.dataset_folder))
+    pipeline.import_dataset(ws, data.load_folder(upload.dataset_folder, root=upload.owner_folder))
+    ws.set_setting("label", "Upload: theirs")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["dataset"] = ws.folder.name                 # a guessed or shared link
+    at.run()
+    assert not at.exception, at.exception
+    assert at.subheader[0].value == "Open: Demo: handwritten digits"
+    recent = " ".join(str(e.value) for e in at.markdown)
+    assert "Upload: theirs" not in recent                       # not among recent datasets
