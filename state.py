@@ -81,10 +81,21 @@ REVIEW_WINDOW = "review_window"         # first image of the queue the widget is
 REVIEW_KEYS = "review_keys"             # the keyboard widget's key
 REVIEW_KEY_BATCHES = "review_key_batches"   # widget action seq -> store batch (for its undo)
 
+# Teach
+TEACH_STEP = "teach_step"               # the step of the walkthrough shown
+TEACH_SEEDS = "teach_seed_edits"        # {point: class or -1} on top of the toy's drawn seeds
+TEACH_SEEDS_FOR = "teach_seed_edits_for"   # the toy settings those edits belong to
+TEACH_RUN_ID = "teach_run_id"           # the labeling the step refers to
+TEACH_PLANE = "teach_plane"             # the plane chart's selection state
+TEACH_SEED_CLASS = "teach_seed_class"   # the class a click on the plane gives
+TEACH_SEED_X = "teach_seed_x"           # a seed placed by coordinates
+TEACH_SEED_Y = "teach_seed_y"
+
 _DEFAULTS = {
     LABEL_ROUND: None, LABEL_PLAYING: False, LABEL_POINT: None, LABEL_SHOWN_RUN: None,
     LABEL_CLICKED: None, REVIEW_SELECTION: [], REVIEW_PAGE: 1, REVIEW_FILTERS: None,
     REVIEW_WINDOW: 0, REVIEW_MODE: "one",
+    TEACH_STEP: 0, TEACH_SEEDS: {}, TEACH_SEEDS_FOR: None, TEACH_RUN_ID: None,
 }
 
 

@@ -10,61 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from _common import ROOT
+from tests.streamlit_server import streamlit_server
 
 CHROMIUM = os.environ.get("HDL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def studio_server(base: Path, *, extra_env: dict | None = None):
     """`streamlit run app.py` with HDL_DATA_ROOT=base/data, HDL_WORKSPACE_ROOT=base/ws; yields
     (url, seconds until the health check answered)."""
-    port = free_port()
-    env = dict(os.environ, HDL_DATA_ROOT=str(base / "data"), HDL_WORKSPACE_ROOT=str(base / "ws"),
-               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **(extra_env or {}))
-    log = open(base / "server.log", "wb")
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start: {(base / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield url, time.perf_counter() - started
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    env = {"HDL_DATA_ROOT": str(base / "data"), "HDL_WORKSPACE_ROOT": str(base / "ws"),
+           **(extra_env or {})}
+    with streamlit_server(ROOT / "app.py", base / "server.log", env=env) as served:
+        yield served
 
 
 @contextlib.contextmanager

@@ -17,15 +17,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from pages import _review_keys as rk
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _missing_browser
+from tests.streamlit_server import ServerDidNotStart, streamlit_server
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _missing_browser
 
 ROOT = Path(__file__).resolve().parent.parent
 FRONTEND = ROOT / "pages" / "_review_keys"
@@ -253,36 +251,13 @@ def harness(tmp_path_factory):
     if problem:
         _skip_or_fail(f"browser test skipped: {problem}")
     base = tmp_path_factory.mktemp("review_keys")
-    port = _free_port()
     log_file = base / "actions.jsonl"
-    env = dict(os.environ, HDL_REVIEW_KEYS_LOG=str(log_file),
-               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    server_log = open(base / "server.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(HARNESS), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=server_log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the harness did not start: {(base / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    yield url, log_file
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    server_log.close()
+        with streamlit_server(HARNESS, base / "server.log",
+                              env={"HDL_REVIEW_KEYS_LOG": str(log_file)}) as (url, _):
+            yield url, log_file
+    except ServerDidNotStart as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="module")
