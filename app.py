@@ -21,4 +21,16 @@ PAGES = {
     ],
 }
 
-st.navigation(PAGES).run()
+
+
+@st.cache_resource(show_spinner="Starting hdl-studio…")
+def _load_the_studio() -> bool:
+    """Import the library once per server process (numba, scipy: a second or two), with a
+    spinner, so a first visit shows the app at once rather than a blank page."""
+    import state  # noqa: F401
+    return True
+
+
+page = st.navigation(PAGES)
+_load_the_studio()
+page.run()

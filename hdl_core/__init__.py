@@ -10,7 +10,6 @@ this package.
 """
 from .auto_k import KChoice, choose_k
 from .balanced import balanced_label
-from .estimator import HDLClassifier
 from .flood import FloodReport, flood_report
 from .graph import KnnGraph, build_knn_graph, to_umap_knn
 from .hdl import LabelingResult, hdl_label, knn_dv_label
@@ -25,3 +24,12 @@ __all__ = [
     "review_queue", "review_queue_with_reasons", "ReviewQueue",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # HDLClassifier needs scikit-learn, which takes about a second to import: only load it
+    # when it is asked for, so the app and the CLI start without it.
+    if name == "HDLClassifier":
+        from .estimator import HDLClassifier
+        return HDLClassifier
+    raise AttributeError(f"module 'hdl_core' has no attribute {name!r}")

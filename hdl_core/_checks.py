@@ -22,3 +22,26 @@ def check_positive_int(value, name: str, *, allow_zero: bool = False,
         need = "a non-negative" if allow_zero else "a positive"
         raise error(f"{name} must be {need} integer, got {value!r}")
     return int(value)
+
+
+# Class names are shown in legends, lists and file names: long enough for any real class,
+# short enough that a map's legend stays a legend.
+MAX_CLASS_NAME_LENGTH = 100
+
+
+def class_name_problem(name: str) -> str | None:
+    """Why `name` (already stripped) cannot be a class name, or None.
+
+    >>> class_name_problem("cat") is None
+    True
+    >>> class_name_problem("x" * 101)
+    'class names can be at most 100 characters; this one has 101 (xxxxxxxxxxxxxxxxxxxx…)'
+    """
+    if not name:
+        return "class names cannot be empty"
+    if len(name) > MAX_CLASS_NAME_LENGTH:
+        return (f"class names can be at most {MAX_CLASS_NAME_LENGTH} characters; this one has "
+                f"{len(name)} ({name[:20]}…)")
+    if any(not character.isprintable() for character in name):
+        return "class names cannot hold control characters (newlines, tabs, escapes)"
+    return None

@@ -21,6 +21,29 @@ from .config import (DEFAULT_BATCH_SIZE, DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRA
                      DEFAULT_NOISE_RATE)
 
 EXIT_BAD_INPUT = 2
+
+
+def printable(text) -> str:
+    """`text` with every character a terminal would act on shown as an escape instead.
+
+    File and class names are whatever the file system allows: an ESC sequence in one could
+    recolour or retitle the terminal, a newline split a list in two, a right-to-left
+    override reverse what follows. Control, format and separator characters (and the
+    undecodable bytes of a name) become ``\\x1b``, ``\\n``, ``\\u202e``, ``\\udcff``.
+
+    >>> printable("a\\x1b[31mred\\nb.png")
+    'a\\\\x1b[31mred\\\\nb.png'
+    """
+    return "".join(character if character.isprintable()
+                   else character.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for character in str(text))
+
+
+def _say(text: str = "", *, file=None) -> None:
+    """Print one line of output (stdout unless `file`), control characters escaped."""
+    print(printable(text), file=sys.stdout if file is None else file)
+
+
 _ZIP_FOLDER = "images"              # where `IMAGES` given as a .zip is extracted
 _SETTING_EXTRACTED = "cli_extracted_zip"
 
@@ -40,7 +63,7 @@ class _Progress:
             tty = sys.stderr.isatty()
             end = "\n" if done >= total or not tty else ""
             start = "\r" if tty else ""
-            print(f"{start}{self.label}: {done}/{total}", end=end,
+            print(f"{start}{printable(self.label)}: {done}/{total}", end=end,
                   file=sys.stderr, flush=True)
 
 
@@ -117,10 +140,10 @@ def main(argv=None) -> int:
                 "suggest": _suggest}[args.command](args)
     except (ValueError, EmbeddingError, WeightsUnavailable, StoreError, OSError) as error:
         message = " ".join(str(error).split())
-        print(f"error: {message}", file=sys.stderr)
+        _say(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _say("interrupted", file=sys.stderr)
         return 130
 
 
@@ -192,11 +215,11 @@ def _extract_zip(source: Path, ws) -> Path:
 def _report_skipped(summary, args) -> None:
     skipped = summary.skipped
     if skipped:
-        print(f"skipped {len(skipped)} file(s):", file=sys.stderr)
+        _say(f"skipped {len(skipped)} file(s):", file=sys.stderr)
         for path, reason in skipped:
-            print(f"  {path}: {reason}", file=sys.stderr)
+            _say(f"  {path}: {reason}", file=sys.stderr)
     if summary.duplicates:
-        print(f"{len(summary.duplicates)} group(s) of identical files "
+        _say(f"{len(summary.duplicates)} group(s) of identical files "
               f"(kept, labeled independently)", file=sys.stderr)
 
 
@@ -210,7 +233,7 @@ def _write_skipped(summary, out: Path) -> None:
     frame = pd.DataFrame(summary.skipped, columns=["path", "reason"])
     from .workspace.pipeline import to_csv_bytes
     target.write_bytes(to_csv_bytes(frame))
-    print(f"skipped files listed in {target}", file=sys.stderr)
+    _say(f"skipped files listed in {target}", file=sys.stderr)
 
 
 def _intent(k, **settings):
@@ -237,10 +260,19 @@ def _embedding(ws, args):
         from .embed import load_precomputed
         paths, X = load_precomputed(args.embeddings, args.paths)
         return pipeline.import_embeddings(ws, paths, X, label=f"precomputed ({Path(args.embeddings).name})")
-    embedding = pipeline.embed_workspace(ws, _spec(args), progress=_Progress("embedding", args.quiet))
+    try:
+        embedding = pipeline.embed_workspace(ws, _spec(args),
+                                             progress=_Progress("embedding", args.quiet))
+    except KeyboardInterrupt:
+        stopped = pipeline.stopped_embedding(ws)
+        if stopped:
+            _say("", file=sys.stderr)
+            _say(f"stopped: {stopped['kept']} of {stopped['total']} images are embedded and "
+                  "kept; run the same command again to continue", file=sys.stderr)
+        raise
     stats = embedding.stats
     if not args.quiet:
-        print(f"embedded {stats.get('n')} images with {embedding.label}: "
+        _say(f"embedded {stats.get('n')} images with {embedding.label}: "
               f"{stats.get('hits', 0)} from cache, {stats.get('encoded', 0)} encoded "
               f"in {stats.get('seconds', 0):.1f} s", file=sys.stderr)
     return embedding
@@ -261,7 +293,7 @@ def _label(args) -> int:
         how = "chosen by P(k)" if choice is not None and choice.reliable else (
             f"default ({choice.reason})" if choice is not None else "given")
         result = run.result
-        print(f"HDL: k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "
+        _say(f"HDL: k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "
               f"{result.n_rounds} rounds, {int(result.fallback.sum())} bridged, "
               f"{run.seconds:.2f} s", file=sys.stderr)
     frame = labels.export_frame(ws, run.hdl_id)
@@ -270,7 +302,7 @@ def _label(args) -> int:
     out.write_bytes(data)
     _write_skipped(summary, out)
     if not args.quiet:
-        print(f"wrote {len(frame)} rows to {out}", file=sys.stderr)
+        _say(f"wrote {len(frame)} rows to {out}", file=sys.stderr)
     return 0
 
 
@@ -287,7 +319,7 @@ def _embed(args) -> int:
     written = save_precomputed(out, paths, embedding.X)
     _write_skipped(summary, out)
     if not args.quiet:
-        print(f"wrote {embedding.X.shape[0]}×{embedding.X.shape[1]} embeddings to "
+        _say(f"wrote {embedding.X.shape[0]}×{embedding.X.shape[1]} embeddings to "
               f"{', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0
 
@@ -308,16 +340,18 @@ def _suggest(args) -> int:
     result = stored.result
     graph = pipeline.neighbour_graph(ws, embedding, result.k)
     paths = pipeline.item_frame(ws)["path"].tolist()
-    print(f"label these {args.n} images next (run {stored.run_id}, k={result.k}):")
+    _say(f"label these {args.n} images next (run {stored.run_id}, k={result.k}):")
     for rank, s in enumerate(suggest.suggest_next(graph.indices, result, n=args.n,
                                                   class_names=stored.classes), 1):
-        print(f"{rank:3d}. {paths[s.point]}  score {s.score:.2f}  - {s.why}")
+        _say(f"{rank:3d}. {paths[s.point]}  score {s.score:.2f}  - {s.why}")
     suspicious = suggest.suspicious_seeds(graph.indices, result, class_names=stored.classes,
                                           X=embedding.X if args.leave_one_out else None)
     if suspicious:
-        print(f"\nseeds that look wrong ({len(suspicious)}):")
+        _say("")
+        _say(f"seeds that look wrong ({len(suspicious)}):")
         for s in suspicious:
-            print(f"  {paths[s.point]}: {s.why}")
+            _say(f"  {paths[s.point]}: {s.why}")
     else:
-        print("\nno seed disagrees with its neighbours")
+        _say("")
+        _say("no seed disagrees with its neighbours")
     return 0

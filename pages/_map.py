@@ -6,10 +6,16 @@
   ``point_index``, which counts within each trace).
 * `map_note` and `wait_for_umap`: PCA is shown while UMAP computes in the background; a
   small fragment polls and redraws the page once UMAP is ready.
+* `plotly_text` / `legend_name`: file and class names as plain text in hover labels and
+  legends (plotly reads them as HTML: a class named ``<a href=…>`` would be a live link),
+  long names cut in the legend and shown whole on hover. Names never go into a
+  ``hovertemplate`` itself, where ``%{…}`` would be read as a placeholder.
 
 A module of pages/ whose name starts with ``_`` is not a page; pages import it.
 """
 from __future__ import annotations
+
+import html
 
 import numpy as np
 import streamlit as st
@@ -21,6 +27,32 @@ GREY = "rgba(140, 140, 140, 0.35)"
 OUTLINE = "rgba(128, 128, 128, 0.95)"
 POLL_SECONDS = 2.0
 MAP_HEIGHT = 520
+LEGEND_CHARACTERS = 32               # a longer class name is cut in the legend, whole on hover
+
+
+def plotly_text(text, limit: int | None = None) -> str:
+    """A file or class name as plain text for plotly (hover labels, legends, annotations).
+
+    Plotly renders a subset of HTML there (links, bold, line breaks), so ``&``, ``<`` and
+    ``>`` become entities; with `limit` the text is cut with an ellipsis first.
+
+    >>> plotly_text('<a href="http://x">x</a>')
+    '&lt;a href="http://x"&gt;x&lt;/a&gt;'
+    """
+    text = " ".join(str(text).splitlines())
+    if limit is not None and len(text) > limit:
+        text = text[: max(limit - 1, 1)] + "…"
+    return html.escape(text, quote=False)
+
+
+def plotly_texts(texts) -> np.ndarray:
+    """`plotly_text` of each entry, as an object array (hover text per point)."""
+    return np.array([plotly_text(text) for text in texts], dtype=object)
+
+
+def legend_name(name) -> str:
+    """A class name for a legend entry: plain text, cut to `LEGEND_CHARACTERS`."""
+    return plotly_text(name, LEGEND_CHARACTERS)
 
 
 def palette(n_classes: int) -> list[str]:
@@ -70,9 +102,6 @@ def selection_points(key: str) -> list:
         return []
 
 
-def plotly_text(text) -> str:
-    """`text` shown as itself in plotly hovers and legends (which read <b>, <a href>, &...)."""
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
 def class_map(coords: np.ndarray, ids: np.ndarray, labels: np.ndarray, classes: list[str], *,
@@ -91,7 +120,7 @@ def class_map(coords: np.ndarray, ids: np.ndarray, labels: np.ndarray, classes: 
     classes : list of str
         Class order.
     hover : ndarray (n,) of str
-        Hover text (the file's path).
+        Hover text (the file's path); shown as plain text, with the point's full class name.
     given : ndarray (n,) of bool
         Labels given by hand (seeds, corrections, confirmations): bigger diamonds.
     colours : dict of str to str, optional
@@ -105,16 +134,17 @@ def class_map(coords: np.ndarray, ids: np.ndarray, labels: np.ndarray, classes: 
     data = []
     groups = [(name, colours[name], labels == name) for name in classes]
     groups.append(("no label", "lightgrey", np.array([label is None for label in labels], bool)))
+    hover_text = plotly_texts(hover)
     for name, colour, mask in groups:
         if not mask.any():
             continue
         trace = {
-            "type": "scattergl", "mode": "markers", "name": plotly_text(name),
+            "type": "scattergl", "mode": "markers", "name": legend_name(name),
             "x": coords[mask, 0], "y": coords[mask, 1], "customdata": ids[mask],
-            "text": np.array([plotly_text(h) for h in hover[mask]], dtype=object),
+            "text": hover_text[mask] + "<br>" + plotly_text(name),
             "marker": {"color": colour, "size": np.where(given[mask], 9, 5),
                        "symbol": np.where(given[mask], "diamond", "circle")},
-            "hovertemplate": "%{text}<br>" + plotly_text(name) + "<extra></extra>"}
+            "hovertemplate": "%{text}<extra></extra>"}
         if chosen is not None:
             trace["selectedpoints"] = np.flatnonzero(chosen[mask]).tolist()
             trace["unselected"] = {"marker": {"color": GREY, "opacity": 0.35}}

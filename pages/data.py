@@ -1,5 +1,9 @@
-"""Data: open the demo, a folder under the data root, a zip or uploaded files; see seeds and skips; add seeds."""
-import hashlib
+"""Data: open the demo, a folder under the data root, a zip or uploaded files; see seeds and skips; add seeds.
+
+Uploads are kept per browser (`hdl_core.data.uploads`): a folder named by what was uploaded,
+never written over, listed under "Your uploads" with a way to delete them.
+"""
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -7,41 +11,88 @@ import streamlit as st
 
 import state
 from hdl_core import data as images
+from hdl_core.data import uploads
 from hdl_core.workspace import pipeline
 
 SEED_GRID_PAGE = 48
 MIN_SEEDS_PER_CLASS = 3
 
 
-def _open_dataset(folder: Path, label: str, seeds_csv=None) -> None:
+def _open_dataset(folder: Path, label: str, seeds_csv=None, *, root: Path | None = None,
+                  private: bool = False) -> None:
     """Scan `folder` with a progress bar, store it in its workspace and make it the open one."""
     bar = st.progress(0.0, text="Checking images…")
-    dataset = images.load_folder(folder, seeds_csv=seeds_csv,
+    dataset = images.load_folder(folder, seeds_csv=seeds_csv, root=root,
                                  progress=lambda done, total: bar.progress(
                                      done / max(total, 1), text=f"Checking images… {done}/{total}"))
     bar.empty()
-    target = state.open_folder(pipeline.workspace_for(dataset.root), label)
+    target = state.open_folder(pipeline.workspace_for(dataset.root), label, private=private)
     summary = pipeline.import_dataset(target, dataset)
     st.session_state[state.IMPORT_SUMMARY] = summary
     st.rerun()
 
 
-def _upload_folder(name: str, content: bytes) -> Path:
-    """A fresh folder under <data root>/uploads for an upload, named after it and its content."""
-    stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(name).stem)[:40] or "upload"
-    digest = hashlib.sha1(content).hexdigest()[:8]
-    return images.data_root() / "uploads" / f"{stem}-{digest}"
+def _open_upload(upload: uploads.Upload, label: str, seeds_csv=None) -> None:
+    _open_dataset(upload.dataset_folder, label, seeds_csv, root=upload.owner_folder,
+                  private=not upload.shared)
 
 
 def main() -> None:
     st.title("Data")
-    ws = state.workspace()
-    state.sidebar_status(ws)
+    ws, problem = state.open_workspace()     # a damaged one must not keep this page shut
+    if ws is not None:
+        state.sidebar_status(ws)
     source = st.radio("Images from", ["Built-in demo", "Folder on the server", "Zip file",
                                       "Upload files"], horizontal=True, key=state.DATA_SOURCE)
     _open_section(source)
+    _uploads_section()
+    _recent_section(ws)
     st.divider()
-    _workspace_section(ws)
+    if ws is None:
+        _damaged_section(problem)
+    else:
+        _workspace_section(ws)
+
+
+def _damaged_section(problem: Exception) -> None:
+    """The open workspace cannot be opened: say which and why, and offer the way out."""
+    from hdl_core.workspace.schema import DamagedWorkspace
+    st.subheader("The open workspace cannot be opened")
+    st.error(state.escape_markdown(problem), icon=":material/warning:")
+    if not isinstance(problem, DamagedWorkspace):
+        st.info("Open another dataset above.")
+        return
+    st.write("Moving it aside keeps it, renamed, beside the other workspaces (whoever runs the "
+             "server can still look into it); a fresh workspace then takes its place.")
+    if st.button("Move it aside and start afresh", type="primary", key="move_damaged_aside"):
+        with state.user_errors("Moving the workspace aside"):
+            dataset_folder, label = state.move_damaged_aside()
+            if dataset_folder is not None and dataset_folder.is_dir():
+                owner = uploads.owner_folder_of(dataset_folder)
+                _open_dataset(dataset_folder, label or f"Folder: {dataset_folder.name}", root=owner,
+                              private=owner is not None and owner.name != uploads.SHARED_OWNER)
+            st.session_state.pop(state.IMPORT_SUMMARY, None)
+            st.toast("The damaged workspace was moved aside. Open your dataset again above.")
+            st.rerun()
+
+
+def _recent_section(ws) -> None:
+    """The datasets opened on this server, most recent first; one click opens one here.
+
+    Uploads are not listed here (another browser's are private; this browser's are under
+    "Your uploads")."""
+    current = None if ws is None else ws.folder.resolve()
+    recent = [entry for entry in state.recent_workspaces() if entry[0] != current]
+    if not recent:
+        return
+    with st.expander(f"Recent datasets ({len(recent)})"):
+        for folder, label, _ in recent:
+            left, right = st.columns([4, 1], vertical_alignment="center")
+            left.markdown(state.escape_markdown(label))
+            if right.button("Open", key=f"data_recent_{folder.name}"):
+                state.open_folder(folder, label)
+                st.session_state.pop(state.IMPORT_SUMMARY, None)
+                st.rerun()
 
 
 def _open_section(source: str) -> None:
@@ -56,11 +107,11 @@ def _open_section(source: str) -> None:
 
         elif source == "Folder on the server":
             root = images.data_root()
-            st.caption(f"Folders under the data root `{root}` (set HDL_DATA_ROOT to change it). "
+            st.caption("Folders under the server's data root (HDL_DATA_ROOT on the server). "
                        "Images in a sub-folder named after a class are seeds of that class; images at "
                        "the top level or under `unlabeled/` are unlabeled.")
-            folders = sorted(str(p.relative_to(root)) for p in root.iterdir()
-                             if p.is_dir() and not p.name.startswith("."))
+            # the demo is opened with its own choice above (uploads live in a hidden folder)
+            folders = [f for f in images.dataset_folders(root) if f != images.DEMO_FOLDER]
             choice = st.selectbox("Folder", folders, index=None, placeholder="choose a folder…")
             typed = st.text_input("…or a path under the data root", placeholder="photos/2024")
             seeds_csv = st.file_uploader("Seed CSV (optional): path,label", type=["csv"], key="seed_csv")
@@ -71,27 +122,77 @@ def _open_section(source: str) -> None:
                               seeds_csv.getvalue() if seeds_csv is not None else None)
 
         elif source == "Zip file":
-            upload = st.file_uploader("A .zip of images (class folders for seeds)", type=["zip"])
+            upload = st.file_uploader("A .zip of images (class folders for seeds)", type=["zip"],
+                                      key=f"zip_{st.session_state.get(state.UPLOADER_ROUND, 0)}")
             seeds_csv = st.file_uploader("Seed CSV (optional): path,label", type=["csv"], key="seed_csv_zip")
+            shared = st.checkbox("Share with everyone using this server", key="share_zip",
+                                 help=SHARE_HELP)
             if st.button("Open zip", type="primary", disabled=upload is None):
-                content = upload.getvalue()
-                folder = images.extract_zip(content, _upload_folder(upload.name, content))
-                _open_dataset(folder, f"Zip: {upload.name}",
-                              seeds_csv.getvalue() if seeds_csv is not None else None)
+                stored = uploads.store_zip(upload, upload.name, state.upload_owner(), shared=shared)
+                name, seeds = upload.name, seeds_csv.getvalue() if seeds_csv is not None else None
+                state.release_uploaded([upload])      # on disk now: Streamlit's copy can go
+                _open_upload(stored, f"Zip: {name}", seeds)
 
         else:
             mode = st.radio("Upload", ["A folder", "Files"], horizontal=True)
-            uploads = st.file_uploader(
-                "Images (a folder keeps its class sub-folders as seeds)", key=f"uploads_{mode}",
+            chosen = st.file_uploader(
+                "Images (a folder keeps its class sub-folders as seeds)",
+                key=f"uploads_{mode}_{st.session_state.get(state.UPLOADER_ROUND, 0)}",
                 accept_multiple_files="directory" if mode == "A folder" else True)
-            if st.button("Open uploads", type="primary", disabled=not uploads):
-                files = [(f.name, f.getvalue()) for f in uploads]
-                joined = hashlib.sha1(b"".join(name.encode() for name, _ in files)).hexdigest()
-                folder = images.save_uploads(files, _upload_folder(files[0][0].split("/")[0], joined.encode()))
-                _open_dataset(folder, f"Upload: {folder.name}")
+            shared = st.checkbox("Share with everyone using this server", key="share_files",
+                                 help=SHARE_HELP)
+            if st.button("Open uploads", type="primary", disabled=not chosen):
+                # the uploaded file objects themselves: read in chunks, never copied whole
+                stored = uploads.store_files([(f.name, f) for f in chosen], state.upload_owner(),
+                                             shared=shared)
+                state.release_uploaded(chosen)        # on disk now: Streamlit's copy can go
+                _open_upload(stored, f"Upload: {stored.name}")
+
+
+SHARE_HELP = ("Uploads are private to this browser unless shared: a shared upload is listed "
+              "for everyone who opens this app.")
+
+
+def _uploads_section() -> None:
+    """This browser's uploads (and shared ones): open one again, or delete it."""
+    with state.user_errors("Managing uploads"):
+        mine = uploads.list_uploads(state.upload_owner())
+        if not mine:
+            return
+        limits = uploads.UploadLimits.from_env()
+        used = uploads.uploads_size()
+        with st.expander(f"Your uploads ({len(mine)})",
+                         expanded=st.session_state.get(state.UPLOAD_DELETING) is not None):
+            st.caption(f"Uploads on this server use {uploads.human_size(used)} of {uploads.human_size(limits.max_total_bytes)}; "
+                       f"one upload may hold {uploads.human_size(limits.max_upload_bytes)}.")
+            for upload in mine:
+                _upload_row(upload)
+
+
+def _upload_row(upload: uploads.Upload) -> None:
+    when = datetime.fromtimestamp(upload.modified).strftime("%Y-%m-%d %H:%M")
+    text, open_col, delete_col = st.columns([5, 1, 1], vertical_alignment="center")
+    text.text(f"{upload.name} · {uploads.human_size(upload.size)} · {when}"
+              + (" · shared" if upload.shared else ""))
+    if open_col.button("Open", key=f"upload_open_{upload.name}"):
+        _open_upload(upload, f"Upload: {upload.name}")
+    if delete_col.button("Delete", key=f"upload_delete_{upload.name}"):
+        st.session_state[state.UPLOAD_DELETING] = upload.name
+    if st.session_state.get(state.UPLOAD_DELETING) == upload.name:
+        st.warning("Delete these uploaded images, and the labels and corrections made on them? "
+                   "This cannot be undone.", icon=":material/delete:")
+        yes, no = st.columns(2)
+        if yes.button("Yes, delete", key=f"upload_delete_yes_{upload.name}", type="primary"):
+            state.delete_upload(upload)
+            st.session_state.pop(state.UPLOAD_DELETING, None)
+            st.toast("Upload deleted")
+            st.rerun()
+        if no.button("Keep it", key=f"upload_delete_no_{upload.name}"):
+            st.session_state.pop(state.UPLOAD_DELETING, None)
+            st.rerun()
 
 def _workspace_section(ws) -> None:
-    st.subheader(f"Open: {state.workspace_label(ws)}")
+    st.subheader(f"Open: {state.shown(state.workspace_label(ws), 80)}")
     with state.user_errors("Reading the workspace"):
         summary = st.session_state.get(state.IMPORT_SUMMARY)
         items = ws.ok_items()
@@ -104,6 +205,17 @@ def _workspace_section(ws) -> None:
         c2.metric("Seeds", len(seeds))
         c3.metric("Classes", len(classes))
         c4.metric("Skipped", int((everything["status"] == "skipped").sum()))
+        missing = everything[everything["status"] == "missing"]
+        if len(missing):
+            with st.expander(f"{len(missing)} image(s) missing since they were scanned: their "
+                             "labels and corrections are kept", icon=":material/help:"):
+                st.caption("Moved, renamed or deleted files. Their corrections come back when the "
+                           "same file is found again (at any path) by the next scan: open the "
+                           "folder again once they are back.")
+                st.dataframe(missing[["path"]], hide_index=True, width="stretch")
+        if summary and summary.moved:
+            st.info(f"{summary.moved} image(s) were found again under a new name or folder; their "
+                    "labels and corrections moved with them.")
         if classes:
             table = pd.DataFrame({"class": classes, "seeds": [int(counts.get(c, 0)) for c in classes]})
             st.dataframe(table, hide_index=True, width="content")
@@ -123,7 +235,8 @@ def _workspace_section(ws) -> None:
             if not seeds:
                 st.warning("No seeds yet: label a few images per class below (or use class folders or a seed CSV).")
             elif len(classes) < 2 or few:
-                st.info(f"Few seeds for {', '.join(few) or 'a second class'}: HDL needs at least two classes, "
+                st.info(f"Few seeds for {', '.join(map(state.shown, few)) or 'a second class'}: "
+                        "HDL needs at least two classes, "
                         f"and {MIN_SEEDS_PER_CLASS}+ seeds per class make it more reliable.")
             with st.expander("Label seeds here", expanded=not seeds or len(classes) < 2):
                 left, right = st.columns([2, 1])
@@ -140,7 +253,8 @@ def _workspace_section(ws) -> None:
                 for row_start in range(0, len(chunk), 8):
                     cols = st.columns(8)
                     for col, (_, item) in zip(cols, chunk.iloc[row_start:row_start + 8].iterrows()):
-                        col.image(state.thumbnail_png(str(root / item["path"])), width="stretch")
+                        col.image(state.thumbnail_png(str(root / item["path"]), root=str(root)),
+                                  width="stretch")
                         if col.checkbox("pick", key=f"seed_pick_{item['id']}", label_visibility="collapsed"):
                             chosen.append(int(item["id"]))
                 if st.button(f"Make {len(chosen)} selected image(s) seeds", disabled=not (chosen and target_class)):
@@ -148,7 +262,7 @@ def _workspace_section(ws) -> None:
                         ws.set_seed(item_id, target_class, "app")
                     for item_id in chosen:
                         st.session_state.pop(f"seed_pick_{item_id}", None)
-                    st.toast(f"{len(chosen)} seed(s) of '{target_class}' saved")
+                    st.toast(f"{len(chosen)} seed(s) of '{state.shown(target_class)}' saved")
                     st.rerun()
 
 

@@ -30,6 +30,20 @@ def _tags(model: str) -> list[str]:
     return list(open_clip.list_pretrained_tags_by_model(model))
 
 
+def weights_message(error: WeightsUnavailable) -> str:
+    """Why CLIP cannot start, and the ways out in this page's own terms."""
+    model = state.escape_markdown(error.model or "this model")
+    tag = state.escape_markdown(error.tag or "these weights")
+    why = state.escape_markdown(error.why) if error.why else "no internet connection"
+    return (f"The CLIP weights {model} / {tag} are not on this server, and they cannot be "
+            f"downloaded now ({why}). Three ways out:\n\n"
+            f"1. Under **Weights**, choose **Local checkpoint file** and give a weights file you "
+            f"already have (under the data root).\n"
+            f"2. Embed on a machine with internet (`hdl-studio embed`) and load the result here "
+            f"with **Precomputed file**.\n"
+            f"3. Or embed with **Pixels** now: no weights needed, but far weaker than CLIP on photos.")
+
+
 def _progress_bar():
     """A progress callback drawing images/s and time left."""
     bar = st.progress(0.0, text="Starting…")
@@ -48,15 +62,21 @@ def main() -> None:
     st.title("Embed")
     ws = state.workspace()
     state.sidebar_status(ws)
-    with state.user_errors("Embedding"):
+    with state.user_errors("Reading the embeddings"):   # damaged: say so, still offer to embed
         current = state.embedding(ws)
         n_items = len(ws.ok_items())
         if current is not None:
-            st.success(f"{n_items} images embedded with **{current.label}** "
+            st.success(f"{n_items} images embedded with **{state.shown(current.label)}** "
                        f"({current.X.shape[1]} dimensions).")
         else:
             st.info(f"{n_items} images, not embedded yet (or the images changed since).")
-
+        stopped = pipeline.stopped_embedding(ws)
+        if stopped:
+            st.warning(f"The last embedding ({state.shown(stopped['label'])}) stopped after "
+                       f"{stopped['kept']:,} "
+                       f"of {stopped['total']:,} images. Those are kept: embedding again with the "
+                       "same encoder starts where it stopped.", icon=":material/pause_circle:")
+    with state.user_errors("Embedding"):
         is_demo = ws.dataset_root() is not None and ws.dataset_root().name == images.DEMO_FOLDER
         kinds = ["CLIP (open_clip)", "Pixels (baseline, not CLIP)", "Precomputed file"]
         kind = st.radio("Encoder", kinds, index=1 if is_demo else 0, horizontal=True,
@@ -75,7 +95,15 @@ def main() -> None:
             else:
                 typed = c2.text_input("Checkpoint path under the data root",
                                       placeholder="checkpoints/open_clip_model.safetensors")
-                pretrained = str(images.resolve_in_data_root(typed)) if typed.strip() else None
+                pretrained = None
+                if typed.strip():
+                    checkpoint = images.resolve_in_data_root(typed.strip())
+                    if checkpoint.is_file():
+                        pretrained = str(checkpoint)
+                    else:
+                        st.error(f"{typed.strip()!r} is not a file under the data root; type the "
+                                 "checkpoint's path there, e.g. checkpoints/model.safetensors",
+                                 icon=":material/warning:")
             batch = st.select_slider("Batch size", [16, 32, 64, 128, 256], value=64)
             if st.button("Embed with CLIP", type="primary", disabled=not pretrained):
                 bar, report = _progress_bar()
@@ -84,10 +112,7 @@ def main() -> None:
                         "clip", model=model, pretrained=pretrained, batch_size=batch), progress=report)
                 except WeightsUnavailable as error:
                     bar.empty()
-                    st.error("The CLIP weights are not available offline.", icon=":material/warning:")
-                    st.code(str(error), language=None)
-                    st.info("Or embed with **Pixels** now (a weak baseline), or load embeddings made "
-                            "elsewhere with **Precomputed file**.")
+                    st.error(weights_message(error), icon=":material/warning:")
                     st.stop()
                 st.session_state[state.EMBED_STATS] = emb.stats
                 st.rerun()
@@ -113,7 +138,7 @@ def main() -> None:
                     target.write_bytes(upload.getvalue())
                     paths_file = None
                     if paths_upload is not None:
-                        paths_file = Path(tmp) / "paths.txt"
+                        paths_file = Path(tmp) / Path(paths_upload.name).name
                         paths_file.write_bytes(paths_upload.getvalue())
                     paths, X = load_precomputed(target, paths_file)
                 emb = pipeline.import_embeddings(ws, paths, X, label=f"precomputed ({upload.name})")
@@ -124,6 +149,7 @@ def main() -> None:
         if stats:
             st.write(f"Done in {stats.get('seconds', 0):.1f} s: {stats.get('hits', 0)} images from the "
                      f"cache, {stats.get('encoded', stats.get('misses', 0))} encoded.")
+    with state.user_errors("Reading the embeddings"):
         if state.embedding(ws) is not None:
             st.page_link("pages/choose_k.py", label="Next: choose k", icon=":material/insights:")
 

@@ -3,9 +3,13 @@
 The rows are the label table (`hdl_core.workspace.labels`) the Review page shows and the
 CLI writes, so the three never disagree.
 """
+from pathlib import Path
+
+import pandas as pd
 import streamlit as st
 
 import state
+from hdl_core.views import gallery as review
 from hdl_core.workspace import labels, pipeline
 
 
@@ -14,17 +18,27 @@ def main() -> None:
     ws = state.workspace()
     state.sidebar_status(ws)
     with state.user_errors("Export"):
-        frame = labels.export_frame(ws)
+        table = labels.label_table(ws)
+        frame = table[labels.EXPORT_COLUMNS]
         if frame["label"].isna().all():
             st.info("Nothing is labeled yet: run HDL on the Label page first (seeds alone are "
                     "exported too).")
         counts = frame["source"].value_counts()
-        c1, c2, c3, c4, c5 = st.columns(5)
-        c1.metric("Images", len(frame))
-        c2.metric("Seeds", int(counts.get("seed", 0)))
-        c3.metric("HDL", int(counts.get("hdl", 0)))
-        c4.metric("Bridged", int(counts.get("fallback", 0)))
-        c5.metric("Corrected", int(counts.get("manual", 0)))
+        c1, c2, c3, c4, c5, c6 = st.columns(6)
+        c1.metric("Images", f"{len(frame):,}")
+        c2.metric("Seeds", f"{int(counts.get('seed', 0)):,}",
+                  help="Given before labeling: class folders, a seed CSV or the Data page.")
+        c3.metric("By HDL", f"{int(counts.get('hdl', 0) + counts.get('fallback', 0)):,}",
+                  help=f"Of them {int(counts.get('fallback', 0)):,} bridged (no labeled neighbour).")
+        c4.metric("Corrected", f"{int(counts.get('manual', 0)):,}", help="Changed by hand.")
+        c5.metric("Confirmed", f"{int(counts.get('confirmed', 0)):,}", help="Checked by hand.")
+        run_accuracy = review.accuracy(table, "run_label")
+        now = review.accuracy(table)
+        if run_accuracy is not None:
+            c6.metric("Accuracy", f"{now[0]:.1%}",
+                      f"run alone {run_accuracy[0]:.1%}", delta_color="off", delta_arrow="off",
+                      help="Against the ground truth, seeds left out: the labels exported now, "
+                           "and the run's own labels (the Label page's final accuracy).")
         unlabeled = int(frame["label"].isna().sum())
         if unlabeled:
             st.warning(f"{unlabeled} images have no label yet (no run since they were added); "
@@ -35,17 +49,48 @@ def main() -> None:
         c1, c2, c3 = st.columns(3)
         c1.download_button("Download CSV", pipeline.to_csv_bytes(frame), f"{name}-labels.csv",
                            mime="text/csv", type="primary",
-                           help="Cells starting with = + - @ are prefixed with ' so spreadsheets "
-                                "do not run them as formulas.")
+                           help="Cells a spreadsheet would run as formulas (= @, or + - before "
+                                "text) get a leading ', which reading the file back as seeds "
+                                "takes off. JSON keeps every value exactly.")
         c2.download_button("Download JSON", pipeline.to_json_bytes(frame), f"{name}-labels.json",
                            mime="application/json")
-        c3.download_button("Download ImageFolder zip", lambda: pipeline.imagefolder_zip(ws, frame),
-                           f"{name}-imagefolder.zip", mime="application/zip",
-                           help="One folder per class, built when you click.")
+        _imagefolder_zip(ws, frame, name, c3)
         st.caption("Columns: path (relative to the dataset root), label, source (seed / hdl / "
-                   "fallback / manual), confidence (share of the winning votes; 1 for seeds and "
+                   "fallback / manual / confirmed), confidence (share of the winning votes; 1 for seeds and "
                    "corrections), step and round (position in the labeling; -1 for seeds and "
                    "corrections).")
+
+
+def _imagefolder_zip(ws, frame, name: str, column) -> None:
+    """Build the zip on a click (with progress and a report), then offer it for download.
+
+    Built first, not while downloading: a download that fails half way (a file gone since
+    the scan, a click during a rerun) would otherwise end without a word.
+    """
+    if column.button("Prepare ImageFolder zip", help="One folder per class; built here, then "
+                     "downloaded. Images that cannot be read now are left out and listed."):
+        bar = st.progress(0.0, text="Building the zip…")
+        path, skipped = pipeline.write_imagefolder_zip(
+            ws, frame, progress=lambda done, total: bar.progress(
+                done / max(total, 1), text=f"Building the zip… {done}/{total} images"))
+        bar.empty()
+        st.session_state[state.EXPORT_ZIP] = {"folder": str(ws.folder), "path": str(path),
+                                              "skipped": skipped}
+    built = st.session_state.get(state.EXPORT_ZIP)
+    if not built or built["folder"] != str(ws.folder):
+        return
+    path = Path(built["path"])
+    if not path.is_file():
+        st.warning("The zip built earlier is gone; prepare it again.", icon=":material/warning:")
+        return
+    column.download_button("Download ImageFolder zip", path.read_bytes(),
+                           f"{name}-imagefolder.zip", mime="application/zip", type="primary",
+                           on_click="ignore")
+    if built["skipped"]:
+        st.warning(f"{len(built['skipped'])} image(s) could not be read and are not in the zip "
+                   "(they are listed in its skipped-files.csv too):", icon=":material/warning:")
+        st.dataframe(pd.DataFrame(built["skipped"], columns=["path", "reason"]),
+                     hide_index=True, width="stretch")
 
 
 if __name__ == "__main__":

@@ -19,18 +19,11 @@ import state
 from hdl_core.explain import round_view, vote_detail
 from hdl_core.views import replay as replaying
 from hdl_core.workspace import pipeline
-from pages._map import GREY, OUTLINE, class_colours, map_note, palette, selected_ids, wait_for_umap
+from pages._hover import MAX_POINTS as MAX_HOVER_POINTS
+from pages._hover import hover_thumbnails
+from pages._map import (GREY, OUTLINE, class_colours, legend_name, map_note, palette, plotly_text,
+                        selected_ids, wait_for_umap)
 
-# Transient UI state of this page (named in state.py; durable facts live in the store).
-ROUND_KEY = state.LABEL_ROUND
-PLAYING_KEY = state.LABEL_PLAYING
-POINT_KEY = state.LABEL_POINT
-RUN_KEY = state.LABEL_SHOWN_RUN
-ONLY_DISAGREE_KEY = state.LABEL_ONLY_DISAGREE
-RUN_CHOICE_KEY = state.LABEL_RUN_CHOICE
-MESSAGE_KEY = state.LABEL_MESSAGE
-MAP_KEY = state.LABEL_MAP
-CLICKED_KEY = state.LABEL_CLICKED
 
 PLAY_SECONDS = 0.7                   # one replay frame
 PLAY_FRAMES = 40                     # a replay takes about this many frames
@@ -56,6 +49,8 @@ class RunView:
     hover: np.ndarray          # (n, 3): position, round, confidence, for the map's tooltips
     params: dict
     created: str
+    colours: list[str]         # each class's colour (fixed when the class was created)
+    root: str | None = None    # the dataset folder thumbnails are confined to
 
 
 def hdl_runs(ws, emb) -> list:
@@ -89,8 +84,12 @@ def prepare(ws, run_id: int, baseline_id: int | None, neighbours: np.ndarray) ->
     # float32: sent as binary; exact for positions and rounds below 16 million
     hover = np.column_stack([np.arange(replay.n), result.round,
                              result.confidence]).astype(np.float32)
+    stored = ws.class_colours()
+    fallback = palette(len(run.classes))
+    colours = [stored.get(name, fallback[c]) for c, name in enumerate(run.classes)]
     return RunView(run_id, baseline_id if baseline is not None else None, replay,
-                   list(run.classes), run.item_ids, paths, files, hover, run.params, run.created)
+                   list(run.classes), run.item_ids, paths, files, hover, run.params, run.created,
+                   colours, str(ws.dataset_root()))
 
 
 @st.cache_resource(show_spinner="Preparing the replay…", max_entries=4)
@@ -115,17 +114,19 @@ def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | 
     """
     replay, result = view.replay, view.replay.result
     layers = replaying.map_layers(replay, r, only=only)
-    colours = palette(len(view.classes))
+    colours = view.colours
     by_class = class_colours(colours)
     xy = np.round(coords, 3)
     labels = result.labels
     size = 5 if only is None else 8          # a filtered map shows few points: draw them bigger
 
     def trace(index, name, marker, **extra):
-        return {"type": "scattergl", "mode": "markers", "name": name, "x": xy[index, 0],
-                "y": xy[index, 1], "customdata": view.hover[index], "marker": marker,
+        # `name` may be a class name: plain text, cut for the legend, whole in the hover box
+        return {"type": "scattergl", "mode": "markers", "name": legend_name(name),
+                "x": xy[index, 0], "y": xy[index, 1], "customdata": view.hover[index],
+                "marker": marker, "meta": [plotly_text(name)],
                 "hovertemplate": "#%{customdata[0]:.0f} · round %{customdata[1]:.0f} · confidence "
-                                 "%{customdata[2]:.2f}<extra>" + name + "</extra>", **extra}
+                                 "%{customdata[2]:.2f}<extra>%{meta[0]}</extra>", **extra}
 
     data = [trace(layers.unlabeled, "not labeled yet", {"color": GREY, "size": size - 1},
                   hovertemplate="#%{customdata[0]:.0f} · not labeled yet<extra></extra>")]
@@ -133,7 +134,8 @@ def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | 
     coloured_labels = labels[coloured]
     for c, name in enumerate(view.classes):
         members = coloured[coloured_labels == c]
-        data.append(trace(members, name, {"color": colours[c], "size": size}, legendgroup=name))
+        data.append(trace(members, name, {"color": colours[c], "size": size},
+                          legendgroup=f"class-{c}"))
     data.append(trace(layers.seeds, "seeds", {
         "color": labels[layers.seeds], **by_class, "size": 12,
         "line": {"color": OUTLINE, "width": 1.5}},
@@ -229,12 +231,12 @@ def run_controls(ws, emb) -> None:
         with st.spinner(f"Running HDL and kNN-DV on {len(emb.item_ids)} images…"):
             out = pipeline.run_labeling(ws, emb, state.k_intent(ws))
         result = out.result
-        st.session_state[MESSAGE_KEY] = (
+        st.session_state[state.LABEL_MESSAGE] = (
             f"HDL labeled {int((result.step >= 0).sum())} images in {result.n_rounds} rounds "
             f"with k = {out.k} ({out.seconds:.1f} s, kNN-DV included): run #{out.hdl_id}.")
-        st.session_state.pop(RUN_CHOICE_KEY, None)
+        st.session_state.pop(state.LABEL_RUN_CHOICE, None)
         st.rerun()
-    message = st.session_state.pop(MESSAGE_KEY, None)
+    message = st.session_state.pop(state.LABEL_MESSAGE, None)
     if message:
         st.success(message)
 
@@ -248,16 +250,16 @@ def _describe_run(run) -> str:
 def _clamp_ui_state(view: RunView) -> None:
     """Reset the round, the point and play when a different run is shown; keep them in range."""
     last = max(view.replay.n_rounds - 1, 0)
-    if st.session_state.get(RUN_KEY) != view.run_id:
-        st.session_state[RUN_KEY] = view.run_id
-        st.session_state[ROUND_KEY] = last
-        st.session_state[POINT_KEY] = None
-        st.session_state[PLAYING_KEY] = False
-    r = st.session_state.get(ROUND_KEY, last)
-    st.session_state[ROUND_KEY] = int(min(max(r if isinstance(r, (int, np.integer)) else last, 0), last))
-    point = st.session_state.get(POINT_KEY)
+    if st.session_state.get(state.LABEL_SHOWN_RUN) != view.run_id:
+        st.session_state[state.LABEL_SHOWN_RUN] = view.run_id
+        st.session_state[state.LABEL_ROUND] = last
+        st.session_state[state.LABEL_POINT] = None
+        st.session_state[state.LABEL_PLAYING] = False
+    r = st.session_state.get(state.LABEL_ROUND, last)
+    st.session_state[state.LABEL_ROUND] = int(min(max(r if isinstance(r, (int, np.integer)) else last, 0), last))
+    point = st.session_state.get(state.LABEL_POINT)
     if point is not None and not 0 <= int(point) < view.replay.n:
-        st.session_state[POINT_KEY] = None
+        st.session_state[state.LABEL_POINT] = None
 
 
 def clicked_point(points: list) -> int | None:
@@ -270,19 +272,19 @@ def _selected_from_chart() -> None:
     """A new click on the map (its selection state) becomes the selected point.
 
     The map is redrawn whenever the round or the selection changes, and a redrawn chart
-    starts with no selection, so the point is kept in `POINT_KEY`; a selection already
+    starts with no selection, so the point is kept in `state.LABEL_POINT`; a selection already
     taken over once is not taken again (so "Clear selection" sticks).
     """
-    event = st.session_state.get(MAP_KEY)
+    event = st.session_state.get(state.LABEL_MAP)
     try:
         points = event["selection"]["points"]
     except (KeyError, TypeError):
         points = []
     clicked = clicked_point(points)
-    if clicked != st.session_state.get(CLICKED_KEY):
-        st.session_state[CLICKED_KEY] = clicked
+    if clicked != st.session_state.get(state.LABEL_CLICKED):
+        st.session_state[state.LABEL_CLICKED] = clicked
         if clicked is not None:
-            st.session_state[POINT_KEY] = clicked
+            st.session_state[state.LABEL_POINT] = clicked
 
 
 def replay_panel(ws, emb, view: RunView) -> None:
@@ -291,25 +293,25 @@ def replay_panel(ws, emb, view: RunView) -> None:
         coords, kind = state.map_coordinates(ws, emb)
         replay = view.replay
         last = max(replay.n_rounds - 1, 0)
-        playing = bool(st.session_state.get(PLAYING_KEY))
+        playing = bool(st.session_state.get(state.LABEL_PLAYING))
         if playing:
             step = max(1, -(-replay.n_rounds // PLAY_FRAMES))
-            r = st.session_state[ROUND_KEY] + step
+            r = st.session_state[state.LABEL_ROUND] + step
             if r >= last:
-                st.session_state[ROUND_KEY] = last
-                st.session_state[PLAYING_KEY] = False
+                st.session_state[state.LABEL_ROUND] = last
+                st.session_state[state.LABEL_PLAYING] = False
                 st.rerun()
-            st.session_state[ROUND_KEY] = r
+            st.session_state[state.LABEL_ROUND] = r
         _selected_from_chart()
 
         play_col, slider_col, filter_col = st.columns([1, 6, 3], vertical_alignment="bottom")
         if last > 0:
             if play_col.button("⏸ Pause" if playing else "▶ Play", key="label_play_button"):
-                if not playing and st.session_state[ROUND_KEY] >= last:
-                    st.session_state[ROUND_KEY] = 0
-                st.session_state[PLAYING_KEY] = not playing
+                if not playing and st.session_state[state.LABEL_ROUND] >= last:
+                    st.session_state[state.LABEL_ROUND] = 0
+                st.session_state[state.LABEL_PLAYING] = not playing
                 st.rerun()     # the whole page, so the fragment's timer starts or stops
-            r = slider_col.slider("Round", 0, last, key=ROUND_KEY,
+            r = slider_col.slider("Round", 0, last, key=state.LABEL_ROUND,
                                   help="At round r, every point labeled so far is coloured; round "
                                        "r's first level is ringed, numbered in its vote order.")
         else:
@@ -317,7 +319,7 @@ def replay_panel(ws, emb, view: RunView) -> None:
             slider_col.caption("This run has a single round.")
         only = None
         if replay.disagree is not None:
-            if filter_col.checkbox("Only where HDL and kNN-DV disagree", key=ONLY_DISAGREE_KEY):
+            if filter_col.checkbox("Only where HDL and kNN-DV disagree", key=state.LABEL_ONLY_DISAGREE):
                 only = replay.disagree
         else:
             filter_col.caption("No kNN-DV run to compare with.")
@@ -325,14 +327,14 @@ def replay_panel(ws, emb, view: RunView) -> None:
         map_col, side_col = st.columns([3, 2])
         with map_col:
             _map_note(kind, emb)
-            point = st.session_state.get(POINT_KEY)
-            st.plotly_chart(map_figure(view, coords, r, only=only, point=point), key=MAP_KEY,
+            point = st.session_state.get(state.LABEL_POINT)
+            st.plotly_chart(map_figure(view, coords, r, only=only, point=point), key=state.LABEL_MAP,
                             on_select="rerun", selection_mode="points", theme="streamlit",
                             config={"scrollZoom": True, "displaylogo": False})
             _round_caption(view, r, only)
         with side_col:
             _side_panel(view, r)
-        point = st.session_state.get(POINT_KEY)
+        point = st.session_state.get(state.LABEL_POINT)
         if point is not None:
             _point_detail(view, int(point))
 
@@ -395,7 +397,7 @@ def _side_panel(view: RunView, r: int) -> None:
 
 
 def _clear_point() -> None:
-    st.session_state[POINT_KEY] = None
+    st.session_state[state.LABEL_POINT] = None
 
 
 def _point_detail(view: RunView, point: int) -> None:
@@ -404,11 +406,18 @@ def _point_detail(view: RunView, point: int) -> None:
     names = view.classes
     detail = vote_detail(replay.neighbours, result, point)
     st.divider()
-    head, clear = st.columns([5, 1])
-    head.subheader(f"Point #{point}: {view.paths[point]}")
+    head, review, clear = st.columns([4, 1, 1])
+    head.subheader(f"Point #{point}: {state.shown(view.paths[point], 80)}", anchor=False,
+                   help=None if len(str(view.paths[point])) <= 80 else state.escape_markdown(
+                       view.paths[point]))
+    if review.button("Open in Review", key="label_open_review", icon=":material/task_alt:",
+                     help="Check or correct this image on the Review page, first in its queue."):
+        state.open_in_review(int(view.item_ids[point]))
+        st.switch_page("pages/review.py")
     clear.button("Clear selection", key="label_clear_point", on_click=_clear_point)
     left, right = st.columns([1, 4])
-    left.image(state.thumbnail_png(str(view.files[point])), width=state.THUMB_PX)
+    left.image(state.thumbnail_png(str(view.files[point]), root=view.root), width=state.THUMB_PX)
+    names = [state.shown(name) for name in names]          # user's class names, as text
     label = names[result.labels[point]]
     lines = [f"**Label:** {label}"]
     if result.step[point] < 0:
@@ -419,7 +428,7 @@ def _point_detail(view: RunView, point: int) -> None:
         if result.fallback[point]:
             source = detail.bridge_source
             lines.append(f"**Bridged:** no labeled neighbour was left, so it copied the label of "
-                         f"#{source} ({view.paths[source] if source >= 0 else 'removed since'}), "
+                         f"#{source} ({state.shown(view.paths[source]) if source >= 0 else 'removed since'}), "
                          "the closest labeled point.")
         else:
             votes = ", ".join(f"{names[c]}: {n}" for c, n in
@@ -445,7 +454,8 @@ def _point_detail(view: RunView, point: int) -> None:
             captions.append(f"#{q} {names[result.labels[q]]}")
         else:
             captions.append(f"#{q} {names[at_time]}" if at_time >= 0 else f"#{q} —")
-    thumbs = [state.thumbnail_png(str(view.files[q])) for q in detail.neighbours.tolist()]
+    thumbs = [state.thumbnail_png(str(view.files[q]), root=view.root)
+              for q in detail.neighbours.tolist()]
     for start in range(0, len(thumbs), NEIGHBOURS_PER_ROW):
         st.image(thumbs[start:start + NEIGHBOURS_PER_ROW], width=state.THUMB_PX,
                  caption=captions[start:start + NEIGHBOURS_PER_ROW])
@@ -465,14 +475,19 @@ def main() -> None:
         chosen = runs[0]
         if len(runs) > 1:
             by_id = {run.run_id: run for run in runs}
-            chosen = by_id[st.selectbox("Run to replay", list(by_id), key=RUN_CHOICE_KEY,
+            chosen = by_id[st.selectbox("Run to replay", list(by_id), key=state.LABEL_RUN_CHOICE,
                                         format_func=lambda run_id: _describe_run(by_id[run_id]))]
         else:
             st.caption(f"Run {_describe_run(chosen)}")
         view = _prepared(str(ws.folder), emb.key, chosen.run_id, chosen.baseline_id, chosen.k)
         _clamp_ui_state(view)
-        playing = bool(st.session_state.get(PLAYING_KEY))
+        playing = bool(st.session_state.get(state.LABEL_PLAYING))
         st.fragment(replay_panel, run_every=PLAY_SECONDS if playing else None)(ws, emb, view)
+        if view.replay.n <= MAX_HOVER_POINTS:            # outside the fragment: sent once
+            positions = tuple(range(view.replay.n))
+            thumbs = state.hover_thumbs(str(ws.folder), emb.key, positions, tuple(view.files))
+            hover_thumbnails(state.LABEL_MAP, thumbs, size=state.HOVER_PX,
+                             captions=dict(zip(positions, view.paths)))
         wait_for_umap(ws, emb)
         st.page_link("pages/review.py", label="Next: review and correct", icon=":material/task_alt:")
 

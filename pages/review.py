@@ -20,11 +20,18 @@ from hdl_core.views import gallery as review
 from hdl_core.workspace import labels, pipeline
 from hdl_core.workspace.store import StoreError
 from pages._map import class_map, map_note, selected_ids, selection_points, wait_for_umap
+from pages._hover import MAX_POINTS as MAX_HOVER_POINTS
+from pages._hover import hover_thumbnails
+from pages._review_keys import review_keys
 
 PER_PAGE = 48                 # thumbnails per gallery page
 COLUMNS = 8                   # thumbnails per gallery row
 SUSPICIOUS_SHOWN = 20         # suspicious seeds listed at most
 NEIGHBOURS_SHOWN = 5
+WINDOW_TILES = 40             # images sent to the widget in one-image mode
+WINDOW_BEHIND = 5             # of them, already reviewed ones kept before the cursor
+GRID_TILES = 48               # images of one grid page
+LARGE_PX = 256                # the one image shown large
 ALL_CLASSES = "All classes"
 TABS = ("Review", "Gallery", "Map", "Classes", "Label next", "Suspicious seeds", "History")
 
@@ -59,9 +66,9 @@ def _correct(item_ids: list[int], label, source: str) -> None:
         return
     if not written:
         _flash("info", f"Nothing changed: {_count(len(item_ids))} already labeled "
-                       f"'{state.escape_md(label)}'.")
+                       f"'{state.escape_markdown(label)}'.")
         return
-    _flash("success", f"Labeled {_count(len(written))} as '{state.escape_md(label)}'. It is saved, "
+    _flash("success", f"Labeled {_count(len(written))} as '{state.escape_markdown(label)}'. It is saved, "
                       "counts as a seed in the next run, and can be undone.")
 
 
@@ -109,7 +116,7 @@ def _undo() -> None:
         if st.session_state.get(state.REVIEW_FLASH, ("",))[0] != "error":
             _flash("info", "Nothing of yours to undo in this browser tab.")
         return
-    _flash("info", state.escape_md(report.describe()))
+    _flash("info", state.escape_markdown(report.describe()))
 
 
 def _rerun_hdl(ws, emb, run) -> None:
@@ -166,8 +173,11 @@ def _class_picker(where: str, item_id: int, shown, classes: list[str], label: st
                  label_visibility="collapsed")
 
 
-def _thumb(file, caption: str | None = None, width: int = state.THUMB_PX) -> None:
-    st.image(state.thumbnail_png(str(file), state.THUMB_PX), caption=caption, width=width)
+def _thumb(file, caption: str | None = None) -> None:
+    """A thumbnail that fits its column (never wider than the thumbnail itself), so
+    narrow windows shrink the tiles instead of overlapping them."""
+    st.image(state.thumbnail_png(str(file), state.THUMB_PX, state.dataset_root(state.workspace())),
+             caption=caption, width="stretch")
 
 
 def _tile(row, where: str, classes: list[str]) -> None:
@@ -189,7 +199,7 @@ def _grid(rows, where: str, classes: list[str]) -> None:
 
 def _header(ws, run, frame, emb) -> None:
     st.title("Review")
-    st.caption(f"Run #{run.run_id} · HDL with k = {run.k} on {state.escape_md(emb.label)}. Labels "
+    st.caption(f"Run #{run.run_id} · HDL with k = {run.k} on {state.escape_markdown(emb.label)}. Labels "
                "shown are the labels now: your corrections and confirmations win over seeds, "
                "seeds over the run.")
     pending = review.pending_corrections(frame)
@@ -227,50 +237,130 @@ def _show_flash() -> None:
         getattr(st, kind)(message)
 
 
-def _review_tab(frame, queue, classes: list[str], run) -> None:
-    """One image at a time, likeliest wrong first: its label, why it is doubted, its neighbours."""
-    todo = frame[frame["queue_rank"] < len(queue.doubt)].sort_values("queue_rank")
-    if todo.empty:
+def _review_tab(ws, frame, queue, run) -> None:
+    """The keyboard review: HDL's labels likeliest-wrong first, one image or a grid at a time."""
+    todo = _queue_snapshot(frame, run.run_id)
+    if not todo:
         st.success("Every label of this run was given or checked by hand.")
         return
-    at = int(min(max(st.session_state.get(state.REVIEW_CURSOR, 0), 0), len(todo) - 1))
-    row = todo.iloc[at]
-    position = int(row["position"])
-    nav1, nav2, nav3 = st.columns([1, 1, 4], vertical_alignment="center")
-    nav1.button("Previous", key="review_prev", on_click=_move_cursor, args=(-1,), disabled=at == 0,
-                icon=":material/arrow_back:", width="stretch")
-    nav2.button("Next", key="review_next", on_click=_move_cursor, args=(1,),
-                disabled=at >= len(todo) - 1, icon=":material/arrow_forward:", width="stretch")
-    nav3.caption(f"Image {at + 1:,} of {len(todo):,} still to check, likeliest wrong first.")
-    left, right = st.columns([1, 2])
-    with left:
-        st.image(state.thumbnail_png(str(row["file"]), 2 * state.THUMB_PX), width=2 * state.THUMB_PX)
-    with right:
-        st.markdown(f"**{state.escape_md(row['path'])}** is labeled "
-                    f"**{state.escape_md(row['label'])}** ({row['source']}).")
-        st.caption(state.escape_md(queue.reason(position, class_names=run.classes)))
-        b1, b2 = st.columns(2)
-        b1.button("Confirm: it is right", key="review_confirm_one", type="primary",
-                  on_click=_confirm_and_advance, args=(int(row["item_id"]),),
-                  icon=":material/check:", width="stretch")
-        with b2:
-            _class_picker("one", int(row["item_id"]), row["label"], classes, "Correct it to")
+    left, right = st.columns([3, 2], vertical_alignment="center")
+    mode = left.segmented_control("View", ["one", "grid"], key=state.REVIEW_MODE,
+                                  format_func={"one": "One image", "grid": "Grid"}.get,
+                                  label_visibility="collapsed") or "one"
+    right.button("Start again from the top", key="review_refresh", on_click=_restart_queue,
+                 help="Order the labels not yet checked likeliest-wrong first again.")
+    st.fragment(_keys_panel)(ws, run, queue, todo, mode)
+
+
+def _keys_panel(ws, run, queue, todo: list[int], mode: str) -> None:
+    """The widget and its window of the queue, rerun alone after each batch of keys: its
+    tiles read the labels now, so they show every action already written (the widget's
+    contract), and a "page" action moves the window it shows."""
+    size = GRID_TILES if mode == "grid" else WINDOW_TILES
+    start = min(max(int(st.session_state.get(state.REVIEW_WINDOW, 0)), 0),
+                max(len(todo) - 1, 0))
+    item_ids = todo[start:start + size]
+    st.caption(f"Images {start + 1:,}–{start + len(item_ids):,} of {len(todo):,} to check, "
+               "likeliest wrong first. Number keys or the first letters of a class give that "
+               "class, Enter confirms, arrows move, u undoes, ? lists every key.")
+    frame = labels.label_table(ws, run.run_id, items=state.items_of(ws), with_baseline=False)
+    tiles = _tiles(frame, queue, run, item_ids)
+    review_keys(tiles, ws.class_colours(), mode=mode, key=state.REVIEW_KEYS,
+                on_actions=_store_actions)
+
+
+def _queue_snapshot(frame, run_id: int) -> list[int]:
+    """The item ids to review, in queue order as it stood when this review began.
+
+    A correction or a confirmation does not reorder what the reviewer is going through:
+    the order is kept (per run) until they start again from the top.
+    """
+    kept = st.session_state.get(state.REVIEW_QUEUE)
+    if kept and kept[0] is None:                 # an image opened from a map before the queue
+        first = [i for i in kept[1][:1] if i in set(frame["item_id"].tolist())]
+        st.session_state.pop(state.REVIEW_QUEUE)
+        rest = _queue_snapshot(frame, run_id)
+        kept = (run_id, first + [i for i in rest if i not in first])
+        st.session_state[state.REVIEW_QUEUE] = kept
+        return kept[1]
+    if not kept or kept[0] != run_id:
+        todo = frame[~frame["source"].isin(labels.BY_HAND)].sort_values("queue_rank")
+        kept = (run_id, todo["item_id"].astype(int).tolist())
+        st.session_state[state.REVIEW_QUEUE] = kept
+        st.session_state[state.REVIEW_WINDOW] = 0
+    return kept[1]
+
+
+def _restart_queue() -> None:
+    st.session_state.pop(state.REVIEW_QUEUE, None)
+    st.session_state[state.REVIEW_WINDOW] = 0
+
+
+def _tiles(frame, queue, run, item_ids: list[int]) -> list[dict]:
+    """What the widget shows of each image: thumbnail, label now, why, its neighbours."""
+    by_item = frame.set_index("item_id")
     by_position = frame.set_index("position")
-    near = [p for p in queue.nearest[position][:NEIGHBOURS_SHOWN] if p in by_position.index]
-    if near:
-        st.caption(f"Its {len(near)} nearest neighbours and their labels now:")
-        for column, p in zip(st.columns(NEIGHBOURS_SHOWN), near):
-            with column:
-                n_row = by_position.loc[p]
-                _thumb(n_row["file"], str(n_row["label"]))
+    root = state.dataset_root(state.workspace())
+    tiles = []
+    for item_id in item_ids:
+        row = by_item.loc[item_id]
+        position = int(row["position"])
+        neighbours = []
+        for p in queue.nearest[position][:NEIGHBOURS_SHOWN]:
+            if p in by_position.index:
+                other = by_position.loc[p]
+                neighbours.append((state.thumbnail_jpeg(str(other["file"]), state.THUMB_PX, root),
+                                   other["label"]))
+        tiles.append({"id": int(item_id), "image": state.thumbnail_jpeg(str(row["file"]), LARGE_PX, root),
+                      "label": row["label"], "name": row["path"],
+                      "reason": queue.reason(position, class_names=run.classes),
+                      "confirmed": row["source"] == "confirmed", "neighbours": neighbours})
+    return tiles
 
 
-def _move_cursor(step: int) -> None:
-    st.session_state[state.REVIEW_CURSOR] = max(0, int(st.session_state.get(state.REVIEW_CURSOR, 0)) + step)
+def _store_actions(actions: list[dict]) -> None:
+    """Write what the reviewer did in the widget to the store, in order, as this tab's."""
+    ws = state.workspace()
+    who = state.actor()
+    batches = st.session_state.setdefault(state.REVIEW_KEY_BATCHES, {})
+    for action in actions:
+        kind, ids = action["kind"], [int(i) for i in action["ids"]]
+        try:
+            if kind == "assign":
+                written = ws.add_correction(ids, action["label"], source="bulk" if len(ids) > 1
+                                            else "manual", actor=who)
+            elif kind == "confirm":
+                written = ws.confirm(ids, actor=who)
+            elif kind == "undo":
+                batch = batches.pop(action["undoes"], None)
+                if batch is not None:
+                    ws.undo_last_correction(actor=who, batch=batch)
+                continue
+            else:                                   # "page": the next or previous images
+                size = GRID_TILES if st.session_state.get(state.REVIEW_MODE) == "grid" else WINDOW_TILES
+                step = size if st.session_state.get(state.REVIEW_MODE) == "grid" else size // 2
+                st.session_state[state.REVIEW_WINDOW] = max(
+                    0, int(st.session_state.get(state.REVIEW_WINDOW, 0)) + action["direction"] * step)
+                continue
+        except (ValueError, StoreError, OSError) as error:
+            _flash("error", f"That change was not saved: {error}")
+            continue
+        if written:
+            batches[action["seq"]] = ws.batch_of(written[0])
+    _follow_cursor(actions[-1].get("cursor") if actions else None)
 
 
-def _confirm_and_advance(item_id: int) -> None:
-    _confirm([item_id])       # a confirmed image leaves the queue: the cursor stays put
+def _follow_cursor(cursor) -> None:
+    """One image at a time: slide the window so it starts a few images before the cursor,
+    so the next images are in the browser before the reviewer gets there."""
+    if cursor is None or st.session_state.get(state.REVIEW_MODE) == "grid":
+        return
+    _, ids = st.session_state.get(state.REVIEW_QUEUE) or (None, [])
+    try:
+        at = ids.index(int(cursor))
+    except ValueError:
+        return
+    st.session_state[state.REVIEW_WINDOW] = max(0, at - WINDOW_BEHIND)
 
 
 def _gallery(frame, classes: list[str], has_baseline: bool) -> None:
@@ -331,8 +421,18 @@ def _map_section(ws, emb, frame, classes: list[str]) -> None:
                        given=frame["source"].isin(labels.BY_HAND).to_numpy(),
                        colours=ws.class_colours(), selected=selection)
     st.plotly_chart(figure, theme="streamlit", key=state.REVIEW_MAP, on_select=_on_map_select,
-                    selection_mode=("lasso", "box"))
+                    selection_mode=("points", "lasso", "box"))
+    if len(frame) <= MAX_HOVER_POINTS:
+        ids = tuple(frame["item_id"].astype(int))
+        thumbs = state.hover_thumbs(str(ws.folder), emb.key, ids, tuple(frame["file"]))
+        hover_thumbnails(state.REVIEW_MAP, thumbs, size=state.HOVER_PX,
+                         captions=dict(zip(ids, frame["path"] + " · " + frame["label"].fillna("no label"))))
     st.write(f"**{len(selection):,}** image(s) selected.")
+    if len(selection) == 1:
+        st.button("Open it in review", key="review_open_point", on_click=state.open_in_review,
+                  args=(selection[0],), icon=":material/open_in_new:",
+                  help="Show this image first in the Review tab, with its neighbours and why "
+                       "it may be wrong.")
     a1, a2, a3, a4 = st.columns([2, 1, 1, 1])
     a1.selectbox("Class for the selection", classes, index=None, key=state.REVIEW_BULK_CLASS,
                  accept_new_options=True, placeholder="Choose or type a class")
@@ -374,7 +474,7 @@ def _classes_tab(ws, frame, classes: list[str]) -> None:
         usage = ws.class_usage(name) if name else None
         target = None
         if usage is not None and usage.total:
-            st.caption(f"'{state.escape_md(name)}' still labels {usage.describe()}; "
+            st.caption(f"'{state.escape_markdown(name)}' still labels {usage.describe()}; "
                        "choose what they become.")
             target = st.selectbox("They become", [c for c in classes if c != name], index=None,
                                   key="review_delete_into")
@@ -391,7 +491,7 @@ def _class_action(action, message) -> None:
     except (ValueError, StoreError) as error:
         st.error(str(error), icon=":material/warning:")
         return
-    _flash("success", state.escape_md(message(outcome) if callable(message) else message))
+    _flash("success", state.escape_markdown(message(outcome) if callable(message) else message))
     st.rerun()
 
 
@@ -413,10 +513,10 @@ def _label_next(folder: str, run, emb, frame, classes: list[str]) -> None:
             c1, c2, c3 = st.columns([1, 5, 2])
             with c1:
                 _thumb(row["file"])
-            c2.markdown(f"**{rank}. {state.escape_md(row['path'])}** — now "
-                        f"**{state.escape_md(row['label'])}** ({row['source']}, "
+            c2.markdown(f"**{rank}. {state.escape_markdown(row['path'])}** — now "
+                        f"**{state.escape_markdown(row['label'])}** ({row['source']}, "
                         f"confidence {row['confidence']:.0%})")
-            c2.caption(state.escape_md(suggestion.why))
+            c2.caption(state.escape_markdown(suggestion.why))
             with c3:
                 _class_picker("next", int(row["item_id"]), row["label"], classes,
                               f"Label of {row['path']}")
@@ -454,13 +554,13 @@ def _suspicious_seeds(folder: str, run, emb, frame, classes: list[str]) -> None:
                 _thumb(row["file"], f"seed: {row['label']}")
                 _class_picker("seed", int(row["item_id"]), row["label"], classes,
                               f"Label of seed {row['path']}")
-            verdict = (f"left out, HDL labels it **{state.escape_md(vote)}**" if thorough else
-                       f"its {len(seed.neighbours)} neighbours vote **{state.escape_md(vote)}**")
-            c2.markdown(f"**{state.escape_md(row['path'])}** is a seed of "
-                        f"**{state.escape_md(row['label'])}**; {verdict} "
+            verdict = (f"left out, HDL labels it **{state.escape_markdown(vote)}**" if thorough else
+                       f"its {len(seed.neighbours)} neighbours vote **{state.escape_markdown(vote)}**")
+            c2.markdown(f"**{state.escape_markdown(row['path'])}** is a seed of "
+                        f"**{state.escape_markdown(row['label'])}**; {verdict} "
                         f"(only {seed.agreement:.0%} of its neighbours share its label).")
             if seed.why:
-                c2.caption(state.escape_md(seed.why))
+                c2.caption(state.escape_markdown(seed.why))
             neighbours = by_position.reindex(np.asarray(seed.neighbours))
             for column, (_, n_row) in zip(c2.columns(max(len(neighbours), 1)), neighbours.iterrows()):
                 with column:
@@ -509,7 +609,7 @@ def _page(ws, emb, run) -> None:
     tabs = dict(zip(TABS, st.tabs(list(TABS), key=state.REVIEW_TAB, on_change="rerun")))
     if tabs["Review"].open:
         with tabs["Review"]:
-            _review_tab(frame, queue, classes, run)
+            _review_tab(ws, frame, queue, run)
     if tabs["Gallery"].open:
         with tabs["Gallery"]:
             _gallery(frame, classes, run.baseline_id is not None)

@@ -10,6 +10,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+import state
+
 from hdl_core import KChoice, build_knn_graph, choose_k
 from hdl_core.views import toy as teach
 from hdl_core.views import walkthrough
@@ -23,19 +25,13 @@ TEXT_MAX_POINTS = 300
 ARROW_MAX_SEGMENTS = 3000
 RANK_TEXT_MAX = 60
 
-# session-state keys of this page (UI state only)
-STEP = "teach_step"
-SEEDS = "teach_seed_edits"        # {point: class or -1} on top of the drawn seeds
-SEEDS_FOR = "teach_seed_edits_for"
-RUN_ID = "teach_run_id"
-PLANE = "teach_plane"
-SEED_CLASS = "teach_seed_class"
-
-
-def init_state() -> None:
-    for key, value in ((STEP, 0), (SEEDS, {}), (SEEDS_FOR, None), (RUN_ID, None)):
-        if key not in st.session_state:
-            st.session_state[key] = value
+# session-state keys of this page (UI state only; named in state.py)
+STEP = state.TEACH_STEP
+SEEDS = state.TEACH_SEEDS
+SEEDS_FOR = state.TEACH_SEEDS_FOR
+RUN_ID = state.TEACH_RUN_ID
+PLANE = state.TEACH_PLANE
+SEED_CLASS = state.TEACH_SEED_CLASS
 
 
 def class_name(c: int) -> str:
@@ -117,8 +113,8 @@ def on_plane_select() -> None:
 
 
 def seed_nearest(X: np.ndarray) -> None:
-    point = teach.nearest_point(X, (st.session_state["teach_seed_x"],
-                                    st.session_state["teach_seed_y"]))
+    point = teach.nearest_point(X, (st.session_state[state.TEACH_SEED_X],
+                                    st.session_state[state.TEACH_SEED_Y]))
     st.session_state[SEEDS] = {**st.session_state[SEEDS], point: st.session_state[SEED_CLASS]}
 
 
@@ -377,7 +373,7 @@ def navigation(steps: list) -> int:
 
 
 def main() -> None:
-    init_state()
+    state.init_session()
     st.title("Teach: watch HDL label a 2-D toy")
     st.caption(
         "Here the plane is the embedding: HDL's neighbours are the nearest points you see. "

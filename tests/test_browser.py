@@ -9,15 +9,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.streamlit_server import ServerDidNotStart, free_port, streamlit_server
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -39,10 +37,7 @@ def _missing_browser() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_free_port = free_port          # other browser tests import it from here
 
 
 @pytest.fixture(scope="module")
@@ -58,49 +53,32 @@ def browser_ready():
 def server(browser_ready, tmp_path_factory):
     """`streamlit run app.py` on a free loopback port, with its own data and workspace roots."""
     base = tmp_path_factory.mktemp("browser")
-    port = _free_port()
-    env = dict(os.environ, HDL_DATA_ROOT=str(base / "data"), HDL_WORKSPACE_ROOT=str(base / "ws"),
-               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    log = open(base / "server.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"streamlit did not start: {(base / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    yield url, base
-    process.terminate()
+    env = {"HDL_DATA_ROOT": str(base / "data"), "HDL_WORKSPACE_ROOT": str(base / "ws")}
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        with streamlit_server(ROOT / "app.py", base / "server.log", env=env) as (url, _):
+            yield url, base
+    except ServerDidNotStart as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser(server):
+    """One Chromium for the module (Playwright's sync API runs one instance per thread)."""
     from playwright.sync_api import sync_playwright
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        yield page
-        context.close()
-        browser.close()
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    yield page
+    context.close()
 
 
 def _shot(page, name: str) -> None:
@@ -159,10 +137,13 @@ def test_demo_to_export_in_a_real_browser(server, page):
     _shot(page, "3-label-round-1")
 
     _go(page, "Review")
-    _shot(page, "4-review-before")
+    corrections = review_by_keyboard(page, base)
+    _shot(page, "4-review-keys")
     review_correct_one(page)
     _no_exception(page)
-    _shot(page, "5-review-after")
+    _shot(page, "5-review-gallery")
+    gallery_at_800(page)
+    hover_a_map_point(page)
 
     _go(page, "Export")
     with page.expect_download() as download:
@@ -175,7 +156,140 @@ def test_demo_to_export_in_a_real_browser(server, page):
     assert len(frame) == 1797
     assert (frame["label"] != "").all()
     manual = frame[frame["source"] == "manual"]
-    assert len(manual) == 1 and manual["label"].iloc[0] == NEW_CLASS
+    assert NEW_CLASS in set(manual["label"])
+    assert len(manual) == corrections + 1
+    assert (frame["source"] == "confirmed").sum() >= 2
+
+
+def _workspace(base):
+    from hdl_core.workspace.store import Workspace
+    folders = [db.parent for db in (base / "ws").glob("*/workspace.sqlite")]
+    demo = next(f for f in folders if f.name.startswith("demo-digits"))
+    return Workspace(demo)
+
+
+def review_by_keyboard(page, base) -> int:
+    """Five images of the review queue by keyboard: confirm, correct, undo, correct, confirm.
+
+    Returns how many corrections stand afterwards (checked against the store)."""
+    page.locator(".rk-stage").wait_for()
+    _idle(page)
+    page.locator(".rk-main-box").click()
+    first = page.locator(".rk-main-box").get_attribute("data-id")
+    box = page.locator(".rk-main-box").bounding_box()
+
+    def press(key: str) -> None:
+        before = page.locator(".rk-main-box").get_attribute("data-id")
+        page.keyboard.press(key)
+        page.wait_for_function(
+            "(id) => document.querySelector('[data-testid=stBidiComponentIsolated]')"
+            ".shadowRoot.querySelector('.rk-main-box').dataset.id !== id", arg=before, timeout=5_000)
+
+    def shown_label() -> str:
+        return page.locator(".rk-main-tag").inner_text().strip()
+
+    press("Enter")                                      # #1 confirmed
+    other = "1" if shown_label() != "1" else "2"
+    press(other)                                        # #2 corrected
+    third = page.locator(".rk-main-box").get_attribute("data-id")
+    page.keyboard.press("u")                            # undo #2: back on it
+    page.wait_for_function(
+        "(id) => document.querySelector('[data-testid=stBidiComponentIsolated]')"
+        ".shadowRoot.querySelector('.rk-main-box').dataset.id !== id", arg=third)
+    press(other)                                        # #2 corrected again
+    second_label = "7" if shown_label() != "7" else "8"
+    press(second_label)                                 # #3 corrected
+    press("Enter")                                      # #4 confirmed
+    assert page.locator(".rk-main-box").bounding_box() == box, "the image moved"
+    _shot(page, "4a-review-keys-1400")
+    ws = _workspace(base)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:                  # the widget reports in the background
+        history = ws.corrections()
+        live = history[(history["source"] != "undo") & ~history["undone"]]
+        if len(live) >= 4:
+            break
+        time.sleep(0.5)
+    assert int(first) in set(history["item_id"])
+    assert sorted(live["kind"].tolist()) == ["confirm", "confirm", "relabel", "relabel"]
+    # a digit key gives the class named by that digit
+    assert sorted(live.loc[live["kind"] == "relabel", "new_label"]) == sorted([other, second_label])
+    assert (history["source"] == "undo").sum() == 1 and history["actor"].str.startswith("tab ").all()
+    return int((live["kind"] == "relabel").sum())
+
+
+def gallery_at_800(page) -> None:
+    """At 800 px wide the gallery's tiles do not overlap."""
+    page.set_viewport_size({"width": 800, "height": 1000})
+    _idle(page)
+    _shot(page, "5a-review-gallery-800")
+    boxes = [b for b in (img.bounding_box() for img in page.locator(
+        '[data-testid="stImage"] img').all()) if b and b["width"] > 0]
+    assert len(boxes) >= 8
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            apart = (a["x"] + a["width"] <= b["x"] + 0.5 or b["x"] + b["width"] <= a["x"] + 0.5 or
+                     a["y"] + a["height"] <= b["y"] + 0.5 or b["y"] + b["height"] <= a["y"] + 0.5)
+            assert apart, f"tiles overlap: {a} {b}"
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    _idle(page)
+
+
+def hover_a_map_point(page) -> None:
+    """Hovering a point of the Review map shows its thumbnail beside the pointer."""
+    page.get_by_role("tab", name="Map").click()
+    _idle(page)
+    page.locator(".st-key-review_map .js-plotly-plot").wait_for()
+    page.wait_for_timeout(1000)
+    where = page.evaluate("""() => {
+        const gd = document.querySelector('.st-key-review_map .js-plotly-plot');
+        const trace = gd._fullData.find((t) => t.x && t.x.length);
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        const rect = gd.getBoundingClientRect();
+        return {x: rect.left + xa._offset + xa.l2p(trace.x[0]),
+                y: rect.top + ya._offset + ya.l2p(trace.y[0])};
+    }""")
+    page.mouse.move(where["x"] + 40, where["y"] + 40)
+    page.mouse.move(where["x"], where["y"], steps=5)
+    page.locator(".hover-tip.shown img").wait_for(timeout=10_000)
+    _shot(page, "5b-review-map-hover")
+    page.mouse.move(5, 5)
+
+
+def test_two_tabs_on_two_datasets_keep_their_own(server, browser):
+    """Two browser contexts: one opens another dataset; the other keeps the demo, also on reload."""
+    from PIL import Image
+    url, base = server
+    folder = base / "data" / "shapes"
+    for name, grey in (("dark", 20), ("light", 230)):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(3):
+            Image.new("L", (8, 8), grey + i).save(folder / name / f"{name}{i}.png")
+    first = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+    second = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+    for page in (first, second):
+        page.set_default_timeout(WAIT_MS)
+        page.goto(url)
+        page.get_by_text("Open: Demo: handwritten digits").wait_for()
+        _idle(page)
+    second.get_by_text("Folder on the server").click()
+    _idle(second)
+    typed = second.get_by_placeholder("photos/2024")
+    typed.fill("shapes")
+    typed.press("Enter")                               # Streamlit takes the text on Enter
+    _idle(second)
+    second.get_by_role("button", name="Open folder").click()
+    second.get_by_text("Open: Folder: shapes").wait_for()
+    assert "dataset=shapes-" in second.url
+    first.reload()
+    first.get_by_text("Open: Demo: handwritten digits").wait_for()
+    assert "dataset=demo-digits-" in first.url
+    second.reload()
+    second.get_by_text("Open: Folder: shapes").wait_for()
+    _no_exception(first)
+    _no_exception(second)
+    first.context.close()
+    second.context.close()
 
 
 def review_correct_one(page) -> None:
@@ -188,3 +302,72 @@ def review_correct_one(page) -> None:
     page.keyboard.press("Enter")
     _idle(page)
     page.get_by_text("It is saved, counts as a seed").first.wait_for()
+
+
+def _png(colour) -> bytes:
+    import io
+    from PIL import Image
+    stream = io.BytesIO()
+    Image.new("RGB", (24, 24), colour).save(stream, format="PNG")
+    return stream.getvalue()
+
+
+def _upload_files(page, url: str, files: dict[str, bytes]) -> None:
+    """Open the app, upload `files` (name -> bytes) as plain files and open them."""
+    page.goto(url)
+    page.get_by_text("Open: Demo: handwritten digits").wait_for()
+    _idle(page)
+    page.get_by_text("Upload files").first.click()
+    _idle(page)
+    page.get_by_text("Files", exact=True).first.click()
+    _idle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
+        [{"name": name, "mimeType": "image/png", "buffer": data} for name, data in files.items()])
+    for name in files:
+        page.get_by_text(name).first.wait_for()
+    _idle(page)
+    page.get_by_role("button", name="Open uploads").click()
+    page.get_by_text("Open: Upload:").first.wait_for()
+    _idle(page)
+    _no_exception(page)
+
+
+def test_two_browsers_uploading_same_named_files_get_separate_datasets(server, browser):
+    """Two browsers (separate cookie jars) upload IMG_0001.png and IMG_0002.png with other
+    pixels: each gets its own dataset and workspace, and the first one's files are intact."""
+    url, base = server
+    names = ["IMG_0001.png", "IMG_0002.png"]
+    red = {name: _png((250, 10 * i, 0)) for i, name in enumerate(names)}
+    blue = {name: _png((0, 10 * i, 250)) for i, name in enumerate(names)}
+    first = browser.new_context(viewport={"width": 1400, "height": 1000})
+    second = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page_a, page_b = first.new_page(), second.new_page()
+        for page in (page_a, page_b):
+            page.set_default_timeout(WAIT_MS)
+        _upload_files(page_a, url, red)
+        _upload_files(page_b, url, blue)
+        _shot(page_a, "7-upload-a")
+        _shot(page_b, "8-upload-b")
+        heading_a = page_a.locator("h3", has_text="Open: Upload:").first.inner_text()
+        heading_b = page_b.locator("h3", has_text="Open: Upload:").first.inner_text()
+        assert heading_a != heading_b
+        # a reload keeps each browser on its own upload, listed among its own uploads
+        page_a.reload()
+        page_a.get_by_text(heading_a).first.wait_for()
+        _idle(page_a)
+        assert page_a.get_by_text("Your uploads (1)").count() == 1
+    finally:
+        first.close()
+        second.close()
+    owners = [folder for folder in (base / "data" / ".uploads").iterdir() if folder.is_dir()]
+    assert len(owners) == 2                                          # one folder per browser
+    stored = {}
+    for owner in owners:
+        (upload,) = [folder for folder in owner.iterdir() if not folder.name.startswith(".")]
+        stored[owner.name] = {path.name: path.read_bytes() for path in upload.iterdir()}
+    assert sorted(stored.values(), key=lambda files: files["IMG_0001.png"]) == sorted(
+        [red, blue], key=lambda files: files["IMG_0001.png"])        # nobody's pixels replaced
+    workspaces = [folder for folder in (base / "ws").iterdir()
+                  if folder.name.startswith("IMG_0001-")]
+    assert len(workspaces) == 2

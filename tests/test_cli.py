@@ -219,7 +219,7 @@ def test_skipped_files_are_named_on_stderr_and_written_beside_the_output(capsys,
     assert list(skipped.columns) == ["path", "reason"]
     assert dict(zip(skipped["path"], skipped["reason"])) == {
         "red/empty.jpg": "empty file (0 bytes)",
-        "unlabeled/noise.png": "not an image (Pillow cannot identify the file)"}
+        "unlabeled/noise.png": "not an image (JPEG, PNG, WebP, GIF, BMP, TIFF are read)"}
     assert sorted(read_labels(out)["path"]) == sorted(truth)
 
     # Fixed files: the next run's list would be empty, so the old list goes.

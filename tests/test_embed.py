@@ -398,7 +398,7 @@ def test_cache_encodes_identical_files_once_and_reports_progress(tmp_path):
         progress=lambda done, total: calls.append((done, total)))
     assert (stats["misses"], stats["encoded"]) == (4, 3)
     np.testing.assert_array_equal(X[0], X[3])
-    assert calls[-1] == (3, 4)  # three distinct files encoded; the twin shares a row
+    assert calls[-1] == (4, 4)  # three distinct files encoded; the twin shares a row and counts
 
 
 def test_cache_keeps_raw_pixels_so_pca_matches_the_set(tmp_path):

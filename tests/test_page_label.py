@@ -216,3 +216,15 @@ def test_a_map_click_is_read_from_the_selection_whatever_form_plotly_gives():
     assert page.clicked_point([{"customdata": [7.0, 1, 0.5]}]) == 7
     assert page.clicked_point([{"x": 1.0}, {"customdata": 3}]) == 3
     assert page.clicked_point([]) is None and page.clicked_point(None) is None
+
+
+def test_a_clicked_point_opens_first_on_the_review_page(demo_workspace):
+    at = _label_page()
+    run = demo_workspace.load_run(method="hdl")
+    point = int(np.flatnonzero(run.result.step >= 0)[7])
+    at.session_state["label_point"] = point
+    at.run()
+    at.button(key="label_open_review").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["review_tab"] == "Review"
+    assert at.session_state["review_queue"][1][0] == int(run.item_ids[point])

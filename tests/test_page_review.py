@@ -113,20 +113,65 @@ def test_review_page_renders_the_gallery_map_and_guidance(ws):
         assert "every seed keeps its class when left out" in _texts(at)
 
 
-def test_the_review_tab_starts_with_the_likeliest_mistake_and_says_why(ws):
+@pytest.fixture
+def sent(monkeypatch):
+    """What the Review page sends the keyboard widget, each time it draws it."""
+    from pages import _review_keys
+    calls = []
+    real = _review_keys._component
+
+    def spy(**kwargs):
+        calls.append(kwargs["data"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(_review_keys, "_component", spy)
+    return calls
+
+
+def _browser(at, *actions) -> AppTest:
+    """Play the keyboard widget: the whole action log, as the browser sends it."""
+    log = [{"seq": seq, "ids": list(ids), "previous": [None] * len(ids), **extra}
+           for seq, ids, extra in actions]
+    at.session_state["review_keys"] = {"actions": log}
+    at.run()
+    # AppTest fires no widget callback: the actions were stored during that run, so the
+    # tiles the browser would get after its callback come with the next run.
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_review_tab_sends_the_queue_and_stores_what_the_keys_did(ws, sent):
     at = _review_page()                                        # the Review tab is the default
     run, queue, queued = _queue(ws)
-    first = queued[0]
-    path = ws.ok_items().set_index("id").loc[first, "path"]
-    assert queue.reason(int(queue.order[0]), class_names=run.classes).split(";")[0] in _texts(at)
-    assert _pickers(at, "one")[0][0] == first
-    at.button(key="review_confirm_one").click().run()          # it is right: confirm it
-    assert not at.exception, at.exception
+    tiles = sent[-1]["tiles"]
+    assert [t["id"] for t in tiles] == queued[:40]             # likeliest wrong first
+    position = int(queue.order[0])
+    assert tiles[0]["reason"] == queue.reason(position, class_names=run.classes)
+    assert len(tiles[0]["neighbours"]) == 5
+    assert [c["name"] for c in sent[-1]["classes"]] == ws.classes()
+
+    first, second = queued[0], queued[1]
+    shown = ws.current_labels()[second][0]
+    other = next(c for c in ws.classes() if c != shown)
+    _browser(at, (1, [first], {"kind": "confirm", "label": None}),
+             (2, [second], {"kind": "assign", "label": other}))
     assert ws.current_labels()[first][1] == "confirmed" and first in ws.seeds()
-    assert _pickers(at, "one")[0][0] == queued[1]              # the queue moved on
-    assert path not in _texts(at).split("is labeled")[0]
-    at.button(key="review_next").click().run()
-    assert _pickers(at, "one")[0][0] == queued[2]
+    assert ws.current_labels()[second] == (other, "manual")
+    assert set(ws.corrections()["actor"].iloc[-2:]) == {ws.corrections()["actor"].iloc[-1]}
+    tiles = {t["id"]: t for t in sent[-1]["tiles"]}
+    assert tiles[second]["label"] == other and tiles[first]["confirmed"]   # tiles show the store
+    assert [t["id"] for t in sent[-1]["tiles"]] == queued[:40]             # nothing shifted
+
+    _browser(at, (1, [first], {"kind": "confirm", "label": None}),
+             (2, [second], {"kind": "assign", "label": other}),
+             (3, [second], {"kind": "undo", "label": None, "undoes": 2,
+                            "undone": {"kind": "assign", "label": other, "previous": [shown],
+                                       "previous_confirmed": [False]}}))
+    assert ws.current_labels()[second] == (shown, "hdl")       # the assign is taken back
+    assert ws.current_labels()[first][1] == "confirmed"        # the confirm stays
+    _browser(at, (4, [], {"kind": "page", "label": None, "direction": 1}))
+    assert sent[-1]["tiles"][0]["id"] == queued[20]            # the window slid on
 
 
 def test_undo_takes_back_this_sessions_own_change_and_says_what_it_was(ws):
@@ -281,3 +326,17 @@ def test_rerun_keeps_a_corrected_label_fixed_as_a_seed(ws):
         ws.undo_last_correction()
         restored = pipeline.run_labeling(ws, pipeline.current_embedding(ws), KIntent.parse(before.k))
         assert np.array_equal(ws.load_run(restored.hdl_id).result.labels, before.result.labels)
+
+
+def test_a_point_clicked_on_the_map_opens_first_in_review(ws, sent):
+    at = _open(_review_page(), "Map")
+    run, _, queued = _queue(ws)
+    chosen = queued[100]
+    at.session_state["review_selection"] = [chosen]            # a click selects one point
+    at.run()
+    at.button(key="review_open_point").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["review_tab"] == "Review"
+    at.run()
+    assert sent[-1]["tiles"][0]["id"] == chosen
+    assert [t["id"] for t in sent[-1]["tiles"]][1:4] == queued[:3]

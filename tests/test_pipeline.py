@@ -483,3 +483,15 @@ def test_imagefolder_zip_has_a_folder_per_class_and_no_unlabeled_file(roots):
     assert len(names) == len(set(names)) == frame["label"].notna().sum() == len(frame) - 1
     assert not any("blue3" in name for name in names)
     assert seen[-1] == (13, 13)
+
+
+def test_imagefolder_zip_folder_names_are_safe_on_every_system(colours_ws):
+    ws, _, _ = colours_ws
+    frame = labels.export_frame(ws)
+    labelled = frame[frame["label"].notna()].index
+    frame.loc[labelled[0], "label"] = 'we|ird: "name"?.'
+    frame.loc[labelled[1], "label"] = "a/b\\c<d>*\x07"
+    with zipfile.ZipFile(io.BytesIO(pipeline.imagefolder_zip(ws, frame))) as archive:
+        folders = {name.split("/")[0] for name in archive.namelist()}
+    assert 'we_ird_ _name__' in folders and "a_b_c_d___" in folders
+    assert not any(set(folder) & set('<>:"|?*\\') for folder in folders)

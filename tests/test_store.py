@@ -123,8 +123,9 @@ def test_folder_that_is_a_file_is_refused(tmp_path):
 
 def test_a_file_that_is_not_a_database_gives_a_clear_error(tmp_path):
     (tmp_path / "workspace.sqlite").write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="cannot be opened as a workspace database"):
+    with pytest.raises(StoreError, match="is damaged.*not a database"):
         Workspace(tmp_path)
+    assert (tmp_path / "workspace.sqlite").read_bytes() == b"this is not sqlite" * 100
 
 
 def test_close_then_use_reopens_and_data_persists(tmp_path):
@@ -203,10 +204,11 @@ def test_version_1_runs_get_their_knn_dv_partner_linked_by_the_migration(tmp_pat
     assert links == {1: 2, 3: None, 5: None}
 
 
-def test_empty_database_file_is_migrated_from_version_zero(tmp_path):
-    sqlite3.connect(tmp_path / "workspace.sqlite").close()      # an empty file, user_version 0
-    with Workspace(tmp_path) as ws:
-        assert ws.classes() == [] and ws.items().empty
+def test_an_empty_database_file_is_reported_not_silently_recreated(tmp_path):
+    sqlite3.connect(tmp_path / "workspace.sqlite").close()      # an empty file: cut short
+    with pytest.raises(StoreError, match="is damaged.*0 bytes"):
+        Workspace(tmp_path)
+    assert (tmp_path / "workspace.sqlite").stat().st_size == 0   # left as it was
 
 
 # --------------------------------------------------------------------------- dataset
@@ -242,7 +244,7 @@ def test_ok_items_are_the_accepted_items_ordered_by_path(tmp_path):
         assert list(ok.index) == list(range(12))
 
 
-def test_rescan_keeps_ids_and_history_of_surviving_paths_and_drops_gone_ones(ws):
+def test_rescan_keeps_ids_and_history_of_surviving_paths_and_marks_gone_ones_missing(ws):
     u0, u1 = id_of(ws, "unlabeled/u0.png"), id_of(ws, "unlabeled/u1.png")
     ws.add_correction([u0, u1], "dog")
     ids = ws.ok_items()["id"].to_numpy()
@@ -250,18 +252,21 @@ def test_rescan_keeps_ids_and_history_of_surviving_paths_and_drops_gone_ones(ws)
                 item_ids=ids)
     changed = make_dataset(n_unlabeled=1, extra=[Item("new/n.png", "h-new", 5)])
     changed.items[5] = Item("unlabeled/u0.png", "h-u0-edited", 999)       # same path, new bytes
-    ws.set_dataset(changed)
+    assert ws.set_dataset(changed) == {"moved": 0, "missing": 3}
 
     assert id_of(ws, "unlabeled/u0.png") == u0
     assert ws.items().set_index("id").loc[u0, "content_hash"] == "h-u0-edited"
-    assert "unlabeled/u1.png" not in set(ws.items()["path"])
+    assert ws.items().set_index("id").loc[u1, "status"] == "missing"     # not deleted
+    assert "unlabeled/u1.png" not in set(ws.ok_items()["path"])
     history = ws.corrections()
-    assert list(history["item_id"]) == [u0]                # u1's correction went with u1
-    assert ws.seeds()[u0] == "dog"
+    assert list(history["item_id"]) == [u0, u1]            # u1's correction is kept
+    assert ws.seeds()[u0] == "dog" and u1 not in ws.seeds() and u1 not in ws.current_labels()
     run = ws.load_run()
-    assert len(run.item_ids) == len(ids) - 3 and u1 not in run.item_ids
+    assert len(run.item_ids) == len(ids)                   # runs keep their rows
     new_id = id_of(ws, "new/n.png")
     assert new_id > max(ids)                               # ids are never reused
+    ws.set_dataset(make_dataset())                         # u1 is back: so is its correction
+    assert ws.seeds()[u1] == "dog"
 
 
 def test_item_that_becomes_unreadable_is_marked_skipped_and_loses_its_labels(ws):
@@ -405,6 +410,18 @@ def test_undo_takes_back_the_actors_own_last_batch_only(ws):
     assert history["actor"].tolist() == ["tab A", "tab B", "tab A"]
     with pytest.raises(ValueError, match="actor"):
         ws.add_correction([u0], "dog", actor="  ")
+
+
+def test_undo_of_a_named_batch_leaves_later_ones_alone(ws):
+    u0, u1 = id_of(ws, "unlabeled/u0.png"), id_of(ws, "unlabeled/u1.png")
+    first = ws.batch_of(ws.add_correction([u0], "dog", actor="me")[0])
+    ws.add_correction([u1], "cat", actor="me")
+    assert ws.undo_last_correction(actor="me", batch=first).changes[0][2] == "dog"
+    assert u0 not in ws.seeds() and ws.seeds()[u1] == "cat"
+    assert ws.undo_last_correction(actor="me", batch=first) is None      # undone already
+    assert ws.undo_last_correction(actor="someone else") is None
+    with pytest.raises(ValueError, match="not in this workspace"):
+        ws.batch_of(999)
 
 
 def test_confirmed_labels_become_seeds_and_undo_like_corrections(ws):
@@ -654,7 +671,7 @@ def test_bad_runs_are_refused_and_write_nothing(ws):
     assert ws.runs() == []
 
 
-def test_run_source_pointing_at_a_deleted_item_becomes_minus_one(ws):
+def test_run_source_pointing_at_a_missing_item_still_names_it(ws):
     ids = ws.ok_items()["id"].to_numpy()
     result = fake_result(len(ids), 2)
     result.source[:] = -1
@@ -662,9 +679,9 @@ def test_run_source_pointing_at_a_deleted_item_becomes_minus_one(ws):
     result.source[0] = u3
     result.source[1] = 2
     ws.save_run(method="hdl", params={}, result=result, classes=["cat", "dog"], item_ids=ids)
-    ws.set_dataset(make_dataset(n_unlabeled=3))
+    ws.set_dataset(make_dataset(n_unlabeled=3))            # u3's file is gone: it is missing
     run = ws.load_run()
-    assert run.result.source[0] == -1 and run.item_ids[run.result.source[1]] == ids[2]
+    assert run.item_ids[run.result.source[0]] == ids[u3] and run.item_ids[run.result.source[1]] == ids[2]
 
 
 def test_a_20k_item_run_round_trips(tmp_path):
@@ -716,7 +733,7 @@ def test_unreadable_embedding_file_gives_a_clear_error(tmp_path):
     with Workspace(tmp_path) as ws:
         ws.save_embeddings("k", np.zeros((2, 2)))
         ws.embeddings_path("k").write_bytes(b"garbage")
-        with pytest.raises(StoreError, match="unreadable.*delete it"):
+        with pytest.raises(StoreError, match="embeddings/.*npy.*is damaged.*embed the images again"):
             ws.load_embeddings("k")
 
 

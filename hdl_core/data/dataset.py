@@ -135,7 +135,7 @@ class Dataset:
         posix = PurePosixPath(relative)
         if posix.is_absolute() or ".." in posix.parts:
             raise DatasetError(f"{relative!r} is not a path inside the dataset "
-                               f"(paths are relative to {self.root}, without '..')")
+                               f"(paths are relative to the dataset folder, without '..')")
         return self.root.joinpath(*posix.parts)
 
     def abs_paths(self) -> list[Path]:
@@ -168,7 +168,9 @@ def resolve_in_data_root(path: str | Path, root: Path | None = None) -> Path:
     ----------
     path : str or Path
         Absolute, or relative to the data root. ``..`` and symbolic links are resolved
-        before the check, so neither can escape.
+        before the check, so neither can escape; ``~`` is a name like any other (it is not
+        the server's home folder). Hidden folders (a component starting with ``.``, such
+        as the uploads area) are refused: they are not datasets to open by path.
     root : Path, optional
         The data root; default `data_root()`.
 
@@ -180,16 +182,53 @@ def resolve_in_data_root(path: str | Path, root: Path | None = None) -> Path:
     Raises
     ------
     DatasetError
-        When the resolved path is outside the data root.
+        When the resolved path is outside the data root or hidden, or the name holds a NUL
+        character. Messages name the path as given, never where it leads on the server.
     """
     root = (data_root() if root is None else Path(root)).resolve()
-    candidate = Path(path).expanduser()
+    given = str(path)
+    if "\x00" in given:
+        raise DatasetError(f"{given.replace(chr(0), '')!r} contains a NUL character; type the "
+                           "folder's name without it")
+    candidate = Path(path)
     if not candidate.is_absolute():
         candidate = root / candidate
-    resolved = candidate.resolve()
+    try:
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError):
+        raise DatasetError(f"{given!r} cannot be resolved (a loop of symbolic links?); "
+                           "choose a folder under the data root") from None
     if not resolved.is_relative_to(root):
         raise DatasetError(
-            f"{str(path)!r} resolves to {resolved}, which is outside the data root {root}; "
-            f"put the images under {root} (or set HDL_DATA_ROOT to a folder that holds them)")
+            f"{given!r} is outside the data root; choose a folder under it (the Data page "
+            "lists them), e.g. 'photos' or 'photos/2024'")
+    if any(part.startswith(".") for part in resolved.relative_to(root).parts):
+        raise DatasetError(f"{given!r} is a hidden folder (a name starting with '.'), which "
+                           "is not opened by path; choose another folder under the data root")
     return resolved
 
+
+
+def dataset_folders(root: Path | None = None) -> list[str]:
+    """The folders at the top of the data root a user may open, by name, sorted.
+
+    Hidden folders (names starting with ``.``, uploads among them) are left out, and so is
+    a symbolic link that leads outside the data root.
+
+    Parameters
+    ----------
+    root : Path, optional
+        The data root; default `data_root()`.
+    """
+    root = (data_root() if root is None else Path(root)).resolve()
+    names = []
+    for entry in os.scandir(root):
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        try:
+            if not Path(entry.path).resolve(strict=True).is_relative_to(root):
+                continue
+        except (OSError, RuntimeError):
+            continue
+        names.append(entry.name)
+    return sorted(names)

@@ -65,8 +65,8 @@ def make_demo(root: Path | None = None) -> Path:
 
 def _finished_demo(folder: Path) -> Path:
     if not (folder / TRUTH_CSV).is_file():
-        raise DatasetError(f"{folder} exists but is not a finished demo (no {TRUTH_CSV}); "
-                           f"delete or rename it and try again")
+        raise DatasetError(f"{folder.name!r} in the data root exists but is not a finished demo "
+                           f"(no {TRUTH_CSV}); delete or rename it and try again")
     return folder
 
 

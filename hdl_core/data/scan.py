@@ -9,11 +9,14 @@ ground truth (the demo writes one), never seeds: it is read into `Dataset.truth`
 scanned as an image.
 
 What a scan skips, and says so: hidden files and folders (names starting with ``.``; a
-hidden folder is one entry and is not entered), files whose extension is not an image type
-Pillow can open (or that have no extension), symbolic links to folders (not followed) or to
-files outside the data root, and files Pillow cannot open, verify and decode: empty,
-truncated, corrupt, or over the pixel limit. Files with identical bytes are all kept as
-items and listed in `Dataset.duplicates`.
+hidden folder is one entry and is not entered), files whose extension is not one of the
+raster formats read (`hdl_core.data.imageio.RASTER_FORMATS`: JPEG, PNG, WebP, GIF, BMP,
+TIFF) or that have no extension, symbolic links (never followed, to files or folders),
+hard links (a file with more than one name, which may be an outside file's), and files
+that cannot be opened, verified and decoded as one of those formats: empty, truncated,
+corrupt, or over the pixel limit. Every file is opened through
+`hdl_core.data.files.open_dataset_file`, the same door every later reader uses. Files with
+identical bytes are all kept as items and listed in `Dataset.duplicates`.
 """
 from __future__ import annotations
 
@@ -25,12 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from .._checks import check_positive_int
+from .._checks import check_positive_int, class_name_problem
 from .dataset import (TRUTH_CSV, UNLABELED_FOLDERS, Dataset, DatasetError, Item, Skipped,
                       data_root, resolve_in_data_root)
-from .imageio import DEFAULT_MAX_PIXELS, pixel_limit_problem
+from .files import DatasetFileError, open_dataset_file
+from .imageio import (DEFAULT_MAX_PIXELS, describe_error, image_extensions, open_raster,
+                      pixel_limit_problem)
 from .seed_csv import read_seed_csv
 
 Progress = Callable[[int, int], None]   # (done, total)
@@ -83,8 +88,10 @@ def load_folder(folder: str | Path, *, seeds_csv=None, root: Path | None = None,
     folder_path = resolve_in_data_root(folder, data_root_path)
     if not folder_path.is_dir():
         what = "does not exist" if not folder_path.exists() else "is not a folder"
-        raise DatasetError(f"dataset folder {folder_path} {what}; "
-                           f"choose an existing folder under {data_root_path}")
+        shown = (folder_path.relative_to(data_root_path).as_posix()
+                 if folder_path.is_relative_to(data_root_path) else str(folder))
+        raise DatasetError(f"dataset folder {shown!r} {what}; "
+                           "choose an existing folder under the data root")
 
     not_images = {TRUTH_CSV}
     if isinstance(seeds_csv, (str, Path)):
@@ -92,12 +99,13 @@ def load_folder(folder: str | Path, *, seeds_csv=None, root: Path | None = None,
         if seeds_csv.resolve().is_relative_to(folder_path):
             not_images.add(seeds_csv.resolve().relative_to(folder_path).as_posix())
 
-    candidates, skipped = _walk(folder_path, data_root_path, not_images)
-    items = _check_files(candidates, max_pixels, progress, workers, skipped)
+    candidates, skipped = _walk(folder_path, not_images)
+    items = _check_files(folder_path, candidates, max_pixels, progress, workers, skipped)
     items.sort(key=lambda item: item.path)
     skipped.sort(key=lambda entry: entry.path)
     for item in items:
         item.seed_label = _layout_label(item.path)
+    items = _refuse_bad_class_folders(items, skipped)
 
     dataset = Dataset(root=folder_path, items=items, skipped=skipped,
                       duplicates=_duplicate_groups(items))
@@ -113,10 +121,9 @@ def load_folder(folder: str | Path, *, seeds_csv=None, root: Path | None = None,
     return dataset
 
 
-def _walk(folder: Path, data_root_path: Path, not_images: set[str]
-          ) -> tuple[list[tuple[str, Path]], list[Skipped]]:
+def _walk(folder: Path, not_images: set[str]) -> tuple[list[tuple[str, Path]], list[Skipped]]:
     """Files to check, as (relative path, absolute path), and what was skipped on sight."""
-    image_extensions = _image_extensions()
+    extensions = image_extensions()
     candidates: list[tuple[str, Path]] = []
     skipped: list[Skipped] = []
     pending = [(folder, "")]
@@ -137,7 +144,7 @@ def _walk(folder: Path, data_root_path: Path, not_images: set[str]
                 kind = "folder" if entry.is_dir(follow_symlinks=False) else "file"
                 reason = f"hidden {kind} (names starting with '.' are not scanned)"
             elif entry.is_symlink():
-                reason = _symlink_problem(Path(entry.path), data_root_path)
+                reason = _symlink_problem(Path(entry.path))
             elif entry.is_dir():
                 pending.append((Path(entry.path), relative + "/"))
                 continue
@@ -149,8 +156,9 @@ def _walk(folder: Path, data_root_path: Path, not_images: set[str]
                 extension = os.path.splitext(entry.name)[1].lower()
                 if not extension:
                     reason = "no file extension (images need one, e.g. .jpg or .png)"
-                elif extension not in image_extensions:
-                    reason = f"not an image file type ({extension})"
+                elif extension not in extensions:
+                    reason = (f"not an image file type ({extension}; JPEG, PNG, WebP, GIF, "
+                              "BMP and TIFF are read)")
             if reason is None:
                 candidates.append((relative, Path(entry.path)))
             else:
@@ -158,20 +166,18 @@ def _walk(folder: Path, data_root_path: Path, not_images: set[str]
     return candidates, skipped
 
 
-def _symlink_problem(link: Path, data_root_path: Path) -> str | None:
-    """Why a symbolic link is skipped, or None when it is a file inside the data root."""
+def _symlink_problem(link: Path) -> str:
+    """Why a symbolic link is skipped: links are never followed (where it points is not said)."""
     try:
         target = link.resolve(strict=True)
     except (OSError, RuntimeError):
         return "broken symbolic link"
     if target.is_dir():
-        return "symbolic link to a folder (not followed)"
-    if not target.is_relative_to(data_root_path):
-        return f"symbolic link pointing outside the data root {data_root_path}"
-    return None
+        return "symbolic link to a folder (not followed; copy the folder in instead)"
+    return "symbolic link (not followed; copy the file in instead)"
 
 
-def _check_files(candidates: list[tuple[str, Path]], max_pixels: int,
+def _check_files(folder: Path, candidates: list[tuple[str, Path]], max_pixels: int,
                  progress: Progress | None, workers: int, skipped: list[Skipped]) -> list[Item]:
     """Hash and check every candidate in a thread pool; return the items, extend `skipped`."""
     total = len(candidates)
@@ -183,7 +189,7 @@ def _check_files(candidates: list[tuple[str, Path]], max_pixels: int,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = pool.map(lambda candidate: _inspect_file(candidate[1], max_pixels),
+            results = pool.map(lambda candidate: _inspect_file(folder, candidate[0], max_pixels),
                                candidates)
             for done, ((relative, _), (size, digest, problem)) in enumerate(
                     zip(candidates, results), start=1):
@@ -196,34 +202,40 @@ def _check_files(candidates: list[tuple[str, Path]], max_pixels: int,
     return items
 
 
-def _inspect_file(path: Path, max_pixels: int) -> tuple[int, str, str | None]:
+def _inspect_file(folder: Path, relative: str, max_pixels: int) -> tuple[int, str, str | None]:
     """(size, sha256 hex, problem or None) for one file; never raises."""
     try:
-        size = path.stat().st_size
-        if size == 0:
-            return 0, hashlib.sha256(b"").hexdigest(), "empty file (0 bytes)"
-        if size <= _IN_MEMORY_BYTES:
-            data = path.read_bytes()
-            return len(data), hashlib.sha256(data).hexdigest(), _image_problem(data, max_pixels)
-        digest = hashlib.sha256()
-        with open(path, "rb") as stream:
+        with open_dataset_file(relative, folder) as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if size == 0:
+                return 0, hashlib.sha256(b"").hexdigest(), "empty file (0 bytes)"
+            if size <= _IN_MEMORY_BYTES:
+                data = stream.read()
+                return len(data), hashlib.sha256(data).hexdigest(), _image_problem(data, max_pixels)
+            digest = hashlib.sha256()
             while chunk := stream.read(_HASH_CHUNK_BYTES):
                 digest.update(chunk)
-        return size, digest.hexdigest(), _image_problem(path, max_pixels)
+            return size, digest.hexdigest(), _image_problem(stream, max_pixels)
+    except DatasetFileError as error:
+        return 0, "", error.reason
     except OSError as error:
-        return 0, "", f"cannot read file ({error.strerror or error})"
+        return 0, "", f"cannot read file ({error.strerror or type(error).__name__})"
 
 
-def _image_problem(source: bytes | Path, max_pixels: int) -> str | None:
-    """Why Pillow cannot use this image, or None.
+def _image_problem(source, max_pixels: int) -> str | None:
+    """Why this image cannot be used, or None.
 
     Three steps, cheapest first: the header (size against `max_pixels`, before any pixel
     is decoded), ``verify()`` (chunk CRCs and structure, e.g. a PNG without IEND), and a
     decode. A truncated JPEG passes ``verify()``, so it is decoded too, in draft mode at
     1/8 scale: that still reads the whole entropy-coded stream, so truncation raises.
+    Only the raster formats are tried (`open_raster`), whatever the extension says.
     """
     def opened():
-        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        if isinstance(source, bytes):
+            return open_raster(io.BytesIO(source), "")
+        source.seek(0)
+        return open_raster(source, "")
 
     try:
         with opened() as image:
@@ -235,16 +247,31 @@ def _image_problem(source: bytes | Path, max_pixels: int) -> str | None:
             if image.format == "JPEG":
                 image.draft(image.mode, (1, 1))
             image.load()
-    except Image.DecompressionBombError as error:
-        return f"image too large, possible decompression bomb ({error})"
-    except UnidentifiedImageError:
-        return "not an image (Pillow cannot identify the file)"
+    except DatasetError as error:   # from open_raster: "not an image" or "corrupt image ..."
+        return str(error).removeprefix(": ")
+    except Image.DecompressionBombError:
+        return "image too large, possible decompression bomb"
     except Exception as error:   # Pillow raises many types on bad data; none may escape
-        message = str(error) or type(error).__name__
+        message = describe_error(error)
         if "truncat" in message.lower() or isinstance(error, EOFError):
             return f"truncated file ({message})"
         return f"corrupt image ({message})"
     return None
+
+
+def _refuse_bad_class_folders(items: list[Item], skipped: list[Skipped]) -> list[Item]:
+    """Skip the images of a class folder whose name cannot be a class (too long, control
+    characters), saying why, rather than refusing the whole dataset later."""
+    kept = []
+    for item in items:
+        problem = None if item.seed_label is None else class_name_problem(item.seed_label)
+        if problem is None:
+            kept.append(item)
+        else:
+            skipped.append(Skipped(item.path, f"its folder cannot name a class: {problem}; "
+                                              "rename the folder"))
+    skipped.sort(key=lambda entry: entry.path)
+    return kept
 
 
 def _layout_label(path: str) -> str | None:
@@ -260,20 +287,6 @@ def _duplicate_groups(items: list[Item]) -> list[list[str]]:
     for item in items:
         by_hash.setdefault(item.content_hash, []).append(item.path)
     return sorted(sorted(paths) for paths in by_hash.values() if len(paths) > 1)
-
-
-_IMAGE_EXTENSIONS: frozenset[str] | None = None
-
-
-def _image_extensions() -> frozenset[str]:
-    """Extensions of the formats this Pillow can open (not only save)."""
-    global _IMAGE_EXTENSIONS
-    if _IMAGE_EXTENSIONS is None:
-        Image.init()
-        _IMAGE_EXTENSIONS = frozenset(extension for extension, format_name
-                                      in Image.registered_extensions().items()
-                                      if format_name in Image.OPEN)
-    return _IMAGE_EXTENSIONS
 
 
 def _printable(name: str) -> str:

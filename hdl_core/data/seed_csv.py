@@ -1,11 +1,49 @@
-"""Seed CSVs: ``path,label`` rows that set or clear the seeds of a scanned dataset."""
+"""Seed CSVs: ``path,label`` rows that set or clear the seeds of a scanned dataset.
+
+The CSV export writes cells a spreadsheet would run as formulas with a leading ``'``
+(`neutralise_cell`), and reading a seed CSV takes it off again (`restore_cell`), so an
+export fed back as seeds gives exactly the exported paths and labels.
+"""
 from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
+from .._checks import class_name_problem
 from .dataset import Dataset, DatasetError
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _runs_as_formula(text: str) -> bool:
+    """Whether a spreadsheet would evaluate `text`: = @ tab CR always, + - unless a plain number."""
+    return text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text)
+
+
+def neutralise_cell(value):
+    """Prefix ``'`` to text a spreadsheet would run as a formula; `restore_cell` undoes it.
+
+    Text that starts with quotes before such a formula gets one more, so the two are exact
+    inverses for every string. Plain numbers (``-1``, ``+2.5``) and non-text are left alone.
+
+    >>> neutralise_cell("=HYPERLINK()"), neutralise_cell("-1"), neutralise_cell("cat")
+    ("'=HYPERLINK()", '-1', 'cat')
+    >>> restore_cell(neutralise_cell("'=x")) == "'=x"
+    True
+    """
+    if isinstance(value, str) and _runs_as_formula(value.lstrip("'")):
+        return "'" + value
+    return value
+
+
+def restore_cell(text: str) -> str:
+    """The text `neutralise_cell` was given: one leading ``'`` off a neutralised formula."""
+    if text.startswith("'") and _runs_as_formula(text.lstrip("'")):
+        return text[1:]
+    return text
 
 
 def read_seed_csv(csv_file, dataset: Dataset) -> dict[str, str | None]:
@@ -59,14 +97,17 @@ def read_seed_csv(csv_file, dataset: Dataset) -> dict[str, str | None]:
     unknown: list[tuple[int, str]] = []
     conflicts: list[str] = []
     for number, row in rows:
-        path = _normalise_csv_path(row[path_column] if path_column < len(row) else "")
-        label = row[label_column].strip() if label_column < len(row) else ""
+        path = _normalise_csv_path(restore_cell(row[path_column]) if path_column < len(row) else "")
+        label = restore_cell(row[label_column]).strip() if label_column < len(row) else ""
         label = label or None
         if path in skipped:
             continue
         if path not in known:
             unknown.append((number, path))
             continue
+        if label is not None and class_name_problem(label) is not None:
+            raise DatasetError(f"{name} row {number}: label for {path!r}: "
+                               f"{class_name_problem(label)}; choose a shorter, plain name")
         if path in labels and labels[path] != label:
             conflicts.append(f"rows {first_row[path]} and {number} give {path!r} "
                              f"labels {labels[path]!r} and {label!r}")
@@ -80,7 +121,8 @@ def read_seed_csv(csv_file, dataset: Dataset) -> dict[str, str | None]:
         raise DatasetError(
             f"{name} row{'s' if len(unknown) > 1 else ''} {numbers}: {shown}{more} "
             f"{'are' if len(unknown) > 1 else 'is'} not in the dataset "
-            f"(paths are relative to {dataset.root}); fix or remove those rows")
+            f"(paths are relative to the dataset folder {dataset.root.name!r}); "
+            "fix or remove those rows")
     if conflicts:
         raise DatasetError(f"{name}: {'; '.join(conflicts)}; keep one label per path")
     return labels

@@ -15,7 +15,18 @@ PIPELINE_VERSION = "v1"
 
 
 class WeightsUnavailable(RuntimeError):
-    """Pretrained weights are neither cached nor downloadable; message names model, cache folder, ways out."""
+    """Pretrained weights are neither cached nor downloadable; message names model, cache folder, ways out.
+
+    Besides the message (written for the command line) it carries the facts, so the app
+    can say the same in its own terms: ``model``, ``tag``, ``repo_id``, ``filename``,
+    ``cache`` (the Hugging Face cache folder looked in) and ``why`` (offline, no answer).
+    """
+
+    def __init__(self, message: str, *, model: str = "", tag: str = "", repo_id: str = "",
+                 filename: str = "", cache: str = "", why: str = ""):
+        super().__init__(message)
+        self.model, self.tag, self.repo_id, self.filename = model, tag, repo_id, filename
+        self.cache, self.why = cache, why
 
 
 class EmbeddingError(ValueError):
@@ -25,13 +36,19 @@ class EmbeddingError(ValueError):
 
 
 def open_rgb_or_explain(path):
-    """Open an image as RGB (`hdl_core.data.open_image`), or one EmbeddingError naming the file."""
-    from ..data import open_image
+    """Open an image as RGB (`hdl_core.data.open_image`), or one EmbeddingError naming the file.
+
+    `path` is best a `hdl_core.data.DatasetFile`: it is then confined to its dataset folder
+    and named by its path in the dataset.
+    """
+    from ..data import DatasetError, open_image
     try:
         return open_image(path)
-    except Exception as exc:   # any decoder failure becomes one clear error naming the file
-        raise EmbeddingError(f"cannot read image {str(path)!r} while encoding: "
-                             f"{type(exc).__name__}: {exc}") from exc
+    except DatasetError as exc:   # names the file already, in the user's terms
+        raise EmbeddingError(f"cannot read an image while encoding: {exc}") from exc
+    except Exception as exc:   # any other failure becomes one clear error naming the file
+        raise EmbeddingError(f"cannot read image {str(path)!r} while encoding "
+                             f"({type(exc).__name__})") from exc
 
 
 def default_workers(device: str = "cpu") -> int:

@@ -17,16 +17,25 @@ from ._common import Progress
 if TYPE_CHECKING:
     from . import Encoder
 
+# Chunks of work between cache shards: a first small one, then about CHUNK_SECONDS each, so
+# a stopped run loses at most that much work and short runs write few shards.
+FIRST_CHUNK_FILES = 256
+MIN_CHUNK_FILES = 256
+MAX_CHUNK_FILES = 8192
+CHUNK_SECONDS = 30.0
+
 
 class EmbeddingCache:
     """Per-file embeddings keyed by (file content hash, encoder cache key).
 
     Layout: one sub-folder per cache key (a readable slug plus a digest of the key, with the
     full key in ``key.txt``), holding append-only shards ``shard-*.npz``, each with a
-    ``hashes`` array (fixed-width bytes) and a ``vectors`` array (float32). A run writes
-    one new shard for the files it encoded (temporary file + ``os.replace``), so a killed
-    process leaves the previous shards intact and two processes never overwrite each
-    other. When a key has more than ``max_shards`` shards they are merged into one.
+    ``hashes`` array (fixed-width bytes) and a ``vectors`` array (float32). A run encodes
+    in chunks and writes a shard as each chunk finishes (temporary file + ``os.replace``),
+    so a run that is stopped (Ctrl-C, a page left, a killed process) keeps every finished
+    chunk and the next run resumes from there; two processes never overwrite each other.
+    Chunks start at `FIRST_CHUNK_FILES` files and then hold about `CHUNK_SECONDS` of work.
+    When a key has more than ``max_shards`` shards they are merged into one.
 
     For encoders whose output depends on the whole set (pixels + PCA) the cache holds the
     per-file vectors (``encoder.file_cache_key``) and ``encoder.finalize`` runs over the
@@ -48,7 +57,8 @@ class EmbeddingCache:
 
     # ---- public ------------------------------------------------------------------
     def encode(self, encoder: Encoder, paths: Sequence[Path], hashes: Sequence[str],
-               progress: Progress | None = None) -> tuple[np.ndarray, dict]:
+               progress: Progress | None = None, *,
+               saved: Progress | None = None) -> tuple[np.ndarray, dict]:
         """Encode only files not cached; returns (X, {"hits": int, "misses": int, "seconds": float}).
 
         Parameters
@@ -60,6 +70,9 @@ class EmbeddingCache:
             Content hash of each file (e.g. ``images.Item.content_hash``), same order.
         progress : callable(done, total), optional
             Counts cached files as done at once.
+        saved : callable(kept, total), optional
+            Called after each shard is written, with how many of the `paths` are in the
+            cache now: what a stopped run keeps.
 
         Returns
         -------
@@ -88,11 +101,8 @@ class EmbeddingCache:
         hits = n - misses
 
         if missing:
-            todo = list(missing.values())
-            report = None if progress is None else (lambda done, total: progress(hits + done, n))
-            fresh = np.asarray(encode_files([paths[i] for i in todo], report), dtype=np.float32)
-            self.add(key, list(missing), fresh)
-            known.update(zip(missing, fresh))
+            self._encode_in_chunks(key, encode_files, paths, hash_bytes, missing, known,
+                                   progress, saved)
         elif progress is not None:
             progress(n, n)
 
@@ -105,6 +115,36 @@ class EmbeddingCache:
         stats = {"hits": hits, "misses": misses, "encoded": len(missing),
                  "seconds": time.perf_counter() - started}
         return X, stats
+
+    def _encode_in_chunks(self, key, encode_files, paths, hash_bytes, missing: dict,
+                          known: dict, progress, saved) -> None:
+        """Encode the `missing` files chunk by chunk, writing a shard after each one."""
+        n = len(paths)
+        paths_per_hash: dict[bytes, int] = {}
+        for h in hash_bytes:
+            paths_per_hash[h] = paths_per_hash.get(h, 0) + 1
+        kept = sum(count for h, count in paths_per_hash.items() if h in known)
+        todo = list(missing.items())                    # (hash, first path with it)
+        size, start = FIRST_CHUNK_FILES, 0
+        while start < len(todo):
+            part = todo[start:start + size]
+            began = time.perf_counter()
+            before = kept
+
+            def report(done, total, before=before):
+                if progress is not None:
+                    progress(min(before + done, n), n)
+            fresh = np.asarray(encode_files([paths[i] for _, i in part], report), dtype=np.float32)
+            self.add(key, [h for h, _ in part], fresh)
+            known.update(zip((h for h, _ in part), fresh))
+            kept += sum(paths_per_hash[h] for h, _ in part)
+            start += len(part)
+            if saved is not None:
+                saved(kept, n)
+            if progress is not None:
+                progress(kept, n)
+            rate = len(part) / max(time.perf_counter() - began, 1e-6)
+            size = int(min(max(rate * CHUNK_SECONDS, MIN_CHUNK_FILES), MAX_CHUNK_FILES))
 
     def lookup(self, key: str, hashes: Sequence[bytes | str]) -> dict[bytes, np.ndarray]:
         """Cached vectors for those of ``hashes`` present under ``key`` (hash bytes -> row)."""

@@ -215,7 +215,7 @@ class ClipEncoder:
         workers = 0 if batches == 1 else min(self.num_workers, batches)
         on_cuda = self.device.startswith("cuda")
         loader = torch.utils.data.DataLoader(
-            _PreprocessedImages([str(p) for p in paths], self._preprocess),
+            _PreprocessedImages(list(paths), self._preprocess),
             batch_size=self.batch_size, shuffle=False, num_workers=workers,
             pin_memory=on_cuda, prefetch_factor=(4 if workers else None))
         dtype = torch.float16 if on_cuda else torch.float32
@@ -233,9 +233,13 @@ class ClipEncoder:
 
 
 class _PreprocessedImages:
-    """Map-style dataset for the DataLoader: path -> preprocessed tensor (picklable)."""
+    """Map-style dataset for the DataLoader: path -> preprocessed tensor (picklable).
 
-    def __init__(self, paths: list[str], preprocess):
+    Paths stay as given (a `hdl_core.data.DatasetFile` keeps its dataset folder, so worker
+    processes open files through the same checks).
+    """
+
+    def __init__(self, paths: list, preprocess):
         self.paths = paths
         self.preprocess = preprocess
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from .._files import atomic_write
 from ..graph import normalize_rows
+from ..data.imageio import describe_error
 from ._common import EmbeddingError
 
 
@@ -43,7 +44,7 @@ def load_precomputed(path: str | Path, paths_file: str | Path | None = None) -> 
     """
     path = Path(path)
     if not path.is_file():
-        raise EmbeddingError(f"embeddings file not found: {path}")
+        raise EmbeddingError(f"embeddings file not found: {path.name}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         paths, X = _read_npy(path, paths_file)
@@ -63,13 +64,15 @@ def _read_npy(path: Path, paths_file) -> tuple[list[str], np.ndarray]:
             raise EmbeddingError(
                 f"{path.name} holds Python objects (dtype=object), which are not loaded for safety; "
                 "save a numeric array, e.g. np.save(path, X.astype(np.float32))") from exc
-        raise EmbeddingError(f"{path.name} is not a readable .npy file: {exc}") from exc
+        raise EmbeddingError(f"{path.name} is not a readable .npy file "
+                             f"({describe_error(exc)})") from exc
     except OSError as exc:
-        raise EmbeddingError(f"{path.name} is not a readable .npy file: {exc}") from exc
+        raise EmbeddingError(f"{path.name} is not a readable .npy file "
+                             f"({exc.strerror or describe_error(exc)})") from exc
     paths_file = _default_paths_file(path) if paths_file is None else Path(paths_file)
     if not paths_file.is_file():
         raise EmbeddingError(f"{path.name} needs a path list (one image path per line, in row order): "
-                             f"{paths_file} not found; pass it as paths_file= / --paths")
+                             f"{paths_file.name} not found; pass it as paths_file= / --paths")
     lines = paths_file.read_text(encoding="utf-8").splitlines()
     paths = [line.strip() for line in lines if line.strip()]
     if X.ndim == 2 and len(paths) != X.shape[0]:
@@ -86,7 +89,8 @@ def _read_parquet(path: Path) -> tuple[list[str], np.ndarray]:
     try:
         table = pq.read_table(path)
     except Exception as exc:
-        raise EmbeddingError(f"{path.name} is not a readable parquet file: {exc}") from exc
+        raise EmbeddingError(f"{path.name} is not a readable parquet file "
+                             f"({describe_error(exc)})") from exc
     names = [c for c in table.column_names if not c.startswith("__index_level_")]
     if "path" not in names:
         raise EmbeddingError(f"{path.name} has no 'path' column (columns: {', '.join(names)})")

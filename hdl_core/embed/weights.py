@@ -61,12 +61,10 @@ def tag_checkpoint(model: str, tag: str, tag_config: dict, cache_dir: Path | Non
 
     offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
     if offline:
-        raise WeightsUnavailable(_weights_message(model, tag, repo_id, candidates[0], hub_cache,
-                                                  "HF_HUB_OFFLINE is set"))
+        raise _unavailable(model, tag, repo_id, candidates[0], hub_cache, "HF_HUB_OFFLINE is set")
     filename, failure = _probe_hub(repo_id, candidates)
     if filename is None:
-        raise WeightsUnavailable(_weights_message(model, tag, repo_id, candidates[0], hub_cache,
-                                                  failure))
+        raise _unavailable(model, tag, repo_id, candidates[0], hub_cache, failure)
     from huggingface_hub import hf_hub_download
     return hf_hub_download(repo_id, filename, cache_dir=str(hub_cache), endpoint=_hub_endpoint())
 
@@ -104,6 +102,13 @@ def _probe_hub(repo_id: str, candidates: list[str]) -> tuple[str | None, str]:
     if thread.is_alive():
         return None, f"no answer from {endpoint} within {2 * _HUB_PROBE_TIMEOUT_S:.0f} s"
     return None, f"{endpoint} not reachable ({result.get('error', 'unknown error')})"
+
+
+def _unavailable(model: str, tag: str, repo_id: str, filename: str, hub_cache: Path,
+                 why: str) -> WeightsUnavailable:
+    return WeightsUnavailable(_weights_message(model, tag, repo_id, filename, hub_cache, why),
+                              model=model, tag=tag, repo_id=repo_id, filename=filename,
+                              cache=str(hub_cache), why=why)
 
 
 def _weights_message(model: str, tag: str, repo_id: str, filename: str, hub_cache: Path,

@@ -132,15 +132,18 @@ def pending_corrections(frame: pd.DataFrame) -> int:
 
 
 def accuracy(frame: pd.DataFrame, column: str = "label") -> tuple[float, int] | None:
-    """Share of items whose `column` equals the ground truth, and how many have a truth.
+    """Share of the run's non-seed items whose `column` equals the ground truth, and how many
+    were scored; None when none has a known truth.
 
-    None when no item has a known truth.
+    Seeds are given, not predicted, so they are left out: with ``column="run_label"`` this
+    is the run's accuracy the Label page shows (`hdl_core.views.replay`), and with the
+    labels now it says how much the corrections have added.
     """
-    known = frame["truth"].notna()
-    n = int(known.sum())
+    scored = frame["truth"].notna() & ~frame["run_seed"].astype(bool) & (frame["position"] >= 0)
+    n = int(scored.sum())
     if n == 0:
         return None
-    return float((frame.loc[known, column] == frame.loc[known, "truth"]).mean()), n
+    return float((frame.loc[scored, column] == frame.loc[scored, "truth"]).mean()), n
 
 
 def class_counts(frame: pd.DataFrame, classes: Sequence[str]) -> dict[str, int]:

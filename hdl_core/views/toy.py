@@ -17,6 +17,7 @@ import numpy as np
 
 from ..graph import KnnGraph, build_knn_graph, check_k, euclidean_points
 from ..hdl import LabelingResult, hdl_label, knn_dv_label, validate_labels
+from .replay import accuracy
 from .walkthrough import walkthrough
 
 KINDS = ("moons", "blobs", "circles")
@@ -231,12 +232,6 @@ class TeachRun:
     differ: np.ndarray
 
 
-def accuracy(labels: np.ndarray, truth: np.ndarray, y: np.ndarray) -> float:
-    """Share of the non-seed points whose label matches the truth (NaN without any)."""
-    scored = y < 0
-    return float((labels[scored] == truth[scored]).mean()) if scored.any() else float("nan")
-
-
 def teach_run(X, y, truth, *, k: int, graph: KnnGraph | None = None,
               class_names=None) -> TeachRun:
     """HDL (walkthrough included) and kNN-DV on the same seeds, scored against the truth.
@@ -272,5 +267,6 @@ def teach_run(X, y, truth, *, k: int, graph: KnnGraph | None = None,
     hdl = hdl_label(X, y, k=k, graph=graph, metric="euclidean")
     dv = knn_dv_label(X, y, k=k, metric="euclidean")
     steps = walkthrough(graph.indices, hdl, X=X, class_names=class_names)
-    return TeachRun(k, graph, hdl, dv, steps, accuracy(hdl.labels, truth, y),
-                    accuracy(dv.labels, truth, y), np.flatnonzero(hdl.labels != dv.labels))
+    truth = np.asarray(truth)
+    return TeachRun(k, graph, hdl, dv, steps, accuracy(hdl.labels, truth, y < 0),
+                    accuracy(dv.labels, truth, y < 0), np.flatnonzero(hdl.labels != dv.labels))

@@ -10,6 +10,7 @@ from .._files import atomic_write
 from .schema import StoreError
 
 EMBEDDINGS_DIRNAME = "embeddings"
+EMBEDDING_CACHE_DIRNAME = "embedding-cache"      # the per-file cache (`hdl_core.embed.EmbeddingCache`)
 
 
 class ArrayFiles:
@@ -58,5 +59,19 @@ class ArrayFiles:
         except FileNotFoundError:
             return None
         except (ValueError, OSError, EOFError) as error:
-            raise StoreError(f"embedding file {path} for key {key!r} is unreadable ({error}); "
-                             "delete it and the embeddings will be computed again") from error
+            raise StoreError(f"embedding file {self.name(key)} of the workspace "
+                             f"{self.folder.parent.name!r} is damaged (cut short or garbled); "
+                             "embed the images again on the Embed page (it is rewritten), or "
+                             "move the workspace aside on the Data page") from error
+
+    def name(self, key: str) -> str:
+        """How messages name the file of `key`: ``embeddings/<sha1>.npy``, no server path."""
+        return f"{self.folder.name}/{self.path(key).name}"
+
+    def load_derived(self, key: str) -> np.ndarray | None:
+        """Like `load`, for arrays computed from others (graphs, maps): a damaged one is
+        treated as absent, so it is computed and written again."""
+        try:
+            return self.load(key)
+        except StoreError:
+            return None

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import shutil
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -30,16 +31,19 @@ import numpy as np
 import pandas as pd
 
 from ..auto_k import KChoice, KIntent, resolve_k
+from ..data.seed_csv import neutralise_cell
 from ..config import GRAPH_K, home
 from ..graph import KnnGraph, build_knn_graph
 from ..hdl import LabelingResult, hdl_label, knn_dv_label
+from .arrays import EMBEDDING_CACHE_DIRNAME
+from .schema import StoreError
 from .store import RunInfo, StoredRun, Workspace
 
 Progress = Callable[[int, int], None]
 
 _SETTING_EMBEDDING = "embedding"
+_SETTING_EMBED_PROGRESS = "embedding_progress"
 _SETTING_K_INTENT = "k_intent"
-_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class PipelineError(ValueError):
@@ -82,6 +86,10 @@ class ImportSummary:
         Seeds per class name.
     truth : bool
         The dataset came with ground truth.
+    missing : int
+        Images of earlier scans not found now; their corrections are kept (`Workspace.set_dataset`).
+    moved : int
+        Images found again under a new path by their content, with their corrections.
     """
 
     items: int
@@ -89,18 +97,20 @@ class ImportSummary:
     duplicates: list
     seeds: dict
     truth: bool
+    missing: int = 0
+    moved: int = 0
 
 
 def import_dataset(ws: Workspace, dataset) -> ImportSummary:
     """Store a scanned `Dataset` and say what it holds."""
-    ws.set_dataset(dataset)
+    change = ws.set_dataset(dataset) or {}
     seeds = pd.Series([item.seed_label for item in dataset.items if item.seed_label is not None])
     return ImportSummary(
         items=len(dataset.items),
         skipped=[(entry.path, entry.reason) for entry in dataset.skipped],
         duplicates=[list(group) for group in dataset.duplicates],
         seeds=seeds.value_counts().sort_index().to_dict(),
-        truth=bool(dataset.truth))
+        truth=bool(dataset.truth), missing=change.get("missing", 0), moved=change.get("moved", 0))
 
 
 def item_frame(ws: Workspace) -> pd.DataFrame:
@@ -111,6 +121,14 @@ def item_frame(ws: Workspace) -> pd.DataFrame:
         raise PipelineError("this workspace has no dataset yet; open a folder, a zip or the demo first")
     items["file"] = [str(root.joinpath(*PurePosixPath(p).parts)) for p in items["path"]]
     return items
+
+
+def dataset_files(ws: Workspace, items: pd.DataFrame | None = None) -> list:
+    """The accepted items as `hdl_core.data.DatasetFile`: opened only inside the dataset folder."""
+    from ..data import DatasetFile
+    items = item_frame(ws) if items is None else items
+    root = str(ws.dataset_root())
+    return [DatasetFile(root, path) for path in items["path"]]
 
 
 # --------------------------------------------------------------------------- embeddings
@@ -187,13 +205,32 @@ def embed_workspace(ws: Workspace, spec: EncoderSpec, *, progress: Progress | No
     if items.empty:
         raise PipelineError("the dataset has no accepted image to embed; see the skip report")
     encoder = spec.build()
-    cache = EmbeddingCache(Path(cache_folder) if cache_folder else ws.folder / "embedding-cache")
-    X, stats = cache.encode(encoder, [Path(f) for f in items["file"]], list(items["content_hash"]),
-                            progress)
-    key = f"{encoder.cache_key}|items={_items_digest(items)}"
+    cache = EmbeddingCache(Path(cache_folder) if cache_folder else
+                           ws.folder / EMBEDDING_CACHE_DIRNAME)
     label = getattr(encoder, "label", spec.name)
+
+    def saved(kept: int, total: int) -> None:   # what a run stopped now would keep
+        ws.set_setting(_SETTING_EMBED_PROGRESS, {"label": label, "kept": kept, "total": total})
+
+    X, stats = cache.encode(encoder, dataset_files(ws, items), list(items["content_hash"]),
+                            progress, saved=saved)
+    ws.set_setting(_SETTING_EMBED_PROGRESS, None)
+    key = f"{encoder.cache_key}|items={_items_digest(items)}"
     stats = {**stats, "device": getattr(encoder, "device", "cpu"), "n": len(items)}
     return _save_embedding(ws, key, X, items, label, stats, spec=spec.as_dict())
+
+
+def stopped_embedding(ws: Workspace) -> dict | None:
+    """What the last `embed_workspace` that did not finish kept, or None.
+
+    Returns
+    -------
+    dict or None
+        ``{"label": encoder label, "kept": images now in the cache, "total": images}``:
+        its finished chunks are in the embedding cache, so the next run starts after them.
+    """
+    progress = ws.get_setting(_SETTING_EMBED_PROGRESS)
+    return progress if isinstance(progress, dict) else None
 
 
 def import_embeddings(ws: Workspace, paths: list[str], X: np.ndarray, *, label: str,
@@ -225,8 +262,8 @@ def import_embeddings(ws: Workspace, paths: list[str], X: np.ndarray, *, label: 
             parts.append(f"{len(missing)} image(s) have no embedding row (e.g. {missing[:3]})")
         if extra:
             parts.append(f"{len(extra)} row(s) name images not in the dataset (e.g. {extra[:3]})")
-        raise PipelineError("; ".join(parts) + "; paths must be relative to the dataset root "
-                            f"{ws.dataset_root()} and cover exactly its accepted images")
+        raise PipelineError("; ".join(parts) + "; paths must be relative to the dataset folder "
+                            f"{ws.dataset_root().name!r} and cover exactly its accepted images")
     X = np.asarray(X, dtype=np.float32)[[row_of[p] for p in items["path"]]]
     digest = hashlib.sha1(np.ascontiguousarray(X).tobytes()).hexdigest()[:16]
     key = f"{source}|{digest}|items={_items_digest(items)}"
@@ -255,6 +292,10 @@ def current_embedding(ws: Workspace) -> Embedding | None:
     if items["id"].tolist() != meta["item_ids"] or not meta["key"].endswith(
             f"items={_items_digest(items)}"):
         return None
+    if X.ndim != 2 or X.shape[0] != len(meta["item_ids"]) or not np.issubdtype(X.dtype, np.number):
+        raise StoreError(f"embedding file {ws.arrays.name(meta['key'])} holds an array of shape "
+                         f"{X.shape} ({X.dtype}), not one row per image ({len(meta['item_ids'])}); "
+                         "embed the images again on the Embed page (it is rewritten)")
     return Embedding(meta["key"], X, np.asarray(meta["item_ids"], dtype=np.int64), meta["label"],
                      meta.get("stats", {}))
 
@@ -284,9 +325,10 @@ def neighbour_graph(ws: Workspace, embedding: Embedding, k: int = GRAPH_K, *,
         if stored < want:
             continue
         key = f"{embedding.key}|knn={stored}"
-        indices = ws.load_embeddings(key + "|indices")
-        distances = ws.load_embeddings(key + "|distances")
-        if indices is not None and distances is not None and indices.shape == (n, stored):
+        indices = ws.arrays.load_derived(key + "|indices")       # damaged: built again
+        distances = ws.arrays.load_derived(key + "|distances")
+        if (indices is not None and distances is not None and indices.shape == (n, stored)
+                and distances.shape == (n, stored)):
             return KnnGraph(indices, distances)
     graph = build_knn_graph(embedding.X, want, method=method, random_state=0)
     key = f"{embedding.key}|knn={want}"
@@ -377,6 +419,17 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
         Also run kNN-DV with the same k and link it to the HDL run.
     graph : KnnGraph, optional
         The embedding's graph when the caller has it (`neighbour_graph`).
+
+    Notes
+    -----
+    Identical images (exactly the same embedding row) are labeled as one when they would
+    otherwise shut themselves off: more than k unlabeled copies of one image have only each
+    other as neighbours, so each such group cost HDL a bridge of its own (100,000 copies of
+    768 images ran for half an hour). When any group of identical unlabeled rows is larger
+    than k, every such group is labeled as one node, its first row, on a kNN graph of the
+    collapsed set (built once, saved beside the embeddings); every copy then takes its
+    node's label, step, round, confidence and vote count, so copies share a step. Seeds are
+    never merged. ``params["collapsed_duplicates"]`` says how many rows were folded.
     """
     started = time.perf_counter()
     intent = k_intent(ws) if intent is None else intent
@@ -387,10 +440,17 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
     except ValueError as error:
         raise PipelineError(f"{error}: with {len(y)} images, k can be at most {len(y) - 1}; "
                             "choose a smaller k on the Choose k page") from None
-    graph = neighbour_graph(ws, embedding, k) if graph is None else graph
     params = {"noise_rate": intent.noise_rate, "k_max": intent.k_max, "embedding": embedding.key,
               "encoder": embedding.label, "k_auto": intent.auto, "n_seeds": int((y >= 0).sum())}
-    result = hdl_label(embedding.X, y, k=k, graph=graph)
+    nodes, node_of = duplicate_nodes(embedding.X, y, k)
+    if nodes is None:
+        graph = neighbour_graph(ws, embedding, k) if graph is None else graph
+        result = hdl_label(embedding.X, y, k=k, graph=graph)
+    else:
+        collapsed = hdl_label(embedding.X[nodes], y[nodes], k=k,
+                              graph=_collapsed_graph(ws, embedding, nodes, k))
+        result = _expanded(collapsed, nodes, node_of)
+        params["collapsed_duplicates"] = int(len(y) - len(nodes))
     hdl_id = ws.save_run(method="hdl", params=params, result=result, classes=classes,
                          item_ids=embedding.item_ids)
     baseline_id = None
@@ -400,6 +460,73 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
                                   classes=classes, item_ids=embedding.item_ids,
                                   compares_to=hdl_id)
     return LabelingRun(hdl_id, baseline_id, k, choice, result, time.perf_counter() - started)
+
+
+def duplicate_nodes(X: np.ndarray, y: np.ndarray, k: int
+                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Rows to label when identical unlabeled rows are folded together, and each row's node.
+
+    Returns ``(None, None)`` when no group of identical unlabeled rows is larger than `k`
+    (nothing would shut itself off), or when folding would leave too few nodes for `k`.
+
+    Returns
+    -------
+    nodes : ndarray of int or None
+        Row indices labeled as nodes, ascending: every seed, and the first row of each
+        group of identical unlabeled rows.
+    node_of : ndarray of int or None
+        For each row, the position in `nodes` of the node it takes its label from.
+
+    Examples
+    --------
+    >>> X = np.array([[1., 0], [1, 0], [1, 0], [0, 1], [1, 0]])
+    >>> nodes, node_of = duplicate_nodes(X, np.array([-1, -1, -1, 0, 0]), 1)
+    >>> nodes.tolist(), node_of.tolist()
+    ([0, 3, 4], [0, 0, 0, 1, 2])
+    """
+    unlabeled = np.flatnonzero(y < 0)
+    if unlabeled.size <= k:
+        return None, None
+    rows = np.ascontiguousarray(X[unlabeled])
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    _, first, group, counts = np.unique(keys, return_index=True, return_inverse=True,
+                                        return_counts=True)
+    if counts.max() <= k:
+        return None, None
+    representative = np.full(len(y), -1, np.int64)
+    representative[unlabeled] = unlabeled[first[group.ravel()]]
+    seeds = np.flatnonzero(y >= 0)
+    representative[seeds] = seeds
+    nodes = np.unique(representative)
+    if nodes.size <= k:
+        return None, None
+    return nodes, np.searchsorted(nodes, representative)
+
+
+def _collapsed_graph(ws: Workspace, embedding: Embedding, nodes: np.ndarray, k: int) -> KnnGraph:
+    """The kNN graph of the folded rows (`duplicate_nodes`), built once and saved."""
+    digest = hashlib.sha1(nodes.astype(np.int64).tobytes()).hexdigest()[:16]
+    key = f"{embedding.key}|collapsed={digest}|knn={k}"
+    indices = ws.arrays.load_derived(key + "|indices")
+    distances = ws.arrays.load_derived(key + "|distances")
+    if (indices is not None and distances is not None and indices.shape == (nodes.size, k)
+            and distances.shape == (nodes.size, k)):
+        return KnnGraph(indices, distances)
+    graph = build_knn_graph(embedding.X[nodes], k, random_state=0)
+    ws.save_embeddings(key + "|indices", graph.indices)
+    ws.save_embeddings(key + "|distances", graph.distances)
+    return graph
+
+
+def _expanded(result: LabelingResult, nodes: np.ndarray, node_of: np.ndarray) -> LabelingResult:
+    """A result over the nodes, given to every row: each copy takes its node's outcome."""
+    source = result.source[node_of]
+    bridged = source >= 0
+    source[bridged] = nodes[source[bridged]]              # node positions -> row indices
+    return LabelingResult(labels=result.labels[node_of], step=result.step[node_of],
+                          round=result.round[node_of], confidence=result.confidence[node_of],
+                          n_voters=result.n_voters[node_of], fallback=result.fallback[node_of],
+                          source=source, k=result.k)
 
 
 # --------------------------------------------------------------------------- is a run current
@@ -449,15 +576,14 @@ def run_status(run: StoredRun | RunInfo | None, embedding: Embedding | None,
 
 # --------------------------------------------------------------------------- export
 
-def neutralise_cell(value):
-    """Prefix a quote to text that a spreadsheet would run as a formula (= + - @, tab, CR)."""
-    if isinstance(value, str) and value.startswith(_CSV_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """CSV (UTF-8) with formula-like text cells neutralised; numbers are left as numbers."""
+    """CSV (UTF-8) with formula-like text cells neutralised; numbers are left as numbers.
+
+    Only cells a spreadsheet would run get a leading ``'`` (`neutralise_cell`), and a seed
+    CSV read back takes it off (`hdl_core.data.read_seed_csv`), so an export fed back as
+    ``--seeds`` gives the same paths and labels. JSON (`to_json_bytes`) is the lossless
+    format: every value exactly as stored, nothing prefixed.
+    """
     safe = frame.copy()
     for column in safe.columns:
         # pandas 3 gives text its own "str" dtype; pandas 2 stores it as object.
@@ -473,32 +599,87 @@ def to_json_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def imagefolder_zip(ws: Workspace, frame: pd.DataFrame, target=None, *,
-                    progress: Progress | None = None):
+                    progress: Progress | None = None, skipped: list | None = None):
     """Write an ImageFolder zip: ``<class>/<file>`` for every labeled item (unlabeled ones left out).
 
     File names keep their path below the dataset root with ``/`` replaced by ``__`` so two
     images with the same name in different folders never collide; should two names still
     meet (``a/b.png`` and a file named ``a__b.png``), the later one gets ``a__b~2.png``.
-    Returns the bytes when `target` is None, else writes to `target` (a path or a binary
-    file).
+    Every image is read through `hdl_core.data.open_dataset_file`: a file that vanished
+    since the scan, or that is now a link or leads outside the dataset folder, is left out
+    and listed, with its reason, in ``skipped-files.csv`` at the top of the zip.
+
+    Parameters
+    ----------
+    ws : Workspace
+    frame : DataFrame
+        Columns ``path`` and ``label`` (`labels.export_frame`).
+    target : path or binary file, optional
+        Where to write; default: return the bytes.
+    progress : callable(done, total), optional
+    skipped : list, optional
+        Receives a ``(path, reason)`` pair per image left out.
+
+    Returns
+    -------
+    bytes or None
+        The zip's bytes when `target` is None.
     """
+    from ..data import DatasetFileError, open_dataset_file
     root = ws.dataset_root()
     if root is None:
         raise PipelineError("this workspace has no dataset yet")
     labeled = frame[frame["label"].notna()]
     buffer = io.BytesIO() if target is None else target
     written: set[str] = set()
+    left_out = [] if skipped is None else skipped
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for done, (path, label) in enumerate(zip(labeled["path"], labeled["label"]), 1):
-            folder = re.sub(r"[\\/\x00]", "_", str(label)).strip() or "_"
+            # a folder name every system accepts: no path separators, no characters Windows
+            # refuses (<>:"|?*), no control characters, no trailing dot or space
+            folder = re.sub(r'[\\/<>:"|?*\x00-\x1f]', "_", str(label)).strip().rstrip(".") or "_"
             if folder in (".", ".."):
                 folder = f"_{folder}"
             entry = _unused_entry(f"{folder}/{str(path).replace('/', '__')}", written)
-            written.add(entry)
-            archive.write(root.joinpath(*PurePosixPath(path).parts), entry)
+            try:
+                with open_dataset_file(str(path), root) as source:
+                    status = os.fstat(source.fileno())
+                    info = zipfile.ZipInfo(entry, time.localtime(max(status.st_mtime, 315532800))[:6])
+                    info.file_size = status.st_size          # zip64 decided from the size
+                    info.external_attr = 0o644 << 16
+                    with archive.open(info, "w") as sink:
+                        shutil.copyfileobj(source, sink, 2**20)
+                written.add(entry)
+            except DatasetFileError as error:
+                left_out.append((str(path), error.reason))
             if progress is not None and (done % 200 == 0 or done == len(labeled)):
                 progress(done, len(labeled))
+        if left_out:
+            listing = pd.DataFrame(left_out, columns=["path", "reason"])
+            archive.writestr(_unused_entry("skipped-files.csv", written), to_csv_bytes(listing))
     return buffer.getvalue() if target is None else None
+
+
+def write_imagefolder_zip(ws: Workspace, frame: pd.DataFrame, *,
+                          progress: Progress | None = None) -> tuple[Path, list]:
+    """Build the ImageFolder zip in the workspace (``exports/``), all or nothing.
+
+    The file appears complete or not at all (`hdl_core._files.atomic_write`), replacing the
+    one built before. Images that cannot be read now are left out and listed.
+
+    Returns
+    -------
+    (Path, list of (path, reason))
+        The zip, and the images left out with why (e.g. ``missing``).
+    """
+    from .._files import atomic_write
+    folder = ws.folder / "exports"
+    folder.mkdir(exist_ok=True)
+    target = folder / f"{ws.folder.name}-imagefolder.zip"
+    skipped: list = []
+    atomic_write(target, lambda stream: imagefolder_zip(ws, frame, stream, progress=progress,
+                                                         skipped=skipped), durable=False)
+    return target, skipped
 
 
 def _unused_entry(entry: str, taken: set[str]) -> str:

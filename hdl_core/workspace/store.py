@@ -35,8 +35,10 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from .._checks import class_name_problem
+from .._files import remove_stale_temporaries
 from ..hdl import LabelingResult
-from .arrays import EMBEDDINGS_DIRNAME, ArrayFiles
+from .arrays import EMBEDDING_CACHE_DIRNAME, EMBEDDINGS_DIRNAME, ArrayFiles
 from .schema import DB_FILENAME, StoreError, class_colour, now as _now, open_database
 
 __all__ = ["Workspace", "StoredRun", "RunInfo", "ClassUsage", "UndoReport", "StoreError", "METHODS", "SEED_SOURCES", "CORRECTION_SOURCES"]
@@ -177,10 +179,19 @@ class Workspace:
         self.arrays = ArrayFiles(self.embeddings_dir)
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
+        self._remove_stale_temporaries()
         self._conn()
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.folder)!r})"
+
+    def _remove_stale_temporaries(self) -> None:
+        """Remove the temporary files a killed process left here (half-written arrays,
+        cache shards, a half-made database): only those untouched for a while, so a
+        writer still at work is never disturbed (`hdl_core._files.remove_stale_temporaries`)."""
+        remove_stale_temporaries(self.folder)
+        remove_stale_temporaries(self.embeddings_dir)
+        remove_stale_temporaries(self.folder / EMBEDDING_CACHE_DIRNAME, recursive=True)
 
     # ------------------------------------------------------------------ connection
 
@@ -229,16 +240,21 @@ class Workspace:
 
     # ------------------------------------------------------------------ dataset
 
-    def set_dataset(self, dataset: Dataset) -> None:
+    def set_dataset(self, dataset: Dataset) -> dict[str, int]:
         """Replace items, dataset seeds and (when given) ground truth from a scanned dataset.
 
         Items are identified by path: an item whose path is still in the
         dataset keeps its id, its corrections, its app seeds and its rows in
-        earlier runs (a changed file keeps them too).  Items whose path is gone
-        are deleted with everything that refers to them.  Seeds from the layout
-        or a CSV are replaced by the dataset's; seeds set in the app win over
-        them.  Classes are only ever added: every seed class of the dataset is
-        appended (sorted) after the classes already known.
+        earlier runs (a changed file keeps them too).  Nothing done by hand is
+        lost when files go: an item whose path is gone is marked ``missing``,
+        its corrections, seeds and runs kept; when a file with the same content
+        (hash) appears under a new path, that item moves there and has them
+        again (a file moved or renamed), and a missing path that comes back is
+        simply accepted again.  A skipped file that goes, with nothing done to
+        it, is forgotten.  Seeds from the layout or a CSV are replaced by the
+        dataset's; seeds set in the app win over them.  Classes are only ever
+        added: every seed class of the dataset is appended (sorted) after the
+        classes already known.
 
         Parameters
         ----------
@@ -248,6 +264,12 @@ class Workspace:
             An item's seed source is its ``seed_source`` attribute when it has
             one, else "layout" when the seed label is the name of the item's
             folder, else "csv".
+
+        Returns
+        -------
+        dict
+            ``{"moved": n, "missing": m}``: items found again under a new path by their
+            content, and items missing now.
 
         Raises
         ------
@@ -261,8 +283,8 @@ class Workspace:
             truth = _check_truth(truth)
         all_paths = json.dumps([row[0] for row in ok_rows] + [row[0] for row in skipped_rows])
         with self._write() as conn:
-            conn.execute("DELETE FROM items WHERE path NOT IN (SELECT value FROM json_each(?))",
-                         (all_paths,))
+            _retire_gone(conn, all_paths)
+            moved = _reattach_moved(conn, ok_rows)
             conn.executemany(
                 "INSERT INTO items(path, content_hash, size, status, skip_reason) "
                 "VALUES (?, ?, ?, 'ok', NULL) ON CONFLICT(path) DO UPDATE SET "
@@ -288,6 +310,8 @@ class Workspace:
                 conn.execute("DELETE FROM truth")
             _set_meta(conn, "dataset_root", root)
             _set_meta(conn, "dataset_updated", _now())
+            missing = conn.execute("SELECT COUNT(*) FROM items WHERE status = 'missing'").fetchone()[0]
+        return {"moved": moved, "missing": missing}
 
     def dataset_root(self) -> Path | None:
         """The root folder of the last dataset set, or None before any."""
@@ -301,7 +325,8 @@ class Workspace:
         Returns
         -------
         DataFrame
-            Columns id, path, content_hash, size, status ("ok" or "skipped"),
+            Columns id, path, content_hash, size, status ("ok", "skipped" or
+            "missing": gone from the folder at the last scan, history kept),
             skip_reason.  Skipped items have no content_hash and size, ok
             items no skip_reason (missing values, test with `pandas.isna`).
         """
@@ -561,6 +586,15 @@ class Workspace:
                                                class_ids[new_label]) for item_id in ids],
                                 source, "relabel", actor)
 
+    def batch_of(self, correction_id: int) -> int:
+        """The batch a correction (an id `add_correction` or `confirm` returned) belongs to."""
+        with self._lock:
+            row = self._conn().execute("SELECT batch FROM corrections WHERE id = ?",
+                                       (int(correction_id),)).fetchone()
+        if row is None:
+            raise ValueError(f"correction {correction_id} is not in this workspace")
+        return int(row[0])
+
     def confirm(self, item_ids: Iterable[int], *, actor: str | None = None) -> list[int]:
         """Mark the labels of these items as checked and right, as one batch.
 
@@ -593,8 +627,10 @@ class Workspace:
                     for item_id in todo]
             return _write_batch(conn, _next_batch(conn), rows, "manual", "confirm", actor)
 
-    def undo_last_correction(self, *, actor: str | None = None) -> UndoReport | None:
-        """Undo the most recent correction batch not undone yet (of `actor`, when given).
+    def undo_last_correction(self, *, actor: str | None = None,
+                             batch: int | None = None) -> UndoReport | None:
+        """Undo the most recent correction batch not undone yet (of `actor`, when given),
+        or exactly `batch` when given (a batch of `actor`'s, not undone yet).
 
         The undo is itself recorded: one 'undo' row per undone correction, in a new batch.
         Each item then falls back to its previous correction, else its seed, else the
@@ -611,9 +647,9 @@ class Workspace:
         with self._write() as conn:
             row = conn.execute(
                 "SELECT MAX(c.batch) FROM corrections c WHERE c.source != 'undo' "
-                "AND (? IS NULL OR c.actor = ?) "
+                "AND (? IS NULL OR c.actor = ?) AND (? IS NULL OR c.batch = ?) "
                 "AND NOT EXISTS (SELECT 1 FROM corrections u WHERE u.undoes = c.id)",
-                (actor, actor)).fetchone()
+                (actor, actor, batch, batch)).fetchone()
             if row[0] is None:
                 return None
             undone = row[0]
@@ -865,6 +901,9 @@ def _check_class_name(name: Any, what: str) -> str:
     stripped = name.strip()
     if not stripped:
         raise ValueError(f"{what}: class name {name!r} is empty")
+    problem = class_name_problem(stripped)
+    if problem is not None:
+        raise ValueError(f"{what}: {problem}; choose a shorter, plain name")
     return stripped
 
 
@@ -886,10 +925,14 @@ def _check_items_accepted(conn: sqlite3.Connection, item_ids: list[int]) -> None
         "SELECT value, status FROM json_each(?) LEFT JOIN items ON items.id = value "
         "WHERE status IS NULL OR status != 'ok'", (json.dumps(item_ids),)).fetchall()
     unknown = [item_id for item_id, status in rows if status is None]
-    skipped = [item_id for item_id, status in rows if status is not None]
+    missing = [item_id for item_id, status in rows if status == "missing"]
+    skipped = [item_id for item_id, status in rows if status == "skipped"]
     if unknown:
         raise ValueError(f"item ids {unknown[:10]} are not in this workspace"
                          + (f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else ""))
+    if missing:
+        raise ValueError(f"items {missing[:10]} were missing from the folder at the last scan; "
+                         "put the files back (or scan again) to label them")
     if skipped:
         raise ValueError(f"items {skipped[:10]} were skipped when the dataset was scanned "
                          "and cannot be labeled")
@@ -993,6 +1036,41 @@ def _get_meta(conn: sqlite3.Connection, key: str) -> str | None:
 def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
     conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+def _reattach_moved(conn: sqlite3.Connection, ok_rows: list[tuple]) -> int:
+    """Give a missing item the new path of a file with its content; returns how many moved.
+
+    Only paths the store does not know yet take over a missing item (a known path keeps
+    its own item); missing items with one content are taken oldest first, once each.
+    """
+    waiting: dict[str, list[int]] = {}
+    for item_id, digest in conn.execute(
+            "SELECT id, content_hash FROM items WHERE status = 'missing' "
+            "AND content_hash IS NOT NULL ORDER BY id"):
+        waiting.setdefault(digest, []).append(item_id)
+    if not waiting:
+        return 0
+    known = {path for (path,) in conn.execute("SELECT path FROM items")}
+    moves = []
+    for path, digest, size in ok_rows:
+        if path not in known and waiting.get(digest):
+            moves.append((path, size, waiting[digest].pop(0)))
+    conn.executemany("UPDATE items SET path = ?, size = ?, status = 'ok', skip_reason = NULL "
+                     "WHERE id = ?", moves)
+    return len(moves)
+
+
+def _retire_gone(conn: sqlite3.Connection, present_paths_json: str) -> None:
+    """Items whose path the scan did not find: missing, or forgotten when nothing refers to them."""
+    conn.execute(
+        "DELETE FROM items WHERE status = 'skipped' "
+        "AND path NOT IN (SELECT value FROM json_each(?)) "
+        "AND NOT EXISTS (SELECT 1 FROM corrections c WHERE c.item_id = items.id) "
+        "AND NOT EXISTS (SELECT 1 FROM seeds s WHERE s.item_id = items.id)", (present_paths_json,))
+    conn.execute(
+        "UPDATE items SET status = 'missing', skip_reason = NULL WHERE status != 'missing' "
+        "AND path NOT IN (SELECT value FROM json_each(?))", (present_paths_json,))
 
 
 def _ensure_class(conn: sqlite3.Connection, name: str, *, created_by: int | None = None) -> bool:
@@ -1260,3 +1338,31 @@ def _to_json(value: Any, what: str) -> str:
         raise ValueError(f"{what} must be JSON-serialisable: {error}") from error
 
 
+
+
+# --------------------------------------------------------------------------- damage
+
+def move_workspace_aside(folder: str | Path) -> tuple[Path, dict[str, str]]:
+    """Rename a (damaged) workspace folder out of the way, keeping everything in it.
+
+    The folder becomes ``<name>.damaged-<UTC time>`` beside it, so a fresh workspace can
+    take its place and nothing is lost. Close every `Workspace` of it first.
+
+    Returns
+    -------
+    (Path, dict)
+        The new folder, and what could still be read of its ``meta`` and ``settings``
+        (`schema.salvage_meta`; e.g. ``dataset_root``, and ``label`` as JSON text).
+    """
+    from datetime import datetime, timezone
+    from .schema import salvage_meta
+    folder = Path(folder)
+    salvaged = salvage_meta(folder / DB_FILENAME)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    aside = folder.with_name(f"{folder.name}.damaged-{stamp}")
+    number = 2
+    while aside.exists():
+        aside = folder.with_name(f"{folder.name}.damaged-{stamp}-{number}")
+        number += 1
+    folder.rename(aside)
+    return aside, salvaged

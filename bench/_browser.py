@@ -1,0 +1,56 @@
+"""Measuring what a person waits for: the app in a real Chromium, driven by Playwright.
+
+`studio_server` starts ``streamlit run app.py`` on a free loopback port with its own data
+and workspace roots; `chromium` opens Debian's Chromium (``/usr/bin/chromium``, or
+``HDL_CHROMIUM``). Timings are taken in the page (``performance.now()``) or around
+Playwright calls that return once the page shows the awaited state, so they include
+Streamlit's rerun, the websocket and the browser's drawing: click to updated view.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from _common import ROOT
+from tests.streamlit_server import streamlit_server
+
+CHROMIUM = os.environ.get("HDL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def studio_server(base: Path, *, extra_env: dict | None = None):
+    """`streamlit run app.py` with HDL_DATA_ROOT=base/data, HDL_WORKSPACE_ROOT=base/ws; yields
+    (url, seconds until the health check answered)."""
+    env = {"HDL_DATA_ROOT": str(base / "data"), "HDL_WORKSPACE_ROOT": str(base / "ws"),
+           **(extra_env or {})}
+    with streamlit_server(ROOT / "app.py", base / "server.log", env=env) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def chromium(width: int = 1400, height: int = 1000):
+    """A Chromium page of the given viewport (Playwright), closed afterwards."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+        page.set_default_timeout(180_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def idle(page, settle_ms: int = 150) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_timeout(settle_ms)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000)
+
+
+def go(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    idle(page)
