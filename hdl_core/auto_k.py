@@ -246,9 +246,9 @@ def resolve_k(intent: KIntent, X, y, *, variant: str = "paper") -> tuple[int, KC
     A number is checked against the number of points. "auto" depends on the labeling
     variant: for the paper's (`hdl_label`) it is `choose_k` with every labeled point as a
     center (a fixed-seed sample of `AUTO_MAX_CENTERS` beyond that); for class-balanced HDL
-    (`balanced_label`) it is `hdl_core.balanced.auto_k`, k = 10 at most n-1 (P(k) rewards
-    the small k that let the paper's variant flood less, which class-balanced HDL does not
-    need: bench/accuracy_bench.py). So the app, the CLI and `HDLClassifier` pick the same k
+    (`balanced_label`) it is `hdl_core.balanced.auto_k`: k = 10, at most n-1 and half the
+    average class size (P(k) rewards the small k that let the paper's variant flood less,
+    which class-balanced HDL does not need: bench/accuracy_bench.py). So the app, the CLI and `HDLClassifier` pick the same k
     for the same seeds and variant.
 
     Parameters
@@ -271,11 +271,11 @@ def resolve_k(intent: KIntent, X, y, *, variant: str = "paper") -> tuple[int, KC
         raise ValueError(f"variant must be 'paper' or 'balanced', got {variant!r}")
     if not intent.auto:
         return check_k(intent.k, n), None
+    y = np.asarray(y)
     if variant == "balanced":
         from .balanced import auto_k
 
-        return auto_k(n), None
-    y = np.asarray(y)
+        return auto_k(n, len(np.unique(y[y >= 0]))), None
     n_labeled = int((y >= 0).sum())
     fraction = None if n_labeled <= AUTO_MAX_CENTERS else AUTO_MAX_CENTERS / n_labeled
     choice = choose_k(X, y, k_max=intent.k_max, noise_rate=intent.noise_rate,

@@ -109,9 +109,15 @@ def balanced_label(X, y, *, k: int, graph: KnnGraph | None = None,
     return _label(rows, y, k, graph, float(border_ratio), metric)
 
 
-def auto_k(n: int) -> int:
-    """The k class-balanced HDL uses when none is given: `BALANCED_K`, at most n-1."""
-    return max(1, min(BALANCED_K, n - 1))
+def auto_k(n: int, n_classes: int = 1) -> int:
+    """The k class-balanced HDL uses when none is given: `BALANCED_K`, at most n-1, and at
+    most half the average class size (``n / (2 · n_classes)``): on a small dataset ten
+    neighbours would reach into the other classes for every point.
+
+    >>> auto_k(1797, 10), auto_k(24, 3), auto_k(5, 2)
+    (10, 4, 1)
+    """
+    return max(1, min(BALANCED_K, n - 1, n // (2 * max(int(n_classes), 1))))
 
 
 def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_ratio: float,

@@ -29,7 +29,7 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
     k : "auto" or int, default="auto"
         Neighbours per point. "auto" picks k as the app and the CLI do
         (`hdl_core.auto_k.resolve_k`): with variant="balanced" k = 10
-        (`hdl_core.config.BALANCED_K`, at most n-1, measured across
+        (`hdl_core.config.BALANCED_K`, at most n-1 and half the average class size, measured across
         bench/accuracy_bench.py); with variant="paper" `choose_k` over every labeled point,
         falling back to 3 when the seeds are too few to measure μ_k.
     variant : {"balanced", "paper"}, default="balanced"

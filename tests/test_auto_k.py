@@ -118,14 +118,17 @@ def test_choose_k_refuses_an_unknown_metric():
         choose_k(np.eye(3) + 0.1, np.array([0, 1, -1]), metric="l2")
 
 
-def test_auto_k_of_the_balanced_variant_is_ten_capped_by_the_points_and_needs_no_search():
+def test_auto_k_of_the_balanced_variant_is_ten_capped_by_class_sizes_and_needs_no_search():
     from hdl_core.auto_k import KIntent, resolve_k
 
     X = np.random.default_rng(0).normal(size=(40, 5))
     y = np.full(40, -1)
     y[:4] = [0, 1, 2, 3]
-    assert resolve_k(KIntent.parse("auto"), X, y, variant="balanced") == (10, None)
-    assert resolve_k(KIntent.parse("auto"), X[:6], y[:6], variant="balanced") == (5, None)
+    # 40 points, 4 classes: 10 a class, so k at most 5; 6 points, 4 classes: k = 1
+    assert resolve_k(KIntent.parse("auto"), X, y, variant="balanced") == (5, None)
+    assert resolve_k(KIntent.parse("auto"), X[:6], y[:6], variant="balanced") == (1, None)
+    assert resolve_k(KIntent.parse("auto"), np.vstack([X] * 5), np.r_[y, [-1] * 160],
+                     variant="balanced") == (10, None)
     assert resolve_k(KIntent.parse(4), X, y, variant="balanced") == (4, None)
     k, choice = resolve_k(KIntent.parse("auto"), X, y)          # the paper's: P(k) search
     assert k == 3 and choice is not None and not choice.reliable

@@ -107,10 +107,13 @@ def test_paper_variant_is_one_switch_away_and_chooses_k_by_p_k():
     np.testing.assert_array_equal(model.result_.labels, hdl_label(X, y_codes, k=3).labels)
 
 
-def test_default_k_is_capped_by_the_number_of_points():
-    X = np.random.default_rng(0).normal(size=(6, 3))
-    model = HDLClassifier().fit(X, [0, -1, -1, 1, -1, -1])
-    assert model.k_ == 5 and model.transduction_.shape == (6,)
+def test_default_k_is_capped_by_the_number_of_points_and_the_class_sizes():
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = np.full(60, -1)
+    y[:2] = [0, 1]
+    assert HDLClassifier().fit(X, y).k_ == 10                   # 30 points a class: ten
+    model = HDLClassifier().fit(X[:12], y[:12])                 # 6 a class: at most half
+    assert model.k_ == 3 and model.transduction_.shape == (12,)
 
 
 def test_unknown_variant_is_refused_in_fit_not_in_init():

@@ -306,10 +306,19 @@ def test_auto_k_follows_the_seeds_and_the_intent_is_stored(colours_ws):
     ws, _, _ = colours_ws
     embedding = pipeline.embed_workspace(ws, PIXELS)
     assert pipeline.k_intent(ws) == KIntent()                     # nothing stored: auto
-    run = pipeline.run_labeling(ws, embedding)
+    run = pipeline.run_labeling(ws, embedding)                   # the default variant
     y, _ = pipeline.seed_vector(ws, embedding.item_ids)
-    assert run.choice is not None and run.k == resolve_k(KIntent(), embedding.X, y)[0]
+    assert pipeline.labeling_variant(ws) == "balanced"
+    assert run.choice is None and run.k == resolve_k(KIntent(), embedding.X, y,
+                                                     variant="balanced")[0]
     assert ws.load_run(run.hdl_id).params["k_auto"] is True
+    assert ws.load_run(run.hdl_id).params["variant"] == "balanced"
+    pipeline.set_labeling_variant(ws, "paper")                   # one switch away
+    run = pipeline.run_labeling(ws, embedding)
+    assert run.choice is not None and run.k == resolve_k(KIntent(), embedding.X, y)[0]
+    assert ws.load_run(run.hdl_id).params["variant"] == "paper"
+    with pytest.raises(ValueError, match="variant must be one of"):
+        pipeline.set_labeling_variant(ws, "fast")
     pipeline.set_k_intent(ws, KIntent.parse(2, noise_rate=0.3))
     assert pipeline.k_intent(ws) == KIntent(2, 0.3, 20)
     assert pipeline.run_labeling(ws, embedding).k == 2

@@ -32,8 +32,9 @@ import pandas as pd
 
 from ..auto_k import KChoice, KIntent, resolve_k
 from ..data.seed_csv import neutralise_cell
-from ..config import GRAPH_K, home
+from ..config import DEFAULT_VARIANT, GRAPH_K, VARIANTS, home
 from ..graph import KnnGraph, build_knn_graph
+from ..balanced import balanced_label
 from ..hdl import LabelingResult, hdl_label, knn_dv_label
 from .arrays import EMBEDDING_CACHE_DIRNAME
 from .schema import StoreError
@@ -44,6 +45,7 @@ Progress = Callable[[int, int], None]
 _SETTING_EMBEDDING = "embedding"
 _SETTING_EMBED_PROGRESS = "embedding_progress"
 _SETTING_K_INTENT = "k_intent"
+_SETTING_VARIANT = "labeling_variant"
 
 
 class PipelineError(ValueError):
@@ -403,8 +405,21 @@ class LabelingRun:
     seconds: float
 
 
+def labeling_variant(ws: Workspace) -> str:
+    """Which HDL labels in this workspace: "balanced" (the default) or "paper" (Algorithm 1)."""
+    variant = ws.get_setting(_SETTING_VARIANT, DEFAULT_VARIANT)
+    return variant if variant in VARIANTS else DEFAULT_VARIANT
+
+
+def set_labeling_variant(ws: Workspace, variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    ws.set_setting(_SETTING_VARIANT, variant)
+
+
 def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = None, *,
-                 with_baseline: bool = True, graph: KnnGraph | None = None) -> LabelingRun:
+                 variant: str | None = None, with_baseline: bool = True,
+                 graph: KnnGraph | None = None) -> LabelingRun:
     """Run HDL (and kNN-DV to compare) on the workspace's seeds and save both runs, linked.
 
     Parameters
@@ -415,6 +430,10 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
     intent : KIntent, optional
         The k to use; default the workspace's own (`k_intent`). "auto" is resolved here
         (`hdl_core.auto_k.resolve_k`) against the seeds as they are now.
+    variant : {"balanced", "paper"}, optional
+        Class-balanced HDL (`hdl_core.balanced_label`, the default) or the paper's
+        Algorithm 1 (`hdl_core.hdl_label`); default the workspace's own
+        (`labeling_variant`). Stored with the run (``params["variant"]``).
     with_baseline : bool, default True
         Also run kNN-DV with the same k and link it to the HDL run.
     graph : KnnGraph, optional
@@ -433,21 +452,26 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
     """
     started = time.perf_counter()
     intent = k_intent(ws) if intent is None else intent
+    variant = labeling_variant(ws) if variant is None else variant
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    label = balanced_label if variant == "balanced" else hdl_label
     y, classes = seed_vector(ws, embedding.item_ids)
     require_seeds(y, classes)
     try:
-        k, choice = resolve_k(intent, embedding.X, y)
+        k, choice = resolve_k(intent, embedding.X, y, variant=variant)
     except ValueError as error:
         raise PipelineError(f"{error}: with {len(y)} images, k can be at most {len(y) - 1}; "
                             "choose a smaller k on the Choose k page") from None
     params = {"noise_rate": intent.noise_rate, "k_max": intent.k_max, "embedding": embedding.key,
-              "encoder": embedding.label, "k_auto": intent.auto, "n_seeds": int((y >= 0).sum())}
+              "encoder": embedding.label, "k_auto": intent.auto, "n_seeds": int((y >= 0).sum()),
+              "variant": variant}
     nodes, node_of = duplicate_nodes(embedding.X, y, k)
     if nodes is None:
         graph = neighbour_graph(ws, embedding, k) if graph is None else graph
-        result = hdl_label(embedding.X, y, k=k, graph=graph)
+        result = label(embedding.X, y, k=k, graph=graph)
     else:
-        collapsed = hdl_label(embedding.X[nodes], y[nodes], k=k,
+        collapsed = label(embedding.X[nodes], y[nodes], k=k,
                               graph=_collapsed_graph(ws, embedding, nodes, k))
         result = _expanded(collapsed, nodes, node_of)
         params["collapsed_duplicates"] = int(len(y) - len(nodes))
