@@ -663,8 +663,10 @@ def k_intent(ws: Workspace) -> KIntent:
 
 
 @st.cache_data(show_spinner="Measuring μ_k…", max_entries=32)
-def k_choice(folder: str, emb_key: str, seeds_digest: str, intent: KIntent):
-    """`resolve_k` for an intent, computed once per embedding, seeds and intent.
+def k_choice(folder: str, emb_key: str, seeds_digest: str, intent: KIntent,
+             variant: str = "paper"):
+    """`resolve_k` for an intent and a labeling variant, computed once per embedding, seeds,
+    intent and variant.
 
     Returns (k, KChoice or None). `seeds_digest` (`seeds_digest`) keys the cache: a new
     seed or correction computes k* again.
@@ -675,7 +677,17 @@ def k_choice(folder: str, emb_key: str, seeds_digest: str, intent: KIntent):
         raise pipeline.PipelineError("the embeddings changed while this page was open; reload it")
     y, classes = pipeline.seed_vector(ws, current.item_ids)
     pipeline.require_seeds(y, classes)
-    return resolve_k(intent, current.X, y)
+    return resolve_k(intent, current.X, y, variant=variant)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def flood(folder: str, run_id: int):
+    """`hdl_core.flood_report` of a stored run (with the variant that made it)."""
+    from hdl_core.flood import flood_report
+    run = stored_run(folder, run_id)
+    y = np.where(run.result.step < 0, run.result.labels, -1)
+    return flood_report(run.result, y, class_names=run.classes,
+                        variant=run.params.get("variant", "paper"))
 
 
 def seeds_digest(y: np.ndarray) -> str:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from .config import (DEFAULT_BATCH_SIZE, DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED,
-                     DEFAULT_NOISE_RATE)
+                     DEFAULT_NOISE_RATE, DEFAULT_VARIANT, VARIANTS)
 
 EXIT_BAD_INPUT = 2
 
@@ -102,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--out", required=True, metavar="FILE", help="output file")
     label.add_argument("--format", choices=["csv", "json"], default=None,
                        help="output format; default from --out's extension, else csv")
-    label.add_argument("--k", default="auto", help="neighbours per point: auto (k*) or a number")
+    label.add_argument("--k", default="auto", help="neighbours per point: auto or a number")
+    label.add_argument("--variant", choices=list(VARIANTS), default=DEFAULT_VARIANT,
+                       help="balanced: class-balanced HDL, where no class floods the others "
+                            "(default); paper: the paper's Algorithm 1")
     label.add_argument("--noise-rate", type=float, default=DEFAULT_NOISE_RATE,
                        help=f"assumed seed label noise e for choosing k (default {DEFAULT_NOISE_RATE})")
     label.add_argument("--embeddings", metavar="NPY", help="precomputed embeddings (.npy or "
@@ -287,15 +290,17 @@ def _label(args) -> int:
     intent = _intent(args.k, noise_rate=args.noise_rate)
     ws, summary = _open(args)
     embedding = _embedding(ws, args)
-    run = pipeline.run_labeling(ws, embedding, intent)
+    run = pipeline.run_labeling(ws, embedding, intent, variant=args.variant)
     if not args.quiet:
         choice = run.choice
         how = "chosen by P(k)" if choice is not None and choice.reliable else (
-            f"default ({choice.reason})" if choice is not None else "given")
+            f"default ({choice.reason})" if choice is not None else
+            "class-balanced HDL's own" if intent.auto else "given")
         result = run.result
-        _say(f"HDL: k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "
+        _say(f"HDL ({args.variant}): k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "
               f"{result.n_rounds} rounds, {int(result.fallback.sum())} bridged, "
               f"{run.seconds:.2f} s", file=sys.stderr)
+    _warn_flood(ws, run, args.variant)
     frame = labels.export_frame(ws, run.hdl_id)
     data = pipeline.to_json_bytes(frame) if fmt == "json" else pipeline.to_csv_bytes(frame)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -304,6 +309,18 @@ def _label(args) -> int:
     if not args.quiet:
         _say(f"wrote {len(frame)} rows to {out}", file=sys.stderr)
     return 0
+
+
+def _warn_flood(ws, run, variant: str) -> None:
+    """Say on stderr when the run looks like a flood, and what to try (even with --quiet)."""
+    import numpy as np
+    from .flood import flood_report
+    stored = ws.load_run(run.hdl_id)
+    seeds = np.where(run.result.step < 0, run.result.labels, -1)
+    report = flood_report(run.result, seeds, class_names=stored.classes, variant=variant)
+    if report.flooded:
+        for line in str(report).splitlines():
+            _say(f"warning: {line}", file=sys.stderr)
 
 
 def _embed(args) -> int:

@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 
 import state
 from hdl_core.explain import round_view, vote_detail
+from hdl_core.flood import flood_report
 from hdl_core.views import replay as replaying
 from hdl_core.workspace import pipeline
 from pages._hover import MAX_POINTS as MAX_HOVER_POINTS
@@ -50,6 +51,7 @@ class RunView:
     params: dict
     created: str
     colours: list[str]         # each class's colour (fixed when the class was created)
+    flood: object              # hdl_core.flood.FloodReport of the run
     root: str | None = None    # the dataset folder thumbnails are confined to
 
 
@@ -84,12 +86,15 @@ def prepare(ws, run_id: int, baseline_id: int | None, neighbours: np.ndarray) ->
     # float32: sent as binary; exact for positions and rounds below 16 million
     hover = np.column_stack([np.arange(replay.n), result.round,
                              result.confidence]).astype(np.float32)
+    seeds = np.where(result.step < 0, result.labels, -1)
+    flood = flood_report(result, seeds, class_names=run.classes,
+                         variant=run.params.get("variant", "paper"))
     stored = ws.class_colours()
     fallback = palette(len(run.classes))
     colours = [stored.get(name, fallback[c]) for c, name in enumerate(run.classes)]
     return RunView(run_id, baseline_id if baseline is not None else None, replay,
                    list(run.classes), run.item_ids, paths, files, hover, run.params, run.created,
-                   colours, str(ws.dataset_root()))
+                   colours, flood, str(ws.dataset_root()))
 
 
 @st.cache_resource(show_spinner="Preparing the replay…", max_entries=4)
@@ -203,13 +208,24 @@ def accuracy_figure(view: RunView, r: int) -> go.Figure:
 
 # --------------------------------------------------------------------------- page parts
 
+VARIANT_NAMES = {"balanced": "Class-balanced HDL (the default)",
+                 "paper": "The paper's Algorithm 1"}
+VARIANT_HELP = ("Class-balanced HDL gives every class its own first level each round, so no "
+                "class's front floods the others where classes touch (bench/accuracy_bench.py). "
+                "The paper's Algorithm 1 labels, each round, the points with the most labeled "
+                "neighbours over the whole dataset.")
+
+
 def k_plan(ws, emb) -> tuple[int, str]:
-    """The k the next run uses, and why (the intent stored on the Choose k page)."""
+    """The k and variant the next run uses, and why (Choose k's stored intent)."""
     intent = state.k_intent(ws)
+    variant = pipeline.labeling_variant(ws)
     y, _ = pipeline.seed_vector(ws, emb.item_ids)
-    k, choice = state.k_choice(str(ws.folder), emb.key, state.seeds_digest(y), intent)
+    k, choice = state.k_choice(str(ws.folder), emb.key, state.seeds_digest(y), intent, variant)
     if not intent.auto:
         why = "your override on the Choose k page"
+    elif variant == "balanced":
+        why = "class-balanced HDL's own k (ten, fewer for small classes)"
     elif choice is not None and choice.reliable:
         why = "k\\* chosen from the seeds by the μ_k·I(k) rule"
     else:
@@ -218,9 +234,15 @@ def k_plan(ws, emb) -> tuple[int, str]:
 
 
 def run_controls(ws, emb) -> None:
-    """The Run HDL button with the k it will use."""
+    """The Run HDL button with the variant and the k it will use."""
     y, classes = pipeline.seed_vector(ws, emb.item_ids)
     pipeline.require_seeds(y, classes)
+    variant = pipeline.labeling_variant(ws)
+    chosen = st.segmented_control("Labeling", list(VARIANT_NAMES), default=variant,
+                                  format_func=VARIANT_NAMES.get, key="label_variant",
+                                  help=VARIANT_HELP)
+    if chosen and chosen != variant:
+        pipeline.set_labeling_variant(ws, chosen)
     _, why = k_plan(ws, emb)
     left, right = st.columns([1, 3], vertical_alignment="center")
     pressed = left.button("Run HDL", type="primary", key="label_run_button",
@@ -243,8 +265,9 @@ def run_controls(ws, emb) -> None:
 
 def _describe_run(run) -> str:
     how = "chosen automatically" if run.params.get("k_auto") else "as set"
-    return (f"#{run.run_id} · k = {run.k} ({how}) · {run.params.get('n_seeds', '?')} seeds · "
-            f"{run.created[:19]}Z")
+    variant = "class-balanced" if run.params.get("variant") == "balanced" else "paper's"
+    return (f"#{run.run_id} · {variant} · k = {run.k} ({how}) · {run.params.get('n_seeds', '?')} "
+            f"seeds · {run.created[:19]}Z")
 
 
 def _clamp_ui_state(view: RunView) -> None:
@@ -357,6 +380,14 @@ def _round_caption(view: RunView, r: int, only) -> None:
     if rv.bridge:
         text = (f"Round {r} is a bridge: no unlabeled point had a labeled neighbour, so the one "
                 "closest to a labeled point copied its label (marked x).")
+    elif view.params.get("variant") == "balanced":
+        members = result.labels[rv.first_level]
+        per_class = ", ".join(f"{n} {state.shown(view.classes[c], 24)}" for c, n in
+                              zip(*np.unique(members, return_counts=True)))
+        text = (f"Round {r}: every class labeled its own first level, the unlabeled points whose "
+                f"vote names it at that class's highest vote count ({per_class}); they were "
+                "voted in the second-level order, most listed by the others first"
+                + (" (numbers on the map)." if size <= RANKS_SHOWN else "."))
     else:
         text = (f"Round {r}: the first level is the {size} unlabeled point(s) with the most "
                 f"labeled neighbours (L = {rv.max_L} of k = {result.k}); they were voted in the "
@@ -391,9 +422,20 @@ def _side_panel(view: RunView, r: int) -> None:
                  None if replay.baseline_accuracy is None else
                  f"kNN-DV {replay.baseline_accuracy:.1%}", **quiet,
                  help="The whole HDL run (and kNN-DV) against the ground truth, seeds excluded.")
+    if view.flood.flooded:
+        st.warning(flood_text(view.flood, view.params.get("variant")), icon=":material/flood:")
     st.plotly_chart(progress_figure(view, r), key="label_progress", theme="streamlit")
     if replay.accuracy is not None:
         st.plotly_chart(accuracy_figure(view, r), key="label_accuracy", theme="streamlit")
+
+
+def flood_text(report, variant: str | None) -> str:   # noqa: ARG001 (the report names it)
+    """A flood report in the page's words: what looks wrong, then what to try here."""
+    lines = ["**This labeling looks like a flood.**"]
+    lines += [f"- {state.escape_markdown(reason)}" for reason in report.reasons]
+    lines.append("Try:")
+    lines += [f"- {state.escape_markdown(tip)}" for tip in report.suggestions]
+    return "\n".join(lines)
 
 
 def _clear_point() -> None:

@@ -87,6 +87,36 @@ def test_label_folder_writes_a_row_per_image_with_the_export_columns(capsys, col
     assert not out.with_name("labels.skipped.csv").exists()
 
 
+def test_label_runs_class_balanced_hdl_unless_told_the_papers(capsys, colours, tmp_path):
+    folder, truth = colours
+    out = tmp_path / "labels.csv"
+    status, _, err = label(capsys, folder, out, "--workspace", tmp_path / "a")
+    assert status == 0 and "HDL (balanced)" in err
+    assert Workspace(tmp_path / "a").load_run(method="hdl").params["variant"] == "balanced"
+    assert dict(zip(read_labels(out)["path"], read_labels(out)["label"])) == truth
+    status, _, err = label(capsys, folder, out, "--workspace", tmp_path / "b", "--variant", "paper")
+    assert status == 0 and "HDL (paper)" in err
+    assert Workspace(tmp_path / "b").load_run(method="hdl").params["variant"] == "paper"
+
+
+def test_a_flooded_run_is_called_out_on_stderr(capsys, colours, tmp_path, monkeypatch):
+    from hdl_core.workspace import pipeline
+    real = pipeline.hdl_label
+
+    def flooding(X, y, **kwargs):                   # one class takes every unlabeled image
+        result = real(X, y, **kwargs)
+        result.labels[result.step >= 0] = 0
+        return result
+
+    monkeypatch.setattr(pipeline, "hdl_label", flooding)
+    folder, _ = colours
+    status, _, err = label(capsys, folder, tmp_path / "x.csv", "--variant", "paper", "--quiet",
+                           "--workspace", tmp_path / "ws")
+    assert status == 0
+    assert "warning: This labeling looks like a flood:" in err
+    assert "class-balanced" in err                  # what to try
+
+
 def test_label_k_is_recorded_in_both_runs_and_in_the_steps(capsys, colours, tmp_path):
     folder, _ = colours
     workspace = tmp_path / "ws"

@@ -228,3 +228,32 @@ def test_a_clicked_point_opens_first_on_the_review_page(demo_workspace):
     assert not at.exception, at.exception
     assert at.session_state["review_tab"] == "Review"
     assert at.session_state["review_queue"][1][0] == int(run.item_ids[point])
+
+
+def test_the_variant_is_one_switch_away_and_a_flood_is_called_out(demo_workspace):
+    from hdl_core import hdl_label
+    from hdl_core.workspace import pipeline
+
+    at = _label_page()
+    assert pipeline.labeling_variant(demo_workspace) == "balanced"          # the default
+    assert any("class-balanced HDL's own k" in m.value for m in at.markdown)
+    at.segmented_control(key="label_variant").set_value("paper").run()
+    assert not at.exception, at.exception
+    try:
+        assert pipeline.labeling_variant(demo_workspace) == "paper"
+        # a run of the paper's variant where one class took every unlabeled image
+        emb = pipeline.current_embedding(demo_workspace)
+        y, classes = pipeline.seed_vector(demo_workspace, emb.item_ids)
+        graph = pipeline.neighbour_graph(demo_workspace, emb)
+        result = hdl_label(emb.X, y, k=3, graph=graph)
+        result.labels[result.step >= 0] = 0
+        demo_workspace.save_run(method="hdl", params={"embedding": emb.key, "variant": "paper",
+                                                      "n_seeds": int((y >= 0).sum())},
+                                result=result, classes=classes, item_ids=emb.item_ids)
+        at = _label_page()                         # a new visit shows the newest run
+        warning = " ".join(w.value for w in at.warning)
+        assert "looks like a flood" in warning and "class-balanced" in warning.lower()
+    finally:                                       # leave a normal latest run, as found
+        pipeline.set_labeling_variant(demo_workspace, "balanced")
+        pipeline.run_labeling(demo_workspace, pipeline.current_embedding(demo_workspace),
+                              pipeline.KIntent.parse(3))
