@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .bridge import LabeledGroups, distinct_rows
 from .graph import KnnGraph, build_knn_graph, check_k, exact_knn, get_metric, nearest_exactly
 
 _DONE, _STALLED = 0, 1
@@ -263,45 +264,133 @@ class _KernelState:
 
 
 class _Bridge:
-    """Nearest labeled point of every unlabeled point, updated only when a bridge is needed.
+    """The unlabeled point nearest to any labeled point, without the all-pairs scan.
 
-    Each unlabeled row is scanned fast (cosine: float32 BLAS, half the cost of float64),
-    and every labeled point within the scan's rounding bound of the row's best is then
-    compared again in float64 (`graph.nearest_exactly`), so the result is that of an exact
-    float64 search and does not depend on how the scan is blocked. Nearness is ``-cos`` or
-    the squared Euclidean distance: smaller is nearer. Ties go to the lowest unlabeled index, then
-    to the lowest labeled index.
+    Identical rows are one vector (`bridge.distinct_rows`): a folder with many copies of
+    an image is searched over its distinct images. Labeled vectors are kept in groups
+    (`bridge.LabeledGroups`: a centre, a few main directions and two radii per group),
+    added as points get labeled and never changed. Every vector v with an unlabeled copy
+    keeps ``best[v]`` (its nearest labeled vector among the groups compared with it so far,
+    exactly in float64) and ``pend[v]`` (a lower bound for the groups not compared with
+    it). A group is compared with v row by row only when its bound does not exceed
+    ``tau``, the best pair found so far; the search ends when no vector has
+    ``pend <= tau``, so every pair that could be nearer than, or tie with, the answer has
+    been compared exactly (`graph.nearest_exactly`). The answer is the exact rule's,
+    whatever the grouping: nearness ``-cos`` or the squared Euclidean distance, smaller is
+    nearer; ties go to the lowest unlabeled index, then to the lowest labeled index.
     """
 
-    BLOCK = 4096
+    BLOCK = 2048        # vectors bounded, and labeled vectors compared, at once
+    PROBE = 64          # per block, vectors compared with their likeliest group first
 
     def __init__(self, rows: np.ndarray, seed_mask: np.ndarray, metric: str = "cosine"):
         self.metric = get_metric(metric)
         self.X = np.ascontiguousarray(rows)       # as the metric prepared them
-        self.best = np.full(rows.shape[0], np.inf)
-        self.best_src = np.full(rows.shape[0], np.iinfo(np.int64).max, np.int64)
-        self.pending = list(np.flatnonzero(seed_mask))
+        self.pending = np.flatnonzero(seed_mask)
         self.synced_steps = 0
+        self.groups = None      # built at the first bridge: a labeling without one pays nothing
 
-    def _nearest(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each of `rows`, the float64 nearness and index of its nearest of `cols`."""
-        return nearest_exactly(self.metric, self.X[rows], self.X[cols], cols)
+    def _start(self) -> None:
+        self.vector, self.first = distinct_rows(self.X)     # point -> vector -> first copy
+        n_vectors = self.first.size
+        self.groups = LabeledGroups(self.X)
+        self.grouped = np.zeros(n_vectors, np.bool_)
+        self.lowest_labeled = np.full(n_vectors, np.iinfo(np.int64).max, np.int64)
+        self.best = np.full(n_vectors, np.inf)
+        self.pend = np.full(n_vectors, np.inf)
 
     def next(self, labeled: np.ndarray, order: np.ndarray) -> tuple[int, int, float]:
-        new = np.sort(np.concatenate([np.asarray(self.pending, np.int64),
-                                      order[self.synced_steps:]]))
-        self.pending, self.synced_steps = [], len(order)
+        if self.groups is None:
+            self._start()
+        new = np.concatenate([self.pending, order[self.synced_steps:]])
+        self.pending, self.synced_steps = new[:0], len(order)
+        new_vectors = self.vector[new]
+        np.minimum.at(self.lowest_labeled, new_vectors, new)
+        fresh = np.unique(new_vectors[~self.grouped[new_vectors]])
+        self.grouped[fresh] = True
         unlabeled = np.flatnonzero(~labeled)
-        for u_start in range(0, unlabeled.size, self.BLOCK):
-            rows = unlabeled[u_start:u_start + self.BLOCK]
-            for n_start in range(0, new.size, self.BLOCK):
-                near, src = self._nearest(rows, new[n_start:n_start + self.BLOCK])
-                better = (near < self.best[rows]) | ((near == self.best[rows])
-                                                     & (src < self.best_src[rows]))
-                self.best[rows[better]] = near[better]
-                self.best_src[rows[better]] = src[better]
-        pick = unlabeled[np.argmin(self.best[unlabeled])]   # ties: lowest index
-        return int(pick), int(self.best_src[pick]), float(self.best[pick])
+        # each vector with unlabeled copies once, by its lowest unlabeled copy (ties go there)
+        vectors, at = np.unique(self.vector[unlabeled], return_index=True)
+        lowest_unlabeled = unlabeled[at]
+        self.tau = self.best[vectors].min()
+        added = self.groups.add(self.first[fresh], seed=len(order))
+        if len(added):
+            self._compare(vectors, added)
+        while True:
+            self.tau = self.best[vectors].min()
+            pend = self.pend[vectors]
+            need = vectors[(pend <= self.tau) & np.isfinite(pend)]
+            if need.size == 0:
+                break
+            # groups bounded below pend were compared already; only the rest are left
+            floor = self.pend[need]
+            self.pend[need] = np.inf
+            self._compare(need, range(self.groups.n_groups), floor)
+        tied = np.flatnonzero(self.best[vectors] == self.tau)
+        pick = tied[np.argmin(lowest_unlabeled[tied])]
+        return (int(lowest_unlabeled[pick]), self._lowest_source(vectors[pick]),
+                float(self.tau))
+
+    def _compare(self, vectors: np.ndarray, groups, floor: np.ndarray | None = None) -> None:
+        """Compare `vectors` with the members of those `groups` that may hold a pair within
+        tau; record a bound for the rest in ``pend``. A group bounded below ``floor`` (per
+        vector) was compared with that vector before and is left out."""
+        groups = np.asarray(groups, np.int64)
+        # vectors near one centre in one block: a group is then needed by most of a block
+        # or by none of it, and one matrix product per block serves them all
+        nearest = [self.groups.nearest_centre(self.X[self.first[vectors[i:i + self.BLOCK]]],
+                                              groups)
+                   for i in range(0, vectors.size, self.BLOCK)]
+        order = np.argsort(np.concatenate(nearest), kind="stable")
+        vectors = vectors[order]
+        floor = None if floor is None else floor[order]
+        for start in range(0, vectors.size, self.BLOCK):
+            block = vectors[start:start + self.BLOCK]
+            bound = self._nearness_bounds(block, groups)
+            if floor is not None:
+                # bounds are recomputed here, in blocks of another shape: allow for rounding
+                below = floor[start:start + self.BLOCK, None]
+                bound[bound < below - 1e-3 * (1.0 + np.abs(below))] = np.inf
+            # the likeliest group of the most promising vectors first: tau tightens early
+            likeliest = np.argmin(bound, axis=1)
+            lowest = bound[np.arange(block.size), likeliest]
+            for row in np.argsort(lowest, kind="stable")[:self.PROBE]:
+                if lowest[row] <= self.tau:
+                    self._scan(block[row:row + 1], self.groups.members[groups[likeliest[row]]])
+            needed = np.flatnonzero((bound <= self.tau).any(axis=0))
+            if needed.size:
+                members = np.concatenate([self.groups.members[g] for g in groups[needed]])
+                for m_start in range(0, members.size, self.BLOCK):
+                    self._scan(block, members[m_start:m_start + self.BLOCK])
+                bound[:, needed] = np.inf
+            self.pend[block] = np.minimum(self.pend[block], bound.min(axis=1))
+
+    def _nearness_bounds(self, vectors: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Lower bounds of the nearness of `vectors` to each group's members."""
+        u = self.X[self.first[vectors]]
+        squared = self.groups.lower_bounds(u, groups)
+        if self.metric.exact_pair == 1:
+            return squared
+        # -u·l = (|u - l|² - |u|² - |l|²) / 2, with |l| at most the largest labeled norm
+        u_sq = np.einsum("ij,ij->i", u, u).astype(np.float64)
+        return (squared - u_sq[:, None] - self.groups.largest_norm ** 2) / 2.0 - 1e-6
+
+    def _scan(self, vectors: np.ndarray, members: np.ndarray) -> None:
+        """Compare `vectors` with the labeled `members` (first copies) exactly."""
+        near, _ = nearest_exactly(self.metric, self.X[self.first[vectors]], self.X[members],
+                                  members)
+        self.best[vectors] = np.minimum(self.best[vectors], near)
+        self.tau = min(self.tau, float(near.min()))
+
+    def _lowest_source(self, vector: int) -> int:
+        """The lowest labeled index among the labeled points at the answer's nearness."""
+        bound = self._nearness_bounds(np.array([vector]), np.arange(self.groups.n_groups))
+        near = np.flatnonzero(bound[0] <= self.tau)
+        members = np.concatenate([self.groups.members[g] for g in near])
+        # the scan breaks ties by the value given per column: the lowest labeled copy
+        _, src = nearest_exactly(self.metric, self.X[self.first[[vector]]], self.X[members],
+                                 self.lowest_labeled[self.vector[members]])
+        return int(src[0])
 
 
 @numba.njit(cache=True)
