@@ -97,6 +97,33 @@ def normalize_rows(X, *, name: str = "X") -> np.ndarray:
     return X / norms[:, None]
 
 
+def normalize_rows_inplace(X: np.ndarray, *, name: str = "X", chunk: int = 65536) -> np.ndarray:
+    """`normalize_rows` without a second copy: a float32 array's rows scaled in place.
+
+    Same values as ``normalize_rows(X)`` bit for bit (the same norm and division per
+    row); checks NaN/inf and zero rows chunk by chunk, so no (n, d) temporary is made.
+    For embeddings read from files, where X may not fit twice.
+    """
+    if not isinstance(X, np.ndarray) or X.dtype != np.float32 or X.ndim != 2 \
+            or not X.flags.writeable:
+        raise ValueError(f"{name} must be a writable 2-D float32 array to normalise in place")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {X.shape})")
+    for start in range(0, X.shape[0], chunk):
+        block = X[start:start + chunk]
+        bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+        if bad.size:
+            raise ValueError(f"{name} has NaN or inf values in {_rows(bad + start)}; "
+                             f"remove or re-embed those points")
+        norms = np.linalg.norm(block, axis=1)
+        zero = np.flatnonzero(norms == 0)
+        if zero.size:
+            raise ValueError(f"{name} has zero-norm {_rows(zero + start)}; an all-zero "
+                             f"embedding has no direction to compare by cosine: remove those points")
+        np.divide(block, norms[:, None], out=block)
+    return X
+
+
 def euclidean_points(X, *, name: str = "X") -> np.ndarray:
     """Validate a point matrix and return it as float64, rows unchanged.
 
@@ -343,7 +370,15 @@ def build_knn_graph(X, k: int, *, method: str = "auto", random_state=None,
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     _check_device(device)
-    rows = named.prepare(X)
+    return graph_of_prepared_rows(named.prepare(X), k, method=method,
+                                  random_state=random_state, metric=metric, device=device)
+
+
+def graph_of_prepared_rows(rows: np.ndarray, k: int, *, method: str = "auto",
+                           random_state=None, metric: str = "cosine",
+                           device: str = "auto") -> KnnGraph:
+    """`build_knn_graph` on rows the metric has already prepared, without copying them."""
+    named = get_metric(metric)
     n = rows.shape[0]
     k = check_k(k, n)
     if method == "auto":

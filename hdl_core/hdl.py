@@ -118,8 +118,10 @@ def _check_graph(graph: KnnGraph, n: int, k: int, metric: str = "cosine") -> Knn
     idx = graph.indices
     if idx.min() < 0 or idx.max() >= n:
         raise ValueError(f"graph.indices must lie in [0, {n - 1}]")
-    if (idx == np.arange(n)[:, None]).any():
-        raise ValueError("graph lists a point as its own neighbour; KnnGraph excludes self")
+    for start in range(0, n, 1 << 20):      # in chunks: no n·k temporary at 100M points
+        rows = idx[start:start + (1 << 20)]
+        if (rows == np.arange(start, start + rows.shape[0])[:, None]).any():
+            raise ValueError("graph lists a point as its own neighbour; KnnGraph excludes self")
     return graph
 
 
@@ -166,8 +168,16 @@ def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None,
     >>> hdl_label(X, np.array([0, -1, 1, -1]), k=1).labels.tolist()
     [0, 0, 1, 1]
     """
-    named = get_metric(metric)
-    rows = named.prepare(X)
+    return label_prepared_rows(get_metric(metric).prepare(X), y, k=k, graph=graph,
+                               metric=metric)
+
+
+def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None = None,
+                        metric: str = "cosine") -> LabelingResult:
+    """`hdl_label` on rows the metric has already prepared (cosine: unit float32 rows, as
+    `graph.normalize_rows` or `graph.normalize_rows_inplace` give), without a copy of them:
+    the graph-only CLI path, where X may not fit twice. Same results as `hdl_label` on the
+    rows before preparing."""
     n = rows.shape[0]
     y = validate_labels(y, n)
     k = check_k(k, n)
