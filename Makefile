@@ -15,7 +15,7 @@ $(VENV)/.runtime: pyproject.toml requirements.txt | $(PY)
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: pyproject.toml requirements.txt requirements-dev.txt | $(PY)
+$(VENV)/.dev: pyproject.toml requirements.txt requirements-dev.txt requirements-scale.txt | $(PY)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 

@@ -369,6 +369,9 @@ def _embed(args) -> int:
     from .embed import save_embeddings_dir, save_precomputed
     out = Path(args.out).expanduser()
     to_folder = out.suffix.lower() not in (".npy", ".parquet")
+    if to_folder and out.suffix and not out.is_dir():
+        raise ValueError(f"--out {args.out}: use a .npy or .parquet file name, or a folder "
+                         "name without an extension (part-*.parquet + _meta.json)")
     if args.engine == "ray":
         if not to_folder:
             raise ValueError(f"--out {args.out}: --engine ray writes a folder "

@@ -41,7 +41,9 @@ class _EncodeBatch:
         paths, problems, images = [], [], []
         for path, data in zip(batch["path"], batch["bytes"]):
             relative = Path(os.path.relpath(str(path), self.root)).as_posix()
-            problem = _image_problem(bytes(data), self.max_pixels)
+            # as data.scan._inspect_file decides for a file it read: empty, then the image
+            problem = ("empty file (0 bytes)" if len(data) == 0
+                       else _image_problem(bytes(data), self.max_pixels))
             image = None
             if problem is None:
                 try:
