@@ -26,9 +26,11 @@ import math
 
 import numpy as np
 
-# Members per group: the bounds cost (unlabeled points) x (groups) x (BASIS + 1) dot
-# products, a comparison (unlabeled points near the group) x (members).
-GROUP_SIZE = 1024
+# Leaves hold at most LEAF_PER_DIRECTION x (directions + 1) members: bounding a leaf
+# costs (directions + 1) dot products per point, comparing with it one per member, so
+# bounds stay a few percent of comparing where they cannot prune (64 x 17 = 1088 members
+# in 512-D; 256 in 3-D, where they prune well).
+LEAF_PER_DIRECTION = 64
 # Directions kept per group (fewer when the group has fewer members).
 BASIS = 16
 # Lloyd iterations when splitting a batch of newly labeled points into groups.
@@ -78,14 +80,29 @@ class LabeledGroups:
     X : ndarray of shape (n, d)
         Every point, as the metric prepared it (float32 unit rows for cosine, float64 for
         euclidean); read, never copied whole.
-    group_size : int, optional
-        Members per group aimed at; default `GROUP_SIZE`.
+    leaf_size : int, optional
+        Most members of a leaf; default ``LEAF_PER_DIRECTION * (min(BASIS, d) + 1)``.
+
+    Notes
+    -----
+    Leaves (the groups compared row by row) are numbered 0, 1, ... in the arrays below;
+    every `add` also builds a binary tree over its points (2-means halving down to
+    leaves), whose inner nodes are balls (centre, radius) that let whole subtrees be
+    skipped where the data allow it.
     """
 
-    def __init__(self, X: np.ndarray, group_size: int | None = None):
+    def __init__(self, X: np.ndarray, leaf_size: int | None = None):
         self.X = X
-        self.group_size = max(1, int(GROUP_SIZE if group_size is None else group_size))
         d = X.shape[1]
+        self.leaf_size = max(1, int(leaf_size if leaf_size is not None
+                                    else LEAF_PER_DIRECTION * (min(BASIS, d) + 1)))
+        self.node_centre = np.empty((0, d), X.dtype)
+        self.node_centre_sq = np.empty(0)
+        self.node_radius = np.empty(0)
+        self.node_children = np.empty((0, 2), np.int64)
+        self.node_leaf = np.empty(0, np.int64)        # leaf number, -1 for an inner node
+        self.roots: list[int] = []
+        self.leaf_radius = np.empty(0)                # max |l - c| over a leaf's members
         self.members: list[np.ndarray] = []
         self.centres = np.empty((0, d), X.dtype)
         self.centre_sq = np.empty(0)                 # |c|², float64
@@ -100,32 +117,60 @@ class LabeledGroups:
     def n_groups(self) -> int:
         return len(self.members)
 
-    def add(self, points: np.ndarray, seed: int = 0) -> range:
-        """Group the labeled `points` (sorted indices) and return the new groups' numbers."""
-        first = self.n_groups
+    def add(self, points: np.ndarray, seed: int = 0) -> int | None:
+        """Add the labeled `points` (sorted indices) as one tree; returns its root node
+        (None for no points)."""
         if points.size == 0:
-            return range(first, first)
-        for part in self._split(points, seed):
-            self._add_group(part, seed)
-        return range(first, self.n_groups)
+            return None
+        # small matrix products: BLAS threads cost more than they give (tens of ms per
+        # product on busy cores, against about one single-threaded)
+        with _one_blas_thread():
+            root = self._build(points, seed)
+        self.roots.append(root)
+        return root
 
-    def _split(self, points: np.ndarray, seed: int) -> list[np.ndarray]:
-        """k-means (a few Lloyd iterations from a sample) into groups of about group_size."""
-        n_groups = max(1, round(points.size / self.group_size))
+    def _build(self, points: np.ndarray, seed: int) -> int:
+        """The node for `points`: a leaf, or two halves (2-means) under a ball."""
+        halves = self._kmeans(points, 2, seed) if points.size > self.leaf_size else [points]
+        if len(halves) < 2:                               # small, or all one vector
+            leaf = self._add_group(points, seed)
+            return self._add_node(self.centres[leaf].astype(np.float64),
+                                  float(self.leaf_radius[leaf]), (-1, -1), leaf)
+        children = [self._build(half, seed) for half in halves]
+        sizes = np.array([half.size for half in halves], np.float64)
+        centre = ((sizes[:, None] * self.node_centre[children].astype(np.float64)).sum(0)
+                  / sizes.sum())
+        radius = max(float(np.linalg.norm(self.node_centre[c].astype(np.float64) - centre))
+                     + self.node_radius[c] for c in children)
+        return self._add_node(centre, radius * (1 + 1e-12), tuple(children), -1)
+
+    def _add_node(self, centre: np.ndarray, radius: float, children, leaf: int) -> int:
+        stored = centre.astype(self.X.dtype)
+        # the radius around the stored (rounded) centre
+        radius += float(np.linalg.norm(stored.astype(np.float64) - centre))
+        self.node_centre = np.vstack([self.node_centre, stored[None]])
+        self.node_centre_sq = np.append(self.node_centre_sq,
+                                        float(stored.astype(np.float64) @ stored))
+        self.node_radius = np.append(self.node_radius, radius)
+        self.node_children = np.vstack([self.node_children, np.array(children, np.int64)])
+        self.node_leaf = np.append(self.node_leaf, leaf)
+        return self.node_centre.shape[0] - 1
+
+    def _kmeans(self, points: np.ndarray, n_groups: int, seed: int) -> list[np.ndarray]:
+        """`points` in `n_groups` parts by a few Lloyd iterations on a sample."""
         if n_groups == 1:
             return [points]
         rng = np.random.default_rng(seed)
-        sample = points[np.sort(rng.choice(points.size, min(points.size, 32 * n_groups),
+        sample = points[np.sort(rng.choice(points.size, min(points.size, 32 * n_groups + 256),
                                            replace=False))]
         rows = self.X[sample]
         centres = rows[rng.choice(sample.size, n_groups, replace=False)].astype(np.float64)
         for _ in range(KMEANS_ITERATIONS):
             nearest = self._nearest_centre(rows, centres)
-            sums = np.zeros_like(centres)
-            np.add.at(sums, nearest, rows)
-            counts = np.bincount(nearest, minlength=n_groups)
-            filled = counts > 0
-            centres[filled] = sums[filled] / counts[filled, None]
+            for g in range(n_groups):
+                mine = nearest == g
+                if mine.any():
+                    centres[g] = rows[mine].mean(axis=0, dtype=np.float64)
         nearest = np.concatenate([self._nearest_centre(self.X[points[i:i + 8192]], centres)
                                   for i in range(0, points.size, 8192)])
         order = np.argsort(nearest, kind="stable")            # members stay sorted
@@ -140,14 +185,18 @@ class LabeledGroups:
         key += np.einsum("ij,ij->i", c, c)[None, :]
         return np.argmin(key, axis=1)
 
-    def _add_group(self, members: np.ndarray, seed: int) -> None:
+    def _add_group(self, members: np.ndarray, seed: int) -> int:
         rows = self.X[members].astype(np.float64)
         centre = rows.mean(axis=0)
         offsets = rows - centre
         sq = np.einsum("ij,ij->i", offsets, offsets)
         m = min(BASIS, members.size - 1, rows.shape[1])
         if m > 0 and sq.max() > 0:
-            basis = _main_directions(offsets, m, seed)
+            # directions from a sample (any orthonormal basis keeps the bound valid);
+            # the radii below are over every member
+            sample = offsets if members.size <= 512 else offsets[
+                np.random.default_rng(seed).choice(members.size, 512, replace=False)]
+            basis = _main_directions(sample, m, seed)
             inside = offsets @ basis
             inner_sq = np.einsum("ij,ij->i", inside, inside)
         else:
@@ -164,8 +213,10 @@ class LabeledGroups:
         self.inner_radius = np.append(self.inner_radius, math.sqrt(inner_sq.max()) + slack)
         self.outer_radius = np.append(
             self.outer_radius, math.sqrt(max(0.0, (sq - inner_sq).max())) + slack)
+        self.leaf_radius = np.append(self.leaf_radius, math.sqrt(sq.max()) + slack)
         self.largest_norm = max(self.largest_norm,
                                 float(np.sqrt(np.einsum("ij,ij->i", rows, rows).max())))
+        return len(self.members) - 1
 
     def nearest_centre(self, u: np.ndarray, groups) -> np.ndarray:
         """For each row of `u`, the position in `groups` of the group with the nearest centre."""
@@ -174,6 +225,29 @@ class LabeledGroups:
         key *= -2.0
         key += np.einsum("ij,ij->i", centres, centres)[None, :]
         return np.argmin(key, axis=1)
+
+    def node_bounds(self, u: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """A lower bound of ``|u_i - l|²`` over the members l under each node: the ball's,
+        and for leaves the larger of it and `lower_bounds`."""
+        nodes = np.asarray(nodes, np.int64)
+        u_sq = np.einsum("ij,ij->i", u, u).astype(np.float64)
+        dist_sq = (u_sq[:, None] + self.node_centre_sq[nodes][None, :]
+                   - 2.0 * (u @ self.node_centre[nodes].T).astype(np.float64))
+        eps = self._rounding(u, u_sq)
+        ball = np.maximum(np.sqrt(np.maximum(dist_sq - eps, 0.0))
+                          - self.node_radius[nodes][None, :], 0.0) ** 2
+        leaves = np.flatnonzero(self.node_leaf[nodes] >= 0)
+        if leaves.size:
+            ball[:, leaves] = np.maximum(ball[:, leaves],
+                                         self.lower_bounds(u, self.node_leaf[nodes[leaves]]))
+        return ball
+
+    def _rounding(self, u: np.ndarray, u_sq: np.ndarray) -> np.ndarray:
+        """Allowance for the float32 products in the bounds (d·2^-24 per unit of |u||c|,
+        summed over a basis); generous, since it only widens what is compared."""
+        eps = (8.0 * math.sqrt(BASIS + 1) * u.shape[1] * 2.0 ** -24
+               * (np.sqrt(u_sq)[:, None] + self.largest_norm) ** 2)
+        return eps * 2.0 ** -29 if u.dtype == np.float64 else eps
 
     def lower_bounds(self, u: np.ndarray, groups: range | np.ndarray) -> np.ndarray:
         """A lower bound of ``|u_i - l|²`` over the members l of each group, (len(u), len(groups)).
@@ -201,17 +275,24 @@ class LabeledGroups:
             proj *= proj
             offsets = np.concatenate([[0], np.cumsum(widths[with_basis])[:-1]])
             inside_sq[:, with_basis] = np.add.reduceat(proj, offsets, axis=1)
-        # rounding allowance of the float32 products above (d·2^-24 per unit of |u||c|,
-        # summed over the basis); generous, since it only widens what is compared
-        eps = (8.0 * math.sqrt(BASIS + 1) * u.shape[1] * 2.0 ** -24
-               * (np.sqrt(u_sq)[:, None] + self.largest_norm) ** 2)
-        if u.dtype == np.float64:
-            eps = eps * 2.0 ** -29
+        eps = self._rounding(u, u_sq)
         inside = np.sqrt(np.maximum(inside_sq - eps, 0.0))
         outside = np.sqrt(np.maximum(dist_sq - inside_sq - 2.0 * eps, 0.0))
         a = np.maximum(inside - self.inner_radius[groups][None, :], 0.0)
         b = np.maximum(outside - self.outer_radius[groups][None, :], 0.0)
         return a * a + b * b
+
+
+_CONTROLLER = None
+
+
+def _one_blas_thread():
+    """A context in which BLAS runs on one thread (threadpoolctl, a scikit-learn dependency)."""
+    global _CONTROLLER
+    from threadpoolctl import ThreadpoolController
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 def _main_directions(offsets: np.ndarray, m: int, seed: int) -> np.ndarray:

@@ -290,7 +290,7 @@ class _Bridge:
     nearer; ties go to the lowest unlabeled index, then to the lowest labeled index.
     """
 
-    BLOCK = 2048        # vectors bounded, and labeled vectors compared, at once
+    BLOCK = 4096        # vectors bounded, and labeled vectors compared, at once
     PROBE = 64          # per block, vectors compared with their likeliest group first
 
     def __init__(self, rows: np.ndarray, seed_mask: np.ndarray, metric: str = "cosine"):
@@ -307,7 +307,11 @@ class _Bridge:
         self.grouped = np.zeros(n_vectors, np.bool_)
         self.lowest_labeled = np.full(n_vectors, np.iinfo(np.int64).max, np.int64)
         self.best = np.full(n_vectors, np.inf)
+        self.best_src = np.full(n_vectors, np.iinfo(np.int64).max, np.int64)
         self.pend = np.full(n_vectors, np.inf)
+        # best_src names the lowest labeled copy as it was when scanned; once a lower copy
+        # of a grouped vector gets labeled, the answer's source is looked up again
+        self.sources_stale = False
 
     def next(self, labeled: np.ndarray, order: np.ndarray) -> tuple[int, int, float]:
         if self.groups is None:
@@ -315,6 +319,8 @@ class _Bridge:
         new = np.concatenate([self.pending, order[self.synced_steps:]])
         self.pending, self.synced_steps = new[:0], len(order)
         new_vectors = self.vector[new]
+        if (self.grouped[new_vectors] & (new < self.lowest_labeled[new_vectors])).any():
+            self.sources_stale = True
         np.minimum.at(self.lowest_labeled, new_vectors, new)
         fresh = np.unique(new_vectors[~self.grouped[new_vectors]])
         self.grouped[fresh] = True
@@ -324,8 +330,8 @@ class _Bridge:
         lowest_unlabeled = unlabeled[at]
         self.tau = self.best[vectors].min()
         added = self.groups.add(self.first[fresh], seed=len(order))
-        if len(added):
-            self._compare(vectors, added)
+        if added is not None:
+            self._compare(vectors, [added])
         while True:
             self.tau = self.best[vectors].min()
             pend = self.pend[vectors]
@@ -335,70 +341,126 @@ class _Bridge:
             # groups bounded below pend were compared already; only the rest are left
             floor = self.pend[need]
             self.pend[need] = np.inf
-            self._compare(need, range(self.groups.n_groups), floor)
+            self._compare(need, self.groups.roots, floor)
         tied = np.flatnonzero(self.best[vectors] == self.tau)
         pick = tied[np.argmin(lowest_unlabeled[tied])]
-        return (int(lowest_unlabeled[pick]), self._lowest_source(vectors[pick]),
-                float(self.tau))
+        source = (self._lowest_source(vectors[pick]) if self.sources_stale
+                  else int(self.best_src[vectors[pick]]))
+        return int(lowest_unlabeled[pick]), source, float(self.tau)
 
-    def _compare(self, vectors: np.ndarray, groups, floor: np.ndarray | None = None) -> None:
-        """Compare `vectors` with the members of those `groups` that may hold a pair within
-        tau; record a bound for the rest in ``pend``. A group bounded below ``floor`` (per
-        vector) was compared with that vector before and is left out."""
-        groups = np.asarray(groups, np.int64)
-        # vectors near one centre in one block: a group is then needed by most of a block
-        # or by none of it, and one matrix product per block serves them all
-        nearest = [self.groups.nearest_centre(self.X[self.first[vectors[i:i + self.BLOCK]]],
-                                              groups)
-                   for i in range(0, vectors.size, self.BLOCK)]
-        order = np.argsort(np.concatenate(nearest), kind="stable")
-        vectors = vectors[order]
-        floor = None if floor is None else floor[order]
+    def _compare(self, vectors: np.ndarray, roots, floor: np.ndarray | None = None) -> None:
+        """Walk the trees under `roots` for `vectors`, block by block: a node whose bound
+        exceeds tau is skipped (its bound kept in ``pend``), a leaf within tau is compared
+        row by row. A leaf bounded below ``floor`` (per vector) was compared with that
+        vector before and is left out."""
+        groups = self.groups
         for start in range(0, vectors.size, self.BLOCK):
             block = vectors[start:start + self.BLOCK]
-            bound = self._nearness_bounds(block, groups)
-            if floor is not None:
-                # bounds are recomputed here, in blocks of another shape: allow for rounding
-                below = floor[start:start + self.BLOCK, None]
-                bound[bound < below - 1e-3 * (1.0 + np.abs(below))] = np.inf
-            # the likeliest group of the most promising vectors first: tau tightens early
-            likeliest = np.argmin(bound, axis=1)
-            lowest = bound[np.arange(block.size), likeliest]
-            for row in np.argsort(lowest, kind="stable")[:self.PROBE]:
-                if lowest[row] <= self.tau:
-                    self._scan(block[row:row + 1], self.groups.members[groups[likeliest[row]]])
-            needed = np.flatnonzero((bound <= self.tau).any(axis=0))
-            if needed.size:
-                members = np.concatenate([self.groups.members[g] for g in groups[needed]])
-                for m_start in range(0, members.size, self.BLOCK):
-                    self._scan(block, members[m_start:m_start + self.BLOCK])
-                bound[:, needed] = np.inf
-            self.pend[block] = np.minimum(self.pend[block], bound.min(axis=1))
+            rows = self.X[self.first[block]]
+            below = None if floor is None else floor[start:start + self.BLOCK, None]
+            if not np.isfinite(self.tau):
+                self._probe(block[:self.PROBE], rows[:self.PROBE], roots)
+            pend = np.full(block.size, np.inf)
+            nodes = np.asarray(roots, np.int64)
+            alive = np.ones((block.size, nodes.size), np.bool_)
+            while nodes.size:
+                bound = self._nearness_bounds(rows, nodes)
+                leaf = groups.node_leaf[nodes] >= 0
+                if below is not None:
+                    # bounds are recomputed here, in blocks of another shape: allow for rounding
+                    alive &= ~(leaf[None, :] & (bound < below - 1e-3 * (1.0 + np.abs(below))))
+                skip = alive & (bound > self.tau)
+                pend = np.minimum(pend, np.where(skip, bound, np.inf).min(axis=1))
+                alive &= ~skip
+                # leaves nearest first: tau tightens as they are compared
+                leaves = np.flatnonzero(leaf & alive.any(axis=0))
+                leaves = leaves[np.argsort(np.where(alive, bound, np.inf)[:, leaves].min(axis=0),
+                                           kind="stable")]
+                for position, j in enumerate(leaves):
+                    late = alive[:, j] & (bound[:, j] > self.tau)
+                    pend[late] = np.minimum(pend[late], bound[late, j])
+                    alive[:, j] &= ~late
+                    rest = leaves[position:]
+                    if position and alive[:, rest].mean() > 0.5:
+                        # the bounds prune little here: one product over every leaf left
+                        # (a pair they would have skipped is compared too, to no harm)
+                        pend = np.minimum(pend, self._scan_leaves(block, rows, nodes[rest],
+                                                                  alive[:, rest]))
+                        break
+                    near = np.flatnonzero(alive[:, j])
+                    if near.size:
+                        self._scan(block[near], rows[near],
+                                   groups.members[groups.node_leaf[nodes[j]]])
+                inner = np.flatnonzero(~leaf & alive.any(axis=0))
+                nodes = groups.node_children[nodes[inner]].ravel()
+                alive = np.repeat(alive[:, inner], 2, axis=1)
+            self.pend[block] = np.minimum(self.pend[block], pend)
 
-    def _nearness_bounds(self, vectors: np.ndarray, groups: np.ndarray) -> np.ndarray:
-        """Lower bounds of the nearness of `vectors` to each group's members."""
-        u = self.X[self.first[vectors]]
-        squared = self.groups.lower_bounds(u, groups)
+    def _scan_leaves(self, block, rows, leaf_nodes, alive) -> np.ndarray:
+        """Every row still within tau of any of `leaf_nodes` against all their members, in
+        big blocks; returns the bound of the rows left out (inf for the rows compared)."""
+        groups = self.groups
+        bound = np.where(alive, self._nearness_bounds(rows, leaf_nodes), np.inf)
+        compared = (bound <= self.tau).any(axis=1)
+        members = np.concatenate([groups.members[groups.node_leaf[node]]
+                                  for node in leaf_nodes])
+        near = np.flatnonzero(compared)
+        if near.size:
+            for start in range(0, members.size, self.BLOCK):
+                self._scan(block[near], rows[near], members[start:start + self.BLOCK])
+        return np.where(compared, np.inf, bound.min(axis=1))
+
+    def _probe(self, vectors: np.ndarray, rows: np.ndarray, roots) -> None:
+        """A first tau: each of a few vectors compared with the leaf it reaches by always
+        taking the nearer-bounded child."""
+        groups = self.groups
+        for vector, row in zip(vectors, rows):
+            row = row[None]
+            roots_ = np.asarray(roots, np.int64)
+            node = roots_[np.argmin(self._nearness_bounds(row, roots_)[0])]
+            while groups.node_leaf[node] < 0:
+                children = groups.node_children[node]
+                node = children[np.argmin(self._nearness_bounds(row, children)[0])]
+            self._scan(np.array([vector]), row, groups.members[groups.node_leaf[node]])
+
+    def _leaves_within(self, row: np.ndarray, limit: float) -> list[int]:
+        """Leaves whose bound for `row` does not exceed `limit`."""
+        groups = self.groups
+        found, nodes = [], np.asarray(groups.roots, np.int64)
+        while nodes.size:
+            keep = nodes[self._nearness_bounds(row[None], nodes)[0] <= limit]
+            leaf = groups.node_leaf[keep] >= 0
+            found += groups.node_leaf[keep[leaf]].tolist()
+            nodes = groups.node_children[keep[~leaf]].ravel()
+        return found
+
+    def _nearness_bounds(self, rows: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """Lower bounds of the nearness of `rows` to the labeled members under each node."""
+        squared = self.groups.node_bounds(rows, nodes)
         if self.metric.exact_pair == 1:
             return squared
         # -u·l = (|u - l|² - |u|² - |l|²) / 2, with |l| at most the largest labeled norm
-        u_sq = np.einsum("ij,ij->i", u, u).astype(np.float64)
+        u_sq = np.einsum("ij,ij->i", rows, rows).astype(np.float64)
         return (squared - u_sq[:, None] - self.groups.largest_norm ** 2) / 2.0 - 1e-6
 
-    def _scan(self, vectors: np.ndarray, members: np.ndarray) -> None:
-        """Compare `vectors` with the labeled `members` (first copies) exactly."""
-        near, _ = nearest_exactly(self.metric, self.X[self.first[vectors]], self.X[members],
-                                  members)
-        self.best[vectors] = np.minimum(self.best[vectors], near)
+    def _scan(self, vectors: np.ndarray, rows: np.ndarray, members: np.ndarray) -> None:
+        """Compare `vectors` (their `rows`) with the labeled `members` (first copies)
+        exactly; ties go to the lowest labeled copy."""
+        near, src = nearest_exactly(self.metric, rows, self.X[members],
+                                    self.lowest_labeled[self.vector[members]])
+        best, best_src = self.best[vectors], self.best_src[vectors]
+        better = (near < best) | ((near == best) & (src < best_src))
+        self.best[vectors[better]] = near[better]
+        self.best_src[vectors[better]] = src[better]
         self.tau = min(self.tau, float(near.min()))
 
     def _lowest_source(self, vector: int) -> int:
         """The lowest labeled index among the labeled points at the answer's nearness."""
-        bound = self._nearness_bounds(np.array([vector]), np.arange(self.groups.n_groups))
-        near = np.flatnonzero(bound[0] <= self.tau)
-        members = np.concatenate([self.groups.members[g] for g in near])
+        row = self.X[self.first[vector]]
+        members = np.concatenate([self.groups.members[g]
+                                  for g in self._leaves_within(row, self.tau)])
         # the scan breaks ties by the value given per column: the lowest labeled copy
-        _, src = nearest_exactly(self.metric, self.X[self.first[[vector]]], self.X[members],
+        _, src = nearest_exactly(self.metric, row[None], self.X[members],
                                  self.lowest_labeled[self.vector[members]])
         return int(src[0])
 

@@ -48,15 +48,16 @@ def searches(draw):
     return metric, rows, seeds, rng
 
 
-@pytest.mark.parametrize("group_size", [1, 3, 1024])
+@pytest.mark.parametrize("leaf_size", [1, 3, 1024])
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(search=searches())
-def test_bridge_search_finds_the_brute_force_pair_as_points_get_labeled(search, group_size,
+def test_bridge_search_finds_the_brute_force_pair_as_points_get_labeled(search, leaf_size,
                                                                          monkeypatch):
     # small groups and blocks: many groups, bounds that prune, several passes per bridge
     metric, rows, seeds, rng = search
-    monkeypatch.setattr(bridge, "GROUP_SIZE", group_size)
+    monkeypatch.setattr(bridge, "LEAF_PER_DIRECTION", leaf_size / (min(bridge.BASIS,
+                                                                       rows.shape[1]) + 1))
     monkeypatch.setattr(_Bridge, "BLOCK", 4)
     monkeypatch.setattr(_Bridge, "PROBE", 2)
     search_ = _Bridge(rows, seeds, metric)
@@ -76,13 +77,26 @@ def test_bridge_search_finds_the_brute_force_pair_as_points_get_labeled(search, 
 def test_bounds_never_exceed_the_distance_to_any_member():
     rng = np.random.default_rng(0)
     X = get_metric("cosine").prepare(rng.normal(size=(3000, 64)) + 3 * rng.normal(size=(1, 64)))
-    groups = bridge.LabeledGroups(X, group_size=200)
+    groups = bridge.LabeledGroups(X, leaf_size=200)
     groups.add(np.arange(2000))
     bound = groups.lower_bounds(X[2000:], range(groups.n_groups))
     for g, members in enumerate(groups.members):
         diff = X[2000:, None, :].astype(np.float64) - X[members][None, :, :]
         assert (bound[:, g] <= (diff ** 2).sum(axis=2).min(axis=1)).all()
-    assert groups.n_groups == 10
+    assert groups.n_groups >= 10 and all(m.size <= 200 for m in groups.members)
+    # inner nodes: every member under a node lies within its ball bound
+    node_bound = groups.node_bounds(X[2000:], np.arange(groups.node_leaf.size))
+    for node in range(groups.node_leaf.size):
+        under, todo = [], [node]
+        while todo:
+            at = todo.pop()
+            if groups.node_leaf[at] >= 0:
+                under.append(groups.members[groups.node_leaf[at]])
+            else:
+                todo += groups.node_children[at].tolist()
+        members = np.concatenate(under)
+        diff = X[2000:, None, :].astype(np.float64) - X[members][None, :, :]
+        assert (node_bound[:, node] <= (diff ** 2).sum(axis=2).min(axis=1)).all()
 
 
 def test_distinct_rows_numbers_identical_rows_alike_by_first_occurrence():
