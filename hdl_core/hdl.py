@@ -273,6 +273,11 @@ class _KernelState:
                    np.empty(n_unlabeled, np.int64))
 
 
+# Share of (vector, leaf) pairs the bounds leave to compare past which a labeling stops
+# building trees (see `_Bridge.exhaustive`).
+EXHAUSTIVE_SHARE = 0.9
+
+
 class _Bridge:
     """The unlabeled point nearest to any labeled point, without the all-pairs scan.
 
@@ -312,6 +317,10 @@ class _Bridge:
         # best_src names the lowest labeled copy as it was when scanned; once a lower copy
         # of a grouped vector gets labeled, the answer's source is looked up again
         self.sources_stale = False
+        # set when the bounds prune almost nothing (embeddings with isotropic noise): then
+        # new labeled vectors are compared with every unlabeled one outright, no trees
+        self.exhaustive = False
+        self.loose = np.empty(0, np.int64)      # labeled first copies outside any tree
 
     def next(self, labeled: np.ndarray, order: np.ndarray) -> tuple[int, int, float]:
         if self.groups is None:
@@ -329,9 +338,13 @@ class _Bridge:
         vectors, at = np.unique(self.vector[unlabeled], return_index=True)
         lowest_unlabeled = unlabeled[at]
         self.tau = self.best[vectors].min()
-        added = self.groups.add(self.first[fresh], seed=len(order))
-        if added is not None:
-            self._compare(vectors, [added])
+        if self.exhaustive:
+            self._compare_all(vectors, self.first[fresh])
+            self.loose = np.concatenate([self.loose, self.first[fresh]])
+        else:
+            added = self.groups.add(self.first[fresh], seed=len(order))
+            if added is not None:
+                self._compare(vectors, [added])
         while True:
             self.tau = self.best[vectors].min()
             pend = self.pend[vectors]
@@ -372,6 +385,8 @@ class _Bridge:
                 skip = alive & (bound > self.tau)
                 pend = np.minimum(pend, np.where(skip, bound, np.inf).min(axis=1))
                 alive &= ~skip
+                if start == 0 and leaf.any() and alive[:, leaf].mean() > EXHAUSTIVE_SHARE:
+                    self.exhaustive = True      # from the next batch of labeled vectors on
                 # leaves nearest first: tau tightens as they are compared
                 leaves = np.flatnonzero(leaf & alive.any(axis=0))
                 leaves = leaves[np.argsort(np.where(alive, bound, np.inf)[:, leaves].min(axis=0),
@@ -395,6 +410,14 @@ class _Bridge:
                 nodes = groups.node_children[nodes[inner]].ravel()
                 alive = np.repeat(alive[:, inner], 2, axis=1)
             self.pend[block] = np.minimum(self.pend[block], pend)
+
+    def _compare_all(self, vectors: np.ndarray, members: np.ndarray) -> None:
+        """Every one of `vectors` against every labeled vector in `members`, in big blocks."""
+        for start in range(0, vectors.size, self.BLOCK):
+            block = vectors[start:start + self.BLOCK]
+            rows = self.X[self.first[block]]
+            for m_start in range(0, members.size, self.BLOCK):
+                self._scan(block, rows, members[m_start:m_start + self.BLOCK])
 
     def _scan_leaves(self, block, rows, leaf_nodes, alive) -> np.ndarray:
         """Every row still within tau of any of `leaf_nodes` against all their members, in
@@ -458,7 +481,7 @@ class _Bridge:
         """The lowest labeled index among the labeled points at the answer's nearness."""
         row = self.X[self.first[vector]]
         members = np.concatenate([self.groups.members[g]
-                                  for g in self._leaves_within(row, self.tau)])
+                                  for g in self._leaves_within(row, self.tau)] + [self.loose])
         # the scan breaks ties by the value given per column: the lowest labeled copy
         _, src = nearest_exactly(self.metric, row[None], self.X[members],
                                  self.lowest_labeled[self.vector[members]])

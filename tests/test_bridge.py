@@ -9,22 +9,19 @@ from hdl_core.graph import get_metric
 from hdl_core.hdl import _Bridge
 
 
-def exact_nearness(metric, a, b) -> float:
-    """The float64 formula of `graph.nearest_exactly`, summed in order as its kernel does."""
-    if metric == "cosine":
-        return -sum(float(p) * float(q) for p, q in zip(a, b))
-    return sum((float(p) - float(q)) ** 2 for p, q in zip(a, b))
-
-
 def brute_force_bridge(metric, rows, labeled):
-    """(unlabeled point, labeled point, nearness): nearest pair, ties by lowest indices."""
+    """(unlabeled point, labeled point, nearness): the nearest pair by the float64 formula
+    of `graph.nearest_exactly`, every unlabeled point against every labeled one (the
+    previous implementation), ties by lowest indices."""
+    from hdl_core.graph import nearest_exactly
+    targets = np.flatnonzero(labeled)
     best = None
     for u in np.flatnonzero(~labeled):
-        for v in np.flatnonzero(labeled):
-            key = (exact_nearness(metric, rows[u], rows[v]), u, v)
-            if best is None or key < best:
-                best = key
-    return int(best[1]), int(best[2]), best[0]
+        near, src = nearest_exactly(get_metric(metric), rows[[u]], rows[targets], targets)
+        key = (float(near[0]), int(u), int(src[0]))
+        if best is None or key < best:
+            best = key
+    return best[1], best[2], best[0]
 
 
 @st.composite
