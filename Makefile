@@ -31,7 +31,7 @@ test-fast: $(VENV)/.dev
 	$(PY) -m pytest -m "not slow" -q
 
 # every benchmark in turn; each prints its table and writes bench/results/<name>.json
-BENCHES := hdl knn accuracy auto_k embed store page teach suggest review_queue
+BENCHES := hdl bridge scale cold knn accuracy auto_k embed store page teach suggest review_queue
 bench: $(VENV)/.dev
 	@for b in $(BENCHES); do echo "== bench/$${b}_bench.py"; $(PY) bench/$${b}_bench.py || exit 1; done
 
