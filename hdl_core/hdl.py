@@ -282,12 +282,12 @@ class _Bridge:
     """The unlabeled point nearest to any labeled point, without the all-pairs scan.
 
     Identical rows are one vector (`bridge.distinct_rows`): a folder with many copies of
-    an image is searched over its distinct images. Labeled vectors are kept in groups
-    (`bridge.LabeledGroups`: a centre, a few main directions and two radii per group),
-    added as points get labeled and never changed. Every vector v with an unlabeled copy
-    keeps ``best[v]`` (its nearest labeled vector among the groups compared with it so far,
-    exactly in float64) and ``pend[v]`` (a lower bound for the groups not compared with
-    it). A group is compared with v row by row only when its bound does not exceed
+    an image is searched over its distinct images. Labeled vectors are kept in trees
+    (`bridge.LabeledGroups`: 2-means halves, balls above, leaves with a centre, a few
+    main directions and two radii), one tree per batch labeled between two bridges, never
+    changed. Every vector v with an unlabeled copy keeps ``best[v]`` (its nearest labeled
+    vector among the leaves compared with it so far, exactly in float64) and ``pend[v]``
+    (a lower bound for the nodes skipped for it). A node is skipped when its bound exceeds
     ``tau``, the best pair found so far; the search ends when no vector has
     ``pend <= tau``, so every pair that could be nearer than, or tie with, the answer has
     been compared exactly (`graph.nearest_exactly`). The answer is the exact rule's,
@@ -296,7 +296,7 @@ class _Bridge:
     """
 
     BLOCK = 4096        # vectors bounded, and labeled vectors compared, at once
-    PROBE = 64          # per block, vectors compared with their likeliest group first
+    PROBE = 64          # vectors led to one leaf each for a first tau (see `_probe`)
 
     def __init__(self, rows: np.ndarray, seed_mask: np.ndarray, metric: str = "cosine"):
         self.metric = get_metric(metric)
