@@ -209,8 +209,9 @@ def ivf_run(n: int, sample_size: int) -> dict:
     return {"n": n, "d": D, "k": K, "ivf_s": seconds,
             "recall_at_10": recall_at_k(graph.indices, Xn, sample, K),
             "recall_sample": sample_size, "peak_rss_mib": mib(mem.peak_delta),
-            "probe_share": graph_module.IVF_PROBE_SHARE,
-            "points_per_list": graph_module.IVF_POINTS_PER_LIST}
+            "lists_per_sqrt_n": graph_module.IVF_LISTS_PER_SQRT,
+            "min_probes": graph_module.IVF_MIN_PROBES,
+            "probe_share": graph_module.IVF_PROBE_SHARE}
 
 
 def backends_main(quick: bool) -> int:

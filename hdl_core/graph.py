@@ -25,6 +25,12 @@ import numpy as np
 # at 20k x 512 the exact search takes a few seconds on 2 cores, and pynndescent's
 # fixed costs (index build, numba compilation) only pay off beyond this size.
 EXACT_MAX_POINTS = 30_000
+# Up to this many points "auto" uses faiss IVF (when installed) beyond the exact search,
+# and pynndescent above it. Measured in fresh processes at 50k x 512 (bench/cold_bench.py):
+# IVF 13-14 s, pynndescent 40-51 s (most of it numba compiling pynndescent, again in every
+# process), exact 51-90 s; IVF grows as n^1.5 (155 s at 200k, bench/knn_bench.py
+# --backends), pynndescent about linearly after its compile: they cross near 130k.
+IVF_MAX_POINTS = 120_000
 # Peak bytes of one block of the similarity matrix in the exact search.
 BLOCK_BYTES = 64 * 2**20
 # Up to this many dimensions Euclidean distances are summed from coordinate differences
@@ -338,10 +344,11 @@ def build_knn_graph(X, k: int, *, method: str = "auto", random_state=None,
     method : {"auto", "exact", "approx", "ivf"}, default="auto"
         "exact": every pair compared, in blocks (faiss ``IndexFlatIP`` for cosine when
         faiss is installed, else a matrix product and a parallel running top-k; float64
-        on the CPU for euclidean). "approx": pynndescent. "ivf": faiss IVF-Flat (k-means
-        lists, `IVF_PROBE_SHARE` of them searched per point; needs faiss). "auto" is exact
-        up to `EXACT_MAX_POINTS`, beyond it IVF when faiss is installed (no compilation:
-        quick in a short-lived process, see `bench/knn_bench.py`), else pynndescent.
+        on the CPU for euclidean). "approx": pynndescent. "ivf": faiss IVF-Flat (about
+        4·sqrt(n) k-means lists, the nearest 16 or more searched per point; needs faiss).
+        "auto" is exact up to `EXACT_MAX_POINTS`; then IVF up to `IVF_MAX_POINTS` when faiss is installed
+        (nothing to compile: the quickest in a short-lived process, see
+        `bench/cold_bench.py`), pynndescent beyond.
     random_state : int or None
         Seed for the approximate searches.
     metric : {"cosine", "euclidean"}, default="cosine"
@@ -382,7 +389,8 @@ def graph_of_prepared_rows(rows: np.ndarray, k: int, *, method: str = "auto",
     n = rows.shape[0]
     k = check_k(k, n)
     if method == "auto":
-        method = "exact" if n <= EXACT_MAX_POINTS else ("ivf" if _faiss() else "approx")
+        method = ("exact" if n <= EXACT_MAX_POINTS else
+                  "ivf" if n <= IVF_MAX_POINTS and _faiss() else "approx")
     if method in ("approx", "ivf") and n <= 4 * (k + 1):
         method = "exact"   # an index needs a few times k points to search at all
     if method == "exact":
@@ -396,9 +404,11 @@ def graph_of_prepared_rows(rows: np.ndarray, k: int, *, method: str = "auto",
 
 
 METHODS = ("auto", "exact", "approx", "ivf")
-# IVF: lists per point searched (nprobe / nlist), and points per list aimed at.
-IVF_PROBE_SHARE = 1 / 16
-IVF_POINTS_PER_LIST = 256
+# IVF: about IVF_LISTS_PER_SQRT · sqrt(n) lists; each point searches the nearest
+# max(IVF_MIN_PROBES, IVF_PROBE_SHARE · lists) of them, so the work grows as n^1.5, not n².
+IVF_LISTS_PER_SQRT = 4
+IVF_MIN_PROBES = 16
+IVF_PROBE_SHARE = 1 / 64
 
 
 def _check_device(device) -> None:
@@ -550,7 +560,7 @@ def _ivf_knn(rows: np.ndarray, k: int, random_state, named: Metric):
                          "method='approx' (pynndescent) needs nothing more")
     n, d = rows.shape
     data = np.ascontiguousarray(rows, dtype=np.float32)
-    n_lists = int(max(1, min(n // 39, round(n / IVF_POINTS_PER_LIST))))
+    n_lists = int(max(1, min(n // 39, round(IVF_LISTS_PER_SQRT * math.sqrt(n)))))
     kind = faiss.METRIC_INNER_PRODUCT if named.exact_pair == 0 else faiss.METRIC_L2
     quantizer = faiss.IndexFlatIP(d) if named.exact_pair == 0 else faiss.IndexFlatL2(d)
     index = faiss.IndexIVFFlat(quantizer, d, n_lists, kind)
@@ -558,7 +568,7 @@ def _ivf_knn(rows: np.ndarray, k: int, random_state, named: Metric):
     sample = np.random.default_rng(random_state).choice(n, min(n, 64 * n_lists), replace=False)
     index.train(data[np.sort(sample)])
     index.add(data)
-    index.nprobe = max(1, math.ceil(n_lists * IVF_PROBE_SHARE))
+    index.nprobe = min(n_lists, max(IVF_MIN_PROBES, math.ceil(n_lists * IVF_PROBE_SHARE)))
     found, idx = index.search(data, k + 1)
     missing = idx < 0
     if missing.any():       # a row whose probed lists hold fewer than k+1 points
