@@ -22,9 +22,10 @@ def load_precomputed(path: str | Path, paths_file: str | Path | None = None) -> 
     Parameters
     ----------
     path : str or Path
-        ``.npy`` holding an (n, d) numeric array (read with ``allow_pickle=False``), or
+        ``.npy`` holding an (n, d) numeric array (read with ``allow_pickle=False``),
         ``.parquet`` with a ``path`` column and either one vector column (a list of numbers
-        per row) or only numeric columns (one per dimension, in file order).
+        per row) or only numeric columns (one per dimension, in file order), or an
+        embeddings folder (`load_embeddings_dir`).
     paths_file : str or Path, optional
         For ``.npy``: a text file with one image path per line (blank lines ignored), in row
         order. Defaults to ``<stem>.paths.txt`` beside the ``.npy``. Ignored for ``.parquet``.
