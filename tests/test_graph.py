@@ -282,3 +282,18 @@ def test_cpu_searches_never_import_torch():
             "choose_k(X, y); hdl_label(X, y, k=5, graph=g)\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_normalising_in_place_gives_normalize_rows_bit_for_bit_and_the_same_errors():
+    from hdl_core.graph import normalize_rows_inplace
+    X = np.random.default_rng(25).normal(size=(1000, 37)).astype(np.float32)
+    expected = normalize_rows(X)
+    got = normalize_rows_inplace(X.copy(), chunk=77)
+    assert np.array_equal(expected.view(np.uint32), got.view(np.uint32))
+    bad = X.copy()
+    bad[500] = 0
+    with pytest.raises(ValueError, match="zero-norm row 500"):
+        normalize_rows_inplace(bad, chunk=77)
+    bad[500, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf values in row 500"):
+        normalize_rows_inplace(bad, chunk=77)
