@@ -15,7 +15,7 @@ $(VENV)/.runtime: pyproject.toml requirements.txt | $(PY)
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: pyproject.toml requirements.txt requirements-dev.txt | $(PY)
+$(VENV)/.dev: pyproject.toml requirements.txt requirements-dev.txt requirements-scale.txt | $(PY)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
@@ -31,7 +31,7 @@ test-fast: $(VENV)/.dev
 	$(PY) -m pytest -m "not slow" -q
 
 # every benchmark in turn; each prints its table and writes bench/results/<name>.json
-BENCHES := hdl knn accuracy auto_k embed store page teach suggest review_queue review_keys review duplicates upload
+BENCHES := hdl bridge scale cold knn accuracy auto_k embed store page teach suggest review_queue review_keys review duplicates upload
 bench: $(VENV)/.dev
 	@for b in $(BENCHES); do echo "== bench/$${b}_bench.py"; $(PY) bench/$${b}_bench.py || exit 1; done
 

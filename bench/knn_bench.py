@@ -133,6 +133,118 @@ def approx_run(n: int, sample_size: int, warm_s: float, hard: bool = False) -> d
             "input_mib": mib(X.nbytes), "numba_warmup_s": warm_s}
 
 
+def exact_backends(n: int, rounds: int) -> dict:
+    """faiss IndexFlatIP vs the blocked numpy search (matrix product + numba running top-k),
+    alternating, after one warm-up each; same neighbours checked; peak RSS of each."""
+    X = data(n, seed=4)
+    faiss_search = graph_module._faiss
+
+    def with_numpy():
+        graph_module._faiss = lambda: None
+        try:
+            return build_knn_graph(X, K, method="exact")
+        finally:
+            graph_module._faiss = faiss_search
+
+    def with_faiss():
+        return build_knn_graph(X, K, method="exact")
+
+    with_numpy(), with_faiss()
+    numpy_runs, faiss_runs = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        a = with_faiss()
+        faiss_runs.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        b = with_numpy()
+        numpy_runs.append(time.perf_counter() - start)
+    faiss_peak, numpy_peak = _peak_in_child(n, "faiss"), _peak_in_child(n, "numpy")
+    ratio = float(np.median([b / a for a, b in zip(faiss_runs, numpy_runs)]))
+    return {"n": n, "d": D, "k": K, "rounds": rounds,
+            "faiss_s": float(np.median(faiss_runs)), "faiss_runs_s": faiss_runs,
+            "numpy_s": float(np.median(numpy_runs)), "numpy_runs_s": numpy_runs,
+            "numpy_over_faiss": ratio,
+            "same_neighbours": bool(np.array_equal(a.indices, b.indices)),
+            "rows_differing": int((a.indices != b.indices).any(axis=1).sum()),
+            "faiss_peak_rss_mib": mib(faiss_peak), "numpy_peak_rss_mib": mib(numpy_peak),
+            "input_mib": mib(X.nbytes),
+            "memory": "peak RSS of a fresh process during the build, above its level before"}
+
+
+_PEAK_CHILD = """
+import sys
+sys.path.insert(0, {bench!r})
+from knn_bench import data
+from hdl_core import graph as g
+X = data({n}, seed=4)
+if {backend!r} == "numpy":
+    g._faiss = lambda: None
+g.build_knn_graph(X[:2000], 10, method="exact")          # imports, numba cache
+from _common import PeakRSS
+with PeakRSS(interval=0.002) as memory:
+    g.build_knn_graph(X, 10, method="exact")
+print(memory.peak_delta)
+"""
+
+
+def _peak_in_child(n: int, backend: str) -> int:
+    """Working memory of one exact build, in a fresh process (peak RSS above the level
+    before the build, polled every 2 ms)."""
+    import subprocess
+    from pathlib import Path
+    code = _PEAK_CHILD.format(bench=str(Path(__file__).resolve().parent), n=n, backend=backend)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def ivf_run(n: int, sample_size: int) -> dict:
+    X = data(n, seed=1)
+    with PeakRSS() as mem:
+        start = time.perf_counter()
+        graph = build_knn_graph(X, K, method="ivf", random_state=0)
+        seconds = time.perf_counter() - start
+    Xn = normalize_rows(X)
+    sample = np.sort(np.random.default_rng(0).choice(n, size=sample_size, replace=False))
+    return {"n": n, "d": D, "k": K, "ivf_s": seconds,
+            "recall_at_10": recall_at_k(graph.indices, Xn, sample, K),
+            "recall_sample": sample_size, "peak_rss_mib": mib(mem.peak_delta),
+            "lists_per_sqrt_n": graph_module.IVF_LISTS_PER_SQRT,
+            "min_probes": graph_module.IVF_MIN_PROBES,
+            "probe_share": graph_module.IVF_PROBE_SHARE}
+
+
+def backends_main(quick: bool) -> int:
+    """Only the backends comparison (faiss vs numpy exact, IVF): knn_bench_backends.json."""
+    sizes = [(5_000, 3)] if quick else [(20_000, 5), (100_000, 1)]
+    rows = []
+    for n, rounds in sizes:
+        rows.append(exact_backends(n, rounds))
+        r = rows[-1]
+        print(f"  exact n={n:,}: faiss {r['faiss_s']:.2f} s, numpy {r['numpy_s']:.2f} s "
+              f"({r['numpy_over_faiss']:.2f}x), same {r['same_neighbours']}", flush=True)
+    ivf = ivf_run(20_000 if quick else 200_000, 300 if quick else 1000)
+    print_table(["n × d", "faiss IndexFlatIP (s)", "numpy + running top-k (s)",
+                 "numpy / faiss", "same neighbours", "peak RSS faiss / numpy (MiB)"],
+                [[f"{r['n']:,} × {D}", r["faiss_s"], r["numpy_s"],
+                  f"{r['numpy_over_faiss']:.2f}×", r["same_neighbours"],
+                  f"{r['faiss_peak_rss_mib']} / {r['numpy_peak_rss_mib']}"] for r in rows],
+                title="exact kNN backends (k=10), medians of alternating rounds")
+    print(f"IVF-Flat at {ivf['n']:,} × {D}: {ivf['ivf_s']:.1f} s, recall@10 "
+          f"{ivf['recall_at_10']:.4f}, peak RSS {ivf['peak_rss_mib']} MiB")
+    write_json("knn_bench_backends" + ("_quick" if quick else ""), {
+        "benchmark": "knn_bench --backends", "quick": quick,
+        "machine": machine_info("faiss"), "exact": rows, "ivf": ivf,
+        "targets": {"numpy_over_faiss": {"target": "<= 1.1", "measured":
+                                         [r["numpy_over_faiss"] for r in rows]},
+                    "memory": {"target": "numpy peak <= 2x faiss's",
+                               "measured_mib": [(r["numpy_peak_rss_mib"],
+                                                 r["faiss_peak_rss_mib"]) for r in rows]},
+                    "ivf_recall": {"target": f">= {RECALL_TARGET}",
+                                   "measured": ivf["recall_at_10"]}}})
+    return 0
+
+
 def warm_up_approx() -> float:
     """pynndescent compiles its numba kernels on first use (cached on disk afterwards)."""
     start = time.perf_counter()
@@ -230,7 +342,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="exact at 5k, approx at 20k, crossover 5k-20k")
+    parser.add_argument("--backends", action="store_true",
+                        help="only faiss vs numpy exact search and IVF recall")
     args = parser.parse_args(argv)
+    if args.backends:
+        return backends_main(args.quick)
     exact_n = 5_000 if args.quick else 20_000
     approx_n = 20_000 if args.quick else 200_000
     sample_size = 300 if args.quick else 1000
@@ -325,7 +441,7 @@ def main(argv=None) -> int:
                               "met": recall_met},
         },
     })
-    return 0
+    return backends_main(args.quick)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,21 @@ def balanced_label(X, y, *, k: int, graph: KnnGraph | None = None,
     return _label(rows, y, k, graph, float(border_ratio), metric)
 
 
+def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None = None,
+                        border_ratio: float = BALANCED_BORDER_RATIO,
+                        metric: str = "cosine") -> LabelingResult:
+    """`balanced_label` on rows the metric has already prepared (cosine: unit float32 rows,
+    as `graph.normalize_rows_inplace` gives), without a copy of them: the files-only CLI
+    path, where X may not fit twice. Same results as `balanced_label` on the rows before
+    preparing."""
+    n = rows.shape[0]
+    y = validate_labels(y, n)
+    k = check_k(k, n)
+    graph = build_knn_graph(rows, k, method="auto", metric=metric) if graph is None \
+        else _check_graph(graph, n, k, metric)
+    return _label(rows, y, k, graph, float(border_ratio), metric)
+
+
 def auto_k(n: int, n_classes: int = 1) -> int:
     """The k class-balanced HDL uses when none is given: `BALANCED_K`, at most n-1, and at
     most half the average class size (``n / (2 · n_classes)``): on a small dataset ten

@@ -8,6 +8,12 @@
     python -m hdl_core label IMAGES --embeddings emb.npy --paths emb.paths.txt --out labels.csv
     python -m hdl_core suggest IMAGES [--n 10]
 
+At scale, without the image folder after embedding (the images may sit on a cluster):
+
+    python -m hdl_core embed IMAGES --out DIR [--engine ray] ...   (part-*.parquet + _meta.json)
+    python -m hdl_core graph DIR --k 20 --out GRAPHDIR [--method exact|approx|ivf|ray]
+    python -m hdl_core label --embeddings DIR [--graph GRAPHDIR] --seeds seeds.csv --out labels.parquet
+
 IMAGES is a folder or a .zip. Progress and the skip summary go to stderr; bad input ends
 with exit status 2 and one line saying what is wrong, never a traceback.
 """
@@ -18,7 +24,9 @@ import sys
 from pathlib import Path
 
 from .config import (DEFAULT_BATCH_SIZE, DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED,
-                     DEFAULT_NOISE_RATE, DEFAULT_VARIANT, VARIANTS)
+                     DEFAULT_NOISE_RATE, DEFAULT_VARIANT, GRAPH_K, VARIANTS)
+
+GRAPH_K_DEFAULT = GRAPH_K
 
 EXIT_BAD_INPUT = 2
 
@@ -73,8 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Label an image folder from a few seeds with Hierarchical Dynamic Labeling.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def dataset_options(sub):
-        sub.add_argument("images", metavar="IMAGES", help="a folder of images or a .zip")
+    def dataset_options(sub, images_optional=False):
+        if images_optional:
+            sub.add_argument("images", metavar="IMAGES", nargs="?", default=None,
+                             help="a folder of images or a .zip; leave out to label from "
+                                  "--embeddings DIR (and --graph GRAPHDIR) alone")
+        else:
+            sub.add_argument("images", metavar="IMAGES", help="a folder of images or a .zip")
         sub.add_argument("--seeds", metavar="CSV", help="path,label CSV of seeds (paths relative "
                          "to the dataset root); applied over class-folder seeds")
         sub.add_argument("--workspace", metavar="DIR", help="workspace folder (store, caches); "
@@ -97,10 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     label = commands.add_parser("label", help="label every image; write path,label,source,"
                                 "confidence,step,round")
-    dataset_options(label)
+    dataset_options(label, images_optional=True)
     encoder_options(label)
     label.add_argument("--out", required=True, metavar="FILE", help="output file")
-    label.add_argument("--format", choices=["csv", "json"], default=None,
+    label.add_argument("--format", choices=["csv", "json", "parquet"], default=None,
                        help="output format; default from --out's extension, else csv")
     label.add_argument("--k", default="auto", help="neighbours per point: auto or a number")
     label.add_argument("--variant", choices=list(VARIANTS), default=DEFAULT_VARIANT,
@@ -108,15 +121,45 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default); paper: the paper's Algorithm 1")
     label.add_argument("--noise-rate", type=float, default=DEFAULT_NOISE_RATE,
                        help=f"assumed seed label noise e for choosing k (default {DEFAULT_NOISE_RATE})")
-    label.add_argument("--embeddings", metavar="NPY", help="precomputed embeddings (.npy or "
-                       ".parquet) instead of encoding")
+    label.add_argument("--embeddings", metavar="NPY", help="precomputed embeddings (.npy, "
+                       ".parquet, or a folder written by embed --out DIR) instead of encoding")
+    label.add_argument("--graph", metavar="GRAPHDIR", help="a kNN graph folder written by "
+                       "`graph` for --embeddings DIR (labeling without IMAGES)")
+    label.add_argument("--no-baseline", action="store_true",
+                       help="skip the kNN-DV baseline run beside HDL")
     label.add_argument("--paths", metavar="TXT", help="path list for --embeddings .npy "
                        "(default <stem>.paths.txt)")
 
-    embed = commands.add_parser("embed", help="write embeddings (.npy + .paths.txt, or .parquet)")
+    embed = commands.add_parser("embed", help="write embeddings (.npy + .paths.txt, .parquet, "
+                                "or a folder of Parquet parts)")
     dataset_options(embed)
     encoder_options(embed)
-    embed.add_argument("--out", required=True, metavar="FILE", help="emb.npy or emb.parquet")
+    embed.add_argument("--out", required=True, metavar="FILE_OR_DIR",
+                       help="emb.npy or emb.parquet, or a folder: part-*.parquet + _meta.json")
+    embed.add_argument("--engine", choices=["local", "ray"], default="local",
+                       help="local (this process, cached per file) or ray (Ray Data over a "
+                            "cluster; --out must be a folder); default local")
+    embed.add_argument("--ray-address", metavar="ADDR", default=None,
+                       help="Ray cluster to join (default: start one on this machine)")
+    embed.add_argument("--actors", type=int, default=None,
+                       help="encoder actors (default: one per GPU share, else CPUs - 1)")
+    embed.add_argument("--gpus-per-actor", type=float, default=0.0,
+                       help="GPUs each encoder actor claims (default 0: CPUs only)")
+
+    graph = commands.add_parser("graph", help="build the kNN graph of an embeddings folder: "
+                                "indices.npy, distances.npy, _meta.json")
+    graph.add_argument("embeddings", metavar="DIR", help="a folder written by embed --out DIR")
+    graph.add_argument("--k", type=int, default=GRAPH_K_DEFAULT,
+                       help=f"neighbours per point (default {GRAPH_K_DEFAULT}, what labeling "
+                            "and choosing k need)")
+    graph.add_argument("--out", required=True, metavar="GRAPHDIR", help="output folder")
+    graph.add_argument("--method", choices=["auto", "exact", "approx", "ivf", "ray"],
+                       default="auto", help="exact, approx (pynndescent), ivf (faiss), ray (IVF "
+                       "lists on a Ray cluster); default auto")
+    graph.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (exact search)")
+    graph.add_argument("--ray-address", metavar="ADDR", default=None,
+                       help="Ray cluster for --method ray")
+    graph.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     suggest = commands.add_parser("suggest", help="which images to label by hand next, and "
                                   "which seeds look wrong")
@@ -139,7 +182,7 @@ def main(argv=None) -> int:
     from .embed import EmbeddingError, WeightsUnavailable
     from .workspace import StoreError
     try:
-        return {"app": _app, "label": _label, "embed": _embed,
+        return {"app": _app, "label": _label, "embed": _embed, "graph": _graph,
                 "suggest": _suggest}[args.command](args)
     except (ValueError, EmbeddingError, WeightsUnavailable, StoreError, OSError) as error:
         message = " ".join(str(error).split())
@@ -281,16 +324,27 @@ def _embedding(ws, args):
     return embedding
 
 
+def _output_format(args) -> tuple[Path, str]:
+    out = Path(args.out).expanduser()
+    by_suffix = {".json": "json", ".parquet": "parquet"}
+    return out, args.format or by_suffix.get(out.suffix.lower(), "csv")
+
+
 def _label(args) -> int:
     from .workspace import labels, pipeline
-    out = Path(args.out).expanduser()
-    fmt = args.format or ("json" if out.suffix.lower() == ".json" else "csv")
+    out, fmt = _output_format(args)
     if args.paths and not args.embeddings:
         raise ValueError("--paths needs --embeddings")
     intent = _intent(args.k, noise_rate=args.noise_rate)
+    if args.images is None:
+        return _label_from_files(args, intent, out, fmt)
+    if args.graph:
+        raise ValueError("--graph is for labeling from --embeddings DIR without IMAGES; "
+                         "leave out IMAGES (or --graph)")
     ws, summary = _open(args)
     embedding = _embedding(ws, args)
-    run = pipeline.run_labeling(ws, embedding, intent, variant=args.variant)
+    run = pipeline.run_labeling(ws, embedding, intent, variant=args.variant,
+                                with_baseline=not args.no_baseline)
     if not args.quiet:
         choice = run.choice
         how = "chosen by P(k)" if choice is not None and choice.reliable else (
@@ -300,44 +354,150 @@ def _label(args) -> int:
         _say(f"HDL ({args.variant}): k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "
               f"{result.n_rounds} rounds, {int(result.fallback.sum())} bridged, "
               f"{run.seconds:.2f} s", file=sys.stderr)
-    _warn_flood(ws, run, args.variant)
+    _warn_flood(run.result, ws.load_run(run.hdl_id).classes, args.variant)
     frame = labels.export_frame(ws, run.hdl_id)
-    data = pipeline.to_json_bytes(frame) if fmt == "json" else pipeline.to_csv_bytes(frame)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
+    if fmt == "parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        out.write_bytes(pipeline.to_json_bytes(frame) if fmt == "json"
+                        else pipeline.to_csv_bytes(frame))
     _write_skipped(summary, out)
     if not args.quiet:
         _say(f"wrote {len(frame)} rows to {out}", file=sys.stderr)
     return 0
 
 
-def _warn_flood(ws, run, variant: str) -> None:
+def _warn_flood(result, classes, variant: str) -> None:
     """Say on stderr when the run looks like a flood, and what to try (even with --quiet)."""
     import numpy as np
     from .flood import flood_report
-    stored = ws.load_run(run.hdl_id)
-    seeds = np.where(run.result.step < 0, run.result.labels, -1)
-    report = flood_report(run.result, seeds, class_names=stored.classes, variant=variant)
+    seeds = np.where(result.step < 0, result.labels, -1)
+    report = flood_report(result, seeds, class_names=classes, variant=variant)
     if report.flooded:
         for line in str(report).splitlines():
             _say(f"warning: {line}", file=sys.stderr)
 
 
+def _label_from_files(args, intent, out: Path, fmt: str) -> int:
+    """`label --embeddings DIR [--graph GRAPHDIR]` without IMAGES: files in, labels out."""
+    from .embed import is_embeddings_dir
+    from .workspace.files import label_from_files, write_labels
+    if not args.embeddings:
+        raise ValueError("give IMAGES, or --embeddings DIR (a folder written by "
+                         "`embed --out DIR`) to label without the images")
+    if not is_embeddings_dir(args.embeddings):
+        raise ValueError(f"--embeddings {args.embeddings}: without IMAGES this must be a folder "
+                         "written by `embed IMAGES --out DIR` (part-*.parquet + _meta.json)")
+    if args.paths:
+        raise ValueError("--paths is for a .npy file; an embeddings folder lists its paths")
+    seeds = None
+    if args.seeds:
+        seeds = Path(args.seeds).expanduser().resolve()
+        if not seeds.is_file():
+            raise ValueError(f"--seeds {args.seeds}: no such file")
+    run = label_from_files(args.embeddings, seeds_csv=seeds, graph=args.graph, intent=intent,
+                           with_baseline=not args.no_baseline,
+                           variant=args.variant)
+    result = run.result
+    if not args.quiet:
+        how = ("chosen by P(k)" if run.choice is not None and run.choice.reliable else
+               f"default ({run.choice.reason})" if run.choice is not None else
+               "class-balanced HDL's own" if intent.auto else "given")
+        agreement = ("" if run.baseline_agreement is None
+                     else f", kNN-DV agrees on {100 * run.baseline_agreement:.1f} %")
+        _say(f"HDL ({args.variant}): k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "
+              f"{result.n_rounds} rounds, {int(result.fallback.sum())} bridged, "
+              f"{sum(run.seconds.values()):.2f} s{agreement}", file=sys.stderr)
+    _warn_flood(result, run.classes, args.variant)
+    write_labels(run.table, out, fmt)
+    if not args.quiet:
+        _say(f"wrote {run.table.num_rows} rows to {out}", file=sys.stderr)
+    return 0
+
+
 def _embed(args) -> int:
     from .workspace import pipeline
-    from .embed import save_precomputed
+    from .embed import save_embeddings_dir, save_precomputed
     out = Path(args.out).expanduser()
-    if out.suffix.lower() not in (".npy", ".parquet"):
-        raise ValueError(f"--out {args.out}: use a .npy or .parquet file name")
+    to_folder = out.suffix.lower() not in (".npy", ".parquet")
+    if to_folder and out.suffix and not out.is_dir():
+        raise ValueError(f"--out {args.out}: use a .npy or .parquet file name, or a folder "
+                         "name without an extension (part-*.parquet + _meta.json)")
+    if args.engine == "ray":
+        if not to_folder:
+            raise ValueError(f"--out {args.out}: --engine ray writes a folder "
+                             "(part-*.parquet + _meta.json); give a folder name")
+        return _embed_on_ray(args, out)
     ws, summary = _open(args)
     embedding = _embedding(ws, args)
     paths = pipeline.item_frame(ws)["path"].tolist()
     out.parent.mkdir(parents=True, exist_ok=True)
-    written = save_precomputed(out, paths, embedding.X)
+    if to_folder:
+        meta = {"engine": "local", "encoder": embedding.label,
+                "cache_key": embedding.key.split("|items=")[0],
+                "model": args.model if args.encoder == "clip" else args.encoder,
+                "skipped": [{"path": p, "reason": r} for p, r in summary.skipped]}
+        written = [save_embeddings_dir(out, paths, embedding.X, meta)]
+    else:
+        written = save_precomputed(out, paths, embedding.X)
     _write_skipped(summary, out)
     if not args.quiet:
         _say(f"wrote {embedding.X.shape[0]}×{embedding.X.shape[1]} embeddings to "
               f"{', '.join(str(p) for p in written)}", file=sys.stderr)
+    return 0
+
+
+def _embed_on_ray(args, out: Path) -> int:
+    from .distributed import embed_on_ray
+    source = Path(args.images).expanduser()
+    if not source.is_dir():
+        raise ValueError(f"{args.images}: --engine ray reads a folder (every worker must see "
+                         "it at this path); extract a zip first")
+    options = {}
+    if args.encoder == "clip":
+        pretrained = None if args.pretrained.lower() in ("none", "random") else args.pretrained
+        options = {"model": args.model, "pretrained": pretrained, "batch_size": args.batch_size}
+    meta = embed_on_ray(source, out, encoder=args.encoder, options=options,
+                        address=args.ray_address, actors=args.actors,
+                        gpus_per_actor=args.gpus_per_actor, batch_size=args.batch_size,
+                        progress=_Progress("embedding on Ray", args.quiet))
+    if meta["skipped"]:
+        print(f"skipped {len(meta['skipped'])} file(s):", file=sys.stderr)
+        for entry in meta["skipped"]:
+            print(f"  {entry['path']}: {entry['reason']}", file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {meta['n']}×{meta['dim']} embeddings to {out}", file=sys.stderr)
+    return 0
+
+
+def _graph(args) -> int:
+    import time
+    from .embed import is_embeddings_dir, load_embeddings_dir
+    from .workspace.files import paths_digest, write_graph_dir
+    if not is_embeddings_dir(args.embeddings):
+        raise ValueError(f"{args.embeddings}: not an embeddings folder (part-*.parquet + "
+                         "_meta.json); write one with `embed IMAGES --out DIR`")
+    paths, X, meta = load_embeddings_dir(args.embeddings)
+    if not 1 <= args.k < len(paths):
+        raise ValueError(f"--k {args.k}: must be between 1 and {len(paths) - 1} "
+                         f"(the embeddings hold {len(paths)} images)")
+    started = time.perf_counter()
+    if args.method == "ray":
+        from .distributed import ivf_graph_on_ray
+        graph = ivf_graph_on_ray(X, args.k, address=args.ray_address)
+    else:
+        from .graph import build_knn_graph
+        graph = build_knn_graph(X, args.k, method=args.method, random_state=0,
+                                device=args.device)
+    seconds = time.perf_counter() - started
+    write_graph_dir(args.out, graph, {"method": args.method, "embeddings": str(args.embeddings),
+                                      "cache_key": meta.get("cache_key"),
+                                      "paths_digest": paths_digest(paths),
+                                      "seconds": round(seconds, 3)})
+    if not args.quiet:
+        print(f"wrote the {args.k}-neighbour graph of {len(paths)} points ({args.method}, "
+              f"{seconds:.1f} s) to {args.out}", file=sys.stderr)
     return 0
 
 

@@ -13,6 +13,7 @@ and reused by HDL, by UMAP (`to_umap_knn`) and by the app.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -24,6 +25,12 @@ import numpy as np
 # at 20k x 512 the exact search takes a few seconds on 2 cores, and pynndescent's
 # fixed costs (index build, numba compilation) only pay off beyond this size.
 EXACT_MAX_POINTS = 30_000
+# Up to this many points "auto" uses faiss IVF (when installed) beyond the exact search,
+# and pynndescent above it. Measured in fresh processes at 50k x 512 (bench/cold_bench.py):
+# IVF 13-14 s, pynndescent 40-51 s (most of it numba compiling pynndescent, again in every
+# process), exact 51-90 s; IVF grows as n^1.5 (155 s at 200k, bench/knn_bench.py
+# --backends), pynndescent about linearly after its compile: they cross near 130k.
+IVF_MAX_POINTS = 120_000
 # Peak bytes of one block of the similarity matrix in the exact search.
 BLOCK_BYTES = 64 * 2**20
 # Up to this many dimensions Euclidean distances are summed from coordinate differences
@@ -94,6 +101,33 @@ def normalize_rows(X, *, name: str = "X") -> np.ndarray:
         raise ValueError(f"{name} has zero-norm {_rows(bad)}; an all-zero embedding "
                          f"has no direction to compare by cosine: remove those points")
     return X / norms[:, None]
+
+
+def normalize_rows_inplace(X: np.ndarray, *, name: str = "X", chunk: int = 65536) -> np.ndarray:
+    """`normalize_rows` without a second copy: a float32 array's rows scaled in place.
+
+    Same values as ``normalize_rows(X)`` bit for bit (the same norm and division per
+    row); checks NaN/inf and zero rows chunk by chunk, so no (n, d) temporary is made.
+    For embeddings read from files, where X may not fit twice.
+    """
+    if not isinstance(X, np.ndarray) or X.dtype != np.float32 or X.ndim != 2 \
+            or not X.flags.writeable:
+        raise ValueError(f"{name} must be a writable 2-D float32 array to normalise in place")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {X.shape})")
+    for start in range(0, X.shape[0], chunk):
+        block = X[start:start + chunk]
+        bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+        if bad.size:
+            raise ValueError(f"{name} has NaN or inf values in {_rows(bad + start)}; "
+                             f"remove or re-embed those points")
+        norms = np.linalg.norm(block, axis=1)
+        zero = np.flatnonzero(norms == 0)
+        if zero.size:
+            raise ValueError(f"{name} has zero-norm {_rows(zero + start)}; an all-zero "
+                             f"embedding has no direction to compare by cosine: remove those points")
+        np.divide(block, norms[:, None], out=block)
+    return X
 
 
 def euclidean_points(X, *, name: str = "X") -> np.ndarray:
@@ -298,7 +332,7 @@ def check_k(k, n: int, *, name: str = "k") -> int:
 
 
 def build_knn_graph(X, k: int, *, method: str = "auto", random_state=None,
-                    metric: str = "cosine") -> KnnGraph:
+                    metric: str = "cosine", device: str = "auto") -> KnnGraph:
     """k nearest neighbours of every row of `X`, self excluded.
 
     Parameters
@@ -307,20 +341,29 @@ def build_knn_graph(X, k: int, *, method: str = "auto", random_state=None,
         Embeddings; for cosine, rows are L2-normalised here.
     k : int
         Neighbours per point, 1 <= k < n.
-    method : {"auto", "exact", "approx"}, default="auto"
-        "exact" is a blocked search with a partial sort (a matrix product, on a GPU through
-        torch when one is present, for cosine; float64 on the CPU for euclidean); "approx"
-        is pynndescent. "auto" is exact up to `EXACT_MAX_POINTS`.
+    method : {"auto", "exact", "approx", "ivf"}, default="auto"
+        "exact": every pair compared, in blocks (faiss ``IndexFlatIP`` for cosine when
+        faiss is installed, else a matrix product and a parallel running top-k; float64
+        on the CPU for euclidean). "approx": pynndescent. "ivf": faiss IVF-Flat (about
+        4·sqrt(n) k-means lists, the nearest 16 or more searched per point; needs faiss).
+        "auto" is exact up to `EXACT_MAX_POINTS`; then IVF up to `IVF_MAX_POINTS` when faiss is installed
+        (nothing to compile: the quickest in a short-lived process, see
+        `bench/cold_bench.py`), pynndescent beyond.
     random_state : int or None
-        Seed for the approximate search.
+        Seed for the approximate searches.
     metric : {"cosine", "euclidean"}, default="cosine"
         How points are compared (see `METRICS`). Euclidean rows are not normalised and the
         graph stores Euclidean distances.
+    device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
+        Where the exact cosine search runs. "auto" uses a GPU only when torch is already
+        imported in this process or faiss was built with GPUs; "cuda" asks for one (faiss-gpu,
+        else torch) and fails when there is none.
 
     Returns
     -------
     KnnGraph
-        Rows nearest first; the exact search lists equal distances by ascending index.
+        Rows nearest first; the exact search lists equal distances by ascending index,
+        whatever its backend.
 
     Examples
     --------
@@ -331,24 +374,61 @@ def build_knn_graph(X, k: int, *, method: str = "auto", random_state=None,
     [1, 0, 3, 2]
     """
     named = get_metric(metric)
-    rows = named.prepare(X)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+    _check_device(device)
+    return graph_of_prepared_rows(named.prepare(X), k, method=method,
+                                  random_state=random_state, metric=metric, device=device)
+
+
+def graph_of_prepared_rows(rows: np.ndarray, k: int, *, method: str = "auto",
+                           random_state=None, metric: str = "cosine",
+                           device: str = "auto") -> KnnGraph:
+    """`build_knn_graph` on rows the metric has already prepared, without copying them."""
+    named = get_metric(metric)
     n = rows.shape[0]
     k = check_k(k, n)
-    if method not in ("auto", "exact", "approx"):
-        raise ValueError(f"method must be 'auto', 'exact' or 'approx', got {method!r}")
     if method == "auto":
-        method = "exact" if n <= EXACT_MAX_POINTS else "approx"
-    if method == "approx" and n <= 4 * (k + 1):
-        method = "exact"   # pynndescent needs a few times k points to search at all
+        method = ("exact" if n <= EXACT_MAX_POINTS else
+                  "ivf" if n <= IVF_MAX_POINTS and _faiss() else "approx")
+    if method in ("approx", "ivf") and n <= 4 * (k + 1):
+        method = "exact"   # an index needs a few times k points to search at all
     if method == "exact":
-        indices, distances = exact_knn(rows, rows, k, exclude_self=True, metric=metric)
+        indices, distances = exact_knn(rows, rows, k, exclude_self=True, metric=metric,
+                                       device=device)
+    elif method == "ivf":
+        indices, distances = _ivf_knn(rows, k, random_state, named)
     else:
         indices, distances = _approx_knn(rows, k, random_state, metric)
     return KnnGraph(indices, distances, metric)
 
 
+METHODS = ("auto", "exact", "approx", "ivf")
+# IVF: about IVF_LISTS_PER_SQRT · sqrt(n) lists; each point searches the nearest
+# max(IVF_MIN_PROBES, IVF_PROBE_SHARE · lists) of them, so the work grows as n^1.5, not n².
+IVF_LISTS_PER_SQRT = 4
+IVF_MIN_PROBES = 16
+IVF_PROBE_SHARE = 1 / 64
+
+
+def _check_device(device) -> None:
+    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda")
+                                           or re.fullmatch(r"cuda:\d+", device)):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+
+
+def _faiss():
+    """The faiss module when installed (the ``scale`` extra), else None."""
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
+
+
 def exact_knn(queries: np.ndarray, reference: np.ndarray, k: int, *,
-              exclude_self: bool = False, metric: str = "cosine") -> tuple[np.ndarray, np.ndarray]:
+              exclude_self: bool = False, metric: str = "cosine",
+              device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Exact kNN of `queries` among `reference` rows, both already prepared for `metric`
     (cosine: L2-normalised float32, as `normalize_rows` gives; euclidean: float64).
 
@@ -356,40 +436,147 @@ def exact_knn(queries: np.ndarray, reference: np.ndarray, k: int, *,
     itself (duplicates of i still count as neighbours). Memory is bounded by one block of
     ``block_rows x len(reference)`` pairs. Rows are sorted nearest first; equal distances
     keep ascending index, also across the k-th place (a tie there never drops a lower
-    index). Returns (indices int64, distances float32), both (len(queries), k).
+    index), on every backend. Returns (indices int64, distances float32), both
+    (len(queries), k).
     """
     named = get_metric(metric)
-    torch_device = _gpu_device() if named.name == "cosine" else None
-    if torch_device is not None:
-        return _exact_knn_torch(queries, reference, k, exclude_self, torch_device)
+    if named.name == "cosine":
+        torch_device = _torch_device(device)
+        if torch_device is not None:
+            return _exact_knn_torch(queries, reference, k, exclude_self, torch_device)
+        faiss = _faiss()
+        if faiss is not None and reference.shape[0] > k:
+            return _exact_knn_faiss(faiss, queries, reference, k, exclude_self, device)
     n_q, n_ref = queries.shape[0], reference.shape[0]
     block = max(1, min(n_q, BLOCK_BYTES // (named.bytes_per_pair * max(n_ref, 1))))
     indices = np.empty((n_q, k), dtype=np.int64)
-    distances = np.empty((n_q, k), dtype=np.float32)
-    ref_t = np.ascontiguousarray(reference.T)
+    keys = np.empty((n_q, k), dtype=np.float64)
+    ref_t = reference.T     # a view: BLAS reads it transposed, no copy of the reference
     for start in range(0, n_q, block):
         stop = min(start + block, n_q)
         key = named.nearness(queries[start:stop], ref_t)
-        if exclude_self:
-            rows = np.arange(stop - start)
-            key[rows, rows + start] = np.inf
-        cand, cand_key = _candidates(key, k)
-        cand, cand_key = _settle_kth_ties(cand, cand_key, k, lambda rows: key[rows])
-        indices[start:stop] = cand
-        distances[start:stop] = named.to_distance(cand_key)
+        # the k smallest of each row by (key, column), in parallel over rows
+        _smallest_per_row(key, k, start if exclude_self else -1,
+                          indices[start:stop], keys[start:stop])
+    distances = named.to_distance(keys).astype(np.float32)
     np.maximum(distances, 0.0, out=distances)
     return indices, distances
 
 
-def _candidates(key: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the k+1 smallest keys (the whole row when that is no more), sorted by
-    (key, column)."""
-    m = key.shape[1]
-    if k + 1 >= m:
-        cand = np.broadcast_to(np.arange(m), key.shape)
-    else:
-        cand = np.argpartition(key, k, axis=1)[:, :k + 1]
-    return _sort_by_key_then_index(cand, np.take_along_axis(key, cand, axis=1))
+@numba.njit(parallel=True, cache=True)
+def _smallest_per_row(key, k, self_offset, out_index, out_key):
+    """Per row i of `key`, its k smallest entries by (value, column), ascending; column
+    ``i + self_offset`` is skipped when ``self_offset >= 0``. A running top-k: one pass
+    over the row, an insertion only when an entry beats the current k-th (columns come in
+    ascending order, so an equal value never displaces a lower column)."""
+    n_rows, n_cols = key.shape
+    for i in numba.prange(n_rows):
+        top_key = np.full(k, np.inf)
+        top_index = np.full(k, -1, np.int64)
+        skip = i + self_offset if self_offset >= 0 else -1
+        filled = 0
+        for j in range(n_cols):
+            if j == skip:
+                continue
+            value = np.float64(key[i, j])
+            if filled == k and value >= top_key[k - 1]:
+                continue
+            pos = filled if filled < k else k - 1
+            while pos > 0 and top_key[pos - 1] > value:
+                if pos < k:
+                    top_key[pos] = top_key[pos - 1]
+                    top_index[pos] = top_index[pos - 1]
+                pos -= 1
+            top_key[pos] = value
+            top_index[pos] = j
+            if filled < k:
+                filled += 1
+        for t in range(k):
+            out_index[i, t] = top_index[t]
+            out_key[i, t] = top_key[t]
+
+
+def _exact_knn_faiss(faiss, queries, reference, k, exclude_self, device):
+    """Cosine `exact_knn` by faiss (``IndexFlatIP``; on a GPU with faiss-gpu when asked
+    for or present).
+
+    faiss rounds the same product differently by position (two copies of a row can get
+    similarities an ulp apart) and lists equal ones in no set order, so a row whose first
+    k+1 similarities come closer to each other than both searches' rounding allows is
+    redone by the blocked search of this module: every row then lists what that search
+    lists, ties by ascending index.
+    """
+    index = faiss.IndexFlatIP(reference.shape[1])
+    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    if device.startswith("cuda") and gpus == 0:
+        raise ValueError(f"device={device!r} but faiss sees no GPU (faiss-cpu is installed); "
+                         "install faiss-gpu, or use device='cpu'")
+    if gpus and device != "cpu":
+        number = int(device.split(":")[1]) if ":" in device else 0
+        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), number, index)
+    reference = np.ascontiguousarray(reference, dtype=np.float32)
+    index.add(reference)
+    n_q, d = queries.shape
+    width = min(k + (2 if exclude_self else 1), reference.shape[0])
+    # both searches are within d·2^-24 of the exact product of unit rows
+    too_close = 2.0 * d * 2.0 ** -24
+    indices = np.empty((n_q, k), np.int64)
+    keys = np.empty((n_q, k))
+    chunk = max(1024, BLOCK_BYTES // (4 * max(width, 1) * 16))
+    for start in range(0, n_q, chunk):
+        stop = min(start + chunk, n_q)
+        sim, cand = index.search(np.ascontiguousarray(queries[start:stop], np.float32), width)
+        key = -sim.astype(np.float64)
+        if exclude_self:
+            key[cand == np.arange(start, stop)[:, None]] = np.inf
+        order = np.argsort(key, axis=1, kind="stable")
+        cand, key = np.take_along_axis(cand, order, 1), np.take_along_axis(key, order, 1)
+        gaps = np.diff(key[:, :k + 1], axis=1) if width > 1 else np.ones((stop - start, 1))
+        redo = np.flatnonzero((gaps <= too_close).any(axis=1))
+        if redo.size:
+            redo_index = np.empty((redo.size, k), np.int64)
+            redo_key = np.empty((redo.size, k))
+            for a in range(0, redo.size, 256):
+                part = redo[a:a + 256]
+                full = _negated_cosine(np.ascontiguousarray(queries[start + part], np.float32),
+                                       reference.T)
+                if exclude_self:
+                    full[np.arange(part.size), start + part] = np.inf
+                _smallest_per_row(full, k, -1, redo_index[a:a + 256], redo_key[a:a + 256])
+            cand[redo, :k], key[redo, :k] = redo_index, redo_key
+        indices[start:stop] = cand[:, :k]
+        keys[start:stop] = key[:, :k]
+    distances = (1.0 + keys).astype(np.float32)
+    np.maximum(distances, 0.0, out=distances)
+    return indices, distances
+
+
+def _ivf_knn(rows: np.ndarray, k: int, random_state, named: Metric):
+    """Approximate kNN by faiss IVF-Flat: k-means lists trained on a sample, each point
+    searched in `IVF_PROBE_SHARE` of the lists nearest to it; self dropped."""
+    faiss = _faiss()
+    if faiss is None:
+        raise ValueError("method='ivf' needs faiss: pip install faiss-cpu (or hdl-studio[scale]); "
+                         "method='approx' (pynndescent) needs nothing more")
+    n, d = rows.shape
+    data = np.ascontiguousarray(rows, dtype=np.float32)
+    n_lists = int(max(1, min(n // 39, round(IVF_LISTS_PER_SQRT * math.sqrt(n)))))
+    kind = faiss.METRIC_INNER_PRODUCT if named.exact_pair == 0 else faiss.METRIC_L2
+    quantizer = faiss.IndexFlatIP(d) if named.exact_pair == 0 else faiss.IndexFlatL2(d)
+    index = faiss.IndexIVFFlat(quantizer, d, n_lists, kind)
+    index.cp.seed = 0 if random_state is None else int(random_state)
+    sample = np.random.default_rng(random_state).choice(n, min(n, 64 * n_lists), replace=False)
+    index.train(data[np.sort(sample)])
+    index.add(data)
+    index.nprobe = min(n_lists, max(IVF_MIN_PROBES, math.ceil(n_lists * IVF_PROBE_SHARE)))
+    found, idx = index.search(data, k + 1)
+    missing = idx < 0
+    if missing.any():       # a row whose probed lists hold fewer than k+1 points
+        rows_short = np.flatnonzero(missing.any(axis=1))
+        index.nprobe = n_lists
+        found[rows_short], idx[rows_short] = index.search(data[rows_short], k + 1)
+    dist = 1.0 - found if named.exact_pair == 0 else np.sqrt(np.maximum(found, 0.0))
+    return _drop_self(idx.astype(np.int64), dist.astype(np.float32), k)
 
 
 def _sort_by_key_then_index(cand, cand_key):
@@ -412,17 +599,36 @@ def _settle_kth_ties(cand, cand_key, k, full_rows):
     return cand[:, :k], cand_key[:, :k]
 
 
-def _gpu_device():
-    """A CUDA device when torch is installed and sees one; never imports torch otherwise."""
-    if "torch" not in sys.modules:
-        import importlib.util
-        if importlib.util.find_spec("torch") is None:
+def _torch_device(device: str):
+    """The torch device for the exact cosine search, or None for the CPU search.
+
+    Never imports torch to ask for a GPU it was not asked about (an import costs seconds
+    and hundreds of MiB): with "auto" a GPU is used only when torch is already imported
+    and sees one, and faiss has none; with "cuda" torch is imported and must see one.
+    """
+    if device == "cpu":
+        return None
+    if device == "auto":
+        torch = sys.modules.get("torch")
+        if torch is None:
             return None
+        faiss = _faiss() if "faiss" in sys.modules else None
+        if faiss is not None and getattr(faiss, "get_num_gpus", lambda: 0)():
+            return None
+        try:
+            return torch.device("cuda") if torch.cuda.is_available() else None
+        except Exception:  # a broken torch install must not break the CPU path
+            return None
+    faiss = _faiss()
+    if faiss is not None and getattr(faiss, "get_num_gpus", lambda: 0)():
+        return None                                        # faiss-gpu serves it
     try:
         import torch
-    except Exception:  # a broken torch install must not break the CPU path
-        return None
-    return torch.device("cuda") if torch.cuda.is_available() else None
+    except ImportError:
+        raise ValueError(f"device={device!r} needs torch or faiss-gpu; neither is installed") from None
+    if not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but torch sees no CUDA GPU; use device='cpu'")
+    return torch.device(device)
 
 
 def _exact_knn_torch(queries, reference, k, exclude_self, device):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .bridge import LabeledGroups, distinct_rows
 from .graph import KnnGraph, build_knn_graph, check_k, exact_knn, get_metric, nearest_exactly
 
 _DONE, _STALLED = 0, 1
@@ -122,8 +123,10 @@ def _check_graph(graph: KnnGraph, n: int, k: int, metric: str = "cosine") -> Knn
     idx = graph.indices
     if idx.min() < 0 or idx.max() >= n:
         raise ValueError(f"graph.indices must lie in [0, {n - 1}]")
-    if (idx == np.arange(n)[:, None]).any():
-        raise ValueError("graph lists a point as its own neighbour; KnnGraph excludes self")
+    for start in range(0, n, 1 << 20):      # in chunks: no n·k temporary at 100M points
+        rows = idx[start:start + (1 << 20)]
+        if (rows == np.arange(start, start + rows.shape[0])[:, None]).any():
+            raise ValueError("graph lists a point as its own neighbour; KnnGraph excludes self")
     return graph
 
 
@@ -175,8 +178,16 @@ def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None,
     >>> hdl_label(X, np.array([0, -1, 1, -1]), k=1).labels.tolist()
     [0, 0, 1, 1]
     """
-    named = get_metric(metric)
-    rows = named.prepare(X)
+    return label_prepared_rows(get_metric(metric).prepare(X), y, k=k, graph=graph,
+                               metric=metric)
+
+
+def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None = None,
+                        metric: str = "cosine") -> LabelingResult:
+    """`hdl_label` on rows the metric has already prepared (cosine: unit float32 rows, as
+    `graph.normalize_rows` or `graph.normalize_rows_inplace` give), without a copy of them:
+    the graph-only CLI path, where X may not fit twice. Same results as `hdl_label` on the
+    rows before preparing."""
     n = rows.shape[0]
     y = validate_labels(y, n)
     k = check_k(k, n)
@@ -272,46 +283,219 @@ class _KernelState:
                    np.empty(n_unlabeled, np.int64))
 
 
-class _Bridge:
-    """Nearest labeled point of every unlabeled point, updated only when a bridge is needed.
+# Share of (vector, leaf) pairs the bounds leave to compare past which a labeling stops
+# building trees (see `_Bridge.exhaustive`).
+EXHAUSTIVE_SHARE = 0.9
 
-    Each unlabeled row is scanned fast (cosine: float32 BLAS, half the cost of float64),
-    and every labeled point within the scan's rounding bound of the row's best is then
-    compared again in float64 (`graph.nearest_exactly`), so the result is that of an exact
-    float64 search and does not depend on how the scan is blocked. Nearness is ``-cos`` or
-    the squared Euclidean distance: smaller is nearer. Ties go to the lowest unlabeled index, then
-    to the lowest labeled index.
+
+class _Bridge:
+    """The unlabeled point nearest to any labeled point, without the all-pairs scan.
+
+    Identical rows are one vector (`bridge.distinct_rows`): a folder with many copies of
+    an image is searched over its distinct images. Labeled vectors are kept in trees
+    (`bridge.LabeledGroups`: 2-means halves, balls above, leaves with a centre, a few
+    main directions and two radii), one tree per batch labeled between two bridges, never
+    changed. Every vector v with an unlabeled copy keeps ``best[v]`` (its nearest labeled
+    vector among the leaves compared with it so far, exactly in float64) and ``pend[v]``
+    (a lower bound for the nodes skipped for it). A node is skipped when its bound exceeds
+    ``tau``, the best pair found so far; the search ends when no vector has
+    ``pend <= tau``, so every pair that could be nearer than, or tie with, the answer has
+    been compared exactly (`graph.nearest_exactly`). The answer is the exact rule's,
+    whatever the grouping: nearness ``-cos`` or the squared Euclidean distance, smaller is
+    nearer; ties go to the lowest unlabeled index, then to the lowest labeled index.
     """
 
-    BLOCK = 4096
+    BLOCK = 4096        # vectors bounded, and labeled vectors compared, at once
+    PROBE = 64          # vectors led to one leaf each for a first tau (see `_probe`)
 
     def __init__(self, rows: np.ndarray, seed_mask: np.ndarray, metric: str = "cosine"):
         self.metric = get_metric(metric)
         self.X = np.ascontiguousarray(rows)       # as the metric prepared them
-        self.best = np.full(rows.shape[0], np.inf)
-        self.best_src = np.full(rows.shape[0], np.iinfo(np.int64).max, np.int64)
-        self.pending = list(np.flatnonzero(seed_mask))
+        self.pending = np.flatnonzero(seed_mask)
         self.synced_steps = 0
+        self.groups = None      # built at the first bridge: a labeling without one pays nothing
 
-    def _nearest(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each of `rows`, the float64 nearness and index of its nearest of `cols`."""
-        return nearest_exactly(self.metric, self.X[rows], self.X[cols], cols)
+    def _start(self) -> None:
+        self.vector, self.first = distinct_rows(self.X)     # point -> vector -> first copy
+        n_vectors = self.first.size
+        self.groups = LabeledGroups(self.X)
+        self.grouped = np.zeros(n_vectors, np.bool_)
+        self.lowest_labeled = np.full(n_vectors, np.iinfo(np.int64).max, np.int64)
+        self.best = np.full(n_vectors, np.inf)
+        self.best_src = np.full(n_vectors, np.iinfo(np.int64).max, np.int64)
+        self.pend = np.full(n_vectors, np.inf)
+        # best_src names the lowest labeled copy as it was when scanned; once a lower copy
+        # of a grouped vector gets labeled, the answer's source is looked up again
+        self.sources_stale = False
+        # set when the bounds prune almost nothing (embeddings with isotropic noise): then
+        # new labeled vectors are compared with every unlabeled one outright, no trees
+        self.exhaustive = False
+        self.loose = np.empty(0, np.int64)      # labeled first copies outside any tree
 
     def next(self, labeled: np.ndarray, order: np.ndarray) -> tuple[int, int, float]:
-        new = np.sort(np.concatenate([np.asarray(self.pending, np.int64),
-                                      order[self.synced_steps:]]))
-        self.pending, self.synced_steps = [], len(order)
+        if self.groups is None:
+            self._start()
+        new = np.concatenate([self.pending, order[self.synced_steps:]])
+        self.pending, self.synced_steps = new[:0], len(order)
+        new_vectors = self.vector[new]
+        if (self.grouped[new_vectors] & (new < self.lowest_labeled[new_vectors])).any():
+            self.sources_stale = True
+        np.minimum.at(self.lowest_labeled, new_vectors, new)
+        fresh = np.unique(new_vectors[~self.grouped[new_vectors]])
+        self.grouped[fresh] = True
         unlabeled = np.flatnonzero(~labeled)
-        for u_start in range(0, unlabeled.size, self.BLOCK):
-            rows = unlabeled[u_start:u_start + self.BLOCK]
-            for n_start in range(0, new.size, self.BLOCK):
-                near, src = self._nearest(rows, new[n_start:n_start + self.BLOCK])
-                better = (near < self.best[rows]) | ((near == self.best[rows])
-                                                     & (src < self.best_src[rows]))
-                self.best[rows[better]] = near[better]
-                self.best_src[rows[better]] = src[better]
-        pick = unlabeled[np.argmin(self.best[unlabeled])]   # ties: lowest index
-        return int(pick), int(self.best_src[pick]), float(self.best[pick])
+        # each vector with unlabeled copies once, by its lowest unlabeled copy (ties go there)
+        vectors, at = np.unique(self.vector[unlabeled], return_index=True)
+        lowest_unlabeled = unlabeled[at]
+        self.tau = self.best[vectors].min()
+        if self.exhaustive:
+            self._compare_all(vectors, self.first[fresh])
+            self.loose = np.concatenate([self.loose, self.first[fresh]])
+        else:
+            added = self.groups.add(self.first[fresh], seed=len(order))
+            if added is not None:
+                self._compare(vectors, [added])
+        while True:
+            self.tau = self.best[vectors].min()
+            pend = self.pend[vectors]
+            need = vectors[(pend <= self.tau) & np.isfinite(pend)]
+            if need.size == 0:
+                break
+            # groups bounded below pend were compared already; only the rest are left
+            floor = self.pend[need]
+            self.pend[need] = np.inf
+            self._compare(need, self.groups.roots, floor)
+        tied = np.flatnonzero(self.best[vectors] == self.tau)
+        pick = tied[np.argmin(lowest_unlabeled[tied])]
+        source = (self._lowest_source(vectors[pick]) if self.sources_stale
+                  else int(self.best_src[vectors[pick]]))
+        return int(lowest_unlabeled[pick]), source, float(self.tau)
+
+    def _compare(self, vectors: np.ndarray, roots, floor: np.ndarray | None = None) -> None:
+        """Walk the trees under `roots` for `vectors`, block by block: a node whose bound
+        exceeds tau is skipped (its bound kept in ``pend``), a leaf within tau is compared
+        row by row. A leaf bounded below ``floor`` (per vector) was compared with that
+        vector before and is left out."""
+        groups = self.groups
+        for start in range(0, vectors.size, self.BLOCK):
+            block = vectors[start:start + self.BLOCK]
+            rows = self.X[self.first[block]]
+            below = None if floor is None else floor[start:start + self.BLOCK, None]
+            if not np.isfinite(self.tau):
+                self._probe(block[:self.PROBE], rows[:self.PROBE], roots)
+            pend = np.full(block.size, np.inf)
+            nodes = np.asarray(roots, np.int64)
+            alive = np.ones((block.size, nodes.size), np.bool_)
+            while nodes.size:
+                bound = self._nearness_bounds(rows, nodes)
+                leaf = groups.node_leaf[nodes] >= 0
+                if below is not None:
+                    # bounds are recomputed here, in blocks of another shape: allow for rounding
+                    alive &= ~(leaf[None, :] & (bound < below - 1e-3 * (1.0 + np.abs(below))))
+                skip = alive & (bound > self.tau)
+                pend = np.minimum(pend, np.where(skip, bound, np.inf).min(axis=1))
+                alive &= ~skip
+                if start == 0 and leaf.any() and alive[:, leaf].mean() > EXHAUSTIVE_SHARE:
+                    self.exhaustive = True      # from the next batch of labeled vectors on
+                # leaves nearest first: tau tightens as they are compared
+                leaves = np.flatnonzero(leaf & alive.any(axis=0))
+                leaves = leaves[np.argsort(np.where(alive, bound, np.inf)[:, leaves].min(axis=0),
+                                           kind="stable")]
+                for position, j in enumerate(leaves):
+                    late = alive[:, j] & (bound[:, j] > self.tau)
+                    pend[late] = np.minimum(pend[late], bound[late, j])
+                    alive[:, j] &= ~late
+                    rest = leaves[position:]
+                    if position and alive[:, rest].mean() > 0.5:
+                        # the bounds prune little here: one product over every leaf left
+                        # (a pair they would have skipped is compared too, to no harm)
+                        pend = np.minimum(pend, self._scan_leaves(block, rows, nodes[rest],
+                                                                  alive[:, rest]))
+                        break
+                    near = np.flatnonzero(alive[:, j])
+                    if near.size:
+                        self._scan(block[near], rows[near],
+                                   groups.members[groups.node_leaf[nodes[j]]])
+                inner = np.flatnonzero(~leaf & alive.any(axis=0))
+                nodes = groups.node_children[nodes[inner]].ravel()
+                alive = np.repeat(alive[:, inner], 2, axis=1)
+            self.pend[block] = np.minimum(self.pend[block], pend)
+
+    def _compare_all(self, vectors: np.ndarray, members: np.ndarray) -> None:
+        """Every one of `vectors` against every labeled vector in `members`, in big blocks."""
+        for start in range(0, vectors.size, self.BLOCK):
+            block = vectors[start:start + self.BLOCK]
+            rows = self.X[self.first[block]]
+            for m_start in range(0, members.size, self.BLOCK):
+                self._scan(block, rows, members[m_start:m_start + self.BLOCK])
+
+    def _scan_leaves(self, block, rows, leaf_nodes, alive) -> np.ndarray:
+        """Every row still within tau of any of `leaf_nodes` against all their members, in
+        big blocks; returns the bound of the rows left out (inf for the rows compared)."""
+        groups = self.groups
+        bound = np.where(alive, self._nearness_bounds(rows, leaf_nodes), np.inf)
+        compared = (bound <= self.tau).any(axis=1)
+        members = np.concatenate([groups.members[groups.node_leaf[node]]
+                                  for node in leaf_nodes])
+        near = np.flatnonzero(compared)
+        if near.size:
+            for start in range(0, members.size, self.BLOCK):
+                self._scan(block[near], rows[near], members[start:start + self.BLOCK])
+        return np.where(compared, np.inf, bound.min(axis=1))
+
+    def _probe(self, vectors: np.ndarray, rows: np.ndarray, roots) -> None:
+        """A first tau: each of a few vectors compared with the leaf it reaches by always
+        taking the nearer-bounded child."""
+        groups = self.groups
+        for vector, row in zip(vectors, rows):
+            row = row[None]
+            roots_ = np.asarray(roots, np.int64)
+            node = roots_[np.argmin(self._nearness_bounds(row, roots_)[0])]
+            while groups.node_leaf[node] < 0:
+                children = groups.node_children[node]
+                node = children[np.argmin(self._nearness_bounds(row, children)[0])]
+            self._scan(np.array([vector]), row, groups.members[groups.node_leaf[node]])
+
+    def _leaves_within(self, row: np.ndarray, limit: float) -> list[int]:
+        """Leaves whose bound for `row` does not exceed `limit`."""
+        groups = self.groups
+        found, nodes = [], np.asarray(groups.roots, np.int64)
+        while nodes.size:
+            keep = nodes[self._nearness_bounds(row[None], nodes)[0] <= limit]
+            leaf = groups.node_leaf[keep] >= 0
+            found += groups.node_leaf[keep[leaf]].tolist()
+            nodes = groups.node_children[keep[~leaf]].ravel()
+        return found
+
+    def _nearness_bounds(self, rows: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """Lower bounds of the nearness of `rows` to the labeled members under each node."""
+        squared = self.groups.node_bounds(rows, nodes)
+        if self.metric.exact_pair == 1:
+            return squared
+        # -u·l = (|u - l|² - |u|² - |l|²) / 2, with |l| at most the largest labeled norm
+        u_sq = np.einsum("ij,ij->i", rows, rows).astype(np.float64)
+        return (squared - u_sq[:, None] - self.groups.largest_norm ** 2) / 2.0 - 1e-6
+
+    def _scan(self, vectors: np.ndarray, rows: np.ndarray, members: np.ndarray) -> None:
+        """Compare `vectors` (their `rows`) with the labeled `members` (first copies)
+        exactly; ties go to the lowest labeled copy."""
+        near, src = nearest_exactly(self.metric, rows, self.X[members],
+                                    self.lowest_labeled[self.vector[members]])
+        best, best_src = self.best[vectors], self.best_src[vectors]
+        better = (near < best) | ((near == best) & (src < best_src))
+        self.best[vectors[better]] = near[better]
+        self.best_src[vectors[better]] = src[better]
+        self.tau = min(self.tau, float(near.min()))
+
+    def _lowest_source(self, vector: int) -> int:
+        """The lowest labeled index among the labeled points at the answer's nearness."""
+        row = self.X[self.first[vector]]
+        members = np.concatenate([self.groups.members[g]
+                                  for g in self._leaves_within(row, self.tau)] + [self.loose])
+        # the scan breaks ties by the value given per column: the lowest labeled copy
+        _, src = nearest_exactly(self.metric, row[None], self.X[members],
+                                 self.lowest_labeled[self.vector[members]])
+        return int(src[0])
 
 
 @numba.njit(cache=True)

@@ -212,7 +212,9 @@ def test_label_a_zip_and_rerun_after_the_zip_changed(capsys, colours, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["not a zip", "no seeds", "missing input", "bad k",
-                                  "paths without embeddings", "embed to csv"])
+                                  "paths without embeddings", "embed to csv",
+                                  "no images, no folder", "no images, a npy",
+                                  "graph of no folder"])
 def test_bad_input_exits_2_with_one_error_line(capsys, roots, tmp_path, case):
     folder = roots[0] / "plain"
     write_colour_folder(folder, seeds=0, unlabeled=2)
@@ -229,8 +231,14 @@ def test_bad_input_exits_2_with_one_error_line(capsys, roots, tmp_path, case):
         "paths without embeddings": (["label", folder, "--out", out, "--paths", "p.txt"],
                                      ["--paths needs --embeddings"]),
         "embed to csv": (["embed", folder, "--out", tmp_path / "emb.csv"], [".npy or .parquet"]),
+        "no images, no folder": (["label", "--out", out], ["--embeddings DIR"]),
+        "no images, a npy": (["label", "--out", out, "--embeddings", tmp_path / "e.npy"],
+                             ["must be a folder written by `embed IMAGES --out DIR`"]),
+        "graph of no folder": (["graph", tmp_path, "--out", tmp_path / "g"],
+                               ["not an embeddings folder"]),
     }[case]
-    status, _, err = run_cli(capsys, *argv, "--encoder", "pixels", "--quiet")
+    status, _, err = run_cli(capsys, *argv, *(["--encoder", "pixels"] if argv[0] != "graph"
+                                              else []), "--quiet")
     assert_one_line_error(status, err, *fragments)
     assert not out.exists()
 
@@ -407,8 +415,10 @@ def test_app_without_the_dashboards_files_says_where_to_run_it(monkeypatch, caps
 
 @pytest.mark.parametrize("command, options", [
     ("label", ["--out", "--seeds", "--encoder", "--k", "--format", "--embeddings", "--paths",
-               "--workspace", "--device", "--pretrained"]),
-    ("embed", ["--out", "--encoder", "--model", "--batch-size"]),
+               "--workspace", "--device", "--pretrained", "--graph", "--no-baseline"]),
+    ("embed", ["--out", "--encoder", "--model", "--batch-size", "--engine", "--ray-address",
+               "--actors", "--gpus-per-actor"]),
+    ("graph", ["--k", "--out", "--method", "--device", "--ray-address"]),
     ("suggest", ["--n", "--k", "--seeds", "--leave-one-out"]),
     ("app", ["--port", "--address"]),
 ])
@@ -425,7 +435,7 @@ def test_help_of_each_command_lists_its_options(capsys, command, options):
 def test_no_command_prints_the_overview(capsys):
     status, out, _ = run_cli(capsys)
     assert status == 0
-    assert all(command in out for command in ("label", "embed", "suggest"))
+    assert all(command in out for command in ("label", "embed", "graph", "suggest"))
 
 
 @pytest.mark.slow
@@ -447,3 +457,86 @@ def test_module_entry_point_exit_status_and_streams(colours, tmp_path, roots):
     assert failed.returncode == 2 and failed.stdout == ""
     assert failed.stderr.startswith("error: broken.zip is not a zip archive")
     assert failed.stderr.count("\n") == 1 and "Traceback" not in failed.stderr
+
+
+# --------------------------------------------------------------------------- from files, at scale
+
+def test_label_from_an_embeddings_folder_equals_label_from_the_folder(capsys, roots, tmp_path):
+    # unseeded colours need bridges; a seed CSV adds one seed and unseeds another
+    folder = roots[0] / "mixed"
+    truth = write_colour_folder(folder, seeds=2, unlabeled=5, seeded=["red", "green"])
+    (folder / "unlabeled" / "noise.png").write_bytes(b"not an image")
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("path,label\nunlabeled/green3.png,green\nred/red1.png,\n", encoding="utf-8")
+    direct = tmp_path / "direct.csv"
+    status, _, err = label(capsys, folder, direct, "--seeds", seeds, "--workspace", tmp_path / "w1")
+    assert status == 0, err
+
+    embeddings = tmp_path / "emb"
+    status, _, err = run_cli(capsys, "embed", folder, "--out", embeddings, "--encoder", "pixels",
+                             "--workspace", tmp_path / "w2")
+    assert status == 0, err
+    meta = json.loads((embeddings / "_meta.json").read_text())
+    assert meta["n"] == len(truth) and meta["dim"] == 768 and meta["engine"] == "local"
+    assert [entry["path"] for entry in meta["skipped"]] == ["unlabeled/noise.png"]
+    assert meta["skipped"][0]["reason"].startswith("not an image")
+    assert meta["cache_key"].startswith("pixels-")
+
+    from_files = tmp_path / "from-files.csv"
+    status, _, err = run_cli(capsys, "label", "--embeddings", embeddings, "--seeds", seeds,
+                             "--out", from_files)
+    assert status == 0, err
+    assert "bridged" in err and "kNN-DV agrees on" in err
+    assert from_files.read_bytes() == direct.read_bytes()
+    assert set(read_labels(from_files)["source"]) >= {"seed", "hdl", "fallback"}
+
+    # the paper's variant from files is the paper's variant from the folder too
+    direct_paper, files_paper = tmp_path / "direct-paper.csv", tmp_path / "files-paper.csv"
+    status, _, err = label(capsys, folder, direct_paper, "--seeds", seeds, "--variant", "paper",
+                           "--workspace", tmp_path / "w1")
+    assert status == 0, err
+    status, _, err = run_cli(capsys, "label", "--embeddings", embeddings, "--seeds", seeds,
+                             "--variant", "paper", "--out", files_paper)
+    assert status == 0 and "HDL (paper)" in err, err
+    assert files_paper.read_bytes() == direct_paper.read_bytes()
+
+    graph = tmp_path / "graph"
+    status, _, err = run_cli(capsys, "graph", embeddings, "--k", "6", "--out", graph)
+    assert status == 0, err
+    indices, distances = np.load(graph / "indices.npy"), np.load(graph / "distances.npy")
+    assert indices.dtype == np.int32 and distances.dtype == np.float16
+    assert indices.shape == (len(truth), 6)
+    with_graph = tmp_path / "with-graph.parquet"
+    status, _, err = run_cli(capsys, "label", "--embeddings", embeddings, "--graph", graph,
+                             "--seeds", seeds, "--k", "3", "--out", with_graph, "--no-baseline")
+    assert status == 0, err and "kNN-DV" not in err
+    direct_k3 = tmp_path / "direct-k3.csv"
+    status, _, err = label(capsys, folder, direct_k3, "--seeds", seeds, "--k", "3",
+                           "--workspace", tmp_path / "w3", "--no-baseline", "--quiet")
+    assert status == 0, err
+    a = read_labels(direct_k3)
+    b = pd.read_parquet(with_graph)
+    assert list(b.columns) == EXPORT_COLUMNS
+    pd.testing.assert_frame_equal(a[["path", "label", "source", "step", "round"]],
+                                  b[["path", "label", "source", "step", "round"]].astype(
+                                      {"label": str, "source": object}), check_dtype=False)
+    np.testing.assert_allclose(a["confidence"], b["confidence"], rtol=1e-5)
+
+
+def test_a_graph_too_small_or_of_other_embeddings_is_refused(capsys, colours, tmp_path):
+    folder, _ = colours
+    emb_a, emb_b = tmp_path / "a", tmp_path / "b"
+    for emb, size in ((emb_a, None), (emb_b, 2)):
+        if size:
+            (folder / "unlabeled" / "red2.png").unlink()
+        status, _, err = run_cli(capsys, "embed", folder, "--out", emb, "--encoder", "pixels",
+                                 "--workspace", tmp_path / f"ws-{emb.name}", "--quiet")
+        assert status == 0, err
+    status, _, err = run_cli(capsys, "graph", emb_a, "--k", "3", "--out", tmp_path / "g", "--quiet")
+    assert status == 0, err
+    status, _, err = run_cli(capsys, "label", "--embeddings", emb_b, "--graph", tmp_path / "g",
+                             "--out", tmp_path / "x.csv", "--quiet")
+    assert_one_line_error(status, err, "was built from other embeddings", "hdl-studio graph")
+    status, _, err = run_cli(capsys, "label", "--embeddings", emb_a, "--graph", tmp_path / "g",
+                             "--k", "5", "--out", tmp_path / "x.csv", "--quiet")
+    assert_one_line_error(status, err, "has 3 neighbours per point but k=5")

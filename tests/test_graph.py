@@ -157,7 +157,7 @@ def test_torch_search_settles_ties_as_the_numpy_search(monkeypatch):
     rng = np.random.default_rng(10)
     X = np.repeat(rng.normal(size=(15, 6)), 5, axis=0)[rng.permutation(75)]
     cpu = build_knn_graph(X, 7, method="exact")
-    monkeypatch.setattr("hdl_core.graph._gpu_device", lambda: torch.device("cpu"))
+    monkeypatch.setattr("hdl_core.graph._torch_device", lambda device: torch.device("cpu"))
     on_torch = build_knn_graph(X, 7, method="exact")
     np.testing.assert_array_equal(on_torch.indices, cpu.indices)
     np.testing.assert_allclose(on_torch.distances, cpu.distances, atol=1e-6)
@@ -197,3 +197,103 @@ def test_euclidean_points_may_be_zero_but_not_overflow():
         build_knn_graph(np.array([[0.0, 0], [1e200, 0], [0, 1]]), 1, metric="euclidean")
     with pytest.raises(ValueError, match="NaN or inf values in row 2"):
         build_knn_graph(np.array([[0.0, 0], [1, 0], [np.nan, 1]]), 1, metric="euclidean")
+
+
+# ------------------------------------------------------------------ backends
+
+def numpy_search(monkeypatch):
+    """Force the blocked numpy search (no faiss)."""
+    monkeypatch.setattr("hdl_core.graph._faiss", lambda: None)
+
+
+@pytest.mark.parametrize("copies", [1, 6])
+def test_faiss_exact_search_equals_the_blocked_numpy_search_ties_by_index(copies, monkeypatch):
+    # faiss gives two copies of a row similarities an ulp apart and lists equal ones in no
+    # set order; the graph must still be the numpy search's, ties by ascending index
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(20)
+    X = np.repeat(rng.normal(size=(400 // copies, 64)), copies, axis=0)
+    X = X[rng.permutation(X.shape[0])]
+    with_faiss = build_knn_graph(X, 8, method="exact")
+    numpy_search(monkeypatch)
+    monkeypatch.setattr("hdl_core.graph.BLOCK_BYTES", 4 * X.shape[0] * 13)
+    blocked = build_knn_graph(X, 8, method="exact")
+    np.testing.assert_array_equal(with_faiss.indices, blocked.indices)
+    np.testing.assert_allclose(with_faiss.distances, blocked.distances, atol=1e-6)
+    if copies > 1:
+        sim = normalize_rows(X) @ normalize_rows(X).T
+        np.fill_diagonal(sim, -np.inf)
+        by_index = np.lexsort((np.broadcast_to(np.arange(X.shape[0]), sim.shape), -sim), axis=1)
+        np.testing.assert_array_equal(blocked.indices[:, :copies - 1], by_index[:, :copies - 1])
+
+
+def test_running_top_k_equals_a_full_sort_by_value_then_column():
+    from hdl_core.graph import _smallest_per_row
+    rng = np.random.default_rng(21)
+    key = rng.integers(0, 5, size=(50, 40)).astype(np.float32)     # ties everywhere
+    index, value = np.empty((50, 6), np.int64), np.empty((50, 6))
+    _smallest_per_row(key, 6, 3, index, value)                      # row i skips column i+3
+    for i in range(50):
+        order = [j for j in np.lexsort((np.arange(40), key[i])) if j != i + 3][:6]
+        assert index[i].tolist() == order
+
+
+@pytest.mark.slow
+def test_ivf_graph_recall_against_exact():
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(22)
+    centers = rng.normal(size=(30, 32))
+    X = centers[rng.integers(0, 30, 6000)] + 0.3 * rng.normal(size=(6000, 32))
+    exact = build_knn_graph(X, 10, method="exact")
+    ivf = build_knn_graph(X, 10, method="ivf", random_state=0)
+    assert not (ivf.indices == np.arange(6000)[:, None]).any()
+    assert (np.diff(ivf.distances, axis=1) >= -1e-6).all()
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(ivf.indices, exact.indices)])
+    assert recall >= 0.95
+
+
+def test_ivf_without_faiss_says_how_to_get_it(monkeypatch):
+    numpy_search(monkeypatch)
+    with pytest.raises(ValueError, match="pip install faiss-cpu"):
+        build_knn_graph(np.random.default_rng(23).normal(size=(200, 4)), 3, method="ivf")
+
+
+def test_device_is_checked_and_cuda_without_a_gpu_is_refused():
+    X = np.random.default_rng(24).normal(size=(30, 4))
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"):
+        build_knn_graph(X, 3, device="gpu")
+    import importlib.util
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+        if not torch.cuda.is_available():
+            with pytest.raises(ValueError, match="no (CUDA )?GPU"):
+                build_knn_graph(X, 3, method="exact", device="cuda")
+
+
+def test_cpu_searches_never_import_torch():
+    # a short-lived CLI process must not pay torch's import to learn there is no GPU
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np\n"
+            "from hdl_core import build_knn_graph, choose_k, hdl_label\n"
+            "X = np.random.default_rng(0).normal(size=(300, 8))\n"
+            "y = np.r_[np.zeros(60, int), np.ones(60, int), -np.ones(180, int)]\n"
+            "g = build_knn_graph(X, 5)\n"
+            "choose_k(X, y); hdl_label(X, y, k=5, graph=g)\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_normalising_in_place_gives_normalize_rows_bit_for_bit_and_the_same_errors():
+    from hdl_core.graph import normalize_rows_inplace
+    X = np.random.default_rng(25).normal(size=(1000, 37)).astype(np.float32)
+    expected = normalize_rows(X)
+    got = normalize_rows_inplace(X.copy(), chunk=77)
+    assert np.array_equal(expected.view(np.uint32), got.view(np.uint32))
+    bad = X.copy()
+    bad[500] = 0
+    with pytest.raises(ValueError, match="zero-norm row 500"):
+        normalize_rows_inplace(bad, chunk=77)
+    bad[500, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf values in row 500"):
+        normalize_rows_inplace(bad, chunk=77)

@@ -32,12 +32,14 @@ from ._common import EmbeddingError, Progress, WeightsUnavailable
 from .cache import EmbeddingCache
 from .clip import ClipEncoder, clear_model_cache
 from .pixels import PIXELS_LABEL, PixelsEncoder
-from .precomputed import load_precomputed, save_precomputed
+from .precomputed import (EmbeddingsDirWriter, is_embeddings_dir, load_embeddings_dir,
+                          load_precomputed, save_embeddings_dir, save_precomputed)
 
 __all__ = [
     "Progress", "WeightsUnavailable", "EmbeddingError", "Encoder",
     "make_encoder", "ClipEncoder", "PixelsEncoder", "clear_model_cache",
     "load_precomputed", "save_precomputed", "EmbeddingCache",
+    "EmbeddingsDirWriter", "save_embeddings_dir", "load_embeddings_dir", "is_embeddings_dir",
     "DEFAULT_CLIP_MODEL", "DEFAULT_CLIP_PRETRAINED", "PIXELS_LABEL",
 ]
 

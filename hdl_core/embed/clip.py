@@ -232,6 +232,27 @@ class ClipEncoder:
         return out
 
 
+    def encode_images(self, images) -> np.ndarray:
+        """Encode decoded RGB images (`hdl_core.data.open_image`) in one batch: the same
+        preprocessing and model as `encode`, without a DataLoader (the Ray engine decodes
+        in its read tasks and calls this in its actors)."""
+        out = np.empty((len(images), self.dim), dtype=np.float32)
+        if not len(images):
+            return out
+        import torch
+
+        self.load()
+        dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                batch = torch.stack([self._preprocess(image)
+                                     for image in images[start:start + self.batch_size]])
+                features = self._model.encode_image(batch.to(self.device, dtype=dtype)).float()
+                features = torch.nn.functional.normalize(features, dim=-1)
+                out[start:start + len(batch)] = features.cpu().numpy()
+        return out
+
+
 class _PreprocessedImages:
     """Map-style dataset for the DataLoader: path -> preprocessed tensor (picklable).
 

@@ -78,10 +78,25 @@ class PixelsEncoder:
         return 3 * self.size * self.size
 
     def _pixels(self, path) -> np.ndarray:
+        return self._pixels_of(open_rgb_or_explain(path))
+
+    def _pixels_of(self, image) -> np.ndarray:
         from PIL import Image
-        image = open_rgb_or_explain(path)
         small = image.resize((self.size, self.size), Image.Resampling.BOX)
         return np.asarray(small, dtype=np.float32).reshape(-1) / np.float32(255.0)
+
+    def encode_images(self, images) -> np.ndarray:
+        """Encode decoded RGB images (`hdl_core.data.open_image`), as `encode` would their
+        files. Each row depends on its image only, so batches can be encoded anywhere (the
+        Ray engine does); with ``pca_components`` set the set-level PCA cannot, and this
+        raises a ValueError."""
+        if self.pca_components is not None:
+            raise ValueError("pixels with pca_components fits PCA over the whole set; encode "
+                             "batches without it (pca_components=None)")
+        raw = np.empty((len(images), self.raw_dim), dtype=np.float32)
+        for i, image in enumerate(images):
+            raw[i] = self._pixels_of(image)
+        return self.finalize(raw)
 
     def encode_files(self, paths: Sequence[Path], progress: Progress | None = None) -> np.ndarray:
         """Raw per-file pixel vectors in [0, 1], shape (n, 3*size**2), not normalised."""

@@ -23,9 +23,10 @@ def load_precomputed(path: str | Path, paths_file: str | Path | None = None) -> 
     Parameters
     ----------
     path : str or Path
-        ``.npy`` holding an (n, d) numeric array (read with ``allow_pickle=False``), or
+        ``.npy`` holding an (n, d) numeric array (read with ``allow_pickle=False``),
         ``.parquet`` with a ``path`` column and either one vector column (a list of numbers
-        per row) or only numeric columns (one per dimension, in file order).
+        per row) or only numeric columns (one per dimension, in file order), or an
+        embeddings folder (`load_embeddings_dir`).
     paths_file : str or Path, optional
         For ``.npy``: a text file with one image path per line (blank lines ignored), in row
         order. Defaults to ``<stem>.paths.txt`` beside the ``.npy``. Ignored for ``.parquet``.
@@ -43,6 +44,9 @@ def load_precomputed(path: str | Path, paths_file: str | Path | None = None) -> 
         (named by row number and path), object arrays, unreadable files.
     """
     path = Path(path)
+    if path.is_dir() and is_embeddings_dir(path):
+        paths, X, _ = load_embeddings_dir(path)
+        return paths.to_pylist(), _check_embeddings(X, paths.to_pylist(), path.name)
     if not path.is_file():
         raise EmbeddingError(f"embeddings file not found: {path.name}")
     suffix = path.suffix.lower()
@@ -211,3 +215,167 @@ def save_precomputed(path: str | Path, paths: Sequence[str], X: np.ndarray) -> l
         return [path]
     raise ValueError(f"unsupported embeddings format {suffix!r}; use .npy or .parquet")
 
+
+
+# ----------------------------------------------------------------------------- folders
+
+EMBEDDINGS_META = "_meta.json"
+PART_PATTERN = "part-*.parquet"
+FORMAT = "hdl-studio embeddings 1"
+
+
+def is_embeddings_dir(path: str | Path) -> bool:
+    """True for a folder written by `EmbeddingsDirWriter` (it holds ``_meta.json``)."""
+    return Path(path).is_dir() and (Path(path) / EMBEDDINGS_META).is_file()
+
+
+class EmbeddingsDirWriter:
+    """Writes embeddings as a folder: ``part-NNNNN.parquet`` files (columns ``path``,
+    relative to the image folder, and ``embedding``, a fixed-size list of float32) and
+    ``_meta.json`` (encoder cache key, model, dim, n, skipped files with reasons).
+
+    Parts are written as rows arrive (`write`), so a distributed run streams its output;
+    `close` writes ``_meta.json`` last: a folder without it is incomplete. Parts from an
+    earlier run in the same folder are removed when the writer starts.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Created when missing; must not hold other files than a previous run's.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ValueError(f"--out {folder}: a file of that name exists; give a folder name "
+                             "(or a .npy / .parquet file name for a single file)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        foreign = [p.name for p in self.folder.iterdir()
+                   if not (p.match(PART_PATTERN) or p.name == EMBEDDINGS_META)]
+        if foreign:
+            raise ValueError(f"{self.folder} holds other files ({', '.join(sorted(foreign)[:3])}); "
+                             "write embeddings to an empty folder")
+        (self.folder / EMBEDDINGS_META).unlink(missing_ok=True)
+        for old in self.folder.glob(PART_PATTERN):
+            old.unlink()
+        self.parts = 0
+        self.n = 0
+        self.dim = None
+
+    def write(self, paths, X: np.ndarray) -> None:
+        """Append one part with rows `X` for `paths` (relative POSIX paths)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[0] != len(paths):
+            raise ValueError(f"X must have shape (len(paths)={len(paths)}, d), got {X.shape}")
+        if self.dim is not None and X.shape[1] != self.dim:
+            raise ValueError(f"rows of width {X.shape[1]} after rows of width {self.dim}")
+        if X.shape[0] == 0:
+            return
+        self.dim = X.shape[1]
+        vectors = pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1)), X.shape[1])
+        table = pa.table({"path": pa.array(list(paths), pa.string()), "embedding": vectors})
+        target = self.folder / f"part-{self.parts:05d}.parquet"
+        atomic_write(target, lambda f: pq.write_table(table, f), durable=False)
+        self.parts += 1
+        self.n += X.shape[0]
+
+    def close(self, meta: dict) -> Path:
+        """Write ``_meta.json`` (``meta`` plus format, dim, n, parts); returns its path."""
+        import json
+        info = {"format": FORMAT, **meta, "dim": self.dim, "n": self.n, "parts": self.parts}
+        target = self.folder / EMBEDDINGS_META
+        text = json.dumps(info, indent=1, ensure_ascii=False).encode("utf-8")
+        atomic_write(target, lambda f: f.write(text))
+        return target
+
+
+def save_embeddings_dir(folder: str | Path, paths: Sequence[str], X: np.ndarray, meta: dict,
+                        *, rows_per_part: int = 1_000_000) -> Path:
+    """Write `X` (rows aligned with `paths`) as an embeddings folder (`EmbeddingsDirWriter`)."""
+    writer = EmbeddingsDirWriter(folder)
+    for start in range(0, max(1, len(paths)), rows_per_part):
+        writer.write(paths[start:start + rows_per_part], X[start:start + rows_per_part])
+    return writer.close(meta)
+
+
+def load_embeddings_dir(folder: str | Path):
+    """Read an embeddings folder: every part, rows ordered by path.
+
+    Returns
+    -------
+    paths : pyarrow.StringArray
+        Relative paths, sorted (as the workspace orders items).
+    X : ndarray of shape (n, d), float32
+        One copy of the vectors as stored, never widened to float64. Not normalised here:
+        `hdl_core.graph.normalize_rows_inplace` does that without a second copy.
+    meta : dict
+        ``_meta.json``.
+
+    Raises
+    ------
+    EmbeddingError
+        No ``_meta.json`` (an unfinished run), no part, parts of other widths or columns,
+        a path listed twice, empty vectors; each named with the file and row.
+    """
+    import json
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    meta_file = folder / EMBEDDINGS_META
+    if not meta_file.is_file():
+        raise EmbeddingError(f"{folder}: no {EMBEDDINGS_META}; this is not an embeddings folder, "
+                             "or the run writing it did not finish (run `embed --out` again)")
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    parts = sorted(folder.glob(PART_PATTERN))
+    if not parts:
+        raise EmbeddingError(f"{folder}: no {PART_PATTERN} files; embed the images again")
+    tables = []
+    for part in parts:
+        try:
+            table = pq.read_table(part, columns=["path", "embedding"])
+        except Exception as error:       # missing columns, a broken file: name the file
+            raise EmbeddingError(f"{part}: not an embeddings part ({error}); expected columns "
+                                 "path and embedding") from error
+        if not pa.types.is_fixed_size_list(table["embedding"].type):
+            raise EmbeddingError(f"{part}: column 'embedding' must be a fixed-size list of "
+                                 f"float32, not {table['embedding'].type}")
+        tables.append(table)
+    widths = {t["embedding"].type.list_size for t in tables}
+    if len(widths) > 1:
+        raise EmbeddingError(f"{folder}: parts hold vectors of different widths {sorted(widths)}")
+    table = pa.concat_tables(tables)
+    order = pc.sort_indices(table["path"])
+    paths = table["path"].take(order).combine_chunks()
+    if paths.null_count:
+        raise EmbeddingError(f"{folder}: {paths.null_count} row(s) have no path")
+    if len(paths) > 1:
+        same = pc.equal(paths.slice(1), paths.slice(0, len(paths) - 1))
+        if pc.any(same).as_py():
+            at = int(np.flatnonzero(same.to_numpy(zero_copy_only=False))[0])
+            raise EmbeddingError(f"{folder}: path {paths[at].as_py()!r} is listed twice")
+    d = widths.pop()
+    X = np.empty((len(paths), d), np.float32)
+    column = table["embedding"]
+    position = order.to_numpy().astype(np.int64)
+    chunk_rows = []
+    for chunk in column.chunks:                       # float32 as stored, no float64 detour
+        values = chunk.flatten().to_numpy(zero_copy_only=False)
+        if values.dtype != np.float32:
+            values = values.astype(np.float32)
+        chunk_rows.append(values.reshape(-1, d))
+    stacked = chunk_rows[0] if len(chunk_rows) == 1 else None
+    if stacked is not None:
+        np.take(stacked, position, axis=0, out=X)
+    else:
+        starts = np.cumsum([0] + [len(c) for c in chunk_rows])
+        which = np.searchsorted(starts, position, side="right") - 1
+        for c, rows in enumerate(chunk_rows):
+            mine = np.flatnonzero(which == c)
+            X[mine] = rows[position[mine] - starts[c]]
+    return paths, X, meta

@@ -1,0 +1,134 @@
+"""HDL from files at 1M and 10M points: memory beyond the graph, and time per edge.
+
+The graph-only path (`hdl-studio label --embeddings DIR --graph GRAPHDIR`) hands
+`hdl.label_prepared_rows` a graph memory-mapped from ``indices.npy`` (int32) and
+``distances.npy`` (float16). Here the graph is k = 10 random neighbour lists (every
+point reachable, so no bridge: the rounds alone), 1 % seeds in 10 classes, written to
+files and mapped back. Memory is the peak of the process's anonymous resident memory
+(``RssAnon``: what the labeling allocates, not the mapped graph pages) above its level
+before the call, polled every 10 ms. Target (issue 13): at most 250 bytes per point at
+10M, and time per edge at 10M no worse than at 1M.
+
+    .venv/bin/python bench/scale_bench.py [--quick]   (--quick: 100k and 1M)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import machine_info, print_table, verdict, write_json
+
+from hdl_core.hdl import label_prepared_rows  # noqa: E402
+from hdl_core.workspace.files import read_graph_dir, write_graph_dir  # noqa: E402
+
+K = 10
+BYTES_TARGET = 250
+
+
+def rss_anon() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no RssAnon in /proc/self/status")
+
+
+class PeakAnon:
+    def __enter__(self):
+        self.base = self.peak = rss_anon()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_anon())
+            time.sleep(0.01)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_anon())
+        self.delta = self.peak - self.base
+        return False
+
+
+def warm(folder: Path) -> None:
+    """Run the kernels once on a small graph from files (read-only int32 arrays are their
+    own numba signature)."""
+    from hdl_core import KnnGraph
+    n = 2000
+    indices = ((np.arange(n)[:, None] + np.arange(1, K + 1)) % n).astype(np.int32)
+    write_graph_dir(folder / "warm", KnnGraph(indices, np.ones((n, K), np.float32)),
+                    {"method": "ring"})
+    graph, _ = read_graph_dir(folder / "warm")
+    y = np.full(n, -1, np.int64)
+    y[::100] = np.arange(20) % 10
+    label_prepared_rows(np.ones((n, 1), np.float32), y, k=K, graph=graph)
+
+
+def one_size(n: int, folder: Path) -> dict:
+    rng = np.random.default_rng(n)
+    indices = ((np.arange(n, dtype=np.int64)[:, None]
+                + rng.integers(1, n, size=(n, K))) % n).astype(np.int32)
+    from hdl_core import KnnGraph
+    write_graph_dir(folder / f"g{n}", KnnGraph(indices, np.ones((n, K), np.float32)),
+                    {"method": "random", "embeddings": "none"})
+    del indices
+    graph, _ = read_graph_dir(folder / f"g{n}")
+    y = np.full(n, -1, np.int64)
+    seeds = rng.choice(n, n // 100, replace=False)
+    y[seeds] = rng.integers(0, 10, seeds.size)
+    rows = np.ones((n, 1), np.float32)          # never read: no bridge on this graph
+    warm(folder)                                # numba kernels loaded before measuring
+    with PeakAnon() as memory:
+        start = time.perf_counter()
+        result = label_prepared_rows(rows, y, k=K, graph=graph)
+        seconds = time.perf_counter() - start
+    assert not result.fallback.any()
+    return {"n": n, "k": K, "seconds": seconds, "ns_per_edge": seconds / (n * K) * 1e9,
+            "peak_anon_bytes": memory.delta, "bytes_per_point": memory.delta / n,
+            "rounds": result.n_rounds}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    sizes = [100_000, 1_000_000] if args.quick else [1_000_000, 10_000_000]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            rows.append(one_size(n, Path(tmp)))
+            r = rows[-1]
+            print(f"  n={n:,}: {r['seconds']:.2f} s, {r['ns_per_edge']:.1f} ns/edge, "
+                  f"{r['bytes_per_point']:.0f} B/point", flush=True)
+    small, large = rows[0], rows[-1]
+    memory_met = large["bytes_per_point"] <= BYTES_TARGET
+    time_met = large["ns_per_edge"] <= small["ns_per_edge"]
+    print_table(["n", "k", "hdl (s)", "ns per edge", "peak anonymous memory (MiB)",
+                 "bytes per point", "rounds"],
+                [[f"{r['n']:,}", r["k"], r["seconds"], f"{r['ns_per_edge']:.1f}",
+                  f"{r['peak_anon_bytes'] / 2**20:,.0f}", f"{r['bytes_per_point']:.0f}",
+                  f"{r['rounds']:,}"] for r in rows],
+                title=f"HDL from a memory-mapped graph: ≤ {BYTES_TARGET} B/point at "
+                      f"{large['n']:,} ({verdict(memory_met)}), time per edge no worse than "
+                      f"at {small['n']:,} ({verdict(time_met)})")
+    write_json("scale_bench" + ("_quick" if args.quick else ""), {
+        "benchmark": "scale_bench", "quick": args.quick, "machine": machine_info(),
+        "rows": rows,
+        "targets": {"bytes_per_point": {"target": BYTES_TARGET, "n": large["n"],
+                                        "measured": large["bytes_per_point"], "met": memory_met},
+                    "time_per_edge": {"small": small["ns_per_edge"],
+                                      "large": large["ns_per_edge"], "met": time_met}}})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Embedding an image folder on Ray Data: files read by Ray's read tasks, decoded and
+encoded by a pool of actors that each load the encoder once, written as Parquet parts.
+
+    files listed here (the scan's own rules: hidden files, non-images, links)
+      -> ray.data.read_binary_files            read tasks, 1 CPU each
+      -> map_batches(_EncodeBatch, concurrency=actors, num_gpus=G)
+                                              each actor: the scan's image check, decode,
+                                              encoder.encode_images (CLIP on its GPU)
+      -> iter_batches on the driver           part-NNNNN.parquet + _meta.json
+
+A file the scan would skip is skipped here with the same reason (`hdl_core.data.scan`
+decides both), so `embed --engine ray` and `--engine local` list the same skipped files.
+"""
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..data import DEFAULT_MAX_PIXELS, TRUTH_CSV, open_image
+
+Progress = Callable[[int, int], None]
+
+
+class _EncodeBatch:
+    """A Ray Data actor: one encoder per actor, loaded once, used for every batch."""
+
+    def __init__(self, name: str, options: dict, root: str, max_pixels: int):
+        from ..embed import make_encoder
+        self.encoder = make_encoder(name, **options)
+        self.root = root
+        self.max_pixels = max_pixels
+
+    def __call__(self, batch: dict) -> dict:
+        from ..data.scan import _image_problem
+
+        paths, problems, images = [], [], []
+        for path, data in zip(batch["path"], batch["bytes"]):
+            relative = Path(os.path.relpath(str(path), self.root)).as_posix()
+            # as data.scan._inspect_file decides for a file it read: empty, then the image
+            problem = ("empty file (0 bytes)" if len(data) == 0
+                       else _image_problem(bytes(data), self.max_pixels))
+            image = None
+            if problem is None:
+                try:
+                    image = open_image(io.BytesIO(bytes(data)), max_pixels=self.max_pixels)
+                except Exception as error:   # passed the scan's checks, still undecodable
+                    problem = f"corrupt image ({error})"
+            paths.append(relative)
+            problems.append(problem or "")
+            images.append(image)
+        good = [i for i, image in enumerate(images) if image is not None]
+        vectors = self.encoder.encode_images([images[i] for i in good])
+        embedding = np.zeros((len(paths), vectors.shape[1]), np.float32)
+        embedding[good] = vectors
+        return {"path": np.array(paths, dtype=object), "problem": np.array(problems, dtype=object),
+                "embedding": embedding}
+
+
+def embed_on_ray(images: str | Path, out: str | Path, *, encoder: str = "pixels",
+                 options: dict | None = None, address: str | None = None,
+                 actors: int | None = None, gpus_per_actor: float = 0.0,
+                 batch_size: int = 64, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 progress: Progress | None = None) -> dict:
+    """Embed every image under `images` on a Ray cluster into the folder `out`.
+
+    Parameters
+    ----------
+    images : path
+        The image folder (every worker must see it at the same path: a shared or
+        network file system, or a single machine).
+    out : path
+        The embeddings folder (`hdl_core.embed.EmbeddingsDirWriter` layout).
+    encoder, options
+        As `hdl_core.embed.make_encoder` takes them (pixels without PCA, or clip).
+    address : str, optional
+        A running cluster (``ray://host:10001`` or ``host:6379``); default a cluster
+        started on this machine (or ``RAY_ADDRESS``). A cluster this call starts is shut
+        down at the end; one it joined is left running.
+    actors : int, optional
+        Encoder actors. Default: one per GPU share with `gpus_per_actor`, else one fewer
+        than the cluster's CPUs: read tasks need a free CPU or the pipeline waits forever
+        (actors holding every CPU slot is a known Ray Data hang).
+    gpus_per_actor : float, default 0
+        GPUs each actor claims (``num_gpus``); CLIP then runs on its GPU.
+    batch_size : int, default 64
+        Images per batch handed to an actor.
+    progress : callable(done, total), optional
+
+    Returns
+    -------
+    dict
+        What `_meta.json` holds: cache key, model, dim, n, skipped (path, reason) rows.
+    """
+    import ray
+
+    from ..data.scan import _walk
+    from ..embed import EmbeddingsDirWriter, make_encoder
+
+    options = dict(options or {})
+    root = Path(images).expanduser().resolve()
+    if not root.is_dir():
+        raise ValueError(f"{images}: no such folder (the Ray engine reads folders, not zips)")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"--batch-size must be a positive whole number, got {batch_size!r}")
+    if gpus_per_actor < 0:
+        raise ValueError(f"--gpus-per-actor must be 0 or more, got {gpus_per_actor}")
+    if encoder == "clip":
+        options["device"] = "cuda" if gpus_per_actor > 0 else "cpu"
+        options.setdefault("num_workers", 0)
+    # validates the options here (the driver may have no GPU); loads no weights
+    probe = make_encoder(encoder, **({**options, "device": "cpu"} if encoder == "clip"
+                                     else options))
+    if getattr(probe, "pca_components", None) is not None:
+        raise ValueError("pixels with PCA is fitted over the whole set and cannot be "
+                         "embedded in batches; use --engine local")
+    candidates, skipped_on_sight = _walk(root, root, {TRUTH_CSV})
+    candidates.sort()
+    writer = EmbeddingsDirWriter(out)
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    try:
+        resources = ray.cluster_resources()
+        cpus, gpus = int(resources.get("CPU", 0)), float(resources.get("GPU", 0))
+        if gpus_per_actor > 0:
+            if gpus < gpus_per_actor:
+                raise ValueError(f"--gpus-per-actor {gpus_per_actor} but the cluster has "
+                                 f"{gpus:g} GPU(s); use 0 to encode on CPUs")
+            actors = actors or max(1, int(gpus // gpus_per_actor))
+            cpus_per_actor = 1
+        else:
+            actors = actors or max(1, cpus - 1)
+            cpus_per_actor = 1
+        if actors < 1:
+            raise ValueError(f"--actors must be at least 1, got {actors}")
+        if gpus_per_actor == 0 and actors * cpus_per_actor >= cpus:
+            raise ValueError(f"--actors {actors} would take all {cpus} CPU(s) of the cluster and "
+                             f"leave none to read files (Ray Data then waits forever); use at "
+                             f"most {max(1, cpus - 1)}")
+        total = len(candidates)
+        skipped = [(entry.path, entry.reason) for entry in skipped_on_sight]
+        done = 0
+        if progress is not None:
+            progress(0, total)
+        if total:
+            dataset = ray.data.read_binary_files([str(path) for _, path in candidates],
+                                                 include_paths=True)
+            encoded = dataset.map_batches(
+                _EncodeBatch, batch_size=batch_size, concurrency=actors,
+                num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None,
+                fn_constructor_kwargs={"name": encoder, "options": options,
+                                       "root": str(root), "max_pixels": max_pixels})
+            for batch in encoded.iter_batches(batch_format="numpy", batch_size=4096):
+                problem = batch["problem"]
+                good = np.flatnonzero(problem == "")
+                writer.write(batch["path"][good].tolist(), batch["embedding"][good])
+                skipped += [(p, r) for p, r in zip(batch["path"][problem != ""],
+                                                   problem[problem != ""])]
+                done += len(problem)
+                if progress is not None:
+                    progress(done, total)
+    finally:
+        if started_here:
+            ray.shutdown()
+    skipped.sort()
+    meta = {"engine": "ray", "encoder": probe.label, "cache_key": probe.cache_key,
+            "model": getattr(probe, "model", probe.name),
+            "skipped": [{"path": p, "reason": r} for p, r in skipped]}
+    writer.close(meta)
+    return {**meta, "n": writer.n, "dim": writer.dim}
