@@ -6,18 +6,25 @@ correction wins over a seed, which wins over the run. `build_label_table` turns 
 one row per item with everything the Review page, the Export page and the CLI show, and
 `label_table` reads its inputs from a workspace. Export is a choice of columns of the same
 table, so the app and the CLI can never disagree about a label or its confidence.
+
+At a million images the pages do not build that table: `label_columns` holds the same
+columns as arrays (codes for names, no paths), the gallery filters and orders those, and
+`table_rows` builds the table's rows for the few items a page shows, paths read from the
+store for just them. The tests hold `table_rows` of every row equal to `label_table`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from .store import StoredRun, Workspace
+from .store import LABEL_SOURCES, StoredRun, Workspace
 
 # Where the label an item shows comes from (`Workspace.current_labels`).
-SOURCES = ("seed", "hdl", "fallback", "manual", "confirmed")
+SOURCES = LABEL_SOURCES
 # Labels a person gave or checked: full confidence, seeds of the next run.
 BY_HAND = ("seed", "manual", "confirmed")
 TABLE_COLUMNS = ["item_id", "path", "file", "label", "source", "confidence", "step", "round",
@@ -155,3 +162,198 @@ def export_frame(ws: Workspace, run_id: int | None = None) -> pd.DataFrame:
     Items no run has labeled yet (and that are not seeds) have an empty label.
     """
     return label_table(ws, run_id, with_baseline=False)[EXPORT_COLUMNS]
+
+
+# --------------------------------------------------------------------------- as arrays
+
+@dataclass(frozen=True)
+class LabelColumns:
+    """The label table of a workspace and run as arrays: one entry per accepted item, in
+    workspace order, without paths (what `build_label_table` gives, for a million items).
+
+    Names are codes into `names` (-1: none); `source` is a code into `SOURCES` (-1: no
+    label). Every other column is as in `build_label_table`.
+
+    Attributes
+    ----------
+    item_id : ndarray of int64
+    label, run_label, baseline_label, truth : ndarray of int32
+        Codes into `names`.
+    source : ndarray of int8
+    confidence : ndarray of float64
+    step, round, position : ndarray of int64
+    fallback, run_seed, disagrees : ndarray of bool
+    names : tuple of str
+    run_id : int or None
+    has_baseline, has_truth : bool
+    version : int
+        `Workspace.labels_version` when built.
+    by_id : ndarray of int64
+        The rows ordered by item id (computed when not given).
+    """
+
+    item_id: np.ndarray
+    label: np.ndarray
+    source: np.ndarray
+    confidence: np.ndarray
+    step: np.ndarray
+    round: np.ndarray
+    position: np.ndarray
+    fallback: np.ndarray
+    run_label: np.ndarray
+    run_seed: np.ndarray
+    baseline_label: np.ndarray
+    disagrees: np.ndarray
+    truth: np.ndarray
+    names: tuple
+    run_id: int | None
+    has_baseline: bool
+    has_truth: bool
+    version: int
+    by_id: np.ndarray = field(repr=False, default=None)
+
+    def __post_init__(self):
+        if self.by_id is None:                   # rows by ascending item id, for `rows_of`
+            object.__setattr__(self, "by_id", np.argsort(self.item_id, kind="stable"))
+
+    def __len__(self) -> int:
+        return self.item_id.size
+
+    def code(self, name: str | None) -> int:
+        """The code of a class name (-2 for a name no entry has, which matches nothing)."""
+        if name is None:
+            return -1
+        try:
+            return self.names.index(name)
+        except ValueError:
+            return -2
+
+    def name_array(self) -> np.ndarray:
+        """`names` as an object array with None last, so ``name_array()[codes]`` maps -1 to None."""
+        return np.array(list(self.names) + [None], dtype=object)
+
+    def rows_of(self, item_ids) -> np.ndarray:
+        """Row of each item id (-1 for one that is not here)."""
+        ids = np.asarray(item_ids, np.int64)
+        if self.item_id.size == 0:
+            return np.full(ids.shape, -1, np.int64)
+        order = self.by_id
+        found = np.minimum(np.searchsorted(self.item_id, ids, sorter=order), self.item_id.size - 1)
+        rows = order[found]
+        return np.where(self.item_id[rows] == ids, rows, -1)
+
+
+def label_columns(ws: Workspace, run_id: int | None = None, *,
+                  with_baseline: bool = True) -> LabelColumns:
+    """`label_table` as `LabelColumns`: no row objects and no paths, so a million items
+    take a fraction of a second (the arrays of the run are read from its file).
+
+    Parameters are those of `label_table` (without `items`: every accepted item is a row).
+    """
+    version = ws.labels_version()
+    item_ids = np.asarray(ws.ok_item_ids(), np.int64)
+    n = item_ids.size
+    info = arrays = None
+    if run_id is None:
+        latest = ws.runs("hdl")
+        run_id = latest[-1].run_id if latest else None
+    if run_id is not None:
+        info, arrays = ws.run_arrays(run_id)
+    current = ws.current_label_arrays(run_id, method=None if run_id is not None else "hdl")
+    names: dict[str, int] = {}
+
+    def codes_for(values: list[str]) -> np.ndarray:
+        return np.array([names.setdefault(v, len(names)) for v in values] + [-1], np.int32)
+
+    now = codes_for(list(current.names))
+    rows_now = current.rows_of(item_ids)
+    label = np.where(rows_now >= 0, now[current.label[np.maximum(rows_now, 0)]], -1)
+    label = np.where(rows_now >= 0, label, -1).astype(np.int32)
+    source = np.where(rows_now >= 0, current.source[np.maximum(rows_now, 0)], -1).astype(np.int8)
+
+    position = _positions_in(arrays["item_id"] if arrays is not None else None, item_ids)
+    in_run = position >= 0
+    at = position[in_run]
+    step = np.full(n, -1, np.int64)
+    round_ = np.full(n, -1, np.int64)
+    run_confidence = np.full(n, np.nan)
+    fallback = np.zeros(n, bool)
+    run_label = np.full(n, -1, np.int32)
+    run_seed = np.zeros(n, bool)
+    if arrays is not None:
+        step[in_run], round_[in_run] = arrays["step"][at], arrays["round"][at]
+        run_confidence[in_run] = arrays["confidence"][at]
+        fallback[in_run] = arrays["fallback"][at]
+        run_label[in_run] = codes_for(list(info.classes))[arrays["labels"][at]]
+        run_seed[in_run] = arrays["step"][at] < 0
+    by_hand = np.isin(source, [SOURCES.index(s) for s in BY_HAND])
+    from_run = np.isin(source, [SOURCES.index("hdl"), SOURCES.index("fallback")]) & in_run
+    confidence = np.where(by_hand, 1.0, np.where(from_run, run_confidence, np.nan))
+
+    baseline_label = np.full(n, -1, np.int32)
+    has_baseline = False
+    if with_baseline and info is not None and info.baseline_id is not None:
+        other_info, other = ws.run_arrays(info.baseline_id)
+        known = _positions_in(other["item_id"], item_ids)
+        hit = known >= 0
+        baseline_label[hit] = codes_for(list(other_info.classes))[other["labels"][known[hit]]]
+        has_baseline = True
+    disagrees = (baseline_label >= 0) & in_run & (baseline_label != run_label)
+
+    truth = np.full(n, -1, np.int32)
+    truth_rows = ws.truth_of_items()
+    has_truth = bool(truth_rows)
+    if truth_rows:
+        ids = np.fromiter(truth_rows.keys(), np.int64, len(truth_rows))
+        codes = codes_for(list(truth_rows.values()))[:-1]
+        where = _positions_in(item_ids, ids)
+        truth[where[where >= 0]] = codes[where >= 0]
+    return LabelColumns(
+        item_id=item_ids, label=label, source=source, confidence=confidence,
+        step=np.where(from_run, step, -1), round=np.where(from_run, round_, -1),
+        position=position, fallback=fallback, run_label=run_label, run_seed=run_seed,
+        baseline_label=baseline_label, disagrees=disagrees, truth=truth,
+        names=tuple(sorted(names, key=names.get)), run_id=run_id, has_baseline=has_baseline,
+        has_truth=has_truth, version=version)
+
+
+def _positions_in(run_ids: np.ndarray | None, item_ids: np.ndarray) -> np.ndarray:
+    """Row of each of `item_ids` in `run_ids` (-1 when absent)."""
+    position = np.full(item_ids.size, -1, np.int64)
+    if run_ids is None or item_ids.size == 0 or len(run_ids) == 0:
+        return position
+    run_ids = np.asarray(run_ids, np.int64)
+    order = np.argsort(run_ids, kind="stable")
+    found = np.minimum(np.searchsorted(run_ids, item_ids, sorter=order), run_ids.size - 1)
+    matches = run_ids[order[found]] == item_ids
+    position[matches] = order[found[matches]]
+    return position
+
+
+def table_rows(ws: Workspace, columns: LabelColumns, rows) -> pd.DataFrame:
+    """The label table's rows (`TABLE_COLUMNS`) for the entries `rows` of `columns`, in that
+    order: paths and files read from the store for these items only."""
+    rows = np.asarray(rows, np.int64)
+    names = columns.name_array()
+    item_ids = columns.item_id[rows]
+    paths = ws.item_paths(item_ids)
+    root = ws.dataset_root()
+    files = [None if root is None or p is None else str(root.joinpath(*PurePosixPath(p).parts))
+             for p in paths]
+    # built column by column as `build_label_table` builds them, so both give the same dtypes
+    table = pd.DataFrame({"item_id": item_ids, "path": np.array(paths, dtype=object),
+                          "file": np.array(files, dtype=object)})
+    table["label"] = pd.Series(names[columns.label[rows]], dtype=object)
+    sources = np.array(list(SOURCES) + [None], dtype=object)
+    table["source"] = pd.Series(sources[columns.source[rows]], dtype=object)
+    table["confidence"] = columns.confidence[rows]
+    table["step"] = columns.step[rows]
+    table["round"] = columns.round[rows]
+    table["position"] = columns.position[rows]
+    table["fallback"] = columns.fallback[rows]
+    table["run_label"] = names[columns.run_label[rows]]
+    table["run_seed"] = columns.run_seed[rows]
+    table["baseline_label"] = names[columns.baseline_label[rows]]
+    table["disagrees"] = columns.disagrees[rows]
+    table["truth"] = None if not columns.has_truth else list(names[columns.truth[rows]])
+    return table[TABLE_COLUMNS]

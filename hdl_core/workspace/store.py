@@ -1049,6 +1049,13 @@ class Workspace:
             rows = self._conn().execute("SELECT path, label FROM truth ORDER BY path").fetchall()
         return dict(rows) or None
 
+    def truth_of_items(self) -> dict[int, str]:
+        """The ground truth of the accepted items: item id -> class name ({} without truth)."""
+        with self._lock:
+            return dict(self._conn().execute(
+                "SELECT i.id, t.label FROM truth t CROSS JOIN items i ON i.path = t.path "
+                "WHERE i.status = 'ok'").fetchall())
+
     def get_setting(self, key: str, default: Any = None) -> Any:
         """A durable UI setting (JSON value), or `default` when unset."""
         _check_setting_key(key)
