@@ -425,7 +425,8 @@ class LabelingRun:
 
 
 def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = None, *,
-                 with_baseline: bool = True, graph: KnnGraph | None = None) -> LabelingRun:
+                 with_baseline: bool = True, graph: KnnGraph | None = None,
+                 progress: Callable[[str], None] | None = None) -> LabelingRun:
     """Run HDL (and kNN-DV to compare) on the workspace's seeds and save both runs, linked.
 
     Parameters
@@ -440,6 +441,8 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
         Also run kNN-DV with the same k and link it to the HDL run.
     graph : KnnGraph, optional
         The embedding's graph when the caller has it (`neighbour_graph`).
+    progress : callable(str), optional
+        Told each step as it starts ("choosing k", "HDL", "kNN-DV to compare").
 
     Notes
     -----
@@ -453,9 +456,11 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
     never merged. ``params["collapsed_duplicates"]`` says how many rows were folded.
     """
     started = time.perf_counter()
+    say = progress or (lambda step: None)
     intent = k_intent(ws) if intent is None else intent
     y, classes = seed_vector(ws, embedding.item_ids)
     require_seeds(y, classes)
+    say("choosing k")
     try:
         k, choice = resolve_k(intent, embedding.X, y)
     except ValueError as error:
@@ -463,6 +468,7 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
                             "choose a smaller k on the Choose k page") from None
     params = {"noise_rate": intent.noise_rate, "k_max": intent.k_max, "embedding": embedding.key,
               "encoder": embedding.label, "k_auto": intent.auto, "n_seeds": int((y >= 0).sum())}
+    say("HDL")
     nodes, node_of = duplicate_nodes(embedding.X, y, k)
     if nodes is None:
         graph = neighbour_graph(ws, embedding, k) if graph is None else graph
@@ -476,6 +482,7 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
                          item_ids=embedding.item_ids)
     baseline_id = None
     if with_baseline:
+        say("kNN-DV to compare")
         baseline = knn_dv_label(embedding.X, y, k=k)
         baseline_id = ws.save_run(method="knn_dv", params=params, result=baseline,
                                   classes=classes, item_ids=embedding.item_ids,
