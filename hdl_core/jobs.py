@@ -63,6 +63,9 @@ class Job:
         What the work returned (state "done").
     error : BaseException or None
         What it raised (state "failed").
+    tag : str
+        What the caller needs to tell two jobs of a kind apart (e.g. the embedding a map is
+        of); empty by default.
     """
 
     workspace: str
@@ -77,6 +80,7 @@ class Job:
     finished: float | None = None
     result: Any = None
     error: BaseException | None = None
+    tag: str = ""
 
     def progress(self, done: int, total: int) -> None:
         """The progress callback work receives: `done` of `total` units so far."""
@@ -124,7 +128,7 @@ class JobBoard:
         self._changed = threading.Condition(self._lock)
 
     def start(self, workspace: str, kind: str, work: Callable[[Job], Any], *,
-              label: str) -> Job:
+              label: str, tag: str = "") -> Job:
         """Run ``work(job)`` in a background thread, unless a job of this workspace and kind
         is running: then that job is returned and `work` is not run.
 
@@ -138,12 +142,14 @@ class JobBoard:
             value becomes `Job.result`.
         label : str
             What it does, in words.
+        tag : str, optional
+            Kept as `Job.tag`.
         """
         with self._lock:
             current = self._jobs.get((workspace, kind))
             if current is not None and current.running:
                 return current
-            job = Job(workspace, kind, label)
+            job = Job(workspace, kind, label, tag=tag)
             self._jobs[(workspace, kind)] = job
         threading.Thread(target=self._run, args=(job, work), daemon=True,
                          name=f"job-{kind}-{job.number}").start()

@@ -119,19 +119,39 @@ def draw_order(n: int, *, random_state: int = 0) -> np.ndarray:
     return rank
 
 
+class Drawn:
+    """The points of a map in view, lowest draw rank first: built once per map and view, so
+    picking the points drawn as markers (and the seeds, the round's points, ...) costs a
+    mask lookup, not a pass over every coordinate.
+
+    Parameters
+    ----------
+    coords : ndarray (n, 2)
+    rank : ndarray (n,)
+        `draw_order`.
+    window : Window, optional
+        Only points inside it (default: every point with a place).
+    """
+
+    def __init__(self, coords: np.ndarray, rank: np.ndarray, window: Window | None = None):
+        keep = np.isfinite(coords).all(axis=1)
+        if window is not None:
+            keep &= window.contains(coords)
+        rows = np.flatnonzero(keep)
+        self.rows = rows[np.argsort(rank[rows], kind="stable")]
+
+    def take(self, limit: int, among: np.ndarray | None = None) -> np.ndarray:
+        """Up to `limit` rows in view (and in the mask `among`), lowest ranks; ascending."""
+        rows = self.rows if among is None else self.rows[among[self.rows]]
+        return np.sort(rows[:limit])
+
+
 def drawn_points(coords: np.ndarray, rank: np.ndarray, limit: int, *,
                  window: Window | None = None, among: np.ndarray | None = None) -> np.ndarray:
     """Rows drawn as markers: those in `window` (and in the mask `among`), every one when
-    there are at most `limit`, else the `limit` of lowest `rank`. Ascending row order."""
-    keep = np.isfinite(coords).all(axis=1)
-    if window is not None:
-        keep &= window.contains(coords)
-    if among is not None:
-        keep &= among
-    rows = np.flatnonzero(keep)
-    if rows.size > limit:
-        rows = np.sort(rows[np.argpartition(rank[rows], limit)[:limit]])
-    return rows
+    there are at most `limit`, else the `limit` of lowest `rank`. Ascending row order.
+    (`Drawn` keeps the ordering for repeated picks on one map and view.)"""
+    return Drawn(coords, rank, window).take(limit, among)
 
 
 def in_box(coords: np.ndarray, x_range, y_range) -> np.ndarray:

@@ -340,11 +340,14 @@ class Workspace:
             after = conn.execute("SELECT s.item_id, s.class_id, s.source FROM seeds s "
                                  "WHERE s.source IN ('layout', 'csv') ORDER BY s.item_id").fetchall()
             previous_root = _get_meta(conn, "dataset_root")
+            truth_changed = False
             if truth is not None:
-                _replace_truth(conn, truth)
+                truth_changed = _replace_truth(conn, truth)
             elif previous_root is not None and previous_root != root:
                 conn.execute("DELETE FROM truth")
-            if changed or before != after or truth is not None or previous_root != root:
+                _bump_meta(conn, "truth_version")
+                truth_changed = True
+            if changed or before != after or truth_changed or previous_root != root:
                 _bump_meta(conn, "labels_version")
             _set_meta(conn, "dataset_root", root)
             _set_meta(conn, "dataset_updated", _now())
@@ -417,11 +420,17 @@ class Workspace:
             return cached[1]
 
     def count_items(self) -> dict[str, int]:
-        """How many items have each status: ``{"ok": n, "skipped": m, "missing": p}``."""
-        with self._lock:
-            rows = dict(self._conn().execute(
-                "SELECT status, COUNT(*) FROM items GROUP BY status").fetchall())
-        return {status: int(rows.get(status, 0)) for status in ("ok", "skipped", "missing")}
+        """How many items have each status: ``{"ok": n, "skipped": m, "missing": p}``
+        (counted once per items version)."""
+        with self._read() as conn:
+            version = _items_version_key(conn)
+            kept = getattr(self, "_counts", None)
+            if kept is not None and kept[0] == version:
+                return dict(kept[1])
+            rows = dict(conn.execute("SELECT status, COUNT(*) FROM items GROUP BY status").fetchall())
+        counts = {status: int(rows.get(status, 0)) for status in ("ok", "skipped", "missing")}
+        self._counts = (version, counts)
+        return dict(counts)
 
     def items_with_status(self, status: str, *, limit: int | None = None) -> pd.DataFrame:
         """Items of one status ("ok", "skipped", "missing") ordered by path, at most `limit`.
@@ -474,6 +483,13 @@ class Workspace:
                 "SELECT path, size, mtime_ns, content_hash FROM items "
                 "WHERE status = 'ok' AND mtime_ns IS NOT NULL").fetchall()
         return {path: (size, mtime, digest) for path, size, mtime, digest in rows}
+
+    def versions(self) -> tuple[str, str]:
+        """(items version, truth version), told apart from those of a fresh database in the
+        same folder: what a reader keying on the items and the truth compares."""
+        with self._lock:
+            conn = self._conn()
+            return _items_version_key(conn), str(_get_meta(conn, "truth_version"))
 
     def items_version(self) -> int:
         """A number that moves on whenever a scan changes the items (one cheap query)."""
@@ -1058,8 +1074,8 @@ class Workspace:
         """Replace the ground truth (demo datasets): path -> class name.  ``{}`` clears it."""
         truth = _check_truth(truth)
         with self._write() as conn:
-            _replace_truth(conn, truth)
-            _bump_meta(conn, "labels_version")
+            if _replace_truth(conn, truth):
+                _bump_meta(conn, "labels_version")
 
     def truth(self) -> dict[str, str] | None:
         """The ground truth, path -> class name, or None when none is stored."""
@@ -1067,12 +1083,20 @@ class Workspace:
             rows = self._conn().execute("SELECT path, label FROM truth ORDER BY path").fetchall()
         return dict(rows) or None
 
-    def truth_of_items(self) -> dict[int, str]:
-        """The ground truth of the accepted items: item id -> class name ({} without truth)."""
-        with self._lock:
-            return dict(self._conn().execute(
-                "SELECT i.id, t.label FROM truth t CROSS JOIN items i ON i.path = t.path "
-                "WHERE i.status = 'ok'").fetchall())
+    def truth_of_items(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ground truth of the accepted items as (item ids, class names) arrays (empty
+        without truth); read once per items and truth version."""
+        with self._read() as conn:
+            version = (_items_version_key(conn), _get_meta(conn, "truth_version"))
+            kept = getattr(self, "_truth", None)
+            if kept is not None and kept[0] == version:
+                return kept[1]
+            rows = conn.execute("SELECT i.id, t.label FROM truth t CROSS JOIN items i "
+                                "ON i.path = t.path WHERE i.status = 'ok'").fetchall()
+        ids = np.fromiter((i for i, _ in rows), np.int64, len(rows))
+        names = np.array([name for _, name in rows], dtype=object)
+        self._truth = (version, (ids, names))
+        return ids, names
 
     def get_setting(self, key: str, default: Any = None) -> Any:
         """A durable UI setting (JSON value), or `default` when unset."""
@@ -1485,9 +1509,15 @@ def _check_actor(actor: Any) -> str | None:
     return actor.strip()[:120]
 
 
-def _replace_truth(conn: sqlite3.Connection, truth: dict[str, str]) -> None:
+def _replace_truth(conn: sqlite3.Connection, truth: dict[str, str]) -> bool:
+    """Make the stored truth `truth`; returns whether it changed."""
+    before = conn.execute("SELECT path, label FROM truth ORDER BY path").fetchall()
+    if before == sorted(truth.items()):
+        return False
     conn.execute("DELETE FROM truth")
     conn.executemany("INSERT INTO truth(path, label) VALUES (?, ?)", truth.items())
+    _bump_meta(conn, "truth_version")
+    return True
 
 
 def _seed_labels(conn: sqlite3.Connection, only: str | None = None) -> dict[int, str]:
