@@ -45,6 +45,40 @@ THUMB_PX = 96
 DATASET_PARAM = "dataset"                # URL query parameter naming the open workspace
 
 
+# --------------------------------------------------------------------------- warming up
+
+def _warm_up() -> None:
+    """Pay once, in the background, what the first page that needs it would otherwise wait
+    for: imports (torch for the neighbour search's device check, open_clip for the Embed
+    page, scikit-learn for Teach) and numba's compiling of the map kernels (datashader's
+    aggregation, the lasso, the label kernels). Every step is optional."""
+    steps = [
+        lambda: __import__("hdl_core.graph", fromlist=["exact_knn"]).exact_knn(
+            np.eye(3, dtype=np.float32), np.eye(3, dtype=np.float32), 1),
+        lambda: __import__("sklearn.datasets"),
+        lambda: __import__("open_clip"),
+        _warm_maps,
+    ]
+    for step in steps:
+        try:
+            step()
+        except Exception as error:          # never let warming up break anything
+            log.info("warm-up step skipped: %s", error)
+
+
+def _warm_maps() -> None:
+    from hdl_core.views.density import Window, density_image, in_polygon
+    from hdl_core.views.projection import place_from_neighbours
+    points = np.random.default_rng(0).random((64, 2))
+    density_image(points, np.zeros(64, int), ["#000000"], Window(0, 1, 0, 1), width=8, height=8)
+    in_polygon(points, [0, 1, 1], [0, 0, 1])
+    place_from_neighbours(np.array([[1], [0]]), np.ones((2, 1)), np.array([0]), np.zeros((1, 2)))
+
+
+if os.environ.get("HDL_WARM_UP", "1") != "0":
+    threading.Thread(target=_warm_up, daemon=True, name="warm-up").start()
+
+
 # --------------------------------------------------------------------------- session keys
 # UI state only; durable facts (labels, corrections, runs, the k asked for) are in the store.
 
@@ -83,6 +117,7 @@ REVIEW_WINDOW = "review_window"         # first image of the queue the widget is
 REVIEW_KEYS = "review_keys"             # the keyboard widget's key
 REVIEW_KEY_BATCHES = "review_key_batches"   # widget action seq -> store batch (for its undo)
 REVIEW_MAP_WINDOW = "review_map_window"     # the part of a big map shown (None: all of it)
+REVIEW_MAP_WROTE = "review_map_wrote"       # a write made from the map's fragment: rerun the page
 SEEN_JOBS = "seen_jobs"                 # kind -> number of the last finished job shown here
 
 _DEFAULTS = {
@@ -826,9 +861,7 @@ def k_choice(folder: str, emb_key: str, seeds_digest: str, intent: KIntent):
     seed or correction computes k* again.
     """
     ws = workspace_at(folder)
-    current = pipeline.require_embedding(ws)
-    if current.key != emb_key:
-        raise pipeline.PipelineError("the embeddings changed while this page was open; reload it")
+    current = embedding_at(folder, emb_key)           # mapped: μ_k reads the seeds' rows only
     y, classes = pipeline.seed_vector(ws, current.item_ids)
     pipeline.require_seeds(y, classes)
     return resolve_k(intent, current.X, y)

@@ -202,6 +202,25 @@ def picture(coords: np.ndarray, codes: np.ndarray, colours: list[str], window) -
             "sizing": "stretch", "layer": "below", "opacity": 1.0}
 
 
+_VIEWS: dict = {}
+
+
+def view_of(coords: np.ndarray, rank: np.ndarray, window=None):
+    """The window shown (the whole map by default) and its points by draw rank
+    (`hdl_core.views.density.Drawn`), kept while the map and window stay the same (every
+    round of a replay, every rerun of the Review map draws the same view)."""
+    from hdl_core.views.density import Drawn, Window
+    key = (id(coords), id(rank), window)
+    kept = _VIEWS.get(key)
+    if kept is None or kept[0] is not coords or kept[1] is not rank:
+        shown = window or Window.around(coords)
+        kept = (coords, rank, shown, Drawn(coords, rank, shown))
+        while len(_VIEWS) >= 4:
+            _VIEWS.pop(next(iter(_VIEWS)))
+        _VIEWS[key] = kept
+    return kept[2], kept[3]
+
+
 def density_map(coords: np.ndarray, codes: np.ndarray, names: list[str], colours: list[str], *,
                 ids: np.ndarray, rank: np.ndarray, given: np.ndarray, window,
                 hover_text, selected: np.ndarray | None = None,
@@ -221,16 +240,16 @@ def density_map(coords: np.ndarray, codes: np.ndarray, names: list[str], colours
         `hdl_core.views.density.draw_order`: which points are drawn as markers.
     given : ndarray (n,) of bool
         Labels given by hand: drawn as bigger diamonds.
-    window : hdl_core.views.density.Window
-        The part of the map shown.
+    window : hdl_core.views.density.Window or None
+        The part of the map shown (None: all of it).
     hover_text : callable(rows) -> list of str
         Hover text (a file path) of the rows drawn as markers.
     selected : ndarray (n,) of bool, optional
         A selection to show: those points keep their colour, the others turn grey.
     """
-    from hdl_core.views.density import drawn_points
     shown_codes = codes if selected is None else np.where(selected, codes, -1)
-    rows = drawn_points(coords, rank, DRAWN, window=window)
+    window, order = view_of(coords, rank, window)
+    rows = order.take(DRAWN)
     marker_colours = np.array(list(colours) + ["lightgrey"], dtype=object)[shown_codes[rows]]
     class_names = np.array([plotly_text(n) for n in names] + ["no label"], dtype=object)
     text = plotly_texts(hover_text(rows))

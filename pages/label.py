@@ -13,7 +13,7 @@ from the store for the points shown only. "Run HDL" starts a background job and 
 The drawing functions are importable without running the page (bench/page_bench.py times
 them): the page itself runs only as Streamlit's ``__main__`` script.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import plotly.graph_objects as go
@@ -21,13 +21,13 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import state
-from hdl_core.explain import round_view, vote_detail
+from hdl_core.explain import vote_detail
 from hdl_core.views import replay as replaying
-from hdl_core.views.density import Window, draw_order, drawn_points
+from hdl_core.views.density import Window, draw_order
 from hdl_core.workspace import pipeline
 from pages._hover import hover_thumbnails
 from pages._map import (DRAWN, GREY, OUTLINE, POINTS_LIMIT, class_colours, legend_name, map_note,
-                        palette, picture, plotly_text, selected_ids, wait_for_umap)
+                        palette, picture, plotly_text, selected_ids, view_of, wait_for_umap)
 
 # Transient UI state of this page (named in state.py; durable facts live in the store).
 ROUND_KEY = state.LABEL_ROUND
@@ -68,6 +68,7 @@ class RunView:
     root: str | None = None    # the dataset folder thumbnails are confined to
     folder: str | None = None  # the workspace, where paths are read (for the points shown)
     rank: np.ndarray | None = None   # which points a big map draws as markers (draw_order)
+    charts: dict = field(default_factory=dict)   # per-run charts, made once (`_kept_figure`)
 
     def paths(self, positions) -> list:
         """The paths of run positions, read from the store (None for an item gone since)."""
@@ -97,10 +98,15 @@ def prepare(ws, run_id: int, baseline_id: int | None, neighbours: np.ndarray) ->
     if missing.any():
         raise pipeline.PipelineError(f"run #{run_id} labels {int(missing.sum())} images that are no "
                                      "longer in the dataset; run HDL again")
-    truth = ws.truth_of_items()
+    truth_ids, truth_names = ws.truth_of_items()
     codes = None
-    if truth:
-        codes = replaying.truth_codes([truth.get(i) for i in run.item_ids.tolist()], run.classes)
+    if truth_ids.size:
+        order = np.argsort(truth_ids)
+        found = np.minimum(np.searchsorted(truth_ids, run.item_ids, sorter=order), truth_ids.size - 1)
+        known = truth_ids[order[found]] == run.item_ids
+        names = np.full(run.item_ids.size, None, dtype=object)
+        names[known] = truth_names[order[found[known]]]
+        codes = replaying.truth_codes(names.tolist(), run.classes)
     baseline = None
     if baseline_id is not None:
         other = ws.load_run(baseline_id)
@@ -205,15 +211,15 @@ def big_map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarra
     replay, result = view.replay, view.replay.result
     r = replaying.check_round(result, r)
     labeled = replaying.labeled_by_round(result, r)
-    keep = np.ones(replay.n, bool) if only is None else np.asarray(only, bool)
+    keep = None if only is None else np.asarray(only, bool)
     codes = np.where(labeled, result.labels, -1)
-    window = window or Window.around(coords)
+    window, order = view_of(coords, view.rank, window)
     xy = coords
     size = 5 if only is None else 7
     by_class = class_colours(view.colours)
 
     def marked(mask) -> np.ndarray:
-        return drawn_points(coords, view.rank, MARKED_AT_MOST, window=window, among=mask & keep)
+        return order.take(MARKED_AT_MOST, mask if keep is None else mask & keep)
 
     def trace(index, name, marker, **extra):
         return {"type": "scattergl", "mode": "markers", "name": legend_name(name),
@@ -222,7 +228,7 @@ def big_map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarra
                 "hovertemplate": "#%{customdata[0]:.0f} · round %{customdata[1]:.0f} · confidence "
                                  "%{customdata[2]:.2f}<extra>%{meta[0]}</extra>", **extra}
 
-    drawn = drawn_points(coords, view.rank, DRAWN, window=window, among=keep)
+    drawn = order.take(DRAWN, keep)
     shown_colour = np.array(list(view.colours) + [GREY], dtype=object)[codes[drawn]]
     data = [trace(drawn, "images (a sample drawn as points)",
                   {"color": shown_colour, "size": size - 1}, showlegend=False)]
@@ -279,19 +285,52 @@ def _thin(values: np.ndarray, at_most: int = CHART_POINTS) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, at_most).round().astype(np.int64))
 
 
-def progress_figure(view: RunView, r: int) -> go.Figure:
+def _marked(figure: dict, r: int) -> dict:
+    """`figure` (a dict kept per run) with round `r` marked by a dotted line: a new outer dict
+    and layout, the traces shared, so a slider move rebuilds no trace."""
+    layout = dict(figure["layout"])
+    layout["shapes"] = list(layout.get("shapes", [])) + [
+        {"type": "line", "x0": r, "x1": r, "xref": "x", "y0": 0, "y1": 1, "yref": "y domain",
+         "line": {"dash": "dot", "color": OUTLINE}}]
+    return {"data": figure["data"], "layout": layout}
+
+
+def progress_figure(view: RunView, r: int) -> dict:
     """Points labeled per round (bars) and the cumulative share labeled (line), round `r` marked."""
+    return _marked(_progress_base(view), r)
+
+
+def accuracy_figure(view: RunView, r: int) -> dict:
+    """Accuracy of HDL's labels so far by round, with kNN-DV's (all at once) for reference."""
+    return _marked(_accuracy_base(view), r)
+
+
+def _kept_figure(view: RunView, kind: str, make) -> dict:
+    """A chart of the run that does not change with the round, made once (kept on the view)."""
+    if kind not in view.charts:
+        view.charts[kind] = make(view).to_dict()
+    return view.charts[kind]
+
+
+def _progress_base(view: RunView) -> dict:
+    return _kept_figure(view, "progress", _progress_chart)
+
+
+def _accuracy_base(view: RunView) -> dict:
+    return _kept_figure(view, "accuracy", _accuracy_chart)
+
+
+def _progress_chart(view: RunView) -> go.Figure:
     replay = view.replay
     rounds = _thin(replay.per_round)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     if len(rounds) == replay.n_rounds:
         fig.add_bar(x=rounds, y=replay.per_round, name="labeled in the round", secondary_y=False)
     else:                                       # too many rounds for bars: a line of a sample
-        fig.add_scattergl(x=rounds, y=replay.per_round[rounds], name="labeled in the round",
+        fig.add_scatter(x=rounds, y=replay.per_round[rounds], name="labeled in the round",
                           mode="lines", secondary_y=False)
-    fig.add_scattergl(x=rounds, y=replay.share[rounds] * 100, name="labeled so far (%)",
+    fig.add_scatter(x=rounds, y=replay.share[rounds] * 100, name="labeled so far (%)",
                       mode="lines", secondary_y=True)
-    fig.add_vline(x=r, line_dash="dot", line_color=OUTLINE)
     fig.update_layout(height=250, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                       legend={"orientation": "h", "y": -0.3}, bargap=0.1)
     fig.update_xaxes(title_text="round")
@@ -300,17 +339,15 @@ def progress_figure(view: RunView, r: int) -> go.Figure:
     return fig
 
 
-def accuracy_figure(view: RunView, r: int) -> go.Figure:
-    """Accuracy of HDL's labels so far by round, with kNN-DV's (all at once) for reference."""
+def _accuracy_chart(view: RunView) -> go.Figure:
     replay = view.replay
     fig = go.Figure()
     rounds = _thin(replay.accuracy)
-    fig.add_scattergl(x=rounds, y=replay.accuracy[rounds] * 100, mode="lines",
+    fig.add_scatter(x=rounds, y=replay.accuracy[rounds] * 100, mode="lines",
                       name="HDL, labels so far")
     if replay.baseline_accuracy is not None:
         fig.add_hline(y=replay.baseline_accuracy * 100, line_dash="dash", line_color=OUTLINE,
                       annotation_text="kNN-DV (all at once)")
-    fig.add_vline(x=r, line_dash="dot", line_color=OUTLINE)
     fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                       xaxis_title="round", yaxis_title="accuracy (%)", showlegend=False)
     return fig
@@ -476,14 +513,14 @@ def _round_caption(view: RunView, r: int, only) -> None:
     if replay.n_rounds == 0:
         st.caption("Every image is a seed: there was nothing to label.")
         return
-    rv = round_view(replay.neighbours, result, r)
-    size = rv.first_level.size
-    if rv.bridge:
+    members, bridge, max_l = replaying.round_summary(result, replay.neighbours, r)
+    size = members.size
+    if bridge:
         text = (f"Round {r} is a bridge: no unlabeled point had a labeled neighbour, so the one "
                 "closest to a labeled point copied its label (marked x).")
     else:
         text = (f"Round {r}: the first level is the {size} unlabeled point(s) with the most "
-                f"labeled neighbours (L = {rv.max_L} of k = {result.k}); they were voted in the "
+                f"labeled neighbours (L = {max_l} of k = {result.k}); they were voted in the "
                 "second-level order, most listed by the others first"
                 + (" (numbers on the map)." if size <= RANKS_SHOWN else "."))
     if only is not None:

@@ -41,6 +41,7 @@ WINDOW_BEHIND = 5             # of them, already reviewed ones kept before the c
 GRID_TILES = 48               # images of one grid page
 LARGE_PX = 256                # the one image shown large
 ALL_CLASSES = "All classes"
+WHOLE_PAGE = state.REVIEW_MAP_WROTE
 TABS = ("Review", "Gallery", "Map", "Classes", "Label next", "Suspicious seeds", "History")
 
 
@@ -119,10 +120,17 @@ def _selection() -> np.ndarray:
 
 def _assign_selection() -> None:
     _correct(_selection().tolist(), st.session_state.get(state.REVIEW_BULK_CLASS), "bulk")
+    st.session_state[WHOLE_PAGE] = True
 
 
 def _confirm_selection() -> None:
     _confirm(_selection().tolist())
+    st.session_state[WHOLE_PAGE] = True
+
+
+def _open_in_review(item_id: int) -> None:
+    state.open_in_review(item_id)
+    st.session_state[WHOLE_PAGE] = True             # the Review tab opens: the whole page
 
 
 def _clear_selection() -> None:
@@ -479,6 +487,8 @@ def _gallery(ws, columns, rank, among, classes: list[str]) -> None:
 
 
 def _map_section(ws, emb, columns, among, classes: list[str]) -> None:
+    if st.session_state.pop(WHOLE_PAGE, False):    # a write from the map: the header counts too
+        st.rerun()
     coords, kind = state.map_coordinates(ws, emb)
     map_note(kind, ws, emb)
     wait_for_umap(ws, emb)
@@ -486,7 +496,8 @@ def _map_section(ws, emb, columns, among, classes: list[str]) -> None:
         return
     rows = np.flatnonzero(among)
     ids = columns.item_id[rows]
-    points = coords[columns.position[rows]]
+    points = _run_points(str(ws.folder), id(coords), columns.run_id, ws.versions(), coords,
+                         columns.position[rows])
     big = len(rows) > POINTS_LIMIT
     st.caption("Draw a lasso or a box around images (toolbar, top right): the selection stays "
                "coloured, the rest turns grey, and the Gallery tab can show just these. Give them "
@@ -501,7 +512,7 @@ def _map_section(ws, emb, columns, among, classes: list[str]) -> None:
     if big:
         colours = ws.class_colours()
         palette = [colours.get(name, "#888888") for name in columns.names]
-        window = st.session_state.get(state.REVIEW_MAP_WINDOW) or Window.around(points)
+        window = st.session_state.get(state.REVIEW_MAP_WINDOW)
         rank = _draw_order(len(rows))
         figure = density_map(points, columns.label[rows], list(columns.names), palette, ids=ids,
                              rank=rank, given=given, window=window,
@@ -530,7 +541,7 @@ def _map_section(ws, emb, columns, among, classes: list[str]) -> None:
     hover_thumbnails(state.REVIEW_MAP, thumbnail, size=state.HOVER_PX)
     st.write(f"**{len(selection):,}** image(s) selected.")
     if len(selection) == 1:
-        st.button("Open it in review", key="review_open_point", on_click=state.open_in_review,
+        st.button("Open it in review", key="review_open_point", on_click=_open_in_review,
                   args=(int(selection[0]),), icon=":material/open_in_new:",
                   help="Show this image first in the Review tab, with its neighbours and why "
                        "it may be wrong.")
@@ -557,6 +568,13 @@ def _map_section(ws, emb, columns, among, classes: list[str]) -> None:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _draw_order(n: int) -> np.ndarray:
     return draw_order(n)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _run_points(folder: str, map_id: int, run_id: int, versions: tuple, _coords, _positions):
+    """The map positions of the run's items (one array per map and run, so the map's view
+    and its drawn points are kept between reruns: `pages._map.view_of`)."""
+    return _coords[_positions]
 
 
 def _classes_tab(ws, columns, among, classes: list[str]) -> None:
@@ -738,7 +756,8 @@ def _page(ws, emb, run) -> None:
             _gallery(ws, columns, rank, among, classes)
     if tabs["Map"].open:
         with tabs["Map"]:
-            _map_section(ws, emb, columns, among, classes)
+            # a fragment: a lasso reruns the map and its selection only, not the whole page
+            st.fragment(_map_section)(ws, emb, columns, among, classes)
     if tabs["Classes"].open:
         with tabs["Classes"]:
             _classes_tab(ws, columns, among, classes)

@@ -9,6 +9,10 @@ import os
 
 import pytest
 
+# The app warms up imports and compiled kernels in the background when a server starts;
+# in tests that only costs CPU (the browser test's server does it, it runs as a server).
+os.environ.setdefault("HDL_WARM_UP", "0")
+
 
 @pytest.fixture
 def roots(tmp_path, monkeypatch):
