@@ -31,9 +31,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def studio_server(base: Path, *, extra_env: dict | None = None):
+def studio_server(base: Path, *, extra_env: dict | None = None, processes: list | None = None):
     """`streamlit run app.py` with HDL_DATA_ROOT=base/data, HDL_WORKSPACE_ROOT=base/ws; yields
-    (url, seconds until the health check answered)."""
+    (url, seconds until the health check answered). The server's `subprocess.Popen` is
+    appended to `processes` when given (to read its memory)."""
     port = free_port()
     env = dict(os.environ, HDL_DATA_ROOT=str(base / "data"), HDL_WORKSPACE_ROOT=str(base / "ws"),
                STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **(extra_env or {}))
@@ -44,6 +45,8 @@ def studio_server(base: Path, *, extra_env: dict | None = None):
          "--server.address", "127.0.0.1", "--server.port", str(port),
          "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if processes is not None:
+        processes.append(process)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -91,3 +94,13 @@ def idle(page, settle_ms: int = 150) -> None:
 def go(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
     idle(page)
+
+
+def memory_mib(pid: int) -> dict:
+    """Resident memory of a process now and at its peak (MiB), from /proc/<pid>/status."""
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            name, value = line.split(":", 1)
+            found[{"VmRSS": "rss_mib", "VmHWM": "peak_rss_mib"}[name]] = int(value.split()[0]) / 1024
+    return found
