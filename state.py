@@ -29,12 +29,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from hdl_core import data as images
 from hdl_core.auto_k import KIntent, resolve_k
 from hdl_core.data import uploads
+from hdl_core.jobs import BOARD
 from hdl_core.workspace import pipeline
 from hdl_core.workspace.store import Workspace
 
@@ -44,12 +44,47 @@ THUMB_PX = 96
 DATASET_PARAM = "dataset"                # URL query parameter naming the open workspace
 
 
+# --------------------------------------------------------------------------- warming up
+
+def _warm_up() -> None:
+    """Pay once, in the background, what the first page that needs it would otherwise wait
+    for: imports (torch for the neighbour search's device check, open_clip for the Embed
+    page, scikit-learn for Teach) and numba's compiling of the map kernels (datashader's
+    aggregation, the lasso, the label kernels). Every step is optional."""
+    steps = [
+        lambda: __import__("hdl_core.graph", fromlist=["exact_knn"]).exact_knn(
+            np.eye(3, dtype=np.float32), np.eye(3, dtype=np.float32), 1),
+        lambda: __import__("sklearn.datasets"),
+        lambda: __import__("open_clip"),
+        _warm_maps,
+    ]
+    for step in steps:
+        try:
+            step()
+        except Exception as error:          # never let warming up break anything
+            log.info("warm-up step skipped: %s", error)
+
+
+def _warm_maps() -> None:
+    from hdl_core.views.density import Window, density_image, in_polygon
+    from hdl_core.views.projection import place_from_neighbours
+    points = np.random.default_rng(0).random((64, 2))
+    density_image(points, np.zeros(64, int), ["#000000"], Window(0, 1, 0, 1), width=8, height=8)
+    in_polygon(points, [0, 1, 1], [0, 0, 1])
+    place_from_neighbours(np.array([[1], [0]]), np.ones((2, 1)), np.array([0]), np.zeros((1, 2)))
+
+
+if os.environ.get("HDL_WARM_UP", "1") != "0":
+    threading.Thread(target=_warm_up, daemon=True, name="warm-up").start()
+
+
 # --------------------------------------------------------------------------- session keys
 # UI state only; durable facts (labels, corrections, runs, the k asked for) are in the store.
 
 WORKSPACE = "workspace_folder"          # the folder of the open workspace
 TAB_ID = "tab_id"                       # a short id of this browser session (`actor`)
 IMPORT_SUMMARY = "import_summary"       # pipeline.ImportSummary of the last scan, shown once
+SCAN_REPORT = "scan_report"             # Data: how long the last scan took (files/s), shown once
 DATA_SOURCE = "data_source"             # Data: where images come from
 UPLOAD_OWNER = "upload_owner"           # Data: the token naming this browser's uploads
 UPLOAD_DELETING = "upload_deleting"     # Data: the upload whose deletion awaits a confirmation
@@ -80,6 +115,9 @@ REVIEW_QUEUE = "review_queue"           # (run id, item ids in queue order) bein
 REVIEW_WINDOW = "review_window"         # first image of the queue the widget is sent
 REVIEW_KEYS = "review_keys"             # the keyboard widget's key
 REVIEW_KEY_BATCHES = "review_key_batches"   # widget action seq -> store batch (for its undo)
+REVIEW_MAP_WINDOW = "review_map_window"     # the part of a big map shown (None: all of it)
+REVIEW_MAP_WROTE = "review_map_wrote"       # a write made from the map's fragment: rerun the page
+SEEN_JOBS = "seen_jobs"                 # kind -> number of the last finished job shown here
 
 # Teach
 TEACH_STEP = "teach_step"               # the step of the walkthrough shown
@@ -434,7 +472,8 @@ def recent_workspaces(limit: int = 10) -> list[tuple[Path, str, float]]:
 def open_in_review(item_id: int) -> None:
     """Put one image first in this session's review (clicked on a map); show the Review tab."""
     run_id, ids = st.session_state.get(REVIEW_QUEUE) or (None, [])
-    ids = [int(item_id)] + [i for i in ids if i != int(item_id)]
+    ids = np.asarray(ids, np.int64)
+    ids = np.concatenate([[int(item_id)], ids[ids != int(item_id)]]).astype(np.int64)
     st.session_state[REVIEW_QUEUE] = (run_id, ids)
     st.session_state[REVIEW_WINDOW] = 0
     st.session_state[REVIEW_TAB] = "Review"
@@ -461,33 +500,53 @@ def workspace_label(ws: Workspace) -> str:
 
 
 def sidebar_status(ws: Workspace) -> None:
-    """Which dataset is open and how far it got, in the sidebar of every page."""
+    """Which dataset is open, how far it got, and its background jobs, in the sidebar of
+    every page (counts from the store, never a row per image)."""
     with st.sidebar, user_errors("Reading the workspace"):
         st.caption(f"**Dataset:** {shown(workspace_label(ws))}")
         try:
-            embedding = pipeline.current_embedding(ws)
-            embedded = shown(embedding.label) if embedding else "not embedded"
+            embedding_now = embedding(ws)
+            embedded = shown(embedding_now.label) if embedding_now else "not embedded"
         except pipeline.StoreError:   # a damaged array: the page that needs it says so
             embedded = "embeddings damaged"
-        sources = pd.Series([source for _, source in ws.current_labels().values()]).value_counts()
+        sources = _source_counts(str(ws.folder), ws.labels_version())
         runs = len(ws.runs("hdl"))
-        steps = [f"{len(ws.ok_items()):,} images", f"{int(sources.get('seed', 0)):,} seeds",
+        steps = [f"{ws.count_items()['ok']:,} images", f"{int(sources.get('seed', 0)):,} seeds",
                  f"{int(sources.get('manual', 0)):,} corrected",
                  f"{int(sources.get('confirmed', 0)):,} confirmed", embedded,
                  f"{runs} HDL run{'s' if runs != 1 else ''}"]
         st.caption(" · ".join(steps))
+        if BOARD.running(str(ws.folder)):
+            st.fragment(_jobs_panel, run_every=1.0)(str(ws.folder))
+
+
+def _jobs_panel(folder: str) -> None:
+    """The running jobs with their progress; once they are all done, the page runs again
+    so it shows what they made."""
+    running = BOARD.running(folder)
+    if not running:
+        st.rerun()
+    for current in running:
+        _watch(current)
+        fraction = current.fraction
+        st.progress(fraction if fraction is not None else 0.0,
+                    text=escape_markdown(current.describe()))
 
 
 # --------------------------------------------------------------------------- cached results
+# Big read-only results (embeddings mapped from disk, graphs, runs, label arrays, maps) are
+# `st.cache_resource`: `st.cache_data` would copy them on every read, and at a million
+# images a copy of the graph alone is 240 MB. Callers never change them.
 
 def embedding(ws: Workspace) -> pipeline.Embedding | None:
     meta = ws.get_setting("embedding") or {}
-    return _embedding(str(ws.folder), meta.get("key", ""), len(ws.ok_items()))
+    return _embedding(str(ws.folder), meta.get("key", ""), ws.items_version())
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _embedding(folder: str, key: str, n_items: int):
-    return pipeline.current_embedding(workspace_at(folder))
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _embedding(folder: str, key: str, items_version: int):
+    # mapped, not read: pages touch a few rows of a 2 GB array
+    return pipeline.current_embedding(workspace_at(folder), mmap=True)
 
 
 def embedding_at(folder: str, key: str) -> pipeline.Embedding:
@@ -499,19 +558,43 @@ def embedding_at(folder: str, key: str) -> pipeline.Embedding:
     return current
 
 
-@st.cache_data(show_spinner="Finding neighbours…", max_entries=8)
+@st.cache_resource(show_spinner="Finding neighbours…", max_entries=4)
 def graph(folder: str, key: str, k: int):
     """The workspace's kNN graph for an embedding, with at least `k` neighbours (computed once)."""
     ws = workspace_at(folder)
-    current = pipeline.require_embedding(ws)
-    if current.key != key:
+    current = embedding(ws)
+    if current is None or current.key != key:
         raise pipeline.PipelineError("the embeddings changed while this page was open; reload it")
     return pipeline.neighbour_graph(ws, current, k)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
 def stored_run(folder: str, run_id: int):
+    """A run as stored (its class names as they are now: a rename or merge reloads it)."""
+    return _stored_run(folder, int(run_id), tuple(workspace_at(folder).classes()))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _stored_run(folder: str, run_id: int, classes: tuple):
     return workspace_at(folder).load_run(run_id)
+
+
+def label_columns(ws: Workspace, run_id: int | None, *, with_baseline: bool = True):
+    """The label table of a run as arrays (`labels.LabelColumns`), kept until a label changes."""
+    return _label_columns(str(ws.folder), run_id, ws.labels_version(), with_baseline)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _label_columns(folder: str, run_id: int | None, version: int, with_baseline: bool):
+    from hdl_core.workspace import labels
+    return labels.label_columns(workspace_at(folder), run_id, with_baseline=with_baseline)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _source_counts(folder: str, version: int) -> dict:
+    from hdl_core.workspace.store import LABEL_SOURCES
+    current = workspace_at(folder).current_label_arrays()
+    counts = np.bincount(current.source[current.source >= 0], minlength=len(LABEL_SOURCES))
+    return dict(zip(LABEL_SOURCES, counts.tolist()))
 
 
 def items_of(ws: Workspace):
@@ -519,65 +602,191 @@ def items_of(ws: Workspace):
     return pipeline.item_frame(ws)
 
 
+# --------------------------------------------------------------------------- background jobs
+
+def jobs_of(ws: Workspace) -> list:
+    """The background jobs of the open workspace (`hdl_core.jobs`): running first."""
+    return BOARD.jobs_of(str(ws.folder))
+
+
+def job(ws: Workspace, kind: str):
+    """The running or latest job of a kind for this workspace, or None."""
+    return BOARD.get(str(ws.folder), kind)
+
+
+def finished_job(ws: Workspace, kind: str):
+    """The latest job of a kind if it finished and this browser session saw it running (or
+    started it): a success once, a failure until another job of that kind starts; else None."""
+    latest = BOARD.get(str(ws.folder), kind)
+    if latest is None:
+        return None
+    watching = st.session_state.setdefault(SEEN_JOBS, {})
+    if latest.running:
+        _watch(latest)
+        return None
+    if watching.get((latest.workspace, kind)) != latest.number:
+        return None                            # not one this session saw running
+    if latest.error is None:                   # a success is said once; a failure stays said
+        del watching[(latest.workspace, kind)]
+    return latest
+
+
+def _watch(job) -> None:
+    """Remember that this session saw `job` running (so it is told how it ended)."""
+    st.session_state.setdefault(SEEN_JOBS, {})[(job.workspace, job.kind)] = job.number
+
+
+def start_embedding(ws: Workspace, spec: pipeline.EncoderSpec):
+    """Embed every image in the background (`pipeline.embed_workspace`); returns the job."""
+    folder, n = str(ws.folder), ws.count_items()["ok"]
+
+    def work(job):
+        job.say("reading and encoding images")
+        return pipeline.embed_workspace(workspace_at(folder), spec, progress=job.progress)
+
+    started = BOARD.start(folder, "embedding", work, label=f"Embedding {n:,} images ({spec.name})")
+    _watch(started)
+    return started
+
+
+def start_labeling(ws: Workspace, emb: pipeline.Embedding):
+    """Run HDL and kNN-DV in the background (`pipeline.run_labeling`), then order the new
+    run's review queue, so the Review page has it ready; returns the job."""
+    folder, key = str(ws.folder), emb.key
+
+    def work(job):
+        here = workspace_at(folder)
+        current = embedding_at(folder, key)
+        job.say("finding neighbours")
+        neighbours = pipeline.neighbour_graph(here, current)
+        out = pipeline.run_labeling(here, current, pipeline.k_intent(here), graph=neighbours,
+                                    progress=job.say)
+        job.say("ordering the review queue")
+        _queue_for(folder, out.hdl_id, key, out.k)
+        return out
+
+    started = BOARD.start(folder, "labeling", work, label=f"Labeling {len(emb.item_ids):,} images")
+    _watch(started)
+    return started
+
+
+def review_queue(ws: Workspace, run, emb: pipeline.Embedding):
+    """The review queue of a run (`hdl_core.review_queue_with_reasons`), or None while it is
+    being ordered in the background (started here when it is not)."""
+    folder = str(ws.folder)
+    key = (folder, run.run_id, emb.key, run.k)
+    with _kept_lock:
+        queue = _queues.get(key)
+    if queue is not None:
+        return queue
+    if len(emb.item_ids) <= QUEUE_INLINE:                  # small: quicker than a job
+        return _queue_for(folder, run.run_id, emb.key, run.k)
+    BOARD.start(folder, "queue", lambda job: _queue_for(folder, run.run_id, emb.key, run.k),
+                label=f"Ordering {len(emb.item_ids):,} labels likeliest-wrong first")
+    return None
+
+
+QUEUE_INLINE = 50_000          # up to this many images the queue is ordered inside the page
+_queues: dict = {}
+_kept_lock = threading.Lock()
+
+
+def _queue_for(folder: str, run_id: int, emb_key: str, k: int):
+    from hdl_core import suggest
+    key = (folder, run_id, emb_key, k)
+    with _kept_lock:
+        if key in _queues:
+            return _queues[key]
+    ws = workspace_at(folder)
+    run = ws.load_run(run_id)
+    current = embedding_at(folder, emb_key)
+    neighbours = pipeline.neighbour_graph(ws, current, max(k, 10))
+    result = run.result
+    y = np.where(result.step < 0, result.labels, -1)
+    queue = suggest.review_queue_with_reasons(current.X, y, result, graph=neighbours)
+    with _kept_lock:
+        while len(_queues) >= 4:                           # a few runs' queues, newest kept
+            _queues.pop(next(iter(_queues)))
+        _queues[key] = queue
+    return queue
+
+
 # --------------------------------------------------------------------------- the map
 
-_umap_jobs: dict[str, threading.Thread] = {}
-_umap_errors: dict[str, str] = {}
-_umap_lock = threading.Lock()
+def map_coordinates(ws: Workspace, emb: pipeline.Embedding) -> tuple[np.ndarray | None, str]:
+    """2-D coordinates for the map: UMAP when ready, else PCA while it computes in the background.
 
-
-def map_coordinates(ws: Workspace, emb: pipeline.Embedding) -> tuple[np.ndarray, str]:
-    """2-D coordinates for the map: UMAP when ready, else PCA while UMAP runs in the background.
-
-    Returns (coords, kind) with kind "umap", "pca" (UMAP still running) or "pca-only"
-    (UMAP failed; the reason is logged and shown by `umap_problem`).
+    Returns (coords, kind) with kind "umap", "pca" (UMAP still computing), "pca-only"
+    (UMAP failed; `umap_problem` says why), or "computing" with coords None: a big map
+    whose PCA preview is not ready either (its job makes that first).
     """
-    key = f"{emb.key}|umap"
-    stored = _stored_map(str(ws.folder), key)
-    if stored is not None:
-        return stored, "umap"
-    with _umap_lock:
-        if key in _umap_errors:
-            return _pca(str(ws.folder), emb.key), "pca-only"
-        job = _umap_jobs.get(key)
-        if job is None or not job.is_alive():
-            job = threading.Thread(target=_compute_umap, args=(str(ws.folder), emb.key, key),
-                                   daemon=True, name="umap")
-            _umap_jobs[key] = job
-            job.start()
-    return _pca(str(ws.folder), emb.key), "pca"
+    from hdl_core.workspace import maps
+    folder = str(ws.folder)
+    coords = _kept(("map", folder, maps.map_key(emb)), lambda: maps.stored_map(ws, emb))
+    if coords is not None:
+        return coords, "umap"
+    running = _map_job(ws, emb)
+    big = len(emb.item_ids) > maps.MAP_SAMPLE
+    if big:
+        preview = _kept(("pca", folder, emb.key), lambda: ws.arrays.load_derived(f"{emb.key}|pca"))
+    else:
+        preview = _kept(("pca", folder, emb.key), lambda: maps.preview_map(ws, emb))
+    if running.state == "failed":
+        if preview is None:
+            preview = _kept(("pca", folder, emb.key), lambda: maps.preview_map(ws, emb))
+        return preview, "pca-only"
+    if running.state == "done":                  # finished since the look above
+        coords = _kept(("map", folder, maps.map_key(emb)), lambda: maps.stored_map(ws, emb))
+        if coords is not None:
+            return coords, "umap"
+    return (preview, "pca") if preview is not None else (None, "computing")
 
 
-def umap_problem(emb: pipeline.Embedding) -> str | None:
-    return _umap_errors.get(f"{emb.key}|umap")
+def _map_job(ws: Workspace, emb: pipeline.Embedding):
+    """The job laying out the map of `emb` (started unless it runs or has finished)."""
+    from hdl_core.workspace import maps
+    folder, key = str(ws.folder), emb.key
+    current = BOARD.get(folder, "map")
+    if current is not None and (current.running or (current.tag == key and current.state == "failed")):
+        return current
+
+    def work(job):
+        here = workspace_at(folder)
+        mine = embedding_at(folder, key)
+        if len(mine.item_ids) > maps.MAP_SAMPLE:
+            job.say("a first map (PCA)")
+            maps.preview_map(here, mine)
+        job.say("finding neighbours")
+        neighbours = pipeline.neighbour_graph(here, mine)
+        return maps.compute_map(here, mine, neighbours, progress=job.say)
+
+    return BOARD.start(folder, "map", work, label=f"Map of {len(emb.item_ids):,} images", tag=key)
 
 
-def _compute_umap(folder: str, emb_key: str, key: str) -> None:
-    from hdl_core.views.projection import umap_map
-    try:
-        ws = workspace_at(folder)
-        current = pipeline.require_embedding(ws)
-        if current.key != emb_key:
-            return
-        g = pipeline.neighbour_graph(ws, current)
-        coords = umap_map(current.X, g, random_state=0).astype(np.float32)
-        ws.save_embeddings(key, coords)
-        _stored_map.clear()
-    except Exception as error:   # shown to the user as a note; the map falls back to PCA
-        log.error("UMAP failed\n%s", traceback.format_exc())
-        with _umap_lock:
-            _umap_errors[key] = f"{type(error).__name__}: {error}"
+def umap_problem(ws: Workspace, emb: pipeline.Embedding) -> str | None:
+    """Why the map of `emb` could not be computed, or None."""
+    current = BOARD.get(str(ws.folder), "map")
+    if current is None or current.tag != emb.key or current.error is None:
+        return None
+    return f"{type(current.error).__name__}: {current.error}"
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _stored_map(folder: str, key: str):
-    return workspace_at(folder).arrays.load_derived(key)    # damaged: computed again
+_kept_arrays: dict = {}
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _pca(folder: str, emb_key: str):
-    from hdl_core.views.projection import pca_map
-    return pca_map(pipeline.require_embedding(workspace_at(folder)).X).astype(np.float32)
+def _kept(key: tuple, load):
+    """An immutable array computed once per key (a map, a preview); None is not kept, so it
+    is looked for again (the job that makes it may finish meanwhile)."""
+    with _kept_lock:
+        if key in _kept_arrays:
+            return _kept_arrays[key]
+    value = load()
+    if value is not None:
+        with _kept_lock:
+            while len(_kept_arrays) >= 8:
+                _kept_arrays.pop(next(iter(_kept_arrays)))
+            _kept_arrays[key] = value
+    return value
 
 
 # --------------------------------------------------------------------------- thumbnails
@@ -622,14 +831,6 @@ def _thumbnail(file: str, size: int, root: str | None, kind: str) -> bytes:
 HOVER_PX = 80
 
 
-@st.cache_data(show_spinner="Making thumbnails for the map…", max_entries=4)
-def hover_thumbs(folder: str, emb_key: str, ids: tuple, files: tuple) -> dict:
-    """Small JPEG thumbnails of a map's points by id (for `pages._hover`), made once per
-    workspace and embeddings, each opened inside the workspace's dataset folder."""
-    root = str(workspace_at(folder).dataset_root())
-    return {int(i): thumbnail_jpeg(str(f), HOVER_PX, root) for i, f in zip(ids, files)}
-
-
 def dataset_root(ws: Workspace) -> str:
     """The folder thumbnails of `ws` are confined to (its dataset's root)."""
     return str(ws.dataset_root())
@@ -672,9 +873,7 @@ def k_choice(folder: str, emb_key: str, seeds_digest: str, intent: KIntent,
     seed or correction computes k* again.
     """
     ws = workspace_at(folder)
-    current = pipeline.require_embedding(ws)
-    if current.key != emb_key:
-        raise pipeline.PipelineError("the embeddings changed while this page was open; reload it")
+    current = embedding_at(folder, emb_key)           # mapped: μ_k reads the seeds' rows only
     y, classes = pipeline.seed_vector(ws, current.item_ids)
     pipeline.require_seeds(y, classes)
     return resolve_k(intent, current.X, y, variant=variant)

@@ -21,12 +21,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 @contextlib.contextmanager
-def studio_server(base: Path, *, extra_env: dict | None = None):
+def studio_server(base: Path, *, extra_env: dict | None = None, processes: list | None = None):
     """`streamlit run app.py` with HDL_DATA_ROOT=base/data, HDL_WORKSPACE_ROOT=base/ws; yields
-    (url, seconds until the health check answered)."""
+    (url, seconds until the health check answered). The server's `subprocess.Popen` is
+    appended to `processes` when given (to read its memory)."""
     env = {"HDL_DATA_ROOT": str(base / "data"), "HDL_WORKSPACE_ROOT": str(base / "ws"),
            **(extra_env or {})}
-    with streamlit_server(ROOT / "app.py", base / "server.log", env=env) as served:
+    with streamlit_server(ROOT / "app.py", base / "server.log", env=env,
+                          processes=processes) as served:
         yield served
 
 
@@ -54,3 +56,13 @@ def idle(page, settle_ms: int = 150) -> None:
 def go(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
     idle(page)
+
+
+def memory_mib(pid: int) -> dict:
+    """Resident memory of a process now and at its peak (MiB), from /proc/<pid>/status."""
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            name, value = line.split(":", 1)
+            found[{"VmRSS": "rss_mib", "VmHWM": "peak_rss_mib"}[name]] = int(value.split()[0]) / 1024
+    return found

@@ -119,8 +119,8 @@ def choose_k(X, y, *, k_max: int = 20, noise_rate: float = 0.15, sample_fraction
     -------
     KChoice
     """
-    Xn = get_metric(metric).prepare(X)
-    y = validate_labels(y, Xn.shape[0])
+    n_points = np.shape(X)[0]
+    y = validate_labels(y, n_points)
     if isinstance(k_max, bool) or not isinstance(k_max, (int, np.integer)) or k_max < 2:
         raise ValueError(f"k_max must be an integer of at least 2, got {k_max!r}")
     if not 0.0 <= float(noise_rate) < 1.0:
@@ -129,7 +129,9 @@ def choose_k(X, y, *, k_max: int = 20, noise_rate: float = 0.15, sample_fraction
         raise ValueError(f"sample_fraction must lie in (0, 1] or be None, got {sample_fraction!r}")
 
     labeled = np.flatnonzero(y >= 0)
-    X_lab, y_lab = Xn[labeled], y[labeled]
+    # only the labeled rows are compared: prepare just those (a million unlabeled 512-D rows
+    # would be a 2 GB copy for nothing)
+    X_lab, y_lab = get_metric(metric).prepare(np.asarray(X)[labeled]), y[labeled]
     n_lab = labeled.size
     if sample_fraction is None:
         centers = np.arange(n_lab)
@@ -165,7 +167,7 @@ def choose_k(X, y, *, k_max: int = 20, noise_rate: float = 0.15, sample_fraction
                   f"({centers.size} centers, e = {float(noise_rate):.2f}).")
     else:
         k = DEFAULT_K
-    k = min(k, Xn.shape[0] - 1)
+    k = min(k, n_points - 1)
     return KChoice(ks=ks, mu=mu, beta=beta, p=p, k=k, reliable=reliable, reason=reason,
                    n_centers=int(centers.size))
 

@@ -583,8 +583,7 @@ def review_queue_with_reasons(X, y, result: LabelingResult, *, graph=None) -> Re
     if not isinstance(result, LabelingResult):
         raise ValueError(f"result must be the LabelingResult of the run to review, got "
                          f"{type(result).__name__}")
-    Xn = normalize_rows(X)
-    n = Xn.shape[0]
+    n = np.shape(X)[0]
     if result.labels.shape != (n,):
         raise ValueError(f"result labels {result.labels.shape[0]} points but X has {n} rows; "
                          f"pass the X and result of the same run")
@@ -603,8 +602,9 @@ def review_queue_with_reasons(X, y, result: LabelingResult, *, graph=None) -> Re
         raise ValueError(f"y does not match result: seed {p} is class {y[p]} in y but "
                          f"{result.labels[p]} in the run; pass the y HDL ran on")
     want = max(REVIEW_NEIGHBOURS, result.k)
-    if graph is None:
-        graph = build_knn_graph(Xn, min(want, n - 1), method="auto", random_state=0)
+    if graph is None:            # only then are the rows compared (a copy of X at 1M: 2 GB)
+        graph = build_knn_graph(normalize_rows(X), min(want, n - 1), method="auto",
+                                random_state=0)
     elif not isinstance(graph, KnnGraph):
         raise ValueError(f"graph must be the KnnGraph HDL ran on, got {type(graph).__name__}")
     elif graph.n != n:

@@ -5,19 +5,22 @@ v2, ``pages/_hover/hover.mjs``) listens to the hover events of one chart, found 
 Streamlit key, and shows the hovered point's thumbnail beside the pointer. Points are
 identified by the first entry of their ``customdata`` (the same ids `pages._map`'s reader
 uses). A module of pages/ whose name starts with ``_`` is not a page.
+
+Thumbnails are sent on demand: hovering a point whose thumbnail the browser does not have
+sets the component's state ``wanted`` to its id, which reruns only the component's own
+fragment; Python sends that one thumbnail (a few kB), and the browser keeps every
+thumbnail it received. So a map of a million points sends nothing up front, and no rerun
+of the page resends thumbnails.
 """
 from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Mapping
+from typing import Callable
 
 import streamlit as st
 
 FRONTEND = Path(__file__).with_name("_hover")
-# Thumbnails sent with the page up to this many points; a bigger map gets none rather than
-# megabytes on every rerun (it shows a sample anyway).
-MAX_POINTS = 5000
 
 _component = st.components.v2.component(
     "hdl_studio_hover_thumbnails",
@@ -33,27 +36,44 @@ def data_uri(image: bytes) -> str:
     return f"data:{kind};base64,{base64.b64encode(image).decode('ascii')}"
 
 
-def hover_thumbnails(chart_key: str, thumbs: Mapping[int, bytes], *,
-                     captions: Mapping[int, str] | None = None, size: int = 96,
-                     key: str | None = None) -> None:
-    """Show thumbnails when the pointer is over a point of the chart with key `chart_key`.
+def hover_thumbnails(chart_key: str, thumbnail: Callable[[int], tuple[bytes, str] | None], *,
+                     size: int = 96, key: str | None = None) -> None:
+    """Show a thumbnail when the pointer is over a point of the chart with key `chart_key`.
+
+    Runs as its own fragment: asking for a thumbnail reruns only this, never the page.
 
     Parameters
     ----------
     chart_key : str
         The ``key=`` of the ``st.plotly_chart`` to watch.
-    thumbs : mapping of int to bytes
-        Thumbnail (PNG or JPEG bytes) of each point id (``customdata[0]``); at most
-        `MAX_POINTS` are sent.
-    captions : mapping of int to str, optional
-        A line under each thumbnail (shown as text).
+    thumbnail : callable(int) -> (bytes, str) or None
+        For a point id (``customdata[0]``): its thumbnail (PNG or JPEG bytes) and a caption
+        (shown as text), or None for an id it does not know. Called for the hovered point
+        only.
     size : int
         Width in pixels the thumbnail is shown at.
     """
-    if len(thumbs) > MAX_POINTS:
-        thumbs = dict(list(thumbs.items())[:MAX_POINTS])
-    data = {"chart_key": chart_key, "size": int(size),
-            "thumbs": {int(i): data_uri(image) for i, image in thumbs.items()},
-            "captions": {int(i): str(text) for i, text in (captions or {}).items()
-                         if int(i) in thumbs}}
-    _component(data=data, key=key or f"hover_{chart_key}", height=0)
+    st.fragment(_hover)(chart_key, thumbnail, int(size), key or f"hover_{chart_key}")
+
+
+def _hover(chart_key: str, thumbnail, size: int, key: str) -> None:
+    wanted = st.session_state.get(key, {}).get("wanted") if isinstance(
+        st.session_state.get(key), dict) else None
+    _component(data=hover_data(chart_key, thumbnail, size, wanted), key=key,
+               default={"wanted": None}, on_wanted_change=lambda: None, height=0)
+
+
+def hover_data(chart_key: str, thumbnail, size: int, wanted) -> dict:
+    """What the component is sent: the chart, the size, and the wanted point's thumbnail."""
+    data = {"chart_key": chart_key, "size": int(size), "thumbs": {}, "captions": {}}
+    try:
+        point = int(wanted) if wanted is not None else None
+    except (TypeError, ValueError):
+        point = None
+    if point is not None:
+        found = thumbnail(point)
+        if found is not None:
+            image, caption = found
+            data["thumbs"][point] = data_uri(image)
+            data["captions"][point] = str(caption)
+    return data

@@ -3,6 +3,7 @@
 Uploads are kept per browser (`hdl_core.data.uploads`): a folder named by what was uploaded,
 never written over, listed under "Your uploads" with a way to delete them.
 """
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -16,20 +17,61 @@ from hdl_core.workspace import pipeline
 
 SEED_GRID_PAGE = 48
 MIN_SEEDS_PER_CLASS = 3
+LISTED_AT_MOST = 1_000                  # missing and skipped files listed (all are counted)
+
+
+def _first_of(listed: int, total: int) -> str:
+    return f" The first {listed:,} of {total:,} are listed." if listed < total else ""
+
+
+def scan_text(done: int, total: int, seconds: float) -> str:
+    """``"Checking images… 12,000/100,000 · 1,530 files/s · 58 s left"``."""
+    rate = done / seconds if seconds > 0 else 0.0
+    if rate <= 0 or done >= total:
+        return f"Checking images… {done:,}/{total:,}"
+    return (f"Checking images… {done:,}/{total:,} · {rate:,.0f} files/s · "
+            f"{(total - done) / rate:,.0f} s left")
 
 
 def _open_dataset(folder: Path, label: str, seeds_csv=None, *, root: Path | None = None,
                   private: bool = False) -> None:
-    """Scan `folder` with a progress bar, store it in its workspace and make it the open one."""
-    bar = st.progress(0.0, text="Checking images…")
-    dataset = images.load_folder(folder, seeds_csv=seeds_csv, root=root,
+    """Scan `folder` with a progress bar (files/s), store it in its workspace and make it the
+    open one. Files the workspace already knows, unchanged in size and time, are not read
+    again (`hdl_core.data.load_folder`'s ``known``)."""
+    started = time.perf_counter()
+    known = _known_files(folder, root)
+    bar = st.progress(0.0, text="Listing the folder…")
+    dataset = images.load_folder(folder, seeds_csv=seeds_csv, root=root, known=known,
                                  progress=lambda done, total: bar.progress(
-                                     done / max(total, 1), text=f"Checking images… {done}/{total}"))
+                                     done / max(total, 1),
+                                     text=scan_text(done, total, time.perf_counter() - started)))
     bar.empty()
     target = state.open_folder(pipeline.workspace_for(dataset.root), label, private=private)
     summary = pipeline.import_dataset(target, dataset)
     st.session_state[state.IMPORT_SUMMARY] = summary
+    seconds = time.perf_counter() - started
+    n_files = len(dataset.items) + len(dataset.skipped)
+    unchanged = sum(1 for item in dataset.items if known.get(item.path, (None,) * 3)[2]
+                    == item.content_hash and known[item.path][1] == item.mtime_ns)
+    st.session_state[state.SCAN_REPORT] = (
+        f"Checked {n_files:,} files in {seconds:.1f} s ({n_files / max(seconds, 1e-9):,.0f} files/s)"
+        + (f"; {unchanged:,} unchanged since the last scan were not read again." if unchanged
+           else "."))
     st.rerun()
+
+
+def _known_files(folder: Path, root: Path | None) -> dict:
+    """What the workspace of `folder` knows of its files (empty when it has none yet)."""
+    try:
+        target = pipeline.workspace_for(images.resolve_in_data_root(folder, root))
+    except images.DatasetError:
+        return {}
+    if not (target / "workspace.sqlite").is_file():
+        return {}
+    try:
+        return state.workspace_at(str(target.resolve())).file_stats()
+    except Exception:            # a damaged workspace: scan everything, the page says the rest
+        return {}
 
 
 def _open_upload(upload: uploads.Upload, label: str, seeds_csv=None) -> None:
@@ -195,23 +237,26 @@ def _workspace_section(ws) -> None:
     st.subheader(f"Open: {state.shown(state.workspace_label(ws), 80)}")
     with state.user_errors("Reading the workspace"):
         summary = st.session_state.get(state.IMPORT_SUMMARY)
-        items = ws.ok_items()
-        everything = ws.items()
+        report = st.session_state.pop(state.SCAN_REPORT, None)
+        if report:
+            st.caption(report)
+        counted = ws.count_items()
         seeds = ws.seeds()
         classes = ws.classes()
         counts = pd.Series(list(seeds.values()), dtype=object).value_counts()
         c1, c2, c3, c4 = st.columns(4)
-        c1.metric("Images", len(items))
+        c1.metric("Images", counted["ok"])
         c2.metric("Seeds", len(seeds))
         c3.metric("Classes", len(classes))
-        c4.metric("Skipped", int((everything["status"] == "skipped").sum()))
-        missing = everything[everything["status"] == "missing"]
-        if len(missing):
-            with st.expander(f"{len(missing)} image(s) missing since they were scanned: their "
+        c4.metric("Skipped", counted["skipped"])
+        if counted["missing"]:
+            missing = ws.items_with_status("missing", limit=LISTED_AT_MOST)
+            with st.expander(f"{counted['missing']} image(s) missing since they were scanned: their "
                              "labels and corrections are kept", icon=":material/help:"):
                 st.caption("Moved, renamed or deleted files. Their corrections come back when the "
                            "same file is found again (at any path) by the next scan: open the "
-                           "folder again once they are back.")
+                           "folder again once they are back."
+                           + _first_of(len(missing), counted["missing"]))
                 st.dataframe(missing[["path"]], hide_index=True, width="stretch")
         if summary and summary.moved:
             st.info(f"{summary.moved} image(s) were found again under a new name or folder; their "
@@ -219,9 +264,12 @@ def _workspace_section(ws) -> None:
         if classes:
             table = pd.DataFrame({"class": classes, "seeds": [int(counts.get(c, 0)) for c in classes]})
             st.dataframe(table, hide_index=True, width="content")
-        skipped = everything[everything["status"] == "skipped"]
-        if len(skipped):
-            with st.expander(f"Skipped files ({len(skipped)}), each with its reason"):
+        if counted["skipped"]:
+            skipped = ws.items_with_status("skipped", limit=LISTED_AT_MOST)
+            with st.expander(f"Skipped files ({counted['skipped']}), each with its reason"):
+                shown = _first_of(len(skipped), counted["skipped"])
+                if shown:
+                    st.caption(shown.strip())
                 st.dataframe(skipped[["path", "skip_reason"]].rename(columns={"skip_reason": "reason"}),
                              hide_index=True, width="stretch")
         if summary and summary.duplicates:
@@ -229,7 +277,7 @@ def _workspace_section(ws) -> None:
                 st.write(pd.DataFrame({"files": [", ".join(g) for g in summary.duplicates]}))
 
         few = [c for c in classes if counts.get(c, 0) < MIN_SEEDS_PER_CLASS]
-        if items.empty:
+        if not counted["ok"]:
             st.warning("No readable image in this dataset; see the skipped files above.")
         else:
             if not seeds:
@@ -244,10 +292,10 @@ def _workspace_section(ws) -> None:
                 options = classes + ([new_class.strip()] if new_class.strip() and new_class.strip() not in classes else [])
                 target_class = left.selectbox("Class for the selected images", options, index=None,
                                               placeholder="choose or type a class")
-                unlabeled = items[~items["id"].isin(list(seeds))].reset_index(drop=True)
-                pages = max(1, -(-len(unlabeled) // SEED_GRID_PAGE))
-                page = st.number_input(f"Page (of {pages})", 1, pages, 1, key=state.SEED_PAGE) - 1
-                chunk = unlabeled.iloc[page * SEED_GRID_PAGE:(page + 1) * SEED_GRID_PAGE]
+                n_unlabeled = max(counted["ok"] - len(seeds), 0)
+                pages = max(1, -(-n_unlabeled // SEED_GRID_PAGE))
+                page = st.number_input(f"Page (of {pages:,})", 1, pages, 1, key=state.SEED_PAGE) - 1
+                chunk = ws.items_page(page * SEED_GRID_PAGE, SEED_GRID_PAGE, leave_out=list(seeds))
                 root = ws.dataset_root()
                 chosen = []
                 for row_start in range(0, len(chunk), 8):

@@ -1,6 +1,10 @@
-"""Embed: CLIP (a pretrained tag or a local checkpoint), the pixels baseline, or a precomputed file."""
+"""Embed: CLIP (a pretrained tag or a local checkpoint), the pixels baseline, or a precomputed file.
+
+Encoding runs as a background job of the server (`state.start_embedding`): the page returns
+at once and shows its progress (images/s, time left) from any page's sidebar too; leaving
+the page does not stop it.
+"""
 import tempfile
-import time
 from pathlib import Path
 
 import streamlit as st
@@ -44,18 +48,42 @@ def weights_message(error: WeightsUnavailable) -> str:
             f"3. Or embed with **Pixels** now: no weights needed, but far weaker than CLIP on photos.")
 
 
-def _progress_bar():
-    """A progress callback drawing images/s and time left."""
-    bar = st.progress(0.0, text="Starting…")
-    started = time.perf_counter()
+def progress_text(done: int, total: int, seconds: float) -> str:
+    """``"1,200/5,000 images · 85 images/s · 45 s left"`` (no rate before the first image)."""
+    rate = done / seconds if seconds > 0 else 0.0
+    if rate <= 0:
+        return f"{done:,}/{total:,} images · starting…"
+    return f"{done:,}/{total:,} images · {rate:,.0f} images/s · {(total - done) / rate:,.0f} s left"
 
-    def report(done: int, total: int) -> None:
-        elapsed = time.perf_counter() - started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        left = (total - done) / rate if rate > 0 else float("nan")
-        bar.progress(done / max(total, 1),
-                     text=f"{done}/{total} images · {rate:.0f} images/s · {left:.0f} s left")
-    return bar, report
+
+def _job_panel(ws) -> None:
+    """The embedding job of this workspace while it runs (a fragment that polls), and how the
+    last one ended, once."""
+    job = state.job(ws, "embedding")
+    if job is not None and job.running:
+        st.fragment(_job_progress, run_every=1.0)(str(ws.folder))
+        return
+    done = state.finished_job(ws, "embedding")
+    if done is None:
+        return
+    if isinstance(done.error, WeightsUnavailable):
+        st.error(weights_message(done.error), icon=":material/warning:")
+    elif done.error is not None:
+        st.error(f"Embedding failed: {state.escape_markdown(done.error)}", icon=":material/warning:")
+    else:
+        stats = done.result.stats
+        st.write(f"Done in {stats.get('seconds', done.seconds):.1f} s: {stats.get('hits', 0)} "
+                 f"images from the cache, {stats.get('encoded', stats.get('misses', 0))} encoded.")
+
+
+def _job_progress(folder: str) -> None:
+    job = state.BOARD.get(folder, "embedding")
+    if job is None or not job.running:
+        st.rerun()
+    st.progress(job.fraction or 0.0, text=progress_text(job.done, job.total, job.seconds)
+                if job.total else "Starting…")
+    st.caption("Embedding in the background: you can leave this page; the sidebar shows how far "
+               "it got on every page.")
 
 
 def main() -> None:
@@ -64,7 +92,7 @@ def main() -> None:
     state.sidebar_status(ws)
     with state.user_errors("Reading the embeddings"):   # damaged: say so, still offer to embed
         current = state.embedding(ws)
-        n_items = len(ws.ok_items())
+        n_items = ws.count_items()["ok"]
         if current is not None:
             st.success(f"{n_items} images embedded with **{state.shown(current.label)}** "
                        f"({current.X.shape[1]} dimensions).")
@@ -81,6 +109,8 @@ def main() -> None:
         kinds = ["CLIP (open_clip)", "Pixels (baseline, not CLIP)", "Precomputed file"]
         kind = st.radio("Encoder", kinds, index=1 if is_demo else 0, horizontal=True,
                         help="The demo defaults to pixels so it runs with nothing to download.")
+        running = state.job(ws, "embedding")
+        busy = running is not None and running.running
         st.caption(f"Device in use: **{_device()}**")
 
         if kind == kinds[0]:
@@ -105,25 +135,16 @@ def main() -> None:
                                  "checkpoint's path there, e.g. checkpoints/model.safetensors",
                                  icon=":material/warning:")
             batch = st.select_slider("Batch size", [16, 32, 64, 128, 256], value=64)
-            if st.button("Embed with CLIP", type="primary", disabled=not pretrained):
-                bar, report = _progress_bar()
-                try:
-                    emb = pipeline.embed_workspace(ws, pipeline.EncoderSpec.of(
-                        "clip", model=model, pretrained=pretrained, batch_size=batch), progress=report)
-                except WeightsUnavailable as error:
-                    bar.empty()
-                    st.error(weights_message(error), icon=":material/warning:")
-                    st.stop()
-                st.session_state[state.EMBED_STATS] = emb.stats
+            if st.button("Embed with CLIP", type="primary", disabled=not pretrained or busy):
+                state.start_embedding(ws, pipeline.EncoderSpec.of(
+                    "clip", model=model, pretrained=pretrained, batch_size=batch))
                 st.rerun()
 
         elif kind == kinds[1]:
             st.caption("Each image shrunk to 16×16 RGB pixels: no weights, runs anywhere, but far "
                        "weaker than CLIP on photos. Good for the digits demo and for trying the app.")
-            if st.button("Embed with pixels", type="primary"):
-                bar, report = _progress_bar()
-                emb = pipeline.embed_workspace(ws, pipeline.EncoderSpec.of("pixels"), progress=report)
-                st.session_state[state.EMBED_STATS] = emb.stats
+            if st.button("Embed with pixels", type="primary", disabled=busy):
+                state.start_embedding(ws, pipeline.EncoderSpec.of("pixels"))
                 st.rerun()
 
         else:
@@ -149,6 +170,7 @@ def main() -> None:
         if stats:
             st.write(f"Done in {stats.get('seconds', 0):.1f} s: {stats.get('hits', 0)} images from the "
                      f"cache, {stats.get('encoded', stats.get('misses', 0))} encoded.")
+        _job_panel(ws)
     with state.user_errors("Reading the embeddings"):
         if state.embedding(ws) is not None:
             st.page_link("pages/choose_k.py", label="Next: choose k", icon=":material/insights:")

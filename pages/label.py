@@ -5,10 +5,15 @@ vote), so moving the round reruns only that fragment: the per-run arrays are pre
 per run (`_prepared`, cached by workspace and run ids) and a move only rebuilds the map's
 point groups with numpy and sends one figure.
 
+A run of more than `POINTS_LIMIT` images is drawn as a density picture of every point at
+the round shown (labeled ones in their class colour, the rest grey) with a few thousand of
+them, the seeds and the round's first level as markers (`big_map_figure`); paths are read
+from the store for the points shown only. "Run HDL" starts a background job and returns.
+
 The drawing functions are importable without running the page (bench/page_bench.py times
 them): the page itself runs only as Streamlit's ``__main__`` script.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import plotly.graph_objects as go
@@ -16,14 +21,14 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import state
-from hdl_core.explain import round_view, vote_detail
+from hdl_core.explain import vote_detail
 from hdl_core.flood import flood_report
 from hdl_core.views import replay as replaying
+from hdl_core.views.density import Window, draw_order
 from hdl_core.workspace import pipeline
-from pages._hover import MAX_POINTS as MAX_HOVER_POINTS
 from pages._hover import hover_thumbnails
-from pages._map import (GREY, OUTLINE, class_colours, legend_name, map_note, palette, plotly_text,
-                        selected_ids, wait_for_umap)
+from pages._map import (DRAWN, GREY, OUTLINE, POINTS_LIMIT, class_colours, legend_name, map_note,
+                        palette, picture, plotly_text, selected_ids, view_of, wait_for_umap)
 
 
 PLAY_SECONDS = 0.7                   # one replay frame
@@ -32,6 +37,8 @@ RANKS_SHOWN = 40                     # rank numbers are drawn for first levels u
 NEIGHBOURS_PER_ROW = 10
 HIGHLIGHT = "#ff4b4b"                # visible on light and dark backgrounds
 NEIGHBOUR_RING = "#ffa421"
+MARKED_AT_MOST = 1_000               # a big map rings at most this many of a layer (seeds, round)
+CHART_POINTS = 2_000                 # the per-round charts show at most this many rounds as points
 
 
 # --------------------------------------------------------------------------- per-run data
@@ -45,14 +52,28 @@ class RunView:
     replay: replaying.Replay
     classes: list[str]
     item_ids: np.ndarray
-    paths: np.ndarray
-    files: np.ndarray
     hover: np.ndarray          # (n, 3): position, round, confidence, for the map's tooltips
     params: dict
     created: str
     colours: list[str]         # each class's colour (fixed when the class was created)
     flood: object              # hdl_core.flood.FloodReport of the run
     root: str | None = None    # the dataset folder thumbnails are confined to
+    folder: str | None = None  # the workspace, where paths are read (for the points shown)
+    rank: np.ndarray | None = None   # which points a big map draws as markers (draw_order)
+    charts: dict = field(default_factory=dict)   # per-run charts, made once (`_kept_figure`)
+
+    def paths(self, positions) -> list:
+        """The paths of run positions, read from the store (None for an item gone since)."""
+        ids = self.item_ids[np.asarray(positions, np.int64)]
+        return state.workspace_at(self.folder).item_paths(ids)
+
+    def path(self, position: int) -> str:
+        found = self.paths([position])[0]
+        return found if found is not None else f"#{position} (no longer in the dataset)"
+
+    def file(self, position: int) -> str:
+        from pathlib import Path, PurePosixPath
+        return str(Path(self.root or ".").joinpath(*PurePosixPath(self.path(position)).parts))
 
 
 def hdl_runs(ws, emb) -> list:
@@ -65,18 +86,19 @@ def prepare(ws, run_id: int, baseline_id: int | None, neighbours: np.ndarray) ->
     """Load a run (and its kNN-DV partner), align the truth and precompute its replay."""
     run = ws.load_run(run_id)
     result = run.result
-    items = pipeline.item_frame(ws).set_index("id")
-    missing = ~np.isin(run.item_ids, items.index.to_numpy())
+    missing = ~np.isin(run.item_ids, ws.ok_item_ids(order="id"))
     if missing.any():
         raise pipeline.PipelineError(f"run #{run_id} labels {int(missing.sum())} images that are no "
                                      "longer in the dataset; run HDL again")
-    rows = items.loc[run.item_ids]
-    paths = rows["path"].to_numpy(dtype=object)
-    files = rows["file"].to_numpy(dtype=object)
-    truth = ws.truth()
+    truth_ids, truth_names = ws.truth_of_items()
     codes = None
-    if truth:
-        codes = replaying.truth_codes([truth.get(p) for p in paths], run.classes)
+    if truth_ids.size:
+        order = np.argsort(truth_ids)
+        found = np.minimum(np.searchsorted(truth_ids, run.item_ids, sorter=order), truth_ids.size - 1)
+        known = truth_ids[order[found]] == run.item_ids
+        names = np.full(run.item_ids.size, None, dtype=object)
+        names[known] = truth_names[order[found[known]]]
+        codes = replaying.truth_codes(names.tolist(), run.classes)
     baseline = None
     if baseline_id is not None:
         other = ws.load_run(baseline_id)
@@ -93,8 +115,9 @@ def prepare(ws, run_id: int, baseline_id: int | None, neighbours: np.ndarray) ->
     fallback = palette(len(run.classes))
     colours = [stored.get(name, fallback[c]) for c, name in enumerate(run.classes)]
     return RunView(run_id, baseline_id if baseline is not None else None, replay,
-                   list(run.classes), run.item_ids, paths, files, hover, run.params, run.created,
-                   colours, flood, str(ws.dataset_root()))
+                   list(run.classes), run.item_ids, hover, run.params, run.created,
+                   colours, flood, str(ws.dataset_root()), str(ws.folder),
+                   draw_order(replay.n) if replay.n > POINTS_LIMIT else None)
 
 
 @st.cache_resource(show_spinner="Preparing the replay…", max_entries=4)
@@ -174,15 +197,135 @@ def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | 
     return {"data": data, "layout": layout}
 
 
-def progress_figure(view: RunView, r: int) -> go.Figure:
+def big_map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | None = None,
+                   point: int | None = None, window: Window | None = None) -> dict:
+    """`map_figure` for a run of any size: every point in a density picture at round `r`
+    (labeled: class colour; not yet: grey), `DRAWN` points as markers for hover and clicks,
+    the seeds, bridged points and round `r`'s first level marked (at most `MARKED_AT_MOST`
+    of each, the same ones at every round), and the clicked point with its neighbours."""
+    replay, result = view.replay, view.replay.result
+    r = replaying.check_round(result, r)
+    labeled = replaying.labeled_by_round(result, r)
+    keep = None if only is None else np.asarray(only, bool)
+    codes = np.where(labeled, result.labels, -1)
+    window, order = view_of(coords, view.rank, window)
+    xy = coords
+    size = 5 if only is None else 7
+    by_class = class_colours(view.colours)
+
+    def marked(mask) -> np.ndarray:
+        return order.take(MARKED_AT_MOST, mask if keep is None else mask & keep)
+
+    def trace(index, name, marker, **extra):
+        return {"type": "scattergl", "mode": "markers", "name": legend_name(name),
+                "x": xy[index, 0], "y": xy[index, 1], "customdata": view.hover[index],
+                "marker": marker, "meta": [plotly_text(name)],
+                "hovertemplate": "#%{customdata[0]:.0f} · round %{customdata[1]:.0f} · confidence "
+                                 "%{customdata[2]:.2f}<extra>%{meta[0]}</extra>", **extra}
+
+    drawn = order.take(DRAWN, keep)
+    shown_colour = np.array(list(view.colours) + [GREY], dtype=object)[codes[drawn]]
+    data = [trace(drawn, "images (a sample drawn as points)",
+                  {"color": shown_colour, "size": size - 1}, showlegend=False)]
+    data += [{"type": "scattergl", "mode": "markers", "x": [None], "y": [None],
+              "name": legend_name(name), "marker": {"color": colour, "size": 8},
+              "hoverinfo": "skip"} for name, colour in zip(view.classes, view.colours)]
+    seeds = marked(result.step < 0)
+    data.append(trace(seeds, "seeds", {
+        "color": result.labels[seeds], **by_class, "size": 10,
+        "line": {"color": OUTLINE, "width": 1.5}},
+        hovertemplate="#%{customdata[0]:.0f} · seed<extra></extra>"))
+    bridged = marked(result.fallback & (result.round >= 0) & (result.round <= r))
+    if bridged.size:
+        data.append(trace(bridged, "bridged (no labeled neighbour)", {
+            "color": result.labels[bridged], **by_class, "size": 10, "symbol": "x"}))
+    current = marked(result.round == r)
+    data.append(trace(current, f"round {r}: first level", {
+        "color": result.labels[current], **by_class, "size": 9,
+        "line": {"color": HIGHLIGHT, "width": 2}}))
+    if point is not None:
+        ring = replay.neighbours[point, :result.k]
+        data.append(trace(ring, "its neighbours", {"color": NEIGHBOUR_RING, "size": 12,
+                                                   "symbol": "circle-open", "line": {"width": 2}}))
+        data.append(trace(np.array([point]), "selected", {
+            "color": HIGHLIGHT, "size": 18, "symbol": "circle-open", "line": {"width": 3}}))
+    shown = np.flatnonzero(keep) if only is not None else None
+    image = (picture(coords, codes, view.colours, window) if shown is None else
+             picture(coords[shown], codes[shown], view.colours, window))
+    layout = {
+        "height": 560, "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
+        "xaxis": {"visible": False, "range": [window.x0, window.x1]},
+        "yaxis": {"visible": False, "range": [window.y0, window.y1]},
+        "legend": {"itemsizing": "constant", "orientation": "h", "y": -0.02, "yanchor": "top"},
+        "uirevision": "label-map", "images": [image],
+        "clickmode": "event+select", "hovermode": "closest",
+    }
+    return {"data": data, "layout": layout}
+
+
+def _thumbnail(view: RunView, point: int):
+    """A map point's thumbnail and caption, for the hover (`pages._hover`)."""
+    if not 0 <= point < view.replay.n:
+        return None
+    path = view.path(point)
+    return (state.thumbnail_jpeg(view.file(point), state.HOVER_PX, view.root), path)
+
+
+def _thin(values: np.ndarray, at_most: int = CHART_POINTS) -> np.ndarray:
+    """Rounds to draw in a per-round chart: every round up to `at_most`, else evenly spaced
+    ones (the last included), so 77,000 rounds do not become 77,000 bars."""
+    n = len(values)
+    if n <= at_most:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, at_most).round().astype(np.int64))
+
+
+def _marked(figure: dict, r: int) -> dict:
+    """`figure` (a dict kept per run) with round `r` marked by a dotted line: a new outer dict
+    and layout, the traces shared, so a slider move rebuilds no trace."""
+    layout = dict(figure["layout"])
+    layout["shapes"] = list(layout.get("shapes", [])) + [
+        {"type": "line", "x0": r, "x1": r, "xref": "x", "y0": 0, "y1": 1, "yref": "y domain",
+         "line": {"dash": "dot", "color": OUTLINE}}]
+    return {"data": figure["data"], "layout": layout}
+
+
+def progress_figure(view: RunView, r: int) -> dict:
     """Points labeled per round (bars) and the cumulative share labeled (line), round `r` marked."""
+    return _marked(_progress_base(view), r)
+
+
+def accuracy_figure(view: RunView, r: int) -> dict:
+    """Accuracy of HDL's labels so far by round, with kNN-DV's (all at once) for reference."""
+    return _marked(_accuracy_base(view), r)
+
+
+def _kept_figure(view: RunView, kind: str, make) -> dict:
+    """A chart of the run that does not change with the round, made once (kept on the view)."""
+    if kind not in view.charts:
+        view.charts[kind] = make(view).to_dict()
+    return view.charts[kind]
+
+
+def _progress_base(view: RunView) -> dict:
+    return _kept_figure(view, "progress", _progress_chart)
+
+
+def _accuracy_base(view: RunView) -> dict:
+    return _kept_figure(view, "accuracy", _accuracy_chart)
+
+
+def _progress_chart(view: RunView) -> go.Figure:
     replay = view.replay
-    rounds = np.arange(replay.n_rounds)
+    rounds = _thin(replay.per_round)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_bar(x=rounds, y=replay.per_round, name="labeled in the round", secondary_y=False)
-    fig.add_scatter(x=rounds, y=replay.share * 100, name="labeled so far (%)", mode="lines",
-                    secondary_y=True)
-    fig.add_vline(x=r, line_dash="dot", line_color=OUTLINE)
+    if len(rounds) == replay.n_rounds:
+        fig.add_bar(x=rounds, y=replay.per_round, name="labeled in the round", secondary_y=False)
+    else:                                       # too many rounds for bars: a line of a sample
+        fig.add_scatter(x=rounds, y=replay.per_round[rounds], name="labeled in the round",
+                          mode="lines", secondary_y=False)
+    fig.add_scatter(x=rounds, y=replay.share[rounds] * 100, name="labeled so far (%)",
+                      mode="lines", secondary_y=True)
     fig.update_layout(height=250, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                       legend={"orientation": "h", "y": -0.3}, bargap=0.1)
     fig.update_xaxes(title_text="round")
@@ -191,16 +334,15 @@ def progress_figure(view: RunView, r: int) -> go.Figure:
     return fig
 
 
-def accuracy_figure(view: RunView, r: int) -> go.Figure:
-    """Accuracy of HDL's labels so far by round, with kNN-DV's (all at once) for reference."""
+def _accuracy_chart(view: RunView) -> go.Figure:
     replay = view.replay
     fig = go.Figure()
-    fig.add_scatter(x=np.arange(replay.n_rounds), y=replay.accuracy * 100, mode="lines",
-                    name="HDL, labels so far")
+    rounds = _thin(replay.accuracy)
+    fig.add_scatter(x=rounds, y=replay.accuracy[rounds] * 100, mode="lines",
+                      name="HDL, labels so far")
     if replay.baseline_accuracy is not None:
         fig.add_hline(y=replay.baseline_accuracy * 100, line_dash="dash", line_color=OUTLINE,
                       annotation_text="kNN-DV (all at once)")
-    fig.add_vline(x=r, line_dash="dot", line_color=OUTLINE)
     fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                       xaxis_title="round", yaxis_title="accuracy (%)", showlegend=False)
     return fig
@@ -245,22 +387,29 @@ def run_controls(ws, emb) -> None:
         pipeline.set_labeling_variant(ws, chosen)
     _, why = k_plan(ws, emb)
     left, right = st.columns([1, 3], vertical_alignment="center")
-    pressed = left.button("Run HDL", type="primary", key="label_run_button",
+    running = state.job(ws, "labeling")
+    busy = running is not None and running.running
+    pressed = left.button("Run HDL", type="primary", key="label_run_button", disabled=busy,
                           help="Labels every image from the seeds (corrections included), and "
-                               "runs kNN-DV on the same seeds to compare.")
+                               "runs kNN-DV on the same seeds to compare. It runs in the "
+                               "background: you can leave the page meanwhile.")
     right.markdown(f"Next run: **{why}**.")
     if pressed:
-        with st.spinner(f"Running HDL and kNN-DV on {len(emb.item_ids)} images…"):
-            out = pipeline.run_labeling(ws, emb, state.k_intent(ws))
-        result = out.result
-        st.session_state[state.LABEL_MESSAGE] = (
-            f"HDL labeled {int((result.step >= 0).sum())} images in {result.n_rounds} rounds "
-            f"with k = {out.k} ({out.seconds:.1f} s, kNN-DV included): run #{out.hdl_id}.")
-        st.session_state.pop(state.LABEL_RUN_CHOICE, None)
+        state.start_labeling(ws, emb)
         st.rerun()
-    message = st.session_state.pop(state.LABEL_MESSAGE, None)
-    if message:
-        st.success(message)
+    if busy:
+        st.info(f"Running in the background: {state.escape_markdown(running.describe())}. The "
+                "page shows the new run when it is done.", icon=":material/hourglass_top:")
+    done = state.finished_job(ws, "labeling")
+    if done is not None and done.error is not None:
+        st.error(f"Labeling failed: {state.escape_markdown(done.error)}", icon=":material/warning:")
+    elif done is not None:
+        out = done.result
+        result = out.result
+        st.session_state.pop(state.LABEL_RUN_CHOICE, None)
+        st.success(f"HDL labeled {int((result.step >= 0).sum()):,} images in "
+                   f"{result.n_rounds:,} rounds with k = {out.k} ({out.seconds:.1f} s, kNN-DV "
+                   f"included): run #{out.hdl_id}.")
 
 
 def _describe_run(run) -> str:
@@ -349,11 +498,13 @@ def replay_panel(ws, emb, view: RunView) -> None:
 
         map_col, side_col = st.columns([3, 2])
         with map_col:
-            _map_note(kind, emb)
+            _map_note(kind, ws, emb)
             point = st.session_state.get(state.LABEL_POINT)
-            st.plotly_chart(map_figure(view, coords, r, only=only, point=point), key=state.LABEL_MAP,
-                            on_select="rerun", selection_mode="points", theme="streamlit",
-                            config={"scrollZoom": True, "displaylogo": False})
+            if coords is not None:
+                draw = big_map_figure if view.replay.n > POINTS_LIMIT else map_figure
+                st.plotly_chart(draw(view, coords, r, only=only, point=point), key=state.LABEL_MAP,
+                                on_select="rerun", selection_mode="points", theme="streamlit",
+                                config={"scrollZoom": True, "displaylogo": False})
             _round_caption(view, r, only)
         with side_col:
             _side_panel(view, r)
@@ -362,12 +513,12 @@ def replay_panel(ws, emb, view: RunView) -> None:
             _point_detail(view, int(point))
 
 
-def _map_note(kind: str, emb) -> None:
+def _map_note(kind: str, ws, emb) -> None:
     if kind == "umap":
         st.caption("Map: UMAP of the embeddings over the same kNN graph HDL used. Click a point "
                    "to see why it got its label.")
     else:
-        map_note(kind, emb)
+        map_note(kind, ws, emb)
 
 
 def _round_caption(view: RunView, r: int, only) -> None:
@@ -375,22 +526,21 @@ def _round_caption(view: RunView, r: int, only) -> None:
     if replay.n_rounds == 0:
         st.caption("Every image is a seed: there was nothing to label.")
         return
-    rv = round_view(replay.neighbours, result, r)
-    size = rv.first_level.size
-    if rv.bridge:
+    members, bridge, max_l = replaying.round_summary(result, replay.neighbours, r)
+    size = members.size
+    if bridge:
         text = (f"Round {r} is a bridge: no unlabeled point had a labeled neighbour, so the one "
                 "closest to a labeled point copied its label (marked x).")
     elif view.params.get("variant") == "balanced":
-        members = result.labels[rv.first_level]
         per_class = ", ".join(f"{n} {state.shown(view.classes[c], 24)}" for c, n in
-                              zip(*np.unique(members, return_counts=True)))
+                              zip(*np.unique(result.labels[members], return_counts=True)))
         text = (f"Round {r}: every class labeled its own first level, the unlabeled points whose "
                 f"vote names it at that class's highest vote count ({per_class}); they were "
                 "voted in the second-level order, most listed by the others first"
                 + (" (numbers on the map)." if size <= RANKS_SHOWN else "."))
     else:
         text = (f"Round {r}: the first level is the {size} unlabeled point(s) with the most "
-                f"labeled neighbours (L = {rv.max_L} of k = {result.k}); they were voted in the "
+                f"labeled neighbours (L = {max_l} of k = {result.k}); they were voted in the "
                 "second-level order, most listed by the others first"
                 + (" (numbers on the map)." if size <= RANKS_SHOWN else "."))
     if only is not None:
@@ -449,16 +599,16 @@ def _point_detail(view: RunView, point: int) -> None:
     detail = vote_detail(replay.neighbours, result, point)
     st.divider()
     head, review, clear = st.columns([4, 1, 1])
-    head.subheader(f"Point #{point}: {state.shown(view.paths[point], 80)}", anchor=False,
-                   help=None if len(str(view.paths[point])) <= 80 else state.escape_markdown(
-                       view.paths[point]))
+    path = view.path(point)
+    head.subheader(f"Point #{point}: {state.shown(path, 80)}", anchor=False,
+                   help=None if len(str(path)) <= 80 else state.escape_markdown(path))
     if review.button("Open in Review", key="label_open_review", icon=":material/task_alt:",
                      help="Check or correct this image on the Review page, first in its queue."):
         state.open_in_review(int(view.item_ids[point]))
         st.switch_page("pages/review.py")
     clear.button("Clear selection", key="label_clear_point", on_click=_clear_point)
     left, right = st.columns([1, 4])
-    left.image(state.thumbnail_png(str(view.files[point]), root=view.root), width=state.THUMB_PX)
+    left.image(state.thumbnail_png(view.file(point), root=view.root), width=state.THUMB_PX)
     names = [state.shown(name) for name in names]          # user's class names, as text
     label = names[result.labels[point]]
     lines = [f"**Label:** {label}"]
@@ -470,7 +620,7 @@ def _point_detail(view: RunView, point: int) -> None:
         if result.fallback[point]:
             source = detail.bridge_source
             lines.append(f"**Bridged:** no labeled neighbour was left, so it copied the label of "
-                         f"#{source} ({state.shown(view.paths[source]) if source >= 0 else 'removed since'}), "
+                         f"#{source} ({state.shown(view.path(source)) if source >= 0 else 'removed since'}), "
                          "the closest labeled point.")
         else:
             votes = ", ".join(f"{names[c]}: {n}" for c, n in
@@ -496,7 +646,7 @@ def _point_detail(view: RunView, point: int) -> None:
             captions.append(f"#{q} {names[result.labels[q]]}")
         else:
             captions.append(f"#{q} {names[at_time]}" if at_time >= 0 else f"#{q} —")
-    thumbs = [state.thumbnail_png(str(view.files[q]), root=view.root)
+    thumbs = [state.thumbnail_png(view.file(q), root=view.root)
               for q in detail.neighbours.tolist()]
     for start in range(0, len(thumbs), NEIGHBOURS_PER_ROW):
         st.image(thumbs[start:start + NEIGHBOURS_PER_ROW], width=state.THUMB_PX,
@@ -525,11 +675,7 @@ def main() -> None:
         _clamp_ui_state(view)
         playing = bool(st.session_state.get(state.LABEL_PLAYING))
         st.fragment(replay_panel, run_every=PLAY_SECONDS if playing else None)(ws, emb, view)
-        if view.replay.n <= MAX_HOVER_POINTS:            # outside the fragment: sent once
-            positions = tuple(range(view.replay.n))
-            thumbs = state.hover_thumbs(str(ws.folder), emb.key, positions, tuple(view.files))
-            hover_thumbnails(state.LABEL_MAP, thumbs, size=state.HOVER_PX,
-                             captions=dict(zip(positions, view.paths)))
+        hover_thumbnails(state.LABEL_MAP, lambda point: _thumbnail(view, point), size=state.HOVER_PX)
         wait_for_umap(ws, emb)
         st.page_link("pages/review.py", label="Next: review and correct", icon=":material/task_alt:")
 

@@ -5,10 +5,17 @@ first, each with its reason in words. Every correction or confirmation goes to t
 workspace store at once with who made it, shows here straight away (corrections win over
 the run), becomes a seed of the next run, and can be undone by the session that made it.
 Only transient UI state (filters, the page, the map selection) lives in the browser session.
+
+At a million images the page never builds a row per image: it reads the label table as
+arrays (`labels.label_columns`, kept until a label changes), filters and orders those,
+and builds table rows only for what it shows (`labels.table_rows`); the queue is ordered
+in the background when the run is big, and the map is a density picture with a lasso
+answered for every point (`pages._map.density_map`).
 """
 from __future__ import annotations
 
 from contextlib import nullcontext
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -17,10 +24,11 @@ import streamlit as st
 import state
 from hdl_core import suggest
 from hdl_core.views import gallery as review
+from hdl_core.views.density import Window, draw_order
 from hdl_core.workspace import labels, pipeline
 from hdl_core.workspace.store import StoreError
-from pages._map import class_map, map_note, selected_ids, selection_points, wait_for_umap
-from pages._hover import MAX_POINTS as MAX_HOVER_POINTS
+from pages._map import (POINTS_LIMIT, class_map, density_map, map_note, selected_ids,
+                        selection_points, shape_selection, wait_for_umap)
 from pages._hover import hover_thumbnails
 from pages._review_keys import review_keys
 
@@ -33,6 +41,7 @@ WINDOW_BEHIND = 5             # of them, already reviewed ones kept before the c
 GRID_TILES = 48               # images of one grid page
 LARGE_PX = 256                # the one image shown large
 ALL_CLASSES = "All classes"
+WHOLE_PAGE = state.REVIEW_MAP_WROTE
 TABS = ("Review", "Gallery", "Map", "Classes", "Label next", "Suspicious seeds", "History")
 
 
@@ -93,21 +102,47 @@ def _on_pick(key: str, item_id: int, shown) -> None:
         _correct([item_id], chosen, "manual")
 
 
-def _on_map_select() -> None:
-    st.session_state[state.REVIEW_SELECTION] = selected_ids(selection_points(state.REVIEW_MAP))
+def _on_map_select(coords: np.ndarray | None = None, ids: np.ndarray | None = None) -> None:
+    """A selection on the map: the points of a click, or every point inside a lasso or box
+    (a big map draws only some points as markers, so a shape is answered from its outline)."""
+    rows = None if coords is None else shape_selection(state.REVIEW_MAP, coords)
+    if rows is not None:
+        st.session_state[state.REVIEW_SELECTION] = ids[rows]
+    else:
+        st.session_state[state.REVIEW_SELECTION] = selected_ids(selection_points(state.REVIEW_MAP))
+
+
+def _selection() -> np.ndarray:
+    """The item ids selected on the map (a list or an array in the session)."""
+    chosen = st.session_state.get(state.REVIEW_SELECTION)
+    return np.asarray([] if chosen is None else chosen, np.int64).ravel()
 
 
 def _assign_selection() -> None:
-    _correct(list(st.session_state.get(state.REVIEW_SELECTION) or []),
-             st.session_state.get(state.REVIEW_BULK_CLASS), "bulk")
+    _correct(_selection().tolist(), st.session_state.get(state.REVIEW_BULK_CLASS), "bulk")
+    st.session_state[WHOLE_PAGE] = True
 
 
 def _confirm_selection() -> None:
-    _confirm(list(st.session_state.get(state.REVIEW_SELECTION) or []))
+    _confirm(_selection().tolist())
+    st.session_state[WHOLE_PAGE] = True
+
+
+def _open_in_review(item_id: int) -> None:
+    state.open_in_review(item_id)
+    st.session_state[WHOLE_PAGE] = True             # the Review tab opens: the whole page
 
 
 def _clear_selection() -> None:
     st.session_state[state.REVIEW_SELECTION] = []
+
+
+def _zoom_to_selection(coords: np.ndarray, rows: np.ndarray) -> None:
+    st.session_state[state.REVIEW_MAP_WINDOW] = Window.around(coords[rows], margin=0.1)
+
+
+def _whole_map() -> None:
+    st.session_state[state.REVIEW_MAP_WINDOW] = None
 
 
 def _undo() -> None:
@@ -119,28 +154,27 @@ def _undo() -> None:
     _flash("info", state.escape_markdown(report.describe()))
 
 
-def _rerun_hdl(ws, emb, run) -> None:
-    """HDL again, every correction and confirmation now a seed; then show the new run."""
-    graph = state.graph(str(ws.folder), emb.key, run.k)
-    with st.spinner("Running HDL with your corrections as seeds…"):
-        out = pipeline.run_labeling(ws, emb, state.k_intent(ws), graph=graph)
-    _flash("success", f"HDL run #{out.hdl_id} done in {out.seconds:.1f} s (k = {out.k}); "
-                      "every correction and confirmation was a seed of it.")
-    st.rerun()
+def _rerun_hdl(ws, emb) -> None:
+    """HDL again in the background, every correction and confirmation now a seed."""
+    job = state.start_labeling(ws, emb)
+    _flash("info", f"HDL is running again with your corrections as seeds ({job.describe()}); "
+                   "the page shows the new run when it is done, and you can keep reviewing.")
+
+
+def _labeling_outcome(ws) -> None:
+    """Say once how the last background labeling went (this session had not seen it)."""
+    job = state.finished_job(ws, "labeling")
+    if job is None:
+        return
+    if job.error is not None:
+        st.error(f"Labeling failed: {state.escape_markdown(job.error)}", icon=":material/warning:")
+        return
+    out = job.result
+    st.success(f"HDL run #{out.hdl_id} done in {out.seconds:.1f} s (k = {out.k}); every "
+               "correction and confirmation was a seed of it.")
 
 
 # --------------------------------------------------------------------------- cached views
-
-@st.cache_data(show_spinner="Ordering the labels likeliest-wrong first…", max_entries=8)
-def _queue(folder: str, run_id: int, emb_key: str, k: int):
-    """The review queue of a run (order, doubt and the facts behind each reason)."""
-    run = state.stored_run(folder, run_id)
-    result = run.result
-    graph = state.graph(folder, emb_key, max(k, 10))
-    y = np.where(result.step < 0, result.labels, -1)
-    return suggest.review_queue_with_reasons(state.embedding_at(folder, emb_key).X, y, result,
-                                             graph=graph)
-
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _suggestions(folder: str, run_id: int, emb_key: str, k: int, exclude: tuple, n: int):
@@ -156,6 +190,16 @@ def _suspicious(folder: str, run_id: int, emb_key: str, k: int, leave_one_out: b
     graph = state.graph(folder, emb_key, k)
     X = state.embedding_at(folder, emb_key).X if leave_one_out else None
     return suggest.suspicious_seeds(graph.indices, run.result, class_names=run.classes, X=X)
+
+
+def _rows_at(columns, positions) -> np.ndarray:
+    """Rows of `columns` of run positions (-1 for a position no accepted item has)."""
+    positions = np.asarray(positions, np.int64)
+    in_run = columns.position >= 0
+    row_of = np.full(int(columns.position.max()) + 1 if in_run.any() else 0, -1, np.int64)
+    row_of[columns.position[in_run]] = np.flatnonzero(in_run)
+    inside = (positions >= 0) & (positions < row_of.size)
+    return np.where(inside, row_of[np.clip(positions, 0, max(row_of.size - 1, 0))], -1)
 
 
 # --------------------------------------------------------------------------- drawing
@@ -197,21 +241,22 @@ def _grid(rows, where: str, classes: list[str]) -> None:
                 _tile(row, where, classes)
 
 
-def _header(ws, run, frame, emb) -> None:
+def _header(ws, run, columns, among, emb) -> None:
     st.title("Review")
     st.caption(f"Run #{run.run_id} · HDL with k = {run.k} on {state.escape_markdown(emb.label)}. Labels "
                "shown are the labels now: your corrections and confirmations win over seeds, "
                "seeds over the run.")
-    pending = review.pending_corrections(frame)
+    pending = review.pending_of(columns, among)
+    sources = review.source_counts_of(columns, among)
     c1, c2, c3, c4, c5 = st.columns(5)
-    c1.metric("Images", f"{len(frame):,}")
-    c2.metric("Corrected", f"{int((frame['source'] == 'manual').sum()):,}",
+    c1.metric("Images", f"{int(among.sum()):,}")
+    c2.metric("Corrected", f"{sources['manual']:,}",
               help="Labels you changed here (a correction wins over a seed).")
-    c3.metric("Confirmed", f"{int((frame['source'] == 'confirmed').sum()):,}",
+    c3.metric("Confirmed", f"{sources['confirmed']:,}",
               help="Labels you checked and marked right; they are seeds of the next run.")
-    now = review.accuracy(frame)
+    now = review.accuracy_of(columns, "label", among)
     if now is not None:
-        before = review.accuracy(frame, "run_label")
+        before = review.accuracy_of(columns, "run_label", among)
         change = (now[0] - before[0]) * 100
         c4.metric("Accuracy now", f"{now[0]:.1%}",
                   delta=f"{change:+.1f} pts" if abs(change) >= 0.05 else None,
@@ -221,13 +266,20 @@ def _header(ws, run, frame, emb) -> None:
         c4.metric("Accuracy", "unknown", help="No ground truth for this dataset.")
     c5.metric("Not in the run yet", pending,
               help="Corrections and confirmations made since this run; re-run HDL to spread them.")
-    b1, b2, _ = st.columns([1, 1, 2])
+    b1, b2, b3 = st.columns([1, 1, 2], vertical_alignment="center")
+    running = state.job(ws, "labeling")
+    busy = running is not None and running.running
     if b1.button("Re-run HDL", key="review_rerun", type="primary" if pending else "secondary",
+                 disabled=busy,
                  help="Label everything again; every correction and confirmation is a seed, so "
-                      "those images keep their label."):
-        _rerun_hdl(ws, emb, run)
+                      "those images keep their label. It runs in the background."):
+        _rerun_hdl(ws, emb)
+        st.rerun()
     b2.button("Undo my last change", key="review_undo", on_click=_undo,
               help="Takes back the last correction or confirmation made in this browser tab.")
+    if busy:
+        b3.caption(f"Running: {state.escape_markdown(running.describe())}")
+    _labeling_outcome(ws)
 
 
 def _show_flash() -> None:
@@ -237,10 +289,18 @@ def _show_flash() -> None:
         getattr(st, kind)(message)
 
 
-def _review_tab(ws, frame, queue, run) -> None:
+def _review_tab(ws, columns, rank, queue, run) -> None:
     """The keyboard review: HDL's labels likeliest-wrong first, one image or a grid at a time."""
-    todo = _queue_snapshot(frame, run.run_id)
-    if not todo:
+    if queue is None:
+        job = state.job(ws, "queue")
+        st.info("Ordering the labels likeliest-wrong first, in the background"
+                + (f" ({state.escape_markdown(job.describe())})" if job is not None and job.running
+                   else "") + ". The Gallery, Map and Classes tabs work meanwhile.",
+                icon=":material/hourglass_top:")
+        st.fragment(_poll_queue, run_every=2.0)(ws, run)
+        return
+    todo = _queue_snapshot(columns, rank, run.run_id)
+    if not todo.size:
         st.success("Every label of this run was given or checked by hand.")
         return
     left, right = st.columns([3, 2], vertical_alignment="center")
@@ -252,7 +312,13 @@ def _review_tab(ws, frame, queue, run) -> None:
     st.fragment(_keys_panel)(ws, run, queue, todo, mode)
 
 
-def _keys_panel(ws, run, queue, todo: list[int], mode: str) -> None:
+def _poll_queue(ws, run) -> None:
+    job = state.job(ws, "queue")
+    if job is None or not job.running:
+        st.rerun()
+
+
+def _keys_panel(ws, run, queue, todo: np.ndarray, mode: str) -> None:
     """The widget and its window of the queue, rerun alone after each batch of keys: its
     tiles read the labels now, so they show every action already written (the widget's
     contract), and a "page" action moves the window it shows."""
@@ -263,13 +329,13 @@ def _keys_panel(ws, run, queue, todo: list[int], mode: str) -> None:
     st.caption(f"Images {start + 1:,}–{start + len(item_ids):,} of {len(todo):,} to check, "
                "likeliest wrong first. Number keys or the first letters of a class give that "
                "class, Enter confirms, arrows move, u undoes, ? lists every key.")
-    frame = labels.label_table(ws, run.run_id, items=state.items_of(ws), with_baseline=False)
-    tiles = _tiles(frame, queue, run, item_ids)
+    columns = state.label_columns(ws, run.run_id, with_baseline=False)
+    tiles = _tiles(ws, columns, queue, run, item_ids)
     review_keys(tiles, ws.class_colours(), mode=mode, key=state.REVIEW_KEYS,
                 on_actions=_store_actions)
 
 
-def _queue_snapshot(frame, run_id: int) -> list[int]:
+def _queue_snapshot(columns, rank: np.ndarray, run_id: int) -> np.ndarray:
     """The item ids to review, in queue order as it stood when this review began.
 
     A correction or a confirmation does not reorder what the reviewer is going through:
@@ -277,18 +343,22 @@ def _queue_snapshot(frame, run_id: int) -> list[int]:
     """
     kept = st.session_state.get(state.REVIEW_QUEUE)
     if kept and kept[0] is None:                 # an image opened from a map before the queue
-        first = [i for i in kept[1][:1] if i in set(frame["item_id"].tolist())]
+        first = [i for i in np.asarray(kept[1][:1], np.int64).tolist()
+                 if columns.rows_of([i])[0] >= 0]
         st.session_state.pop(state.REVIEW_QUEUE)
-        rest = _queue_snapshot(frame, run_id)
-        kept = (run_id, first + [i for i in rest if i not in first])
+        rest = _queue_snapshot(columns, rank, run_id)
+        kept = (run_id, np.concatenate([np.asarray(first, np.int64), rest[~np.isin(rest, first)]]))
         st.session_state[state.REVIEW_QUEUE] = kept
         return kept[1]
     if not kept or kept[0] != run_id:
-        todo = frame[~frame["source"].isin(labels.BY_HAND)].sort_values("queue_rank")
-        kept = (run_id, todo["item_id"].astype(int).tolist())
+        todo = (columns.position >= 0) & ~np.isin(columns.source,
+                                                  [labels.SOURCES.index(s) for s in labels.BY_HAND])
+        rows = np.flatnonzero(todo)
+        rows = rows[np.lexsort((columns.item_id[rows], rank[rows]))]
+        kept = (run_id, columns.item_id[rows])
         st.session_state[state.REVIEW_QUEUE] = kept
         st.session_state[state.REVIEW_WINDOW] = 0
-    return kept[1]
+    return np.asarray(kept[1], np.int64)
 
 
 def _restart_queue() -> None:
@@ -296,25 +366,30 @@ def _restart_queue() -> None:
     st.session_state[state.REVIEW_WINDOW] = 0
 
 
-def _tiles(frame, queue, run, item_ids: list[int]) -> list[dict]:
+def _tiles(ws, columns, queue, run, item_ids) -> list[dict]:
     """What the widget shows of each image: thumbnail, label now, why, its neighbours."""
-    by_item = frame.set_index("item_id")
-    by_position = frame.set_index("position")
-    root = state.dataset_root(state.workspace())
+    rows = columns.rows_of(item_ids)
+    rows = rows[rows >= 0]
+    shown = labels.table_rows(ws, columns, rows)
+    near = [queue.nearest[int(p)][:NEIGHBOURS_SHOWN] for p in shown["position"]]
+    near_rows = _rows_at(columns, np.concatenate(near) if near else np.zeros(0, np.int64))
+    others = labels.table_rows(ws, columns, np.unique(near_rows[near_rows >= 0])
+                               ).set_index("position")
+    root = state.dataset_root(ws)
     tiles = []
-    for item_id in item_ids:
-        row = by_item.loc[item_id]
-        position = int(row["position"])
+    for row in shown.itertuples(index=False):
+        position = int(row.position)
         neighbours = []
         for p in queue.nearest[position][:NEIGHBOURS_SHOWN]:
-            if p in by_position.index:
-                other = by_position.loc[p]
+            if int(p) in others.index:
+                other = others.loc[int(p)]
                 neighbours.append((state.thumbnail_jpeg(str(other["file"]), state.THUMB_PX, root),
                                    other["label"]))
-        tiles.append({"id": int(item_id), "image": state.thumbnail_jpeg(str(row["file"]), LARGE_PX, root),
-                      "label": row["label"], "name": row["path"],
+        tiles.append({"id": int(row.item_id),
+                      "image": state.thumbnail_jpeg(str(row.file), LARGE_PX, root),
+                      "label": row.label, "name": row.path,
                       "reason": queue.reason(position, class_names=run.classes),
-                      "confirmed": row["source"] == "confirmed", "neighbours": neighbours})
+                      "confirmed": row.source == "confirmed", "neighbours": neighbours})
     return tiles
 
 
@@ -356,18 +431,19 @@ def _follow_cursor(cursor) -> None:
     if cursor is None or st.session_state.get(state.REVIEW_MODE) == "grid":
         return
     _, ids = st.session_state.get(state.REVIEW_QUEUE) or (None, [])
-    try:
-        at = ids.index(int(cursor))
-    except ValueError:
+    at = np.flatnonzero(np.asarray(ids, np.int64) == int(cursor))
+    if not at.size:
         return
-    st.session_state[state.REVIEW_WINDOW] = max(0, at - WINDOW_BEHIND)
+    st.session_state[state.REVIEW_WINDOW] = max(0, int(at[0]) - WINDOW_BEHIND)
 
 
-def _gallery(frame, classes: list[str], has_baseline: bool) -> None:
-    counts = review.class_counts(frame, classes)
+def _gallery(ws, columns, rank, among, classes: list[str]) -> None:
+    counts = review.class_counts_of(columns, classes, among)
+    total = int(among.sum())
+    has_baseline = columns.has_baseline
     f1, f2, f3, f4 = st.columns([1, 2, 2, 1])
     chosen = f1.selectbox("Gallery of class", [ALL_CLASSES] + classes, key="review_class",
-                          format_func=lambda c: (f"{c} ({len(frame):,})" if c == ALL_CLASSES
+                          format_func=lambda c: (f"{c} ({total:,})" if c == ALL_CLASSES
                                                  else f"{c} ({counts.get(c, 0):,})"))
     sources = f2.multiselect("Source", list(labels.SOURCES), default=list(labels.SOURCES),
                              key="review_sources",
@@ -375,23 +451,26 @@ def _gallery(frame, classes: list[str], has_baseline: bool) -> None:
                                   "bridged (no labeled neighbour) · manual: corrected by you · "
                                   "confirmed: checked by you")
     confidence = f3.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.01, key="review_confidence")
-    order = f4.selectbox("Order", list(review.ORDERS), format_func=review.ORDERS.get,
-                         key="review_order")
+    orders = list(review.ORDERS) if rank is not None else ["confidence"]
+    order = f4.selectbox("Order", orders, format_func=review.ORDERS.get, key="review_order",
+                         help=None if rank is not None else
+                         "Likeliest wrong first is offered once the review queue is ordered.")
     g1, g2, g3 = st.columns(3)
     fallback_only = g1.checkbox("Fallback (bridged) only", key="review_fallback")
     disagreement = g2.checkbox("Only where kNN-DV disagrees", key="review_disagree",
                                disabled=not has_baseline,
                                help=None if has_baseline else "No kNN-DV run to compare with.")
-    selection = list(st.session_state.get(state.REVIEW_SELECTION) or [])
+    selection = _selection()
     on_map = g3.checkbox(f"Only the {len(selection):,} selected on the map", key="review_on_map",
-                         value=bool(selection), disabled=not selection)
-    shown = review.filter_gallery(frame, classes=None if chosen == ALL_CLASSES else [chosen],
-                                  sources=sources, confidence=confidence,
-                                  fallback_only=fallback_only,
-                                  disagreement_only=disagreement and has_baseline,
-                                  item_ids=selection if on_map and selection else None, order=order)
+                         value=bool(selection.size), disabled=not selection.size)
+    shown = review.filter_rows(columns, classes=None if chosen == ALL_CLASSES else [chosen],
+                               sources=sources, confidence=confidence,
+                               fallback_only=fallback_only,
+                               disagreement_only=disagreement and has_baseline,
+                               item_ids=selection if on_map and selection.size else None,
+                               order=order or "confidence", queue_rank=rank, among=among)
     signature = (chosen, tuple(sources), tuple(confidence), fallback_only, disagreement, order,
-                 tuple(selection) if on_map else ())
+                 (selection.size, int(selection.sum())) if on_map else ())
     if st.session_state.get(state.REVIEW_FILTERS) != signature:   # new filters: first page
         st.session_state[state.REVIEW_FILTERS] = signature
         st.session_state[state.REVIEW_PAGE] = 1
@@ -400,52 +479,106 @@ def _gallery(frame, classes: list[str], has_baseline: bool) -> None:
                                               n_pages)
     p1, p2 = st.columns([1, 4])
     page = p1.number_input("Page", 1, n_pages, key=state.REVIEW_PAGE)
-    rows, page, n_pages = review.page_slice(shown, page, PER_PAGE)
-    p2.caption(f"{len(shown):,} image(s) match, {review.ORDERS[order]} · page {page} of "
-               f"{n_pages}. Pick a class under a thumbnail to fix its label, or confirm it.")
-    _grid(rows, "gallery", classes)
+    rows, page, n_pages = review.page_rows(shown, page, PER_PAGE)
+    p2.caption(f"{len(shown):,} image(s) match, {review.ORDERS[order or 'confidence']} · page "
+               f"{page} of {n_pages}. Pick a class under a thumbnail to fix its label, or "
+               "confirm it.")
+    _grid(labels.table_rows(ws, columns, rows), "gallery", classes)
 
 
-def _map_section(ws, emb, frame, classes: list[str]) -> None:
+def _map_section(ws, emb, columns, among, classes: list[str]) -> None:
+    if st.session_state.pop(WHOLE_PAGE, False):    # a write from the map: the header counts too
+        st.rerun()
     coords, kind = state.map_coordinates(ws, emb)
-    map_note(kind, emb)
+    map_note(kind, ws, emb)
     wait_for_umap(ws, emb)
+    if coords is None:
+        return
+    rows = np.flatnonzero(among)
+    ids = columns.item_id[rows]
+    points = _run_points(str(ws.folder), id(coords), columns.run_id, ws.versions(), coords,
+                         columns.position[rows])
+    big = len(rows) > POINTS_LIMIT
     st.caption("Draw a lasso or a box around images (toolbar, top right): the selection stays "
                "coloured, the rest turns grey, and the Gallery tab can show just these. Give them "
-               "a class or confirm them below. Diamonds are labels given by hand.")
-    selection = [i for i in st.session_state.get(state.REVIEW_SELECTION) or []
-                 if i in set(frame["item_id"].tolist())]
-    figure = class_map(coords[frame["position"].to_numpy()], frame["item_id"].to_numpy(),
-                       frame["label"].to_numpy(object), classes,
-                       hover=frame["path"].to_numpy(object),
-                       given=frame["source"].isin(labels.BY_HAND).to_numpy(),
-                       colours=ws.class_colours(), selected=selection)
-    st.plotly_chart(figure, theme="streamlit", key=state.REVIEW_MAP, on_select=_on_map_select,
-                    selection_mode=("points", "lasso", "box"))
-    if len(frame) <= MAX_HOVER_POINTS:
-        ids = tuple(frame["item_id"].astype(int))
-        thumbs = state.hover_thumbs(str(ws.folder), emb.key, ids, tuple(frame["file"]))
-        hover_thumbnails(state.REVIEW_MAP, thumbs, size=state.HOVER_PX,
-                         captions=dict(zip(ids, frame["path"] + " · " + frame["label"].fillna("no label"))))
+               "a class or confirm them below. Diamonds are labels given by hand."
+               + (f" Every one of the {len(rows):,} images is in the picture; "
+                  f"{min(len(rows), 3000):,} are drawn as points to hover or click, and a "
+                  "lasso takes every image inside it." if big else ""))
+    selection = _selection()
+    selection = selection[np.isin(selection, ids)]
+    given = np.isin(columns.source[rows], [labels.SOURCES.index(s) for s in labels.BY_HAND])
+    names = columns.name_array()
+    if big:
+        colours = ws.class_colours()
+        palette = [colours.get(name, "#888888") for name in columns.names]
+        window = st.session_state.get(state.REVIEW_MAP_WINDOW)
+        rank = _draw_order(len(rows))
+        figure = density_map(points, columns.label[rows], list(columns.names), palette, ids=ids,
+                             rank=rank, given=given, window=window,
+                             hover_text=lambda drawn: ws.item_paths(ids[drawn]),
+                             selected=np.isin(ids, selection) if selection.size else None)
+    else:
+        paths = np.array(ws.item_paths(ids), dtype=object)
+        figure = class_map(points, ids, names[columns.label[rows]], classes, hover=paths,
+                           given=given, colours=ws.class_colours(), selected=selection.tolist())
+    st.plotly_chart(figure, theme="streamlit", key=state.REVIEW_MAP,
+                    on_select=partial(_on_map_select, points, ids) if big else _on_map_select,
+                    selection_mode=("points", "lasso", "box"),
+                    config={"scrollZoom": True, "displaylogo": False})
+    root = state.dataset_root(ws)
+
+    def thumbnail(item_id: int):
+        path = ws.item_paths([item_id])[0]
+        if path is None:
+            return None
+        row = columns.rows_of([item_id])[0]
+        name = names[columns.label[row]] if row >= 0 else None
+        file = str(ws.dataset_root().joinpath(*path.split("/")))
+        return (state.thumbnail_jpeg(file, state.HOVER_PX, root),
+                f"{path} · {name if name is not None else 'no label'}")
+
+    hover_thumbnails(state.REVIEW_MAP, thumbnail, size=state.HOVER_PX)
     st.write(f"**{len(selection):,}** image(s) selected.")
     if len(selection) == 1:
-        st.button("Open it in review", key="review_open_point", on_click=state.open_in_review,
-                  args=(selection[0],), icon=":material/open_in_new:",
+        st.button("Open it in review", key="review_open_point", on_click=_open_in_review,
+                  args=(int(selection[0]),), icon=":material/open_in_new:",
                   help="Show this image first in the Review tab, with its neighbours and why "
                        "it may be wrong.")
     a1, a2, a3, a4 = st.columns([2, 1, 1, 1])
     a1.selectbox("Class for the selection", classes, index=None, key=state.REVIEW_BULK_CLASS,
                  accept_new_options=True, placeholder="Choose or type a class")
     a2.button("Assign to selection", key="review_bulk_assign", on_click=_assign_selection,
-              disabled=not selection, type="primary")
+              disabled=not selection.size, type="primary")
     a3.button("Confirm selection", key="review_bulk_confirm", on_click=_confirm_selection,
-              disabled=not selection)
+              disabled=not selection.size)
     a4.button("Clear selection", key="review_bulk_clear", on_click=_clear_selection,
-              disabled=not selection)
+              disabled=not selection.size)
+    if big:
+        z1, z2, _ = st.columns([1, 1, 2])
+        chosen_rows = np.flatnonzero(np.isin(ids, selection))
+        z1.button("Zoom to the selection", key="review_zoom", on_click=_zoom_to_selection,
+                  args=(points, chosen_rows), disabled=not chosen_rows.size,
+                  help="Show just the region of the selection, with more of its images drawn "
+                       "as points.")
+        z2.button("Whole map", key="review_whole_map", on_click=_whole_map,
+                  disabled=st.session_state.get(state.REVIEW_MAP_WINDOW) is None)
 
 
-def _classes_tab(ws, frame, classes: list[str]) -> None:
-    counts = review.class_counts(frame, classes)
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _draw_order(n: int) -> np.ndarray:
+    return draw_order(n)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _run_points(folder: str, map_id: int, run_id: int, versions: tuple, _coords, _positions):
+    """The map positions of the run's items (one array per map and run, so the map's view
+    and its drawn points are kept between reruns: `pages._map.view_of`)."""
+    return _coords[_positions]
+
+
+def _classes_tab(ws, columns, among, classes: list[str]) -> None:
+    counts = review.class_counts_of(columns, classes, among)
     colours = ws.class_colours()
     table = pd.DataFrame({"class": classes, "colour": [colours.get(c, "") for c in classes],
                           "images now": [counts.get(c, 0) for c in classes]})
@@ -495,20 +628,22 @@ def _class_action(action, message) -> None:
     st.rerun()
 
 
-def _label_next(folder: str, run, emb, frame, classes: list[str]) -> None:
+def _label_next(ws, folder: str, run, emb, columns, classes: list[str]) -> None:
     st.caption("Images whose label, set by you, would help most: uncertain labels that many "
                "later labels rest on. Images you corrected or confirmed are left out.")
     n = st.slider("How many", 1, 50, 10, key="review_next_n")
-    exclude = tuple(review.positions_of(frame, review.hand_labeled(frame)).tolist())
+    hand = columns.rows_of(review.hand_labeled_of(columns))
+    exclude = tuple(np.sort(columns.position[hand[hand >= 0]]).tolist())
     suggestions = _suggestions(folder, run.run_id, emb.key, run.k, exclude, n)
     if not suggestions:
         st.info("Nothing to suggest: every image is a seed or was corrected or confirmed by hand.")
         return
-    by_position = frame.set_index("position")
+    rows = _rows_at(columns, [s.point for s in suggestions])
+    table = labels.table_rows(ws, columns, rows[rows >= 0]).set_index("position")
     for rank, suggestion in enumerate(suggestions, 1):
-        if suggestion.point not in by_position.index:
+        if suggestion.point not in table.index:
             continue
-        row = by_position.loc[suggestion.point]
+        row = table.loc[suggestion.point]
         with st.container(border=True):
             c1, c2, c3 = st.columns([1, 5, 2])
             with c1:
@@ -522,7 +657,7 @@ def _label_next(folder: str, run, emb, frame, classes: list[str]) -> None:
                               f"Label of {row['path']}")
 
 
-def _suspicious_seeds(folder: str, run, emb, frame, classes: list[str]) -> None:
+def _suspicious_seeds(ws, folder: str, run, emb, columns, classes: list[str]) -> None:
     st.caption("Seeds whose own neighbours vote for another class: a wrong seed spreads its "
                "label, so fix it here before re-running.")
     n_seeds = int((run.result.step < 0).sum())
@@ -531,12 +666,12 @@ def _suspicious_seeds(folder: str, run, emb, frame, classes: list[str]) -> None:
         help=f"Runs HDL once per seed ({n_seeds:,} runs) without that seed's label and lists the "
              "seeds that then get another class. Catches a wrong seed whose neighbours simply "
              "copied its label, which the quick check cannot see.")
-    hand = set(review.hand_labeled(frame).tolist())
-    by_position = frame.set_index("position")
+    hand = set(review.hand_labeled_of(columns).tolist())
     with st.spinner(f"Re-labeling without each of {n_seeds:,} seeds…") if thorough else nullcontext():
         suspicious = _suspicious(folder, run.run_id, emb.key, run.k, thorough)
-    found = [s for s in suspicious
-             if s.point in by_position.index and int(by_position.loc[s.point, "item_id"]) not in hand]
+    rows = _rows_at(columns, [s.point for s in suspicious])
+    found = [s for s, row in zip(suspicious, rows)
+             if row >= 0 and int(columns.item_id[row]) not in hand]
     if not found:
         st.success("No suspicious seed: every seed keeps its class when left out."
                    if thorough else
@@ -545,7 +680,13 @@ def _suspicious_seeds(folder: str, run, emb, frame, classes: list[str]) -> None:
     st.write(f"**{len(found)}** suspicious seed(s)"
              + (f"; the {SUSPICIOUS_SHOWN} most doubtful are shown." if len(found) > SUSPICIOUS_SHOWN
                 else "."))
-    for seed in found[:SUSPICIOUS_SHOWN]:
+    listed = found[:SUSPICIOUS_SHOWN]
+    wanted = np.concatenate([[s.point for s in listed]]
+                            + [np.asarray(s.neighbours, np.int64) for s in listed])
+    wanted_rows = _rows_at(columns, wanted)
+    by_position = labels.table_rows(ws, columns, np.unique(wanted_rows[wanted_rows >= 0])
+                                    ).set_index("position")
+    for seed in listed:
         row = by_position.loc[seed.point]
         vote = run.classes[seed.neighbour_vote] if 0 <= seed.neighbour_vote < len(run.classes) else "?"
         with st.container(border=True):
@@ -598,33 +739,34 @@ def main() -> None:
 
 def _page(ws, emb, run) -> None:
     folder = str(ws.folder)
-    table = labels.label_table(ws, run.run_id, items=state.items_of(ws))
-    queue = _queue(folder, run.run_id, emb.key, run.k)
-    frame = review.with_queue(table[table["position"] >= 0].reset_index(drop=True),
-                              queue.order, queue.doubt)
+    columns = state.label_columns(ws, run.run_id)
+    among = columns.position >= 0
+    queue = state.review_queue(ws, run, emb)
+    rank = None if queue is None else review.queue_columns(columns, queue.order, queue.doubt)[0]
     classes = ws.classes()
-    _header(ws, run, frame, emb)
+    _header(ws, run, columns, among, emb)
     _show_flash()
     # Stateful tabs: the open tab survives a correction's rerun, and only it is drawn.
     tabs = dict(zip(TABS, st.tabs(list(TABS), key=state.REVIEW_TAB, on_change="rerun")))
     if tabs["Review"].open:
         with tabs["Review"]:
-            _review_tab(ws, frame, queue, run)
+            _review_tab(ws, columns, rank, queue, run)
     if tabs["Gallery"].open:
         with tabs["Gallery"]:
-            _gallery(frame, classes, run.baseline_id is not None)
+            _gallery(ws, columns, rank, among, classes)
     if tabs["Map"].open:
         with tabs["Map"]:
-            _map_section(ws, emb, frame, classes)
+            # a fragment: a lasso reruns the map and its selection only, not the whole page
+            st.fragment(_map_section)(ws, emb, columns, among, classes)
     if tabs["Classes"].open:
         with tabs["Classes"]:
-            _classes_tab(ws, frame, classes)
+            _classes_tab(ws, columns, among, classes)
     if tabs["Label next"].open:
         with tabs["Label next"]:
-            _label_next(folder, run, emb, frame, classes)
+            _label_next(ws, folder, run, emb, columns, classes)
     if tabs["Suspicious seeds"].open:
         with tabs["Suspicious seeds"]:
-            _suspicious_seeds(folder, run, emb, frame, classes)
+            _suspicious_seeds(ws, folder, run, emb, columns, classes)
     if tabs["History"].open:
         with tabs["History"]:
             _history(ws)

@@ -9,6 +9,10 @@ import os
 
 import pytest
 
+# The app warms up imports and compiled kernels in the background when a server starts;
+# in tests that only costs CPU (the browser test's server does it, it runs as a server).
+os.environ.setdefault("HDL_WARM_UP", "0")
+
 
 @pytest.fixture
 def roots(tmp_path, monkeypatch):
@@ -60,3 +64,12 @@ def demo_workspace(app_roots):
     emb = pipeline.embed_workspace(ws, pipeline.EncoderSpec.of("pixels"))
     pipeline.run_labeling(ws, emb, KIntent.parse(3))
     return ws
+
+
+def finish_jobs(at, timeout: float = 300.0):
+    """Wait for the background jobs a page started (`hdl_core.jobs.BOARD`), then run the
+    page again, as the browser would when the sidebar sees them done."""
+    from hdl_core.jobs import BOARD
+    assert BOARD.wait(timeout=timeout), "a background job did not finish in time"
+    at.run()
+    return at

@@ -26,8 +26,10 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(script: Path, log_file: Path, *, env: dict | None = None,
-                     timeout_s: float = 120):
-    """Serve `script` on 127.0.0.1; yields (url, seconds until the health check answered)."""
+                     timeout_s: float = 120, processes: list | None = None):
+    """Serve `script` on 127.0.0.1; yields (url, seconds until the health check answered).
+    The server's `subprocess.Popen` is appended to `processes` when given (to read its
+    memory)."""
     port = free_port()
     environment = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **(env or {}))
     log = open(log_file, "wb")
@@ -37,6 +39,8 @@ def streamlit_server(script: Path, log_file: Path, *, env: dict | None = None,
          "--server.address", "127.0.0.1", "--server.port", str(port),
          "--server.fileWatcherType", "none"],
         cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
+    if processes is not None:
+        processes.append(process)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout_s

@@ -244,6 +244,97 @@ def test_progress_reports_start_and_end(root):
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
 
 
+# --------------------------------------------------------------------------- opening again
+
+def _old(path: Path, seconds: float = 60) -> None:
+    """Make a file look modified a while ago (a scan does not trust a time from just now)."""
+    import os, time
+    moment = time.time() - seconds
+    os.utime(path, (moment, moment))
+
+
+def _known(dataset) -> dict:
+    return {item.path: (item.size, item.mtime_ns, item.content_hash) for item in dataset.items
+            if item.mtime_ns is not None}
+
+
+def test_an_unchanged_folder_is_opened_again_by_size_and_time_without_reading(root, monkeypatch):
+    from hdl_core.data import scan
+    folder = root / "ds"
+    for name, colour in (("cat/a.png", (1, 2, 3)), ("cat/b.png", (4, 5, 6)), ("c.png", (7, 8, 9))):
+        _old(write(folder / name, image_bytes(color=colour)))
+    first = images.load_folder("ds")
+    assert all(item.mtime_ns is not None for item in first.items)
+    opened = []
+    real = scan._inspect_file
+    monkeypatch.setattr(scan, "_inspect_file", lambda *a: opened.append(a[1]) or real(*a))
+    seen = []
+    again = images.load_folder("ds", known=_known(first), progress=lambda d, t: seen.append((d, t)))
+    assert opened == []                                         # a stat each, no read
+    assert [(i.path, i.content_hash, i.size, i.seed_label) for i in again.items] == \
+           [(i.path, i.content_hash, i.size, i.seed_label) for i in first.items]
+    assert seen[-1] == (3, 3)
+
+
+def test_a_changed_file_is_read_again_and_gets_its_new_hash(root, monkeypatch):
+    from hdl_core.data import scan
+    folder = root / "ds"
+    _old(write(folder / "a.png", image_bytes(color=(1, 2, 3))))
+    _old(write(folder / "b.png", image_bytes(color=(4, 5, 6))))
+    first = images.load_folder("ds")
+    changed = image_bytes(color=(200, 5, 6))
+    assert len(changed) == (folder / "b.png").stat().st_size      # same size, other bytes
+    _old(write(folder / "b.png", changed), seconds=30)              # another time
+    opened = []
+    real = scan._inspect_file
+    monkeypatch.setattr(scan, "_inspect_file", lambda *a: opened.append(a[1]) or real(*a))
+    again = images.load_folder("ds", known=_known(first))
+    assert opened == ["b.png"]
+    by_path = {item.path: item for item in again.items}
+    assert by_path["b.png"].content_hash == hashlib.sha256(changed).hexdigest()
+    assert by_path["a.png"].content_hash == first.items[0].content_hash
+
+
+def test_opening_again_still_refuses_a_file_turned_into_a_link(root, tmp_path):
+    import os
+    folder = root / "ds"
+    _old(write(folder / "a.png", image_bytes(color=(1, 2, 3))))
+    _old(write(folder / "b.png", image_bytes(color=(4, 5, 6))))
+    first = images.load_folder("ds")
+    os.link(folder / "b.png", tmp_path / "outside.png")          # b now has a second name
+    again = images.load_folder("ds", known=_known(first))
+    assert [item.path for item in again.items] == ["a.png"]
+    assert "hard link" in dict((s.path, s.reason) for s in again.skipped)["b.png"]
+    (folder / "a.png").unlink()
+    (folder / "a.png").symlink_to(tmp_path / "outside.png")
+    third = images.load_folder("ds", known=_known(first))
+    assert third.items == [] and "symbolic link" in third.skipped[0].reason
+
+
+def test_a_file_written_just_before_the_scan_is_read_again_next_time(root, monkeypatch):
+    from hdl_core.data import scan
+    folder = root / "ds"
+    write(folder / "fresh.png", image_bytes())                     # modified now
+    first = images.load_folder("ds")
+    assert first.items[0].mtime_ns is None                         # no time kept
+    assert _known(first) == {}
+
+
+def test_the_store_gives_the_next_scan_what_it_needs_to_skip_reading(root, tmp_path):
+    from hdl_core.workspace.store import Workspace
+    folder = root / "ds"
+    for i in range(4):
+        _old(write(folder / f"x/{i}.png", image_bytes(color=(i, i, i))))
+    first = images.load_folder("ds")
+    with Workspace(tmp_path / "ws") as ws:
+        ws.set_dataset(first)
+        known = ws.file_stats()
+        assert known == _known(first) and len(known) == 4
+        version = ws.items_version()
+        ws.set_dataset(images.load_folder("ds", known=known))
+        assert ws.items_version() == version                     # nothing changed, nothing written
+
+
 def test_bad_options_are_named(root):
     (root / "ds").mkdir()
     with pytest.raises(DatasetError, match="max_pixels"):

@@ -135,3 +135,115 @@ def test_accuracy_compares_current_or_run_labels_with_truth_leaving_seeds_out(fr
 
 def test_class_counts_list_every_class(frame):
     assert review.class_counts(frame, ["dog", "cat", "bird"]) == {"dog": 3, "cat": 2, "bird": 0}
+
+
+# --------------------------------------------------------------------------- as arrays, paged
+
+def _workspace(tmp_path, n=60, seed=0):
+    """A workspace with seeds, an HDL run and its kNN-DV run, truth, corrections (one
+    undone), a confirmation, a merged class and an item added after the run."""
+    from hdl_core.data import Dataset, Item
+    from hdl_core.workspace.store import Workspace
+    rng = np.random.default_rng(seed)
+    names = ["cat", "dog", "owl"]
+    items = [Item(f"img/{i:03d}.png", f"h{i}", 10, names[i % 3] if i < 6 else None)
+             for i in range(n)]
+    truth = {item.path: names[int(rng.integers(0, 3))] for item in items[: n - 5]}
+    ws = Workspace(tmp_path / "ws")
+    ws.set_dataset(Dataset(root=tmp_path / "data", items=items, truth=truth))
+    ids = ws.ok_item_ids()
+    y = rng.integers(0, 3, len(ids))
+    step = np.where(np.arange(len(ids)) < 6, -1, rng.integers(0, 40, len(ids)))
+    result = LabelingResult(labels=np.where(rng.random(len(ids)) < 0.05, -1, y), step=step,
+                            round=np.where(step < 0, -1, step // 4),
+                            confidence=np.round(rng.random(len(ids)), 1),
+                            n_voters=np.ones(len(ids), np.int64),
+                            fallback=rng.random(len(ids)) < 0.1, source=np.full(len(ids), -1), k=3)
+    hdl = ws.save_run(method="hdl", params={}, result=result, classes=names, item_ids=ids)
+    other = LabelingResult(labels=rng.integers(0, 3, len(ids)), step=np.zeros(len(ids), np.int64),
+                           round=np.zeros(len(ids), np.int64), confidence=np.ones(len(ids)),
+                           n_voters=np.ones(len(ids), np.int64), fallback=np.zeros(len(ids), bool),
+                           source=np.full(len(ids), -1), k=3)
+    ws.save_run(method="knn_dv", params={}, result=other, classes=names, item_ids=ids[::-1].copy(),
+                compares_to=hdl)
+    ws.add_correction([int(ids[10]), int(ids[11])], "bird")
+    ws.add_correction([int(ids[12])], "dog")
+    ws.undo_last_correction()
+    labeled = ws.current_labels()
+    ws.confirm([int(i) for i in ids[20:23] if labeled.get(int(i), (None, ""))[1] in ("hdl", "fallback")])
+    ws.merge_classes("owl", "dog")
+    ws.set_dataset(Dataset(root=tmp_path / "data", items=items + [Item("img/new.png", "hnew", 1)],
+                           truth=truth))
+    return ws
+
+
+def _same(left: pd.DataFrame, right: pd.DataFrame) -> None:
+    """Equal row for row, column for column (a missing value is missing, None or NaN)."""
+    assert list(left.columns) == list(right.columns)
+    plain = lambda frame: frame.reset_index(drop=True).astype(object).where(frame.reset_index(
+        drop=True).notna(), None)
+    pd.testing.assert_frame_equal(plain(left), plain(right))
+
+
+def _table(ws, **options):
+    from hdl_core.workspace import pipeline
+    return labels.label_table(ws, items=pipeline.item_frame(ws), **options)
+
+
+def test_table_rows_of_every_entry_are_the_label_table(tmp_path):
+    ws = _workspace(tmp_path)
+    table = _table(ws)
+    columns = labels.label_columns(ws)
+    rows = labels.table_rows(ws, columns, np.arange(len(columns)))
+    _same(rows, table)
+    no_baseline = labels.table_rows(ws, labels.label_columns(ws, with_baseline=False),
+                                    np.arange(len(columns)))
+    _same(no_baseline, _table(ws, with_baseline=False))
+
+
+@pytest.mark.parametrize("filters", [
+    {}, {"classes": ["dog"]}, {"classes": ["bird", "cat"]}, {"sources": ["hdl", "fallback"]},
+    {"sources": ["manual", "confirmed", "seed"]}, {"confidence": (0.2, 0.6)},
+    {"fallback_only": True}, {"disagreement_only": True}, {"order": "queue"},
+    {"classes": ["cat"], "confidence": (0.0, 0.5), "order": "queue"},
+])
+def test_paged_gallery_on_arrays_shows_what_the_table_shows(tmp_path, filters):
+    ws = _workspace(tmp_path)
+    table = _table(ws)
+    columns = labels.label_columns(ws)
+    in_run = table["position"] >= 0
+    frame = table[in_run].reset_index(drop=True)
+    rng = np.random.default_rng(1)
+    order = rng.permutation(int(columns.position.max()) + 1)
+    doubt = rng.random(order.size)
+    frame = review.with_queue(frame, order, doubt)
+    rank, _ = review.queue_columns(columns, order, doubt)
+    selection = frame["item_id"].tolist()[::3]
+    for chosen in (None, selection):
+        expected = review.filter_gallery(frame, item_ids=chosen, **filters)
+        rows = review.filter_rows(columns, item_ids=chosen, queue_rank=rank,
+                                  among=columns.position >= 0, **filters)
+        assert columns.item_id[rows].tolist() == expected["item_id"].tolist()
+        for page in (1, 2, 99):
+            want, page_number, pages = review.page_slice(expected, page, 7)
+            got, got_number, got_pages = review.page_rows(rows, page, 7)
+            assert (got_number, got_pages) == (page_number, pages)
+            shown = labels.table_rows(ws, columns, got)
+            _same(shown, want[labels.TABLE_COLUMNS])
+
+
+def test_counts_and_accuracy_on_arrays_equal_the_tables(tmp_path):
+    ws = _workspace(tmp_path)
+    table = _table(ws)
+    columns = labels.label_columns(ws)
+    among = columns.position >= 0
+    frame = table[table["position"] >= 0]
+    classes = ws.classes()
+    assert review.class_counts_of(columns, classes, among) == review.class_counts(frame, classes)
+    assert review.pending_of(columns, among) == review.pending_corrections(frame)
+    for column in ("label", "run_label"):
+        assert review.accuracy_of(columns, column, among) == review.accuracy(frame, column)
+    assert sorted(review.hand_labeled_of(columns).tolist()) == sorted(
+        review.hand_labeled(table).tolist())
+    counts = review.source_counts_of(columns)
+    assert counts == {s: int((table["source"] == s).sum()) for s in labels.SOURCES}

@@ -26,20 +26,20 @@ def test_the_hover_javascript_unit_tests_pass():
     assert "# fail 0" in done.stdout
 
 
-def test_thumbnails_go_as_data_uris_keyed_by_point_id_with_text_captions(monkeypatch):
-    sent = {}
-    monkeypatch.setattr(_hover, "_component", lambda **kwargs: sent.update(kwargs))
-    _hover.hover_thumbnails("the_map", {3: PNG, 5: b"\xff\xd8\xff\x00"},
-                            captions={3: "<b>a</b>.png", 9: "not drawn"})
-    data = sent["data"]
-    assert data["chart_key"] == "the_map" and sent["key"] == "hover_the_map"
-    assert data["thumbs"][3].startswith("data:image/png;base64,")
-    assert data["thumbs"][5].startswith("data:image/jpeg;base64,")
-    assert data["captions"] == {3: "<b>a</b>.png"}            # sent as text, shown as text
+def test_only_the_wanted_thumbnail_goes_as_a_data_uri_with_a_text_caption():
+    asked = []
 
+    def thumbnail(point):
+        asked.append(point)
+        return {3: (PNG, "<b>a</b>.png"), 5: (b"\xff\xd8\xff\x00", "b.jpg")}.get(point)
 
-def test_a_map_too_big_sends_at_most_max_points(monkeypatch):
-    sent = {}
-    monkeypatch.setattr(_hover, "_component", lambda **kwargs: sent.update(kwargs))
-    _hover.hover_thumbnails("m", {i: PNG for i in range(_hover.MAX_POINTS + 10)})
-    assert len(sent["data"]["thumbs"]) == _hover.MAX_POINTS
+    data = _hover.hover_data("the_map", thumbnail, 80, None)
+    assert data == {"chart_key": "the_map", "size": 80, "thumbs": {}, "captions": {}}
+    assert asked == []                                          # nothing is sent up front
+    data = _hover.hover_data("the_map", thumbnail, 80, 3)
+    assert list(data["thumbs"]) == [3] and data["thumbs"][3].startswith("data:image/png;base64,")
+    assert data["captions"] == {3: "<b>a</b>.png"}              # sent as text, shown as text
+    assert _hover.hover_data("the_map", thumbnail, 80, 5)["thumbs"][5].startswith("data:image/jpeg")
+    assert _hover.hover_data("the_map", thumbnail, 80, 9)["thumbs"] == {}    # unknown point
+    assert _hover.hover_data("the_map", thumbnail, 80, "junk")["thumbs"] == {}
+    assert asked == [3, 5, 9]

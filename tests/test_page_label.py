@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
+from hdl_core.jobs import BOARD
+from tests.conftest import finish_jobs
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 MAP_TITLE = "not labeled yet"       # the first trace of the map, and of no other chart
 
@@ -85,6 +88,8 @@ def test_run_hdl_saves_a_run_that_labels_every_item(demo_workspace):
         assert any("k = 4: your override on the Choose k page" in m.value for m in at.markdown)
         at.button(key="label_run_button").click().run()
         assert not at.exception, at.exception
+        finish_jobs(at)
+        assert not at.exception, at.exception
         run, baseline = _latest(ws)
         assert run.run_id > before and run.k == 4 and baseline.k == 4
         assert len(run.item_ids) == len(ws.ok_items())
@@ -93,6 +98,42 @@ def test_run_hdl_saves_a_run_that_labels_every_item(demo_workspace):
         assert at.slider(key="label_round").value == int(run.result.round.max())   # the new run, at its end
     finally:
         ws.set_setting("k_choice", saved)
+
+
+def test_a_run_started_here_goes_on_while_the_browser_is_elsewhere(demo_workspace, monkeypatch):
+    """Run HDL returns at once; the run is a job of the server, not of the page: leaving
+    for another page (and reruns there) does not stop it, and the Label page says how it
+    ended when the user comes back."""
+    import threading
+    from hdl_core.workspace import pipeline as real
+    ws = demo_workspace
+    before = max(r.run_id for r in ws.runs())
+    gate = threading.Event()
+    run_labeling = real.run_labeling
+
+    def held(*args, **kwargs):            # the job waits until the test has left the page
+        assert gate.wait(60)
+        return run_labeling(*args, **kwargs)
+
+    monkeypatch.setattr(real, "run_labeling", held)
+    at = _label_page()
+    at.button(key="label_run_button").click().run()
+    assert not at.exception, at.exception
+    assert at.button(key="label_run_button").disabled                  # one run at a time
+    assert any("Running in the background" in i.value for i in at.info)
+    at.switch_page("pages/data.py")
+    at.run()
+    at.run()                                                            # reruns elsewhere
+    assert not at.exception, at.exception
+    assert max(r.run_id for r in ws.runs()) == before                  # still running
+    gate.set()
+    assert BOARD.wait(timeout=120)
+    assert max(r.run_id for r in ws.runs()) > before                   # it finished anyway
+    at.switch_page("pages/label.py")
+    at.run()
+    assert any("HDL labeled" in s.value for s in at.success)           # told once
+    at.run()
+    assert not any("HDL labeled" in s.value for s in at.success)
 
 
 def test_round_slider_replays_the_run_with_accuracy_so_far(demo_workspace):

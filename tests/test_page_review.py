@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import finish_jobs
+
 from hdl_core import suggest
 from hdl_core.auto_k import KIntent
 from hdl_core.workspace import labels, pipeline
@@ -314,6 +316,7 @@ def test_rerun_keeps_a_corrected_label_fixed_as_a_seed(ws):
     at.run()
     at.button(key="review_rerun").click().run()
     assert not at.exception, at.exception
+    finish_jobs(at)
     try:
         after = ws.load_run(method="hdl")
         assert after.run_id > before.run_id

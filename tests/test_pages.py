@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from hdl_core.auto_k import KIntent
 from hdl_core.workspace import labels, pipeline
+from tests.conftest import finish_jobs
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -55,6 +56,7 @@ def test_embed_page_embeds_with_pixels_and_reports_the_cache(demo_workspace):
     at = _app("pages/embed.py")
     at.radio[0].set_value("Pixels (baseline, not CLIP)").run()
     next(b for b in at.button if b.label == "Embed with pixels").click().run()
+    finish_jobs(at)
     assert not at.exception, at.exception
     text = _texts(at)
     assert "1797 images from the cache" in text           # already embedded by the fixture
@@ -68,6 +70,7 @@ def test_clip_without_weights_names_the_pages_own_ways_out(demo_workspace, tmp_p
     at = _app("pages/embed.py")
     at.radio[0].set_value("CLIP (open_clip)").run()
     next(b for b in at.button if b.label == "Embed with CLIP").click().run()
+    finish_jobs(at)
     assert not at.exception, at.exception
     message = at.error[0].value.replace("\\", "")        # as rendered (Markdown escapes)
     assert "Local checkpoint file" in message and "Precomputed file" in message

@@ -144,3 +144,21 @@ def test_replay_of_a_real_run_partitions_the_points_and_matches_round_view(probl
         assert set(layers.current) <= set(layers.coloured)
         assert layers.coloured.size + layers.seeds.size == round(replay.share[r] * n)
         assert first_level(result, r)[0].tolist() == round_view(graph.indices, result, r).first_level.tolist()
+
+
+def test_round_summary_is_round_view_read_from_the_round_alone():
+    from hdl_core import build_knn_graph, hdl_label
+    from hdl_core.explain import round_view
+    from hdl_core.views.replay import round_summary
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.normal(c, 0.3, (60, 2)) for c in ((0, 0), (3, 0), (0, 3))])
+    y = np.full(len(X), -1)
+    y[[0, 60]] = [0, 1]                           # the third blob has no seed: bridges
+    graph = build_knn_graph(X, 4, metric="euclidean")
+    result = hdl_label(X, y, k=4, graph=graph, metric="euclidean")
+    assert result.fallback.any()
+    for r in range(result.n_rounds):
+        view = round_view(graph.indices, result, r)
+        members, bridge, max_l = round_summary(result, graph.indices, r)
+        assert members.tolist() == view.first_level.tolist()
+        assert bridge == view.bridge and max_l == (0 if bridge else view.max_L)

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from hdl_core import data as images
+from tests.conftest import finish_jobs
 from hdl_core.data import DatasetError
 from hdl_core.workspace import pipeline
 from hdl_core.workspace.store import Workspace
@@ -587,6 +588,7 @@ def test_a_truncated_embedding_array_is_named_and_embedding_again_repairs_it(lab
     assert not at.exception and f"embeddings/{path.name}" in texts(at)
     at.radio[0].set_value("Pixels (baseline, not CLIP)").run()
     next(b for b in at.button if b.label == "Embed with pixels").click().run()
+    finish_jobs(at)
     assert not at.exception
     assert "5 images embedded with" in texts(at)
 

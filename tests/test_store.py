@@ -204,6 +204,49 @@ def test_version_1_runs_get_their_knn_dv_partner_linked_by_the_migration(tmp_pat
     assert links == {1: 2, 3: None, 5: None}
 
 
+def test_version_4_runs_are_moved_from_rows_into_array_files(tmp_path):
+    """Runs stored one row per item (schema 4) come out of the migration as array files
+    with every field as it was; a source item id becomes its position in the run."""
+    folder = tmp_path / "old"
+    folder.mkdir()
+    conn = sqlite3.connect(folder / "workspace.sqlite", isolation_level=None)
+    for migration in schema.MIGRATIONS[:4]:
+        migration(conn)
+    conn.execute("PRAGMA user_version = 4")
+    conn.executemany("INSERT INTO items(id, path, content_hash, size, status) VALUES (?, ?, ?, 1, 'ok')",
+                     [(i, f"img/{i}.png", f"h{i}") for i in (7, 8, 9)])
+    conn.execute("INSERT INTO runs(id, created, method, k, params, classes) "
+                 "VALUES (1, '2026-01-01', 'hdl', 2, '{}', '[\"a\", \"b\"]')")
+    # run order 9, 7, 8: item 8 was bridged from item 9 (position 0); item 7's confidence NaN
+    conn.executemany('INSERT INTO run_items(run_id, position, item_id, label, step, "round", '
+                     "confidence, n_voters, fallback, source_item) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [(0, 9, 0, -1, -1, 1.0, 0, 0, None), (1, 7, 1, 0, 0, None, 2, 0, None),
+                      (2, 8, 0, 1, 1, 0.25, 0, 1, 9)])
+    conn.close()
+    with Workspace(folder) as ws:
+        tables = {name for (name,) in ws._conn().execute("SELECT name FROM sqlite_master")}
+        run = ws.load_run(1)
+        assert ws.runs()[0].n_items == 3
+    assert "run_items" not in tables
+    assert run.item_ids.tolist() == [9, 7, 8]
+    assert run.result.labels.tolist() == [0, 1, 0] and run.result.step.tolist() == [-1, 0, 1]
+    assert run.result.source.tolist() == [-1, -1, 0] and run.result.fallback.tolist() == [False, False, True]
+    assert np.isnan(run.result.confidence[1]) and run.result.confidence[2] == 0.25
+    assert [p.suffix for p in (folder / "runs").iterdir()] == [".arrow"]
+
+
+def test_a_damaged_run_file_is_reported_naming_it(ws):
+    ids = ws.ok_items()["id"].to_numpy()
+    ws.save_run(method="hdl", params={}, result=fake_result(len(ids), 2), classes=["cat", "dog"],
+                item_ids=ids)
+    (file,) = (ws.folder / "runs").iterdir()
+    file.write_bytes(file.read_bytes()[:100])
+    from hdl_core.workspace import store
+    store._read_run_file.cache_clear()
+    with pytest.raises(StoreError, match=r"runs/run-1-.*\.arrow.*is damaged.*run HDL again"):
+        ws.load_run()
+
+
 def test_an_empty_database_file_is_reported_not_silently_recreated(tmp_path):
     sqlite3.connect(tmp_path / "workspace.sqlite").close()      # an empty file: cut short
     with pytest.raises(StoreError, match="is damaged.*0 bytes"):
@@ -699,6 +742,110 @@ def test_a_20k_item_run_round_trips(tmp_path):
     assert len(labels) == n
 
 
+def test_label_arrays_agree_with_the_label_dict_through_every_kind_of_change(ws):
+    ids = ws.ok_items()["id"].to_numpy()
+    result = fake_result(len(ids), 2, seed=3)
+    result.labels[2] = -1
+    ws.save_run(method="hdl", params={}, result=result, classes=["cat", "dog"], item_ids=ids)
+    u0, u1, u2 = (id_of(ws, f"unlabeled/u{i}.png") for i in range(3))
+
+    def same() -> None:
+        arrays = ws.current_label_arrays()
+        assert arrays.as_dict() == ws.current_labels()
+        assert arrays.item_ids.tolist() == sorted(ids.tolist())
+        names = list(arrays.names)
+        for item_id, (label, source) in ws.current_labels().items():
+            row = arrays.rows_of([item_id])[0]
+            assert names[arrays.label[row]] == label
+            assert ("seed", "hdl", "fallback", "manual", "confirmed")[arrays.source[row]] == source
+
+    same()
+    ws.add_correction([u0], "bird")
+    ws.confirm([u1]) if ws.current_labels()[u1][1] in ("hdl", "fallback") else None
+    ws.set_seed(u2, "dog")
+    same()
+    ws.merge_classes("bird", "cat")
+    same()
+    ws.undo_last_correction()
+    same()
+    assert ws.current_label_arrays().rows_of([10**9]).tolist() == [-1]
+
+
+def test_labels_version_moves_with_every_write_that_can_change_a_label(ws):
+    ids = ws.ok_items()["id"].to_numpy()
+    u0 = id_of(ws, "unlabeled/u0.png")
+    seen = [ws.labels_version()]
+
+    def moved(action) -> bool:
+        action()
+        seen.append(ws.labels_version())
+        return seen[-1] != seen[-2]
+
+    assert moved(lambda: ws.save_run(method="hdl", params={}, result=fake_result(len(ids), 2),
+                                     classes=["cat", "dog"], item_ids=ids))
+    assert moved(lambda: ws.add_correction([u0], "bird"))
+    assert moved(lambda: ws.undo_last_correction())
+    assert moved(lambda: ws.set_seed(u0, "dog"))
+    assert not moved(lambda: ws.set_setting("label", "x"))
+    assert not moved(lambda: ws.add_correction([u0], ws.current_labels()[u0][0]))   # no change
+    assert not moved(lambda: ws.set_dataset(make_dataset()))                         # same scan
+    assert moved(lambda: ws.set_dataset(make_dataset(n_unlabeled=3)))
+    assert moved(lambda: ws.rename_class("dog", "hound"))
+    assert moved(lambda: ws.merge_classes("hound", "cat"))
+
+
+def test_scanning_an_unchanged_folder_again_changes_no_item(ws):
+    version, ids = ws.items_version(), ws.ok_item_ids().copy()
+    ws.set_dataset(make_dataset())
+    assert ws.items_version() == version and np.array_equal(ws.ok_item_ids(), ids)
+    ws.set_dataset(make_dataset(n_unlabeled=5))
+    assert ws.items_version() == version + 1 and len(ws.ok_item_ids()) == len(ids) + 1
+
+
+def test_item_id_orders_counts_paths_and_digest_match_the_item_table(ws):
+    from hdl_core.workspace.pipeline import _items_digest
+    items = ws.ok_items()
+    assert ws.ok_item_ids().tolist() == items["id"].tolist()
+    assert ws.ok_item_ids(order="id").tolist() == sorted(items["id"].tolist())
+    assert ws.count_items() == {"ok": len(items), "skipped": 1, "missing": 0}
+    assert ws.item_paths([items["id"][2], 10**9]) == [items["path"][2], None]
+    assert ws.items_digest() == _items_digest(items)
+    assert ws.items_with_status("skipped")["path"].tolist() == ["broken.png"]
+
+
+def test_file_stats_give_size_time_and_hash_of_files_with_a_known_time(tmp_path):
+    dataset = make_dataset(extra=[Item("t/x.png", "h-x", 5, None, mtime_ns=123)])
+    with Workspace(tmp_path) as ws:
+        ws.set_dataset(dataset)
+        assert ws.file_stats() == {"t/x.png": (5, 123, "h-x")}
+        dataset.items[-1] = Item("t/x.png", "h-x2", 6, None, mtime_ns=456)   # changed since
+        ws.set_dataset(dataset)
+        assert ws.file_stats() == {"t/x.png": (6, 456, "h-x2")}
+        assert ws.ok_items().set_index("path").loc["t/x.png", "content_hash"] == "h-x2"
+
+
+def test_a_100k_item_store_corrects_undoes_and_labels_like_a_small_one(tmp_path):
+    """Semantics at scale (timings are in bench/store_bench.py): a run of 100,000 items,
+    one correction and its undo, read back as arrays and as the label dict."""
+    n = 100_000
+    with Workspace(tmp_path) as ws:
+        ws.set_dataset(big_dataset(n))
+        ids = ws.ok_item_ids()
+        result = fake_result(n, 2)
+        result.labels[:] = 1
+        ws.save_run(method="hdl", params={}, result=result, classes=["a", "b"], item_ids=ids)
+        target = int(ids[n // 2])
+        assert ws.add_correction([target], "a", actor="me")
+        arrays = ws.current_label_arrays()
+        row = arrays.rows_of([target])[0]
+        assert arrays.names[arrays.label[row]] == "a" and arrays.source[row] == 3
+        assert np.count_nonzero(arrays.source == 3) == 1
+        assert ws.undo_last_correction(actor="me").changes == [(f"img/{n // 2:06d}.png", "b", "a")]
+        labels = ws.current_labels()
+        assert len(labels) == n and labels[target] == ("b", "hdl")
+        assert labels[int(ids[0])] == ("a", "seed")
+
+
 # --------------------------------------------------------------------------- embeddings and settings
 
 def test_embeddings_round_trip_under_a_safe_file_name(tmp_path):
@@ -821,21 +968,25 @@ KILLED_RUN_WRITER = """
     from pathlib import Path
     import numpy as np
     import hdl_core.workspace.store as store
-    folder, marker = sys.argv[1], Path(sys.argv[2])
+    from hdl_core._files import atomic_write
+    folder, marker, when = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     ws = store.Workspace(folder)
-    # A tiny page cache makes SQLite spill the unfinished transaction into the WAL file,
-    # so the kill finds half a run on disk, not only in memory.
-    ws._conn().execute("PRAGMA cache_size = 8")
-    rows_of = store._run_item_rows
+    real_write = store.write_run_arrays
 
-    def rows_then_stall(*args):
-        for number, row in enumerate(rows_of(*args)):
-            if number == 15_000:
-                marker.write_text("inside the transaction")
+    def write_then_stall(path, columns):
+        if when == "half-written":        # the arrays file is half on disk (a temporary)
+            def half(stream):
+                stream.write(b"\\0" * 2_000_000)
+                stream.flush()
+                marker.write_text("inside the write")
                 time.sleep(120)
-            yield row
+            atomic_write(path, half)
+        else:                              # the file is whole, the row naming it not committed
+            real_write(path, columns)
+            marker.write_text("before the commit")
+            time.sleep(120)
 
-    store._run_item_rows = rows_then_stall
+    store.write_run_arrays = write_then_stall
     ids = ws.ok_items()["id"].to_numpy()
     n = len(ids)
     result = type("R", (), dict(labels=np.zeros(n, int), step=np.zeros(n, int), round=np.zeros(n, int),
@@ -846,7 +997,8 @@ KILLED_RUN_WRITER = """
 
 
 @pytest.mark.slow
-def test_process_killed_while_saving_a_run_leaves_the_previous_state_intact(tmp_path):
+@pytest.mark.parametrize("when", ["half-written", "written, not committed"])
+def test_process_killed_while_saving_a_run_leaves_the_previous_state_intact(tmp_path, when):
     n = 20_000
     folder = tmp_path / "ws"
     with Workspace(folder) as ws:
@@ -856,11 +1008,11 @@ def test_process_killed_while_saving_a_run_leaves_the_previous_state_intact(tmp_
         run_id = ws.save_run(method="hdl", params={"keep": 1}, result=before, classes=["a", "b"],
                              item_ids=ids)
         ws.add_correction(ids[:3].tolist(), "b")
+        kept = set((folder / "runs").iterdir())
     marker = tmp_path / "marker"
-    child = run_child(KILLED_RUN_WRITER, str(folder), str(marker))
+    child = run_child(KILLED_RUN_WRITER, str(folder), str(marker), when)
     wait_for(marker, child)
-    wal = folder / "workspace.sqlite-wal"
-    assert wal.exists() and wal.stat().st_size > 100_000        # half a run is on disk
+    assert set((folder / "runs").iterdir()) - kept           # something of the new run is on disk
     os.kill(child.pid, signal.SIGKILL)
     child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
@@ -871,10 +1023,14 @@ def test_process_killed_while_saving_a_run_leaves_the_previous_state_intact(tmp_
         run = ws.load_run()
         np.testing.assert_array_equal(run.result.labels, before.labels)
         assert run.params == {"keep": 1} and len(ws.corrections()) == 3
-        count = ws._conn().execute("SELECT COUNT(*) FROM run_items").fetchone()[0]
-        assert count == n
+        # what the killed writer left is cleared once it is old (a live writer's is kept)
+        for path in (folder / "runs").iterdir():
+            os.utime(path, (time.time() - 3600, time.time() - 3600))
+    with Workspace(folder) as ws:
+        assert set((folder / "runs").iterdir()) == kept
         assert ws.save_run(method="hdl", params={}, result=before, classes=["a", "b"],
                            item_ids=ids) == run_id + 1
+        np.testing.assert_array_equal(ws.load_run().result.labels, before.labels)
 
 
 KILLED_CORRECTION_WRITER = """

@@ -37,12 +37,16 @@ class Item:
         File size in bytes.
     seed_label : str or None
         Class name when the file is a seed, else None.
+    mtime_ns : int or None
+        The file's modification time (ns) when its content was hashed, so a rescan can tell
+        an unchanged file without reading it; None when not known (then it is read again).
     """
 
     path: str
     content_hash: str
     size: int
     seed_label: str | None = None
+    mtime_ns: int | None = None
 
 
 @dataclass

@@ -150,3 +150,130 @@ def class_counts(frame: pd.DataFrame, classes: Sequence[str]) -> dict[str, int]:
     """Items per current label, for every class in `classes` (0 when none), in that order."""
     counts = frame["label"].value_counts()
     return {name: int(counts.get(name, 0)) for name in classes}
+
+
+# --------------------------------------------------------------------------- on label arrays
+# The same filters, order, counts and accuracy on `labels.LabelColumns` (a million items:
+# numpy over arrays, and only the rows of one page become table rows). The tests hold each
+# equal to its DataFrame version above on the same workspace.
+
+def queue_columns(columns, order: np.ndarray, doubt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`with_queue`'s ``queue_rank`` and ``doubt`` for every entry of `columns`."""
+    n = len(doubt)
+    rank = np.full(n, n, np.int64)
+    rank[np.asarray(order, np.int64)] = np.arange(len(order))
+    position = columns.position
+    inside = (position >= 0) & (position < n)
+    by_hand = np.isin(columns.source, _codes(BY_HAND_SOURCES))
+    clipped = np.clip(position, 0, max(n - 1, 0))
+    queue_rank = np.where(inside & ~by_hand, rank[clipped] if n else n, n)
+    queue_doubt = np.where(inside & ~by_hand, np.asarray(doubt)[clipped] if n else 0.0, 0.0)
+    return queue_rank, queue_doubt
+
+
+BY_HAND_SOURCES = ("seed", "manual", "confirmed")
+
+
+def _codes(sources) -> list[int]:
+    return [SOURCES.index(s) for s in sources]
+
+
+def filter_rows(columns, *, classes: Iterable[str] | None = None,
+                sources: Iterable[str] | None = None,
+                confidence: tuple[float, float] = (0.0, 1.0), fallback_only: bool = False,
+                disagreement_only: bool = False, item_ids: Iterable[int] | None = None,
+                order: str = "confidence", queue_rank: np.ndarray | None = None,
+                among: np.ndarray | None = None) -> np.ndarray:
+    """`filter_gallery` on `LabelColumns`: the rows to show, in the order asked for.
+
+    Parameters are those of `filter_gallery`, plus `queue_rank` (from `queue_columns`, for
+    ``order="queue"``) and `among`, a mask of the rows to consider (the items of the run).
+
+    Returns
+    -------
+    ndarray of int64
+        Rows of `columns`.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {list(ORDERS)}, got {order!r}")
+    low, high = (float(v) for v in confidence)
+    if not low <= high:
+        raise ValueError(f"confidence range ({low}, {high}) is empty; the low end must not "
+                         "exceed the high end")
+    value = columns.confidence
+    keep = (value >= low) & (value <= high)
+    if among is not None:
+        keep &= among
+    if classes is not None:
+        keep &= np.isin(columns.label, [columns.code(name) for name in classes])
+    if sources is not None:
+        sources = list(sources)
+        unknown = sorted(set(sources) - set(SOURCES))
+        if unknown:
+            raise ValueError(f"unknown sources {unknown}; choose from {list(SOURCES)}")
+        keep &= np.isin(columns.source, _codes(sources))
+    if fallback_only:
+        keep &= columns.fallback
+    if disagreement_only:
+        keep &= columns.disagrees
+    if item_ids is not None:
+        keep &= np.isin(columns.item_id, np.fromiter(item_ids, np.int64))
+    rows = np.flatnonzero(keep)
+    if order == "queue":
+        if queue_rank is None:
+            raise ValueError("order='queue' needs queue_rank (queue_columns)")
+        key = queue_rank[rows]
+    else:
+        key = value[rows]
+    return rows[np.lexsort((columns.item_id[rows], key))]
+
+
+def page_rows(rows: np.ndarray, page: int, per_page: int) -> tuple[np.ndarray, int, int]:
+    """`page_slice` for an array of rows: (rows of 1-based `page`, that page, the page count)."""
+    if per_page < 1:
+        raise ValueError(f"per_page must be at least 1, got {per_page}")
+    n_pages = max(1, -(-len(rows) // per_page))
+    page = min(max(int(page), 1), n_pages)
+    start = (page - 1) * per_page
+    return rows[start:start + per_page], page, n_pages
+
+
+def class_counts_of(columns, classes: Sequence[str], among: np.ndarray | None = None) -> dict[str, int]:
+    """`class_counts` on `LabelColumns` (of the rows in the mask `among`)."""
+    label = columns.label if among is None else columns.label[among]
+    counts = np.bincount(label[label >= 0], minlength=len(columns.names))
+    return {name: int(counts[columns.code(name)]) if columns.code(name) >= 0 else 0
+            for name in classes}
+
+
+def source_counts_of(columns, among: np.ndarray | None = None) -> dict[str, int]:
+    """How many labels come from each of `SOURCES` (of the rows in `among`)."""
+    source = columns.source if among is None else columns.source[among]
+    counts = np.bincount(source[source >= 0], minlength=len(SOURCES))
+    return {name: int(counts[code]) for code, name in enumerate(SOURCES)}
+
+
+def pending_of(columns, among: np.ndarray | None = None) -> int:
+    """`pending_corrections` on `LabelColumns`."""
+    manual = np.isin(columns.source, _codes(("manual", "confirmed")))
+    used = columns.run_seed & (columns.run_label == columns.label)
+    pending = manual & ~used
+    return int(pending.sum() if among is None else pending[among].sum())
+
+
+def accuracy_of(columns, column: str = "label",
+                among: np.ndarray | None = None) -> tuple[float, int] | None:
+    """`accuracy` on `LabelColumns` (of the rows in `among`)."""
+    scored = (columns.truth >= 0) & ~columns.run_seed & (columns.position >= 0)
+    if among is not None:
+        scored &= among
+    n = int(scored.sum())
+    if n == 0:
+        return None
+    values = getattr(columns, column)
+    return float((values[scored] == columns.truth[scored]).mean()), n
+
+
+def hand_labeled_of(columns) -> np.ndarray:
+    """`hand_labeled` on `LabelColumns`: item ids corrected or confirmed by hand."""
+    return columns.item_id[np.isin(columns.source, _codes(("manual", "confirmed")))]

@@ -280,3 +280,25 @@ def map_layers(replay: Replay, r: int, *, only: np.ndarray | None = None) -> Map
         current=current,
         bridged=np.flatnonzero(result.fallback & (result.round >= 0) & (result.round <= r) & keep),
     )
+
+
+def round_summary(result: LabelingResult, neighbours: np.ndarray, r: int) -> tuple[np.ndarray, bool, int]:
+    """Round `r`'s first level (in vote order), whether it was a bridge, and its L.
+
+    L is the number of labeled neighbours (of k) the first level's points had when the
+    round began: Algorithm 1 takes exactly the unlabeled points of the largest L, so this
+    is `hdl_core.explain.round_view`'s ``max_L`` (0 for a bridge), read from the first
+    level's own neighbour lists: O(size of the round · k) instead of a pass over every
+    point, which is what lets the replay's caption follow a slider at a million points.
+    """
+    r = check_round(result, r)
+    members, _ = first_level(result, r)
+    if members.size == 0:
+        return members, False, 0
+    bridge = bool(result.fallback[members].any())
+    if bridge:
+        return members, True, 0
+    start = int(result.step[members].min())
+    near = np.asarray(neighbours)[members, :result.k]
+    labeled_then = result.step[near] < start              # seeds have step -1
+    return members, False, int(labeled_then.sum(axis=1).max())

@@ -45,8 +45,16 @@ class ArrayFiles:
         self.folder.mkdir(exist_ok=True)
         atomic_write(path, lambda stream: np.save(stream, X, allow_pickle=False))
 
-    def load(self, key: str) -> np.ndarray | None:
+    def load(self, key: str, *, mmap: bool = False) -> np.ndarray | None:
         """The array saved for `key`, or None when there is none.
+
+        Parameters
+        ----------
+        key : str
+        mmap : bool, default False
+            Map the file read-only instead of reading it (`numpy.load`'s ``mmap_mode="r"``):
+            a million 512-D embeddings are 2 GB, and most readers touch a few rows. A file
+            is replaced, never written over, so a mapped array stays the one it was.
 
         Raises
         ------
@@ -55,7 +63,7 @@ class ArrayFiles:
         """
         path = self.path(key)
         try:
-            return np.load(path, allow_pickle=False)
+            return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
         except FileNotFoundError:
             return None
         except (ValueError, OSError, EOFError) as error:
@@ -75,3 +83,60 @@ class ArrayFiles:
             return self.load(key)
         except StoreError:
             return None
+
+
+# --------------------------------------------------------------------------- runs
+
+RUNS_DIRNAME = "runs"
+# One column per field of a run, in the run's own item order (`Workspace.save_run`).
+RUN_COLUMNS = ("item_id", "labels", "step", "round", "confidence", "n_voters", "fallback", "source")
+
+
+def write_run_arrays(path: str | Path, columns: dict[str, np.ndarray]) -> None:
+    """Write a run's per-item arrays as one Arrow IPC file, atomically and durably.
+
+    One file per run instead of one SQL row per item: saving and loading a run of a
+    million images is a sequential write and read of a few tens of MB (the table in
+    ``bench/store_bench.py``). Integer columns whose values fit are stored as int32;
+    `read_run_arrays` gives them back as int64.
+    """
+    import pyarrow as pa
+    from pyarrow import feather
+
+    fields = {}
+    for name in RUN_COLUMNS:
+        values = np.asarray(columns[name])
+        if values.dtype.kind == "i" and values.dtype != np.int32 and (
+                values.size == 0 or (values.min() >= -2**31 and values.max() < 2**31)):
+            values = values.astype(np.int32)
+        fields[name] = pa.array(values)
+    table = pa.table(fields)
+    atomic_write(path, lambda stream: feather.write_feather(table, stream,
+                                                            compression="uncompressed"))
+
+
+def read_run_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays `write_run_arrays` wrote, as writable numpy arrays (int64, float64, bool).
+
+    Raises
+    ------
+    StoreError
+        The file is missing, cut short or garbled; the message names it as
+        ``runs/<file>`` and says what to do.
+    """
+    from pyarrow import feather
+
+    path = Path(path)
+    try:
+        table = feather.read_table(path, memory_map=True)
+        out = {}
+        for name in RUN_COLUMNS:
+            values = table.column(name).to_numpy()
+            kind = {"confidence": np.float64, "fallback": bool}.get(name, np.int64)
+            out[name] = np.array(values, dtype=kind)       # a copy: writable, file released
+    except (OSError, KeyError, ValueError) as error:
+        what = "is missing" if not path.exists() else "is damaged (cut short or garbled)"
+        raise StoreError(f"the arrays of a labeling run ({RUNS_DIRNAME}/{path.name}) in the "
+                         f"workspace {path.parent.parent.name!r} {what}; run HDL again (a new run "
+                         "is written), or move the workspace aside on the Data page") from error
+    return out

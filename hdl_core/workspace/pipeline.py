@@ -176,10 +176,9 @@ class Embedding:
 
 
 def _items_digest(items: pd.DataFrame) -> str:
-    h = hashlib.sha1()
-    for item_id, content_hash in zip(items["id"], items["content_hash"]):
-        h.update(f"{item_id}:{content_hash};".encode())
-    return h.hexdigest()[:16]
+    """`Workspace.items_digest` of the items as they were read (the one formula)."""
+    from .store import _digest_items
+    return _digest_items(zip(items["id"].tolist(), items["content_hash"].tolist()))
 
 
 def embed_workspace(ws: Workspace, spec: EncoderSpec, *, progress: Progress | None = None,
@@ -274,32 +273,49 @@ def import_embeddings(ws: Workspace, paths: list[str], X: np.ndarray, *, label: 
 
 
 def _save_embedding(ws, key, X, items, label, stats, *, spec) -> Embedding:
+    item_ids = items["id"].to_numpy(np.int64)
     ws.save_embeddings(key, X)
+    # the row -> item list as an array beside the embeddings (a million ids in a JSON setting
+    # would be parsed on every page run)
+    ws.save_embeddings(f"{key}|item_ids", item_ids[:, None])
     ws.set_setting(_SETTING_EMBEDDING, {"key": key, "label": label, "spec": spec,
-                                        "item_ids": items["id"].tolist(),
+                                        "n": len(item_ids),
                                         "stats": {k: v for k, v in stats.items()
                                                   if isinstance(v, (int, float, str))}})
-    return Embedding(key, X, items["id"].to_numpy(np.int64), label, stats)
+    return Embedding(key, X, item_ids, label, stats)
 
 
-def current_embedding(ws: Workspace) -> Embedding | None:
-    """The last saved embeddings, or None when there are none or the dataset changed since."""
+def current_embedding(ws: Workspace, *, mmap: bool = False) -> Embedding | None:
+    """The last saved embeddings, or None when there are none or the dataset changed since.
+
+    Parameters
+    ----------
+    ws : Workspace
+    mmap : bool, default False
+        Map the array file instead of reading it (`ArrayFiles.load`): the app keeps a million
+        embeddings mapped and reads the rows it needs.
+    """
     meta = ws.get_setting(_SETTING_EMBEDDING)
     if not meta:
         return None
-    X = ws.load_embeddings(meta["key"])
+    if "item_ids" in meta:                               # saved before the ids had a file
+        item_ids = np.asarray(meta["item_ids"], dtype=np.int64)
+    else:
+        stored = ws.arrays.load_derived(f"{meta['key']}|item_ids")
+        if stored is None:
+            return None
+        item_ids = stored[:, 0].astype(np.int64)
+    if not np.array_equal(item_ids, ws.ok_item_ids()) or not meta["key"].endswith(
+            f"items={ws.items_digest()}"):
+        return None
+    X = ws.arrays.load(meta["key"], mmap=mmap)
     if X is None:
         return None
-    items = ws.ok_items()
-    if items["id"].tolist() != meta["item_ids"] or not meta["key"].endswith(
-            f"items={_items_digest(items)}"):
-        return None
-    if X.ndim != 2 or X.shape[0] != len(meta["item_ids"]) or not np.issubdtype(X.dtype, np.number):
+    if X.ndim != 2 or X.shape[0] != len(item_ids) or not np.issubdtype(X.dtype, np.number):
         raise StoreError(f"embedding file {ws.arrays.name(meta['key'])} holds an array of shape "
-                         f"{X.shape} ({X.dtype}), not one row per image ({len(meta['item_ids'])}); "
+                         f"{X.shape} ({X.dtype}), not one row per image ({len(item_ids)}); "
                          "embed the images again on the Embed page (it is rewritten)")
-    return Embedding(meta["key"], X, np.asarray(meta["item_ids"], dtype=np.int64), meta["label"],
-                     meta.get("stats", {}))
+    return Embedding(meta["key"], X, item_ids, meta["label"], meta.get("stats", {}))
 
 
 def require_embedding(ws: Workspace) -> Embedding:
@@ -345,11 +361,16 @@ def seed_vector(ws: Workspace, item_ids: np.ndarray) -> tuple[np.ndarray, list[s
     """Seeds (dataset, app and corrections) as HDL's ``y`` aligned with `item_ids`, and the class list."""
     classes = ws.classes()
     index = {name: i for i, name in enumerate(classes)}
-    position = {int(item): i for i, item in enumerate(item_ids)}
+    item_ids = np.asarray(item_ids, np.int64)
     y = np.full(len(item_ids), -1, dtype=np.int64)
-    for item, name in ws.seeds().items():
-        if item in position:
-            y[position[item]] = index[name]
+    seeds = ws.seeds()
+    if seeds and item_ids.size:
+        seed_ids = np.fromiter(seeds.keys(), np.int64, len(seeds))
+        codes = np.array([index[name] for name in seeds.values()], np.int64)
+        order = np.argsort(item_ids, kind="stable")
+        found = np.minimum(np.searchsorted(item_ids, seed_ids, sorter=order), item_ids.size - 1)
+        present = item_ids[order[found]] == seed_ids
+        y[order[found[present]]] = codes[present]
     return y, classes
 
 
@@ -419,7 +440,8 @@ def set_labeling_variant(ws: Workspace, variant: str) -> None:
 
 def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = None, *,
                  variant: str | None = None, with_baseline: bool = True,
-                 graph: KnnGraph | None = None) -> LabelingRun:
+                 graph: KnnGraph | None = None,
+                 progress: Callable[[str], None] | None = None) -> LabelingRun:
     """Run HDL (and kNN-DV to compare) on the workspace's seeds and save both runs, linked.
 
     Parameters
@@ -438,6 +460,8 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
         Also run kNN-DV with the same k and link it to the HDL run.
     graph : KnnGraph, optional
         The embedding's graph when the caller has it (`neighbour_graph`).
+    progress : callable(str), optional
+        Told each step as it starts ("choosing k", "HDL", "kNN-DV to compare").
 
     Notes
     -----
@@ -451,6 +475,7 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
     never merged. ``params["collapsed_duplicates"]`` says how many rows were folded.
     """
     started = time.perf_counter()
+    say = progress or (lambda step: None)
     intent = k_intent(ws) if intent is None else intent
     variant = labeling_variant(ws) if variant is None else variant
     if variant not in VARIANTS:
@@ -458,6 +483,7 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
     label = balanced_label if variant == "balanced" else hdl_label
     y, classes = seed_vector(ws, embedding.item_ids)
     require_seeds(y, classes)
+    say("choosing k")
     try:
         k, choice = resolve_k(intent, embedding.X, y, variant=variant)
     except ValueError as error:
@@ -466,6 +492,7 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
     params = {"noise_rate": intent.noise_rate, "k_max": intent.k_max, "embedding": embedding.key,
               "encoder": embedding.label, "k_auto": intent.auto, "n_seeds": int((y >= 0).sum()),
               "variant": variant}
+    say("HDL")
     nodes, node_of = duplicate_nodes(embedding.X, y, k)
     if nodes is None:
         graph = neighbour_graph(ws, embedding, k) if graph is None else graph
@@ -479,6 +506,7 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
                          item_ids=embedding.item_ids)
     baseline_id = None
     if with_baseline:
+        say("kNN-DV to compare")
         baseline = knn_dv_label(embedding.X, y, k=k)
         baseline_id = ws.save_run(method="knn_dv", params=params, result=baseline,
                                   classes=classes, item_ids=embedding.item_ids,

@@ -243,10 +243,68 @@ def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
                      (sequence[0],))
 
 
+def _migrate_4_to_5(conn: sqlite3.Connection) -> None:
+    """Runs as array files, and the file times a rescan compares.
+
+    A run kept one row per item in ``run_items``: a million rows to write for every run of
+    a million images, and to read back for every page. Each run's arrays now live in one
+    file under ``runs/`` (`arrays.write_run_arrays`), named in ``runs.arrays``, with the
+    run's size in ``runs.n_items``; the rows of existing runs are written out here and
+    ``run_items`` is dropped. A bridged point's source becomes its position in the run (it
+    was an item id; the run's own order is in the same file, so it can no longer go stale).
+
+    ``items.mtime_ns``: the file's modification time when its content was hashed, so a
+    rescan can tell an unchanged file by its size and time without reading it (NULL: unknown,
+    read it again).
+
+    ``meta.labels_version``: a number every write that can change a label moves on, so a
+    reader can tell cheaply whether the labels it computed are still the labels now.
+    """
+    from .arrays import RUNS_DIRNAME, write_run_arrays
+    import numpy as np
+
+    conn.execute("ALTER TABLE items ADD COLUMN mtime_ns INTEGER")
+    conn.execute("ALTER TABLE runs ADD COLUMN n_items INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE runs ADD COLUMN arrays TEXT")
+    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('labels_version', '0')")
+    folder = _database_folder(conn) / RUNS_DIRNAME
+    for (run_id,) in conn.execute("SELECT id FROM runs ORDER BY id").fetchall():
+        rows = conn.execute(
+            'SELECT item_id, label, step, "round", confidence, n_voters, fallback, source_item '
+            "FROM run_items WHERE run_id = ? ORDER BY position", (run_id,)).fetchall()
+        columns = list(zip(*rows)) if rows else [()] * 8
+        item_ids = np.array(columns[0], dtype=np.int64)
+        position_of = {item_id: position for position, item_id in enumerate(item_ids.tolist())}
+        source = np.array([-1 if s is None else position_of.get(s, -1) for s in columns[7]],
+                          dtype=np.int64)
+        name = f"run-{run_id}-{uuid.uuid4().hex[:12]}.arrow"
+        folder.mkdir(exist_ok=True)
+        write_run_arrays(folder / name, {
+            "item_id": item_ids, "labels": np.array(columns[1], dtype=np.int64),
+            "step": np.array(columns[2], dtype=np.int64),
+            "round": np.array(columns[3], dtype=np.int64),
+            "confidence": np.array([np.nan if c is None else c for c in columns[4]],
+                                   dtype=np.float64),
+            "n_voters": np.array(columns[5], dtype=np.int64),
+            "fallback": np.array(columns[6], dtype=bool), "source": source})
+        conn.execute("UPDATE runs SET arrays = ?, n_items = ? WHERE id = ?",
+                     (name, len(rows), run_id))
+    conn.execute("DROP TABLE run_items")
+
+
+def _database_folder(conn: sqlite3.Connection) -> Path:
+    """The folder of the main database file of a connection."""
+    for _, name, file in conn.execute("PRAGMA database_list").fetchall():
+        if name == "main" and file:
+            return Path(file).parent
+    raise StoreError("the workspace database has no file on disk; open it from a folder")
+
+
 # MIGRATIONS[n] takes a database from schema version n to n + 1.  Append, never
 # edit: a database in the field may stand at any earlier version.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1, _migrate_1_to_2,
-                                                            _migrate_2_to_3, _migrate_3_to_4]
+                                                            _migrate_2_to_3, _migrate_3_to_4,
+                                                            _migrate_4_to_5]
 
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -24,11 +24,15 @@ meaningful.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
+import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
@@ -36,12 +40,15 @@ import numpy as np
 import pandas as pd
 
 from .._checks import class_name_problem
-from .._files import remove_stale_temporaries
+from .._files import STALE_AFTER_S, remove_stale_temporaries
 from ..hdl import LabelingResult
-from .arrays import EMBEDDING_CACHE_DIRNAME, EMBEDDINGS_DIRNAME, ArrayFiles
-from .schema import DB_FILENAME, StoreError, class_colour, now as _now, open_database
+from .arrays import (EMBEDDING_CACHE_DIRNAME, EMBEDDINGS_DIRNAME, RUNS_DIRNAME, ArrayFiles,
+                     read_run_arrays, write_run_arrays)
+from .schema import (DB_FILENAME, StoreError, class_colour, now as _now, open_database,
+                     _database_folder)
 
-__all__ = ["Workspace", "StoredRun", "RunInfo", "ClassUsage", "UndoReport", "StoreError", "METHODS", "SEED_SOURCES", "CORRECTION_SOURCES"]
+__all__ = ["Workspace", "StoredRun", "RunInfo", "ClassUsage", "UndoReport", "StoreError",
+           "CurrentLabels", "METHODS", "SEED_SOURCES", "CORRECTION_SOURCES", "LABEL_SOURCES"]
 
 if TYPE_CHECKING:  # type hints only: the store takes any object shaped like a Dataset
     from ..data import Dataset
@@ -49,6 +56,10 @@ if TYPE_CHECKING:  # type hints only: the store takes any object shaped like a D
 METHODS = ("hdl", "knn_dv")
 SEED_SOURCES = ("layout", "csv", "app")
 CORRECTION_SOURCES = ("manual", "bulk")          # 'undo' is written by undo_last_correction only
+# Where the label an item shows comes from (`Workspace.current_labels`), in the order of
+# the codes `CurrentLabels.source` holds.
+LABEL_SOURCES = ("seed", "hdl", "fallback", "manual", "confirmed")
+_SOURCE_CODE = {name: code for code, name in enumerate(LABEL_SOURCES)}
 RESULT_FIELDS = ("labels", "step", "round", "confidence", "n_voters", "fallback", "source")
 
 
@@ -177,10 +188,12 @@ class Workspace:
         self.db_path = self.folder / DB_FILENAME
         self.embeddings_dir = self.folder / EMBEDDINGS_DIRNAME
         self.arrays = ArrayFiles(self.embeddings_dir)
+        self.runs_dir = self.folder / RUNS_DIRNAME
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
         self._remove_stale_temporaries()
         self._conn()
+        self._remove_orphan_runs()
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.folder)!r})"
@@ -192,6 +205,27 @@ class Workspace:
         remove_stale_temporaries(self.folder)
         remove_stale_temporaries(self.embeddings_dir)
         remove_stale_temporaries(self.folder / EMBEDDING_CACHE_DIRNAME, recursive=True)
+        remove_stale_temporaries(self.runs_dir)
+
+    def _remove_orphan_runs(self, older_than_s: float = STALE_AFTER_S) -> int:
+        """Remove run files no run names: left by a process killed between writing a run's
+        arrays and committing it. Only files untouched for a while go, so a run being saved
+        by another process right now keeps its file."""
+        if not self.runs_dir.is_dir():
+            return 0
+        with self._lock:
+            named = {name for (name,) in self._conn().execute(
+                "SELECT arrays FROM runs WHERE arrays IS NOT NULL")}
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for path in self.runs_dir.glob("run-*.arrow"):
+            try:
+                if path.name not in named and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except OSError:
+                continue
+        return removed
 
     # ------------------------------------------------------------------ connection
 
@@ -281,33 +315,40 @@ class Workspace:
         truth = getattr(dataset, "truth", None)
         if truth is not None:
             truth = _check_truth(truth)
-        all_paths = json.dumps([row[0] for row in ok_rows] + [row[0] for row in skipped_rows])
+        # The same scan as last time (paths, contents, sizes, times, skips) changes no item:
+        # opening an unchanged folder of 100,000 images again then reads and writes no item.
+        scan = hashlib.sha1(repr((ok_rows, skipped_rows)).encode()).hexdigest()
         with self._write() as conn:
-            _retire_gone(conn, all_paths)
-            moved = _reattach_moved(conn, ok_rows)
-            conn.executemany(
-                "INSERT INTO items(path, content_hash, size, status, skip_reason) "
-                "VALUES (?, ?, ?, 'ok', NULL) ON CONFLICT(path) DO UPDATE SET "
-                "content_hash = excluded.content_hash, size = excluded.size, "
-                "status = 'ok', skip_reason = NULL", ok_rows)
-            conn.executemany(
-                "INSERT INTO items(path, content_hash, size, status, skip_reason) "
-                "VALUES (?, NULL, NULL, 'skipped', ?) ON CONFLICT(path) DO UPDATE SET "
-                "content_hash = NULL, size = NULL, status = 'skipped', "
-                "skip_reason = excluded.skip_reason", skipped_rows)
+            same_scan = _get_meta(conn, "last_scan") == f"{_items_version_key(conn)}:{scan}"
+            changed, moved, new_ok, new_skipped = False, 0, [], []
+            if not same_scan:
+                changed, moved, new_ok, new_skipped = _update_items(conn, ok_rows, skipped_rows)
+            changed = bool(changed or moved or new_ok or new_skipped)
+            if changed:
+                _bump_meta(conn, "items_version")
+            _set_meta(conn, "last_scan", f"{_items_version_key(conn)}:{scan}")
             for name in sorted({label for _, label, _ in seed_rows}):
                 _ensure_class(conn, name)
+            before = conn.execute("SELECT s.item_id, s.class_id, s.source FROM seeds s "
+                                  "WHERE s.source IN ('layout', 'csv') ORDER BY s.item_id").fetchall()
             conn.execute("DELETE FROM seeds WHERE source IN ('layout', 'csv')")
             conn.executemany(
                 "INSERT OR IGNORE INTO seeds(item_id, class_id, source) "
                 "SELECT items.id, classes.id, ? FROM items, classes "
                 "WHERE items.path = ? AND classes.name = ?",
                 [(source, path, label) for path, label, source in seed_rows])
+            after = conn.execute("SELECT s.item_id, s.class_id, s.source FROM seeds s "
+                                 "WHERE s.source IN ('layout', 'csv') ORDER BY s.item_id").fetchall()
             previous_root = _get_meta(conn, "dataset_root")
+            truth_changed = False
             if truth is not None:
-                _replace_truth(conn, truth)
+                truth_changed = _replace_truth(conn, truth)
             elif previous_root is not None and previous_root != root:
                 conn.execute("DELETE FROM truth")
+                _bump_meta(conn, "truth_version")
+                truth_changed = True
+            if changed or before != after or truth_changed or previous_root != root:
+                _bump_meta(conn, "labels_version")
             _set_meta(conn, "dataset_root", root)
             _set_meta(conn, "dataset_updated", _now())
             missing = conn.execute("SELECT COUNT(*) FROM items WHERE status = 'missing'").fetchone()[0]
@@ -350,6 +391,131 @@ class Workspace:
         frame["id"] = frame["id"].astype("int64")
         frame["size"] = frame["size"].astype("Int64")
         return frame
+
+    def ok_item_ids(self, *, order: str = "path") -> np.ndarray:
+        """Ids of the accepted items without reading their rows into a table.
+
+        Parameters
+        ----------
+        order : {"path", "id"}
+            "path": the order of embeddings, graphs and runs (`ok_items`); "id": ascending.
+
+        Returns
+        -------
+        ndarray of int64, read-only
+            Cached per items version, so asking again after no rescan costs one query.
+        """
+        if order not in ("path", "id"):
+            raise ValueError(f"order must be 'path' or 'id', got {order!r}")
+        with self._read() as conn:
+            if order == "id":
+                return _ok_ids_sorted(conn)
+            version = _items_version_key(conn)
+            cached = getattr(self, "_ok_by_path", None)
+            if cached is None or cached[0] != version:
+                ids = np.fromiter((i for (i,) in conn.execute(
+                    "SELECT id FROM items WHERE status = 'ok' ORDER BY path")), np.int64)
+                ids.setflags(write=False)
+                self._ok_by_path = cached = (version, ids)
+            return cached[1]
+
+    def count_items(self) -> dict[str, int]:
+        """How many items have each status: ``{"ok": n, "skipped": m, "missing": p}``
+        (counted once per items version)."""
+        with self._read() as conn:
+            version = _items_version_key(conn)
+            kept = getattr(self, "_counts", None)
+            if kept is not None and kept[0] == version:
+                return dict(kept[1])
+            rows = dict(conn.execute("SELECT status, COUNT(*) FROM items GROUP BY status").fetchall())
+        counts = {status: int(rows.get(status, 0)) for status in ("ok", "skipped", "missing")}
+        self._counts = (version, counts)
+        return dict(counts)
+
+    def items_with_status(self, status: str, *, limit: int | None = None) -> pd.DataFrame:
+        """Items of one status ("ok", "skipped", "missing") ordered by path, at most `limit`.
+
+        The same columns as `items`; for lists a page shows (skipped files, missing images)
+        without reading every item.
+        """
+        if status not in ("ok", "skipped", "missing"):
+            raise ValueError(f"status must be 'ok', 'skipped' or 'missing', got {status!r}")
+        clause = f"WHERE status = '{status}' ORDER BY path"
+        if limit is not None:
+            clause += f" LIMIT {int(limit)}"
+        return self._items_frame(clause)
+
+    def items_page(self, offset: int, limit: int, *, leave_out=()) -> pd.DataFrame:
+        """Accepted items in path order, `limit` of them from `offset`, leaving out the ids in
+        `leave_out` (e.g. the seeds): a page of a grid, without reading every item.
+
+        Returns
+        -------
+        DataFrame
+            Columns id, path (a fresh 0.. index).
+        """
+        with self._lock:
+            rows = self._conn().execute(
+                "SELECT id, path FROM items WHERE status = 'ok' AND id NOT IN "
+                "(SELECT value FROM json_each(?)) ORDER BY path LIMIT ? OFFSET ?",
+                (json.dumps([int(i) for i in leave_out]), int(limit), int(offset))).fetchall()
+        frame = pd.DataFrame.from_records(rows, columns=["id", "path"])
+        frame["id"] = frame["id"].astype("int64")
+        return frame
+
+    def item_paths(self, item_ids) -> list[str | None]:
+        """The path of each item id, in the order given (None for an unknown id)."""
+        ids = [int(i) for i in np.asarray(item_ids, np.int64).ravel()]
+        if not ids:
+            return []
+        with self._lock:
+            found = dict(self._conn().execute(
+                "SELECT id, path FROM items WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(ids),)).fetchall())
+        return [found.get(i) for i in ids]
+
+    def file_stats(self) -> dict[str, tuple[int, int, str]]:
+        """What a rescan may trust without reading a file: accepted path -> (size,
+        modification time in ns, content hash) as of the scan that last hashed it.
+        Files whose time was not recorded are left out (they are read again)."""
+        with self._lock:
+            rows = self._conn().execute(
+                "SELECT path, size, mtime_ns, content_hash FROM items "
+                "WHERE status = 'ok' AND mtime_ns IS NOT NULL").fetchall()
+        return {path: (size, mtime, digest) for path, size, mtime, digest in rows}
+
+    def versions(self) -> tuple[str, str]:
+        """(items version, truth version), told apart from those of a fresh database in the
+        same folder: what a reader keying on the items and the truth compares."""
+        with self._lock:
+            conn = self._conn()
+            return _items_version_key(conn), str(_get_meta(conn, "truth_version"))
+
+    def items_version(self) -> int:
+        """A number that moves on whenever a scan changes the items (one cheap query)."""
+        with self._lock:
+            return int(_get_meta(self._conn(), "items_version") or 0)
+
+    def labels_version(self) -> int:
+        """A number that moves on with every write that can change a label an item shows
+        (a scan, a seed, a correction, an undo, a class renamed or merged, a run saved), so a
+        reader can keep what it computed from the labels until it changes (one query)."""
+        with self._lock:
+            return int(_get_meta(self._conn(), "labels_version") or 0)
+
+    def items_digest(self) -> str:
+        """A digest of the accepted items (ids and contents, in path order): the same for
+        the same items. Embedding keys carry it (``items=<digest>``); kept per items
+        version in this process, so asking again costs one query."""
+        with self._read() as conn:
+            version = _items_version_key(conn)
+            kept = getattr(self, "_digest", None)
+            if kept is not None and kept[0] == version:
+                return kept[1]
+            digest = _digest_items(conn.execute(
+                "SELECT id, content_hash FROM items WHERE status = 'ok' ORDER BY path"))
+            self._digest = (version, digest)
+        return digest
 
     # ------------------------------------------------------------------ classes and seeds
 
@@ -415,6 +581,7 @@ class Workspace:
                                  "history; choose another name")
             conn.execute("UPDATE classes SET name = ? WHERE id = ?", (new, class_id))
             _rename_in_runs(conn, {old: new})
+            _bump_meta(conn, "labels_version")
             conn.execute("UPDATE truth SET label = ? WHERE label = ?", (new, old))
 
     def merge_classes(self, source: str, into: str) -> ClassUsage:
@@ -435,6 +602,7 @@ class Workspace:
             conn.execute("UPDATE classes SET state = 'merged', merged_into = ? WHERE id = ?",
                          (into_id, source_id))
             _rename_in_runs(conn, {source: into})
+            _bump_meta(conn, "labels_version")
         return moved
 
     def delete_class(self, name: str, *, reassign_to: str | None = None) -> ClassUsage:
@@ -497,6 +665,7 @@ class Workspace:
             label = _check_class_name(label, "label")
         with self._write() as conn:
             _check_items_accepted(conn, [item_id])
+            _bump_meta(conn, "labels_version")
             if label is None:
                 conn.execute("DELETE FROM seeds WHERE item_id = ?", (item_id,))
                 return
@@ -573,10 +742,11 @@ class Workspace:
                 if unknown:
                     raise ValueError(f"old_labels name unknown classes {unknown}; "
                                      f"known classes: {sorted(known)}")
-            current = _current_labels(conn, method="hdl", run_id=None)
+            current = _current_labels_of(conn, ids)
             ids = [item_id for item_id in ids if current.get(item_id, (None, None))[0] != new_label]
             if not ids:
                 return []
+            _bump_meta(conn, "labels_version")
             batch = _next_batch(conn)
             _ensure_class(conn, new_label, created_by=batch)
             class_ids = _class_ids(conn)
@@ -614,7 +784,7 @@ class Workspace:
             return []
         with self._write() as conn:
             _check_items_accepted(conn, ids)
-            current = _current_labels(conn, method="hdl", run_id=None)
+            current = _current_labels_of(conn, ids)
             unlabeled = [item_id for item_id in ids if item_id not in current]
             if unlabeled:
                 raise ValueError(f"items {unlabeled[:10]} have no label yet to confirm; run HDL "
@@ -622,6 +792,7 @@ class Workspace:
             todo = [item_id for item_id in ids if current[item_id][1] in ("hdl", "fallback")]
             if not todo:
                 return []
+            _bump_meta(conn, "labels_version")
             class_ids = _class_ids(conn)
             rows = [(item_id, class_ids[current[item_id][0]], class_ids[current[item_id][0]])
                     for item_id in todo]
@@ -658,6 +829,7 @@ class Workspace:
                 "JOIN items i ON i.id = c.item_id LEFT JOIN classes o ON o.id = c.old_class_id "
                 "LEFT JOIN classes n ON n.id = c.new_class_id "
                 "WHERE c.batch = ? AND c.source != 'undo' ORDER BY c.id", (undone,)).fetchall()
+            _bump_meta(conn, "labels_version")
             batch = _next_batch(conn)
             conn.execute(
                 "INSERT INTO corrections(batch, item_id, old_class_id, new_class_id, time, source, "
@@ -719,6 +891,15 @@ class Workspace:
         ValueError
             Unknown `run_id` or `method`.
         """
+        return self.current_label_arrays(run_id, method=method).as_dict()
+
+    def current_label_arrays(self, run_id: int | None = None, *,
+                             method: str | None = "hdl") -> CurrentLabels:
+        """`current_labels` as arrays over every accepted item (`CurrentLabels`): what the
+        pages read at a million images, where a dict of every item would cost seconds.
+
+        Parameters and errors as `current_labels`.
+        """
         if method is not None and method not in METHODS:
             raise ValueError(f"method={method!r} is not one of {METHODS} or None")
         with self._read() as conn:
@@ -779,7 +960,7 @@ class Workspace:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"result.k={k!r} must be an integer >= 1")
         with self._write() as conn:
-            _check_items_accepted(conn, ids.tolist())
+            _check_items_accepted(conn, ids)
             if compares_to is not None:
                 partner = conn.execute("SELECT method FROM runs WHERE id = ?",
                                        (int(compares_to),)).fetchone()
@@ -787,15 +968,20 @@ class Workspace:
                     raise ValueError(f"compares_to={compares_to!r}: only a kNN-DV run compares "
                                      "with an HDL run, and that run must exist")
             cursor = conn.execute(
-                "INSERT INTO runs(created, method, k, params, classes, compares_to) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs(created, method, k, params, classes, compares_to, n_items) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (_now(), method, int(k), params_json, json.dumps(classes),
-                 None if compares_to is None else int(compares_to)))
+                 None if compares_to is None else int(compares_to), len(ids)))
             run_id = cursor.lastrowid
-            conn.executemany(
-                'INSERT INTO run_items(run_id, position, item_id, label, step, "round", confidence, '
-                "n_voters, fallback, source_item) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _run_item_rows(run_id, ids, arrays))
+            # The arrays go to a file of their own, written (and made durable) before the
+            # row naming it commits: a process killed before the commit leaves the store as
+            # it was, and an unnamed file that `_remove_orphan_runs` clears later.
+            name = f"run-{run_id}-{uuid.uuid4().hex[:12]}.arrow"
+            conn.execute("UPDATE runs SET arrays = ? WHERE id = ?", (name, run_id))
+            if method == "hdl":
+                _bump_meta(conn, "labels_version")
+            self.runs_dir.mkdir(exist_ok=True)
+            write_run_arrays(self.runs_dir / name, {"item_id": ids, **arrays})
         return run_id
 
     def runs(self, method: str | None = None) -> list[RunInfo]:
@@ -804,8 +990,7 @@ class Workspace:
             raise ValueError(f"method={method!r} is not one of {METHODS} or None")
         with self._lock:
             rows = self._conn().execute(
-                "SELECT r.id, r.created, r.method, r.k, r.params, r.classes, "
-                "(SELECT COUNT(*) FROM run_items ri WHERE ri.run_id = r.id), "
+                "SELECT r.id, r.created, r.method, r.k, r.params, r.classes, r.n_items, "
                 "(SELECT MAX(b.id) FROM runs b WHERE b.compares_to = r.id) "
                 "FROM runs r WHERE ? IS NULL OR r.method = ? ORDER BY r.id",
                 (method, method)).fetchall()
@@ -839,15 +1024,35 @@ class Workspace:
             run_id = _resolve_run(conn, run_id, method)
             if run_id is None:
                 return None
-            created, method, k, params, classes = conn.execute(
-                "SELECT created, method, k, params, classes FROM runs WHERE id = ?", (run_id,)).fetchone()
-            rows = conn.execute(
-                'SELECT item_id, label, step, "round", confidence, n_voters, fallback, source_item '
-                "FROM run_items WHERE run_id = ? ORDER BY position", (run_id,)).fetchall()
+            created, method, k, params, classes, _, _ = _run_row(conn, run_id)
+            arrays = _run_arrays(conn, run_id)
             baseline = conn.execute("SELECT MAX(id) FROM runs WHERE compares_to = ?",
                                     (run_id,)).fetchone()[0]
         return _stored_run(run_id, created, method, k, json.loads(params), json.loads(classes),
-                           rows, baseline)
+                           arrays, baseline)
+
+    def run_arrays(self, run_id: int) -> tuple[RunInfo, dict[str, np.ndarray]]:
+        """A run's facts and its per-item arrays, read-only and shared (no copy).
+
+        What `load_run` copies into a `StoredRun`; pages that only read a run of a million
+        images take these instead. Keys: ``item_id, labels, step, round, confidence,
+        n_voters, fallback, source`` (``source``: a position in the run, -1 for none).
+
+        Raises
+        ------
+        ValueError
+            `run_id` names no run.
+        """
+        with self._read() as conn:
+            run_id = _resolve_run(conn, run_id, None)
+            if run_id is None:
+                raise ValueError("run_id must name a run")
+            created, method, k, params, classes, _, n_items = _run_row(conn, run_id)
+            arrays = _run_arrays(conn, run_id)
+            baseline = conn.execute("SELECT MAX(id) FROM runs WHERE compares_to = ?",
+                                    (run_id,)).fetchone()[0]
+        return RunInfo(run_id, created, method, k, json.loads(params), json.loads(classes),
+                       n_items, baseline), arrays
 
     # ------------------------------------------------------------------ embeddings
 
@@ -869,13 +1074,29 @@ class Workspace:
         """Replace the ground truth (demo datasets): path -> class name.  ``{}`` clears it."""
         truth = _check_truth(truth)
         with self._write() as conn:
-            _replace_truth(conn, truth)
+            if _replace_truth(conn, truth):
+                _bump_meta(conn, "labels_version")
 
     def truth(self) -> dict[str, str] | None:
         """The ground truth, path -> class name, or None when none is stored."""
         with self._lock:
             rows = self._conn().execute("SELECT path, label FROM truth ORDER BY path").fetchall()
         return dict(rows) or None
+
+    def truth_of_items(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ground truth of the accepted items as (item ids, class names) arrays (empty
+        without truth); read once per items and truth version."""
+        with self._read() as conn:
+            version = (_items_version_key(conn), _get_meta(conn, "truth_version"))
+            kept = getattr(self, "_truth", None)
+            if kept is not None and kept[0] == version:
+                return kept[1]
+            rows = conn.execute("SELECT i.id, t.label FROM truth t CROSS JOIN items i "
+                                "ON i.path = t.path WHERE i.status = 'ok'").fetchall()
+        ids = np.fromiter((i for i, _ in rows), np.int64, len(rows))
+        names = np.array([name for _, name in rows], dtype=object)
+        self._truth = (version, (ids, names))
+        return ids, names
 
     def get_setting(self, key: str, default: Any = None) -> Any:
         """A durable UI setting (JSON value), or `default` when unset."""
@@ -919,8 +1140,15 @@ def _check_item_ids(item_ids: Iterable[Any], what: str, *, distinct: bool = True
     return list(dict.fromkeys(values)) if distinct else values
 
 
-def _check_items_accepted(conn: sqlite3.Connection, item_ids: list[int]) -> None:
+def _check_items_accepted(conn: sqlite3.Connection, item_ids) -> None:
     """Raise when any id names no item, or a skipped one."""
+    ids = np.asarray(item_ids, np.int64)
+    if ids.size > 1000:           # a whole run: look the ids up among the accepted ones at once
+        accepted = _ok_ids_sorted(conn)
+        ids = ids[_rows_in(accepted, ids) < 0]
+    item_ids = ids.tolist()
+    if not item_ids:
+        return
     rows = conn.execute(
         "SELECT value, status FROM json_each(?) LEFT JOIN items ON items.id = value "
         "WHERE status IS NULL OR status != 'ok'", (json.dumps(item_ids),)).fetchall()
@@ -953,26 +1181,33 @@ def _check_setting_key(key: Any) -> None:
 
 
 def _dataset_rows(dataset: Any) -> tuple[list[tuple], list[tuple], list[tuple[str, str, str]]]:
-    """(path, hash, size) rows, (path, reason) rows and (path, label, source) seed rows."""
+    """(path, hash, size, mtime_ns) rows, (path, reason) rows and (path, label, source) seed rows."""
     ok_rows, skipped_rows, seed_rows = [], [], []
     seen: set[str] = set()
+    integer = (int, np.integer)
 
-    def check_path(path: Any, where: str) -> str:
+    def bad_path(path: Any, where: str) -> ValueError:
         if not isinstance(path, str) or not path:
-            raise ValueError(f"dataset {where}: path must be a non-empty string, got {path!r}")
-        if path in seen:
-            raise ValueError(f"dataset {where}: path {path!r} appears more than once")
-        seen.add(path)
-        return path
+            return ValueError(f"dataset {where}: path must be a non-empty string, got {path!r}")
+        return ValueError(f"dataset {where}: path {path!r} appears more than once")
 
     for number, item in enumerate(dataset.items):
-        path = check_path(item.path, f"item {number}")
-        if not isinstance(item.content_hash, str):
+        path, digest, size = item.path, item.content_hash, item.size
+        mtime = getattr(item, "mtime_ns", None)
+        if path in seen or not isinstance(path, str) or not path:
+            raise bad_path(path, f"item {number}")
+        seen.add(path)
+        if not isinstance(digest, str):
             raise ValueError(f"dataset item {path!r}: content_hash must be a string, "
-                             f"got {item.content_hash!r}")
-        if isinstance(item.size, bool) or not isinstance(item.size, (int, np.integer)) or item.size < 0:
-            raise ValueError(f"dataset item {path!r}: size must be an integer >= 0, got {item.size!r}")
-        ok_rows.append((path, item.content_hash, int(item.size)))
+                             f"got {digest!r}")
+        if size.__class__ is not int and (isinstance(size, bool) or not isinstance(size, integer)) \
+                or size < 0:
+            raise ValueError(f"dataset item {path!r}: size must be an integer >= 0, got {size!r}")
+        if mtime is not None and mtime.__class__ is not int and (
+                isinstance(mtime, bool) or not isinstance(mtime, integer)):
+            raise ValueError(f"dataset item {path!r}: mtime_ns must be an integer or None, "
+                             f"got {mtime!r}")
+        ok_rows.append((path, digest, int(size), None if mtime is None else int(mtime)))
         if item.seed_label is not None:
             label = _check_class_name(item.seed_label, f"dataset item {path!r} seed_label")
             source = getattr(item, "seed_source", None)
@@ -984,7 +1219,10 @@ def _dataset_rows(dataset: Any) -> tuple[list[tuple], list[tuple], list[tuple[st
                                  f"{SEED_SOURCES}")
             seed_rows.append((path, label, source))
     for number, skipped in enumerate(getattr(dataset, "skipped", None) or []):
-        path = check_path(skipped.path, f"skipped entry {number}")
+        path = skipped.path
+        if path in seen or not isinstance(path, str) or not path:
+            raise bad_path(path, f"skipped entry {number}")
+        seen.add(path)
         reason = skipped.reason if isinstance(skipped.reason, str) and skipped.reason else "skipped"
         skipped_rows.append((path, reason))
     return ok_rows, skipped_rows, seed_rows
@@ -1038,11 +1276,40 @@ def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
 
-def _reattach_moved(conn: sqlite3.Connection, ok_rows: list[tuple]) -> int:
+def _update_items(conn: sqlite3.Connection, ok_rows: list[tuple], skipped_rows: list[tuple]):
+    """Write what a scan changed: gone paths missing (or forgotten), moved files found again,
+    new or changed rows. Returns (retired any, moved, ok rows written, skipped rows written)."""
+    stored = {row[1]: row[:1] + row[2:] for row in conn.execute(
+        "SELECT id, path, content_hash, size, mtime_ns, status, skip_reason FROM items")}
+    present = {row[0] for row in ok_rows}
+    present.update(row[0] for row in skipped_rows)
+    retired = _retire_gone(conn, [(row[0], row[4]) for path, row in stored.items()
+                                  if path not in present])
+    moved = _reattach_moved(conn, ok_rows, stored)
+    # stored rows: (id, content_hash, size, mtime_ns, status, skip_reason)
+    absent = (None,) * 6
+    new_ok = [row for row in ok_rows if stored.get(row[0], absent)[1:5] != (*row[1:], "ok")]
+    new_skipped = [row for row in skipped_rows
+                   if stored.get(row[0], absent)[4:6] != ("skipped", row[1])]
+    conn.executemany(
+        "INSERT INTO items(path, content_hash, size, mtime_ns, status, skip_reason) "
+        "VALUES (?, ?, ?, ?, 'ok', NULL) ON CONFLICT(path) DO UPDATE SET "
+        "content_hash = excluded.content_hash, size = excluded.size, "
+        "mtime_ns = excluded.mtime_ns, status = 'ok', skip_reason = NULL", new_ok)
+    conn.executemany(
+        "INSERT INTO items(path, content_hash, size, mtime_ns, status, skip_reason) "
+        "VALUES (?, NULL, NULL, NULL, 'skipped', ?) ON CONFLICT(path) DO UPDATE SET "
+        "content_hash = NULL, size = NULL, mtime_ns = NULL, status = 'skipped', "
+        "skip_reason = excluded.skip_reason", new_skipped)
+    return retired, moved, new_ok, new_skipped
+
+
+def _reattach_moved(conn: sqlite3.Connection, ok_rows: list[tuple], stored: dict) -> int:
     """Give a missing item the new path of a file with its content; returns how many moved.
 
     Only paths the store does not know yet take over a missing item (a known path keeps
     its own item); missing items with one content are taken oldest first, once each.
+    `stored` is the items as they were before this scan (path -> row).
     """
     waiting: dict[str, list[int]] = {}
     for item_id, digest in conn.execute(
@@ -1051,26 +1318,44 @@ def _reattach_moved(conn: sqlite3.Connection, ok_rows: list[tuple]) -> int:
         waiting.setdefault(digest, []).append(item_id)
     if not waiting:
         return 0
-    known = {path for (path,) in conn.execute("SELECT path FROM items")}
     moves = []
-    for path, digest, size in ok_rows:
-        if path not in known and waiting.get(digest):
-            moves.append((path, size, waiting[digest].pop(0)))
-    conn.executemany("UPDATE items SET path = ?, size = ?, status = 'ok', skip_reason = NULL "
-                     "WHERE id = ?", moves)
+    for path, digest, size, mtime in ok_rows:
+        if path not in stored and waiting.get(digest):
+            moves.append((path, size, mtime, waiting[digest].pop(0)))
+    conn.executemany("UPDATE items SET path = ?, size = ?, mtime_ns = ?, status = 'ok', "
+                     "skip_reason = NULL WHERE id = ?", moves)
+    for path, _, _, item_id in moves:            # what the caller compares with next
+        stored[path] = (item_id, None, None, None, "ok", None)
     return len(moves)
 
 
-def _retire_gone(conn: sqlite3.Connection, present_paths_json: str) -> None:
-    """Items whose path the scan did not find: missing, or forgotten when nothing refers to them."""
+def _retire_gone(conn: sqlite3.Connection, gone: list[tuple[int, str]]) -> bool:
+    """Items whose path the scan did not find (id, status): missing, or forgotten when
+    nothing refers to them. Returns whether anything changed."""
+    skipped = json.dumps([item_id for item_id, status in gone if status == "skipped"])
     conn.execute(
-        "DELETE FROM items WHERE status = 'skipped' "
-        "AND path NOT IN (SELECT value FROM json_each(?)) "
+        "DELETE FROM items WHERE status = 'skipped' AND id IN (SELECT value FROM json_each(?)) "
         "AND NOT EXISTS (SELECT 1 FROM corrections c WHERE c.item_id = items.id) "
-        "AND NOT EXISTS (SELECT 1 FROM seeds s WHERE s.item_id = items.id)", (present_paths_json,))
-    conn.execute(
-        "UPDATE items SET status = 'missing', skip_reason = NULL WHERE status != 'missing' "
-        "AND path NOT IN (SELECT value FROM json_each(?))", (present_paths_json,))
+        "AND NOT EXISTS (SELECT 1 FROM seeds s WHERE s.item_id = items.id)", (skipped,))
+    others = json.dumps([item_id for item_id, status in gone if status != "missing"])
+    conn.execute("UPDATE items SET status = 'missing', skip_reason = NULL "
+                 "WHERE id IN (SELECT value FROM json_each(?))", (others,))
+    return any(status != "missing" for _, status in gone)
+
+
+def _digest_items(rows) -> str:
+    """sha1 of ``"<id>:<content hash>;"`` over (id, content hash) rows, first 16 hex digits."""
+    import hashlib
+    h = hashlib.sha1()
+    for item_id, content_hash in rows:
+        h.update(f"{item_id}:{content_hash};".encode())
+    return h.hexdigest()[:16]
+
+
+def _bump_meta(conn: sqlite3.Connection, key: str) -> None:
+    """Move a version number in ``meta`` on by one (see `Workspace.labels_version`)."""
+    conn.execute("INSERT INTO meta(key, value) VALUES (?, '1') ON CONFLICT(key) DO UPDATE SET "
+                 "value = CAST(value AS INTEGER) + 1", (key,))
 
 
 def _ensure_class(conn: sqlite3.Connection, name: str, *, created_by: int | None = None) -> bool:
@@ -1136,9 +1421,9 @@ def _class_usage(conn: sqlite3.Connection, class_id: int, name: str) -> ClassUsa
         classes = json.loads(conn.execute("SELECT classes FROM runs WHERE id = ?",
                                           (run_id,)).fetchone()[0])
         if name in classes:
-            run_labels = conn.execute(
-                "SELECT COUNT(*) FROM run_items WHERE run_id = ? AND label = ? AND step >= 0",
-                (run_id, classes.index(name))).fetchone()[0]
+            arrays = _run_arrays(conn, run_id)
+            run_labels = int(np.count_nonzero((arrays["labels"] == classes.index(name))
+                                              & (arrays["step"] >= 0)))
     return ClassUsage(name, seeds, corrected, run_labels)
 
 
@@ -1224,28 +1509,44 @@ def _check_actor(actor: Any) -> str | None:
     return actor.strip()[:120]
 
 
-def _replace_truth(conn: sqlite3.Connection, truth: dict[str, str]) -> None:
+def _replace_truth(conn: sqlite3.Connection, truth: dict[str, str]) -> bool:
+    """Make the stored truth `truth`; returns whether it changed."""
+    before = conn.execute("SELECT path, label FROM truth ORDER BY path").fetchall()
+    if before == sorted(truth.items()):
+        return False
     conn.execute("DELETE FROM truth")
     conn.executemany("INSERT INTO truth(path, label) VALUES (?, ?)", truth.items())
+    _bump_meta(conn, "truth_version")
+    return True
 
 
-def _seed_labels(conn: sqlite3.Connection) -> dict[int, str]:
+def _seed_labels(conn: sqlite3.Connection, only: str | None = None) -> dict[int, str]:
+    """Item id -> seed class of accepted items (of the ids in the JSON list `only`)."""
+    # CROSS JOIN keeps SQLite's join order: seeds first (a few thousand), never a scan of
+    # a million items
+    chosen = ("FROM (SELECT value AS item_id FROM json_each(?)) w CROSS JOIN seeds s "
+              "ON s.item_id = w.item_id " if only is not None else "FROM seeds s ")
     return dict(conn.execute(
-        "SELECT s.item_id, COALESCE(m.name, c.name) FROM seeds s "
-        "JOIN classes c ON c.id = s.class_id LEFT JOIN classes m ON m.id = c.merged_into "
-        "JOIN items i ON i.id = s.item_id WHERE i.status = 'ok'").fetchall())
+        "SELECT s.item_id, COALESCE(m.name, c.name) " + chosen +
+        "CROSS JOIN items i ON i.id = s.item_id JOIN classes c ON c.id = s.class_id "
+        "LEFT JOIN classes m ON m.id = c.merged_into WHERE i.status = 'ok'",
+        () if only is None else (only,)).fetchall())
 
 
-def _corrected_labels(conn: sqlite3.Connection) -> dict[int, tuple[str, str]]:
+def _corrected_labels(conn: sqlite3.Connection, only: str | None = None) -> dict[int, tuple[str, str]]:
     """Item id -> (class, kind) of its latest correction or confirmation that is not undone
-    (accepted items only); a merged class counts as the class it was merged into."""
+    (accepted items only; of the ids in the JSON list `only`); a merged class counts as the
+    class it was merged into."""
+    chosen = ("(SELECT MAX(x.id) FROM json_each(?) w CROSS JOIN corrections x "
+              "ON x.item_id = w.value WHERE x.source != 'undo' " if only is not None else
+              "(SELECT MAX(x.id) FROM corrections x WHERE x.source != 'undo' ")
     return {item_id: (name, kind) for item_id, name, kind in conn.execute(
         "SELECT c.item_id, COALESCE(m.name, k.name), c.kind FROM corrections c "
+        "CROSS JOIN items i ON i.id = c.item_id AND i.status = 'ok' "
         "JOIN classes k ON k.id = c.new_class_id LEFT JOIN classes m ON m.id = k.merged_into "
-        "JOIN items i ON i.id = c.item_id AND i.status = 'ok' "
-        "WHERE c.id IN (SELECT MAX(x.id) FROM corrections x WHERE x.source != 'undo' "
-        "  AND NOT EXISTS (SELECT 1 FROM corrections u WHERE u.undoes = x.id) GROUP BY x.item_id)"
-    ).fetchall()}
+        "WHERE c.id IN " + chosen +
+        "  AND NOT EXISTS (SELECT 1 FROM corrections u WHERE u.undoes = x.id) GROUP BY x.item_id)",
+        () if only is None else (only,)).fetchall()}
 
 
 def _resolve_run(conn: sqlite3.Connection, run_id: int | None, method: str | None) -> int | None:
@@ -1260,63 +1561,204 @@ def _resolve_run(conn: sqlite3.Connection, run_id: int | None, method: str | Non
     return int(run_id)
 
 
+@dataclass(frozen=True)
+class CurrentLabels:
+    """The label every accepted item has now, as arrays (`Workspace.current_label_arrays`).
+
+    Which label wins is decided in one place, `_combine_labels`: a correction or a
+    confirmation (whichever is latest), then a seed, then the run's label.
+
+    Attributes
+    ----------
+    item_ids : ndarray of int64, shape (n,)
+        Every accepted item, ascending id.
+    label : ndarray of int32, shape (n,)
+        Index into `names`; -1: no label yet.
+    source : ndarray of int8, shape (n,)
+        Index into `LABEL_SOURCES`; -1: no label yet.
+    names : tuple of str
+        Class names the codes in `label` index.
+    """
+
+    item_ids: np.ndarray
+    label: np.ndarray
+    source: np.ndarray
+    names: tuple
+
+    def rows_of(self, item_ids) -> np.ndarray:
+        """Row of each id in these arrays (-1 for an id that is not an accepted item)."""
+        ids = np.asarray(item_ids, np.int64)
+        if self.item_ids.size == 0:
+            return np.full(ids.shape, -1, np.int64)
+        row = np.minimum(np.searchsorted(self.item_ids, ids), self.item_ids.size - 1)
+        return np.where(self.item_ids[row] == ids, row, -1)
+
+    def as_dict(self) -> dict[int, tuple[str, str]]:
+        """Item id -> (label, source) for the labeled items (`Workspace.current_labels`)."""
+        has = self.label >= 0
+        names = np.array(list(self.names) + [None], dtype=object)
+        sources = np.array(LABEL_SOURCES + (None,), dtype=object)
+        return dict(zip(self.item_ids[has].tolist(),
+                        zip(names[self.label[has]].tolist(), sources[self.source[has]].tolist())))
+
+
+def _combine_labels(ok_ids: np.ndarray, run: tuple | None, seeds: dict[int, str],
+                    corrected: dict[int, tuple[str, str]]) -> CurrentLabels:
+    """Which label each item shows: correction or confirmation > seed > run (the one rule).
+
+    Parameters
+    ----------
+    ok_ids : ndarray of int64
+        Accepted items, ascending.
+    run : (item_ids, labels, fallback, classes) or None
+        The run's arrays (labels index `classes`, -1: none).
+    seeds : dict item id -> class name
+    corrected : dict item id -> (class name, kind)
+    """
+    n = ok_ids.size
+    label = np.full(n, -1, np.int32)
+    source = np.full(n, -1, np.int8)
+    names: dict[str, int] = {}
+    if run is not None:
+        run_ids, run_labels, fallback, classes = run
+        # a merge can leave two run classes with one name: the first code stands for both
+        remap = np.array([names.setdefault(name, len(names)) for name in classes] + [-1],
+                         np.int32)
+        rows = _rows_in(ok_ids, run_ids)
+        hit = (rows >= 0) & (run_labels >= 0)
+        label[rows[hit]] = remap[run_labels[hit]]
+        source[rows[hit]] = np.where(fallback[hit], _SOURCE_CODE["fallback"], _SOURCE_CODE["hdl"])
+
+    def put(entries, source_of) -> None:
+        if not entries:
+            return
+        ids = np.fromiter(entries.keys(), np.int64, len(entries))
+        rows = _rows_in(ok_ids, ids)
+        values = list(entries.values())
+        codes = np.array([names.setdefault(_name_of(v), len(names)) for v in values], np.int32)
+        kinds = np.array([source_of(v) for v in values], np.int8)
+        hit = rows >= 0
+        label[rows[hit]] = codes[hit]
+        source[rows[hit]] = kinds[hit]
+
+    put(seeds, lambda _: _SOURCE_CODE["seed"])
+    put(corrected, lambda v: _SOURCE_CODE["confirmed" if v[1] == "confirm" else "manual"])
+    ordered = sorted(names, key=names.get)
+    return CurrentLabels(ok_ids, label, source, tuple(ordered))
+
+
+def _name_of(value) -> str:
+    return value if isinstance(value, str) else value[0]
+
+
+def _rows_in(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Row of each of `ids` in the ascending `sorted_ids`, -1 where absent."""
+    ids = np.asarray(ids, np.int64)
+    if sorted_ids.size == 0 or ids.size == 0:
+        return np.full(ids.shape, -1, np.int64)
+    row = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
+    return np.where(sorted_ids[row] == ids, row, -1)
+
+
+def _items_version_key(conn: sqlite3.Connection) -> str:
+    """The items version, told apart from that of a fresh database made in the same folder."""
+    return f"{_get_meta(conn, 'created')}|{_get_meta(conn, 'items_version') or '0'}"
+
+
+def _ok_ids_sorted(conn: sqlite3.Connection) -> np.ndarray:
+    """Ids of the accepted items, ascending; cached per database and items version."""
+    key = (str(_database_folder(conn)), _items_version_key(conn))
+    cached = _OK_IDS.get(key)
+    if cached is None:
+        cached = np.fromiter((i for (i,) in conn.execute(
+            "SELECT id FROM items WHERE status = 'ok' ORDER BY id")), np.int64)
+        cached.setflags(write=False)
+        _OK_IDS.clear()        # one version per process is enough: the newest
+        _OK_IDS[key] = cached
+    return cached
+
+
+_OK_IDS: dict[tuple[str, str], np.ndarray] = {}
+
+
+def _run_row(conn: sqlite3.Connection, run_id: int) -> tuple:
+    return conn.execute("SELECT created, method, k, params, classes, arrays, n_items "
+                        "FROM runs WHERE id = ?", (run_id,)).fetchone()
+
+
+def _run_arrays(conn: sqlite3.Connection, run_id: int) -> dict[str, np.ndarray]:
+    """A run's arrays, read-only (shared by every caller: copy before changing them)."""
+    name = conn.execute("SELECT arrays FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+    return _read_run_file(str(_database_folder(conn) / RUNS_DIRNAME / str(name)))
+
+
+@lru_cache(maxsize=4)
+def _read_run_file(path: str) -> dict[str, np.ndarray]:
+    # A run's file never changes once written (a new run gets a new file), so its arrays
+    # can be kept by path; four runs of a million items hold about 160 MB.
+    arrays = read_run_arrays(path)
+    for values in arrays.values():
+        values.setflags(write=False)
+    return arrays
+
+
 def _current_labels(conn: sqlite3.Connection, *, method: str | None,
-                    run_id: int | None) -> dict[int, tuple[str, str]]:
-    labels: dict[int, tuple[str, str]] = {}
+                    run_id: int | None) -> CurrentLabels:
     run_id = _resolve_run(conn, run_id, method)
+    run = None
     if run_id is not None:
         classes = json.loads(conn.execute("SELECT classes FROM runs WHERE id = ?",
                                           (run_id,)).fetchone()[0])
-        rows = conn.execute(
-            "SELECT r.item_id, r.label, r.fallback FROM run_items r "
-            "JOIN items i ON i.id = r.item_id AND i.status = 'ok' "
-            "WHERE r.run_id = ? AND r.label >= 0", (run_id,)).fetchall()
-        labels.update((item_id, (classes[label], "fallback" if fallback else "hdl"))
-                      for item_id, label, fallback in rows)
-    labels.update((item_id, (name, "seed")) for item_id, name in _seed_labels(conn).items())
-    labels.update((item_id, (name, "confirmed" if kind == "confirm" else "manual"))
-                  for item_id, (name, kind) in _corrected_labels(conn).items())
-    return labels
+        arrays = _run_arrays(conn, run_id)
+        run = (arrays["item_id"], arrays["labels"], arrays["fallback"], classes)
+    return _combine_labels(_ok_ids_sorted(conn), run, _seed_labels(conn), _corrected_labels(conn))
 
 
-def _run_item_rows(run_id: int, item_ids: np.ndarray,
-                   arrays: dict[str, np.ndarray]) -> Iterator[tuple]:
-    """Rows for run_items; `source` positions become item ids (stable across rescans)."""
-    source = arrays["source"]
-    has_source = source >= 0
-    source_item = np.full(len(item_ids), -1, dtype=np.int64)
-    source_item[has_source] = item_ids[source[has_source]]
-    confidence = arrays["confidence"]
-    # SQLite stores NaN as NULL; keep it explicit.
-    confidence_list = [None if c != c else c for c in confidence.tolist()]
-    source_list = [None if s < 0 else s for s in source_item.tolist()]
-    return zip([run_id] * len(item_ids), range(len(item_ids)), item_ids.tolist(),
-               arrays["labels"].tolist(), arrays["step"].tolist(), arrays["round"].tolist(),
-               confidence_list, arrays["n_voters"].tolist(),
-               arrays["fallback"].astype(np.int64).tolist(), source_list)
+def _current_labels_of(conn: sqlite3.Connection, item_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """`_current_labels` (latest HDL run) of a few items only: what a correction needs."""
+    ids = np.asarray(sorted(set(item_ids)), np.int64)
+    run_id = _resolve_run(conn, None, "hdl")
+    run = None
+    if run_id is not None:
+        classes = json.loads(conn.execute("SELECT classes FROM runs WHERE id = ?",
+                                          (run_id,)).fetchone()[0])
+        arrays = _run_arrays(conn, run_id)
+        order = _sorted_positions(conn, run_id, arrays["item_id"])
+        found = _rows_in(arrays["item_id"][order], ids)
+        at = order[found[found >= 0]]
+        run = (arrays["item_id"][at], arrays["labels"][at], arrays["fallback"][at], classes)
+    wanted = json.dumps(ids.tolist())
+    seeds = _seed_labels(conn, wanted)
+    corrected = _corrected_labels(conn, wanted)
+    ok = np.fromiter((i for (i,) in conn.execute(
+        "SELECT id FROM items WHERE status = 'ok' AND id IN (SELECT value FROM json_each(?)) "
+        "ORDER BY id", (wanted,))), np.int64)
+    return _combine_labels(ok, run, seeds, corrected).as_dict()
+
+
+@lru_cache(maxsize=4)
+def _sorted_positions_cached(path: str, run_id: int) -> np.ndarray:
+    order = np.argsort(_read_run_file(path)["item_id"], kind="stable")
+    order.setflags(write=False)
+    return order
+
+
+def _sorted_positions(conn: sqlite3.Connection, run_id: int, item_ids: np.ndarray) -> np.ndarray:
+    """Positions of a run ordered by item id (to find items in it by binary search)."""
+    name = conn.execute("SELECT arrays FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+    return _sorted_positions_cached(str(_database_folder(conn) / RUNS_DIRNAME / str(name)), run_id)
 
 
 def _stored_run(run_id: int, created: str, method: str, k: int, params: dict,
-                classes: list[str], rows: list[tuple], baseline_id: int | None) -> StoredRun:
-    n = len(rows)
-    if n:
-        (item_ids, labels, step, round_, confidence, n_voters, fallback,
-         source_item) = (list(column) for column in zip(*rows))
-    else:
-        item_ids = labels = step = round_ = confidence = n_voters = fallback = source_item = []
-    item_ids = np.array(item_ids, dtype=np.int64)
-    # Item ids back to positions in this run's order; a source item deleted
-    # since the run (a rescan) becomes -1.
-    position_of = {item_id: position for position, item_id in enumerate(item_ids.tolist())}
-    source = np.array([-1 if s is None else position_of.get(s, -1) for s in source_item],
-                      dtype=np.int64)
+                classes: list[str], arrays: dict[str, np.ndarray],
+                baseline_id: int | None) -> StoredRun:
     result = LabelingResult(
-        labels=np.array(labels, dtype=np.int64), step=np.array(step, dtype=np.int64),
-        round=np.array(round_, dtype=np.int64), confidence=np.array(confidence, dtype=np.float64),
-        n_voters=np.array(n_voters, dtype=np.int64), fallback=np.array(fallback, dtype=bool),
-        source=source, k=int(k))
+        labels=arrays["labels"].copy(), step=arrays["step"].copy(), round=arrays["round"].copy(),
+        confidence=arrays["confidence"].copy(), n_voters=arrays["n_voters"].copy(),
+        fallback=arrays["fallback"].copy(), source=arrays["source"].copy(), k=int(k))
     return StoredRun(run_id=run_id, created=created, method=method, params=params,
-                     classes=classes, item_ids=item_ids, result=result, baseline_id=baseline_id)
+                     classes=classes, item_ids=arrays["item_id"].copy(), result=result,
+                     baseline_id=baseline_id)
 
 
 # --------------------------------------------------------------------------- files and JSON

@@ -3,9 +3,11 @@
 // Components v2 live in the page's own document (no iframe), so this one finds the plotly
 // chart of the Streamlit element whose key it is given (`.st-key-<key> .js-plotly-plot`)
 // and listens to plotly's own hover events on it. The hovered point's id is the first
-// entry of its customdata; its thumbnail (a data URI sent by Python) is shown beside the
-// pointer. The chart may be redrawn at any time (a fragment rerun, a new figure), so the
-// listener is attached again whenever the chart element changes.
+// entry of its customdata. Thumbnails come on demand: a point whose thumbnail is not here
+// yet is asked for through the component state `wanted`; Python answers with that one
+// (a data URI), and every thumbnail received is kept, so a point is asked for once. The
+// chart may be redrawn at any time (a fragment rerun, a new figure), so the listener is
+// attached again whenever the chart element changes.
 
 /** The id a hovered point carries: customdata[0], or customdata itself. */
 export function pointId(point) {
@@ -22,6 +24,37 @@ export function placeTooltip(x, y, width, height, viewW, viewH, gap = 16) {
   if (left + width > viewW) left = Math.max(0, x - gap - width);
   if (top + height > viewH) top = Math.max(0, y - gap - height);
   return { left, top };
+}
+
+/** Thumbnails received so far, and the one point to ask for next (null: none). */
+export class ThumbCache {
+  constructor(limit = 2000) {
+    this.limit = limit;
+    this.thumbs = new Map();
+    this.captions = new Map();
+    this.asked = null;
+  }
+
+  /** Keep what Python sent (oldest dropped past `limit`). */
+  add(thumbs, captions) {
+    for (const [id, uri] of Object.entries(thumbs || {})) {
+      this.thumbs.set(Number(id), uri);
+      this.captions.set(Number(id), (captions || {})[id] ?? "");
+      if (this.asked === Number(id)) this.asked = null;
+      if (this.thumbs.size > this.limit) {
+        const oldest = this.thumbs.keys().next().value;
+        this.thumbs.delete(oldest);
+        this.captions.delete(oldest);
+      }
+    }
+  }
+
+  /** The id to ask Python for when `id` is hovered: null when it is here or already asked. */
+  request(id) {
+    if (id === null || this.thumbs.has(id) || this.asked === id) return null;
+    this.asked = id;
+    return id;
+  }
 }
 
 const attached = new WeakMap();   // plot element -> the state that handles it
@@ -43,36 +76,48 @@ class HoverState {
     this.caption.className = "hover-caption";
     this.tip.append(this.img, this.caption);
     root.append(this.tip);
-    this.thumbs = {};
-    this.captions = {};
+    this.cache = new ThumbCache();
+    this.hovered = null;     // id under the pointer
+    this.where = { x: 0, y: 0 };
   }
 
-  update(data) {
-    this.thumbs = data?.thumbs || {};
-    this.captions = data?.captions || {};
-    this.size = data?.size || 96;
-    this.key = data?.chart_key;
+  update(component) {
+    const data = component.data || {};
+    this.component = component;
+    this.cache.add(data.thumbs, data.captions);
+    this.size = data.size || 96;
+    this.key = data.chart_key;
+    if (this.hovered !== null && this.cache.thumbs.has(this.hovered)) this.draw();
   }
 
   show(event) {
-    const point = event?.points?.[0];
-    const id = pointId(point);
-    const uri = id === null ? undefined : this.thumbs[id];
-    if (!uri) return this.hide();
-    this.img.src = uri;
-    this.img.width = this.size;
-    this.caption.textContent = this.captions[id] ?? "";   // text, never markup
+    const id = pointId(event?.points?.[0]);
+    if (id === null) return this.hide();
     const mouse = event.event || {};
+    this.where = { x: mouse.clientX ?? 0, y: mouse.clientY ?? 0 };
+    this.hovered = id;
+    if (this.cache.thumbs.has(id)) return this.draw();
+    this.tip.classList.remove("shown");
+    const ask = this.cache.request(id);
+    if (ask !== null) this.component?.setStateValue("wanted", ask);
+  }
+
+  draw() {
+    const id = this.hovered;
+    this.img.src = this.cache.thumbs.get(id);
+    this.img.width = this.size;
+    this.caption.textContent = this.cache.captions.get(id) ?? "";   // text, never markup
     const view = this.root.ownerDocument.defaultView;
-    const where = placeTooltip(mouse.clientX ?? 0, mouse.clientY ?? 0, this.size + 12,
-                               this.size + 40, view.innerWidth, view.innerHeight);
-    this.tip.style.left = `${where.left}px`;
-    this.tip.style.top = `${where.top}px`;
+    const spot = placeTooltip(this.where.x, this.where.y, this.size + 12, this.size + 40,
+                              view.innerWidth, view.innerHeight);
+    this.tip.style.left = `${spot.left}px`;
+    this.tip.style.top = `${spot.top}px`;
     this.tip.classList.add("shown");
     this.tip.dataset.id = String(id);
   }
 
   hide() {
+    this.hovered = null;
     this.tip.classList.remove("shown");
     delete this.tip.dataset.id;
   }
@@ -95,7 +140,7 @@ export default function hoverThumbnails(component) {
     // the chart is drawn (and redrawn) after this component: look for it now and then
     state.timer = setInterval(() => state.find(), 400);
   }
-  state.update(component.data);
+  state.update(component);
   state.find();
   return () => {
     clearInterval(state.timer);

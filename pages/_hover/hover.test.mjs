@@ -18,3 +18,17 @@ test("the tooltip stays inside the window", () => {
   assert.deepEqual(placeTooltip(750, 10, 100, 100, 800, 600), { left: 634, top: 26 });
   assert.deepEqual(placeTooltip(10, 580, 100, 100, 800, 600), { left: 26, top: 464 });
 });
+
+test("a thumbnail is asked for once, and not at all once it is here", async () => {
+  const { ThumbCache } = await import("./hover.mjs");
+  const cache = new ThumbCache(3);
+  assert.equal(cache.request(5), 5);
+  assert.equal(cache.request(5), null);          // asked already: wait for it
+  cache.add({ 5: "data:image/jpeg;base64,AA" }, { 5: "a.jpg" });
+  assert.equal(cache.request(5), null);          // here
+  assert.equal(cache.captions.get(5), "a.jpg");
+  assert.equal(cache.request(null), null);
+  cache.add({ 1: "x", 2: "y", 3: "z" }, {});     // past the limit: the oldest goes
+  assert.equal(cache.thumbs.has(5), false);
+  assert.equal(cache.request(5), 5);
+});
