@@ -34,6 +34,9 @@ def folder_with_bad_files(root):
     (folder / "red" / "empty.jpg").write_bytes(b"")
     (folder / "notes.txt").write_text("not an image")
     (folder / ".hidden.png").write_bytes(b"")
+    outside = root / "outside.png"                    # a second name for a file elsewhere
+    outside.write_bytes((folder / "red" / "red0.png").read_bytes())
+    (folder / "linked.png").hardlink_to(outside)
     return folder, truth
 
 
@@ -47,13 +50,15 @@ def test_ray_and_local_embeddings_are_equal_and_skip_the_same_files(cluster, roo
     assert cli.main(["embed", str(folder), "--out", str(on_ray), "--encoder", "pixels",
                      "--engine", "ray", "--actors", "1", "--batch-size", "5", "--quiet"]) == 0
     err = capsys.readouterr().err
-    assert "skipped 4 file(s):" in err and "  red/empty.jpg: empty file (0 bytes)" in err
+    assert "skipped 5 file(s):" in err and "  red/empty.jpg: empty file (0 bytes)" in err
     paths_a, X_a, meta_a = load_embeddings_dir(local)
     paths_b, X_b, meta_b = load_embeddings_dir(on_ray)
     assert paths_a.to_pylist() == paths_b.to_pylist() == sorted(truth)
     np.testing.assert_allclose(X_a, X_b, atol=1e-5)
     assert meta_a["skipped"] == meta_b["skipped"]
-    assert len(meta_b["skipped"]) == 4
+    assert len(meta_b["skipped"]) == 5
+    assert any(entry["path"] == "linked.png" and entry["reason"].startswith("hard link")
+               for entry in meta_b["skipped"])
     assert meta_a["cache_key"] == meta_b["cache_key"] and meta_b["engine"] == "ray"
     assert len(list(on_ray.glob("part-*.parquet"))) >= 1
     # and labeling from the Ray folder gives the local folder's labels

@@ -8,6 +8,7 @@ the dataset folder at the moment of opening.
 """
 from __future__ import annotations
 
+import io
 import re
 import threading
 import warnings
@@ -156,7 +157,30 @@ def thumbnail(path, size: int = 96, *, root=None) -> Image.Image:
 def _open_rgb(path, root, max_pixels: int, thumbnail_size: int | None) -> Image.Image:
     name = _shown(path, root)
     try:
-        with open_dataset_file(path, root) as stream, open_raster(stream, name) as image:
+        with open_dataset_file(path, root) as stream:
+            return _rgb_of(stream, name, max_pixels, thumbnail_size)
+    except DatasetError:
+        raise
+    except Exception as error:
+        raise DatasetError(f"{name}: cannot decode the image ({describe_error(error)})") from None
+
+
+def decode_image(data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """`open_image` for bytes already read through the dataset's door (a Ray Data read of
+    files the scan accepted): the same formats, limits, orientation and colour rules.
+
+    Raises
+    ------
+    DatasetError
+        Named by `name` (the file's path in the dataset).
+    """
+    max_pixels = check_positive_int(max_pixels, "max_pixels", error=DatasetError)
+    return _rgb_of(io.BytesIO(data), name, max_pixels, None)
+
+
+def _rgb_of(stream, name: str, max_pixels: int, thumbnail_size: int | None) -> Image.Image:
+    try:
+        with open_raster(stream, name) as image:
             problem = pixel_limit_problem(image.size, max_pixels)
             if problem is not None:
                 raise DatasetError(f"{name}: {problem}")

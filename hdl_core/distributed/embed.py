@@ -13,14 +13,14 @@ decides both), so `embed --engine ray` and `--engine local` list the same skippe
 """
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ..data import DEFAULT_MAX_PIXELS, TRUTH_CSV, open_image
+from ..data import DEFAULT_MAX_PIXELS, TRUTH_CSV
+from ..data.imageio import decode_image
 
 Progress = Callable[[int, int], None]
 
@@ -46,7 +46,7 @@ class _EncodeBatch:
             image = None
             if problem is None:
                 try:
-                    image = open_image(io.BytesIO(bytes(data)), max_pixels=self.max_pixels)
+                    image = decode_image(bytes(data), relative, max_pixels=self.max_pixels)
                 except Exception as error:   # passed the scan's checks, still undecodable
                     problem = f"corrupt image ({error})"
             paths.append(relative)
@@ -117,8 +117,14 @@ def embed_on_ray(images: str | Path, out: str | Path, *, encoder: str = "pixels"
     if getattr(probe, "pca_components", None) is not None:
         raise ValueError("pixels with PCA is fitted over the whole set and cannot be "
                          "embedded in batches; use --engine local")
-    candidates, skipped_on_sight = _walk(root, root, {TRUTH_CSV})
-    candidates.sort()
+    candidates, skipped_on_sight = _walk(root, {TRUTH_CSV})
+    candidates.sort(key=lambda candidate: candidate[0])
+    # Ray reads the files by path, not through `open_dataset_file`: refuse here what that
+    # door refuses after the walk (links were refused by the walk itself)
+    linked = [(relative, f"hard link ({info.st_nlink} names for one file, maybe outside the "
+                         "dataset folder)")
+              for relative, _, info in candidates if info is not None and info.st_nlink > 1]
+    candidates = [entry for entry in candidates if entry[2] is None or entry[2].st_nlink == 1]
     writer = EmbeddingsDirWriter(out)
 
     started_here = not ray.is_initialized()
@@ -144,12 +150,12 @@ def embed_on_ray(images: str | Path, out: str | Path, *, encoder: str = "pixels"
                              f"leave none to read files (Ray Data then waits forever); use at "
                              f"most {max(1, cpus - 1)}")
         total = len(candidates)
-        skipped = [(entry.path, entry.reason) for entry in skipped_on_sight]
+        skipped = [(entry.path, entry.reason) for entry in skipped_on_sight] + linked
         done = 0
         if progress is not None:
             progress(0, total)
         if total:
-            dataset = ray.data.read_binary_files([str(path) for _, path in candidates],
+            dataset = ray.data.read_binary_files([str(path) for _, path, _ in candidates],
                                                  include_paths=True)
             encoded = dataset.map_batches(
                 _EncodeBatch, batch_size=batch_size, concurrency=actors,
