@@ -46,7 +46,7 @@ READY = {
     "Embed": "text=images embedded with",
     "Choose k": "text=The next run uses",
     "Label": '[data-testid="stSlider"]',
-    "Review": "text=Not in the run yet",
+    "Review": "text=Since run",
     "Export": "text=Download CSV",
     "Teach": '[data-testid="stSlider"]',
 }

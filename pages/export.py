@@ -5,6 +5,7 @@ CLI writes, so the three never disagree. The page counts from the label arrays a
 the first `PREVIEW_ROWS` rows; the files are made when a download is clicked (a million
 rows of CSV are tens of MB, not something to build on every page run).
 """
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from hdl_core.workspace import labels, pipeline
 
 
 PREVIEW_ROWS = 1_000
+METRIC_PX = 140                      # a metric's width: room for "1,000,000"
 
 
 def main() -> None:
@@ -29,18 +31,20 @@ def main() -> None:
             st.info("Nothing is labeled yet: run HDL on the Label page first (seeds alone are "
                     "exported too).")
         counts = review.source_counts_of(columns)
-        c1, c2, c3, c4, c5, c6 = st.columns(6)
-        c1.metric("Images", f"{len(columns):,}")
-        c2.metric("Seeds", f"{int(counts.get('seed', 0)):,}",
+        # a wrapping row: one line where there is room, never a truncated number
+        row = st.container(horizontal=True, gap="medium")
+        metric = functools.partial(row.metric, width=METRIC_PX)
+        metric("Images", f"{len(columns):,}")
+        metric("Seeds", f"{int(counts.get('seed', 0)):,}",
                   help="Given before labeling: class folders, a seed CSV or the Data page.")
-        c3.metric("By HDL", f"{int(counts.get('hdl', 0) + counts.get('fallback', 0)):,}",
+        metric("By HDL", f"{int(counts.get('hdl', 0) + counts.get('fallback', 0)):,}",
                   help=f"Of them {int(counts.get('fallback', 0)):,} bridged (no labeled neighbour).")
-        c4.metric("Corrected", f"{int(counts.get('manual', 0)):,}", help="Changed by hand.")
-        c5.metric("Confirmed", f"{int(counts.get('confirmed', 0)):,}", help="Checked by hand.")
+        metric("Corrected", f"{int(counts.get('manual', 0)):,}", help="Changed by hand.")
+        metric("Confirmed", f"{int(counts.get('confirmed', 0)):,}", help="Checked by hand.")
         run_accuracy = review.accuracy_of(columns, "run_label")
         now = review.accuracy_of(columns)
         if run_accuracy is not None:
-            c6.metric("Accuracy", f"{now[0]:.1%}",
+            metric("Accuracy", f"{now[0]:.1%}",
                       f"run alone {run_accuracy[0]:.1%}", delta_color="off", delta_arrow="off",
                       help="Against the ground truth, seeds left out: the labels exported now, "
                            "and the run's own labels (the Label page's final accuracy).")

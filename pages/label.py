@@ -38,6 +38,7 @@ NEIGHBOURS_PER_ROW = 10
 HIGHLIGHT = "#ff4b4b"                # visible on light and dark backgrounds
 NEIGHBOUR_RING = "#ffa421"
 MARKED_AT_MOST = 1_000               # a big map rings at most this many of a layer (seeds, round)
+METRIC_PX = 165                      # a metric's width: room for "100%" and its caption
 CHART_POINTS = 2_000                 # the per-round charts show at most this many rounds as points
 
 
@@ -553,16 +554,17 @@ def _side_panel(view: RunView, r: int) -> None:
     if replay.n_rounds == 0:
         return
     done = int(round(replay.share[r] * replay.n))
-    quiet = {"delta_color": "off", "delta_arrow": "off"}
-    a, b = st.columns(2)
+    quiet = {"delta_color": "off", "delta_arrow": "off", "width": METRIC_PX}
+    # a wrapping row: two metrics side by side where there is room, one under the other
+    # in a narrow window, never a truncated number
+    a = b = c = d = st.container(horizontal=True, gap="medium")
     a.metric("Labeled so far", f"{replay.share[r]:.0%}", f"{done:,} of {replay.n:,}", **quiet,
              help=f"Images carrying a label once round {r} is done, seeds included.")
     if replay.accuracy is not None:
         so_far = replay.accuracy[r]
         b.metric("Accuracy so far", "–" if np.isnan(so_far) else f"{so_far:.1%}",
-                 help="Of the images labeled by round r whose true class is known (seeds "
+                 width=METRIC_PX, help="Of the images labeled by round r whose true class is known (seeds "
                       "excluded).")
-    c, d = st.columns(2)
     if replay.agreement is not None:
         c.metric("kNN-DV agreement", f"{replay.agreement:.1%}",
                  f"{int(replay.disagree.sum()):,} differ", **quiet,

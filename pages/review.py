@@ -38,6 +38,7 @@ SUSPICIOUS_SHOWN = 20         # suspicious seeds listed at most
 NEIGHBOURS_SHOWN = 5
 WINDOW_TILES = 40             # images sent to the widget in one-image mode
 WINDOW_BEHIND = 5             # of them, already reviewed ones kept before the cursor
+METRIC_PX = 150               # a header metric's width: room for "100.0%" and its change
 GRID_TILES = 48               # images of one grid page
 LARGE_PX = 256                # the one image shown large
 ALL_CLASSES = "All classes"
@@ -248,24 +249,28 @@ def _header(ws, run, columns, among, emb) -> None:
                "seeds over the run.")
     pending = review.pending_of(columns, among)
     sources = review.source_counts_of(columns, among)
-    c1, c2, c3, c4, c5 = st.columns(5)
-    c1.metric("Images", f"{int(among.sum()):,}")
-    c2.metric("Corrected", f"{sources['manual']:,}",
+    # a wrapping row: one line where there is room, more in a narrow window, never a
+    # truncated number
+    row = st.container(horizontal=True, gap="medium")
+    metric = partial(row.metric, width=METRIC_PX)
+    metric("Images", f"{int(among.sum()):,}")
+    metric("Corrected", f"{sources['manual']:,}",
               help="Labels you changed here (a correction wins over a seed).")
-    c3.metric("Confirmed", f"{sources['confirmed']:,}",
+    metric("Confirmed", f"{sources['confirmed']:,}",
               help="Labels you checked and marked right; they are seeds of the next run.")
     now = review.accuracy_of(columns, "label", among)
     if now is not None:
         before = review.accuracy_of(columns, "run_label", among)
         change = (now[0] - before[0]) * 100
-        c4.metric("Accuracy now", f"{now[0]:.1%}",
+        metric("Accuracy", f"{now[0]:.1%}",
                   delta=f"{change:+.1f} pts" if abs(change) >= 0.05 else None,
-                  help=f"Against the ground truth of {now[1]:,} images; the change is against "
-                       "this run's own labels.")
+                  help=f"The labels now, against the ground truth of {now[1]:,} images; the "
+                       "change is against this run's own labels.")
     else:
-        c4.metric("Accuracy", "unknown", help="No ground truth for this dataset.")
-    c5.metric("Not in the run yet", pending,
-              help="Corrections and confirmations made since this run; re-run HDL to spread them.")
+        metric("Accuracy", "unknown", help="No ground truth for this dataset.")
+    metric("Since run", pending,
+              help="Corrections and confirmations made since this run, not in it yet; re-run "
+                   "HDL to spread them.")
     b1, b2, b3 = st.columns([1, 1, 2], vertical_alignment="center")
     running = state.job(ws, "labeling")
     busy = running is not None and running.running

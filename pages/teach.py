@@ -356,19 +356,23 @@ def navigation(steps: list) -> int:
     last = len(steps) - 1
     i = min(max(int(st.session_state[STEP]), 0), last)
     st.session_state[STEP] = i
-    cols = st.columns([1, 1, 1, 1, 1, 4])
+    # one wrapping row: the buttons keep their words in a narrow window, the slider takes
+    # what is left (or a line of its own)
+    row = st.container(horizontal=True, gap="small", vertical_alignment="center")
+    cols = [row] * 6
     cols[0].button("◀◀ start", on_click=go_to, args=(0,), key="teach_reset", disabled=i == 0,
-                   help="Back to the seeds, before round 1")
+                   width="content", help="Back to the seeds, before round 1")
     cols[1].button("◀ round", on_click=go_to, args=(walkthrough.previous_round_index(steps, i),),
-                   key="teach_prev_round", disabled=i == 0)
+                   key="teach_prev_round", disabled=i == 0, width="content")
     cols[2].button("◀ step", on_click=go_to, args=(i - 1,), key="teach_prev_step",
-                   disabled=i == 0)
+                   disabled=i == 0, width="content")
     cols[3].button("step ▶", on_click=go_to, args=(i + 1,), key="teach_next_step",
-                   disabled=i == last)
+                   disabled=i == last, width="content")
     cols[4].button("round ▶", on_click=go_to, args=(walkthrough.next_round_index(steps, i),),
-                   key="teach_next_round", disabled=i == last)
+                   key="teach_next_round", disabled=i == last, width="content")
     if last > 0:
-        cols[5].slider("Step", 0, last, key=STEP, label_visibility="collapsed")
+        with cols[5].container(width="stretch"):
+            st.slider("Step", 0, last, key=STEP, label_visibility="collapsed")
     return int(st.session_state[STEP])
 
 

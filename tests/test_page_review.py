@@ -85,7 +85,7 @@ def _queue(ws):
 def test_review_page_renders_the_gallery_map_and_guidance(ws):
     at = _open(_review_page(), "Gallery")
     assert next(m for m in at.metric if m.label == "Images").value == "1,797"
-    assert next(m for m in at.metric if m.label == "Accuracy now").value.endswith("%")
+    assert next(m for m in at.metric if m.label == "Accuracy").value.endswith("%")
     gallery = _pickers(at, "gallery")
     assert len(gallery) == 48                                  # one page of thumbnails
     run, _, queued = _queue(ws)
@@ -227,7 +227,7 @@ def test_a_single_correction_is_stored_survives_a_new_session_and_can_be_undone(
     assert any("Labeled 1 image as" in s.value for s in at.success)
 
     fresh = _open(_review_page(), "History")                   # a new browser session
-    assert next(m for m in fresh.metric if m.label == "Not in the run yet").value == "1"
+    assert next(m for m in fresh.metric if m.label == "Since run").value == "1"
     history = fresh.dataframe[0].value                        # the History tab
     row = history.iloc[0]                                      # newest first
     assert (row["path"], row["new_label"], row["source"]) == (last["path"], new, "manual")
@@ -324,7 +324,7 @@ def test_rerun_keeps_a_corrected_label_fixed_as_a_seed(ws):
         assert after.result.step[position] == -1                      # a seed of the new run
         assert after.label_names[position] == right
         assert ws.current_labels()[item_id] == (right, "manual")
-        assert next(m for m in at.metric if m.label == "Not in the run yet").value == "0"
+        assert next(m for m in at.metric if m.label == "Since run").value == "0"
     finally:
         ws.undo_last_correction()
         restored = pipeline.run_labeling(ws, pipeline.current_embedding(ws), KIntent.parse(before.k))
