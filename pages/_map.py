@@ -294,3 +294,19 @@ def shape_selection(key: str, coords: np.ndarray) -> np.ndarray | None:
     for lasso in lassos:
         inside |= in_polygon(coords, lasso.get("x", []), lasso.get("y", []))
     return np.flatnonzero(inside)
+
+
+def unchecked(figure):
+    """`figure` (a plotly figure dict) as a `plotly.graph_objects.Figure` that plotly has not
+    validated property by property.
+
+    ``st.plotly_chart`` validates a dict by building a Figure from it: 130 ms for the demo's
+    map, most of what a round-slider move cost on the server. A Figure is passed on as it
+    is. The figures drawn here are validated in the tests instead (tests/test_map.py).
+    A Figure given is returned unchanged.
+    """
+    import plotly.graph_objects as go
+    if isinstance(figure, go.Figure):
+        return figure
+    return go.Figure(figure, _validate=False)
+

@@ -28,7 +28,8 @@ from hdl_core.views.density import Window, draw_order
 from hdl_core.workspace import pipeline
 from pages._hover import hover_thumbnails
 from pages._map import (DRAWN, GREY, OUTLINE, POINTS_LIMIT, class_colours, legend_name, map_note,
-                        palette, picture, plotly_text, selected_ids, view_of, wait_for_umap)
+                        palette, picture, plotly_text, selected_ids, unchecked, view_of,
+                        wait_for_umap)
 
 
 PLAY_SECONDS = 0.7                   # one replay frame
@@ -503,7 +504,8 @@ def replay_panel(ws, emb, view: RunView) -> None:
             point = st.session_state.get(state.LABEL_POINT)
             if coords is not None:
                 draw = big_map_figure if view.replay.n > POINTS_LIMIT else map_figure
-                st.plotly_chart(draw(view, coords, r, only=only, point=point), key=state.LABEL_MAP,
+                st.plotly_chart(unchecked(draw(view, coords, r, only=only, point=point)),
+                                key=state.LABEL_MAP,
                                 on_select="rerun", selection_mode="points", theme="streamlit",
                                 config={"scrollZoom": True, "displaylogo": False})
             _round_caption(view, r, only)
@@ -576,9 +578,9 @@ def _side_panel(view: RunView, r: int) -> None:
                  help="The whole HDL run (and kNN-DV) against the ground truth, seeds excluded.")
     if view.flood.flooded:
         st.warning(flood_text(view.flood, view.params.get("variant")), icon=":material/flood:")
-    st.plotly_chart(progress_figure(view, r), key="label_progress", theme="streamlit")
+    st.plotly_chart(unchecked(progress_figure(view, r)), key="label_progress", theme="streamlit")
     if replay.accuracy is not None:
-        st.plotly_chart(accuracy_figure(view, r), key="label_accuracy", theme="streamlit")
+        st.plotly_chart(unchecked(accuracy_figure(view, r)), key="label_accuracy", theme="streamlit")
 
 
 def flood_text(report, variant: str | None) -> str:   # noqa: ARG001 (the report names it)

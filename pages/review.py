@@ -28,7 +28,7 @@ from hdl_core.views.density import Window, draw_order
 from hdl_core.workspace import labels, pipeline
 from hdl_core.workspace.store import StoreError
 from pages._map import (POINTS_LIMIT, class_map, density_map, map_note, selected_ids,
-                        selection_points, shape_selection, wait_for_umap)
+                        selection_points, shape_selection, unchecked, wait_for_umap)
 from pages._hover import hover_thumbnails
 from pages._review_keys import review_keys
 
@@ -527,7 +527,7 @@ def _map_section(ws, emb, columns, among, classes: list[str]) -> None:
         paths = np.array(ws.item_paths(ids), dtype=object)
         figure = class_map(points, ids, names[columns.label[rows]], classes, hover=paths,
                            given=given, colours=ws.class_colours(), selected=selection.tolist())
-    st.plotly_chart(figure, theme="streamlit", key=state.REVIEW_MAP,
+    st.plotly_chart(unchecked(figure), theme="streamlit", key=state.REVIEW_MAP,
                     on_select=partial(_on_map_select, points, ids) if big else _on_map_select,
                     selection_mode=("points", "lasso", "box"),
                     config={"scrollZoom": True, "displaylogo": False})
