@@ -429,7 +429,8 @@ class ApproximateBridge:
             stop = min(start + 65536, n_vectors)
             nearest[start:stop] = self.quantizer.search(
                 self._float32(np.arange(start, stop)), probes)[1]
-        self.primary = nearest[:, 0].copy()
+        self.probed = nearest.astype(np.int32)
+        self.primary = self.probed[:, 0]
         # who searches each list: vectors by list, ascending within a list
         by_list = np.argsort(nearest.ravel(), kind="stable")
         index_dtype = np.int32 if n_vectors < 2**31 else np.int64
@@ -478,9 +479,19 @@ class ApproximateBridge:
         tied = np.zeros(self.first.size, np.bool_)
         tied[near == tau] = True
         point = int(unlabeled[np.argmax(tied[self.vector[unlabeled]])])   # lowest unlabeled
-        # the source's vector may have had a lower copy labeled since it was compared
-        source = int(self.lowest_labeled[self.vector[self.best_src[self.vector[point]]]])
-        return point, source, float(tau)
+        return point, *self._source(self.vector[point])
+
+    def _source(self, vector: int) -> tuple[int, float]:
+        """The answer's labeled point and nearness, re-checked against the members of
+        every list the answer's vector searched (and its best's list): a labeled vector
+        compared with it earlier may since have had a lower copy labeled."""
+        from .graph import nearest_exactly
+        lists = np.union1d(self.probed[vector],
+                           self.primary[self.vector[self.best_src[vector]]])
+        members = np.concatenate([self.members[c] for c in lists])
+        near, src = nearest_exactly(self.metric, self.X[self.first[[vector]]],
+                                    self.X[self.first[members]], self.lowest_labeled[members])
+        return int(src[0]), float(near[0])
 
     def _compare_fresh(self, fresh: np.ndarray, waiting: np.ndarray) -> None:
         """Each newly labeled vector against the waiting vectors that search its list."""
