@@ -42,8 +42,8 @@ import numpy as np
 
 from .config import BALANCED_BORDER_RATIO, BALANCED_K
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric
-from .hdl import (LabelingResult, _Bridge, _bridge_confidence, _check_graph, _index_array,
-                  _reverse_adjacency, _vote, validate_labels)
+from .hdl import (LabelingResult, _bridge_confidence, _BridgeSearch, _check_graph,
+                  _index_array, _reverse_adjacency, _vote, check_bridge, validate_labels)
 
 _DONE, _STALLED = 0, 1
 # counters[...] slots shared between the driver and the kernel
@@ -52,7 +52,7 @@ _STEP, _ROUND, _N_UNLABELED, _POOL_TOP = 0, 1, 2, 3
 
 def balanced_label(X, y, *, k: int, graph: KnnGraph | None = None,
                    border_ratio: float = BALANCED_BORDER_RATIO,
-                   metric: str = "cosine") -> LabelingResult:
+                   metric: str = "cosine", bridge: str = "exact") -> LabelingResult:
     """Label every unlabeled point by class-balanced HDL (hdl-studio's default variant).
 
     Parameters
@@ -73,6 +73,11 @@ def balanced_label(X, y, *, k: int, graph: KnnGraph | None = None,
         take its first level every round.
     metric : {"cosine", "euclidean"}, default="cosine"
         How points are compared: for the graph when it is built here, and for the bridge.
+    bridge : {"exact", "approx", "auto"}, default="exact"
+        How a bridge is searched, as in `hdl_core.hdl.hdl_label`: "approx" (an inverted
+        file, needs faiss) may pick a pair slightly farther than the nearest; "auto" is
+        approx only on inputs where the first bridge would compare more than
+        `config.BRIDGE_APPROX_MIN_PAIRS` pairs.
 
     Returns
     -------
@@ -100,18 +105,19 @@ def balanced_label(X, y, *, k: int, graph: KnnGraph | None = None,
     rows = get_metric(metric).prepare(X)
     n = rows.shape[0]
     y = validate_labels(y, n)
+    bridge = check_bridge(bridge)
     k = check_k(k, n)
     if isinstance(border_ratio, bool) or not isinstance(border_ratio, (int, float, np.number)) \
             or not 0.0 <= float(border_ratio) <= 1.0:
         raise ValueError(f"border_ratio must be a number in [0, 1], got {border_ratio!r}")
     graph = build_knn_graph(rows, k, method="auto", metric=metric) if graph is None \
         else _check_graph(graph, n, k, metric)
-    return _label(rows, y, k, graph, float(border_ratio), metric)
+    return _label(rows, y, k, graph, float(border_ratio), metric, bridge)
 
 
 def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None = None,
                         border_ratio: float = BALANCED_BORDER_RATIO,
-                        metric: str = "cosine") -> LabelingResult:
+                        metric: str = "cosine", bridge: str = "exact") -> LabelingResult:
     """`balanced_label` on rows the metric has already prepared (cosine: unit float32 rows,
     as `graph.normalize_rows_inplace` gives), without a copy of them: the files-only CLI
     path, where X may not fit twice. Same results as `balanced_label` on the rows before
@@ -119,9 +125,10 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
     n = rows.shape[0]
     y = validate_labels(y, n)
     k = check_k(k, n)
+    bridge = check_bridge(bridge)
     graph = build_knn_graph(rows, k, method="auto", metric=metric) if graph is None \
         else _check_graph(graph, n, k, metric)
-    return _label(rows, y, k, graph, float(border_ratio), metric)
+    return _label(rows, y, k, graph, float(border_ratio), metric, bridge)
 
 
 def auto_k(n: int, n_classes: int = 1) -> int:
@@ -136,7 +143,7 @@ def auto_k(n: int, n_classes: int = 1) -> int:
 
 
 def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_ratio: float,
-           metric: str) -> LabelingResult:
+           metric: str, bridge: str = "exact") -> LabelingResult:
     """The driver behind `balanced_label`, on validated inputs (`rows` as `metric`
     prepares them)."""
     n = rows.shape[0]
@@ -156,7 +163,7 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_rati
     rev_pos = np.empty(neighbours.size, np.int16 if k < 2**15 else np.int32)
     _reverse_positions(neighbours, rev_ptr, rev_pos)
     s = _State(neighbours, labels.astype(np.int32), int(labels.max()) + 1)
-    bridge = _Bridge(rows, y >= 0, metric)
+    bridges = _BridgeSearch(rows, y >= 0, metric, bridge)
     d_k = None
     while True:
         status = _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, s.work, s.slot_class,
@@ -165,8 +172,9 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_rati
                              step, round_, confidence, n_voters, s.order, border_ratio)
         if status == _DONE:
             labels[:] = s.work
+            result.approximate_bridges = bridges.approximate
             return result
-        point, src, nearness = bridge.next(s.work >= 0, s.order[:s.counters[_STEP]])
+        point, src, nearness = bridges.next(s.work >= 0, s.order[:s.counters[_STEP]])
         if d_k is None:     # the Euclidean confidence's scale, as in hdl_label
             d_k = float(np.median(graph.distances[:, -1])) or 1.0
         _mark_labeled(point, s.work[src], rev_ptr, rev_idx, rev_pos, s.work, s.slot_class,

@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 
 from .config import (DEFAULT_BATCH_SIZE, DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED,
-                     DEFAULT_NOISE_RATE, DEFAULT_VARIANT, GRAPH_K, VARIANTS)
+                     DEFAULT_NOISE_RATE, DEFAULT_VARIANT, GRAPH_K, VARIANTS, BRIDGES,
+                     DEFAULT_BRIDGE)
 
 GRAPH_K_DEFAULT = GRAPH_K
 
@@ -119,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--variant", choices=list(VARIANTS), default=DEFAULT_VARIANT,
                        help="balanced: class-balanced HDL, where no class floods the others "
                             "(default); paper: the paper's Algorithm 1")
+    label.add_argument("--bridge", choices=list(BRIDGES), default=DEFAULT_BRIDGE,
+                       help="how a bridge (no unlabeled image has a labeled neighbour) finds "
+                            "the nearest unlabeled-labeled pair: exact compares every pair; "
+                            "approx searches faiss k-means lists and re-checks exactly; auto "
+                            "(default) is approx only for large inputs")
     label.add_argument("--noise-rate", type=float, default=DEFAULT_NOISE_RATE,
                        help=f"assumed seed label noise e for choosing k (default {DEFAULT_NOISE_RATE})")
     label.add_argument("--embeddings", metavar="NPY", help="precomputed embeddings (.npy, "
@@ -344,7 +350,7 @@ def _label(args) -> int:
     ws, summary = _open(args)
     embedding = _embedding(ws, args)
     run = pipeline.run_labeling(ws, embedding, intent, variant=args.variant,
-                                with_baseline=not args.no_baseline)
+                                with_baseline=not args.no_baseline, bridge=args.bridge)
     if not args.quiet:
         choice = run.choice
         how = "chosen by P(k)" if choice is not None and choice.reliable else (
@@ -352,7 +358,7 @@ def _label(args) -> int:
             "class-balanced HDL's own" if intent.auto else "given")
         result = run.result
         _say(f"HDL ({args.variant}): k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "
-              f"{result.n_rounds} rounds, {int(result.fallback.sum())} bridged, "
+              f"{result.n_rounds} rounds, {_bridged(result)}, "
               f"{run.seconds:.2f} s", file=sys.stderr)
     _warn_flood(run.result, ws.load_run(run.hdl_id).classes, args.variant)
     frame = labels.export_frame(ws, run.hdl_id)
@@ -366,6 +372,15 @@ def _label(args) -> int:
     if not args.quiet:
         _say(f"wrote {len(frame)} rows to {out}", file=sys.stderr)
     return 0
+
+
+def _bridged(result) -> str:
+    """How many points were bridged, and how many of those bridges were approximate."""
+    text = f"{int(result.fallback.sum())} bridged"
+    if result.approximate_bridges:
+        text += (f" ({result.approximate_bridges} bridges searched approximately: faiss "
+                 "k-means lists, candidates re-checked exactly)")
+    return text
 
 
 def _warn_flood(result, classes, variant: str) -> None:
@@ -398,7 +413,7 @@ def _label_from_files(args, intent, out: Path, fmt: str) -> int:
             raise ValueError(f"--seeds {args.seeds}: no such file")
     run = label_from_files(args.embeddings, seeds_csv=seeds, graph=args.graph, intent=intent,
                            with_baseline=not args.no_baseline,
-                           variant=args.variant)
+                           variant=args.variant, bridge=args.bridge)
     result = run.result
     if not args.quiet:
         how = ("chosen by P(k)" if run.choice is not None and run.choice.reliable else
@@ -407,7 +422,7 @@ def _label_from_files(args, intent, out: Path, fmt: str) -> int:
         agreement = ("" if run.baseline_agreement is None
                      else f", kNN-DV agrees on {100 * run.baseline_agreement:.1f} %")
         _say(f"HDL ({args.variant}): k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "
-              f"{result.n_rounds} rounds, {int(result.fallback.sum())} bridged, "
+              f"{result.n_rounds} rounds, {_bridged(result)}, "
               f"{sum(run.seconds.values()):.2f} s{agreement}", file=sys.stderr)
     _warn_flood(result, run.classes, args.variant)
     write_labels(run.table, out, fmt)

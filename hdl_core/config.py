@@ -52,3 +52,14 @@ BALANCED_BORDER_RATIO = 0.5
 # The kNN graph is built once with enough neighbours for every consumer: choose_k's largest
 # k (k_max - 1 = 19 by default), HDL's k, and UMAP (15 neighbours counting the point itself).
 GRAPH_K = 20
+
+# Bridges (when no unlabeled point has a labeled neighbour): "exact" answers the nearest
+# unlabeled-labeled pair exactly (`hdl._Bridge`); "approx" searches an inverted file of
+# k-means lists and re-checks its candidates exactly in float64 (`bridge.ApproximateBridge`,
+# needs faiss); "auto" is approx only when the first bridge would compare more than
+# BRIDGE_APPROX_MIN_PAIRS unlabeled x labeled pairs and faiss is installed, else exact. The
+# library's functions default to "exact" (the paper's rule); labeling from the workspace,
+# from files and the CLI default to "auto".
+BRIDGES = ("exact", "approx", "auto")
+DEFAULT_BRIDGE = "auto"
+BRIDGE_APPROX_MIN_PAIRS = 200_000_000

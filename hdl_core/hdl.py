@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .bridge import LabeledGroups, distinct_rows
+from .bridge import ApproximateBridge, LabeledGroups, distinct_rows
+from .config import BRIDGE_APPROX_MIN_PAIRS, BRIDGES
 from .graph import KnnGraph, build_knn_graph, check_k, exact_knn, get_metric, nearest_exactly
 
 _DONE, _STALLED = 0, 1
@@ -60,6 +61,11 @@ class LabelingResult:
         For bridged points the labeled point whose label was copied, else -1.
     k : int
         Neighbours per point used for the vote.
+    approximate_bridges : int
+        Bridges answered by the approximate search (``bridge="approx"``, or "auto" on a
+        large input): their pair is the nearest among the pairs an inverted file proposed,
+        not necessarily the nearest of all (`bridge.ApproximateBridge`). 0 when every
+        bridge was exact.
     """
 
     labels: np.ndarray
@@ -70,6 +76,7 @@ class LabelingResult:
     fallback: np.ndarray
     source: np.ndarray
     k: int
+    approximate_bridges: int = 0
 
     @property
     def order(self) -> np.ndarray:
@@ -131,7 +138,7 @@ def _check_graph(graph: KnnGraph, n: int, k: int, metric: str = "cosine") -> Knn
 
 
 def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None,
-              metric: str = "cosine") -> LabelingResult:
+              metric: str = "cosine", bridge: str = "exact") -> LabelingResult:
     """Label every unlabeled point by Hierarchical Dynamic Labeling (Algorithm 1): the
     paper's variant.
 
@@ -153,6 +160,11 @@ def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None,
         `graph.EXACT_MAX_POINTS` points) when None.
     metric : {"cosine", "euclidean"}, default="cosine"
         How points are compared: for the graph when it is built here, and for the bridge.
+    bridge : {"exact", "approx", "auto"}, default="exact"
+        How a bridge is searched (`check_bridge`): "exact" is Algorithm 1's rule below;
+        "approx" searches an inverted file (needs faiss) and may pick a pair slightly
+        farther than the nearest; "auto" is approx only when the first bridge would
+        compare more than `config.BRIDGE_APPROX_MIN_PAIRS` pairs.
 
     Returns
     -------
@@ -169,6 +181,8 @@ def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None,
     When max L = 0 the remaining point nearest (by `metric`, exactly in float64) to any
     labeled point copies that point's label (a bridge, flagged `fallback`) and forms a
     round of its own; ties go to the lowest unlabeled index, then the lowest labeled one.
+    An approximate bridge (``bridge="approx"``) takes the nearest of the pairs an inverted
+    file proposes instead, its nearness still computed exactly.
 
     Examples
     --------
@@ -179,15 +193,16 @@ def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None,
     [0, 0, 1, 1]
     """
     return label_prepared_rows(get_metric(metric).prepare(X), y, k=k, graph=graph,
-                               metric=metric)
+                               metric=metric, bridge=bridge)
 
 
 def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None = None,
-                        metric: str = "cosine") -> LabelingResult:
+                        metric: str = "cosine", bridge: str = "exact") -> LabelingResult:
     """`hdl_label` on rows the metric has already prepared (cosine: unit float32 rows, as
     `graph.normalize_rows` or `graph.normalize_rows_inplace` give), without a copy of them:
     the graph-only CLI path, where X may not fit twice. Same results as `hdl_label` on the
     rows before preparing."""
+    bridge = check_bridge(bridge)
     n = rows.shape[0]
     y = validate_labels(y, n)
     k = check_k(k, n)
@@ -210,7 +225,7 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
     rev_ptr, rev_idx = _reverse_adjacency(neighbours, n)
     n_classes = int(labels.max()) + 1
     state = _KernelState.start(neighbours, labeled, n_classes)
-    bridge = _Bridge(rows, labeled, metric)
+    bridges = _BridgeSearch(rows, labeled, metric, bridge)
     work = labels.astype(np.int32)          # read at random by every vote: half the bytes
     d_k = None
     while True:
@@ -219,8 +234,9 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
                              step, round_, confidence, n_voters, state.order, n_classes)
         if status == _DONE:
             labels[:] = work
+            result.approximate_bridges = bridges.approximate
             return result
-        point, src, nearness = bridge.next(state.labeled, state.order[:state.counters[_STEP]])
+        point, src, nearness = bridges.next(state.labeled, state.order[:state.counters[_STEP]])
         if d_k is None:     # the Euclidean confidence's scale, once a bridge needs it
             d_k = float(np.median(graph.distances[:, -1])) or 1.0
         _label_bridge(point, work[src], rev_ptr, rev_idx, state.labeled, work, state.L,
@@ -230,6 +246,50 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
         source[point] = src
         confidence[point] = _bridge_confidence(metric, nearness, d_k)
         n_voters[point] = 0
+
+
+def check_bridge(bridge) -> str:
+    """Validate a ``bridge=`` value (`config.BRIDGES`); "approx" needs faiss."""
+    if not isinstance(bridge, str) or bridge not in BRIDGES:
+        raise ValueError(f"bridge must be one of {', '.join(map(repr, BRIDGES))}, got {bridge!r}")
+    if bridge == "approx" and _faiss() is None:
+        raise ValueError("bridge='approx' needs faiss: pip install faiss-cpu (or "
+                         "hdl-studio[scale]); bridge='exact' needs nothing more")
+    return bridge
+
+
+def _faiss():
+    from .graph import _faiss as faiss_module
+    return faiss_module()
+
+
+class _BridgeSearch:
+    """The bridge search a labeling asked for, chosen at its first bridge.
+
+    "exact" is `_Bridge`; "approx" is `bridge.ApproximateBridge`; "auto" is approx when
+    the first bridge would compare more than `BRIDGE_APPROX_MIN_PAIRS` unlabeled x
+    labeled pairs and faiss is installed, exact otherwise, and keeps that choice for the
+    labeling's later bridges. ``approximate`` counts the bridges answered approximately.
+    """
+
+    def __init__(self, rows: np.ndarray, seed_mask: np.ndarray, metric: str, bridge: str):
+        self.rows, self.seed_mask, self.metric, self.bridge = rows, seed_mask, metric, bridge
+        self.search = None
+        self.is_approximate = False
+        self.approximate = 0
+
+    def next(self, labeled: np.ndarray, order: np.ndarray) -> tuple[int, int, float]:
+        if self.search is None:
+            n_labeled = int(np.count_nonzero(labeled))
+            pairs = n_labeled * (labeled.size - n_labeled)
+            self.is_approximate = self.bridge == "approx" or (
+                self.bridge == "auto" and pairs > BRIDGE_APPROX_MIN_PAIRS
+                and _faiss() is not None)
+            search = ApproximateBridge if self.is_approximate else _Bridge
+            self.search = search(self.rows, self.seed_mask, self.metric)
+        answer = self.search.next(labeled, order)
+        self.approximate += self.is_approximate
+        return answer
 
 
 def _bridge_confidence(metric: str, nearness: float, d_k: float) -> float:

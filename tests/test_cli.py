@@ -99,6 +99,28 @@ def test_label_runs_class_balanced_hdl_unless_told_the_papers(capsys, colours, t
     assert Workspace(tmp_path / "b").load_run(method="hdl").params["variant"] == "paper"
 
 
+def test_label_bridge_is_auto_unless_told_and_is_recorded(capsys, colours, tmp_path):
+    folder, truth = colours
+    out = tmp_path / "labels.csv"
+    status, _, err = label(capsys, folder, out, "--workspace", tmp_path / "a")
+    assert status == 0 and "searched approximately" not in err        # small: exact
+    params = Workspace(tmp_path / "a").load_run(method="hdl").params
+    assert params["bridge"] == "auto" and params["approximate_bridges"] == 0
+    status, _, err = label(capsys, folder, out, "--workspace", tmp_path / "b",
+                           "--bridge", "approx", "--variant", "paper", "--k", "1")
+    assert status == 0, err
+    params = Workspace(tmp_path / "b").load_run(method="hdl").params
+    assert params["bridge"] == "approx"
+    run = Workspace(tmp_path / "b").load_run(method="hdl")
+    bridged = int(run.result.fallback.sum())
+    assert params["approximate_bridges"] == bridged
+    assert bridged > 0 and f"{bridged} bridged ({bridged} bridges searched approximately" in err
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["label", str(folder), "--out", str(out), "--bridge", "fast"])
+    assert stop.value.code == 2
+    assert "argument --bridge: invalid choice: 'fast' (choose from" in capsys.readouterr().err
+
+
 def test_a_flooded_run_is_called_out_on_stderr(capsys, colours, tmp_path, monkeypatch):
     from hdl_core.workspace import pipeline
     real = pipeline.hdl_label
@@ -415,7 +437,8 @@ def test_app_without_the_dashboards_files_says_where_to_run_it(monkeypatch, caps
 
 @pytest.mark.parametrize("command, options", [
     ("label", ["--out", "--seeds", "--encoder", "--k", "--format", "--embeddings", "--paths",
-               "--workspace", "--device", "--pretrained", "--graph", "--no-baseline"]),
+               "--workspace", "--device", "--pretrained", "--graph", "--no-baseline",
+               "--bridge"]),
     ("embed", ["--out", "--encoder", "--model", "--batch-size", "--engine", "--ray-address",
                "--actors", "--gpus-per-actor"]),
     ("graph", ["--k", "--out", "--method", "--device", "--ray-address"]),

@@ -313,6 +313,12 @@ def test_auto_k_follows_the_seeds_and_the_intent_is_stored(colours_ws):
                                                      variant="balanced")[0]
     assert ws.load_run(run.hdl_id).params["k_auto"] is True
     assert ws.load_run(run.hdl_id).params["variant"] == "balanced"
+    assert ws.load_run(run.hdl_id).params["bridge"] == "auto"    # exact on a small input
+    assert ws.load_run(run.hdl_id).params["approximate_bridges"] == 0
+    run = pipeline.run_labeling(ws, embedding, bridge="exact")
+    assert ws.load_run(run.hdl_id).params["bridge"] == "exact"
+    with pytest.raises(ValueError, match="bridge must be one of"):
+        pipeline.run_labeling(ws, embedding, bridge="fast")
     pipeline.set_labeling_variant(ws, "paper")                   # one switch away
     run = pipeline.run_labeling(ws, embedding)
     assert run.choice is not None and run.k == resolve_k(KIntent(), embedding.X, y)[0]

@@ -28,7 +28,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .._files import atomic_write
-from ..config import DEFAULT_VARIANT, GRAPH_K, VARIANTS
+from ..config import DEFAULT_BRIDGE, DEFAULT_VARIANT, GRAPH_K, VARIANTS
 
 GRAPH_META = "_meta.json"
 GRAPH_FORMAT = "hdl-studio knn graph 1"
@@ -177,7 +177,7 @@ class FilesRun:
 def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = None,
                      graph: str | Path | None = None, intent=None,
                      with_baseline: bool = True, method: str = "auto",
-                     variant: str = DEFAULT_VARIANT) -> FilesRun:
+                     variant: str = DEFAULT_VARIANT, bridge: str = DEFAULT_BRIDGE) -> FilesRun:
     """Label every image of an embeddings folder from the seeds, without the images.
 
     Parameters
@@ -198,6 +198,11 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
     variant : {"balanced", "paper"}
         Class-balanced HDL (`hdl_core.balanced_label`, the default) or the paper's
         Algorithm 1, as in the app.
+    bridge : {"auto", "exact", "approx"}, default "auto"
+        How bridges are searched (`hdl_core.hdl.hdl_label`): "auto" searches an inverted
+        file when the first bridge would compare more than
+        `config.BRIDGE_APPROX_MIN_PAIRS` pairs and faiss is installed;
+        ``result.approximate_bridges`` says how many bridges were searched so.
 
     Returns
     -------
@@ -210,7 +215,7 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
     from ..graph import check_k, graph_of_prepared_rows, normalize_rows_inplace
     from ..balanced import auto_k as balanced_auto_k
     from ..balanced import label_prepared_rows as balanced_label_prepared_rows
-    from ..hdl import knn_dv_label, label_prepared_rows
+    from ..hdl import check_bridge, knn_dv_label, label_prepared_rows
     from .pipeline import PipelineError, require_seeds
 
     seconds = {}
@@ -231,6 +236,7 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
     # choose_k sees only labeled rows, as given (it normalises them itself), as in the app
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    check_bridge(bridge)
     if intent.auto and variant == "balanced":
         k, choice = balanced_auto_k(len(y), len(classes)), None
     elif intent.auto:
@@ -252,9 +258,9 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
     seconds["graph"] = time.perf_counter() - started
     started = time.perf_counter()
     if variant == "balanced":
-        result = balanced_label_prepared_rows(rows, y, k=k, graph=knn)
+        result = balanced_label_prepared_rows(rows, y, k=k, graph=knn, bridge=bridge)
     else:
-        result = label_prepared_rows(rows, y, k=k, graph=knn)
+        result = label_prepared_rows(rows, y, k=k, graph=knn, bridge=bridge)
     seconds["hdl"] = time.perf_counter() - started
     agreement = None
     if with_baseline:

@@ -15,6 +15,7 @@ so embeddings, the kNN graph and runs line up row for row:
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -32,10 +33,10 @@ import pandas as pd
 
 from ..auto_k import KChoice, KIntent, resolve_k
 from ..data.seed_csv import neutralise_cell
-from ..config import DEFAULT_VARIANT, GRAPH_K, VARIANTS, home
+from ..config import DEFAULT_BRIDGE, DEFAULT_VARIANT, GRAPH_K, VARIANTS, home
 from ..graph import KnnGraph, build_knn_graph
 from ..balanced import balanced_label
-from ..hdl import LabelingResult, hdl_label, knn_dv_label
+from ..hdl import LabelingResult, check_bridge, hdl_label, knn_dv_label
 from .arrays import EMBEDDING_CACHE_DIRNAME
 from .schema import StoreError
 from .store import RunInfo, StoredRun, Workspace
@@ -440,7 +441,7 @@ def set_labeling_variant(ws: Workspace, variant: str) -> None:
 
 def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = None, *,
                  variant: str | None = None, with_baseline: bool = True,
-                 graph: KnnGraph | None = None,
+                 graph: KnnGraph | None = None, bridge: str = DEFAULT_BRIDGE,
                  progress: Callable[[str], None] | None = None) -> LabelingRun:
     """Run HDL (and kNN-DV to compare) on the workspace's seeds and save both runs, linked.
 
@@ -460,6 +461,12 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
         Also run kNN-DV with the same k and link it to the HDL run.
     graph : KnnGraph, optional
         The embedding's graph when the caller has it (`neighbour_graph`).
+    bridge : {"auto", "exact", "approx"}, default "auto"
+        How bridges are searched (`hdl_core.hdl.hdl_label`); "auto" searches an inverted
+        file only where the first bridge would compare more than
+        `config.BRIDGE_APPROX_MIN_PAIRS` pairs, so small workspaces get the exact rule.
+        Stored with the run (``params["bridge"]``), and ``params["approximate_bridges"]``
+        counts the bridges searched approximately.
     progress : callable(str), optional
         Told each step as it starts ("choosing k", "HDL", "kNN-DV to compare").
 
@@ -480,7 +487,9 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
     variant = labeling_variant(ws) if variant is None else variant
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
-    label = balanced_label if variant == "balanced" else hdl_label
+    check_bridge(bridge)
+    label = functools.partial(balanced_label if variant == "balanced" else hdl_label,
+                              bridge=bridge)
     y, classes = seed_vector(ws, embedding.item_ids)
     require_seeds(y, classes)
     say("choosing k")
@@ -491,7 +500,7 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
                             "choose a smaller k on the Choose k page") from None
     params = {"noise_rate": intent.noise_rate, "k_max": intent.k_max, "embedding": embedding.key,
               "encoder": embedding.label, "k_auto": intent.auto, "n_seeds": int((y >= 0).sum()),
-              "variant": variant}
+              "variant": variant, "bridge": bridge}
     say("HDL")
     nodes, node_of = duplicate_nodes(embedding.X, y, k)
     if nodes is None:
@@ -502,8 +511,9 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
                               graph=_collapsed_graph(ws, embedding, nodes, k))
         result = _expanded(collapsed, nodes, node_of)
         params["collapsed_duplicates"] = int(len(y) - len(nodes))
-    hdl_id = ws.save_run(method="hdl", params=params, result=result, classes=classes,
-                         item_ids=embedding.item_ids)
+    hdl_id = ws.save_run(method="hdl", params={
+        **params, "approximate_bridges": int(result.approximate_bridges)},
+        result=result, classes=classes, item_ids=embedding.item_ids)
     baseline_id = None
     if with_baseline:
         say("kNN-DV to compare")
@@ -578,7 +588,8 @@ def _expanded(result: LabelingResult, nodes: np.ndarray, node_of: np.ndarray) ->
     return LabelingResult(labels=result.labels[node_of], step=result.step[node_of],
                           round=result.round[node_of], confidence=result.confidence[node_of],
                           n_voters=result.n_voters[node_of], fallback=result.fallback[node_of],
-                          source=source, k=result.k)
+                          source=source, k=result.k,
+                          approximate_bridges=result.approximate_bridges)
 
 
 # --------------------------------------------------------------------------- is a run current
