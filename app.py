@@ -34,3 +34,6 @@ def _load_the_studio() -> bool:
 page = st.navigation(PAGES)
 _load_the_studio()
 page.run()
+import state  # noqa: E402  (loaded by now: _load_the_studio imported it behind its spinner)
+
+state.warm_up_once()                    # after the page is drawn, never before it

@@ -46,17 +46,35 @@ DATASET_PARAM = "dataset"                # URL query parameter naming the open w
 
 # --------------------------------------------------------------------------- warming up
 
+def warm_up_once() -> None:
+    """Start warming up, once per server process, unless ``HDL_WARM_UP=0`` (the tests).
+
+    app.py calls this after a page has been drawn: warming up holds the interpreter for a
+    few seconds of imports and compiling, and a first visit (opening the demo) took twice
+    as long on 2 cores when both ran at once (bench/page_browser_bench.py)."""
+    global _WARMING
+    with _WARM_LOCK:
+        if _WARMING or os.environ.get("HDL_WARM_UP", "1") == "0":
+            return
+        _WARMING = True
+    threading.Thread(target=_warm_up, daemon=True, name="warm-up").start()
+
+
+_WARM_LOCK = threading.Lock()
+_WARMING = False
+
+
 def _warm_up() -> None:
     """Pay once, in the background, what the first page that needs it would otherwise wait
-    for: imports (torch for the neighbour search's device check, open_clip for the Embed
-    page, scikit-learn for Teach) and numba's compiling of the map kernels (datashader's
-    aggregation, the lasso, the label kernels). Every step is optional."""
+    for: imports (open_clip and torch for the Embed page, scikit-learn for Teach) and numba's
+    compiling of the map kernels (datashader's aggregation, the lasso, the label kernels).
+    Every step is optional."""
     steps = [
         lambda: __import__("hdl_core.graph", fromlist=["exact_knn"]).exact_knn(
             np.eye(3, dtype=np.float32), np.eye(3, dtype=np.float32), 1),
+        _warm_maps,
         lambda: __import__("sklearn.datasets"),
         lambda: __import__("open_clip"),
-        _warm_maps,
     ]
     for step in steps:
         try:
@@ -72,10 +90,6 @@ def _warm_maps() -> None:
     density_image(points, np.zeros(64, int), ["#000000"], Window(0, 1, 0, 1), width=8, height=8)
     in_polygon(points, [0, 1, 1], [0, 0, 1])
     place_from_neighbours(np.array([[1], [0]]), np.ones((2, 1)), np.array([0]), np.zeros((1, 2)))
-
-
-if os.environ.get("HDL_WARM_UP", "1") != "0":
-    threading.Thread(target=_warm_up, daemon=True, name="warm-up").start()
 
 
 # --------------------------------------------------------------------------- session keys

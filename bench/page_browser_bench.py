@@ -53,7 +53,10 @@ def slider(moves: int) -> dict:
         go(page, "Label")
         page.get_by_role("slider", name="Round").wait_for()
         idle(page)
-        page.wait_for_timeout(2000)           # UMAP may still be replacing PCA
+        # the UMAP map is computed in the background on a first visit (about 10 s for the
+        # demo on 2 cores) and replaces the PCA one: moves are timed once it is there, as a
+        # person working on the page for a while sees them
+        page.get_by_text("Map: UMAP of the embeddings").wait_for(timeout=300_000)
         idle(page)
         handle = page.get_by_role("slider", name="Round")
         handle.focus()
