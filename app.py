@@ -3,6 +3,8 @@
 Run with `make run` (or `streamlit run app.py`). One file per page under pages/; the shared
 workspace and caches are in state.py; the labeling itself is in hdl_core.
 """
+import sys
+
 import streamlit as st
 
 st.set_page_config(page_title="hdl-studio", page_icon=":material/label:", layout="wide")
@@ -22,16 +24,21 @@ PAGES = {
 }
 
 
-
-@st.cache_resource(show_spinner="Starting hdl-studio…")
+@st.cache_resource(show_spinner=False)
 def _load_the_studio() -> bool:
-    """Import the library once per server process (numba, scipy: a second or two), with a
-    spinner, so a first visit shows the app at once rather than a blank page."""
+    """Import the library once per server process (numba, scipy: a second or two)."""
     import state  # noqa: F401
     return True
 
 
 page = st.navigation(PAGES)
+if "state" not in sys.modules:
+    # the first visit to a fresh server: say so at once (a cached function's own spinner
+    # shows only after half a second), rather than a blank page while the library loads
+    starting = st.empty()
+    with starting.status("Starting hdl-studio: loading the labeling library…"):
+        _load_the_studio()
+    starting.empty()
 _load_the_studio()
 page.run()
 import state  # noqa: E402  (loaded by now: _load_the_studio imported it behind its spinner)
