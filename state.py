@@ -67,7 +67,7 @@ _WARMING = False
 def _warm_up() -> None:
     """Pay once, in the background, what the first page that needs it would otherwise wait
     for: imports (open_clip and torch for the Embed page, scikit-learn for Teach) and numba's
-    compiling of the map kernels (datashader's aggregation, the lasso, the label kernels).
+    compiling of the map kernels (the lasso, the label kernels).
     Every step is optional."""
     steps = [
         lambda: __import__("hdl_core.graph", fromlist=["exact_knn"]).exact_knn(

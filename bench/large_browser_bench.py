@@ -306,6 +306,8 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=5)
     parser.add_argument("--settle", type=float, default=30.0,
                         help="seconds to let the server warm up after the store loaded")
+    parser.add_argument("--name", default="large_browser_bench",
+                        help="results file bench/results/<name>.json")
     parser.add_argument("--skip", default="", help="comma-separated: screenshots, slider, "
                         "lasso, gallery, rerun, first_map")
     args = parser.parse_args()
@@ -336,8 +338,8 @@ def main() -> None:
         print_table(["page", "first s", "again s"],
                     [[t, f"{v['first']:.2f}", f"{v['again']:.2f}"] for t, v in r["pages"].items()],
                     title=f"Pages at {r['n']:,} images")
-    write_json("large_browser_bench", {
-        "machine": machine_info("streamlit", "playwright", "plotly", "datashader"),
+    write_json(args.name, {
+        "machine": machine_info("streamlit", "playwright", "plotly"),
         "what": "the app on synthetic 100k / 1M workspaces in Chromium: page renders, round "
                 "slider, lasso, gallery page, one correction, re-run HDL, first map, memory",
         "targets": {"page_s": 3.0, "slider_s": 0.3, "lasso_s": 1.0, "server_peak_rss_mib": 4096},

@@ -142,7 +142,7 @@ def main() -> None:
         print_table(["what", "value"], [[k, v] for k, v in transform.items()],
                     title="umap-learn's transform vs placing from graph neighbours")
     write_json("map_bench", {
-        "machine": machine_info("umap", "pynndescent", "datashader"),
+        "machine": machine_info("umap", "pynndescent"),
         "what": "UMAP of a sample of the synthetic 1M workspace, every other point placed "
                 "from its graph neighbours; quality on 2,000 random points",
         "n": args.n, "results": records, "transform": transform})

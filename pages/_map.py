@@ -192,16 +192,25 @@ def _poll_umap(ws, emb) -> None:
 
 def picture(coords: np.ndarray, codes: np.ndarray, colours: list[str], window) -> dict:
     """A plotly layout image: the density picture of every point in `window`, coloured by
-    `codes` (indices into `colours`; -1 grey)."""
-    from hdl_core.views.density import density_image
+    `codes` (indices into `colours`; -1 grey). The binning is kept per map and window
+    (`hdl_core.views.density.DensityGrid`): a replay's rounds only recolour it."""
+    from hdl_core.views.density import DensityGrid
     width, height = PICTURE
-    image = density_image(coords, codes, colours, window, width=width, height=height)
-    return {"source": "data:image/webp;base64," + base64.b64encode(image).decode("ascii"),
+    key = (id(coords), window)
+    kept = _GRIDS.get(key)
+    if kept is None or kept[0] is not coords:
+        kept = (coords, DensityGrid(coords, window, width=width, height=height))
+        while len(_GRIDS) >= 4:
+            _GRIDS.pop(next(iter(_GRIDS)))
+        _GRIDS[key] = kept
+    image = kept[1].image(codes, colours)
+    return {"source": "data:image/png;base64," + base64.b64encode(image).decode("ascii"),
             "xref": "x", "yref": "y", "x": window.x0, "y": window.y1,
             "sizex": window.x1 - window.x0, "sizey": window.y1 - window.y0,
             "sizing": "stretch", "layer": "below", "opacity": 1.0}
 
 
+_GRIDS: dict = {}
 _VIEWS: dict = {}
 
 

@@ -71,10 +71,29 @@ def test_density_colours_a_pixel_by_its_points_classes_and_greys_unlabeled_ones(
     assert unlabeled[0] == blue[0] and unlabeled[1] == red[1]
     picture = Image.open(io.BytesIO(density_image(coords, codes, ["#ff0000", "#0000ff"],
                                                   Window(0, 1, 0, 1), width=40, height=30)))
-    assert picture.size == (40, 30) and picture.format == "WEBP"
+    assert picture.size == (40, 30) and picture.format == "PNG"
 
 
 def test_window_around_ignores_points_without_a_place():
     coords = np.array([[0.0, 0.0], [np.nan, np.nan], [10.0, 5.0]])
     window = Window.around(coords, margin=0)
     assert (window.x0, window.x1, window.y0, window.y1) == (0, 10, 0, 5)
+
+
+def test_a_kept_grid_recolours_exactly_as_binning_afresh():
+    from hdl_core.views.density import DensityGrid
+    rng = np.random.default_rng(4)
+    coords = rng.normal(size=(5_000, 2))
+    coords[:3] = [[np.nan, np.nan], [50.0, 50.0], [-50.0, 0.0]]       # no place, outside
+    window = Window(-2, 2, -1.5, 1.5)
+    grid = DensityGrid(coords, window, width=64, height=48)
+    for seed in range(3):
+        codes = np.random.default_rng(seed).integers(-1, 4, len(coords))
+        colours = ["#ff0000", "#00ff00", "#0000ff", "#ffff00"]
+        assert np.array_equal(grid.rgba(codes, colours),
+                              density_rgba(coords, codes, colours, window, width=64, height=48))
+    # every point in the window is counted once, edges included
+    edges = np.array([[-2.0, -1.5], [2.0, 1.5], [2.0, -1.5], [0.0, 0.0]])
+    rgba = density_rgba(edges, np.zeros(4, int), ["#ff0000"], window, width=4, height=3)
+    assert (rgba[..., 3] > 0).sum() == 4
+    assert rgba[2, 0, 3] > 0 and rgba[0, 3, 3] > 0 and rgba[2, 3, 3] > 0   # corners

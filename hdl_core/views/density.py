@@ -1,13 +1,13 @@
 """A map of a million points as a picture: density per class, points for a few, lasso by shape.
 
 A browser cannot draw (or lasso) a million markers quickly, and a chart of a million points
-is tens of megabytes on every rerun. So a big map is drawn in two layers: `density_image`
-aggregates every point into pixels with datashader and colours each pixel by the classes in
-it (one small WebP picture), and `drawn_points` picks the few thousand points drawn as markers on top
+is tens of megabytes on every rerun. So a big map is drawn in two layers: `DensityGrid`
+bins every point into the pixels of a picture once per view, and `DensityGrid.rgba` colours
+each pixel by the classes in it (one small PNG, `density_image`), and `drawn_points` picks the few thousand points drawn as markers on top
 (for hover and clicks), the same ones at every zoom. A lasso or a box is then answered for
 every point, drawn or not, from its shape: `in_polygon` and `in_box`.
 
-Pure numpy / datashader / numba; no Streamlit.
+Pure numpy / numba; no Streamlit.
 """
 from __future__ import annotations
 
@@ -74,40 +74,78 @@ def density_rgba(coords: np.ndarray, codes: np.ndarray, colours: list[str], wind
         RGBA, top row = largest y. A pixel's colour is the mean of its points' class
         colours; its opacity grows with the log of their number.
     """
-    import datashader as ds
-    import pandas as pd
+    return DensityGrid(coords, window, width=width, height=height).rgba(codes, colours,
+                                                                         min_alpha=min_alpha)
 
-    codes = np.asarray(codes)
-    palette = [_rgb(c) for c in colours] + [_rgb(GREY)]
-    n_categories = len(palette)
-    category = np.where(codes < 0, n_categories - 1, codes).astype(np.int32)
-    frame = pd.DataFrame({
-        "x": np.asarray(coords[:, 0], np.float32), "y": np.asarray(coords[:, 1], np.float32),
-        "c": pd.Categorical.from_codes(category, categories=list(range(n_categories)))})
-    canvas = ds.Canvas(plot_width=int(width), plot_height=int(height),
-                       x_range=(window.x0, window.x1), y_range=(window.y0, window.y1))
-    counts = canvas.points(frame, "x", "y", ds.count_cat("c")).data     # (h, w, categories)
-    counts = counts.reshape(-1, n_categories)
-    total = counts.sum(axis=1)
-    filled = np.flatnonzero(total)                  # only the pixels that hold points
-    out = np.zeros((height * width, 4), np.uint8)
-    if filled.size:
-        mine = counts[filled].astype(np.float32)
-        amount = total[filled].astype(np.float32)
-        out[filled, :3] = ((mine @ np.asarray(palette, np.float32)) / amount[:, None]).clip(0, 255)
-        level = np.log1p(amount) / np.log1p(amount.max())
-        out[filled, 3] = min_alpha + (255 - min_alpha) * level
-    return out.reshape(height, width, 4)[::-1]
+
+class DensityGrid:
+    """Which pixel of a picture of `window` each point falls in, found once per map and view.
+
+    A replay draws the same points in the same window at every round, with other colours:
+    the binning (the part that reads every coordinate) is done here once, and `rgba` then
+    only counts classes per occupied pixel (`numpy.bincount`), a few milliseconds at a
+    million points. Pixels are half-open cells ``[x0 + i·w, x0 + (i+1)·w)``, the right and
+    top edges of the window belonging to the last column and row.
+
+    Parameters
+    ----------
+    coords : ndarray (n, 2)
+    window : Window
+    width, height : int
+        Pixels.
+    """
+
+    def __init__(self, coords: np.ndarray, window: Window, *, width: int, height: int):
+        self.width, self.height = int(width), int(height)
+        coords = np.asarray(coords)
+        inside = np.isfinite(coords).all(axis=1) & window.contains(coords)
+        self.points = np.flatnonzero(inside)
+        x, y = coords[self.points, 0], coords[self.points, 1]
+        span_x = (window.x1 - window.x0) or 1.0
+        span_y = (window.y1 - window.y0) or 1.0
+        column = np.minimum(((x - window.x0) * (self.width / span_x)).astype(np.int64),
+                            self.width - 1)
+        row = np.minimum(((y - window.y0) * (self.height / span_y)).astype(np.int64),
+                         self.height - 1)
+        # top row = largest y, as an image is stored
+        self.pixels, self.slot = np.unique((self.height - 1 - row) * self.width + column,
+                                           return_inverse=True)
+        self.slot = self.slot.ravel()
+
+    def rgba(self, codes: np.ndarray, colours: list[str], *, min_alpha: int = 70) -> np.ndarray:
+        """The picture (`density_rgba`) with these classes."""
+        palette = np.asarray([_rgb(c) for c in colours] + [_rgb(GREY)], np.float32)
+        n_categories = len(palette)
+        codes = np.asarray(codes)[self.points]
+        category = np.where(codes < 0, n_categories - 1, codes).astype(np.int64)
+        counts = np.bincount(self.slot * n_categories + category,
+                             minlength=self.pixels.size * n_categories
+                             ).reshape(-1, n_categories).astype(np.float32)
+        out = np.zeros((self.height * self.width, 4), np.uint8)
+        if self.pixels.size:
+            amount = counts.sum(axis=1)
+            out[self.pixels, :3] = ((counts @ palette) / amount[:, None]).clip(0, 255)
+            level = np.log1p(amount) / np.log1p(amount.max())
+            out[self.pixels, 3] = min_alpha + (255 - min_alpha) * level
+        return out.reshape(self.height, self.width, 4)
+
+    def image(self, codes: np.ndarray, colours: list[str]) -> bytes:
+        """`rgba` as PNG bytes (`density_image`)."""
+        return _png(self.rgba(codes, colours))
 
 
 def density_image(coords: np.ndarray, codes: np.ndarray, colours: list[str], window: Window, *,
                   width: int, height: int) -> bytes:
-    """`density_rgba` as WebP bytes (lossy, quality 85, fastest method): about a third of a
-    PNG's bytes and time for a map of a million points, made again on every change."""
+    """`density_rgba` as PNG bytes, compressed at zlib's fastest level: for a map of 100,000
+    clustered points 19 ms and 0.2 MB, against 54 ms (and 0.12 MB) for a lossy WebP, on a
+    picture made again at every round of a replay."""
+    return _png(density_rgba(coords, codes, colours, window, width=width, height=height))
+
+
+def _png(rgba: np.ndarray) -> bytes:
     from PIL import Image
     buffer = io.BytesIO()
-    Image.fromarray(density_rgba(coords, codes, colours, window, width=width, height=height),
-                    "RGBA").save(buffer, format="WEBP", quality=85, method=0)
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
