@@ -66,3 +66,29 @@ def memory_mib(pid: int) -> dict:
             name, value = line.split(":", 1)
             found[{"VmRSS": "rss_mib", "VmHWM": "peak_rss_mib"}[name]] = int(value.split()[0]) / 1024
     return found
+
+
+CAPTION_SHOWS_ROUND = """(r) => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+    .some((e) => e.innerText.startsWith(`Round ${r}:`) || e.innerText.startsWith(`Round ${r} is`))"""
+
+
+def time_slider_moves(page, moves: int, settle=idle) -> list[float]:
+    """Seconds per move of the Label page's round slider by the keyboard (two steps right,
+    one left, ...), from the key press to the map's caption naming the new round: the
+    replay fragment reran and the map was drawn. Starts from round 0."""
+    import time
+    handle = page.get_by_role("slider", name="Round")
+    handle.focus()
+    handle.press("Home")
+    page.wait_for_function(CAPTION_SHOWS_ROUND, arg=0, polling="raf")
+    settle(page)
+    times, r = [], 0
+    for i in range(moves):
+        key, r = ("ArrowRight", r + 1) if i % 3 != 2 else ("ArrowLeft", r - 1)
+        started = time.perf_counter()
+        handle.press(key)
+        page.wait_for_function(CAPTION_SHOWS_ROUND, arg=r, polling="raf")
+        times.append(time.perf_counter() - started)
+        settle(page)
+    return times
+

@@ -20,8 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from _common import ROOT, clustered_embeddings, machine_info, print_table, write_json
 
 from hdl_core.embed import save_embeddings_dir  # noqa: E402

@@ -35,7 +35,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _browser import CHROMIUM, CHROMIUM_ARGS, memory_mib, studio_server
+from _browser import CHROMIUM, CHROMIUM_ARGS, memory_mib, studio_server, time_slider_moves
 from _common import machine_info, print_table, verdict, write_json
 from _large import build_workspace
 
@@ -52,10 +52,6 @@ READY = {
 }
 PATHS = {"Data": "", "Embed": "embed", "Choose k": "choose_k", "Label": "label",
          "Review": "review", "Export": "export", "Teach": "teach"}
-CAPTION_SHOWS_ROUND = """(r) => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
-    .some((e) => e.innerText.startsWith(`Round ${r}:`) || e.innerText.startsWith(`Round ${r} is`))"""
-
-
 def idle(page, settle_ms: int = 200) -> None:
     page.wait_for_timeout(settle_ms)
     page.wait_for_function(
@@ -102,19 +98,7 @@ def screenshots(browser, url, name, n) -> None:
 def slider(browser, url, name, moves: int) -> dict:
     _, page, context = open_page(browser, url, "Label", name)
     idle(page)
-    handle = page.get_by_role("slider", name="Round")
-    handle.focus()
-    handle.press("Home")
-    page.wait_for_function(CAPTION_SHOWS_ROUND, arg=0, polling="raf")
-    idle(page)
-    times, r = [], 0
-    for i in range(moves):
-        key, r = ("ArrowRight", r + 1) if i % 3 != 2 else ("ArrowLeft", r - 1)
-        started = time.perf_counter()
-        handle.press(key)
-        page.wait_for_function(CAPTION_SHOWS_ROUND, arg=r, polling="raf")
-        times.append(time.perf_counter() - started)
-        idle(page)
+    times = time_slider_moves(page, moves, settle=idle)
     page.screenshot(path=str(SHOTS / f"{name}-slider.png"))
     context.close()
     return {"moves_s": times, "median_s": statistics.median(times), "max_s": max(times)}

@@ -18,13 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _browser import chromium, go, idle, studio_server
+from _browser import chromium, go, idle, studio_server, time_slider_moves
 from _common import machine_info, print_table, verdict, write_json
 from review_bench import build_demo
-
-CAPTION_SHOWS_ROUND = """(r) => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
-    .some((e) => e.innerText.startsWith(`Round ${r}:`) || e.innerText.startsWith(`Round ${r} is`))"""
-
 
 def first_load() -> dict:
     base = Path(tempfile.mkdtemp(prefix="first-load-"))
@@ -58,19 +54,7 @@ def slider(moves: int) -> dict:
         # person working on the page for a while sees them
         page.get_by_text("Map: UMAP of the embeddings").wait_for(timeout=300_000)
         idle(page)
-        handle = page.get_by_role("slider", name="Round")
-        handle.focus()
-        handle.press("Home")
-        page.wait_for_function(CAPTION_SHOWS_ROUND, arg=0, polling="raf")
-        idle(page)
-        times, r = [], 0
-        for i in range(moves):
-            key, r = ("ArrowRight", r + 1) if i % 3 != 2 else ("ArrowLeft", r - 1)
-            started = time.perf_counter()
-            handle.press(key)
-            page.wait_for_function(CAPTION_SHOWS_ROUND, arg=r, polling="raf")
-            times.append(time.perf_counter() - started)
-            idle(page)
+        times = time_slider_moves(page, moves)
     return {"n_rounds": n_rounds, "moves_s": times, "median_s": statistics.median(times),
             "max_s": max(times)}
 

@@ -103,12 +103,17 @@ def filter_gallery(frame: pd.DataFrame, *, classes: Iterable[str] | None = None,
 
 def page_slice(frame: pd.DataFrame, page: int, per_page: int) -> tuple[pd.DataFrame, int, int]:
     """Rows of 1-based `page` (clamped to the pages there are), that page and the page count."""
+    start, page, n_pages = _page_bounds(len(frame), page, per_page)
+    return frame.iloc[start:start + per_page], page, n_pages
+
+
+def _page_bounds(n: int, page: int, per_page: int) -> tuple[int, int, int]:
+    """(first row, 1-based page clamped to the pages there are, page count) of `n` rows."""
     if per_page < 1:
         raise ValueError(f"per_page must be at least 1, got {per_page}")
-    n_pages = max(1, -(-len(frame) // per_page))
+    n_pages = max(1, -(-n // per_page))
     page = min(max(int(page), 1), n_pages)
-    start = (page - 1) * per_page
-    return frame.iloc[start:start + per_page], page, n_pages
+    return (page - 1) * per_page, page, n_pages
 
 
 def positions_of(frame: pd.DataFrame, item_ids: Iterable[int]) -> np.ndarray:
@@ -230,11 +235,7 @@ def filter_rows(columns, *, classes: Iterable[str] | None = None,
 
 def page_rows(rows: np.ndarray, page: int, per_page: int) -> tuple[np.ndarray, int, int]:
     """`page_slice` for an array of rows: (rows of 1-based `page`, that page, the page count)."""
-    if per_page < 1:
-        raise ValueError(f"per_page must be at least 1, got {per_page}")
-    n_pages = max(1, -(-len(rows) // per_page))
-    page = min(max(int(page), 1), n_pages)
-    start = (page - 1) * per_page
+    start, page, n_pages = _page_bounds(len(rows), page, per_page)
     return rows[start:start + per_page], page, n_pages
 
 
