@@ -123,14 +123,14 @@ def test_label_bridge_is_auto_unless_told_and_is_recorded(capsys, colours, tmp_p
 
 def test_a_flooded_run_is_called_out_on_stderr(capsys, colours, tmp_path, monkeypatch):
     from hdl_core.workspace import pipeline
-    real = pipeline.hdl_label
+    real = pipeline.hdl_prepared_rows
 
-    def flooding(X, y, **kwargs):                   # one class takes every unlabeled image
-        result = real(X, y, **kwargs)
+    def flooding(rows, y, **kwargs):                # one class takes every unlabeled image
+        result = real(rows, y, **kwargs)
         result.labels[result.step >= 0] = 0
         return result
 
-    monkeypatch.setattr(pipeline, "hdl_label", flooding)
+    monkeypatch.setattr(pipeline, "hdl_prepared_rows", flooding)
     folder, _ = colours
     status, _, err = label(capsys, folder, tmp_path / "x.csv", "--variant", "paper", "--quiet",
                            "--workspace", tmp_path / "ws")

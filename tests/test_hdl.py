@@ -296,3 +296,17 @@ def test_hdl_is_at_least_as_accurate_as_knn_dv_on_digits(seeds_per_class):
     hdl_acc, dv_acc = _digits_accuracy(seeds_per_class)
     assert hdl_acc >= dv_acc
     assert hdl_acc > 0.7   # raw pixels of real digits: far above chance (0.1)
+
+
+def test_knn_dv_searched_block_by_block_equals_one_search(monkeypatch):
+    from hdl_core import hdl as hdl_module
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(200, 8))
+    y = np.full(200, -1)
+    y[rng.choice(200, 20, replace=False)] = rng.integers(0, 3, 20)
+    whole = hdl_module.knn_dv_label(X, y, k=5)
+    monkeypatch.setattr(hdl_module, "KNN_DV_BLOCK", 7)
+    blocked = hdl_module.knn_dv_label(X, y, k=5)
+    assert np.array_equal(whole.labels, blocked.labels)
+    assert np.array_equal(whole.confidence, blocked.confidence)
+    assert np.array_equal(whole.n_voters, blocked.n_voters)
