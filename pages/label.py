@@ -39,7 +39,7 @@ NEIGHBOURS_PER_ROW = 10
 HIGHLIGHT = "#ff4b4b"                # visible on light and dark backgrounds
 NEIGHBOUR_RING = "#ffa421"
 MARKED_AT_MOST = 1_000               # a big map rings at most this many of a layer (seeds, round)
-METRIC_PX = 165                      # a metric's width: room for "100%" and its caption
+METRIC_PX = 140                      # a metric's width: room for "100%" and its caption
 CHART_POINTS = 2_000                 # the per-round charts show at most this many rounds as points
 
 
