@@ -43,7 +43,8 @@ import numpy as np
 from .config import BALANCED_BORDER_RATIO, BALANCED_K
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric
 from .hdl import (LabelingResult, _bridge_confidence, _BridgeSearch, _check_graph,
-                  _index_array, _reverse_adjacency, _vote, check_bridge, validate_labels)
+                  _index_array, _reverse_adjacency, _second_level_order, _vote, check_bridge,
+                  validate_labels)
 
 _DONE, _STALLED = 0, 1
 # counters[...] slots shared between the driver and the kernel
@@ -375,15 +376,7 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, work, slot_class, slot_co
             return _STALLED
         # second level (Algorithm 1, lines 9-20): most listed by the round's other points
         # first, equal scores by ascending index
-        for a in range(s):
-            row = neighbours[members[a]]
-            for j in range(k):
-                if in_round[row[j]]:
-                    score[row[j]] += 1
-        for a in range(s):
-            p = members[a]
-            keys[a] = (s - score[p]) * n + p       # unique: sorting keys sorts the points
-        keys[:s].sort()
+        _second_level_order(neighbours, members, s, in_round, score, keys)
         # vote in that order, each vote seeing everything labeled so far (lines 21-24)
         for a in range(s):
             p = keys[a] % n

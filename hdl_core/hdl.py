@@ -702,15 +702,7 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, labeled, labels, L,
             return _STALLED
         # second level (lines 9-20): sum(l[i]) = (s-1)·maxL + #{first-level j listing i};
         # descending, equal scores by ascending index.
-        for a in range(s):
-            row = neighbours[first_level[a]]
-            for j in range(k):
-                if in_first_level[row[j]]:
-                    score[row[j]] += 1
-        for a in range(s):
-            p = first_level[a]
-            keys[a] = (s - score[p]) * n + p       # unique: sorting keys sorts the points
-        keys[:s].sort()
+        _second_level_order(neighbours, first_level, s, in_first_level, score, keys)
         # label in that order, each vote seeing everything labeled so far (lines 21-24)
         for a in range(s):
             p = keys[a] % n
@@ -724,6 +716,24 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, labeled, labels, L,
             score[first_level[a]] = 0
         counters[_ROUND] += 1
     return _DONE
+
+
+@numba.njit(cache=True)
+def _second_level_order(neighbours, members, s, in_round, score, keys):
+    """Algorithm 1's second level for the `s` points of `members` (flagged in `in_round`):
+    ``keys[:s]`` sorted so that ``keys[a] % n`` is the a-th point to vote, the point listed
+    by the most others of the round first, equal scores by ascending index. Adds to `score`
+    (the caller clears it with `in_round` once the round is done)."""
+    n, k = neighbours.shape
+    for a in range(s):
+        row = neighbours[members[a]]
+        for j in range(k):
+            if in_round[row[j]]:
+                score[row[j]] += 1
+    for a in range(s):
+        p = members[a]
+        keys[a] = (s - score[p]) * n + p       # unique: sorting keys sorts the points
+    keys[:s].sort()
 
 
 @numba.njit(cache=True)
