@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from ..graph import KnnGraph, normalize_rows, to_umap_knn
+from ..hdl import _reverse_adjacency
 from ..pca import principal_components
 
 UMAP_NEIGHBOURS = 15
@@ -148,7 +149,7 @@ def place_from_neighbours(neighbours: np.ndarray, distances: np.ndarray, placed:
     coords[placed] = np.asarray(placed_coords, np.float64)
     if placed.size == n or n == 0:
         return coords.astype(np.float32)
-    rev_ptr, rev_idx = _reverse(neighbours)
+    rev_ptr, rev_idx = _reverse_adjacency(neighbours, neighbours.shape[0])
     d0 = float(np.median(distances)) if distances.size else 1.0
     spacing = _typical_spacing(coords[placed], random_state)
     jitter = np.random.default_rng(random_state).standard_normal((n, 2)) * (0.1 * spacing)
@@ -171,28 +172,6 @@ def _typical_spacing(points: np.ndarray, random_state: int) -> float:
     return spacing if spacing > 0 else 1e-3
 
 
-def _reverse(neighbours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """CSR of the reversed graph (who lists each point), built by counting: O(n·k)."""
-    n = neighbours.shape[0]
-    counts = np.bincount(neighbours.ravel(), minlength=n)
-    ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(counts, out=ptr[1:])
-    return ptr, _fill_reverse(neighbours, ptr)
-
-
-@njit(cache=True)
-def _fill_reverse(neighbours, ptr):
-    n, k = neighbours.shape
-    out = np.empty(ptr[n], np.int64)
-    fill = ptr[:-1].copy()
-    for i in range(n):
-        for j in range(k):
-            q = neighbours[i, j]
-            out[fill[q]] = i
-            fill[q] += 1
-    return out
-
-
 @njit(cache=True)
 def _place_waves(neighbours, distances, rev_ptr, rev_idx, placed, coords, jitter, d0):
     """Breadth-first placement; returns how many edges were read."""
@@ -207,20 +186,8 @@ def _place_waves(neighbours, distances, rev_ptr, rev_idx, placed, coords, jitter
         done[p] = True
     # the first wave: every unplaced neighbour (either direction) of a placed point
     for p in placed:
-        for j in range(k):
-            q = neighbours[p, j]
-            edges += 1
-            if not done[q] and not queued[q]:
-                queued[q] = True
-                queue[tail] = q
-                tail += 1
-        for e in range(rev_ptr[p], rev_ptr[p + 1]):
-            q = rev_idx[e]
-            edges += 1
-            if not done[q] and not queued[q]:
-                queued[q] = True
-                queue[tail] = q
-                tail += 1
+        tail = _enqueue_around(p, neighbours, rev_ptr, rev_idx, done, queued, queue, tail)
+        edges += k + rev_ptr[p + 1] - rev_ptr[p]
     while head < tail:
         p = queue[head]
         head += 1
@@ -246,21 +213,28 @@ def _place_waves(neighbours, distances, rev_ptr, rev_idx, placed, coords, jitter
         coords[p, 0] = sx / weight + jitter[p, 0]
         coords[p, 1] = sy / weight + jitter[p, 1]
         done[p] = True
-        for j in range(k):                   # the next wave
-            q = neighbours[p, j]
-            edges += 1
-            if not done[q] and not queued[q]:
-                queued[q] = True
-                queue[tail] = q
-                tail += 1
-        for e in range(rev_ptr[p], rev_ptr[p + 1]):
-            q = rev_idx[e]
-            edges += 1
-            if not done[q] and not queued[q]:
-                queued[q] = True
-                queue[tail] = q
-                tail += 1
+        tail = _enqueue_around(p, neighbours, rev_ptr, rev_idx, done, queued, queue, tail)
+        edges += k + rev_ptr[p + 1] - rev_ptr[p]      # the next wave
     return edges
+
+
+@njit(cache=True)
+def _enqueue_around(p, neighbours, rev_ptr, rev_idx, done, queued, queue, tail):
+    """Queue every neighbour of `p`, either direction, not placed or queued yet; returns
+    the new end of the queue."""
+    for j in range(neighbours.shape[1]):
+        q = neighbours[p, j]
+        if not done[q] and not queued[q]:
+            queued[q] = True
+            queue[tail] = q
+            tail += 1
+    for e in range(rev_ptr[p], rev_ptr[p + 1]):
+        q = rev_idx[e]
+        if not done[q] and not queued[q]:
+            queued[q] = True
+            queue[tail] = q
+            tail += 1
+    return tail
 
 
 def pca_map_of_sample(X, sample: np.ndarray, *, chunk: int = 65536) -> np.ndarray:
