@@ -132,12 +132,13 @@ class PeakRSS:
     Catches memory that tracemalloc does not see (numba's and torch's allocators).
     """
 
-    def __init__(self, interval: float = 0.01):
+    def __init__(self, interval: float = 0.01, read=None):
         self.interval = interval
+        self.read = read or _rss_bytes        # what is measured: bytes now
         self.peak_delta = 0
 
     def __enter__(self):
-        self.base = _rss_bytes()
+        self.base = self.read()
         self.peak = self.base
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -146,13 +147,13 @@ class PeakRSS:
 
     def _poll(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, _rss_bytes())
+            self.peak = max(self.peak, self.read())
             time.sleep(self.interval)
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, _rss_bytes())
+        self.peak = max(self.peak, self.read())
         self.peak_delta = self.peak - self.base
         return False
 

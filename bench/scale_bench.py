@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from _common import machine_info, print_table, verdict, write_json
+from _common import PeakRSS, machine_info, print_table, verdict, write_json
 
 from hdl_core.hdl import label_prepared_rows  # noqa: E402
 from hdl_core.workspace.files import read_graph_dir, write_graph_dir  # noqa: E402
@@ -36,27 +35,6 @@ def rss_anon() -> int:
         if line.startswith("RssAnon:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError("no RssAnon in /proc/self/status")
-
-
-class PeakAnon:
-    def __enter__(self):
-        self.base = self.peak = rss_anon()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def _poll(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_anon())
-            time.sleep(0.01)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_anon())
-        self.delta = self.peak - self.base
-        return False
 
 
 def warm(folder: Path) -> None:
@@ -87,13 +65,13 @@ def one_size(n: int, folder: Path) -> dict:
     y[seeds] = rng.integers(0, 10, seeds.size)
     rows = np.ones((n, 1), np.float32)          # never read: no bridge on this graph
     warm(folder)                                # numba kernels loaded before measuring
-    with PeakAnon() as memory:
+    with PeakRSS(read=rss_anon) as memory:   # anonymous memory: the mapped graph left out
         start = time.perf_counter()
         result = label_prepared_rows(rows, y, k=K, graph=graph)
         seconds = time.perf_counter() - start
     assert not result.fallback.any()
     return {"n": n, "k": K, "seconds": seconds, "ns_per_edge": seconds / (n * K) * 1e9,
-            "peak_anon_bytes": memory.delta, "bytes_per_point": memory.delta / n,
+            "peak_anon_bytes": memory.peak_delta, "bytes_per_point": memory.peak_delta / n,
             "rounds": result.n_rounds}
 
 
