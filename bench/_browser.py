@@ -9,15 +9,10 @@ Streamlit's rerun, the websocket and the browser's drawing: click to updated vie
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
 from _common import ROOT
-from tests.streamlit_server import streamlit_server
-
-CHROMIUM = os.environ.get("HDL_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 
 @contextlib.contextmanager

@@ -27,22 +27,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from _common import ROOT, machine_info, print_table, verdict, write_json
+from tests.streamlit_server import chromium_browser, streamlit_server
 
 HARNESS = ROOT / "tests" / "review_keys_harness.py"
-CHROMIUM = os.environ.get("HDL_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 KEY_OF = {name: "1234567890"[i] for i, name in enumerate(DIGITS)}
 TARGET_KEY_S = 1.2
@@ -71,34 +65,6 @@ PROBE = """() => {
     requestAnimationFrame(frame);
   }, true);
 }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_harness(log_file: Path, server_log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = dict(os.environ, HDL_REVIEW_KEYS_LOG=str(log_file),
-               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(HARNESS), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=open(server_log, "wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return process, url
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise SystemExit(f"the harness did not start: {server_log.read_text()[-2000:]}")
 
 
 def truth_labels(n: int) -> list[str]:
@@ -176,24 +142,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="10 corrections instead of 50")
     args = parser.parse_args()
     n = 10 if args.quick else 50
-    from playwright.sync_api import sync_playwright
-
     with tempfile.TemporaryDirectory() as tmp:
         log_file, server_log = Path(tmp) / "actions.jsonl", Path(tmp) / "server.log"
-        process, url = start_harness(log_file, server_log)
-        try:
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-                chromium_version = browser.version
-                # A first session warms the server (imports, digits, caches) and is not kept.
-                one_run(browser, url, log_file, "warm-up", 3, None)
-                runs = [one_run(browser, url, log_file, "burst", n, None),
-                        one_run(browser, url, log_file, "paced", n, PACE_S),
-                        one_run(browser, url, log_file, "slow", n, PACE_S, SLOW_PAGE_MS)]
-                browser.close()
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+        with streamlit_server(HARNESS, server_log, env={"HDL_REVIEW_KEYS_LOG": str(log_file)}
+                              ) as (url, _), chromium_browser() as browser:
+            chromium_version = browser.version
+            # A first session warms the server (imports, digits, caches) and is not kept.
+            one_run(browser, url, log_file, "warm-up", 3, None)
+            runs = [one_run(browser, url, log_file, "burst", n, None),
+                    one_run(browser, url, log_file, "paced", n, PACE_S),
+                    one_run(browser, url, log_file, "slow", n, PACE_S, SLOW_PAGE_MS)]
 
     rows = [[r["rhythm"], r["corrections"], r["key_to_next_image_ms"]["median"],
              r["key_to_next_image_ms"]["p95"], r["key_to_next_image_ms"]["max"],

@@ -1,5 +1,5 @@
-"""Start ``streamlit run`` on a free loopback port and stop it: for the browser tests and the
-browser benchmarks (bench/_browser.py imports it too)."""
+"""Start ``streamlit run`` on a free loopback port and stop it, and launch Debian's Chromium:
+for the browser tests and the browser benchmarks (bench/_browser.py imports it too)."""
 from __future__ import annotations
 
 import contextlib
@@ -12,6 +12,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("HDL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 class ServerDidNotStart(RuntimeError):
@@ -63,3 +66,16 @@ def streamlit_server(script: Path, log_file: Path, *, env: dict | None = None,
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@contextlib.contextmanager
+def chromium_browser():
+    """Debian's Chromium, headless, driven by Playwright (its own browser download is not
+    used); closed afterwards."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

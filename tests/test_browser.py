@@ -15,14 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.streamlit_server import ServerDidNotStart, free_port, streamlit_server
+from tests.streamlit_server import (CHROMIUM, ServerDidNotStart, chromium_browser, free_port,
+                                   streamlit_server)
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CHROMIUM = os.environ.get("HDL_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 WAIT_MS = 120_000
 NEW_CLASS = "checked-by-hand"
 
@@ -64,12 +62,9 @@ def server(browser_ready, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(server):
     """One Chromium for the module (Playwright's sync API runs one instance per thread)."""
-    from playwright.sync_api import sync_playwright
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with chromium_browser() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from pages import _review_keys as rk
-from tests.streamlit_server import ServerDidNotStart, streamlit_server
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _missing_browser
+from tests.streamlit_server import ServerDidNotStart, chromium_browser, streamlit_server
+from tests.test_browser import _missing_browser
 
 ROOT = Path(__file__).resolve().parent.parent
 FRONTEND = ROOT / "pages" / "_review_keys"
@@ -262,12 +262,9 @@ def harness(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(harness):
-    from playwright.sync_api import sync_playwright
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with chromium_browser() as chromium:
         yield chromium
-        chromium.close()
 
 
 def _open(browser, url: str, *, width: int, height: int):
