@@ -132,6 +132,17 @@ def _prepared(folder: str, emb_key: str, run_id: int, baseline_id: int | None, k
 
 # --------------------------------------------------------------------------- drawing
 
+def _trace(view: RunView, xy: np.ndarray, index, name: str, marker: dict, **extra) -> dict:
+    """One marker trace of the map: the points `index`, with [position, round, confidence]
+    as customdata so a click names the point whatever trace it hit. `name` may be a class
+    name: plain text, cut for the legend, whole in the hover box."""
+    return {"type": "scattergl", "mode": "markers", "name": legend_name(name),
+            "x": xy[index, 0], "y": xy[index, 1], "customdata": view.hover[index],
+            "marker": marker, "meta": [plotly_text(name)],
+            "hovertemplate": "#%{customdata[0]:.0f} · round %{customdata[1]:.0f} · confidence "
+                             "%{customdata[2]:.2f}<extra>%{meta[0]}</extra>", **extra}
+
+
 def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | None = None,
                point: int | None = None) -> dict:
     """The map at round `r` as a plotly figure dict (Scattergl traces, numpy arrays).
@@ -151,12 +162,7 @@ def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | 
     size = 5 if only is None else 8          # a filtered map shows few points: draw them bigger
 
     def trace(index, name, marker, **extra):
-        # `name` may be a class name: plain text, cut for the legend, whole in the hover box
-        return {"type": "scattergl", "mode": "markers", "name": legend_name(name),
-                "x": xy[index, 0], "y": xy[index, 1], "customdata": view.hover[index],
-                "marker": marker, "meta": [plotly_text(name)],
-                "hovertemplate": "#%{customdata[0]:.0f} · round %{customdata[1]:.0f} · confidence "
-                                 "%{customdata[2]:.2f}<extra>%{meta[0]}</extra>", **extra}
+        return _trace(view, xy, index, name, marker, **extra)
 
     data = [trace(layers.unlabeled, "not labeled yet", {"color": GREY, "size": size - 1},
                   hovertemplate="#%{customdata[0]:.0f} · not labeled yet<extra></extra>")]
@@ -219,11 +225,7 @@ def big_map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarra
         return order.take(MARKED_AT_MOST, mask if keep is None else mask & keep)
 
     def trace(index, name, marker, **extra):
-        return {"type": "scattergl", "mode": "markers", "name": legend_name(name),
-                "x": xy[index, 0], "y": xy[index, 1], "customdata": view.hover[index],
-                "marker": marker, "meta": [plotly_text(name)],
-                "hovertemplate": "#%{customdata[0]:.0f} · round %{customdata[1]:.0f} · confidence "
-                                 "%{customdata[2]:.2f}<extra>%{meta[0]}</extra>", **extra}
+        return _trace(view, xy, index, name, marker, **extra)
 
     drawn = order.take(DRAWN, keep)
     shown_colour = np.array(list(view.colours) + [GREY], dtype=object)[codes[drawn]]

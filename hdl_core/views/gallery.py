@@ -75,12 +75,7 @@ def filter_gallery(frame: pd.DataFrame, *, classes: Iterable[str] | None = None,
     order : {"queue", "confidence"}
         Likeliest wrong first (`with_queue`), or lowest confidence first; ties by item id.
     """
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {list(ORDERS)}, got {order!r}")
-    low, high = (float(v) for v in confidence)
-    if not low <= high:
-        raise ValueError(f"confidence range ({low}, {high}) is empty; the low end must not "
-                         "exceed the high end")
+    low, high = _checked_filter(order, confidence)
     keep = frame["confidence"].between(low, high).to_numpy().copy()
     if classes is not None:
         keep &= frame["label"].isin(list(classes)).to_numpy()
@@ -199,12 +194,7 @@ def filter_rows(columns, *, classes: Iterable[str] | None = None,
     ndarray of int64
         Rows of `columns`.
     """
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {list(ORDERS)}, got {order!r}")
-    low, high = (float(v) for v in confidence)
-    if not low <= high:
-        raise ValueError(f"confidence range ({low}, {high}) is empty; the low end must not "
-                         "exceed the high end")
+    low, high = _checked_filter(order, confidence)
     value = columns.confidence
     keep = (value >= low) & (value <= high)
     if among is not None:
@@ -278,3 +268,15 @@ def accuracy_of(columns, column: str = "label",
 def hand_labeled_of(columns) -> np.ndarray:
     """`hand_labeled` on `LabelColumns`: item ids corrected or confirmed by hand."""
     return columns.item_id[np.isin(columns.source, _codes(("manual", "confirmed")))]
+
+
+def _checked_filter(order: str, confidence) -> tuple[float, float]:
+    """The gallery's order checked, and its confidence range as (low, high)."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {list(ORDERS)}, got {order!r}")
+    low, high = (float(v) for v in confidence)
+    if not low <= high:
+        raise ValueError(f"confidence range ({low}, {high}) is empty; the low end must not "
+                         "exceed the high end")
+    return low, high
+
