@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 
+import numba
 import numpy as np
 
 # Leaves hold at most LEAF_PER_DIRECTION x (directions + 1) members: bounding a leaf
@@ -46,13 +47,17 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     are compared in full, so two rows share a number only when they are identical.
     """
     n, d = X.shape
-    words = np.ascontiguousarray(X).view(np.uint32 if X.dtype.itemsize == 4 else np.uint64)
-    multipliers = np.random.default_rng(2024).integers(1, 2**63, size=words.shape[1],
+    word = np.uint32 if X.dtype.itemsize == 4 else np.uint64
+
+    def words(rows) -> np.ndarray:       # X's rows as integers (X may be `graph.UnitRows`)
+        return np.ascontiguousarray(X[rows]).view(word)
+
+    multipliers = np.random.default_rng(2024).integers(1, 2**63, size=d,
                                                        dtype=np.uint64) | np.uint64(1)
     digest = np.empty(n, np.uint64)
-    for start in range(0, n, 8192):           # wraps modulo 2^64: a hash, not a sum
-        digest[start:start + 8192] = (words[start:start + 8192].astype(np.uint64)
-                                      * multipliers).sum(axis=1, dtype=np.uint64)
+    for start in range(0, n, 65536):      # wraps modulo 2^64: a hash, not a sum
+        _row_digests(words(slice(start, start + 65536)), multipliers,
+                     digest[start:start + 65536])
     _, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
     rank = np.empty(first.size, np.int64)
     by_first = np.argsort(first)
@@ -63,7 +68,7 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         differs = np.zeros(copies.size, np.bool_)
         for start in range(0, copies.size, 8192):
             rows = copies[start:start + 8192]
-            differs[start:start + 8192] = (words[rows] != words[first[vector[rows]]]).any(axis=1)
+            differs[start:start + 8192] = (words(rows) != words(first[vector[rows]])).any(axis=1)
         collided = copies[differs]           # same hash, other bytes: each its own vector
         vector[collided] = first.size + np.arange(collided.size)
         first = np.concatenate([first, collided])
@@ -332,43 +337,170 @@ def _main_directions(offsets: np.ndarray, m: int, seed: int) -> np.ndarray:
 
 # The approximate bridge: about LISTS_PER_SQRT · sqrt(vectors) k-means lists, each vector
 # searched against the labeled members of its PROBES nearest lists (measured on 100k x
-# 512-D clusters: 0.4 · sqrt(n) lists and 8 probes found the exact best pair in 0.6 s, where
-# 4 probes missed more per-vector nearest pairs and 16 doubled the comparisons).
+# 512-D clusters: 0.4 · sqrt(n) lists and 8 probes found the exact best pair, where 4
+# probes missed more per-vector nearest pairs and 16 doubled the comparisons).
 LISTS_PER_SQRT = 0.4
 PROBES = 8
 # k-means: a sample of this many vectors per list, this many Lloyd iterations.
 SAMPLE_PER_LIST = 32
 LIST_ITERATIONS = 8
+# On large inputs (TWO_LEVEL_LISTS lists or more, about 60k distinct vectors) two
+# shortcuts apply; smaller ones search every probe in one level, as the shortcuts lose
+# pairs on data without clusters (isotropic 512-D: fewer exact bridges) and save little.
+TWO_LEVEL_LISTS = 100
+# 1. Lists in two levels: about sqrt(lists) coarse cells, and lists within each cell, so
+# that putting a labeled vector in its list costs about 2·sqrt(lists) dot products, not
+# `lists` (1M x 512-D into 400 lists: 0.33 s per 200k vectors against 0.88 s, one core). A
+# waiting vector's probes are searched among all lists: a cell's centre, the mean of
+# several clusters, says where a vector's own cluster is but not which clusters are
+# nearest it (on 100k x 512-D clusters, probes from the 3 nearest cells found 5 of 10
+# bridges exactly, all lists 11 of 11).
+# 2. A waiting vector searches only the FILLED_PROBES nearest of its probed lists that hold
+# labeled vectors when the search starts (and every probed list that holds none yet: the
+# unlabeled clusters, filled later). On 100k x 512-D clusters: 11 of 11 bridges exact with
+# 2, 6 of 11 with 1.
+FILLED_PROBES = 2
+# Each list compares its labeled members only with a *window*: the waiting vectors nearest
+# its centre among those that search it (refilled as they get labeled), as many as keep
+# members x window near PAIRS_PER_WINDOW (about 5 ms of products), and at least WINDOW.
+# The nearest pair of two clusters lies between their facing edges, which the searchers
+# nearest the labeled list hold. Measured in bench/bridge_bench.py (512-D clusters): every
+# searcher compared cost 1.1·10^9 pairs on the first bridge at 1M; windows of 367 (100k) and
+# 213 (300k) found the exact rule's labels; at 1M (windows of 64) the labels equalled those
+# of the search without windows. Small inputs compare every searcher.
+PAIRS_PER_WINDOW = 2**18
+WINDOW = 64
+
+
+@numba.njit(cache=True)
+def _row_digests(words, multipliers, digest):
+    """digest[i] = Σ_j words[i, j]·multipliers[j], wrapping modulo 2^64."""
+    for i in range(words.shape[0]):
+        h = np.uint64(0)
+        for j in range(words.shape[1]):
+            h += np.uint64(words[i, j]) * multipliers[j]
+        digest[i] = h
+
+
+class _Lists:
+    """k-means lists in two levels: coarse cells, and lists within each cell.
+
+    `nearest` puts a row in the nearest list of its nearest cell, so a row costs about
+    ``cells + lists per cell`` dot products instead of one per list. Keys
+    are ``-x·c`` for cosine (unit rows) and ``|x - c|²`` for euclidean: smaller is nearer,
+    comparable across rows.
+    """
+
+    def __init__(self, sample: np.ndarray, n_lists: int, cosine: bool, seed: int):
+        self.cosine = cosine
+        n_cells = 1 if n_lists < TWO_LEVEL_LISTS else min(round(math.sqrt(n_lists)),
+                                                           sample.shape[0])
+        cells, cell_of = self._kmeans(sample, n_cells, seed)
+        centroids, owner = [], []
+        for g in range(cells.shape[0]):
+            mine = sample[cell_of == g]
+            if mine.shape[0] == 0:
+                continue
+            share = max(1, min(mine.shape[0], round(n_lists * mine.shape[0] / sample.shape[0])))
+            centroids.append(self._kmeans(mine, share, seed + g)[0])
+            owner.append(np.full(centroids[-1].shape[0], len(owner)))
+        self.cells = np.ascontiguousarray(
+            np.stack([c.mean(axis=0) for c in centroids]) if len(centroids) < cells.shape[0]
+            else cells, dtype=np.float32)
+        self.centroids = np.ascontiguousarray(np.concatenate(centroids), dtype=np.float32)
+        self.cell_of_list = np.concatenate(owner)
+        self.cell_lists = [np.flatnonzero(self.cell_of_list == g)
+                           for g in range(self.cells.shape[0])]
+
+    @property
+    def n_lists(self) -> int:
+        return self.centroids.shape[0]
+
+    def _kmeans(self, rows: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+        if k <= 1:
+            centre = rows.mean(axis=0, keepdims=True)
+            return centre, np.zeros(rows.shape[0], np.int64)
+        kmeans = faiss.Kmeans(rows.shape[1], k, niter=LIST_ITERATIONS, seed=seed,
+                              spherical=self.cosine, min_points_per_centroid=1,
+                              max_points_per_centroid=rows.shape[0])
+        kmeans.train(rows)
+        return kmeans.centroids, kmeans.assign(rows)[1]
+
+    def _keys(self, rows: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        key = rows @ centres.T
+        if self.cosine:
+            return np.negative(key, out=key)
+        key *= -2.0
+        key += np.einsum("ij,ij->i", centres, centres)[None, :]
+        key += np.einsum("ij,ij->i", rows, rows)[:, None]
+        return key
+
+    def nearest(self, rows: np.ndarray, k: int,
+                lists: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The `k` nearest of `lists` to each row (keys and list numbers, nearest first,
+        ties by list number), or with `lists` None the nearest list (k = 1) among those
+        of the row's nearest cell."""
+        if lists is None:
+            cell = np.argmin(self._keys(rows, self.cells), axis=1)
+            key, found = np.empty((rows.shape[0], 1), np.float32), np.empty((rows.shape[0], 1),
+                                                                             np.int64)
+            by_cell = np.argsort(cell, kind="stable")
+            bounds = np.searchsorted(cell[by_cell], np.arange(self.cells.shape[0] + 1))
+            for g in range(self.cells.shape[0]):
+                mine = by_cell[bounds[g]:bounds[g + 1]]
+                if mine.size:
+                    keys = self._keys(rows[mine], self.centroids[self.cell_lists[g]])
+                    best = np.argmin(keys, axis=1)
+                    key[mine, 0] = keys[np.arange(mine.size), best]
+                    found[mine, 0] = self.cell_lists[g][best]
+            return key, found
+        key = self._keys(rows, self.centroids[lists])
+        k = min(k, lists.size)
+        top = np.argpartition(key, k - 1, axis=1)[:, :k] if k < lists.size else \
+            np.broadcast_to(np.arange(lists.size), key.shape)
+        top_key = np.take_along_axis(key, top, 1)
+        order = np.lexsort((top, top_key), axis=1) if k > 1 else np.zeros_like(top)
+        return (np.take_along_axis(top_key, order, 1),
+                lists[np.take_along_axis(top, order, 1)])
 
 
 class ApproximateBridge:
     """The unlabeled point nearest to a labeled point, searched in an inverted file.
 
     The same question as `hdl._Bridge`, answered without comparing every pair: every
-    distinct vector (`distinct_rows`) is put in the k-means list nearest to it (faiss,
-    ``LISTS_PER_SQRT · sqrt(vectors)`` lists trained on a sample, spherical for cosine),
-    and is searched in its `PROBES` nearest lists. A labeled vector is compared, exactly
-    in float64 (`graph.nearest_exactly`), with every unlabeled vector that searches its
-    list, once: when it is labeled (between two bridges, or as a seed). Each unlabeled
-    vector keeps its nearest labeled vector so found, so a bridge costs the comparisons
-    with the points labeled since the previous one, not a new search.
+    distinct vector (`distinct_rows`) is put in the nearest of about ``LISTS_PER_SQRT ·
+    sqrt(vectors)`` k-means lists (faiss, trained on a sample, in two levels: `_Lists`),
+    and every vector waiting for a label searches its `PROBES` nearest lists. A list's
+    *window* is the waiting vectors nearest its centre among those that search it, at least
+    `window` of them and more while its members x window stays below `PAIRS_PER_WINDOW`;
+    each list compares its labeled members, exactly in float64
+    (`graph.nearest_exactly`), with its window: a member once with the window it meets
+    when labeled, a vector once with the members present when it enters the window (as
+    nearer ones get labeled). Each waiting vector keeps its nearest labeled vector so
+    found, so a bridge costs the comparisons since the previous one.
 
     The pair returned has the nearness computed exactly, and is the nearest among the
-    pairs compared; a nearer pair whose labeled point lies outside the unlabeled point's
-    probed lists is missed. Ties go, as in the exact rule, to the lowest unlabeled index,
-    then to the lowest labeled one, among the pairs compared.
+    pairs compared; a nearer pair outside those (a labeled point outside the unlabeled
+    one's probed lists, or an unlabeled point outside the windows) can be missed. Ties go,
+    as in the exact rule, to the lowest unlabeled index, then to the lowest labeled one,
+    among the pairs compared. With one list and no window every pair is compared and the
+    answer is the exact rule's.
 
     Parameters
     ----------
-    rows : ndarray of shape (n, d)
+    rows : ndarray of shape (n, d), or graph.UnitRows
         Every point, as the metric prepared it; read, never copied whole.
     seed_mask : ndarray of bool, shape (n,)
         The points labeled before the first round.
     metric : {"cosine", "euclidean"}
     n_lists : int, optional
-        Lists of the inverted file; default ``LISTS_PER_SQRT · sqrt(vectors)``.
+        Lists of the inverted file (about); default ``LISTS_PER_SQRT · sqrt(vectors)``.
     probes : int, default PROBES
         Lists each vector is searched in.
+    window : int or None, default WINDOW
+        Fewest waiting vectors each list compares its members with (more on small
+        inputs, see above); None for all of them.
     seed : int, default 0
         k-means' seed and the sample's.
 
@@ -380,68 +512,89 @@ class ApproximateBridge:
     Notes
     -----
     The search runs on one thread (BLAS and faiss): its products are small (a list's
-    members against the vectors searching it), and with another process busy on one of
-    two cores, two BLAS threads made a bridge at 100k 3x slower than one (2.5 s against
-    0.72 s), each thread waiting for the other at every product.
+    members against its window), and with another process busy on one of two cores, two
+    BLAS threads made a bridge at 100k 3x slower than one (2.5 s against 0.72 s), each
+    thread waiting for the other at every product.
     """
 
     BLOCK = 4096        # unlabeled vectors, and labeled ones, compared at once
+    ASSIGN_BLOCK = 32768
 
     def __init__(self, rows: np.ndarray, seed_mask: np.ndarray, metric: str = "cosine", *,
-                 n_lists: int | None = None, probes: int = PROBES, seed: int = 0):
-        from .graph import get_metric
+                 n_lists: int | None = None, probes: int = PROBES,
+                 window: int | None = WINDOW, seed: int = 0):
+        from .graph import UnitRows, get_metric
         self.metric = get_metric(metric)
-        self.X = np.ascontiguousarray(rows)
+        self.X = rows if isinstance(rows, UnitRows) else np.ascontiguousarray(rows)
         self.pending = np.flatnonzero(seed_mask)
         self.synced_steps = 0
         self.n_lists, self.probes, self.seed = n_lists, int(probes), int(seed)
+        self.window = np.iinfo(np.int64).max if window is None else max(1, int(window))
         self.n_compared = 0
         self.primary = None     # built at the first bridge
 
     def _float32(self, vectors: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(self.X[self.first[vectors]], dtype=np.float32)
 
-    def _start(self) -> None:
-        import faiss
+    def _blocks(self, vectors: np.ndarray):
+        """(start, float32 rows) of `vectors`, block by block; slices where it can."""
+        for start in range(0, vectors.size, self.ASSIGN_BLOCK):
+            part = vectors[start:start + self.ASSIGN_BLOCK]
+            rows = self.first[part]
+            if rows[-1] - rows[0] == rows.size - 1 and self.X.dtype == np.float32:
+                yield start, self.X[rows[0]:rows[-1] + 1]        # consecutive: a view
+            else:
+                yield start, self._float32(part)
 
-        self.vector, self.first = distinct_rows(self.X)
-        n_vectors, d = self.first.size, self.X.shape[1]
-        cosine = self.metric.exact_pair == 0
+    def _start(self, waiting: np.ndarray) -> None:
+        """Lists, every vector's list, and the waiting vectors' probes."""
+        n_vectors = self.first.size
         n_lists = self.n_lists if self.n_lists is not None else round(
             LISTS_PER_SQRT * math.sqrt(n_vectors))
         n_lists = int(max(1, min(n_lists, n_vectors)))
         rng = np.random.default_rng(self.seed)
         sample = np.sort(rng.choice(n_vectors, min(n_vectors, SAMPLE_PER_LIST * n_lists),
                                     replace=False))
-        if n_lists > 1:
-            kmeans = faiss.Kmeans(d, n_lists, niter=LIST_ITERATIONS, seed=self.seed,
-                                  spherical=cosine, min_points_per_centroid=1,
-                                  max_points_per_centroid=SAMPLE_PER_LIST)
-            kmeans.train(self._float32(sample))
-            centroids = kmeans.centroids
-        else:
-            centroids = self._float32(sample).mean(axis=0, keepdims=True)
-        self.quantizer = faiss.IndexFlatIP(d) if cosine else faiss.IndexFlatL2(d)
-        self.quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
-        probes = min(self.probes, n_lists)
-        nearest = np.empty((n_vectors, probes), np.int64)
-        for start in range(0, n_vectors, 65536):
-            stop = min(start + 65536, n_vectors)
-            nearest[start:stop] = self.quantizer.search(
-                self._float32(np.arange(start, stop)), probes)[1]
-        self.probed = nearest.astype(np.int32)
-        self.primary = self.probed[:, 0]
-        # who searches each list: vectors by list, ascending within a list
-        by_list = np.argsort(nearest.ravel(), kind="stable")
+        self.lists = _Lists(self._float32(sample), n_lists, self.metric.exact_pair == 0,
+                            self.seed)
+        searching = np.flatnonzero(waiting)
+        probes = min(self.probes, self.lists.n_lists)
+        every_list = np.arange(self.lists.n_lists)
+        self.primary = np.empty(n_vectors, np.int32)
+        self.probed = np.full((n_vectors, probes), -1, np.int32)
+        key = np.empty((n_vectors, probes), np.float32)
+        for start, rows in self._blocks(np.arange(n_vectors)):
+            stop = start + rows.shape[0]
+            self.primary[start:stop] = self.lists.nearest(rows, 1)[1][:, 0]
+            mine = np.flatnonzero(waiting[start:stop])
+            if mine.size:
+                got_key, got = self.lists.nearest(rows[mine], probes, lists=every_list)
+                key[start + mine], self.probed[start + mine] = got_key, got
+        self.primary[searching] = self.probed[searching, 0]
+        key = key[searching]
+        # on large inputs a waiting vector searches its nearest FILLED_PROBES lists that
+        # already hold labeled vectors, and every probed list that holds none yet
+        filled = np.zeros(self.lists.n_lists, np.bool_)
+        filled[self.primary[~waiting]] = True
+        is_filled = filled[np.maximum(self.probed[searching], 0)]
+        dropped = is_filled & (np.cumsum(is_filled, axis=1) > FILLED_PROBES) \
+            & (self.lists.n_lists >= TWO_LEVEL_LISTS)
+        self.probed[searching[np.nonzero(dropped)[0]], np.nonzero(dropped)[1]] = -1
+        # who searches each list, nearest its centre first (ties by vector)
+        lists, vectors = self.probed[searching].ravel(), np.repeat(searching, probes)
+        keep = lists >= 0
+        by_list = np.lexsort((vectors[keep], key.ravel()[keep], lists[keep]))
         index_dtype = np.int32 if n_vectors < 2**31 else np.int64
-        self.searchers = (by_list // probes).astype(index_dtype)
-        self.searchers_at = np.searchsorted(nearest.ravel()[by_list], np.arange(n_lists + 1))
-        del nearest, by_list
-        self.members = [np.empty(0, np.int64) for _ in range(n_lists)]   # labeled vectors
+        self.searchers = vectors[keep][by_list].astype(index_dtype)
+        self.searchers_at = np.searchsorted(lists[keep][by_list],
+                                            np.arange(self.lists.n_lists + 1))
+        self.window_end = np.zeros(self.lists.n_lists, np.int64)
+        self.members = [np.empty(0, np.int64) for _ in range(self.lists.n_lists)]
         self.in_list = np.zeros(n_vectors, np.bool_)
         self.lowest_labeled = np.full(n_vectors, np.iinfo(np.int64).max, np.int64)
         self.best = np.full(n_vectors, np.inf)
         self.best_src = np.full(n_vectors, np.iinfo(np.int64).max, np.int64)
+        self.was_waiting = waiting.copy()
 
     def next(self, labeled: np.ndarray, order: np.ndarray) -> tuple[int, int, float]:
         """The bridge: (unlabeled point, labeled point whose label it copies, nearness),
@@ -459,18 +612,28 @@ class ApproximateBridge:
             return self._next(labeled, order)
 
     def _next(self, labeled: np.ndarray, order: np.ndarray) -> tuple[int, int, float]:
+        unlabeled = np.flatnonzero(~labeled)
         if self.primary is None:
-            self._start()
+            self.vector, self.first = distinct_rows(self.X)
+            waiting = np.zeros(self.first.size, np.bool_)
+            waiting[self.vector[unlabeled]] = True
+            self._start(waiting)
+        else:
+            waiting = np.zeros(self.first.size, np.bool_)
+            waiting[self.vector[unlabeled]] = True
         new = np.concatenate([self.pending, order[self.synced_steps:]])
         self.pending, self.synced_steps = new[:0], len(order)
         new_vectors = self.vector[new]
         np.minimum.at(self.lowest_labeled, new_vectors, new)
-        fresh = np.unique(new_vectors[~self.in_list[new_vectors]])
+        fresh = new_vectors[~self.in_list[new_vectors]]
+        if self.first.size < self.vector.size:      # copies: a vector may come twice
+            fresh = np.unique(fresh)
         self.in_list[fresh] = True
-        unlabeled = np.flatnonzero(~labeled)
-        waiting = np.zeros(self.first.size, np.bool_)
-        waiting[self.vector[unlabeled]] = True
+        done = np.flatnonzero(self.was_waiting & ~waiting)      # no copy waits any more
+        self.was_waiting = waiting
+        changed = np.unique(np.concatenate([self.probed[done].ravel(), self.primary[fresh]]))
         self._compare_fresh(fresh, waiting)
+        self._fill_windows(changed[changed >= 0], waiting)
         near = np.where(waiting, self.best, np.inf)
         if not np.isfinite(near.min()):
             self._nearest_list_with_members(np.flatnonzero(waiting))
@@ -488,13 +651,17 @@ class ApproximateBridge:
         from .graph import nearest_exactly
         lists = np.union1d(self.probed[vector],
                            self.primary[self.vector[self.best_src[vector]]])
-        members = np.concatenate([self.members[c] for c in lists])
+        members = np.concatenate([self.members[c] for c in lists if c >= 0])
         near, src = nearest_exactly(self.metric, self.X[self.first[[vector]]],
                                     self.X[self.first[members]], self.lowest_labeled[members])
         return int(src[0]), float(near[0])
 
+    def _window(self, c: int) -> np.ndarray:
+        start = self.searchers_at[c]
+        return self.searchers[start:start + self.window_end[c]]
+
     def _compare_fresh(self, fresh: np.ndarray, waiting: np.ndarray) -> None:
-        """Each newly labeled vector against the waiting vectors that search its list."""
+        """Each newly labeled vector against the waiting vectors in its list's window."""
         if fresh.size == 0:
             return
         lists = self.primary[fresh]
@@ -504,24 +671,44 @@ class ApproximateBridge:
         for part in np.split(fresh, bounds):
             c = int(self.primary[part[0]])
             self.members[c] = np.concatenate([self.members[c], part])
-            searchers = self.searchers[self.searchers_at[c]:self.searchers_at[c + 1]]
-            searchers = searchers[waiting[searchers]].astype(np.int64)
-            if searchers.size:
-                self._scan(searchers, part)
+            window = self._window(c)
+            window = window[waiting[window]].astype(np.int64)
+            if window.size:
+                self._scan(window, part)
+
+    def _fill_windows(self, lists: np.ndarray, waiting: np.ndarray) -> None:
+        """Refill the windows of `lists` to `window` waiting vectors; each vector entering
+        a window is compared with the list's members."""
+        for c in lists:
+            if self.members[c].size == 0:
+                continue
+            start, stop = self.searchers_at[c], self.searchers_at[c + 1]
+            end = self.window_end[c]
+            size = max(self.window, PAIRS_PER_WINDOW // self.members[c].size)
+            room = size - int(np.count_nonzero(waiting[self._window(c)]))
+            if room <= 0 or start + end >= stop:
+                continue
+            rest = self.searchers[start + end:stop]
+            entering = np.flatnonzero(waiting[rest])[:room]
+            self.window_end[c] = (end + int(entering[-1]) + 1 if entering.size == room
+                                  else stop - start)
+            if entering.size:
+                self._scan(rest[entering].astype(np.int64), self.members[c])
 
     def _nearest_list_with_members(self, vectors: np.ndarray) -> None:
-        """Where no waiting vector's probed lists hold a labeled vector: each waiting
-        vector against the members of the nearest list that has some."""
-        import faiss
+        """Where no list searched by a waiting vector holds a labeled vector: each list
+        with members against the `window` waiting vectors nearest it among those that
+        have it as their nearest list with members."""
         filled = np.flatnonzero([m.size > 0 for m in self.members])
-        index = faiss.IndexFlatIP(self.X.shape[1]) if self.metric.exact_pair == 0 \
-            else faiss.IndexFlatL2(self.X.shape[1])
-        index.add(self.quantizer.reconstruct_n(0, self.quantizer.ntotal)[filled])
-        for start in range(0, vectors.size, self.BLOCK):
-            block = vectors[start:start + self.BLOCK]
-            nearest = filled[index.search(self._float32(block), 1)[1][:, 0]]
-            for c in np.unique(nearest):
-                self._scan(block[nearest == c], self.members[c])
+        key, nearest = np.empty(vectors.size, np.float32), np.empty(vectors.size, np.int64)
+        for start, rows in self._blocks(vectors):
+            got_key, got = self.lists.nearest(rows, 1, lists=filled)
+            key[start:start + rows.shape[0]], nearest[start:start + rows.shape[0]] = \
+                got_key[:, 0], got[:, 0]
+        for c in np.unique(nearest):
+            mine = np.flatnonzero(nearest == c)
+            mine = mine[np.lexsort((vectors[mine], key[mine]))][:self.window]
+            self._scan(vectors[mine], self.members[c])
 
     def _scan(self, vectors: np.ndarray, members: np.ndarray) -> None:
         """Compare the waiting `vectors` with the labeled `members` (vectors) exactly;

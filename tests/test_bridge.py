@@ -156,10 +156,14 @@ def test_approximate_bridge_with_one_list_is_the_exact_rule(search):
 
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(search=searches(), probes=st.integers(1, 2))
-def test_approximate_bridge_answers_a_real_pair_with_its_exact_nearness(search, probes):
-    # more lists than probes: the pair may be farther than the nearest, never invented
+@given(search=searches(), probes=st.integers(1, 2), window=st.sampled_from([None, 1, 2, 5]))
+def test_approximate_bridge_answers_a_real_pair_with_its_exact_nearness(search, probes, window,
+                                                                       monkeypatch):
+    # more lists than probes, and windows that hold a few waiting vectors and refill as
+    # they get labeled: the pair may be farther than the nearest, never invented, and a
+    # bridge is found until nothing waits
     from hdl_core.graph import nearest_exactly
+    monkeypatch.setattr(bridge, "PAIRS_PER_WINDOW", 0)
     metric, rows, seeds, rng = search
 
     def check(got, labeled):
@@ -170,7 +174,7 @@ def test_approximate_bridge_answers_a_real_pair_with_its_exact_nearness(search, 
         assert near >= brute_force_bridge(metric, rows, labeled)[2]
 
     _label_as_rounds_would(bridge.ApproximateBridge(rows, seeds, metric, n_lists=4,
-                                                    probes=probes),
+                                                    probes=probes, window=window),
                            rows, seeds, rng, check)
 
 
