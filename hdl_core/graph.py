@@ -130,6 +130,70 @@ def normalize_rows_inplace(X: np.ndarray, *, name: str = "X", chunk: int = 65536
     return X
 
 
+class UnitRows:
+    """A float32 matrix whose rows read as unit vectors: `normalize_rows` without the copy.
+
+    ``UnitRows(X)[key]`` equals ``normalize_rows(X)[key]`` bit for bit (the same norm and
+    division per row) for a row index, an index array or a slice; only the rows read are
+    scaled, when read. For the app's labeling of memory-mapped embeddings, where HDL reads
+    rows only at a bridge and kNN-DV a block at a time: the prepared copy was 2 GB at a
+    million 512-D images. Anything that needs the whole matrix (``np.asarray``) gets the
+    copy after all.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32
+        Read, never written (a read-only memory map is fine).
+    name : str, default "X"
+        What error messages call X.
+
+    Raises
+    ------
+    ValueError
+        As `normalize_rows_inplace`, naming rows that are NaN/inf or have zero norm.
+    """
+
+    CHUNK = 65536
+
+    def __init__(self, X: np.ndarray, *, name: str = "X"):
+        if not isinstance(X, np.ndarray) or X.dtype != np.float32 or X.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D float32 array")
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError(f"{name} is empty (shape {X.shape})")
+        self.X = X
+        self.norms = np.empty(X.shape[0], np.float32)
+        for start in range(0, X.shape[0], self.CHUNK):
+            block = X[start:start + self.CHUNK]
+            bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+            if bad.size:
+                raise ValueError(f"{name} has NaN or inf values in {_rows(bad + start)}; "
+                                 f"remove or re-embed those points")
+            norms = np.linalg.norm(block, axis=1)
+            zero = np.flatnonzero(norms == 0)
+            if zero.size:
+                raise ValueError(f"{name} has zero-norm {_rows(zero + start)}; an all-zero "
+                                 f"embedding has no direction to compare by cosine: remove "
+                                 f"those points")
+            self.norms[start:start + block.shape[0]] = norms
+
+    shape = property(lambda self: self.X.shape)
+    dtype = property(lambda self: self.X.dtype)
+    ndim = 2
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows, norms = self.X[key], self.norms[key]
+        return rows / (norms[:, None] if rows.ndim == 2 else norms)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = np.empty(self.X.shape, np.float32)
+        for start in range(0, self.X.shape[0], self.CHUNK):
+            out[start:start + self.CHUNK] = self[start:start + self.CHUNK]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
 def euclidean_points(X, *, name: str = "X") -> np.ndarray:
     """Validate a point matrix and return it as float64, rows unchanged.
 

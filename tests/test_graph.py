@@ -297,3 +297,50 @@ def test_normalising_in_place_gives_normalize_rows_bit_for_bit_and_the_same_erro
     bad[500, 3] = np.nan
     with pytest.raises(ValueError, match="NaN or inf values in row 500"):
         normalize_rows_inplace(bad, chunk=77)
+
+
+def test_unit_rows_read_as_normalize_rows_bit_for_bit_without_copying_x(monkeypatch):
+    from hdl_core.graph import UnitRows
+    monkeypatch.setattr(UnitRows, "CHUNK", 77)
+    X = np.random.default_rng(26).normal(size=(1000, 37)).astype(np.float32) * 9
+    X.setflags(write=False)                   # as the app's memory-mapped embeddings
+    expected = normalize_rows(X).view(np.uint32)
+    rows = UnitRows(X)
+    picks = np.random.default_rng(1).integers(0, 1000, 300)
+    for key in (picks, slice(10, 990), slice(0, 1000, 7), 500):
+        assert np.array_equal(rows[key].view(np.uint32), expected[key])
+    assert rows.shape == X.shape and rows.dtype == np.float32
+    assert np.array_equal(np.asarray(rows).view(np.uint32), expected)
+    bad = X.copy()
+    bad[500] = 0
+    with pytest.raises(ValueError, match="zero-norm row 500"):
+        UnitRows(bad)
+    bad[500, 3] = np.inf
+    with pytest.raises(ValueError, match="NaN or inf values in row 500"):
+        UnitRows(bad)
+
+
+def test_labeling_on_unit_rows_equals_labeling_on_the_prepared_copy():
+    # the app labels on `UnitRows` (no copy); every bridge and kNN-DV vote must be as on
+    # the prepared copy, approximate bridges included
+    from hdl_core import balanced, hdl
+    from hdl_core.graph import UnitRows
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(12, 16))
+    cluster = rng.integers(0, 12, 900)
+    X = (centres[cluster] + 0.3 * rng.normal(size=(900, 16))).astype(np.float32)
+    y = np.full(900, -1)
+    for c in range(0, 12, 2):                 # half the clusters unseeded: bridges
+        y[np.flatnonzero(cluster == c)[:2]] = c % 3
+    prepared = normalize_rows(X)
+    graph = build_knn_graph(prepared, 5, method="exact")
+    for bridge in ("exact", "approx"):
+        for label in (hdl.label_prepared_rows, balanced.label_prepared_rows):
+            want = label(prepared, y, k=5, graph=graph, bridge=bridge)
+            got = label(UnitRows(X), y, k=5, graph=graph, bridge=bridge)
+            assert want.fallback.sum() >= 5
+            for field in ("labels", "step", "round", "fallback", "source", "confidence"):
+                np.testing.assert_array_equal(getattr(got, field), getattr(want, field))
+    want, got = (hdl.knn_dv_prepared_rows(r, y, k=5) for r in (prepared, UnitRows(X)))
+    np.testing.assert_array_equal(got.labels, want.labels)
+    np.testing.assert_array_equal(got.confidence, want.confidence)
