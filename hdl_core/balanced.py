@@ -41,7 +41,7 @@ import numba
 import numpy as np
 
 from .config import BALANCED_BORDER_RATIO, BALANCED_K
-from .graph import KnnGraph, build_knn_graph, check_k, get_metric
+from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
 from .hdl import (LabelingResult, _bridge_confidence, _BridgeSearch, _check_graph,
                   _index_array, _reverse_adjacency, _second_level_order, _vote, check_bridge,
                   validate_labels)
@@ -103,7 +103,8 @@ def balanced_label(X, y, *, k: int, graph: KnnGraph | None = None,
     >>> result.labels.tolist(), result.round.tolist()     # both classes grow in round 0
     ([0, 0, 0, 1, 1, 1], [-1, 0, 0, -1, 0, 0])
     """
-    rows = get_metric(metric).prepare(X)
+    # with a graph given, rows are read only at a bridge: no normalised copy of X
+    rows = get_metric(metric).prepare(X) if graph is None else rows_to_read(X, metric)
     n = rows.shape[0]
     y = validate_labels(y, n)
     bridge = check_bridge(bridge)

@@ -49,7 +49,11 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n, d = X.shape
     word = np.uint32 if X.dtype.itemsize == 4 else np.uint64
 
+    buffer = np.empty((65536, d), X.dtype) if hasattr(X, "read") else None
+
     def words(rows) -> np.ndarray:       # X's rows as integers (X may be `graph.UnitRows`)
+        if buffer is not None and isinstance(rows, slice):
+            return X.read(rows, out=buffer).view(word)
         return np.ascontiguousarray(X[rows]).view(word)
 
     multipliers = np.random.default_rng(2024).integers(1, 2**63, size=d,
@@ -368,7 +372,7 @@ FILLED_PROBES = 2
 # searcher compared cost 1.1·10^9 pairs on the first bridge at 1M; windows of 367 (100k) and
 # 213 (300k) found the exact rule's labels; at 1M (windows of 64) the labels equalled those
 # of the search without windows. Small inputs compare every searcher.
-PAIRS_PER_WINDOW = 2**18
+PAIRS_PER_WINDOW = 2**17
 WINDOW = 64
 
 
@@ -536,15 +540,27 @@ class ApproximateBridge:
     def _float32(self, vectors: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(self.X[self.first[vectors]], dtype=np.float32)
 
-    def _blocks(self, vectors: np.ndarray):
-        """(start, float32 rows) of `vectors`, block by block; slices where it can."""
+    def _blocks(self, vectors: np.ndarray, unscaled: bool = False):
+        """(start, float32 rows, norms) of `vectors`, block by block; slices where it can.
+        Rows of `graph.UnitRows` come scaled into one reused buffer (valid until the next
+        block), or with `unscaled` as stored, with their norms to divide cosine keys by
+        (norms None when the rows are scaled)."""
+        unit = hasattr(self.X, "read")
+        buffer = (np.empty((self.ASSIGN_BLOCK, self.X.shape[1]), np.float32)
+                  if unit and not unscaled else None)
         for start in range(0, vectors.size, self.ASSIGN_BLOCK):
             part = vectors[start:start + self.ASSIGN_BLOCK]
             rows = self.first[part]
             if rows[-1] - rows[0] == rows.size - 1 and self.X.dtype == np.float32:
-                yield start, self.X[rows[0]:rows[-1] + 1]        # consecutive: a view
+                consecutive = slice(rows[0], rows[-1] + 1)
+                if not unit:
+                    yield start, self.X[consecutive], None                  # a view
+                elif unscaled:
+                    yield start, self.X.X[consecutive], self.X.norms[consecutive]
+                else:
+                    yield start, self.X.read(consecutive, out=buffer), None
             else:
-                yield start, self._float32(part)
+                yield start, self._float32(part), None
 
     def _start(self, waiting: np.ndarray) -> None:
         """Lists, every vector's list, and the waiting vectors' probes."""
@@ -563,12 +579,16 @@ class ApproximateBridge:
         self.primary = np.empty(n_vectors, np.int32)
         self.probed = np.full((n_vectors, probes), -1, np.int32)
         key = np.empty((n_vectors, probes), np.float32)
-        for start, rows in self._blocks(np.arange(n_vectors)):
+        # a row's nearest lists do not depend on its length: cosine rows are read as
+        # stored and only the keys that order windows are scaled
+        for start, rows, norms in self._blocks(np.arange(n_vectors), unscaled=True):
             stop = start + rows.shape[0]
             self.primary[start:stop] = self.lists.nearest(rows, 1)[1][:, 0]
             mine = np.flatnonzero(waiting[start:stop])
             if mine.size:
                 got_key, got = self.lists.nearest(rows[mine], probes, lists=every_list)
+                if norms is not None:
+                    got_key /= norms[mine, None]
                 key[start + mine], self.probed[start + mine] = got_key, got
         self.primary[searching] = self.probed[searching, 0]
         key = key[searching]
@@ -701,7 +721,7 @@ class ApproximateBridge:
         have it as their nearest list with members."""
         filled = np.flatnonzero([m.size > 0 for m in self.members])
         key, nearest = np.empty(vectors.size, np.float32), np.empty(vectors.size, np.int64)
-        for start, rows in self._blocks(vectors):
+        for start, rows, _ in self._blocks(vectors):
             got_key, got = self.lists.nearest(rows, 1, lists=filled)
             key[start:start + rows.shape[0]], nearest[start:start + rows.shape[0]] = \
                 got_key[:, 0], got[:, 0]

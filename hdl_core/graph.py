@@ -89,13 +89,27 @@ class KnnGraph:
                         np.ascontiguousarray(self.distances[:, :k]), self.metric)
 
 
+# Rows read at a time by the checks and norms below: no (n, d) temporary (at 1M x 512 the
+# whole-array np.linalg.norm made a 2 GB one and took 3.5 s; by blocks, the same values).
+ROW_CHUNK = 65536
+
+
+def row_norms(X: np.ndarray) -> np.ndarray:
+    """``np.linalg.norm(X, axis=1)``, block by block: each row's norm is reduced on its own,
+    so the values are those of the whole-array call, bit for bit."""
+    out = np.empty(X.shape[0], X.dtype)
+    for start in range(0, X.shape[0], ROW_CHUNK):
+        out[start:start + ROW_CHUNK] = np.linalg.norm(X[start:start + ROW_CHUNK], axis=1)
+    return out
+
+
 def normalize_rows(X, *, name: str = "X") -> np.ndarray:
     """Validate an embedding matrix and return its rows L2-normalised (float32).
 
     Raises a ValueError naming the rows that are NaN/inf or have zero norm.
     """
     X = _check_points(X, np.float32, name)
-    norms = np.linalg.norm(X, axis=1)
+    norms = row_norms(X)
     bad = np.flatnonzero(norms == 0)
     if bad.size:
         raise ValueError(f"{name} has zero-norm {_rows(bad)}; an all-zero embedding "
@@ -142,8 +156,9 @@ class UnitRows:
 
     Parameters
     ----------
-    X : ndarray of shape (n, d), float32
-        Read, never written (a read-only memory map is fine).
+    X : array-like of shape (n, d)
+        Read, never written (a read-only memory map is fine); anything but float32 is
+        converted first (one float32 copy, as `normalize_rows` makes).
     name : str, default "X"
         What error messages call X.
 
@@ -155,11 +170,12 @@ class UnitRows:
 
     CHUNK = 65536
 
-    def __init__(self, X: np.ndarray, *, name: str = "X"):
-        if not isinstance(X, np.ndarray) or X.dtype != np.float32 or X.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D float32 array")
-        if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(f"{name} is empty (shape {X.shape})")
+    def __init__(self, X, *, name: str = "X"):
+        X = np.asarray(X)
+        if X.dtype != np.float32:
+            X = _check_points(X, np.float32, name)        # the float32 copy, checked
+        elif X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+            _check_points(X, np.float32, name)             # raises the usual message
         self.X = X
         self.norms = np.empty(X.shape[0], np.float32)
         for start in range(0, X.shape[0], self.CHUNK):
@@ -184,14 +200,31 @@ class UnitRows:
         return self.X.shape[0]
 
     def __getitem__(self, key) -> np.ndarray:
+        return self.read(key)
+
+    def read(self, key, out: np.ndarray | None = None) -> np.ndarray:
+        """``self[key]``, written into `out` (its first rows) when given: a caller reading
+        block after block reuses one buffer instead of faulting in fresh pages each time."""
         rows, norms = self.X[key], self.norms[key]
-        return rows / (norms[:, None] if rows.ndim == 2 else norms)
+        if rows.ndim == 1:
+            return rows / norms
+        if out is None and rows.flags.owndata:          # a gathered copy: scale it in place
+            out = rows
+        out = np.empty(rows.shape, np.float32) if out is None else out[:rows.shape[0]]
+        return np.divide(rows, norms[:, None], out=out)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = np.empty(self.X.shape, np.float32)
         for start in range(0, self.X.shape[0], self.CHUNK):
             out[start:start + self.CHUNK] = self[start:start + self.CHUNK]
         return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def rows_to_read(X, metric: str, *, name: str = "X"):
+    """X as `metric` prepares it, for code that reads rows by index (a bridge, kNN-DV's
+    blocks): cosine gives `UnitRows` (no normalised copy), euclidean its float64 points."""
+    return UnitRows(X, name=name) if get_metric(metric).name == "cosine" \
+        else get_metric(metric).prepare(X, name=name)
 
 
 def euclidean_points(X, *, name: str = "X") -> np.ndarray:
@@ -218,7 +251,8 @@ def _check_points(X, dtype, name: str) -> np.ndarray:
     if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
         raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}")
     X = X.astype(dtype, copy=False)
-    bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
+    bad = np.concatenate([np.flatnonzero(~np.isfinite(X[start:start + ROW_CHUNK]).all(axis=1))
+                          + start for start in range(0, X.shape[0], ROW_CHUNK)])
     if bad.size:
         raise ValueError(f"{name} has NaN or inf values in {_rows(bad)}; "
                          f"remove or re-embed those points")

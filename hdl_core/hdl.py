@@ -27,7 +27,8 @@ import numpy as np
 
 from .bridge import ApproximateBridge, LabeledGroups, distinct_rows
 from .config import BRIDGE_APPROX_MIN_PAIRS, BRIDGES
-from .graph import KnnGraph, build_knn_graph, check_k, exact_knn, get_metric, nearest_exactly
+from .graph import (KnnGraph, build_knn_graph, check_k, exact_knn, get_metric, nearest_exactly,
+                    rows_to_read)
 
 _DONE, _STALLED = 0, 1
 
@@ -192,8 +193,9 @@ def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None,
     >>> hdl_label(X, np.array([0, -1, 1, -1]), k=1).labels.tolist()
     [0, 0, 1, 1]
     """
-    return label_prepared_rows(get_metric(metric).prepare(X), y, k=k, graph=graph,
-                               metric=metric, bridge=bridge)
+    # with a graph given, rows are read only at a bridge: no normalised copy of X
+    rows = get_metric(metric).prepare(X) if graph is None else rows_to_read(X, metric)
+    return label_prepared_rows(rows, y, k=k, graph=graph, metric=metric, bridge=bridge)
 
 
 def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None = None,

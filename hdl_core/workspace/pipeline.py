@@ -34,7 +34,7 @@ import pandas as pd
 from ..auto_k import KChoice, KIntent, resolve_k
 from ..data.seed_csv import neutralise_cell
 from ..config import DEFAULT_BRIDGE, DEFAULT_VARIANT, GRAPH_K, VARIANTS, home
-from ..graph import KnnGraph, UnitRows, build_knn_graph, get_metric
+from ..graph import KnnGraph, build_knn_graph, rows_to_read
 from ..balanced import balanced_label
 from ..balanced import label_prepared_rows as balanced_prepared_rows
 from ..bridge import distinct_rows
@@ -508,9 +508,7 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
     nodes, node_of = duplicate_nodes(embedding.X, y, k)
     # the embeddings as the cosine metric prepares them, for HDL's bridges and kNN-DV: rows
     # scaled when read (`UnitRows`), not a float32 copy (2 GB at a million 512-D images)
-    X = embedding.X
-    rows = UnitRows(X) if isinstance(X, np.ndarray) and X.dtype == np.float32 and X.ndim == 2 \
-        else get_metric("cosine").prepare(X)
+    rows = rows_to_read(embedding.X, "cosine")
     if nodes is None:
         graph = neighbour_graph(ws, embedding, k) if graph is None else graph
         prepared = balanced_prepared_rows if variant == "balanced" else hdl_prepared_rows
