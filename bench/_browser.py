@@ -54,13 +54,53 @@ def go(page, title: str) -> None:
 
 
 def memory_mib(pid: int) -> dict:
-    """Resident memory of a process now and at its peak (MiB), from /proc/<pid>/status."""
+    """Resident memory of a process now and at its peak (MiB), from /proc/<pid>/status; now
+    also split into private memory (``anon_mib``) and mapped file pages (``file_mib``)."""
+    names = {"VmRSS": "rss_mib", "VmHWM": "peak_rss_mib", "RssAnon": "anon_mib",
+             "RssFile": "file_mib"}
     found = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            name, value = line.split(":", 1)
-            found[{"VmRSS": "rss_mib", "VmHWM": "peak_rss_mib"}[name]] = int(value.split()[0]) / 1024
+        name, _, value = line.partition(":")
+        if name in names:
+            found[names[name]] = int(value.split()[0]) / 1024
     return found
+
+
+class MemoryPeaks:
+    """Peaks of a process's resident memory while the block runs, polled every 20 ms (MiB):
+    ``VmRSS`` in all, ``RssAnon`` (its own private memory) and ``RssFile`` (file pages it
+    maps, e.g. memory-mapped embeddings: page cache the kernel can take back)."""
+
+    FIELDS = {"VmRSS": "rss_mib", "RssAnon": "anon_mib", "RssFile": "file_mib"}
+
+    def __init__(self, pid: int):
+        self.pid, self.peaks = pid, {}
+
+    def _read(self) -> None:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            name = line.split(":", 1)[0]
+            if name in self.FIELDS:
+                value = int(line.split(":", 1)[1].split()[0]) / 1024
+                key = self.FIELDS[name]
+                self.peaks[key] = max(self.peaks.get(key, 0.0), value)
+
+    def __enter__(self):
+        import threading
+        self._stop = threading.Event()
+
+        def poll():
+            while not self._stop.is_set():
+                self._read()
+                self._stop.wait(0.02)
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._read()
+        return False
 
 
 CAPTION_SHOWS_ROUND = """(r) => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
