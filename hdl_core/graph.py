@@ -131,17 +131,23 @@ def normalize_rows_inplace(X: np.ndarray, *, name: str = "X", chunk: int = 65536
         raise ValueError(f"{name} is empty (shape {X.shape})")
     for start in range(0, X.shape[0], chunk):
         block = X[start:start + chunk]
-        bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
-        if bad.size:
-            raise ValueError(f"{name} has NaN or inf values in {_rows(bad + start)}; "
-                             f"remove or re-embed those points")
-        norms = np.linalg.norm(block, axis=1)
-        zero = np.flatnonzero(norms == 0)
-        if zero.size:
-            raise ValueError(f"{name} has zero-norm {_rows(zero + start)}; an all-zero "
-                             f"embedding has no direction to compare by cosine: remove those points")
-        np.divide(block, norms[:, None], out=block)
+        np.divide(block, _checked_norms(block, start, name)[:, None], out=block)
     return X
+
+
+def _checked_norms(block: np.ndarray, start: int, name: str) -> np.ndarray:
+    """The row norms of `block` (rows start, start+1, ... of X); a ValueError naming the
+    rows that are NaN/inf or have zero norm."""
+    bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+    if bad.size:
+        raise ValueError(f"{name} has NaN or inf values in {_rows(bad + start)}; "
+                         f"remove or re-embed those points")
+    norms = np.linalg.norm(block, axis=1)
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        raise ValueError(f"{name} has zero-norm {_rows(zero + start)}; an all-zero "
+                         f"embedding has no direction to compare by cosine: remove those points")
+    return norms
 
 
 class UnitRows:
@@ -180,17 +186,7 @@ class UnitRows:
         self.norms = np.empty(X.shape[0], np.float32)
         for start in range(0, X.shape[0], self.CHUNK):
             block = X[start:start + self.CHUNK]
-            bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
-            if bad.size:
-                raise ValueError(f"{name} has NaN or inf values in {_rows(bad + start)}; "
-                                 f"remove or re-embed those points")
-            norms = np.linalg.norm(block, axis=1)
-            zero = np.flatnonzero(norms == 0)
-            if zero.size:
-                raise ValueError(f"{name} has zero-norm {_rows(zero + start)}; an all-zero "
-                                 f"embedding has no direction to compare by cosine: remove "
-                                 f"those points")
-            self.norms[start:start + block.shape[0]] = norms
+            self.norms[start:start + block.shape[0]] = _checked_norms(block, start, name)
 
     shape = property(lambda self: self.X.shape)
     dtype = property(lambda self: self.X.dtype)
