@@ -201,9 +201,10 @@ def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None,
 def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None = None,
                         metric: str = "cosine", bridge: str = "exact") -> LabelingResult:
     """`hdl_label` on rows the metric has already prepared (cosine: unit float32 rows, as
-    `graph.normalize_rows` or `graph.normalize_rows_inplace` give), without a copy of them:
-    the graph-only CLI path, where X may not fit twice. Same results as `hdl_label` on the
-    rows before preparing."""
+    `graph.normalize_rows` or `graph.normalize_rows_inplace` give, or `graph.UnitRows`,
+    which scales them when read), without a copy of them: the graph-only CLI path and the
+    app, where X may not fit twice. Same results as `hdl_label` on the rows before
+    preparing."""
     bridge = check_bridge(bridge)
     n = rows.shape[0]
     y = validate_labels(y, n)
