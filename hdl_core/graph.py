@@ -109,12 +109,17 @@ def normalize_rows(X, *, name: str = "X") -> np.ndarray:
     Raises a ValueError naming the rows that are NaN/inf or have zero norm.
     """
     X = _check_points(X, np.float32, name)
+    return X / _nonzero_norms(X, name)[:, None]
+
+
+def _nonzero_norms(X: np.ndarray, name: str) -> np.ndarray:
+    """`row_norms` of X; a ValueError naming the rows of zero norm."""
     norms = row_norms(X)
     bad = np.flatnonzero(norms == 0)
     if bad.size:
         raise ValueError(f"{name} has zero-norm {_rows(bad)}; an all-zero embedding "
                          f"has no direction to compare by cosine: remove those points")
-    return X / norms[:, None]
+    return norms
 
 
 def normalize_rows_inplace(X: np.ndarray, *, name: str = "X", chunk: int = 65536) -> np.ndarray:
@@ -171,22 +176,14 @@ class UnitRows:
     Raises
     ------
     ValueError
-        As `normalize_rows_inplace`, naming rows that are NaN/inf or have zero norm.
+        As `normalize_rows`, naming rows that are NaN/inf or have zero norm.
     """
 
-    CHUNK = 65536
+    CHUNK = ROW_CHUNK          # rows scaled at a time by np.asarray
 
     def __init__(self, X, *, name: str = "X"):
-        X = np.asarray(X)
-        if X.dtype != np.float32:
-            X = _check_points(X, np.float32, name)        # the float32 copy, checked
-        elif X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-            _check_points(X, np.float32, name)             # raises the usual message
-        self.X = X
-        self.norms = np.empty(X.shape[0], np.float32)
-        for start in range(0, X.shape[0], self.CHUNK):
-            block = X[start:start + self.CHUNK]
-            self.norms[start:start + block.shape[0]] = _checked_norms(block, start, name)
+        self.X = _check_points(X, np.float32, name)     # a float32 array is kept, not copied
+        self.norms = _nonzero_norms(self.X, name)
 
     shape = property(lambda self: self.X.shape)
     dtype = property(lambda self: self.X.dtype)
