@@ -633,14 +633,13 @@ class ApproximateBridge:
 
     def _next(self, labeled: np.ndarray, order: np.ndarray) -> tuple[int, int, float]:
         unlabeled = np.flatnonzero(~labeled)
-        if self.primary is None:
+        starting = self.primary is None
+        if starting:
             self.vector, self.first = distinct_rows(self.X)
-            waiting = np.zeros(self.first.size, np.bool_)
-            waiting[self.vector[unlabeled]] = True
+        waiting = np.zeros(self.first.size, np.bool_)      # vectors with an unlabeled copy
+        waiting[self.vector[unlabeled]] = True
+        if starting:
             self._start(waiting)
-        else:
-            waiting = np.zeros(self.first.size, np.bool_)
-            waiting[self.vector[unlabeled]] = True
         new = np.concatenate([self.pending, order[self.synced_steps:]])
         self.pending, self.synced_steps = new[:0], len(order)
         new_vectors = self.vector[new]
