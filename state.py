@@ -733,7 +733,7 @@ def _queue_for(folder: str, run_id: int, emb_key: str, k: int):
         if key in _queues:
             return _queues[key]
     ws = workspace_at(folder)
-    run = ws.load_run(run_id)
+    run = stored_run(folder, run_id)
     current = embedding_at(folder, emb_key)
     neighbours = pipeline.neighbour_graph(ws, current, max(k, 10))
     result = run.result

@@ -86,7 +86,7 @@ def hdl_runs(ws, emb) -> list:
 
 def prepare(ws, run_id: int, baseline_id: int | None, neighbours: np.ndarray) -> RunView:
     """Load a run (and its kNN-DV partner), align the truth and precompute its replay."""
-    run = ws.load_run(run_id)
+    run = state.stored_run(str(ws.folder), run_id)       # the copy other pages read too
     result = run.result
     missing = ~np.isin(run.item_ids, ws.ok_item_ids(order="id"))
     if missing.any():
@@ -103,7 +103,7 @@ def prepare(ws, run_id: int, baseline_id: int | None, neighbours: np.ndarray) ->
         codes = replaying.truth_codes(names.tolist(), run.classes)
     baseline = None
     if baseline_id is not None:
-        other = ws.load_run(baseline_id)
+        other = state.stored_run(str(ws.folder), baseline_id)
         if np.array_equal(other.item_ids, run.item_ids):
             baseline = other.result.labels
     replay = replaying.build_replay(result, neighbours, baseline=baseline, truth=codes)

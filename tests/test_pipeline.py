@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from hdl_core.auto_k import KIntent, resolve_k
+from hdl_core.graph import build_knn_graph
 
 from hdl_core.workspace import labels, pipeline
 from hdl_core.data import load_folder
@@ -192,6 +193,21 @@ def test_neighbour_graph_is_built_once_and_reloaded_by_a_fresh_workspace(colours
     pipeline.neighbour_graph(ws, embedding, k=pipeline.GRAPH_K + 2)
     assert calls == [pipeline.GRAPH_K, pipeline.GRAPH_K + 2]
     np.testing.assert_array_equal(bigger.indices[:, :3], first.indices[:, :3])
+
+
+def test_neighbour_graph_is_one_mapped_read_only_copy_with_int32_indices(colours_ws):
+    ws, _, _ = colours_ws
+    embedding = pipeline.embed_workspace(ws, PIXELS)
+    built = pipeline.neighbour_graph(ws, embedding)
+    loaded = pipeline.neighbour_graph(Workspace(ws.folder), embedding)
+    exact = build_knn_graph(embedding.X, pipeline.GRAPH_K, method="exact")
+    for graph in (built, loaded):
+        assert graph.indices.dtype == np.int32 and graph.distances.dtype == np.float32
+        # mapped from the saved files, not read into memory: every reader shares the pages
+        assert isinstance(graph.indices.base, np.memmap) or isinstance(graph.indices, np.memmap)
+        assert not graph.indices.flags.writeable and not graph.distances.flags.writeable
+        np.testing.assert_array_equal(graph.indices, exact.indices)
+        np.testing.assert_allclose(graph.distances, exact.distances, atol=1e-6)
 
 
 def test_current_embedding_is_none_after_the_dataset_changes(colours_ws):

@@ -76,11 +76,11 @@ class ArrayFiles:
         """How messages name the file of `key`: ``embeddings/<sha1>.npy``, no server path."""
         return f"{self.folder.name}/{self.path(key).name}"
 
-    def load_derived(self, key: str) -> np.ndarray | None:
+    def load_derived(self, key: str, *, mmap: bool = False) -> np.ndarray | None:
         """Like `load`, for arrays computed from others (graphs, maps): a damaged one is
         treated as absent, so it is computed and written again."""
         try:
-            return self.load(key)
+            return self.load(key, mmap=mmap)
         except StoreError:
             return None
 

@@ -346,17 +346,33 @@ def neighbour_graph(ws: Workspace, embedding: Embedding, k: int = GRAPH_K, *,
     for stored in sorted({want, GRAPH_K, n - 1}):
         if stored < want:
             continue
-        key = f"{embedding.key}|knn={stored}"
-        indices = ws.arrays.load_derived(key + "|indices")       # damaged: built again
-        distances = ws.arrays.load_derived(key + "|distances")
-        if (indices is not None and distances is not None and indices.shape == (n, stored)
-                and distances.shape == (n, stored)):
-            return KnnGraph(indices, distances)
+        graph = _stored_graph(ws, f"{embedding.key}|knn={stored}", n, stored)
+        if graph is not None:
+            return graph
     graph = build_knn_graph(embedding.X, want, method=method, random_state=0)
-    key = f"{embedding.key}|knn={want}"
-    ws.save_embeddings(key + "|indices", graph.indices)
+    return _save_graph(ws, f"{embedding.key}|knn={want}", graph)
+
+
+def _stored_graph(ws: Workspace, key: str, n: int, k: int) -> KnnGraph | None:
+    """The graph saved under `key` if it has `n` rows of `k` neighbours, memory-mapped: the
+    pages, the labeling and the review queue read one copy (at 1M x 20 a loaded copy is
+    160 MB each). A damaged or mis-shaped one counts as absent (built again)."""
+    indices = ws.arrays.load_derived(key + "|indices", mmap=True)
+    distances = ws.arrays.load_derived(key + "|distances", mmap=True)
+    if (indices is None or distances is None or indices.shape != (n, k)
+            or distances.shape != (n, k) or distances.dtype != np.float32):
+        return None
+    return KnnGraph(indices, distances)
+
+
+def _save_graph(ws: Workspace, key: str, graph: KnnGraph) -> KnnGraph:
+    """Save a graph (indices as int32 while they fit: the kernel reads them so) and return
+    it mapped from the saved files."""
+    n = graph.n
+    ws.save_embeddings(key + "|indices",
+                       graph.indices.astype(np.int32 if n < 2**31 else np.int64, copy=False))
     ws.save_embeddings(key + "|distances", graph.distances)
-    return graph
+    return _stored_graph(ws, key, n, graph.k) or graph
 
 
 # --------------------------------------------------------------------------- seeds and runs
@@ -577,15 +593,10 @@ def _collapsed_graph(ws: Workspace, embedding: Embedding, nodes: np.ndarray, k: 
     """The kNN graph of the folded rows (`duplicate_nodes`), built once and saved."""
     digest = hashlib.sha1(nodes.astype(np.int64).tobytes()).hexdigest()[:16]
     key = f"{embedding.key}|collapsed={digest}|knn={k}"
-    indices = ws.arrays.load_derived(key + "|indices")
-    distances = ws.arrays.load_derived(key + "|distances")
-    if (indices is not None and distances is not None and indices.shape == (nodes.size, k)
-            and distances.shape == (nodes.size, k)):
-        return KnnGraph(indices, distances)
-    graph = build_knn_graph(embedding.X[nodes], k, random_state=0)
-    ws.save_embeddings(key + "|indices", graph.indices)
-    ws.save_embeddings(key + "|distances", graph.distances)
-    return graph
+    graph = _stored_graph(ws, key, nodes.size, k)
+    if graph is not None:
+        return graph
+    return _save_graph(ws, key, build_knn_graph(embedding.X[nodes], k, random_state=0))
 
 
 def _expanded(result: LabelingResult, nodes: np.ndarray, node_of: np.ndarray) -> LabelingResult:
