@@ -487,8 +487,10 @@ def _diffusion_operator(neighbours: np.ndarray):
     import scipy.sparse as sp
 
     n, k = neighbours.shape
-    A = sp.csr_matrix((np.ones(n * k, np.float32), (np.repeat(np.arange(n), k), neighbours.ravel())),
-                      shape=(n, n))
+    index = np.int32 if n * k < 2**31 else np.int64          # no n·k int64 row numbers
+    A = sp.csr_matrix((np.ones(n * k, np.float32), neighbours.astype(index).ravel(),
+                       np.arange(0, n * k + 1, k, dtype=index)), shape=(n, n))
+    A.sum_duplicates()                                       # as built from coordinates
     W = (A + A.T).tocsr()
     inv_sqrt = (1.0 / np.sqrt(np.asarray(W.sum(axis=1)).ravel())).astype(np.float32)
     W.data *= inv_sqrt[np.repeat(np.arange(n), np.diff(W.indptr))]
@@ -514,10 +516,13 @@ def _neighbourhood_vote(neighbours: np.ndarray, labels: np.ndarray, is_seed: np.
     weight = np.ones(n, np.float32)
     for _ in range(REWEIGHT_ROUNDS):
         sources = one_hot * weight[:, None]
+        kept = (1 - SPREAD_ALPHA) * sources
         spread = sources.copy()
-        for _ in range(SPREAD_STEPS):
-            spread = SPREAD_ALPHA * (S @ spread) + (1 - SPREAD_ALPHA) * sources
-        spread -= (1 - SPREAD_ALPHA) * sources          # the point's own label does not vote
+        for _ in range(SPREAD_STEPS):         # α S F + (1 - α) Y, one (n, C) array a step
+            spread = S @ spread
+            spread *= SPREAD_ALPHA
+            spread += kept
+        spread -= kept                                   # the point's own label does not vote
         np.maximum(spread, 0.0, out=spread)              # rounding below zero
         spread /= np.maximum(sources.sum(axis=0), np.float32(1e-12))
         total = spread.sum(axis=1, keepdims=True)
