@@ -8,7 +8,7 @@ import numpy as np
 from scipy.special import betainc
 
 from .config import DEFAULT_K, DEFAULT_K_MAX, DEFAULT_NOISE_RATE
-from .graph import check_k, exact_knn, get_metric
+from .graph import check_k, exact_knn, get_metric, read_rows
 from .hdl import validate_labels
 
 # Fewer centers than this and μ_k moves by more than ±0.07 (one standard error at
@@ -131,7 +131,7 @@ def choose_k(X, y, *, k_max: int = 20, noise_rate: float = 0.15, sample_fraction
     labeled = np.flatnonzero(y >= 0)
     # only the labeled rows are compared: prepare just those (a million unlabeled 512-D rows
     # would be a 2 GB copy for nothing)
-    X_lab, y_lab = get_metric(metric).prepare(np.asarray(X)[labeled]), y[labeled]
+    X_lab, y_lab = get_metric(metric).prepare(read_rows(X, labeled)), y[labeled]
     n_lab = labeled.size
     if sample_fraction is None:
         centers = np.arange(n_lab)

@@ -46,6 +46,7 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with number v. Rows are told apart by a hash of their bytes, and rows sharing a hash
     are compared in full, so two rows share a number only when they are identical.
     """
+    from .graph import drop_behind
     n, d = X.shape
     word = np.uint32 if X.dtype.itemsize == 4 else np.uint64
 
@@ -62,6 +63,7 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for start in range(0, n, 65536):      # wraps modulo 2^64: a hash, not a sum
         _row_digests(words(slice(start, start + 65536)), multipliers,
                      digest[start:start + 65536])
+        drop_behind(X, start, start + 65536)
     _, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
     rank = np.empty(first.size, np.int64)
     by_first = np.argsort(first)
@@ -546,8 +548,7 @@ class ApproximateBridge:
         block), or with `unscaled` as stored, with their norms to divide cosine keys by
         (norms None when the rows are scaled)."""
         unit = hasattr(self.X, "read")
-        buffer = (np.empty((self.ASSIGN_BLOCK, self.X.shape[1]), np.float32)
-                  if unit and not unscaled else None)
+        buffer = np.empty((self.ASSIGN_BLOCK, self.X.shape[1]), np.float32) if unit else None
         for start in range(0, vectors.size, self.ASSIGN_BLOCK):
             part = vectors[start:start + self.ASSIGN_BLOCK]
             rows = self.first[part]
@@ -556,7 +557,8 @@ class ApproximateBridge:
                 if not unit:
                     yield start, self.X[consecutive], None                  # a view
                 elif unscaled:
-                    yield start, self.X.X[consecutive], self.X.norms[consecutive]
+                    yield (start, self.X.read(consecutive, out=buffer, scaled=False),
+                           self.X.norms[consecutive])
                 else:
                     yield start, self.X.read(consecutive, out=buffer), None
             else:

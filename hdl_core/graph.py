@@ -13,6 +13,7 @@ and reused by HDL, by UMAP (`to_umap_knn`) and by the app.
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -100,7 +101,50 @@ def row_norms(X: np.ndarray) -> np.ndarray:
     out = np.empty(X.shape[0], X.dtype)
     for start in range(0, X.shape[0], ROW_CHUNK):
         out[start:start + ROW_CHUNK] = np.linalg.norm(X[start:start + ROW_CHUNK], axis=1)
+        drop_behind(X, start, start + ROW_CHUNK)
     return out
+
+
+_MADVISE = None
+
+
+def drop_behind(X, start: int, stop: int) -> None:
+    """Rows ``start:stop`` of X were read by a pass over it and are not needed again soon:
+    where X is a read-only memory map (embeddings mapped from their file), the process
+    gives their pages back (``madvise(MADV_DONTNEED)``), as a reader of a file does not
+    keep what it read. Reading them again maps them again, from the kernel's page cache
+    while it keeps them. Anything else (arrays in memory, other systems) is left as is.
+
+    At a million 512-D images the passes of a labeling (checks, norms, duplicate hashing,
+    kNN-DV) otherwise leave all 2 GB of the file mapped in the server.
+    """
+    global _MADVISE
+    X = getattr(X, "X", X)                                  # UnitRows: the stored rows
+    if not sys.platform.startswith("linux") or not isinstance(X, np.ndarray) \
+            or X.ndim != 2 or not X.flags.c_contiguous:
+        return
+    base = X
+    while isinstance(base, np.ndarray) and not isinstance(base, np.memmap):
+        base = base.base
+    if not isinstance(base, np.memmap) or base.mode != "r":   # only a read-only file map
+        return
+    if _MADVISE is None:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        _MADVISE = libc.madvise
+        _MADVISE.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    import mmap
+    start, stop = max(0, int(start)), min(X.shape[0], int(stop))
+    if stop <= start:
+        return
+    row = X.strides[0]
+    first = X.ctypes.data + start * row
+    last = X.ctypes.data + stop * row
+    page = mmap.PAGESIZE
+    first = -(-first // page) * page                          # whole pages inside the rows
+    last = last // page * page
+    if last > first:
+        _MADVISE(first, last - first, mmap.MADV_DONTNEED)     # a hint: failure changes nothing
 
 
 def normalize_rows(X, *, name: str = "X") -> np.ndarray:
@@ -184,6 +228,7 @@ class UnitRows:
     def __init__(self, X, *, name: str = "X"):
         self.X = _check_points(X, np.float32, name)     # a float32 array is kept, not copied
         self.norms = _nonzero_norms(self.X, name)
+        self._file = _RowFile.of(self.X)
 
     shape = property(lambda self: self.X.shape)
     dtype = property(lambda self: self.X.dtype)
@@ -195,10 +240,23 @@ class UnitRows:
     def __getitem__(self, key) -> np.ndarray:
         return self.read(key)
 
-    def read(self, key, out: np.ndarray | None = None) -> np.ndarray:
+    def read(self, key, out: np.ndarray | None = None, *, scaled: bool = True) -> np.ndarray:
         """``self[key]``, written into `out` (its first rows) when given: a caller reading
-        block after block reuses one buffer instead of faulting in fresh pages each time."""
-        rows, norms = self.X[key], self.norms[key]
+        block after block reuses one buffer instead of faulting in fresh pages each time.
+        With `scaled` False the rows come as stored (divide by ``norms[key]`` for unit
+        rows), a view where they can.
+
+        Rows of embeddings mapped from their file are read from the file (`_RowFile`),
+        not through the mapping."""
+        if self._file is not None and not isinstance(key, (int, np.integer)):
+            rows = self._file.read(key, out)
+            if scaled:
+                np.divide(rows, self.norms[key][:, None], out=rows)
+            return rows
+        rows = self.X[key]
+        if not scaled:
+            return rows                                  # a slice of an array: a view
+        norms = self.norms[key]
         if rows.ndim == 1:
             return rows / norms
         if out is None and rows.flags.owndata:          # a gathered copy: scale it in place
@@ -210,7 +268,108 @@ class UnitRows:
         out = np.empty(self.X.shape, np.float32)
         for start in range(0, self.X.shape[0], self.CHUNK):
             out[start:start + self.CHUNK] = self[start:start + self.CHUNK]
+            drop_behind(self.X, start, start + self.CHUNK)
         return out if dtype is None else out.astype(dtype, copy=False)
+
+
+class _RowFile:
+    """Rows of a read-only memory map read from its file with ``os.preadv``.
+
+    A row read through the mapping maps the file around it too: on this project's Linux
+    machines up to 2 MB per row touched, so a gather of a thousand scattered seed rows of
+    a 2 GB embedding file put 1.9 GB of file pages in the process. Reading the file puts
+    only the rows read in memory (the kernel's page cache serves them as before). Runs
+    of consecutive rows are read in one call.
+    """
+
+    def __init__(self, fd: int, path: str, offset: int, n: int, d: int):
+        self.fd, self.path, self.offset, self.n, self.d = fd, path, offset, n, d
+        self.row_bytes = 4 * d
+
+    @classmethod
+    def of(cls, X: np.ndarray) -> "_RowFile | None":
+        """A reader of X's rows when X is a C-ordered float32 view of a read-only memory
+        map of a file (as `numpy.load` with ``mmap_mode="r"`` gives), else None."""
+        if not sys.platform.startswith("linux") or not hasattr(os, "preadv") \
+                or X.dtype != np.float32 or not X.flags.c_contiguous:
+            return None
+        base = X                       # the memory map itself: its offset is X's file's
+        while isinstance(base, np.ndarray) and isinstance(base.base, np.ndarray):
+            base = base.base
+        if not isinstance(base, np.memmap) or base.mode != "r" or not base.filename:
+            return None
+        start = X.ctypes.data - base.ctypes.data
+        if not 0 <= start <= base.nbytes - X.nbytes:
+            return None
+        try:           # opened now, as the map was: files are replaced, never written over
+            fd = os.open(base.filename, os.O_RDONLY)
+        except OSError:
+            return None
+        if os.fstat(fd).st_size < int(base.offset) + base.nbytes:    # not the mapped file
+            os.close(fd)
+            return None
+        return cls(fd, str(base.filename), int(base.offset) + start, *X.shape)
+
+    def __del__(self):
+        os.close(self.fd)
+
+    def _preadv(self, out: np.ndarray, row: int) -> None:
+        view, at = memoryview(out.reshape(-1).view(np.uint8)), self.offset + row * self.row_bytes
+        while len(view):
+            got = os.preadv(self.fd, [view], at)
+            if got <= 0:
+                raise OSError(f"the embedding file {os.path.basename(self.path)} ended early "
+                              "(cut short while open?); embed the images again")
+            view, at = view[got:], at + got
+
+    def read(self, key, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows `key` (a slice of step 1 or an index array) as a new float32 array, or in
+        the first rows of `out`."""
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.n)
+            if step == 1:
+                count = max(0, stop - start)
+                rows = np.empty((count, self.d), np.float32) if out is None else out[:count]
+                if count:
+                    self._preadv(rows, start)
+                return rows
+            key = np.arange(start, stop, step)
+        key = np.asarray(key)
+        if key.dtype == np.bool_:
+            key = np.flatnonzero(key)
+        key = np.where(key < 0, key + self.n, key).astype(np.int64, copy=False).ravel()
+        if key.size and (key.min() < 0 or key.max() >= self.n):
+            raise IndexError(f"row index out of range for {self.n} rows")
+        rows = np.empty((key.size, self.d), np.float32) if out is None else out[:key.size]
+        if key.size == 0:
+            return rows
+        steps = np.diff(key)
+        if (steps > 0).all():                 # ascending (blocks of rows): read in place
+            self._read_runs(rows, key, steps)
+            return rows
+        order = np.argsort(key, kind="stable")
+        wanted = key[order]
+        distinct = np.concatenate([[True], wanted[1:] != wanted[:-1]])
+        unique = wanted[distinct]
+        got = np.empty((unique.size, self.d), np.float32)
+        self._read_runs(got, unique, np.diff(unique))
+        rows[order] = got[np.cumsum(distinct) - 1]
+        return rows
+
+    def _read_runs(self, rows: np.ndarray, key: np.ndarray, steps: np.ndarray) -> None:
+        """rows[i] = row key[i] for ascending `key`, one read per run of consecutive rows."""
+        breaks = np.flatnonzero(steps != 1) + 1
+        for a, b in zip(np.concatenate([[0], breaks]), np.concatenate([breaks, [key.size]])):
+            self._preadv(rows[a:b], int(key[a]))
+
+
+def read_rows(X, rows: np.ndarray) -> np.ndarray:
+    """``np.asarray(X)[rows]`` for an index array; from the file when X is a float32 view of
+    a read-only memory map (`_RowFile`), so a few scattered rows do not map the file
+    around each of them."""
+    X = np.asarray(X) if not isinstance(X, np.ndarray) else X
+    reader = _RowFile.of(X) if X.ndim == 2 else None
+    return X[rows] if reader is None else reader.read(rows)
 
 
 def rows_to_read(X, metric: str, *, name: str = "X"):
@@ -244,8 +403,11 @@ def _check_points(X, dtype, name: str) -> np.ndarray:
     if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
         raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}")
     X = X.astype(dtype, copy=False)
-    bad = np.concatenate([np.flatnonzero(~np.isfinite(X[start:start + ROW_CHUNK]).all(axis=1))
-                          + start for start in range(0, X.shape[0], ROW_CHUNK)])
+    bad = []
+    for start in range(0, X.shape[0], ROW_CHUNK):
+        bad.append(np.flatnonzero(~np.isfinite(X[start:start + ROW_CHUNK]).all(axis=1)) + start)
+        drop_behind(X, start, start + ROW_CHUNK)
+    bad = np.concatenate(bad)
     if bad.size:
         raise ValueError(f"{name} has NaN or inf values in {_rows(bad)}; "
                          f"remove or re-embed those points")

@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 
@@ -299,17 +301,33 @@ def test_normalising_in_place_gives_normalize_rows_bit_for_bit_and_the_same_erro
         normalize_rows_inplace(bad, chunk=77)
 
 
-def test_unit_rows_read_as_normalize_rows_bit_for_bit_without_copying_x(monkeypatch):
+@pytest.mark.parametrize("stored", ["in memory", "memory-mapped file"])
+def test_unit_rows_read_as_normalize_rows_bit_for_bit_without_copying_x(stored, tmp_path,
+                                                                         monkeypatch):
     from hdl_core.graph import UnitRows
     monkeypatch.setattr(UnitRows, "CHUNK", 77)
     X = np.random.default_rng(26).normal(size=(1000, 37)).astype(np.float32) * 9
     X.setflags(write=False)                   # as the app's memory-mapped embeddings
     expected = normalize_rows(X).view(np.uint32)
+    if stored == "memory-mapped file":        # rows are then read from the file
+        np.save(tmp_path / "X.npy", np.vstack([X[:5] + 1, X, X[:5]]))
+        X = np.load(tmp_path / "X.npy", mmap_mode="r")[5:1005]
     rows = UnitRows(X)
-    picks = np.random.default_rng(1).integers(0, 1000, 300)
-    for key in (picks, slice(10, 990), slice(0, 1000, 7), 500):
+    assert (rows._file is not None) == (stored == "memory-mapped file")
+    picks = np.random.default_rng(1).integers(0, 1000, 300)        # unordered, repeated
+    mask = np.zeros(1000, bool)
+    mask[picks] = True
+    for key in (picks, np.unique(picks), mask, -picks - 1, np.arange(0), slice(10, 990),
+                slice(0, 1000, 7), slice(995, 2000), 500):
         assert np.array_equal(rows[key].view(np.uint32), expected[key])
-    assert rows.shape == X.shape and rows.dtype == np.float32
+    buffer = np.full((400, 37), np.nan, np.float32)
+    got = rows.read(np.unique(picks), out=buffer)
+    assert np.shares_memory(got, buffer)
+    assert np.array_equal(got.view(np.uint32), expected[np.unique(picks)])
+    assert np.array_equal(rows.read(picks, scaled=False), np.asarray(X)[picks])
+    from hdl_core.graph import read_rows
+    assert np.array_equal(read_rows(X, picks), np.asarray(X)[picks])
+    assert rows.shape == (1000, 37) and rows.dtype == np.float32
     assert np.array_equal(np.asarray(rows).view(np.uint32), expected)
     bad = X.copy()
     bad[500] = 0
@@ -320,7 +338,31 @@ def test_unit_rows_read_as_normalize_rows_bit_for_bit_without_copying_x(monkeypa
         UnitRows(bad)
 
 
-def test_labeling_on_unit_rows_equals_labeling_on_the_prepared_copy():
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise: Linux only")
+def test_drop_behind_gives_back_the_pages_of_a_read_only_map_and_nothing_else(tmp_path):
+    from hdl_core.graph import drop_behind
+
+    def mapped_mib() -> float:
+        for line in open("/proc/self/status"):
+            if line.startswith("RssFile:"):
+                return int(line.split()[1]) / 1024
+
+    X = np.arange(64 * 2**18, dtype=np.float32).reshape(-1, 256)     # 64 MiB
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    before = mapped_mib()
+    assert float(np.asarray(mapped).sum(dtype=np.float64)) == float(X.sum(dtype=np.float64))
+    touched = mapped_mib()
+    assert touched - before > 48
+    drop_behind(mapped, 0, mapped.shape[0])
+    assert touched - mapped_mib() > 48
+    np.testing.assert_array_equal(mapped[1000:1010], X[1000:1010])    # read again: the same
+    in_memory = X.copy()
+    drop_behind(in_memory, 0, in_memory.shape[0])                    # not a map: untouched
+    np.testing.assert_array_equal(in_memory, X)
+
+
+def test_labeling_on_unit_rows_equals_labeling_on_the_prepared_copy(tmp_path):
     # the app labels on `UnitRows` (no copy); every bridge and kNN-DV vote must be as on
     # the prepared copy, approximate bridges included
     from hdl_core import balanced, hdl
@@ -341,6 +383,12 @@ def test_labeling_on_unit_rows_equals_labeling_on_the_prepared_copy():
             assert want.fallback.sum() >= 5
             for field in ("labels", "step", "round", "fallback", "source", "confidence"):
                 np.testing.assert_array_equal(getattr(got, field), getattr(want, field))
-    want, got = (hdl.knn_dv_prepared_rows(r, y, k=5) for r in (prepared, UnitRows(X)))
-    np.testing.assert_array_equal(got.labels, want.labels)
-    np.testing.assert_array_equal(got.confidence, want.confidence)
+    np.save(tmp_path / "X.npy", X)                # as the app: rows read from the file
+    mapped = UnitRows(np.load(tmp_path / "X.npy", mmap_mode="r"))
+    for rows in (UnitRows(X), mapped):
+        got = balanced.label_prepared_rows(rows, y, k=5, graph=graph, bridge="approx")
+        want = balanced.label_prepared_rows(prepared, y, k=5, graph=graph, bridge="approx")
+        np.testing.assert_array_equal(got.source, want.source)
+        want, got = (hdl.knn_dv_prepared_rows(r, y, k=5) for r in (prepared, rows))
+        np.testing.assert_array_equal(got.labels, want.labels)
+        np.testing.assert_array_equal(got.confidence, want.confidence)

@@ -34,7 +34,7 @@ import pandas as pd
 from ..auto_k import KChoice, KIntent, resolve_k
 from ..data.seed_csv import neutralise_cell
 from ..config import DEFAULT_BRIDGE, DEFAULT_VARIANT, GRAPH_K, VARIANTS, home
-from ..graph import KnnGraph, build_knn_graph, rows_to_read
+from ..graph import KnnGraph, build_knn_graph, read_rows, rows_to_read
 from ..balanced import balanced_label
 from ..balanced import label_prepared_rows as balanced_prepared_rows
 from ..bridge import distinct_rows
@@ -530,7 +530,7 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
         prepared = balanced_prepared_rows if variant == "balanced" else hdl_prepared_rows
         result = prepared(rows, y, k=k, graph=graph, bridge=bridge)
     else:
-        collapsed = label(embedding.X[nodes], y[nodes], k=k,
+        collapsed = label(read_rows(embedding.X, nodes), y[nodes], k=k,
                               graph=_collapsed_graph(ws, embedding, nodes, k))
         result = _expanded(collapsed, nodes, node_of)
         params["collapsed_duplicates"] = int(len(y) - len(nodes))
@@ -596,7 +596,7 @@ def _collapsed_graph(ws: Workspace, embedding: Embedding, nodes: np.ndarray, k: 
     graph = _stored_graph(ws, key, nodes.size, k)
     if graph is not None:
         return graph
-    return _save_graph(ws, key, build_knn_graph(embedding.X[nodes], k, random_state=0))
+    return _save_graph(ws, key, build_knn_graph(read_rows(embedding.X, nodes), k, random_state=0))
 
 
 def _expanded(result: LabelingResult, nodes: np.ndarray, node_of: np.ndarray) -> LabelingResult:
