@@ -234,6 +234,13 @@ class UnitRows:
     dtype = property(lambda self: self.X.dtype)
     ndim = 2
 
+    def __getstate__(self) -> dict:           # an open file does not travel to another process
+        return {**self.__dict__, "_file": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._file = _RowFile.of(self.X)
+
     def __len__(self) -> int:
         return self.X.shape[0]
 

@@ -327,6 +327,9 @@ def test_unit_rows_read_as_normalize_rows_bit_for_bit_without_copying_x(stored, 
     assert np.array_equal(rows.read(picks, scaled=False), np.asarray(X)[picks])
     from hdl_core.graph import read_rows
     assert np.array_equal(read_rows(X, picks), np.asarray(X)[picks])
+    import pickle
+    again = pickle.loads(pickle.dumps(rows))         # no file handle crosses processes
+    assert np.array_equal(again[picks].view(np.uint32), expected[picks])
     assert rows.shape == (1000, 37) and rows.dtype == np.float32
     assert np.array_equal(np.asarray(rows).view(np.uint32), expected)
     bad = X.copy()
