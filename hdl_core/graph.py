@@ -108,6 +108,17 @@ def row_norms(X: np.ndarray) -> np.ndarray:
 _MADVISE = None
 
 
+def _read_only_map(X: np.ndarray) -> np.memmap | None:
+    """The read-only memory map of a file that X views (`numpy.load` with ``mmap_mode="r"``),
+    the map itself, whose ``offset`` is where its data starts in the file; else None."""
+    base = X
+    while isinstance(base, np.ndarray) and isinstance(base.base, np.ndarray):
+        base = base.base
+    if isinstance(base, np.memmap) and base.mode == "r" and base.filename:
+        return base
+    return None
+
+
 def drop_behind(X, start: int, stop: int) -> None:
     """Rows ``start:stop`` of X were read by a pass over it and are not needed again soon:
     where X is a read-only memory map (embeddings mapped from their file), the process
@@ -123,10 +134,7 @@ def drop_behind(X, start: int, stop: int) -> None:
     if not sys.platform.startswith("linux") or not isinstance(X, np.ndarray) \
             or X.ndim != 2 or not X.flags.c_contiguous:
         return
-    base = X
-    while isinstance(base, np.ndarray) and not isinstance(base, np.memmap):
-        base = base.base
-    if not isinstance(base, np.memmap) or base.mode != "r":   # only a read-only file map
+    if _read_only_map(X) is None:                            # only a read-only file map
         return
     if _MADVISE is None:
         import ctypes
@@ -300,10 +308,8 @@ class _RowFile:
         if not sys.platform.startswith("linux") or not hasattr(os, "preadv") \
                 or X.dtype != np.float32 or not X.flags.c_contiguous:
             return None
-        base = X                       # the memory map itself: its offset is X's file's
-        while isinstance(base, np.ndarray) and isinstance(base.base, np.ndarray):
-            base = base.base
-        if not isinstance(base, np.memmap) or base.mode != "r" or not base.filename:
+        base = _read_only_map(X)
+        if base is None:
             return None
         start = X.ctypes.data - base.ctypes.data
         if not 0 <= start <= base.nbytes - X.nbytes:
@@ -374,7 +380,7 @@ def read_rows(X, rows: np.ndarray) -> np.ndarray:
     """``np.asarray(X)[rows]`` for an index array; from the file when X is a float32 view of
     a read-only memory map (`_RowFile`), so a few scattered rows do not map the file
     around each of them."""
-    X = np.asarray(X) if not isinstance(X, np.ndarray) else X
+    X = np.asarray(X)
     reader = _RowFile.of(X) if X.ndim == 2 else None
     return X[rows] if reader is None else reader.read(rows)
 
