@@ -120,8 +120,7 @@ LABEL_SHOWN_RUN = "label_shown_run"     # the run the keys above refer to
 LABEL_ONLY_DISAGREE = "label_only_disagree"
 LABEL_RUN_CHOICE = "label_run_choice"
 LABEL_MESSAGE = "label_message"
-LABEL_MAP = "label_map"                 # the map chart's selection state
-LABEL_CLICKED = "label_clicked"         # the last click taken from the map's selection
+LABEL_MAP = "label_map"                 # the map (pages._plot.live_chart; a click picks a point)
 # Review
 REVIEW_SELECTION = "review_selection"   # item ids selected on the map
 REVIEW_FLASH = "review_flash"           # (kind, message) shown once after an action
@@ -151,7 +150,7 @@ TEACH_SEED_Y = "teach_seed_y"
 
 _DEFAULTS = {
     LABEL_ROUND: None, LABEL_PLAYING: False, LABEL_POINT: None, LABEL_SHOWN_RUN: None,
-    LABEL_CLICKED: None, REVIEW_SELECTION: [], REVIEW_PAGE: 1, REVIEW_FILTERS: None,
+    REVIEW_SELECTION: [], REVIEW_PAGE: 1, REVIEW_FILTERS: None,
     REVIEW_WINDOW: 0, REVIEW_MODE: "one",
     TEACH_STEP: 0, TEACH_SEEDS: {}, TEACH_SEEDS_FOR: None, TEACH_RUN_ID: None,
 }

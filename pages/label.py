@@ -3,7 +3,9 @@
 The replay lives in one fragment (slider, play/pause, map, charts, the clicked point's
 vote), so moving the round reruns only that fragment: the per-run arrays are prepared once
 per run (`_prepared`, cached by workspace and run ids) and a move only rebuilds the map's
-point groups with numpy and sends one figure.
+point groups with numpy and sends one figure. The map and the per-round charts are drawn
+with `pages._plot.live_chart`, which redraws a chart in place: with ``st.plotly_chart`` every
+round was a new chart the browser built from scratch (300-400 ms of a move in Chromium).
 
 A run of more than `POINTS_LIMIT` images is drawn as a density picture of every point at
 the round shown (labeled ones in their class colour, the rest grey) with a few thousand of
@@ -27,8 +29,9 @@ from hdl_core.views import replay as replaying
 from hdl_core.views.density import Window, draw_order
 from hdl_core.workspace import pipeline
 from pages._hover import hover_thumbnails
+from pages._plot import live_chart
 from pages._map import (DRAWN, GREY, OUTLINE, POINTS_LIMIT, class_colours, legend_name, map_note,
-                        palette, picture, plotly_text, selected_ids, unchecked, view_of,
+                        palette, picture, plotly_text, view_of,
                         wait_for_umap)
 
 
@@ -41,6 +44,8 @@ NEIGHBOUR_RING = "#ffa421"
 MARKED_AT_MOST = 1_000               # a big map rings at most this many of a layer (seeds, round)
 METRIC_PX = 140                      # a metric's width: room for "100%" and its caption
 CHART_POINTS = 2_000                 # the per-round charts show at most this many rounds as points
+CHART_CONFIG = {"displaylogo": False,              # nothing on this page selects by shape
+                "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
 # --------------------------------------------------------------------------- per-run data
@@ -200,7 +205,7 @@ def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | 
         "xaxis": {"visible": False}, "yaxis": {"visible": False},
         "legend": {"itemsizing": "constant", "orientation": "h", "y": -0.02, "yanchor": "top"},
         "uirevision": "label-map",
-        "clickmode": "event+select", "hovermode": "closest",
+        "clickmode": "event", "hovermode": "closest",
     }
     return {"data": data, "layout": layout}
 
@@ -262,7 +267,7 @@ def big_map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarra
         "yaxis": {"visible": False, "range": [window.y0, window.y1]},
         "legend": {"itemsizing": "constant", "orientation": "h", "y": -0.02, "yanchor": "top"},
         "uirevision": "label-map", "images": [image],
-        "clickmode": "event+select", "hovermode": "closest",
+        "clickmode": "event", "hovermode": "closest",
     }
     return {"data": data, "layout": layout}
 
@@ -305,9 +310,15 @@ def accuracy_figure(view: RunView, r: int) -> dict:
 
 
 def _kept_figure(view: RunView, kind: str, make) -> dict:
-    """A chart of the run that does not change with the round, made once (kept on the view)."""
+    """A chart of the run that does not change with the round, made once (kept on the view).
+    Drawn with plotly.js's own defaults (no Python template: the page's theme gives the
+    text colour and font, `pages._plot`)."""
     if kind not in view.charts:
-        view.charts[kind] = make(view).to_dict()
+        figure = make(view)
+        figure.update_layout(template="none")
+        figure.update_xaxes(automargin=True)     # room for tick labels and titles
+        figure.update_yaxes(automargin=True)
+        view.charts[kind] = figure.to_dict()
     return view.charts[kind]
 
 
@@ -331,10 +342,11 @@ def _progress_chart(view: RunView) -> go.Figure:
     fig.add_scatter(x=rounds, y=replay.share[rounds] * 100, name="labeled so far (%)",
                       mode="lines", secondary_y=True)
     fig.update_layout(height=250, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                      legend={"orientation": "h", "y": -0.3}, bargap=0.1)
+                      legend={"orientation": "h", "y": -0.38}, bargap=0.1)
     fig.update_xaxes(title_text="round")
     fig.update_yaxes(title_text="points", secondary_y=False)
-    fig.update_yaxes(title_text="% of all", range=[0, 101], secondary_y=True)
+    fig.update_yaxes(title_text="% of all", range=[0, 101], tickmode="auto", showgrid=False,
+                     secondary_y=True)                  # its own round ticks: 0, 20, ... 100
     return fig
 
 
@@ -438,29 +450,10 @@ def _clamp_ui_state(view: RunView) -> None:
         st.session_state[state.LABEL_POINT] = None
 
 
-def clicked_point(points: list) -> int | None:
-    """The run position of the first selected map point (customdata[0]), or None."""
-    ids = selected_ids(points)
-    return ids[0] if ids else None
-
-
-def _selected_from_chart() -> None:
-    """A new click on the map (its selection state) becomes the selected point.
-
-    The map is redrawn whenever the round or the selection changes, and a redrawn chart
-    starts with no selection, so the point is kept in `state.LABEL_POINT`; a selection already
-    taken over once is not taken again (so "Clear selection" sticks).
-    """
-    event = st.session_state.get(state.LABEL_MAP)
-    try:
-        points = event["selection"]["points"]
-    except (KeyError, TypeError):
-        points = []
-    clicked = clicked_point(points)
-    if clicked != st.session_state.get(state.LABEL_CLICKED):
-        st.session_state[state.LABEL_CLICKED] = clicked
-        if clicked is not None:
-            st.session_state[state.LABEL_POINT] = clicked
+def _pick_point(point: int) -> None:
+    """A click on the map (`pages._plot.live_chart`): the clicked point becomes the selected
+    one, until another click or "Clear selection"."""
+    st.session_state[state.LABEL_POINT] = int(point)
 
 
 def replay_panel(ws, emb, view: RunView) -> None:
@@ -478,7 +471,6 @@ def replay_panel(ws, emb, view: RunView) -> None:
                 st.session_state[state.LABEL_PLAYING] = False
                 st.rerun()
             st.session_state[state.LABEL_ROUND] = r
-        _selected_from_chart()
 
         play_col, slider_col, filter_col = st.columns([1, 6, 3], vertical_alignment="bottom")
         if last > 0:
@@ -506,10 +498,8 @@ def replay_panel(ws, emb, view: RunView) -> None:
             point = st.session_state.get(state.LABEL_POINT)
             if coords is not None:
                 draw = big_map_figure if view.replay.n > POINTS_LIMIT else map_figure
-                st.plotly_chart(unchecked(draw(view, coords, r, only=only, point=point)),
-                                key=state.LABEL_MAP,
-                                on_select="rerun", selection_mode="points", theme="streamlit",
-                                config={"scrollZoom": True, "displaylogo": False})
+                live_chart(draw(view, coords, r, only=only, point=point), key=state.LABEL_MAP,
+                           config={**CHART_CONFIG, "scrollZoom": True}, on_click=_pick_point)
             _round_caption(view, r, only)
         with side_col:
             _side_panel(view, r)
@@ -580,9 +570,9 @@ def _side_panel(view: RunView, r: int) -> None:
                  help="The whole HDL run (and kNN-DV) against the ground truth, seeds excluded.")
     if view.flood.flooded:
         st.warning(flood_text(view.flood, view.params.get("variant")), icon=":material/flood:")
-    st.plotly_chart(unchecked(progress_figure(view, r)), key="label_progress", theme="streamlit")
+    live_chart(progress_figure(view, r), key="label_progress", config=CHART_CONFIG)
     if replay.accuracy is not None:
-        st.plotly_chart(unchecked(accuracy_figure(view, r)), key="label_accuracy", theme="streamlit")
+        live_chart(accuracy_figure(view, r), key="label_accuracy", config=CHART_CONFIG)
 
 
 def flood_text(report, variant: str | None) -> str:   # noqa: ARG001 (the report names it)

@@ -130,6 +130,7 @@ def test_demo_to_export_in_a_real_browser(server, page):
     assert page.get_by_role("slider", name="Round").first.input_value() == "1"
     assert page.locator('[data-testid="stSliderThumbValue"]').first.inner_text().strip() == "1"
     _shot(page, "3-label-round-1")
+    click_a_map_point(page)
 
     _go(page, "Review")
     corrections = review_by_keyboard(page, base)
@@ -230,20 +231,40 @@ def gallery_at_800(page) -> None:
     _idle(page)
 
 
+def _point_on_screen(page, chart: str) -> dict:
+    """Where on the screen the first point of the first non-empty trace of a chart is."""
+    return page.evaluate("""(chart) => {
+        const gd = document.querySelector(`.st-key-${chart} .js-plotly-plot`);
+        const trace = gd._fullData.find((t) => t.x && t.x.length && t.x[0] !== null);
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        const rect = gd.getBoundingClientRect();
+        return {x: rect.left + xa._offset + xa.l2p(trace.x[0]),
+                y: rect.top + ya._offset + ya.l2p(trace.y[0])};
+    }""", chart)
+
+
+def click_a_map_point(page) -> None:
+    """A click on a point of the Label map opens that point's vote (the map is redrawn in
+    place, pages/_plot.py, and sends the click back)."""
+    page.locator(".st-key-label_map .js-plotly-plot").wait_for()
+    page.wait_for_timeout(500)
+    where = _point_on_screen(page, "label_map")
+    page.mouse.click(where["x"], where["y"])
+    page.get_by_role("button", name="Clear selection").wait_for(timeout=30_000)
+    _idle(page)
+    _no_exception(page)
+    _shot(page, "3a-label-point")
+    page.get_by_role("button", name="Clear selection").click()
+    _idle(page)
+
+
 def hover_a_map_point(page) -> None:
     """Hovering a point of the Review map shows its thumbnail beside the pointer."""
     page.get_by_role("tab", name="Map").click()
     _idle(page)
     page.locator(".st-key-review_map .js-plotly-plot").wait_for()
     page.wait_for_timeout(1000)
-    where = page.evaluate("""() => {
-        const gd = document.querySelector('.st-key-review_map .js-plotly-plot');
-        const trace = gd._fullData.find((t) => t.x && t.x.length);
-        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-        const rect = gd.getBoundingClientRect();
-        return {x: rect.left + xa._offset + xa.l2p(trace.x[0]),
-                y: rect.top + ya._offset + ya.l2p(trace.y[0])};
-    }""")
+    where = _point_on_screen(page, "review_map")
     page.mouse.move(where["x"] + 40, where["y"] + 40)
     page.mouse.move(where["x"], where["y"], steps=5)
     page.locator(".hover-tip.shown img").wait_for(timeout=10_000)

@@ -38,10 +38,19 @@ def _array(value) -> np.ndarray:
     return np.asarray(value, dtype=float).reshape(-1, 3) if value else np.zeros((0, 3))
 
 
+def _live_figures(at) -> list[dict]:
+    """The figures the page draws with `pages._plot.live_chart`, as {"data", "layout"}."""
+    figures = []
+    for element in at.get("bidi_component"):
+        if element.proto.component_name.endswith("hdl_studio_live_plot"):
+            sent = json.loads(element.proto.json)
+            figures.append({"data": json.loads(sent["data"]), "layout": json.loads(sent["layout"])})
+    return figures
+
+
 def _map_traces(at) -> dict[str, np.ndarray]:
     """Trace name -> sorted positions (in the run) of the points it draws."""
-    for chart in at.get("plotly_chart"):
-        spec = json.loads(chart.proto.spec)
+    for spec in _live_figures(at):
         if spec["data"] and spec["data"][0].get("name") == MAP_TITLE:
             return {trace["name"]: np.sort(_array(trace.get("customdata"))[:, 0].astype(int))
                     for trace in spec["data"]}
@@ -242,21 +251,6 @@ def test_play_advances_the_round_each_tick_and_pause_stops(demo_workspace):
     assert not at.exception, at.exception
     assert at.slider(key="label_round").value == n_rounds - 1
     assert at.session_state["label_playing"] is False
-
-
-def test_a_map_click_is_read_from_the_selection_whatever_form_plotly_gives():
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location("label_page_for_test",
-                                                  Path(APP).parent / "pages" / "label.py")
-    page = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = page
-    spec.loader.exec_module(page)           # defines the page's functions; the page runs only as __main__
-    assert page.clicked_point([{"customdata": {"0": 86, "1": 92, "2": 1}}]) == 86   # binary rows
-    assert page.clicked_point([{"customdata": [7.0, 1, 0.5]}]) == 7
-    assert page.clicked_point([{"x": 1.0}, {"customdata": 3}]) == 3
-    assert page.clicked_point([]) is None and page.clicked_point(None) is None
 
 
 def test_a_clicked_point_opens_first_on_the_review_page(demo_workspace):
