@@ -1,7 +1,12 @@
 """hdl-studio: label an image folder from a few examples, and see how.
 
-Run with `make run` (or `streamlit run app.py`). One file per page under pages/; the shared
+Run with `make run` (or `streamlit run app.py`). One file per page under app_pages/; the shared
 workspace and caches are in state.py; the labeling itself is in hdl_core.
+
+The page folder is not called ``pages/``: Streamlit treats a ``pages/`` folder beside the
+main script as its own list of pages, and a link straight to a page on a freshly started
+server (``/label?dataset=…``) then ran that file alone, without this script: no navigation
+but a list of every module in the folder (helpers included), and a narrow layout.
 """
 import sys
 
@@ -11,15 +16,15 @@ st.set_page_config(page_title="hdl-studio", page_icon=":material/label:", layout
 
 PAGES = {
     "Label a dataset": [
-        st.Page("pages/data.py", title="Data", icon=":material/folder_open:", default=True),
-        st.Page("pages/embed.py", title="Embed", icon=":material/memory:"),
-        st.Page("pages/choose_k.py", title="Choose k", icon=":material/insights:"),
-        st.Page("pages/label.py", title="Label", icon=":material/label:"),
-        st.Page("pages/review.py", title="Review", icon=":material/task_alt:"),
-        st.Page("pages/export.py", title="Export", icon=":material/download:"),
+        st.Page("app_pages/data.py", title="Data", icon=":material/folder_open:", default=True),
+        st.Page("app_pages/embed.py", title="Embed", icon=":material/memory:"),
+        st.Page("app_pages/choose_k.py", title="Choose k", icon=":material/insights:"),
+        st.Page("app_pages/label.py", title="Label", icon=":material/label:"),
+        st.Page("app_pages/review.py", title="Review", icon=":material/task_alt:"),
+        st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
     ],
     "Learn": [
-        st.Page("pages/teach.py", title="Teach: HDL on a 2-D toy", icon=":material/school:"),
+        st.Page("app_pages/teach.py", title="Teach: HDL on a 2-D toy", icon=":material/school:"),
     ],
 }
 

@@ -120,7 +120,7 @@ LABEL_SHOWN_RUN = "label_shown_run"     # the run the keys above refer to
 LABEL_ONLY_DISAGREE = "label_only_disagree"
 LABEL_RUN_CHOICE = "label_run_choice"
 LABEL_MESSAGE = "label_message"
-LABEL_MAP = "label_map"                 # the map (pages._plot.live_chart; a click picks a point)
+LABEL_MAP = "label_map"                 # the map (app_pages._plot.live_chart; a click picks a point)
 # Review
 REVIEW_SELECTION = "review_selection"   # item ids selected on the map
 REVIEW_FLASH = "review_flash"           # (kind, message) shown once after an action
@@ -220,7 +220,7 @@ def user_errors(what: str = "That"):
         st.error("The workspace database is damaged (it was cut short or garbled). Nothing in "
                  "it is changed; the Data page can move it aside and start afresh.",
                  icon=":material/warning:")
-        st.page_link("pages/data.py", label="Go to Data", icon=":material/folder_open:")
+        st.page_link("app_pages/data.py", label="Go to Data", icon=":material/folder_open:")
     except OSError as error:   # str(error) names server paths: show the reason only
         log.error("file error\n%s", traceback.format_exc())
         st.error(f"{what} failed reading or writing a file "
@@ -378,7 +378,7 @@ def workspace() -> Workspace:
     ws, problem = open_workspace()
     if ws is None:
         st.error(escape_markdown(problem), icon=":material/warning:")
-        st.page_link("pages/data.py", label="Go to Data", icon=":material/folder_open:")
+        st.page_link("app_pages/data.py", label="Go to Data", icon=":material/folder_open:")
         st.stop()
     return ws
 
@@ -875,7 +875,7 @@ def need_embedding(ws: Workspace) -> pipeline.Embedding:
     emb = embedding(ws)
     if emb is None:
         st.info("These images are not embedded yet (or changed since). Embed them first.")
-        st.page_link("pages/embed.py", label="Go to Embed", icon=":material/memory:")
+        st.page_link("app_pages/embed.py", label="Go to Embed", icon=":material/memory:")
         st.stop()
     return emb
 
@@ -885,7 +885,7 @@ def need_run(ws: Workspace, emb: pipeline.Embedding):
     runs = ws.runs("hdl")
     if not runs or pipeline.run_status(runs[-1], emb) == pipeline.STALE:
         st.info("No HDL run for the current embeddings yet. Run HDL on the Label page.")
-        st.page_link("pages/label.py", label="Go to Label", icon=":material/label:")
+        st.page_link("app_pages/label.py", label="Go to Label", icon=":material/label:")
         st.stop()
     return stored_run(str(ws.folder), runs[-1].run_id)
 

@@ -72,8 +72,8 @@ def make_workspace(n: int, base: Path):
 
 
 def load_page_module():
-    """pages/label.py as a module, without running the page (it runs only as __main__)."""
-    spec = importlib.util.spec_from_file_location("label_page", ROOT / "pages" / "label.py")
+    """app_pages/label.py as a module, without running the page (it runs only as __main__)."""
+    spec = importlib.util.spec_from_file_location("label_page", ROOT / "app_pages" / "label.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -114,7 +114,7 @@ def measure(n: int, repeats: int) -> dict:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
     at.query_params[state.DATASET_PARAM] = ws.folder.name
     at.run()
-    at.switch_page("pages/label.py")
+    at.switch_page("app_pages/label.py")
     t0 = time.perf_counter()
     at.run()
     first_render = time.perf_counter() - t0

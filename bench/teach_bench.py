@@ -31,7 +31,7 @@ from hdl_core import build_knn_graph, choose_k  # noqa: E402
 from hdl_core.views import toy as teach  # noqa: E402
 from hdl_core.views import walkthrough  # noqa: E402
 
-PAGE = ROOT / "pages" / "teach.py"
+PAGE = ROOT / "app_pages" / "teach.py"
 OUT = ROOT / "bench" / "results" / "teach.json"
 N_POINTS = 500
 TOYS = [("moons", N_POINTS, 2, 0.1, 2, 0), ("blobs", N_POINTS, 4, 0.1, 3, 1),
@@ -91,7 +91,7 @@ def page_functions() -> dict:
     """The page's drawing functions, without running the page (it ends with `main()`)."""
     source = PAGE.read_text()
     body = source.rstrip()
-    assert body.endswith("main()"), "pages/teach.py is expected to end with main()"
+    assert body.endswith("main()"), "app_pages/teach.py is expected to end with main()"
     namespace = {"__name__": "teach_page_bench"}
     exec(compile(body[: -len("main()")], str(PAGE), "exec"), namespace)
     return namespace

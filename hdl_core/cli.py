@@ -207,7 +207,7 @@ def _app(args) -> int:
     from .config import app_folder
     folder = app_folder()
     if folder is None:
-        raise ValueError("the dashboard's files (app.py, state.py, pages/) are not installed "
+        raise ValueError("the dashboard's files (app.py, state.py, app_pages/) are not installed "
                          "here; run it from a checkout of hdl-studio (make run)")
     command = [sys.executable, "-m", "streamlit", "run", str(folder / "app.py"),
                "--server.port", str(args.port)]

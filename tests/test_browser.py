@@ -245,7 +245,7 @@ def _point_on_screen(page, chart: str) -> dict:
 
 def click_a_map_point(page) -> None:
     """A click on a point of the Label map opens that point's vote (the map is redrawn in
-    place, pages/_plot.py, and sends the click back)."""
+    place, app_pages/_plot.py, and sends the click back)."""
     page.locator(".st-key-label_map .js-plotly-plot").wait_for()
     page.wait_for_timeout(500)
     where = _point_on_screen(page, "label_map")
@@ -387,3 +387,28 @@ def test_two_browsers_uploading_same_named_files_get_separate_datasets(server, b
     workspaces = [folder for folder in (base / "ws").iterdir()
                   if folder.name.startswith("IMG_0001-")]
     assert len(workspaces) == 2
+
+
+def test_a_link_to_a_page_on_a_fresh_server_opens_it_inside_the_app(browser, tmp_path):
+    """The first visit of a freshly started server goes straight to a page (a bookmark after
+    a restart): it opens inside the app, with the app's navigation and wide layout, and
+    no helper module of the page folder offered as a page."""
+    env = {"HDL_DATA_ROOT": str(tmp_path / "data"), "HDL_WORKSPACE_ROOT": str(tmp_path / "ws")}
+    try:
+        with streamlit_server(ROOT / "app.py", tmp_path / "server.log", env=env) as (url, _):
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{url}/teach")
+            page.get_by_text("Teach: watch HDL label a 2-D toy").wait_for()
+            _idle(page)
+            _no_exception(page)
+            nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+            assert "Teach: HDL on a 2-D toy" in nav and "Choose k" in nav, nav
+            for helper in ("hover", "map", "plot", "review keys", "app"):
+                assert helper not in nav.lower().split("\n"), nav
+            title = page.get_by_text("Teach: watch HDL label a 2-D toy").bounding_box()
+            assert title["x"] < 450, "the page is not in the app's wide layout"
+            context.close()
+    except ServerDidNotStart as error:
+        pytest.fail(str(error))

@@ -437,14 +437,14 @@ def test_app_without_the_dashboards_files_says_where_to_run_it(monkeypatch, caps
 
 def test_the_wheel_carries_every_file_the_dashboard_reads():
     """A wheel installs the dashboard from pyproject's data-files: every script, stylesheet
-    and component module under pages/ must be listed there (unit tests need not be)."""
+    and component module under app_pages/ must be listed there (unit tests need not be)."""
     import tomllib
     listed = set()
     config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     for patterns in config["tool"]["setuptools"]["data-files"].values():
         for pattern in patterns:
             listed.update(p.relative_to(REPO_ROOT).as_posix() for p in REPO_ROOT.glob(pattern))
-    needed = {p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "pages").rglob("*")
+    needed = {p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "app_pages").rglob("*")
               if p.suffix in (".py", ".mjs", ".css") and not p.name.endswith(".test.mjs")
               and "__pycache__" not in p.parts}
     assert needed and needed <= listed, sorted(needed - listed)

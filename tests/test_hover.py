@@ -1,4 +1,4 @@
-"""pages/_hover.py: thumbnails beside the pointer on the plotly maps.
+"""app_pages/_hover.py: thumbnails beside the pointer on the plotly maps.
 
 Its JavaScript unit tests run here with ``node --test``; the Chromium test
 (tests/test_browser.py) hovers a point of the real map.
@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pages import _hover
+from app_pages import _hover
 from tests.test_review_keys import NODE, _skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +20,7 @@ def test_the_hover_javascript_unit_tests_pass():
     node = shutil.which(NODE)
     if node is None:
         _skip_or_fail(f"node not found as {NODE!r} (install Node.js >= 18, or set HDL_NODE)")
-    done = subprocess.run([node, "--test", str(ROOT / "pages" / "_hover")], capture_output=True,
+    done = subprocess.run([node, "--test", str(ROOT / "app_pages" / "_hover")], capture_output=True,
                           text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "# fail 0" in done.stdout

@@ -1,9 +1,9 @@
-"""pages/_map.py: the one map both Label and Review draw, and the one reader of its selections."""
+"""app_pages/_map.py: the one map both Label and Review draw, and the one reader of its selections."""
 from __future__ import annotations
 
 import numpy as np
 
-from pages import _map
+from app_pages import _map
 
 
 def test_map_selection_is_read_from_customdata_not_point_index():
@@ -53,7 +53,7 @@ def test_every_map_and_chart_the_pages_draw_is_a_valid_plotly_figure(roots):
     pipeline.import_dataset(ws, load_folder(folder))
     emb = pipeline.embed_workspace(ws, PIXELS)
     run = pipeline.run_labeling(ws, emb, KIntent.parse(2))
-    label_page = importlib.import_module("pages.label")
+    label_page = importlib.import_module("app_pages.label")
     graph = pipeline.neighbour_graph(ws, emb)
     view = label_page.prepare(ws, run.hdl_id, run.baseline_id, graph.indices)
     n = view.replay.n

@@ -22,7 +22,7 @@ MAP_TITLE = "not labeled yet"       # the first trace of the map, and of no othe
 def _label_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
-    at.switch_page("pages/label.py")
+    at.switch_page("app_pages/label.py")
     at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
@@ -39,7 +39,7 @@ def _array(value) -> np.ndarray:
 
 
 def _live_figures(at) -> list[dict]:
-    """The figures the page draws with `pages._plot.live_chart`, as {"data", "layout"}."""
+    """The figures the page draws with `app_pages._plot.live_chart`, as {"data", "layout"}."""
     figures = []
     for element in at.get("bidi_component"):
         if element.proto.component_name.endswith("hdl_studio_live_plot"):
@@ -130,7 +130,7 @@ def test_a_run_started_here_goes_on_while_the_browser_is_elsewhere(demo_workspac
     assert not at.exception, at.exception
     assert at.button(key="label_run_button").disabled                  # one run at a time
     assert any("Running in the background" in i.value for i in at.info)
-    at.switch_page("pages/data.py")
+    at.switch_page("app_pages/data.py")
     at.run()
     at.run()                                                            # reruns elsewhere
     assert not at.exception, at.exception
@@ -138,7 +138,7 @@ def test_a_run_started_here_goes_on_while_the_browser_is_elsewhere(demo_workspac
     gate.set()
     assert BOARD.wait(timeout=120)
     assert max(r.run_id for r in ws.runs()) > before                   # it finished anyway
-    at.switch_page("pages/label.py")
+    at.switch_page("app_pages/label.py")
     at.run()
     assert any("HDL labeled" in s.value for s in at.success)           # told once
     at.run()
@@ -221,7 +221,7 @@ def test_without_embeddings_the_page_points_to_embed(demo_workspace):
     try:
         at = AppTest.from_file(APP, default_timeout=180)
         at.run()
-        at.switch_page("pages/label.py")
+        at.switch_page("app_pages/label.py")
         at.run()
         assert not at.exception, at.exception
         assert any("Embed them first" in i.value for i in at.info)

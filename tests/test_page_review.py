@@ -20,7 +20,7 @@ from hdl_core.auto_k import KIntent
 from hdl_core.workspace import labels, pipeline
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGE = "pages/review.py"
+PAGE = "app_pages/review.py"
 
 
 def _review_page() -> AppTest:
@@ -118,7 +118,7 @@ def test_review_page_renders_the_gallery_map_and_guidance(ws):
 @pytest.fixture
 def sent(monkeypatch):
     """What the Review page sends the keyboard widget, each time it draws it."""
-    from pages import _review_keys
+    from app_pages import _review_keys
     calls = []
     real = _review_keys._component
 

@@ -53,7 +53,7 @@ def test_folder_outside_the_data_root_is_refused_without_traceback(demo_workspac
 
 
 def test_embed_page_embeds_with_pixels_and_reports_the_cache(demo_workspace):
-    at = _app("pages/embed.py")
+    at = _app("app_pages/embed.py")
     at.radio[0].set_value("Pixels (baseline, not CLIP)").run()
     next(b for b in at.button if b.label == "Embed with pixels").click().run()
     finish_jobs(at)
@@ -67,7 +67,7 @@ def test_clip_without_weights_names_the_pages_own_ways_out(demo_workspace, tmp_p
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    at = _app("pages/embed.py")
+    at = _app("app_pages/embed.py")
     at.radio[0].set_value("CLIP (open_clip)").run()
     next(b for b in at.button if b.label == "Embed with CLIP").click().run()
     finish_jobs(at)
@@ -79,7 +79,7 @@ def test_clip_without_weights_names_the_pages_own_ways_out(demo_workspace, tmp_p
 
 
 def test_choose_k_stores_the_intent_and_marks_the_k_used(demo_workspace):
-    at = _app("pages/choose_k.py")
+    at = _app("app_pages/choose_k.py")
     assert not at.error
     chart = at.get("plotly_chart")
     assert len(chart) == 1
@@ -103,7 +103,7 @@ def test_choose_k_stores_the_intent_and_marks_the_k_used(demo_workspace):
 
 
 def test_export_csv_matches_the_store(demo_workspace):
-    at = _app("pages/export.py")
+    at = _app("app_pages/export.py")
     assert not at.error
     frame = labels.export_frame(demo_workspace)
     csv = pd.read_csv(io.BytesIO(pipeline.to_csv_bytes(frame)), keep_default_na=False)

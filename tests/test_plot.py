@@ -1,4 +1,4 @@
-"""pages/_plot.py: plotly charts redrawn in place (the Label page's map and charts).
+"""app_pages/_plot.py: plotly charts redrawn in place (the Label page's map and charts).
 
 Its JavaScript unit tests run here with ``node --test``; the Chromium test
 (tests/test_browser.py) moves the round slider and clicks a point of the real map.
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import streamlit
 
-from pages import _plot
+from app_pages import _plot
 from tests.test_review_keys import NODE, _skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +24,7 @@ def test_the_plot_javascript_unit_tests_pass():
     node = shutil.which(NODE)
     if node is None:
         _skip_or_fail(f"node not found as {NODE!r} (install Node.js >= 18, or set HDL_NODE)")
-    done = subprocess.run([node, "--test", str(ROOT / "pages" / "_plot")], capture_output=True,
+    done = subprocess.run([node, "--test", str(ROOT / "app_pages" / "_plot")], capture_output=True,
                           text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "# fail 0" in done.stdout

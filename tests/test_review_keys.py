@@ -1,4 +1,4 @@
-"""pages/_review_keys.py: the keyboard review widget.
+"""app_pages/_review_keys.py: the keyboard review widget.
 
 * its JavaScript unit tests (``node --test``), run from here;
 * the wrapper's bookkeeping: each action handed out once, in order, whatever reruns
@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from pages import _review_keys as rk
+from app_pages import _review_keys as rk
 from tests.streamlit_server import ServerDidNotStart, chromium_browser, streamlit_server
 from tests.test_browser import _missing_browser
 
 ROOT = Path(__file__).resolve().parent.parent
-FRONTEND = ROOT / "pages" / "_review_keys"
+FRONTEND = ROOT / "app_pages" / "_review_keys"
 HARNESS = ROOT / "tests" / "review_keys_harness.py"
 ARTIFACTS = ROOT / "test-artifacts" / "review_keys"
 NODE = os.environ.get("HDL_NODE", "node")
@@ -170,7 +170,7 @@ def _page_with_the_widget():
     """An AppTest script: the widget, and what it handed out, stored as a page would."""
     import streamlit as st
 
-    from pages._review_keys import review_keys
+    from app_pages._review_keys import review_keys
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 8
     st.session_state.setdefault("stored", [])
     tiles = [{"id": 7, "image": png, "label": "cat"}, {"id": 8, "image": png, "label": "<b>x</b>"}]

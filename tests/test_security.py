@@ -508,8 +508,8 @@ def test_rescanning_keeps_the_corrections_of_moved_and_missing_files(dataset_ws)
 # --------------------------------------------------------------------------- 4. damaged workspace
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = [None, "pages/embed.py", "pages/choose_k.py", "pages/label.py", "pages/review.py",
-         "pages/export.py"]
+PAGES = [None, "app_pages/embed.py", "app_pages/choose_k.py", "app_pages/label.py", "app_pages/review.py",
+         "app_pages/export.py"]
 
 
 def app_on(folder: Path, page: str | None = None):
@@ -582,9 +582,9 @@ def test_a_truncated_embedding_array_is_named_and_embedding_again_repairs_it(lab
     key = ws.get_setting("embedding")["key"]
     path = ws.embeddings_path(key)
     path.write_bytes(path.read_bytes()[:100])
-    at = app_on(ws.folder, "pages/label.py")
+    at = app_on(ws.folder, "app_pages/label.py")
     assert not at.exception and f"embeddings/{path.name}" in texts(at)
-    at = app_on(ws.folder, "pages/embed.py")
+    at = app_on(ws.folder, "app_pages/embed.py")
     assert not at.exception and f"embeddings/{path.name}" in texts(at)
     at.radio[0].set_value("Pixels (baseline, not CLIP)").run()
     next(b for b in at.button if b.label == "Embed with pixels").click().run()
@@ -694,7 +694,7 @@ def test_the_embed_page_says_how_many_images_a_stopped_run_kept(dataset_ws, smal
     with pytest.raises(KeyboardInterrupt):
         pipeline.embed_workspace(ws, PIXELS)
     monkeypatch.undo()
-    at = app_on(ws.folder, "pages/embed.py")
+    at = app_on(ws.folder, "app_pages/embed.py")
     assert not at.exception
     assert "stopped after 2 of 5 images" in texts(at)
 
@@ -785,7 +785,7 @@ def test_the_zip_export_skips_and_lists_a_file_that_vanished_since_the_scan(data
 def test_the_export_page_builds_the_zip_then_offers_it_and_says_what_it_left_out(labeled_ws):
     ws, folder = labeled_ws
     (folder / "e.png").unlink()
-    at = app_on(ws.folder, "pages/export.py")
+    at = app_on(ws.folder, "app_pages/export.py")
     assert not at.exception
     next(b for b in at.button if b.label == "Prepare ImageFolder zip").click().run()
     assert not at.exception
@@ -840,7 +840,7 @@ def re_unescape(text: str) -> str:
 
 
 def test_plotly_gets_names_as_text_and_long_names_cut_in_the_legend():
-    from pages import _map
+    from app_pages import _map
     evil = '<a href="http://evil.example">click</a>'
     long_name = "L" * 250
     figure = _map.class_map(np.zeros((3, 2)), np.arange(3), np.array([evil, long_name, None], object),
@@ -864,7 +864,7 @@ def test_the_label_page_map_shows_class_names_as_text(labeled_ws):
     ws.add_correction([ids["e.png"]], evil)
     emb = pipeline.current_embedding(ws)
     run = pipeline.run_labeling(ws, emb, KIntent.parse(2))
-    label_page = importlib.import_module("pages.label")
+    label_page = importlib.import_module("app_pages.label")
     graph = pipeline.neighbour_graph(ws, emb)
     view = label_page.prepare(ws, run.hdl_id, run.baseline_id, graph.indices)
     figure = label_page.map_figure(view, np.zeros((5, 2)), 0)
@@ -941,7 +941,7 @@ def test_identical_copies_are_labeled_as_one_and_share_label_step_and_round(tmp_
     # the Label page replays such a run on the full graph like any other
     import importlib
     from hdl_core.explain import round_view, vote_detail
-    label_page = importlib.import_module("pages.label")
+    label_page = importlib.import_module("app_pages.label")
     graph = pipeline.neighbour_graph(ws, emb)
     view = label_page.prepare(ws, run.hdl_id, None, graph.indices)
     for r in range(result.n_rounds):

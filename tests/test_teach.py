@@ -19,7 +19,7 @@ from hdl_core.views.walkthrough import (
 
 from .hdl_reference import literal_hdl, squared_euclidean_distance
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "teach.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "teach.py")
 
 
 @st.composite

@@ -1,10 +1,10 @@
 """Hover thumbnails for the plotly maps: hover a point, see its image.
 
 Plotly's own hover labels can only show text, so a small custom component (components
-v2, ``pages/_hover/hover.mjs``) listens to the hover events of one chart, found by its
+v2, ``app_pages/_hover/hover.mjs``) listens to the hover events of one chart, found by its
 Streamlit key, and shows the hovered point's thumbnail beside the pointer. Points are
-identified by the first entry of their ``customdata`` (the same ids `pages._map`'s reader
-uses). A module of pages/ whose name starts with ``_`` is not a page.
+identified by the first entry of their ``customdata`` (the same ids `app_pages._map`'s reader
+uses). A module of app_pages/ whose name starts with ``_`` is not a page.
 
 Thumbnails are sent on demand: hovering a point whose thumbnail the browser does not have
 sets the component's state ``wanted`` to its id, which reruns only the component's own

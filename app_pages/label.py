@@ -4,7 +4,7 @@ The replay lives in one fragment (slider, play/pause, map, charts, the clicked p
 vote), so moving the round reruns only that fragment: the per-run arrays are prepared once
 per run (`_prepared`, cached by workspace and run ids) and a move only rebuilds the map's
 point groups with numpy and sends one figure. The map and the per-round charts are drawn
-with `pages._plot.live_chart`, which redraws a chart in place: with ``st.plotly_chart`` every
+with `app_pages._plot.live_chart`, which redraws a chart in place: with ``st.plotly_chart`` every
 round was a new chart the browser built from scratch (300-400 ms of a move in Chromium).
 
 A run of more than `POINTS_LIMIT` images is drawn as a density picture of every point at
@@ -28,9 +28,9 @@ from hdl_core.flood import flood_report
 from hdl_core.views import replay as replaying
 from hdl_core.views.density import Window, draw_order
 from hdl_core.workspace import pipeline
-from pages._hover import hover_thumbnails
-from pages._plot import live_chart
-from pages._map import (DRAWN, GREY, OUTLINE, POINTS_LIMIT, class_colours, legend_name, map_note,
+from app_pages._hover import hover_thumbnails
+from app_pages._plot import live_chart
+from app_pages._map import (DRAWN, GREY, OUTLINE, POINTS_LIMIT, class_colours, legend_name, map_note,
                         palette, picture, plotly_text, view_of,
                         wait_for_umap)
 
@@ -273,7 +273,7 @@ def big_map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarra
 
 
 def _thumbnail(view: RunView, point: int):
-    """A map point's thumbnail and caption, for the hover (`pages._hover`)."""
+    """A map point's thumbnail and caption, for the hover (`app_pages._hover`)."""
     if not 0 <= point < view.replay.n:
         return None
     path = view.path(point)
@@ -312,7 +312,7 @@ def accuracy_figure(view: RunView, r: int) -> dict:
 def _kept_figure(view: RunView, kind: str, make) -> dict:
     """A chart of the run that does not change with the round, made once (kept on the view).
     Drawn with plotly.js's own defaults (no Python template: the page's theme gives the
-    text colour and font, `pages._plot`)."""
+    text colour and font, `app_pages._plot`)."""
     if kind not in view.charts:
         figure = make(view)
         figure.update_layout(template="none")
@@ -451,7 +451,7 @@ def _clamp_ui_state(view: RunView) -> None:
 
 
 def _pick_point(point: int) -> None:
-    """A click on the map (`pages._plot.live_chart`): the clicked point becomes the selected
+    """A click on the map (`app_pages._plot.live_chart`): the clicked point becomes the selected
     one, until another click or "Clear selection"."""
     st.session_state[state.LABEL_POINT] = int(point)
 
@@ -601,7 +601,7 @@ def _point_detail(view: RunView, point: int) -> None:
     if review.button("Open in Review", key="label_open_review", icon=":material/task_alt:",
                      help="Check or correct this image on the Review page, first in its queue."):
         state.open_in_review(int(view.item_ids[point]))
-        st.switch_page("pages/review.py")
+        st.switch_page("app_pages/review.py")
     clear.button("Clear selection", key="label_clear_point", on_click=_clear_point)
     left, right = st.columns([1, 4])
     left.image(state.thumbnail_png(view.file(point), root=view.root), width=state.THUMB_PX)
@@ -673,7 +673,7 @@ def main() -> None:
         st.fragment(replay_panel, run_every=PLAY_SECONDS if playing else None)(ws, emb, view)
         hover_thumbnails(state.LABEL_MAP, lambda point: _thumbnail(view, point), size=state.HOVER_PX)
         wait_for_umap(ws, emb)
-        st.page_link("pages/review.py", label="Next: review and correct", icon=":material/task_alt:")
+        st.page_link("app_pages/review.py", label="Next: review and correct", icon=":material/task_alt:")
 
 
 if __name__ == "__main__":

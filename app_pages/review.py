@@ -10,7 +10,7 @@ At a million images the page never builds a row per image: it reads the label ta
 arrays (`labels.label_columns`, kept until a label changes), filters and orders those,
 and builds table rows only for what it shows (`labels.table_rows`); the queue is ordered
 in the background when the run is big, and the map is a density picture with a lasso
-answered for every point (`pages._map.density_map`).
+answered for every point (`app_pages._map.density_map`).
 """
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ from hdl_core.views import gallery as review
 from hdl_core.views.density import Window, draw_order
 from hdl_core.workspace import labels, pipeline
 from hdl_core.workspace.store import StoreError
-from pages._map import (POINTS_LIMIT, class_map, density_map, map_note, selected_ids,
+from app_pages._map import (POINTS_LIMIT, class_map, density_map, map_note, selected_ids,
                         selection_points, shape_selection, unchecked, wait_for_umap)
-from pages._hover import hover_thumbnails
-from pages._review_keys import review_keys
+from app_pages._hover import hover_thumbnails
+from app_pages._review_keys import review_keys
 
 PER_PAGE = 48                 # thumbnails per gallery page
 COLUMNS = 8                   # thumbnails per gallery row
@@ -578,7 +578,7 @@ def _draw_order(n: int) -> np.ndarray:
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _run_points(folder: str, map_id: int, run_id: int, versions: tuple, _coords, _positions):
     """The map positions of the run's items (one array per map and run, so the map's view
-    and its drawn points are kept between reruns: `pages._map.view_of`)."""
+    and its drawn points are kept between reruns: `app_pages._map.view_of`)."""
     return _coords[_positions]
 
 

@@ -83,7 +83,7 @@ def main() -> None:
                "k*, chosen again from the seeds at each run"
                if choice.reliable else "the default, until the seeds allow a reliable k*")
         st.write(f"The next run uses **k = {k_used}** ({how}); it is stored with the run.")
-        st.page_link("pages/label.py", label="Next: label", icon=":material/label:")
+        st.page_link("app_pages/label.py", label="Next: label", icon=":material/label:")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 // and the numbered action log. The bottom half draws it with DOM calls only: every
 // label, class name, reason and file name goes through textContent, never innerHTML.
 //
-// Contract with pages/_review_keys.py (data in, state "actions" out) is documented
+// Contract with app_pages/_review_keys.py (data in, state "actions" out) is documented
 // there; in short: the widget advances locally at once and keeps a cumulative,
 // monotonically numbered action log in component state, so Python can lose no action
 // when Streamlit coalesces reruns.

@@ -1,4 +1,4 @@
-// Unit tests of the widget's pure logic: `node --test pages/_review_keys/` (no packages).
+// Unit tests of the widget's pure logic: `node --test app_pages/_review_keys/` (no packages).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 

@@ -2,7 +2,7 @@
 //
 // st.plotly_chart makes a new chart for every new figure. This component keeps one chart
 // per mounted element and hands every figure Python sends to Plotly.react, which redraws
-// only what changed (pages/_plot.py says why). Figures that come while one is being drawn
+// only what changed (app_pages/_plot.py says why). Figures that come while one is being drawn
 // are not queued: only the newest is drawn next. Traces sent as the same JSON text as the
 // previous figure's are passed as the same objects, so plotly skips recomputing them.
 //

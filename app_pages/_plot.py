@@ -5,14 +5,14 @@ the browser throws the old chart away and builds the new one from scratch (a new
 context for a scattergl map). On the Label page's map that was 300–400 ms of the
 browser's time per round-slider move in Chromium, against 60–80 ms for plotly's own
 ``Plotly.react`` on the chart already drawn. `live_chart` draws a figure with a small
-custom component (components v2, ``pages/_plot/plot.mjs``) that keeps one chart per key
+custom component (components v2, ``app_pages/_plot/plot.mjs``) that keeps one chart per key
 and hands each new figure to ``Plotly.react``, which redraws only what changed.
 
 The component uses Streamlit's own plotly.js (the one ``st.plotly_chart`` loads; it sets
 ``window.Plotly``), so the page loads no second copy. Clicks on points come back as the
 clicked point's id (the first entry of its ``customdata``), as ``st.plotly_chart``'s
-point selection gave them. Hover thumbnails (`pages._hover`) work on it as on any chart:
-the chart sits under ``.st-key-<key>`` in the page's own document. A module of pages/
+point selection gave them. Hover thumbnails (`app_pages._hover`) work on it as on any chart:
+the chart sits under ``.st-key-<key>`` in the page's own document. A module of app_pages/
 whose name starts with ``_`` is not a page.
 """
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Review labels at keyboard speed: one image at a time, or a grid with a cursor.
 
 `review_keys` draws a Streamlit custom component (components v2; its frontend is
-``pages/_review_keys/widget.mjs`` and ``widget.css``) and returns what the reviewer did
-since the last call. A module of pages/ whose name starts with ``_`` is not a page.
+``app_pages/_review_keys/widget.mjs`` and ``widget.css``) and returns what the reviewer did
+since the last call. A module of app_pages/ whose name starts with ``_`` is not a page.
 
 The contract
 ------------

@@ -14,7 +14,7 @@
   long names cut in the legend and shown whole on hover. Names never go into a
   ``hovertemplate`` itself, where ``%{…}`` would be read as a placeholder.
 
-A module of pages/ whose name starts with ``_`` is not a page; pages import it.
+A module of app_pages/ whose name starts with ``_`` is not a page; pages import it.
 """
 from __future__ import annotations
 

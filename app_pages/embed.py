@@ -173,7 +173,7 @@ def main() -> None:
         _job_panel(ws)
     with state.user_errors("Reading the embeddings"):
         if state.embedding(ws) is not None:
-            st.page_link("pages/choose_k.py", label="Next: choose k", icon=":material/insights:")
+            st.page_link("app_pages/choose_k.py", label="Next: choose k", icon=":material/insights:")
 
 
 if __name__ == "__main__":
