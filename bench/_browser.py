@@ -106,11 +106,23 @@ class MemoryPeaks:
 CAPTION_SHOWS_ROUND = """(r) => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
     .some((e) => e.innerText.startsWith(`Round ${r}:`) || e.innerText.startsWith(`Round ${r} is`))"""
 
+# the caption names the round and the map has drawn it: plotly holds the figure whose
+# first-level trace is round r's (plotly sets it and draws the traces in the same task;
+# checked in a requestAnimationFrame, so that frame is painted right after)
+ROUND_DRAWN = """(r) => {
+    const caption = [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+        .some((e) => e.innerText.startsWith(`Round ${r}:`) || e.innerText.startsWith(`Round ${r} is`));
+    const gd = document.querySelector('.st-key-label_map .js-plotly-plot');
+    const drawn = !!gd && (gd._fullData || []).some((t) => String(t.name).startsWith(`round ${r}:`));
+    return caption && drawn;
+}"""
+
 
 def time_slider_moves(page, moves: int, settle=idle) -> list[float]:
     """Seconds per move of the Label page's round slider by the keyboard (two steps right,
-    one left, ...), from the key press to the map's caption naming the new round: the
-    replay fragment reran and the map was drawn. Starts from round 0."""
+    one left, ...), from the key press to the map drawn at the new round and its caption
+    naming it (`ROUND_DRAWN`): the replay fragment reran and plotly drew the new figure.
+    Starts from round 0."""
     import time
     handle = page.get_by_role("slider", name="Round")
     handle.focus()
@@ -122,7 +134,7 @@ def time_slider_moves(page, moves: int, settle=idle) -> list[float]:
         key, r = ("ArrowRight", r + 1) if i % 3 != 2 else ("ArrowLeft", r - 1)
         started = time.perf_counter()
         handle.press(key)
-        page.wait_for_function(CAPTION_SHOWS_ROUND, arg=r, polling="raf")
+        page.wait_for_function(ROUND_DRAWN, arg=r, polling="raf")
         times.append(time.perf_counter() - started)
         settle(page)
     return times

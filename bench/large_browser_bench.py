@@ -7,8 +7,8 @@ On the synthetic workspaces of bench/_large.py (built on first use, kept under
   store was loaded (``first``: the Data page opened the workspace; the page's own results,
   e.g. the label arrays, are computed on this visit) and once more (``again``). Target: every
   page <= 3 s at 1M.
-* ``slider``: Label page, round slider moved by the keyboard, key to the map's caption
-  naming the new round (the replay fragment reran and the map was drawn). Target <= 300 ms.
+* ``slider``: Label page, round slider moved by the keyboard, key to the map drawn at the
+  new round with its caption naming it (`_browser.ROUND_DRAWN`). Target <= 300 ms.
 * ``lasso``: Review page, Map tab: a lasso drawn with the mouse, mouse up to the page
   saying how many images it selected (every point inside, drawn as a marker or not).
   Target <= 1 s at 1M.

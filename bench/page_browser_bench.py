@@ -5,8 +5,8 @@
   while the library loads, then the demo's own progress), and until the demo is open (it
   is generated and scanned on this first visit). Target: progress within 1 s.
 * ``slider``: the Label page of the labeled demo; each move of the round slider with the
-  keyboard (ArrowRight / ArrowLeft), from the key press to the map's caption naming the
-  new round (the fragment reran and the new figure is drawn). Target: <= 300 ms.
+  keyboard (ArrowRight / ArrowLeft), from the key press to the map drawn at the new round
+  with its caption naming it (`_browser.ROUND_DRAWN`). Target: <= 300 ms.
 
     .venv/bin/python bench/page_browser_bench.py [--moves 12]
 """
