@@ -148,6 +148,15 @@ def _trace(view: RunView, xy: np.ndarray, index, name: str, marker: dict, **extr
                              "%{customdata[2]:.2f}<extra>%{meta[0]}</extra>", **extra}
 
 
+def _selection_traces(view: RunView, trace, point: int) -> list[dict]:
+    """The clicked point ringed, and its k neighbours (`trace` makes a map trace)."""
+    ring = view.replay.neighbours[point, :view.replay.result.k]
+    return [trace(ring, "its neighbours", {"color": NEIGHBOUR_RING, "size": 12,
+                                           "symbol": "circle-open", "line": {"width": 2}}),
+            trace(np.array([point]), "selected", {
+                "color": HIGHLIGHT, "size": 18, "symbol": "circle-open", "line": {"width": 3}})]
+
+
 def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | None = None,
                point: int | None = None) -> dict:
     """The map at round `r` as a plotly figure dict (Scattergl traces, numpy arrays).
@@ -195,11 +204,7 @@ def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | 
                      textposition="top center")
     data.append(level)
     if point is not None:
-        ring = replay.neighbours[point, :result.k]
-        data.append(trace(ring, "its neighbours", {"color": NEIGHBOUR_RING, "size": 12,
-                                                   "symbol": "circle-open", "line": {"width": 2}}))
-        data.append(trace(np.array([point]), "selected", {
-            "color": HIGHLIGHT, "size": 18, "symbol": "circle-open", "line": {"width": 3}}))
+        data += _selection_traces(view, trace, point)
     layout = {
         "height": 560, "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
         "xaxis": {"visible": False}, "yaxis": {"visible": False},
@@ -216,7 +221,7 @@ def big_map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarra
     (labeled: class colour; not yet: grey), `DRAWN` points as markers for hover and clicks,
     the seeds, bridged points and round `r`'s first level marked (at most `MARKED_AT_MOST`
     of each, the same ones at every round), and the clicked point with its neighbours."""
-    replay, result = view.replay, view.replay.result
+    result = view.replay.result
     r = replaying.check_round(result, r)
     labeled = replaying.labeled_by_round(result, r)
     keep = None if only is None else np.asarray(only, bool)
@@ -253,11 +258,7 @@ def big_map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarra
         "color": result.labels[current], **by_class, "size": 9,
         "line": {"color": HIGHLIGHT, "width": 2}}))
     if point is not None:
-        ring = replay.neighbours[point, :result.k]
-        data.append(trace(ring, "its neighbours", {"color": NEIGHBOUR_RING, "size": 12,
-                                                   "symbol": "circle-open", "line": {"width": 2}}))
-        data.append(trace(np.array([point]), "selected", {
-            "color": HIGHLIGHT, "size": 18, "symbol": "circle-open", "line": {"width": 3}}))
+        data += _selection_traces(view, trace, point)
     shown = np.flatnonzero(keep) if only is not None else None
     image = (picture(coords, codes, view.colours, window) if shown is None else
              picture(coords[shown], codes[shown], view.colours, window))

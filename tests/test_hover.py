@@ -5,25 +5,17 @@ Its JavaScript unit tests run here with ``node --test``; the Chromium test
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 from app_pages import _hover
-from tests.test_review_keys import NODE, _skip_or_fail
+from tests.test_review_keys import run_node_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 8
 
 
 def test_the_hover_javascript_unit_tests_pass():
-    node = shutil.which(NODE)
-    if node is None:
-        _skip_or_fail(f"node not found as {NODE!r} (install Node.js >= 18, or set HDL_NODE)")
-    done = subprocess.run([node, "--test", str(ROOT / "app_pages" / "_hover")], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert "# fail 0" in done.stdout
+    run_node_tests(ROOT / "app_pages" / "_hover")
 
 
 def test_only_the_wanted_thumbnail_goes_as_a_data_uri_with_a_text_caption():

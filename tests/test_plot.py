@@ -7,27 +7,19 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import streamlit
 
 from app_pages import _plot
-from tests.test_review_keys import NODE, _skip_or_fail
+from tests.test_review_keys import run_node_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_plot_javascript_unit_tests_pass():
-    node = shutil.which(NODE)
-    if node is None:
-        _skip_or_fail(f"node not found as {NODE!r} (install Node.js >= 18, or set HDL_NODE)")
-    done = subprocess.run([node, "--test", str(ROOT / "app_pages" / "_plot")], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert "# fail 0" in done.stdout
+    run_node_tests(ROOT / "app_pages" / "_plot")
 
 
 def _array(value) -> np.ndarray:

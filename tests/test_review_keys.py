@@ -42,14 +42,19 @@ def _skip_or_fail(problem: str) -> None:
 
 # --------------------------------------------------------------------------- JavaScript
 
-def test_the_widget_javascript_unit_tests_pass():
+def run_node_tests(folder: Path) -> None:
+    """Run a component's JavaScript unit tests (``node --test folder``); they must all pass."""
     node = shutil.which(NODE)
     if node is None:
         _skip_or_fail(f"node not found as {NODE!r} (install Node.js >= 18, or set HDL_NODE)")
-    done = subprocess.run([node, "--test", str(FRONTEND)], capture_output=True, text=True,
+    done = subprocess.run([node, "--test", str(folder)], capture_output=True, text=True,
                           timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "# fail 0" in done.stdout
+
+
+def test_the_widget_javascript_unit_tests_pass():
+    run_node_tests(FRONTEND)
 
 
 # --------------------------------------------------------------------------- bookkeeping
