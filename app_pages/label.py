@@ -362,6 +362,7 @@ def _accuracy_chart(view: RunView) -> go.Figure:
                       annotation_text="kNN-DV (all at once)")
     fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                       xaxis_title="round", yaxis_title="accuracy (%)", showlegend=False)
+    fig.update_yaxes(autorangeoptions={"minallowed": 0, "maxallowed": 100})   # never 101 %
     return fig
 
 
@@ -553,8 +554,10 @@ def _side_panel(view: RunView, r: int) -> None:
     # a wrapping row: two metrics side by side where there is room, one under the other
     # in a narrow window, never a truncated number
     a = b = c = d = st.container(horizontal=True, gap="medium")
-    a.metric("Labeled so far", f"{replay.share[r]:.0%}", f"{done:,} of {replay.n:,}", **quiet,
-             help=f"Images carrying a label once round {r} is done, seeds included.")
+    a.metric("Labeled so far", f"{replay.share[r]:.0%}",
+             f"{short_count(done)} of {short_count(replay.n)}", **quiet,
+             help=f"Images carrying a label once round {r} is done, seeds included: "
+                  f"{done:,} of {replay.n:,}.")
     if replay.accuracy is not None:
         so_far = replay.accuracy[r]
         b.metric("Accuracy so far", "–" if np.isnan(so_far) else f"{so_far:.1%}",
@@ -574,6 +577,17 @@ def _side_panel(view: RunView, r: int) -> None:
     live_chart(progress_figure(view, r), key="label_progress", config=CHART_CONFIG)
     if replay.accuracy is not None:
         live_chart(accuracy_figure(view, r), key="label_accuracy", config=CHART_CONFIG)
+
+
+def short_count(n: int) -> str:
+    """A count that fits a metric's badge: 12,345 in full; 123.4k; 1.00M (the help has it
+    in full). "1,000,000 of 1,000,000" was cut off at a million images."""
+    n = int(n)
+    if n < 100_000:
+        return f"{n:,}"
+    if n < 999_950:
+        return f"{n / 1e3:.1f}k"
+    return f"{n / 1e6:.2f}M"
 
 
 def flood_text(report, variant: str | None) -> str:   # noqa: ARG001 (the report names it)

@@ -292,3 +292,14 @@ def test_the_variant_is_one_switch_away_and_a_flood_is_called_out(demo_workspace
         pipeline.set_labeling_variant(demo_workspace, "balanced")
         pipeline.run_labeling(demo_workspace, pipeline.current_embedding(demo_workspace),
                               pipeline.KIntent.parse(3))
+
+
+def test_a_labeled_count_fits_its_badge_at_a_million_images():
+    import importlib
+    label_page = importlib.import_module("app_pages.label")
+    shown = {n: label_page.short_count(n) for n in (0, 1_797, 99_999, 100_000, 123_456,
+                                                    999_949, 999_950, 1_000_000, 12_345_678)}
+    assert shown == {0: "0", 1_797: "1,797", 99_999: "99,999", 100_000: "100.0k",
+                     123_456: "123.5k", 999_949: "999.9k", 999_950: "1.00M",
+                     1_000_000: "1.00M", 12_345_678: "12.35M"}
+    assert max(len(f"{s} of {s}") for s in shown.values()) <= 16
