@@ -120,7 +120,7 @@ LABEL_SHOWN_RUN = "label_shown_run"     # the run the keys above refer to
 LABEL_ONLY_DISAGREE = "label_only_disagree"
 LABEL_RUN_CHOICE = "label_run_choice"
 LABEL_MESSAGE = "label_message"
-LABEL_MAP = "label_map"                 # the map (app_pages._plot.live_chart; a click picks a point)
+LABEL_MAP = "label_map"                 # the map (a live_chart; a click picks a point)
 # Review
 REVIEW_SELECTION = "review_selection"   # item ids selected on the map
 REVIEW_FLASH = "review_flash"           # (kind, message) shown once after an action

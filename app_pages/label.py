@@ -4,8 +4,9 @@ The replay lives in one fragment (slider, play/pause, map, charts, the clicked p
 vote), so moving the round reruns only that fragment: the per-run arrays are prepared once
 per run (`_prepared`, cached by workspace and run ids) and a move only rebuilds the map's
 point groups with numpy and sends one figure. The map and the per-round charts are drawn
-with `app_pages._plot.live_chart`, which redraws a chart in place: with ``st.plotly_chart`` every
-round was a new chart the browser built from scratch (300-400 ms of a move in Chromium).
+with `app_pages._plot.live_chart`, which redraws a chart in place: with ``st.plotly_chart``
+every round was a new chart the browser built from scratch (300-400 ms of a move in
+Chromium).
 
 A run of more than `POINTS_LIMIT` images is drawn as a density picture of every point at
 the round shown (labeled ones in their class colour, the rest grey) with a few thousand of
@@ -29,10 +30,9 @@ from hdl_core.views import replay as replaying
 from hdl_core.views.density import Window, draw_order
 from hdl_core.workspace import pipeline
 from app_pages._hover import hover_thumbnails
+from app_pages._map import (DRAWN, GREY, OUTLINE, POINTS_LIMIT, class_colours, legend_name,
+                            map_note, palette, picture, plotly_text, view_of, wait_for_umap)
 from app_pages._plot import live_chart
-from app_pages._map import (DRAWN, GREY, OUTLINE, POINTS_LIMIT, class_colours, legend_name, map_note,
-                        palette, picture, plotly_text, view_of,
-                        wait_for_umap)
 
 
 PLAY_SECONDS = 0.7                   # one replay frame

@@ -28,7 +28,7 @@ from hdl_core.views.density import Window, draw_order
 from hdl_core.workspace import labels, pipeline
 from hdl_core.workspace.store import StoreError
 from app_pages._map import (POINTS_LIMIT, class_map, density_map, map_note, selected_ids,
-                        selection_points, shape_selection, unchecked, wait_for_umap)
+                            selection_points, shape_selection, unchecked, wait_for_umap)
 from app_pages._hover import hover_thumbnails
 from app_pages._review_keys import review_keys
 
@@ -271,19 +271,20 @@ def _header(ws, run, columns, among, emb) -> None:
     metric("Since run", pending,
               help="Corrections and confirmations made since this run, not in it yet; re-run "
                    "HDL to spread them.")
-    b1, b2, b3 = st.columns([1, 1, 2], vertical_alignment="center")
+    # one wrapping row: the buttons keep their words in a narrow window
+    row = st.container(horizontal=True, gap="small", vertical_alignment="center")
     running = state.job(ws, "labeling")
     busy = running is not None and running.running
-    if b1.button("Re-run HDL", key="review_rerun", type="primary" if pending else "secondary",
-                 disabled=busy,
-                 help="Label everything again; every correction and confirmation is a seed, so "
-                      "those images keep their label. It runs in the background."):
+    if row.button("Re-run HDL", key="review_rerun", type="primary" if pending else "secondary",
+                  disabled=busy, width="content",
+                  help="Label everything again; every correction and confirmation is a seed, so "
+                       "those images keep their label. It runs in the background."):
         _rerun_hdl(ws, emb)
         st.rerun()
-    b2.button("Undo my last change", key="review_undo", on_click=_undo,
-              help="Takes back the last correction or confirmation made in this browser tab.")
+    row.button("Undo my last change", key="review_undo", on_click=_undo, width="content",
+               help="Takes back the last correction or confirmation made in this browser tab.")
     if busy:
-        b3.caption(f"Running: {state.escape_markdown(running.describe())}")
+        row.caption(f"Running: {state.escape_markdown(running.describe())}")
     _labeling_outcome(ws)
 
 

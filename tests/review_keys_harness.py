@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:          # `streamlit run tests/...` puts tests/ first, not the root
     sys.path.insert(0, str(ROOT))
 
-from app_pages._map import palette                      # noqa: E402
-from app_pages._review_keys import review_keys           # noqa: E402
+from app_pages._map import palette                  # noqa: E402
+from app_pages._review_keys import review_keys       # noqa: E402
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 ODD_CLASS = "<b>x</b>"                 # must show as these characters, not in bold

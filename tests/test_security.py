@@ -508,8 +508,8 @@ def test_rescanning_keeps_the_corrections_of_moved_and_missing_files(dataset_ws)
 # --------------------------------------------------------------------------- 4. damaged workspace
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = [None, "app_pages/embed.py", "app_pages/choose_k.py", "app_pages/label.py", "app_pages/review.py",
-         "app_pages/export.py"]
+PAGES = [None, "app_pages/embed.py", "app_pages/choose_k.py", "app_pages/label.py",
+         "app_pages/review.py", "app_pages/export.py"]
 
 
 def app_on(folder: Path, page: str | None = None):
