@@ -18,10 +18,25 @@ export function pointId(point) {
   return Number.isFinite(id) ? Math.round(id) : null;
 }
 
+/** "#rrggbb", "#rgb" or "rgb(r, g, b)" as "rgba(r,g,b,alpha)"; null for anything else. */
+export function withAlpha(colour, alpha) {
+  const text = String(colour || "").trim();
+  let rgb = null;
+  const hex = text.match(/^#([0-9a-f]{3}|[0-9a-f]{6})$/i);
+  if (hex) {
+    const h = hex[1].length === 3 ? [...hex[1]].map((c) => c + c).join("") : hex[1];
+    rgb = [0, 2, 4].map((i) => parseInt(h.slice(i, i + 2), 16));
+  } else {
+    const found = text.match(/^rgba?\(\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)/i);
+    if (found) rgb = found.slice(1, 4).map(Number);
+  }
+  return rgb ? `rgba(${rgb.join(",")},${alpha})` : null;
+}
+
 /**
- * The layout drawn: transparent backgrounds and the theme's text colour and font (what
- * st.plotly_chart's Streamlit theme does), unless the figure sets them; the width follows
- * the page.
+ * The layout drawn: transparent backgrounds, the theme's text colour and font, and grid
+ * lines a faint shade of that text colour (what st.plotly_chart's Streamlit theme does, so
+ * a dark theme gets no white grid), unless the figure sets them; the width follows the page.
  */
 export function themedLayout(layout, theme = {}) {
   const out = { ...layout };
@@ -31,6 +46,12 @@ export function themedLayout(layout, theme = {}) {
   if (theme.color) font.color = theme.color;
   if (theme.family) font.family = theme.family;
   out.font = { ...font, ...(layout.font || {}) };
+  const grid = withAlpha(theme.color, 0.15);
+  for (const name of Object.keys(out)) {
+    if (grid && /^[xy]axis\d*$/.test(name) && out[name] && out[name].gridcolor === undefined) {
+      out[name] = { ...out[name], gridcolor: grid };
+    }
+  }
   delete out.width;
   out.autosize = true;
   return out;

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { pointId, themedLayout, TraceCache } from "./plot.mjs";
+import { pointId, themedLayout, TraceCache, withAlpha } from "./plot.mjs";
 
 test("a clicked point's id is the first entry of its customdata, in every form plotly gives", () => {
   assert.equal(pointId({ customdata: { 0: 86, 1: 92, 2: 1 } }), 86);   // binary rows
@@ -23,6 +23,26 @@ test("the layout takes the theme's text colour and font, over transparent backgr
   assert.equal(out.autosize, true);
   assert.equal(out.height, 560);
   assert.deepEqual(out.legend, { y: -0.02 });
+});
+
+test("grid lines are a faint shade of the theme's text colour, on every axis drawn", () => {
+  const out = themedLayout({ xaxis: { title: "round" }, yaxis: {}, yaxis2: { gridcolor: "red" },
+                             legend: {} }, { color: "#fafafa" });
+  assert.equal(out.xaxis.gridcolor, "rgba(250,250,250,0.15)");
+  assert.equal(out.xaxis.title, "round");
+  assert.equal(out.yaxis.gridcolor, "rgba(250,250,250,0.15)");
+  assert.equal(out.yaxis2.gridcolor, "red");                  // the figure's own wins
+  assert.equal(out.legend.gridcolor, undefined);
+  assert.equal(themedLayout({ xaxis: {} }, {}).xaxis.gridcolor, undefined);   // no theme known
+});
+
+test("a colour takes an alpha whatever CSS form the theme gives it", () => {
+  assert.equal(withAlpha("#31333F", 0.15), "rgba(49,51,63,0.15)");
+  assert.equal(withAlpha("#fff", 0.5), "rgba(255,255,255,0.5)");
+  assert.equal(withAlpha("rgb(250, 250, 250)", 0.15), "rgba(250,250,250,0.15)");
+  assert.equal(withAlpha("rgba(1, 2, 3, 0.4)", 0.15), "rgba(1,2,3,0.15)");
+  assert.equal(withAlpha("tomato", 0.15), null);
+  assert.equal(withAlpha("", 0.15), null);
 });
 
 test("what the figure sets wins over the theme", () => {
