@@ -384,3 +384,27 @@ def test_removing_every_seed_asks_for_one():
     at.run()
     assert not at.exception
     assert "Place at least one seed" in at.error[0].value
+
+
+def test_neighbour_arrows_point_at_their_neighbour_with_heads_of_the_given_size(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "bench"))
+    from teach_bench import page_functions
+    page = page_functions()
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [0.0, 2.0]])
+    starts, ends = np.array([0, 0, 2]), np.array([1, 2, 3])       # the last has no length
+    hx, hy = page["_heads"](X, starts, ends, shorten=0.1, length=0.05, angle=np.radians(30))
+    heads = np.column_stack([hx, hy]).reshape(3, 5, 2)
+    assert np.isnan(heads[:, 4]).all()                             # a gap after each head
+    np.testing.assert_allclose(heads[:, 0], heads[:, 3])           # closed triangles
+    tips = heads[:, 1]
+    np.testing.assert_allclose(tips[:2], [[0.9, 0.0], [0.0, 1.8]])  # short of the target
+    for wing in (heads[:2, 0], heads[:2, 2]):
+        back = wing - tips[:2]
+        np.testing.assert_allclose(np.linalg.norm(back, axis=1), 0.05)
+        shaft = tips[:2] - X[starts[:2]]
+        cos = -(back * shaft).sum(1) / (0.05 * np.linalg.norm(shaft, axis=1))
+        np.testing.assert_allclose(cos, np.cos(np.radians(30)))    # 30° off the shaft
+    np.testing.assert_allclose(heads[2, :4], np.repeat([[0.0, 2.0]], 4, axis=0))
+    shafts, filled = page["light_arrows"](X, starts, ends, color="#b0b0b0", name="arrows")
+    assert shafts["showlegend"] and not filled["showlegend"]
+    assert shafts["legendgroup"] == filled["legendgroup"] and filled["fill"] == "toself"
