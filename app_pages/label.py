@@ -362,7 +362,7 @@ def _accuracy_chart(view: RunView) -> go.Figure:
                       annotation_text="kNN-DV (all at once)")
     fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                       xaxis_title="round", yaxis_title="accuracy (%)", showlegend=False)
-    fig.update_yaxes(autorangeoptions={"minallowed": 0, "maxallowed": 100.4})   # never 101 %
+    fig.update_yaxes(autorangeoptions={"clipmin": 0, "clipmax": 100.4})   # never 101 %
     return fig
 
 
