@@ -126,8 +126,10 @@ def drop_behind(X, start: int, stop: int) -> None:
     keep what it read. Reading them again maps them again, from the kernel's page cache
     while it keeps them. Anything else (arrays in memory, other systems) is left as is.
 
-    At a million 512-D images the passes of a labeling (checks, norms, duplicate hashing,
-    kNN-DV) otherwise leave all 2 GB of the file mapped in the server.
+    At a million 512-D images the passes of a labeling (checks, norms, duplicate hashing)
+    otherwise leave all 2 GB of the file mapped in the server. Reads of scattered rows
+    (kNN-DV's blocks, a bridge's candidates) go to the file instead (`_RowFile`) and map
+    nothing.
     """
     global _MADVISE
     X = getattr(X, "X", X)                                  # UnitRows: the stored rows

@@ -27,8 +27,8 @@ import numpy as np
 
 from .bridge import ApproximateBridge, LabeledGroups, distinct_rows
 from .config import BRIDGE_APPROX_MIN_PAIRS, BRIDGES
-from .graph import (KnnGraph, build_knn_graph, check_k, drop_behind, exact_knn, get_metric,
-                    nearest_exactly, rows_to_read)
+from .graph import (KnnGraph, build_knn_graph, check_k, exact_knn, get_metric, nearest_exactly,
+                    rows_to_read)
 
 _DONE, _STALLED = 0, 1
 
@@ -811,11 +811,9 @@ def knn_dv_prepared_rows(rows: np.ndarray, y, *, k: int, metric: str = "cosine"
         return result
     k_vote = min(k, seeds.size)
     seed_rows, seed_labels, n_classes = rows[seeds], y[seeds], int(y.max()) + 1
-    drop_behind(rows, 0, n)      # a row read maps its neighbours too (up to 2 MB of file)
     for start in range(0, unlabeled.size, KNN_DV_BLOCK):
         block = unlabeled[start:start + KNN_DV_BLOCK]
         nearest, _ = exact_knn(rows[block], seed_rows, k_vote, metric=metric)
         labels[block], result.confidence[block] = vote(seed_labels[nearest], n_classes)
-        drop_behind(rows, block[0], block[-1] + 1)
     result.n_voters[unlabeled] = k_vote
     return result
