@@ -905,7 +905,12 @@ def _exact_knn_torch(queries, reference, k, exclude_self, device):
 
     ref = torch.from_numpy(np.ascontiguousarray(reference)).to(device)
     n_q, n_ref = queries.shape[0], reference.shape[0]
-    block = max(1, min(n_q, (4 * BLOCK_BYTES) // (4 * max(n_ref, 1))))
+    budget = 4 * BLOCK_BYTES
+    if device.type == "cuda":
+        # a GPU runs a few large products far faster than many thin ones: a quarter of its
+        # free memory (at most 8 GiB) per block of similarities
+        budget = max(budget, min(torch.cuda.mem_get_info(device)[0] // 4, 8 << 30))
+    block = max(1, min(n_q, budget // (4 * max(n_ref, 1))))
     width = min(k + 1, n_ref)
     indices = np.empty((n_q, k), dtype=np.int64)
     distances = np.empty((n_q, k), dtype=np.float32)
