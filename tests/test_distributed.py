@@ -68,6 +68,23 @@ def test_ray_and_local_embeddings_are_equal_and_skip_the_same_files(cluster, roo
     assert out_a.read_bytes() == out_b.read_bytes()
 
 
+def test_clip_on_ray_in_two_stages_equals_the_local_engine(cluster, roots, tmp_path):
+    """CLIP through Ray: a prepare stage decodes, resizes and crops to uint8 pixels, the
+    actors normalise and run the model. The vectors are the local engine's."""
+    from hdl_core.embed import load_embeddings_dir, make_encoder
+    from hdl_core.distributed import embed_on_ray
+    folder, truth = folder_with_bad_files(roots[0])
+    options = {"model": "ViT-S-32", "pretrained": None, "image_size": 64, "batch_size": 4}
+    meta = embed_on_ray(folder, tmp_path / "ray", encoder="clip", options=options,
+                        actors=1, batch_size=4)
+    assert "MapBatches(_prepare_batch)" in meta["ray_data_stats"]
+    paths, X, written = load_embeddings_dir(tmp_path / "ray")
+    assert paths.to_pylist() == sorted(truth) and len(written["skipped"]) == 5
+    local = make_encoder("clip", device="cpu", num_workers=0, **options).encode(
+        [folder / path for path in paths.to_pylist()])
+    np.testing.assert_allclose(X, local, atol=1e-5)
+
+
 def test_actors_that_would_take_every_cpu_are_refused_before_anything_hangs(cluster, roots,
                                                                             tmp_path, capsys):
     folder, _ = folder_with_bad_files(roots[0])

@@ -196,6 +196,46 @@ def test_clip_checkpoint_for_another_model_is_explained(tiny_clip, tmp_path):
         wrong.load()
 
 
+def test_clip_prepared_batches_encode_as_the_files_do(tiny_clip, images):
+    """The Ray engine's split: prepare_images on a CPU worker, encode_prepared where the
+    model is. Both forms of the prepared input give the file path's vectors, bit for bit."""
+    from hdl_core.data import open_image
+
+    decoded = [open_image(path) for path in images]
+    full = tiny_clip.prepare_images(decoded)
+    compact = tiny_clip.prepare_images(decoded, compact=True)
+    assert full.shape == (7, 3, 64, 64) and full.dtype == np.float32
+    assert compact.shape == (7, 64, 64, 3) and compact.dtype == np.uint8   # a quarter of the bytes
+    reference = tiny_clip.encode(images)                  # same batches of 3 throughout
+    np.testing.assert_array_equal(tiny_clip.encode_prepared(full), reference)
+    np.testing.assert_array_equal(tiny_clip.encode_prepared(compact), reference)
+    assert tiny_clip.encode_prepared(compact[:0]).shape == (0, 384)
+
+
+def test_clip_preprocessing_needs_no_weights_and_follows_the_tag():
+    """A read task builds the transform without the checkpoint (no download, no memory):
+    a tag's own mean and std still apply, and the pixel table is exactly what torchvision's
+    ToTensor + Normalize give."""
+    import torch
+
+    encoders.clear_model_cache()
+    openai = make_encoder("clip", model="ViT-B-32", pretrained="openai", device="cpu")
+    resized = make_encoder("clip", model="ViT-B-32", pretrained="laion2b_s34b_b79k",
+                               device="cpu", image_size=96)
+    stages, table = openai._split_preprocess()
+    normalize = openai.preprocess().transforms[-1]
+    assert openai._model is None                                   # nothing was loaded
+    assert normalize.mean == tuple(openai._tag_config["mean"])
+    values = torch.arange(256, dtype=torch.float32).div(255)
+    expected = (values[None, :] - torch.tensor(normalize.mean)[:, None]) / torch.tensor(
+        normalize.std)[:, None]
+    assert torch.equal(table, expected)
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (50, 130, 3), dtype=np.uint8))
+    assert np.asarray(stages(image)).shape == (224, 224, 3)
+    assert resized.prepare_images([image], compact=True).shape == (1, 96, 96, 3)
+
+
 def test_clip_empty_input_needs_no_model():
     encoder = make_encoder("clip", model="ViT-B-32", pretrained="laion2b_s34b_b79k", device="cpu")
     assert encoder.encode([]).shape == (0, 512)

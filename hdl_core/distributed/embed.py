@@ -1,13 +1,19 @@
-"""Embedding an image folder on Ray Data: files read by Ray's read tasks, decoded and
+"""Embedding an image folder on Ray Data: files read and decoded by Ray's read tasks,
 encoded by a pool of actors that each load the encoder once, written as Parquet parts.
 
     files listed here (the scan's own rules: hidden files, non-images, links)
       -> ray.data.read_binary_files            read tasks, 1 CPU each
+      -> map_batches(_prepare_batch)           tasks, 1 CPU each: the scan's image
+                                              check, decode, encoder.prepare_images
+                                              (CLIP: resize and crop to uint8 pixels)
       -> map_batches(_EncodeBatch, concurrency=actors, num_gpus=G)
-                                              each actor: the scan's image check, decode,
-                                              encoder.encode_images (CLIP on its GPU)
+                                              each actor: encoder.encode_prepared (scale,
+                                              normalise and the model, on its GPU)
       -> iter_batches on the driver           part-NNNNN.parquet + _meta.json
 
+Decoding runs on every free CPU, not inside the actors: one actor per GPU decoding its own
+images would hold a GPU waiting on one CPU core. (On a cluster without GPUs Ray Data fuses
+the two stages into the actors, which then do both, as many as there are spare CPUs.)
 A file the scan would skip is skipped here with the same reason (`hdl_core.data.scan`
 decides both), so `embed --engine ray` and `--engine local` list the same skipped files.
 """
@@ -25,39 +31,57 @@ from ..data.imageio import decode_image
 Progress = Callable[[int, int], None]
 
 
+_PREPARERS: dict[tuple, object] = {}      # per worker process: (encoder, options) -> encoder
+
+
+def _prepare_batch(batch: dict, *, name: str, options: dict, root: str,
+                   max_pixels: int) -> dict:
+    """Ray Data read-side stage (a task on 1 CPU): the scan's image check, decoding and the
+    encoder's CPU preprocessing, so the actors holding GPUs only run the model."""
+    from ..data.scan import _image_problem
+    from ..embed import make_encoder
+
+    key = (name, tuple(sorted(options.items())))
+    encoder = _PREPARERS.get(key)
+    if encoder is None:
+        encoder = _PREPARERS[key] = make_encoder(name, **options)
+    paths, problems, images = [], [], []
+    for path, data in zip(batch["path"], batch["bytes"]):
+        relative = Path(os.path.relpath(str(path), root)).as_posix()
+        # as data.scan._inspect_file decides for a file it read: empty, then the image
+        problem = ("empty file (0 bytes)" if len(data) == 0
+                   else _image_problem(bytes(data), max_pixels))
+        image = None
+        if problem is None:
+            try:
+                image = decode_image(bytes(data), relative, max_pixels=max_pixels)
+            except Exception as error:   # passed the scan's checks, still undecodable
+                problem = f"corrupt image ({error})"
+        paths.append(relative)
+        problems.append(problem or "")
+        images.append(image)
+    good = [i for i, image in enumerate(images) if image is not None]
+    ready = encoder.prepare_images([images[i] for i in good], compact=True)
+    prepared = np.zeros((len(paths),) + ready.shape[1:], ready.dtype)
+    prepared[good] = ready
+    return {"path": np.array(paths, dtype=object), "problem": np.array(problems, dtype=object),
+            "prepared": prepared}
+
+
 class _EncodeBatch:
     """A Ray Data actor: one encoder per actor, loaded once, used for every batch."""
 
-    def __init__(self, name: str, options: dict, root: str, max_pixels: int):
+    def __init__(self, name: str, options: dict):
         from ..embed import make_encoder
         self.encoder = make_encoder(name, **options)
-        self.root = root
-        self.max_pixels = max_pixels
 
     def __call__(self, batch: dict) -> dict:
-        from ..data.scan import _image_problem
-
-        paths, problems, images = [], [], []
-        for path, data in zip(batch["path"], batch["bytes"]):
-            relative = Path(os.path.relpath(str(path), self.root)).as_posix()
-            # as data.scan._inspect_file decides for a file it read: empty, then the image
-            problem = ("empty file (0 bytes)" if len(data) == 0
-                       else _image_problem(bytes(data), self.max_pixels))
-            image = None
-            if problem is None:
-                try:
-                    image = decode_image(bytes(data), relative, max_pixels=self.max_pixels)
-                except Exception as error:   # passed the scan's checks, still undecodable
-                    problem = f"corrupt image ({error})"
-            paths.append(relative)
-            problems.append(problem or "")
-            images.append(image)
-        good = [i for i, image in enumerate(images) if image is not None]
-        vectors = self.encoder.encode_images([images[i] for i in good])
-        embedding = np.zeros((len(paths), vectors.shape[1]), np.float32)
+        problem = batch["problem"]
+        good = np.flatnonzero(problem == "")
+        vectors = self.encoder.encode_prepared(batch["prepared"][good])
+        embedding = np.zeros((len(problem), vectors.shape[1]), np.float32)
         embedding[good] = vectors
-        return {"path": np.array(paths, dtype=object), "problem": np.array(problems, dtype=object),
-                "embedding": embedding}
+        return {"path": batch["path"], "problem": problem, "embedding": embedding}
 
 
 def embed_on_ray(images: str | Path, out: str | Path, *, encoder: str = "pixels",
@@ -93,7 +117,9 @@ def embed_on_ray(images: str | Path, out: str | Path, *, encoder: str = "pixels"
     Returns
     -------
     dict
-        What `_meta.json` holds: cache key, model, dim, n, skipped (path, reason) rows.
+        What `_meta.json` holds: cache key, model, dim, n, skipped (path, reason) rows; and
+        ``ray_data_stats``, Ray Data's per-stage timings (``Dataset.stats()``), for tuning
+        actors and batch size on a cluster.
     """
     import ray
 
@@ -150,6 +176,7 @@ def embed_on_ray(images: str | Path, out: str | Path, *, encoder: str = "pixels"
                              f"leave none to read files (Ray Data then waits forever); use at "
                              f"most {max(1, cpus - 1)}")
         total = len(candidates)
+        stats = ""
         skipped = [(entry.path, entry.reason) for entry in skipped_on_sight] + linked
         done = 0
         if progress is not None:
@@ -157,11 +184,15 @@ def embed_on_ray(images: str | Path, out: str | Path, *, encoder: str = "pixels"
         if total:
             dataset = ray.data.read_binary_files([str(path) for _, path, _ in candidates],
                                                  include_paths=True)
-            encoded = dataset.map_batches(
+            prepared = dataset.map_batches(
+                _prepare_batch, batch_size=batch_size, num_cpus=1,
+                fn_kwargs={"name": encoder, "root": str(root), "max_pixels": max_pixels,
+                           "options": {**options, "device": "cpu"} if encoder == "clip"
+                           else options})
+            encoded = prepared.map_batches(
                 _EncodeBatch, batch_size=batch_size, concurrency=actors,
                 num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None,
-                fn_constructor_kwargs={"name": encoder, "options": options,
-                                       "root": str(root), "max_pixels": max_pixels})
+                fn_constructor_kwargs={"name": encoder, "options": options})
             for batch in encoded.iter_batches(batch_format="numpy", batch_size=4096):
                 problem = batch["problem"]
                 good = np.flatnonzero(problem == "")
@@ -171,6 +202,7 @@ def embed_on_ray(images: str | Path, out: str | Path, *, encoder: str = "pixels"
                 done += len(problem)
                 if progress is not None:
                     progress(done, total)
+            stats = encoded.stats()
     finally:
         if started_here:
             ray.shutdown()
@@ -179,4 +211,4 @@ def embed_on_ray(images: str | Path, out: str | Path, *, encoder: str = "pixels"
             "model": getattr(probe, "model", probe.name),
             "skipped": [{"path": p, "reason": r} for p, r in skipped]}
     writer.close(meta)
-    return {**meta, "n": writer.n, "dim": writer.dim}
+    return {**meta, "n": writer.n, "dim": writer.dim, "ray_data_stats": stats}

@@ -51,6 +51,11 @@ class Encoder(Protocol):
     ``file_cache_key``, ``encode_files(paths, progress)`` (per-file vectors, safe to cache
     per file) and ``finalize(vectors)`` (the set-level step); `EmbeddingCache` uses them
     when present and falls back to ``cache_key`` / ``encode`` otherwise.
+
+    Batches of decoded images go through ``prepare_images(images, compact=False)`` (CPU
+    work: the model's input as an array; `compact` asks for its smallest exact form) and
+    ``encode_prepared(array)`` (the model); ``encode_images`` is the two in turn. The Ray
+    engine runs them on different workers.
     """
 
     name: str            # "clip" | "pixels"

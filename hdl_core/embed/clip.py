@@ -21,6 +21,7 @@ _MODELS: dict[tuple, tuple] = {}      # (model, weights id, device, image size) 
 
 
 _MODELS_LOCK = threading.Lock()
+_TRANSFORMS: dict[tuple, object] = {}   # (model, weights id, image size) -> preprocess
 
 
 _CHECKPOINT_DIGESTS: dict[tuple, str] = {}   # (path, size, mtime_ns) -> sha256 hex
@@ -234,20 +235,99 @@ class ClipEncoder:
 
     def encode_images(self, images) -> np.ndarray:
         """Encode decoded RGB images (`hdl_core.data.open_image`) in one batch: the same
-        preprocessing and model as `encode`, without a DataLoader (the Ray engine decodes
-        in its read tasks and calls this in its actors)."""
-        out = np.empty((len(images), self.dim), dtype=np.float32)
-        if not len(images):
+        preprocessing and model as `encode`, without a DataLoader."""
+        return self.encode_prepared(self.prepare_images(images))
+
+    def preprocess(self):
+        """The image transform `encode` applies (resize, crop, normalise), built without
+        loading weights: it depends on the model, the tag's image settings and the image
+        size, never on the checkpoint's contents. Cached per process."""
+        import open_clip
+        import torch
+
+        if self._preprocess is not None:
+            return self._preprocess
+        key = (self.model, self._weights_id, self.image_size)
+        with _MODELS_LOCK:
+            if key not in _TRANSFORMS:
+                options = {}
+                if self._tag_config is not None:
+                    options = dict(image_mean=self._tag_config.get("mean"),
+                                   image_std=self._tag_config.get("std"),
+                                   image_interpolation=self._tag_config.get("interpolation"),
+                                   image_resize_mode=self._tag_config.get("resize_mode"))
+                with torch.device("meta"):          # a model of shapes only: no memory, no init
+                    _, _, transform = open_clip.create_model_and_transforms(
+                        self.model, pretrained=None, device="meta",
+                        force_image_size=self.image_size, **options)
+                _TRANSFORMS[key] = transform
+            return _TRANSFORMS[key]
+
+    def _split_preprocess(self):
+        """(image stages, table) when the transform ends in ToTensor + Normalize, the way
+        open_clip builds it, else None. The image stages (resize, crop, RGB) give the
+        model's input as uint8 pixels; `table[c, v]` is what ToTensor + Normalize make of
+        value v in channel c, computed by those very transforms on the CPU, so looking it
+        up on any device gives the same float32 input, bit for bit (a GPU dividing by 255
+        itself would not: it multiplies by the reciprocal)."""
+        from PIL import Image
+        from torchvision import transforms as T
+
+        steps = list(getattr(self.preprocess(), "transforms", []))
+        if (len(steps) < 2 or not isinstance(steps[-2], T.ToTensor)
+                or not isinstance(steps[-1], T.Normalize)):
+            return None
+        ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)
+        table = steps[-1](steps[-2](Image.fromarray(ramp, "RGB")))[:, 0, :]   # (3, 256)
+        return T.Compose(steps[:-2]), table.contiguous()
+
+    def prepare_images(self, images, compact: bool = False) -> np.ndarray:
+        """The model's input for decoded RGB images: shape (n, 3, size, size), float32.
+        CPU work only, so the Ray engine runs it in its read tasks and keeps the actors
+        holding GPUs on the model.
+
+        With `compact`, the same input as uint8 pixels of shape (n, size, size, 3) where the
+        transform allows (a quarter of the bytes to move between workers, no float work on
+        the CPU); `encode_prepared` finishes the job, to the same vectors."""
+        split = self._split_preprocess() if compact else None
+        size = self.image_size
+        if split is not None:
+            stages = split[0]
+            out = np.empty((len(images), size, size, 3), dtype=np.uint8)
+            for i, image in enumerate(images):
+                pixels = np.asarray(stages(image))
+                if pixels.shape != out.shape[1:]:
+                    raise ValueError(f"CLIP preprocessing gave {pixels.shape} pixels, "
+                                     f"expected {out.shape[1:]}")
+                out[i] = pixels
+            return out
+        transform = self.preprocess()
+        out = np.empty((len(images), 3, size, size), dtype=np.float32)
+        for i, image in enumerate(images):
+            out[i] = transform(image).numpy()
+        return out
+
+    def encode_prepared(self, prepared: np.ndarray) -> np.ndarray:
+        """Unit vectors for `prepare_images` output (either form), `batch_size` rows at a
+        time."""
+        out = np.empty((len(prepared), self.dim), dtype=np.float32)
+        if not len(prepared):
             return out
         import torch
 
         self.load()
         dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+        pixels = prepared.dtype == np.uint8
+        if pixels:
+            table = self._split_preprocess()[1].to(self.device)
+            channel = torch.arange(3, device=self.device)
         with torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                batch = torch.stack([self._preprocess(image)
-                                     for image in images[start:start + self.batch_size]])
-                features = self._model.encode_image(batch.to(self.device, dtype=dtype)).float()
+            for start in range(0, len(prepared), self.batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(
+                    prepared[start:start + self.batch_size])).to(self.device, non_blocking=True)
+                if pixels:          # (n, size, size, 3) uint8 -> (n, 3, size, size) float32
+                    batch = table[channel, batch.long()].permute(0, 3, 1, 2).contiguous()
+                features = self._model.encode_image(batch.to(dtype)).float()
                 features = torch.nn.functional.normalize(features, dim=-1)
                 out[start:start + len(batch)] = features.cpu().numpy()
         return out

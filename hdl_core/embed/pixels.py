@@ -90,13 +90,22 @@ class PixelsEncoder:
         files. Each row depends on its image only, so batches can be encoded anywhere (the
         Ray engine does); with ``pca_components`` set the set-level PCA cannot, and this
         raises a ValueError."""
-        if self.pca_components is not None:
-            raise ValueError("pixels with pca_components fits PCA over the whole set; encode "
-                             "batches without it (pca_components=None)")
+        return self.encode_prepared(self.prepare_images(images))
+
+    def prepare_images(self, images, compact: bool = False) -> np.ndarray:
+        """Raw pixel vectors in [0, 1], shape (n, raw_dim), float32 (`compact` changes
+        nothing: these vectors are already small)."""
         raw = np.empty((len(images), self.raw_dim), dtype=np.float32)
         for i, image in enumerate(images):
             raw[i] = self._pixels_of(image)
-        return self.finalize(raw)
+        return raw
+
+    def encode_prepared(self, prepared: np.ndarray) -> np.ndarray:
+        """Unit vectors for `prepare_images` output (no PCA: see `encode_images`)."""
+        if self.pca_components is not None:
+            raise ValueError("pixels with pca_components fits PCA over the whole set; encode "
+                             "batches without it (pca_components=None)")
+        return self.finalize(np.asarray(prepared, dtype=np.float32))
 
     def encode_files(self, paths: Sequence[Path], progress: Progress | None = None) -> np.ndarray:
         """Raw per-file pixel vectors in [0, 1], shape (n, 3*size**2), not normalised."""
