@@ -42,6 +42,10 @@ KMEANS_ITERATIONS = 4
 def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Number the distinct rows of `X` (identical bytes) by first occurrence.
 
+    For `graph.UnitRows` the rows are compared as stored, before scaling: rows identical
+    there are identical scaled, and reading them costs no division (two stored rows that
+    scale to the same bytes stay two vectors, compared like any other pair).
+
     Returns (vector, first): ``vector[i]`` is row i's number, ``first[v]`` the first row
     with number v. Rows are told apart by a hash of their bytes, and rows sharing a hash
     are compared in full, so two rows share a number only when they are identical.
@@ -50,11 +54,13 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n, d = X.shape
     word = np.uint32 if X.dtype.itemsize == 4 else np.uint64
 
-    buffer = np.empty((65536, d), X.dtype) if hasattr(X, "read") else None
+    unit = hasattr(X, "read")
+    buffer = np.empty((65536, d), X.dtype) if unit else None
 
-    def words(rows) -> np.ndarray:       # X's rows as integers (X may be `graph.UnitRows`)
-        if buffer is not None and isinstance(rows, slice):
-            return X.read(rows, out=buffer).view(word)
+    def words(rows) -> np.ndarray:       # X's rows as integers
+        if unit:    # `graph.UnitRows`: rows as stored (identical stored, identical scaled)
+            return np.ascontiguousarray(X.read(rows, out=buffer if isinstance(rows, slice)
+                                               else None, scaled=False)).view(word)
         return np.ascontiguousarray(X[rows]).view(word)
 
     multipliers = np.random.default_rng(2024).integers(1, 2**63, size=d,

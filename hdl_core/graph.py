@@ -270,6 +270,16 @@ class UnitRows:
             if scaled:
                 np.divide(rows, self.norms[key][:, None], out=rows)
             return rows
+        if (scaled and isinstance(key, np.ndarray) and key.ndim == 1 and key.size
+                and key.dtype.kind in "iu" and self.norms.dtype == self.X.dtype == np.float32
+                and self.X.flags.c_contiguous and key.min() >= 0
+                and key.max() < self.X.shape[0]):
+            # a gather of scattered rows (bridges read them by the thousand): gathered and
+            # scaled in one pass, the same float32 division as below
+            out = (np.empty((key.size, self.X.shape[1]), np.float32) if out is None
+                   else out[:key.size])
+            _gather_scaled(self.X, self.norms, key, out)
+            return out
         rows = self.X[key]
         if not scaled:
             return rows                                  # a slice of an array: a view
@@ -287,6 +297,16 @@ class UnitRows:
             out[start:start + self.CHUNK] = self[start:start + self.CHUNK]
             drop_behind(self.X, start, start + self.CHUNK)
         return out if dtype is None else out.astype(dtype, copy=False)
+
+
+@numba.njit(cache=True)
+def _gather_scaled(X, norms, key, out):
+    """``out[i] = X[key[i]] / norms[key[i]]`` (indices checked by the caller)."""
+    for i in range(key.size):
+        row = key[i]
+        norm = norms[row]
+        for t in range(X.shape[1]):
+            out[i, t] = X[row, t] / norm
 
 
 class _RowFile:

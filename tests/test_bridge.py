@@ -103,6 +103,15 @@ def test_distinct_rows_numbers_identical_rows_alike_by_first_occurrence():
     assert first.tolist() == [0, 1, 3, 5]
 
 
+def test_distinct_rows_of_unit_rows_compares_rows_as_stored():
+    from hdl_core.graph import UnitRows, normalize_rows
+    X = np.array([[1.0, 2], [3, 4], [1, 2], [2, 4], [3, 4]], np.float32)
+    vector, first = bridge.distinct_rows(UnitRows(X))
+    assert vector.tolist() == [0, 1, 0, 2, 1]     # [2, 4] scales as [1, 2] but is stored apart
+    assert first.tolist() == [0, 1, 3]
+    assert np.array_equal(normalize_rows(X)[0], normalize_rows(X)[3])
+
+
 def test_many_identical_copies_bridge_once_per_closed_group_of_copies():
     # 3000 points, 60 distinct images of 50 copies each: every image's copies list only
     # each other, so each unseeded image needs exactly one bridge

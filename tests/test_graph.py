@@ -317,9 +317,11 @@ def test_unit_rows_read_as_normalize_rows_bit_for_bit_without_copying_x(stored, 
     picks = np.random.default_rng(1).integers(0, 1000, 300)        # unordered, repeated
     mask = np.zeros(1000, bool)
     mask[picks] = True
-    for key in (picks, np.unique(picks), mask, -picks - 1, np.arange(0), slice(10, 990),
-                slice(0, 1000, 7), slice(995, 2000), 500):
+    for key in (picks, np.unique(picks), picks.astype(np.uint32), mask, -picks - 1,
+                np.arange(0), slice(10, 990), slice(0, 1000, 7), slice(995, 2000), 500):
         assert np.array_equal(rows[key].view(np.uint32), expected[key])
+    with pytest.raises(IndexError):                   # checked before any row is gathered
+        rows[np.array([3, 1000])]
     buffer = np.full((400, 37), np.nan, np.float32)
     got = rows.read(np.unique(picks), out=buffer)
     assert np.shares_memory(got, buffer)
