@@ -259,3 +259,13 @@ def test_approx_bridge_on_random_512d_data_is_near_the_best_pair():
         found += near == best
         gaps.append(near - best)
     assert found >= 8 and max(gaps) <= 0.03, (found, max(gaps))
+
+
+def test_nearest_lists_are_the_k_smallest_keys_ties_by_list_number():
+    rng = np.random.default_rng(5)
+    key = rng.integers(0, 6, size=(300, 40)).astype(np.float32)     # many ties, also at the k-th
+    index, value = np.empty((300, 5), np.int64), np.empty((300, 5), np.float32)
+    bridge._smallest_k(key, 5, index, value)
+    expected = np.lexsort((np.broadcast_to(np.arange(40), key.shape), key), axis=1)[:, :5]
+    assert np.array_equal(index, expected)
+    assert np.array_equal(value, np.take_along_axis(key, expected, 1))
