@@ -210,6 +210,11 @@ def test_clip_prepared_batches_encode_as_the_files_do(tiny_clip, images):
     np.testing.assert_array_equal(tiny_clip.encode_prepared(full), reference)
     np.testing.assert_array_equal(tiny_clip.encode_prepared(compact), reference)
     assert tiny_clip.encode_prepared(compact[:0]).shape == (0, 384)
+    other = make_encoder("clip", **TINY_CLIP)
+    other._split = False                       # a transform that does not end in Normalize
+    assert other.prepare_images(decoded[:2], compact=True).dtype == np.float32
+    with pytest.raises(ValueError, match="without compact"):
+        other.encode_prepared(compact[:2])
 
 
 def test_clip_preprocessing_needs_no_weights_and_follows_the_tag():

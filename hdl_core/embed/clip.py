@@ -119,6 +119,7 @@ class ClipEncoder:
                           f"|px={self.image_size}")
         self._model = None
         self._preprocess = None
+        self._split = None          # _split_preprocess's answer, once asked (False: none)
 
     def __repr__(self) -> str:
         return (f"ClipEncoder(model={self.model!r}, pretrained={self.pretrained!r}, "
@@ -273,17 +274,20 @@ class ClipEncoder:
         from PIL import Image
         from torchvision import transforms as T
 
-        steps = list(getattr(self.preprocess(), "transforms", []))
-        if (len(steps) < 2 or not isinstance(steps[-2], T.ToTensor)
-                or not isinstance(steps[-1], T.Normalize)):
-            return None
-        ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)
-        table = steps[-1](steps[-2](Image.fromarray(ramp, "RGB")))[:, 0, :]   # (3, 256)
-        return T.Compose(steps[:-2]), table.contiguous()
+        if self._split is None:
+            steps = list(getattr(self.preprocess(), "transforms", []))
+            if (len(steps) < 2 or not isinstance(steps[-2], T.ToTensor)
+                    or not isinstance(steps[-1], T.Normalize)):
+                self._split = False
+            else:
+                ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)
+                table = steps[-1](steps[-2](Image.fromarray(ramp, "RGB")))[:, 0, :]  # (3, 256)
+                self._split = (T.Compose(steps[:-2]), table.contiguous())
+        return self._split or None
 
     def prepare_images(self, images, compact: bool = False) -> np.ndarray:
         """The model's input for decoded RGB images: shape (n, 3, size, size), float32.
-        CPU work only, so the Ray engine runs it in its read tasks and keeps the actors
+        CPU work only, so the Ray engine runs it in tasks on any CPU and keeps the actors
         holding GPUs on the model.
 
         With `compact`, the same input as uint8 pixels of shape (n, size, size, 3) where the
@@ -319,7 +323,12 @@ class ClipEncoder:
         dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         pixels = prepared.dtype == np.uint8
         if pixels:
-            table = self._split_preprocess()[1].to(self.device)
+            split = self._split_preprocess()
+            if split is None:
+                raise ValueError(f"uint8 pixels cannot be normalised for {self.model}: its "
+                                 "transform does not end in ToTensor + Normalize; pass "
+                                 "prepare_images(images) without compact")
+            table = split[1].to(self.device)
             channel = torch.arange(3, device=self.device)
         with torch.inference_mode():
             for start in range(0, len(prepared), self.batch_size):
