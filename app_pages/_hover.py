@@ -14,11 +14,12 @@ of the page resends thumbnails.
 """
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Callable
 
 import streamlit as st
+
+from app_pages._review_keys import image_uri
 
 FRONTEND = Path(__file__).with_name("_hover")
 
@@ -28,12 +29,6 @@ _component = st.components.v2.component(
     css=(FRONTEND / "hover.css").read_text(encoding="utf-8"),
     js=(FRONTEND / "hover.mjs").read_text(encoding="utf-8"),
 )
-
-
-def data_uri(image: bytes) -> str:
-    """PNG or JPEG bytes as a ``data:`` URI."""
-    kind = "image/png" if image[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
-    return f"data:{kind};base64,{base64.b64encode(image).decode('ascii')}"
 
 
 def hover_thumbnails(chart_key: str, thumbnail: Callable[[int], tuple[bytes, str] | None], *,
@@ -74,6 +69,9 @@ def hover_data(chart_key: str, thumbnail, size: int, wanted) -> dict:
         found = thumbnail(point)
         if found is not None:
             image, caption = found
-            data["thumbs"][point] = data_uri(image)
+            try:
+                data["thumbs"][point] = image_uri(image, where=f"thumbnail of point {point}")
+            except ValueError:          # not an image format a browser shows: no thumbnail
+                return data
             data["captions"][point] = str(caption)
     return data

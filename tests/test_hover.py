@@ -35,3 +35,5 @@ def test_only_the_wanted_thumbnail_goes_as_a_data_uri_with_a_text_caption():
     assert _hover.hover_data("the_map", thumbnail, 80, 9)["thumbs"] == {}    # unknown point
     assert _hover.hover_data("the_map", thumbnail, 80, "junk")["thumbs"] == {}
     assert asked == [3, 5, 9]
+    not_an_image = _hover.hover_data("the_map", lambda point: (b"junk", "c.txt"), 80, 1)
+    assert not_an_image["thumbs"] == {} and not_an_image["captions"] == {}
