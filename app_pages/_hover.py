@@ -14,21 +14,15 @@ of the page resends thumbnails.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import streamlit as st
 
+from app_pages._frontend import folder_component
 from app_pages._review_keys import image_uri
 
-FRONTEND = Path(__file__).with_name("_hover")
-
-_component = st.components.v2.component(
-    "hdl_studio_hover_thumbnails",
-    html='<div class="hover"></div>',
-    css=(FRONTEND / "hover.css").read_text(encoding="utf-8"),
-    js=(FRONTEND / "hover.mjs").read_text(encoding="utf-8"),
-)
+_component = folder_component("hdl_studio_hover_thumbnails", "_hover", "hover",
+                              html='<div class="hover"></div>')
 
 
 def hover_thumbnails(chart_key: str, thumbnail: Callable[[int], tuple[bytes, str] | None], *,

@@ -24,15 +24,11 @@ from typing import Callable
 import streamlit as st
 from plotly.io.json import to_json_plotly
 
-FRONTEND = Path(__file__).with_name("_plot")
+from app_pages._frontend import folder_component
 
-_component = st.components.v2.component(
-    "hdl_studio_live_plot",
-    html='<div class="live-plot"></div>',
-    css=(FRONTEND / "plot.css").read_text(encoding="utf-8"),
-    js=(FRONTEND / "plot.mjs").read_text(encoding="utf-8"),
-    isolate_styles=False,      # plotly styles its chart from the page's stylesheet
-)
+_component = folder_component(
+    "hdl_studio_live_plot", "_plot", "plot", html='<div class="live-plot"></div>',
+    isolate_styles=False)      # plotly styles its chart from the page's stylesheet
 
 
 @functools.cache

@@ -99,12 +99,12 @@ import base64
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-FRONTEND = Path(__file__).with_name("_review_keys")
+from app_pages._frontend import folder_component
+
 COMPONENT_NAME = "hdl_studio_review_keys"
 MODES = ("one", "grid")
 KINDS = ("assign", "confirm", "undo", "page")
@@ -118,12 +118,8 @@ _URL_STARTS = ("data:image/", "https://", "http://", "/", "app/static/")
 _IMAGE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"),
                 (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif"))
 
-_component = st.components.v2.component(
-    COMPONENT_NAME,
-    html='<div class="rk"></div>',
-    css=(FRONTEND / "widget.css").read_text(encoding="utf-8"),
-    js=(FRONTEND / "widget.mjs").read_text(encoding="utf-8"),
-)
+_component = folder_component(COMPONENT_NAME, "_review_keys", "widget",
+                              html='<div class="rk"></div>')
 
 
 # --------------------------------------------------------------------------- data in
