@@ -26,6 +26,7 @@ from _common import (ROOT, clustered_sphere, machine_info, print_table, seed_lab
 
 sys.path.insert(0, str(ROOT / "tests"))
 
+from hdl_core import _prefetch  # noqa: E402
 from hdl_core.balanced import balanced_label  # noqa: E402
 from hdl_core.graph import normalize_rows  # noqa: E402
 from hdl_core.hdl import (_Bridge, _check_graph, _index_array, _KernelState,  # noqa: E402
@@ -84,7 +85,7 @@ def phase_times(X, y, graph) -> dict:
     timed("run_rounds", lambda: _run_rounds(
         nb, rev_ptr, rev_idx, state.labeled, labels, state.L, state.bucket_head,
         state.node_point, state.node_next, state.counters, step, round_, confidence,
-        n_voters, state.order, int(yy.max()) + 1))
+        n_voters, state.order, int(yy.max()) + 1, _prefetch.worth_it(n)))
     return {name: round(s, 4) for name, s in out.items()}
 
 

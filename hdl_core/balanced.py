@@ -40,11 +40,13 @@ import math
 import numba
 import numpy as np
 
+from . import _prefetch
+from ._prefetch import prefetch
 from .config import BALANCED_BORDER_RATIO, BALANCED_K
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
 from .hdl import (LabelingResult, _bridge_confidence, _BridgeSearch, _check_graph,
-                  _index_array, _reverse_adjacency, _second_level_order, _vote, check_bridge,
-                  validate_labels)
+                  _index_array, _prefetch_votes, _reverse_adjacency, _second_level_order,
+                  _vote, check_bridge, validate_labels)
 
 _DONE, _STALLED = 0, 1
 # counters[...] slots shared between the driver and the kernel
@@ -171,7 +173,8 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_rati
         status = _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, s.work, s.slot_class,
                              s.slot_count, s.slot_first, s.n_slots, s.winner, s.votes,
                              s.peak, s.bucket_head, s.node_point, s.node_next, s.counters,
-                             step, round_, confidence, n_voters, s.order, border_ratio)
+                             step, round_, confidence, n_voters, s.order, border_ratio,
+                             _prefetch.worth_it(n))
         if status == _DONE:
             labels[:] = s.work
             result.approximate_bridges = bridges.approximate
@@ -323,10 +326,14 @@ def _valid(p, c, level, work, winner, votes):
 @numba.njit(cache=True)
 def _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, work, slot_class, slot_count,
                 slot_first, n_slots, winner, votes, peak, bucket_head, node_point, node_next,
-                counters, step, round_, confidence, n_voters, order, border_ratio):
-    """Run rounds until every point is labeled (_DONE) or none has a labeled neighbour."""
+                counters, step, round_, confidence, n_voters, order, border_ratio, far):
+    """Run rounds until every point is labeled (_DONE) or none has a labeled neighbour.
+    `far`: prefetch (`hdl_core._prefetch`), for labelings whose arrays do not fit in cache."""
     n, k = neighbours.shape
     n_classes = bucket_head.shape[0]
+    flat = neighbours.reshape(-1)           # row p starts at flat[p * k]: for prefetching
+    slot_class_flat = slot_class.reshape(-1)
+    slot_count_flat = slot_count.reshape(-1)
     in_round = np.zeros(n, np.bool_)
     members = np.empty(n, np.int64)
     score = np.zeros(n, np.int64)
@@ -377,9 +384,18 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, work, slot_class, slot_co
             return _STALLED
         # second level (Algorithm 1, lines 9-20): most listed by the round's other points
         # first, equal scores by ascending index
-        _second_level_order(neighbours, members, s, in_round, score, keys)
+        _second_level_order(neighbours, members, s, in_round, score, keys, far)
         # vote in that order, each vote seeing everything labeled so far (lines 21-24)
         for a in range(s):
+            ahead = _prefetch_votes(a, s, keys, neighbours, flat, rev_ptr, rev_idx, work, far)
+            if ahead >= 0:          # the points that list it: what `_count_vote` reads
+                for e in range(rev_ptr[ahead], rev_ptr[ahead + 1]):
+                    q = rev_idx[e]
+                    prefetch(work, q)
+                    prefetch(winner, q)
+                    prefetch(n_slots, q)
+                    prefetch(slot_class_flat, q * k)
+                    prefetch(slot_count_flat, q * k)
             p = keys[a] % n
             c, v, voters = _vote(neighbours[p], work, counts, first_pos, touched)
             confidence[p] = v / voters

@@ -12,7 +12,10 @@ rounds themselves run in one compiled kernel (`_run_rounds`) over plain arrays:
 * L_m (labeled neighbours of unlabeled m) is kept up to date through the reverse adjacency
   (who lists p among its k neighbours), built by counting;
 * a bucket queue on L finds the first level (every unlabeled point with L = max L) without
-  scanning all points each round.
+  scanning all points each round;
+* a round's voting order is known once its second level is sorted, so while one point votes
+  the kernel asks for the memory of the points a few steps ahead (`hdl_core._prefetch`):
+  beyond a million points the rounds otherwise spend most of their time waiting on it.
 
 Every edge is touched a constant number of times, so a whole labeling costs O(n·k) after
 the graph, plus sorting each first level (O(s log s)).
@@ -25,6 +28,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from . import _prefetch
+from ._prefetch import AHEAD, prefetch
 from .bridge import ApproximateBridge, LabeledGroups, distinct_rows
 from .config import BRIDGE_APPROX_MIN_PAIRS, BRIDGES
 from .graph import (KnnGraph, build_knn_graph, check_k, exact_knn, get_metric, nearest_exactly,
@@ -234,7 +239,8 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
     while True:
         status = _run_rounds(neighbours, rev_ptr, rev_idx, state.labeled, work, state.L,
                              state.bucket_head, state.node_point, state.node_next, state.counters,
-                             step, round_, confidence, n_voters, state.order, n_classes)
+                             step, round_, confidence, n_voters, state.order, n_classes,
+                             _prefetch.worth_it(n))
         if status == _DONE:
             labels[:] = work
             result.approximate_bridges = bridges.approximate
@@ -672,9 +678,11 @@ def _vote(neighbour_row, labels, counts, first_pos, touched):
 @numba.njit(cache=True)
 def _run_rounds(neighbours, rev_ptr, rev_idx, labeled, labels, L,
                 bucket_head, node_point, node_next, counters,
-                step, round_, confidence, n_voters, order, n_classes):
-    """Run rounds until every point is labeled (_DONE) or max L = 0 (_STALLED)."""
+                step, round_, confidence, n_voters, order, n_classes, far):
+    """Run rounds until every point is labeled (_DONE) or max L = 0 (_STALLED). `far`:
+    prefetch (`_prefetch`), for labelings whose arrays do not fit in cache."""
     n, k = neighbours.shape
+    flat = neighbours.reshape(-1)           # row p starts at flat[p * k]: for prefetching
     in_first_level = np.zeros(n, np.bool_)
     first_level = np.empty(n, np.int64)
     score = np.zeros(n, np.int64)
@@ -705,9 +713,15 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, labeled, labels, L,
             return _STALLED
         # second level (lines 9-20): sum(l[i]) = (s-1)·maxL + #{first-level j listing i};
         # descending, equal scores by ascending index.
-        _second_level_order(neighbours, first_level, s, in_first_level, score, keys)
+        _second_level_order(neighbours, first_level, s, in_first_level, score, keys, far)
         # label in that order, each vote seeing everything labeled so far (lines 21-24)
         for a in range(s):
+            ahead = _prefetch_votes(a, s, keys, neighbours, flat, rev_ptr, rev_idx, labels,
+                                    far)
+            if ahead >= 0:          # the points that list it: their labels and L
+                for e in range(rev_ptr[ahead], rev_ptr[ahead + 1]):
+                    prefetch(labels, rev_idx[e])
+                    prefetch(L, rev_idx[e])
             p = keys[a] % n
             c, votes, voters = _vote(neighbours[p], labels, counts, first_pos, touched)
             confidence[p] = votes / voters
@@ -721,14 +735,47 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, labeled, labels, L,
     return _DONE
 
 
+@numba.njit(cache=True, inline="always")
+def _prefetch_votes(a, s, keys, neighbours, flat, rev_ptr, rev_idx, labels, far):
+    """While step `a` of a round votes, ask for what later steps will read (`_prefetch`):
+    3·AHEAD steps ahead the point's neighbour list and reverse-adjacency pointer, 2·AHEAD
+    ahead its neighbours' labels and the start of its reverse list. Returns the point
+    AHEAD steps ahead (-1 past the round's end, or when not `far`: nothing is asked for),
+    whose reverse list is then in cache for the caller to ask for what the kernel's
+    `_mark_labeled` will read there."""
+    n, k = neighbours.shape
+    if not far:
+        return -1
+    if a + 3 * AHEAD < s:
+        p = keys[a + 3 * AHEAD] % n
+        prefetch(flat, p * k)
+        prefetch(rev_ptr, p)
+    if a + 2 * AHEAD < s:
+        p = keys[a + 2 * AHEAD] % n
+        for j in range(k):
+            prefetch(labels, flat[p * k + j])
+        prefetch(rev_idx, rev_ptr[p])
+    if a + AHEAD < s:
+        return keys[a + AHEAD] % n
+    return -1
+
+
 @numba.njit(cache=True)
-def _second_level_order(neighbours, members, s, in_round, score, keys):
+def _second_level_order(neighbours, members, s, in_round, score, keys, far=False):
     """Algorithm 1's second level for the `s` points of `members` (flagged in `in_round`):
     ``keys[:s]`` sorted so that ``keys[a] % n`` is the a-th point to vote, the point listed
     by the most others of the round first, equal scores by ascending index. Adds to `score`
-    (the caller clears it with `in_round` once the round is done)."""
+    (the caller clears it with `in_round` once the round is done). `far`: prefetch
+    (`_prefetch`)."""
     n, k = neighbours.shape
+    flat = neighbours.reshape(-1)
     for a in range(s):
+        if far and a + 2 * AHEAD < s:       # see `_prefetch`: the list, then its flags
+            prefetch(flat, members[a + 2 * AHEAD] * k)
+        if far and a + AHEAD < s:
+            ahead = neighbours[members[a + AHEAD]]
+            for j in range(k):
+                prefetch(in_round, ahead[j])
         row = neighbours[members[a]]
         for j in range(k):
             if in_round[row[j]]:

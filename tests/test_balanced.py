@@ -8,7 +8,7 @@ from hdl_core.explain import vote_detail
 
 from .balanced_reference import literal_balanced
 from .hdl_reference import squared_euclidean_distance
-from .test_hdl import labeling_problems
+from .test_hdl import labeling_problems, large_round_problem
 
 
 def assert_matches_literal(X, y, k, graph, border_ratio=0.5, metric="cosine"):
@@ -33,6 +33,17 @@ def test_balanced_matches_its_literal_definition_on_knn_graphs(problem, border_r
 @given(labeling_problems(geometric=False))
 def test_balanced_matches_its_literal_definition_on_arbitrary_neighbour_lists(problem):
     assert_matches_literal(*problem)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("prefetching", [True, False])
+def test_balanced_matches_its_literal_definition_in_rounds_longer_than_the_prefetch_distance(
+        seed, prefetching, monkeypatch):
+    from hdl_core import _prefetch
+    monkeypatch.setattr(_prefetch, "MIN_POINTS", 0 if prefetching else 10**9)
+    assert _prefetch.worth_it(1500) is prefetching
+    result = assert_matches_literal(*large_round_problem(seed))
+    assert np.bincount(result.round[result.round >= 0]).max() > 3 * _prefetch.AHEAD
 
 
 @pytest.mark.slow

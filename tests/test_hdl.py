@@ -60,6 +60,32 @@ def test_hdl_matches_literal_algorithm_1_on_arbitrary_neighbour_lists(problem):
     assert_matches_literal(*problem)
 
 
+def large_round_problem(seed):
+    """Random neighbour lists over 1,500 points with 5 % seeds: rounds of hundreds of
+    points, so the kernel's prefetching (`hdl_core._prefetch.AHEAD` steps ahead, three
+    stages deep; turned on below its usual size by the tests) runs in full, at a round's
+    end and in short late rounds."""
+    rng = np.random.default_rng(seed)
+    n, k = 1500, 6
+    indices = np.array([rng.choice(np.delete(np.arange(n), i), k, replace=False)
+                        for i in range(n)])
+    y = np.full(n, -1)
+    seeds = rng.choice(n, 75, replace=False)
+    y[seeds] = rng.integers(0, 4, seeds.size)
+    return rng.normal(size=(n, 3)), y, k, KnnGraph(indices, np.zeros((n, k), np.float32))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("prefetching", [True, False])
+def test_hdl_matches_literal_algorithm_1_in_rounds_longer_than_the_prefetch_distance(
+        seed, prefetching, monkeypatch):
+    from hdl_core import _prefetch
+    monkeypatch.setattr(_prefetch, "MIN_POINTS", 0 if prefetching else 10**9)
+    assert _prefetch.worth_it(1500) is prefetching
+    result = assert_matches_literal(*large_round_problem(seed))
+    assert np.bincount(result.round[result.round >= 0]).max() > 3 * _prefetch.AHEAD
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(labeling_problems(geometric=True, metric="euclidean"))
 def test_euclidean_hdl_matches_literal_algorithm_1_with_a_euclidean_bridge(problem):
