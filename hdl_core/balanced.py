@@ -163,9 +163,7 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_rati
         return result
 
     neighbours = _index_array(graph.indices, n)
-    rev_ptr, rev_idx = _reverse_adjacency(neighbours, n)
-    rev_pos = np.empty(neighbours.size, np.int16 if k < 2**15 else np.int32)
-    _reverse_positions(neighbours, rev_ptr, rev_pos)
+    rev_ptr, rev_idx, rev_pos = _reverse_adjacency(neighbours, n, positions=True)
     s = _State(neighbours, labels.astype(np.int32), int(labels.max()) + 1)
     bridges = _BridgeSearch(rows, y >= 0, metric, bridge)
     d_k = None
@@ -225,19 +223,6 @@ class _State:
         _start_counts(neighbours, work, self.slot_class, self.slot_count, self.slot_first,
                       self.n_slots, self.winner, self.votes, self.bucket_head,
                       self.node_point, self.node_next, self.counters)
-
-
-@numba.njit(cache=True)
-def _reverse_positions(neighbours, rev_ptr, rev_pos):
-    """For each reverse-adjacency entry (q lists p), p's position in q's list; filled in
-    the order `hdl._reverse_adjacency` fills its entries."""
-    n, k = neighbours.shape
-    fill = rev_ptr[:-1].copy()
-    for i in range(n):
-        for j in range(k):
-            p = neighbours[i, j]
-            rev_pos[fill[p]] = j
-            fill[p] += 1
 
 
 @numba.njit(cache=True)

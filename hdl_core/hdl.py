@@ -10,7 +10,8 @@ rounds themselves run in one compiled kernel (`_run_rounds`) over plain arrays:
 
 * the kNN graph over D ∪ D' is fixed, so only "is labeled" changes while labeling;
 * L_m (labeled neighbours of unlabeled m) is kept up to date through the reverse adjacency
-  (who lists p among its k neighbours), built by counting;
+  (who lists p among its k neighbours), built by counting, block by block of target points
+  on large graphs so that its writes stay in cache;
 * a bucket queue on L finds the first level (every unlabeled point with L = max L) without
   scanning all points each round;
 * a round's voting order is known once its second level is sorted, so while one point votes
@@ -567,9 +568,35 @@ class _Bridge:
         return int(src[0])
 
 
+# Targets per block of the blocked reverse adjacency: a block's pointers and its part of
+# the reverse lists (2^16 · (8 + 4k) bytes, 3 MiB at k = 10) stay in cache while filled.
+# Measured on random k = 10 graphs: at 10M points 15–18 ns per edge against 32–49 for the
+# direct scatter, at 1M 13–15 against 18–22; block bits 14–17 within noise of each other.
+REVERSE_BLOCK_BITS = 16
+
+
+def _reverse_adjacency(neighbours, n, positions=False):
+    """CSR of "who lists p as a neighbour": ``rev_idx[rev_ptr[p]:rev_ptr[p + 1]]`` are the
+    points whose lists hold p, ascending. O(n·k), no sort. With `positions`, also
+    ``rev_pos``: for each entry, p's position in that point's list (int16 while k allows).
+    From four blocks of targets up the entries are first grouped by block
+    (`_reverse_adjacency_blocked`): the same arrays, without a random write over all of
+    memory per edge."""
+    k = neighbours.shape[1]
+    rev_pos = np.empty(n * k if positions else 0, np.int16 if k < 2**15 else np.int32)
+    if n >> REVERSE_BLOCK_BITS < 4:
+        rev_ptr, rev_idx = _reverse_adjacency_direct(neighbours, n)
+        if positions:
+            _reverse_positions_direct(neighbours, rev_ptr, rev_pos)
+    else:
+        rev_ptr, rev_idx = _reverse_adjacency_blocked(neighbours, n, REVERSE_BLOCK_BITS,
+                                                      rev_pos)
+    return (rev_ptr, rev_idx, rev_pos) if positions else (rev_ptr, rev_idx)
+
+
 @numba.njit(cache=True)
-def _reverse_adjacency(neighbours, n):
-    """CSR of "who lists p as a neighbour", by counting (O(n·k), no sort)."""
+def _reverse_adjacency_direct(neighbours, n):
+    """`_reverse_adjacency` by counting and one scatter."""
     k = neighbours.shape[1]
     rev_ptr = np.zeros(n + 1, np.int64)
     for i in range(n):
@@ -584,6 +611,73 @@ def _reverse_adjacency(neighbours, n):
             p = neighbours[i, j]
             rev_idx[fill[p]] = i
             fill[p] += 1
+    return rev_ptr, rev_idx
+
+
+@numba.njit(cache=True)
+def _reverse_positions_direct(neighbours, rev_ptr, rev_pos):
+    """For each reverse-adjacency entry (q lists p), p's position in q's list; filled in
+    the order `_reverse_adjacency_direct` fills its entries."""
+    n, k = neighbours.shape
+    fill = rev_ptr[:-1].copy()
+    for i in range(n):
+        for j in range(k):
+            p = neighbours[i, j]
+            rev_pos[fill[p]] = j
+            fill[p] += 1
+
+
+@numba.njit(cache=True)
+def _reverse_adjacency_blocked(neighbours, n, bits, rev_pos):
+    """`_reverse_adjacency` in two passes (bits <= 16): every edge (i lists p) is first
+    appended, in order of i, to the list of p's block of 2^bits targets (i, and p's low
+    bits); then each block is counted, summed and scattered within its own range, which
+    fits in cache. Fills `rev_pos` too unless it is empty. Extra memory while building:
+    6 bytes per edge (8 with positions)."""
+    k = neighbours.shape[1]
+    with_positions = rev_pos.size > 0
+    n_blocks = (n >> bits) + 1
+    low = (1 << bits) - 1
+    block_start = np.zeros(n_blocks + 1, np.int64)
+    for i in range(n):
+        for j in range(k):
+            block_start[(neighbours[i, j] >> bits) + 1] += 1
+    for b in range(n_blocks):
+        block_start[b + 1] += block_start[b]
+    cursor = block_start[:-1].copy()
+    source = np.empty(n * k, neighbours.dtype)
+    target_low = np.empty(n * k, np.uint16)
+    position = np.empty(n * k if with_positions else 0, rev_pos.dtype)
+    for i in range(n):
+        for j in range(k):
+            p = neighbours[i, j]
+            e = cursor[p >> bits]
+            source[e] = i
+            target_low[e] = p & low
+            if with_positions:
+                position[e] = j
+            cursor[p >> bits] = e + 1
+    rev_ptr = np.zeros(n + 1, np.int64)
+    rev_idx = np.empty(n * k, neighbours.dtype)
+    for b in range(n_blocks):
+        lo = b << bits
+        hi = min(n, lo + (1 << bits))
+        for e in range(block_start[b], block_start[b + 1]):
+            rev_ptr[lo + target_low[e] + 1] += 1
+        rev_ptr[lo] = block_start[b]
+        for p in range(lo, hi):
+            rev_ptr[p + 1] += rev_ptr[p]
+        # rev_ptr[p] serves as p's fill cursor, ending at p's end = p + 1's start ...
+        for e in range(block_start[b], block_start[b + 1]):
+            p = lo + target_low[e]
+            rev_idx[rev_ptr[p]] = source[e]
+            if with_positions:
+                rev_pos[rev_ptr[p]] = position[e]
+            rev_ptr[p] += 1
+        # ... so shifting the block's cursors up by one gives the starts back
+        for p in range(hi - 1, lo - 1, -1):
+            rev_ptr[p + 1] = rev_ptr[p]
+        rev_ptr[lo] = block_start[b]
     return rev_ptr, rev_idx
 
 

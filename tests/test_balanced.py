@@ -8,7 +8,7 @@ from hdl_core.explain import vote_detail
 
 from .balanced_reference import literal_balanced
 from .hdl_reference import squared_euclidean_distance
-from .test_hdl import labeling_problems, large_round_problem
+from .test_hdl import check_large_rounds, labeling_problems
 
 
 def assert_matches_literal(X, y, k, graph, border_ratio=0.5, metric="cosine"):
@@ -36,14 +36,10 @@ def test_balanced_matches_its_literal_definition_on_arbitrary_neighbour_lists(pr
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("prefetching", [True, False])
+@pytest.mark.parametrize("at_scale", [True, False])
 def test_balanced_matches_its_literal_definition_in_rounds_longer_than_the_prefetch_distance(
-        seed, prefetching, monkeypatch):
-    from hdl_core import _prefetch
-    monkeypatch.setattr(_prefetch, "MIN_POINTS", 0 if prefetching else 10**9)
-    assert _prefetch.worth_it(1500) is prefetching
-    result = assert_matches_literal(*large_round_problem(seed))
-    assert np.bincount(result.round[result.round >= 0]).max() > 3 * _prefetch.AHEAD
+        seed, at_scale, monkeypatch):
+    check_large_rounds(assert_matches_literal, seed, at_scale, monkeypatch)
 
 
 @pytest.mark.slow

@@ -75,15 +75,49 @@ def large_round_problem(seed):
     return rng.normal(size=(n, 3)), y, k, KnnGraph(indices, np.zeros((n, k), np.float32))
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("prefetching", [True, False])
-def test_hdl_matches_literal_algorithm_1_in_rounds_longer_than_the_prefetch_distance(
-        seed, prefetching, monkeypatch):
-    from hdl_core import _prefetch
-    monkeypatch.setattr(_prefetch, "MIN_POINTS", 0 if prefetching else 10**9)
-    assert _prefetch.worth_it(1500) is prefetching
-    result = assert_matches_literal(*large_round_problem(seed))
+def check_large_rounds(matches_literal, seed, at_scale, monkeypatch):
+    """`matches_literal` (a kernel held to its reference) on `large_round_problem`, with the
+    paths taken at scale (prefetching, the blocked reverse adjacency) on or off whatever the
+    problem's size."""
+    from hdl_core import _prefetch, hdl
+    monkeypatch.setattr(_prefetch, "MIN_POINTS", 0 if at_scale else 10**9)
+    monkeypatch.setattr(hdl, "REVERSE_BLOCK_BITS", 4 if at_scale else 16)
+    assert _prefetch.worth_it(1500) is at_scale
+    result = matches_literal(*large_round_problem(seed))
     assert np.bincount(result.round[result.round >= 0]).max() > 3 * _prefetch.AHEAD
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("at_scale", [True, False])
+def test_hdl_matches_literal_algorithm_1_in_rounds_longer_than_the_prefetch_distance(
+        seed, at_scale, monkeypatch):
+    check_large_rounds(assert_matches_literal, seed, at_scale, monkeypatch)
+
+
+@pytest.mark.parametrize("n, bits", [(64, 4), (1000, 4), (1000, 7), (4097, 10)])
+@pytest.mark.parametrize("positions", [False, True])
+def test_blocked_reverse_adjacency_equals_the_direct_one(n, bits, positions, monkeypatch):
+    from hdl_core import hdl
+    rng = np.random.default_rng(n + bits)
+    k = 7
+    indices = np.array([rng.choice(np.delete(np.arange(n), i), k, replace=False)
+                        for i in range(n)], np.int32)
+    for i in range(1, n, 5):        # point 0 listed by many: one long reverse list
+        if 0 not in indices[i]:
+            indices[i, 0] = 0
+    direct = hdl._reverse_adjacency(indices, n, positions=positions)
+    monkeypatch.setattr(hdl, "REVERSE_BLOCK_BITS", bits)
+    assert n >> bits >= 4                               # the blocked path runs
+    blocked = hdl._reverse_adjacency(indices, n, positions=positions)
+    for a, b in zip(direct, blocked, strict=True):
+        np.testing.assert_array_equal(a, b)
+    rev_ptr, rev_idx = direct[:2]
+    p = int(np.argmax(np.diff(rev_ptr)))
+    np.testing.assert_array_equal(rev_idx[rev_ptr[p]:rev_ptr[p + 1]],
+                                  np.flatnonzero((indices == p).any(axis=1)))
+    if positions:
+        entries = np.arange(rev_ptr[p], rev_ptr[p + 1])
+        assert (indices[rev_idx[entries], direct[2][entries]] == p).all()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
