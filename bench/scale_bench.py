@@ -40,8 +40,8 @@ def rss_anon() -> int:
 
 def warm(folder: Path) -> None:
     """Run the kernels once on a small graph from files (read-only int32 arrays are their
-    own numba signature)."""
-    from hdl_core import KnnGraph
+    own numba signature), the blocked reverse adjacency included."""
+    from hdl_core import KnnGraph, hdl
     n = 2000
     indices = ((np.arange(n)[:, None] + np.arange(1, K + 1)) % n).astype(np.int32)
     write_graph_dir(folder / "warm", KnnGraph(indices, np.ones((n, K), np.float32)),
@@ -49,7 +49,11 @@ def warm(folder: Path) -> None:
     graph, _ = read_graph_dir(folder / "warm")
     y = np.full(n, -1, np.int64)
     y[::100] = np.arange(20) % 10
-    label_prepared_rows(np.ones((n, 1), np.float32), y, k=K, graph=graph)
+    bits, hdl.REVERSE_BLOCK_BITS = hdl.REVERSE_BLOCK_BITS, 4
+    try:
+        label_prepared_rows(np.ones((n, 1), np.float32), y, k=K, graph=graph)
+    finally:
+        hdl.REVERSE_BLOCK_BITS = bits
 
 
 def one_size(n: int, folder: Path) -> dict:
