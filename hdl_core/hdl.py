@@ -570,8 +570,8 @@ class _Bridge:
 
 # Targets per block of the blocked reverse adjacency: a block's pointers and its part of
 # the reverse lists (2^16 · (8 + 4k) bytes, 3 MiB at k = 10) stay in cache while filled.
-# Measured on random k = 10 graphs: at 10M points 15–18 ns per edge against 32–49 for the
-# direct scatter, at 1M 13–15 against 18–22; block bits 14–17 within noise of each other.
+# Measured on random k = 10 graphs: at 10M points 13–15 ns per edge against 33–38 for the
+# direct scatter, at 1M 12–13 against 19–22; block bits 14–17 within noise of each other.
 REVERSE_BLOCK_BITS = 16
 
 
@@ -585,9 +585,7 @@ def _reverse_adjacency(neighbours, n, positions=False):
     k = neighbours.shape[1]
     rev_pos = np.empty(n * k if positions else 0, np.int16 if k < 2**15 else np.int32)
     if n >> REVERSE_BLOCK_BITS < 4:
-        rev_ptr, rev_idx = _reverse_adjacency_direct(neighbours, n)
-        if positions:
-            _reverse_positions_direct(neighbours, rev_ptr, rev_pos)
+        rev_ptr, rev_idx = _reverse_adjacency_direct(neighbours, n, rev_pos)
     else:
         rev_ptr, rev_idx = _reverse_adjacency_blocked(neighbours, n, REVERSE_BLOCK_BITS,
                                                       rev_pos)
@@ -595,8 +593,9 @@ def _reverse_adjacency(neighbours, n, positions=False):
 
 
 @numba.njit(cache=True)
-def _reverse_adjacency_direct(neighbours, n):
-    """`_reverse_adjacency` by counting and one scatter."""
+def _reverse_adjacency_direct(neighbours, n, rev_pos):
+    """`_reverse_adjacency` by counting and one scatter; fills `rev_pos` too unless it is
+    empty."""
     k = neighbours.shape[1]
     rev_ptr = np.zeros(n + 1, np.int64)
     for i in range(n):
@@ -606,25 +605,15 @@ def _reverse_adjacency_direct(neighbours, n):
         rev_ptr[p + 1] += rev_ptr[p]
     fill = rev_ptr[:-1].copy()
     rev_idx = np.empty(n * k, neighbours.dtype)
+    with_positions = rev_pos.size > 0
     for i in range(n):
         for j in range(k):
             p = neighbours[i, j]
             rev_idx[fill[p]] = i
+            if with_positions:
+                rev_pos[fill[p]] = j
             fill[p] += 1
     return rev_ptr, rev_idx
-
-
-@numba.njit(cache=True)
-def _reverse_positions_direct(neighbours, rev_ptr, rev_pos):
-    """For each reverse-adjacency entry (q lists p), p's position in q's list; filled in
-    the order `_reverse_adjacency_direct` fills its entries."""
-    n, k = neighbours.shape
-    fill = rev_ptr[:-1].copy()
-    for i in range(n):
-        for j in range(k):
-            p = neighbours[i, j]
-            rev_pos[fill[p]] = j
-            fill[p] += 1
 
 
 @numba.njit(cache=True)
