@@ -30,7 +30,8 @@ from hdl_core import _prefetch  # noqa: E402
 from hdl_core.balanced import balanced_label  # noqa: E402
 from hdl_core.graph import normalize_rows  # noqa: E402
 from hdl_core.hdl import (_Bridge, _check_graph, _index_array, _KernelState,  # noqa: E402
-                          _reverse_adjacency, _run_rounds, hdl_label, validate_labels)
+                          _reverse_adjacency, _run_rounds, hdl_label, narrow_int,
+                          validate_labels)
 from hdl_reference import literal_hdl  # noqa: E402
 
 K = 10
@@ -79,7 +80,7 @@ def phase_times(X, y, graph) -> dict:
     rev_ptr, rev_idx = timed("reverse_adjacency", lambda: _reverse_adjacency(nb, n))
     state = timed("kernel_state", lambda: _KernelState.start(nb, yy >= 0, int(yy.max()) + 1))
     timed("bridge_init", lambda: _Bridge(Xn, yy >= 0))
-    labels = yy.astype(np.int32)                    # as hdl_label hands it to the kernel
+    labels = yy.astype(narrow_int(int(yy.max()) + 1))   # as hdl_label hands it to the kernel
     step, round_ = np.full(n, -1), np.full(n, -1)
     confidence, n_voters = np.ones(n), np.zeros(n, np.int64)
     timed("run_rounds", lambda: _run_rounds(

@@ -46,7 +46,7 @@ from .config import BALANCED_BORDER_RATIO, BALANCED_K
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
 from .hdl import (LabelingResult, _bridge_confidence, _BridgeSearch, _check_graph,
                   _index_array, _prefetch_votes, _reverse_adjacency, _second_level_order,
-                  _vote, check_bridge, validate_labels)
+                  _vote, check_bridge, narrow_int, validate_labels)
 
 _DONE, _STALLED = 0, 1
 # counters[...] slots shared between the driver and the kernel
@@ -164,7 +164,9 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_rati
 
     neighbours = _index_array(graph.indices, n)
     rev_ptr, rev_idx, rev_pos = _reverse_adjacency(neighbours, n, positions=True)
-    s = _State(neighbours, labels.astype(np.int32), int(labels.max()) + 1)
+    n_classes = int(labels.max()) + 1
+    # labels, and the classes each point counts, are read at random: the narrowest type
+    s = _State(neighbours, labels.astype(narrow_int(n_classes)), n_classes)
     bridges = _BridgeSearch(rows, y >= 0, metric, bridge)
     d_k = None
     while True:
@@ -201,13 +203,13 @@ class _State:
 
     def __init__(self, neighbours: np.ndarray, work: np.ndarray, n_classes: int):
         n, k = neighbours.shape
-        small = np.int16 if k < 2**15 else np.int64   # counts and positions are <= k
+        small = narrow_int(k)              # counts and positions are <= k
         self.work = work
-        self.slot_class = np.full((n, k), -1, np.int32)
+        self.slot_class = np.full((n, k), -1, work.dtype)
         self.slot_count = np.zeros((n, k), small)
         self.slot_first = np.zeros((n, k), small)
         self.n_slots = np.zeros(n, small)
-        self.winner = np.full(n, -1, np.int32)
+        self.winner = np.full(n, -1, work.dtype)
         self.votes = np.zeros(n, small)
         self.peak = np.zeros(n_classes, np.int64)
         n_unlabeled = int((work < 0).sum())

@@ -235,7 +235,7 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
     n_classes = int(labels.max()) + 1
     state = _KernelState.start(neighbours, labeled, n_classes)
     bridges = _BridgeSearch(rows, labeled, metric, bridge)
-    work = labels.astype(np.int32)          # read at random by every vote: half the bytes
+    work = labels.astype(narrow_int(n_classes))     # read at random by every vote
     d_k = None
     while True:
         status = _run_rounds(neighbours, rev_ptr, rev_idx, state.labeled, work, state.L,
@@ -311,6 +311,22 @@ def _bridge_confidence(metric: str, nearness: float, d_k: float) -> float:
     return min(0.5, max(0.001, value))
 
 
+def narrow_int(largest: int, at_least=np.int8) -> type:
+    """The narrowest signed integer type, no narrower than `at_least`, that holds every value
+    in [-1, largest]. The labeling kernels' arrays are read at random addresses, once per
+    edge: at 10M points, labels of one byte instead of four take 10 MB instead of 40, which
+    a 32 MB last-level cache can hold.
+
+    >>> narrow_int(10).__name__, narrow_int(300).__name__, narrow_int(10, np.int32).__name__
+    ('int8', 'int16', 'int32')
+    """
+    for dtype in (np.int8, np.int16, np.int32, np.int64):
+        if np.dtype(dtype).itemsize >= np.dtype(at_least).itemsize \
+                and largest <= np.iinfo(dtype).max:
+            return dtype
+    raise ValueError(f"{largest} does not fit in 64 bits")
+
+
 def _index_array(indices: np.ndarray, n: int) -> np.ndarray:
     """Neighbour lists as the kernel reads them: contiguous, int32 while n allows it.
 
@@ -339,7 +355,7 @@ class _KernelState:
         n, k = neighbours.shape
         labeled = seed_mask.copy()
         # L <= k: the narrowest type keeps this randomly-read array in cache
-        L = _count_labeled(neighbours, labeled, np.int16 if k < 2**15 else np.int64)
+        L = _count_labeled(neighbours, labeled, narrow_int(k))
         n_unlabeled = int((~labeled).sum())
         # each unlabeled point enters a bucket once at start and once per increment of L
         pool = n_unlabeled + n_unlabeled * k + 1
@@ -583,21 +599,21 @@ def _reverse_adjacency(neighbours, n, positions=False):
     (`_reverse_adjacency_blocked`): the same arrays, without a random write over all of
     memory per edge."""
     k = neighbours.shape[1]
-    rev_pos = np.empty(n * k if positions else 0, np.int16 if k < 2**15 else np.int32)
+    rev_pos = np.empty(n * k if positions else 0, narrow_int(k))
+    rev_ptr = np.zeros(n + 1, narrow_int(n * k, at_least=np.int32))
     if n >> REVERSE_BLOCK_BITS < 4:
-        rev_ptr, rev_idx = _reverse_adjacency_direct(neighbours, n, rev_pos)
+        rev_idx = _reverse_adjacency_direct(neighbours, n, rev_ptr, rev_pos)
     else:
-        rev_ptr, rev_idx = _reverse_adjacency_blocked(neighbours, n, REVERSE_BLOCK_BITS,
-                                                      rev_pos)
+        rev_idx = _reverse_adjacency_blocked(neighbours, n, REVERSE_BLOCK_BITS, rev_ptr,
+                                             rev_pos)
     return (rev_ptr, rev_idx, rev_pos) if positions else (rev_ptr, rev_idx)
 
 
 @numba.njit(cache=True)
-def _reverse_adjacency_direct(neighbours, n, rev_pos):
+def _reverse_adjacency_direct(neighbours, n, rev_ptr, rev_pos):
     """`_reverse_adjacency` by counting and one scatter; fills `rev_pos` too unless it is
     empty."""
     k = neighbours.shape[1]
-    rev_ptr = np.zeros(n + 1, np.int64)
     for i in range(n):
         for j in range(k):
             rev_ptr[neighbours[i, j] + 1] += 1
@@ -613,11 +629,11 @@ def _reverse_adjacency_direct(neighbours, n, rev_pos):
             if with_positions:
                 rev_pos[fill[p]] = j
             fill[p] += 1
-    return rev_ptr, rev_idx
+    return rev_idx
 
 
 @numba.njit(cache=True)
-def _reverse_adjacency_blocked(neighbours, n, bits, rev_pos):
+def _reverse_adjacency_blocked(neighbours, n, bits, rev_ptr, rev_pos):
     """`_reverse_adjacency` in two passes (bits <= 16): every edge (i lists p) is first
     appended, in order of i, to the list of p's block of 2^bits targets (i, and p's low
     bits); then each block is counted, summed and scattered within its own range, which
@@ -646,7 +662,6 @@ def _reverse_adjacency_blocked(neighbours, n, bits, rev_pos):
             if with_positions:
                 position[e] = j
             cursor[p >> bits] = e + 1
-    rev_ptr = np.zeros(n + 1, np.int64)
     rev_idx = np.empty(n * k, neighbours.dtype)
     for b in range(n_blocks):
         lo = b << bits
@@ -667,7 +682,7 @@ def _reverse_adjacency_blocked(neighbours, n, bits, rev_pos):
         for p in range(hi - 1, lo - 1, -1):
             rev_ptr[p + 1] = rev_ptr[p]
         rev_ptr[lo] = block_start[b]
-    return rev_ptr, rev_idx
+    return rev_idx
 
 
 def _count_labeled(neighbours, labeled, dtype):

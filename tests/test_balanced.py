@@ -8,7 +8,7 @@ from hdl_core.explain import vote_detail
 
 from .balanced_reference import literal_balanced
 from .hdl_reference import squared_euclidean_distance
-from .test_hdl import check_large_rounds, labeling_problems
+from .test_hdl import check_large_rounds, labeling_problems, wide_problem
 
 
 def assert_matches_literal(X, y, k, graph, border_ratio=0.5, metric="cosine"):
@@ -40,6 +40,12 @@ def test_balanced_matches_its_literal_definition_on_arbitrary_neighbour_lists(pr
 def test_balanced_matches_its_literal_definition_in_rounds_longer_than_the_prefetch_distance(
         seed, at_scale, monkeypatch):
     check_large_rounds(assert_matches_literal, seed, at_scale, monkeypatch)
+
+
+@pytest.mark.parametrize("n_classes, k", [(127, 5), (300, 5), (3, 127), (4, 130)])
+def test_balanced_matches_its_literal_definition_past_one_byte_labels_and_counts(n_classes, k):
+    result = assert_matches_literal(*wide_problem(n_classes, k))
+    assert result.labels.max() == n_classes - 1
 
 
 @pytest.mark.slow

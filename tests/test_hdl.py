@@ -94,6 +94,28 @@ def test_hdl_matches_literal_algorithm_1_in_rounds_longer_than_the_prefetch_dist
     check_large_rounds(assert_matches_literal, seed, at_scale, monkeypatch)
 
 
+def wide_problem(n_classes, k, seed=0):
+    """Random neighbour lists whose classes or k do not fit the kernels' one-byte arrays
+    (`hdl.narrow_int`): labels then take two bytes, or counts and positions do."""
+    rng = np.random.default_rng(seed)
+    n = max(3 * n_classes, k + 60)
+    indices = np.array([rng.choice(np.delete(np.arange(n), i), k, replace=False)
+                        for i in range(n)])
+    y = np.full(n, -1)
+    seeds = rng.choice(n, max(n_classes, n // 10), replace=False)
+    y[seeds] = np.resize(np.arange(n_classes), seeds.size)
+    return rng.normal(size=(n, 3)), y, k, KnnGraph(indices, np.zeros((n, k), np.float32))
+
+
+@pytest.mark.parametrize("n_classes, k", [(126, 5), (127, 5), (300, 5), (3, 127), (4, 130)])
+def test_hdl_matches_literal_algorithm_1_past_one_byte_labels_and_counts(n_classes, k):
+    from hdl_core import hdl
+    assert hdl.narrow_int(126) is np.int8 and hdl.narrow_int(127) is np.int8
+    assert hdl.narrow_int(128) is np.int16
+    result = assert_matches_literal(*wide_problem(n_classes, k))
+    assert result.labels.max() == n_classes - 1 and result.labels.dtype == np.int64
+
+
 @pytest.mark.parametrize("n, bits", [(64, 4), (1000, 4), (1000, 7), (4097, 10)])
 @pytest.mark.parametrize("positions", [False, True])
 def test_blocked_reverse_adjacency_equals_the_direct_one(n, bits, positions, monkeypatch):
