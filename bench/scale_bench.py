@@ -1,12 +1,14 @@
 """HDL from files at 1M and 10M points: memory beyond the graph, and time per edge.
 
-The graph-only path (`hdl-studio label --embeddings DIR --graph GRAPHDIR`) hands
-`hdl.label_prepared_rows` a graph memory-mapped from ``indices.npy`` (int32) and
-``distances.npy`` (float16). Here the graph is k = 10 random neighbour lists (every
-point reachable, so no bridge: the rounds alone), 1 % seeds in 10 classes, written to
-files and mapped back. Memory is the peak of the process's anonymous resident memory
-(``RssAnon``: what the labeling allocates, not the mapped graph pages) above its level
-before the call, polled every 10 ms; time is the median of three runs. Target (issue 13):
+The graph-only path (`hdl-studio label --embeddings DIR --graph GRAPHDIR`) hands the
+labeling a graph memory-mapped from ``indices.npy`` (int32) and ``distances.npy``
+(float16). Here the graph is k = 10 random neighbour lists (every point reachable, so no
+bridge: the rounds alone), 1 % seeds in 10 classes, written to files and mapped back, and
+both variants label it: the paper's (`hdl.label_prepared_rows`) and the default,
+class-balanced one (`balanced.label_prepared_rows`). Memory is the peak of the process's
+anonymous resident memory (``RssAnon``: what the labeling allocates, not the mapped graph
+pages) above its level before the call, polled every 10 ms; time is the median of three
+runs. Target (issue 13):
 at most 250 bytes per point at 10M, and time per edge at 10M no worse than at 1M.
 
     .venv/bin/python bench/scale_bench.py [--quick]   (--quick: 100k and 1M)
@@ -23,7 +25,7 @@ import numpy as np
 
 from _common import PeakRSS, machine_info, print_table, verdict, write_json
 
-from hdl_core.hdl import label_prepared_rows  # noqa: E402
+from hdl_core import balanced, hdl  # noqa: E402
 from hdl_core.workspace.files import read_graph_dir, write_graph_dir  # noqa: E402
 
 K = 10
@@ -38,10 +40,13 @@ def rss_anon() -> int:
     raise RuntimeError("no RssAnon in /proc/self/status")
 
 
+VARIANTS = {"paper": hdl.label_prepared_rows, "default": balanced.label_prepared_rows}
+
+
 def warm(folder: Path) -> None:
     """Run the kernels once on a small graph from files (read-only int32 arrays are their
     own numba signature), the blocked reverse adjacency included."""
-    from hdl_core import KnnGraph, hdl
+    from hdl_core import KnnGraph
     n = 2000
     indices = ((np.arange(n)[:, None] + np.arange(1, K + 1)) % n).astype(np.int32)
     write_graph_dir(folder / "warm", KnnGraph(indices, np.ones((n, K), np.float32)),
@@ -51,12 +56,14 @@ def warm(folder: Path) -> None:
     y[::100] = np.arange(20) % 10
     bits, hdl.REVERSE_BLOCK_BITS = hdl.REVERSE_BLOCK_BITS, 4
     try:
-        label_prepared_rows(np.ones((n, 1), np.float32), y, k=K, graph=graph)
+        for label in VARIANTS.values():
+            label(np.ones((n, 1), np.float32), y, k=K, graph=graph)
     finally:
         hdl.REVERSE_BLOCK_BITS = bits
 
 
-def one_size(n: int, folder: Path) -> dict:
+def one_size(n: int, folder: Path) -> list[dict]:
+    """One row per labeling variant on the same random graph of n points, from files."""
     rng = np.random.default_rng(n)
     indices = ((np.arange(n, dtype=np.int64)[:, None]
                 + rng.integers(1, n, size=(n, K))) % n).astype(np.int32)
@@ -70,20 +77,27 @@ def one_size(n: int, folder: Path) -> dict:
     y[seeds] = rng.integers(0, 10, seeds.size)
     rows = np.ones((n, 1), np.float32)          # never read: no bridge on this graph
     warm(folder)                                # numba kernels loaded before measuring
-    runs, peaks = [], []
-    for _ in range(REPEATS):
-        with PeakRSS(read=rss_anon) as memory:   # anonymous memory: the mapped graph left out
-            start = time.perf_counter()
-            result = label_prepared_rows(rows, y, k=K, graph=graph)
-            runs.append(time.perf_counter() - start)
-        peaks.append(memory.peak_delta)
-        assert not result.fallback.any()
-        rounds = result.n_rounds
-        del result
-    seconds = float(np.median(runs))
-    return {"n": n, "k": K, "seconds": seconds, "ns_per_edge": seconds / (n * K) * 1e9,
-            "runs_seconds": runs, "peak_anon_bytes": max(peaks),
-            "bytes_per_point": max(peaks) / n, "rounds": rounds}
+    out = []
+    for variant, label in VARIANTS.items():
+        runs, peaks = [], []
+        for _ in range(REPEATS):
+            with PeakRSS(read=rss_anon) as memory:   # anonymous memory: mapped graph left out
+                start = time.perf_counter()
+                result = label(rows, y, k=K, graph=graph)
+                runs.append(time.perf_counter() - start)
+            peaks.append(memory.peak_delta)
+            assert not result.fallback.any()
+            rounds = result.n_rounds
+            del result
+        seconds = float(np.median(runs))
+        out.append({"variant": variant, "n": n, "k": K, "seconds": seconds,
+                    "ns_per_edge": seconds / (n * K) * 1e9, "runs_seconds": runs,
+                    "peak_anon_bytes": max(peaks), "bytes_per_point": max(peaks) / n,
+                    "rounds": rounds})
+        r = out[-1]
+        print(f"  {variant} n={n:,}: {r['seconds']:.2f} s, {r['ns_per_edge']:.1f} ns/edge, "
+              f"{r['bytes_per_point']:.0f} B/point", flush=True)
+    return out
 
 
 def main(argv=None) -> int:
@@ -94,28 +108,30 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
-            rows.append(one_size(n, Path(tmp)))
-            r = rows[-1]
-            print(f"  n={n:,}: {r['seconds']:.2f} s, {r['ns_per_edge']:.1f} ns/edge, "
-                  f"{r['bytes_per_point']:.0f} B/point", flush=True)
-    small, large = rows[0], rows[-1]
-    memory_met = large["bytes_per_point"] <= BYTES_TARGET
-    time_met = large["ns_per_edge"] <= small["ns_per_edge"]
-    print_table(["n", "k", "hdl (s)", "ns per edge", "peak anonymous memory (MiB)",
+            rows += one_size(n, Path(tmp))
+    targets = {}
+    for variant in VARIANTS:
+        small, large = [r for r in rows if r["variant"] == variant and r["n"] in (sizes[0], sizes[-1])]
+        targets[variant] = {
+            "bytes_per_point": {"target": BYTES_TARGET, "n": large["n"],
+                                "measured": large["bytes_per_point"],
+                                "met": large["bytes_per_point"] <= BYTES_TARGET},
+            "time_per_edge": {"small": small["ns_per_edge"], "large": large["ns_per_edge"],
+                              "ratio": large["ns_per_edge"] / small["ns_per_edge"],
+                              "met": large["ns_per_edge"] <= small["ns_per_edge"]}}
+    print_table(["variant", "n", "k", "seconds", "ns per edge", "peak anonymous memory (MiB)",
                  "bytes per point", "rounds"],
-                [[f"{r['n']:,}", r["k"], r["seconds"], f"{r['ns_per_edge']:.1f}",
+                [[r["variant"], f"{r['n']:,}", r["k"], r["seconds"], f"{r['ns_per_edge']:.1f}",
                   f"{r['peak_anon_bytes'] / 2**20:,.0f}", f"{r['bytes_per_point']:.0f}",
                   f"{r['rounds']:,}"] for r in rows],
-                title=f"HDL from a memory-mapped graph: ≤ {BYTES_TARGET} B/point at "
-                      f"{large['n']:,} ({verdict(memory_met)}), time per edge no worse than "
-                      f"at {small['n']:,} ({verdict(time_met)})")
+                title="; ".join(
+                    f"{v}: ≤ {BYTES_TARGET} B/point at {sizes[-1]:,} "
+                    f"({verdict(t['bytes_per_point']['met'])}), time per edge no worse than at "
+                    f"{sizes[0]:,} ({verdict(t['time_per_edge']['met'])}, "
+                    f"{t['time_per_edge']['ratio']:.2f}x)" for v, t in targets.items()))
     write_json("scale_bench" + ("_quick" if args.quick else ""), {
         "benchmark": "scale_bench", "quick": args.quick, "machine": machine_info(),
-        "rows": rows,
-        "targets": {"bytes_per_point": {"target": BYTES_TARGET, "n": large["n"],
-                                        "measured": large["bytes_per_point"], "met": memory_met},
-                    "time_per_edge": {"small": small["ns_per_edge"],
-                                      "large": large["ns_per_edge"], "met": time_met}}})
+        "rows": rows, "targets": targets})
     return 0
 
 
