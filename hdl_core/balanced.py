@@ -170,10 +170,9 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_rati
     bridges = _BridgeSearch(rows, y >= 0, metric, bridge)
     d_k = None
     while True:
-        status = _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, s.work, s.slot_class,
-                             s.slot_count, s.slot_first, s.n_slots, s.winner, s.votes,
-                             s.peak, s.bucket_head, s.node_point, s.node_next, s.counters,
-                             step, round_, confidence, n_voters, s.order, border_ratio,
+        status = _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, s.work, s.tally, s.peak,
+                             s.bucket_head, s.node_point, s.node_next, s.counters, step,
+                             round_, confidence, n_voters, s.order, border_ratio,
                              _prefetch.worth_it(n))
         if status == _DONE:
             labels[:] = s.work
@@ -182,8 +181,7 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_rati
         point, src, nearness = bridges.next(s.work >= 0, s.order[:s.counters[_STEP]])
         if d_k is None:     # the Euclidean confidence's scale, as in hdl_label
             d_k = float(np.median(graph.distances[:, -1])) or 1.0
-        _mark_labeled(point, s.work[src], rev_ptr, rev_idx, rev_pos, s.work, s.slot_class,
-                      s.slot_count, s.slot_first, s.n_slots, s.winner, s.votes,
+        _mark_labeled(point, s.work[src], rev_ptr, rev_idx, rev_pos, s.work, s.tally,
                       s.bucket_head, s.node_point, s.node_next, s.counters, step, round_,
                       s.order)
         s.counters[_ROUND] += 1
@@ -193,24 +191,27 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_rati
         n_voters[point] = 0
 
 
+# One row of `_State.tally` per point: its vote, then a slot per class among its labeled
+# neighbours (the class, how many of them, the position of the nearest in its list)
+_N_SLOTS, _WINNER, _VOTES, _SLOTS = 0, 1, 2, 3
+
+
 class _State:
     """What the kernel keeps between bridges.
 
-    Per point: up to k (class, count, nearest position) slots for the classes among its
-    labeled neighbours, and its current vote (winner, votes). Per class: the highest level
-    it has labeled at (`peak`) and a bucket queue per level, linked lists in one node pool.
+    Per point, one row of `tally` (everything a new labeled neighbour updates, so that it
+    costs one or two cache lines, not six arrays' worth): how many classes its labeled
+    neighbours hold, its current vote (winner class, its votes), and up to k slots of
+    (class, count, nearest position). Per class: the highest level it has labeled at
+    (`peak`) and a bucket queue per level, linked lists in one node pool.
     """
 
     def __init__(self, neighbours: np.ndarray, work: np.ndarray, n_classes: int):
         n, k = neighbours.shape
-        small = narrow_int(k)              # counts and positions are <= k
+        # classes, counts and positions are < max(k, n_classes): the narrowest type
         self.work = work
-        self.slot_class = np.full((n, k), -1, work.dtype)
-        self.slot_count = np.zeros((n, k), small)
-        self.slot_first = np.zeros((n, k), small)
-        self.n_slots = np.zeros(n, small)
-        self.winner = np.full(n, -1, work.dtype)
-        self.votes = np.zeros(n, small)
+        self.tally = np.zeros((n, _SLOTS + 3 * k), narrow_int(max(k, n_classes)))
+        self.tally[:, _WINNER] = -1
         self.peak = np.zeros(n_classes, np.int64)
         n_unlabeled = int((work < 0).sum())
         # a point is pushed when its vote first exists and on each later change of it,
@@ -222,9 +223,8 @@ class _State:
         self.node_next = np.empty(pool, node_dtype)
         self.counters = np.array([0, 0, n_unlabeled, 0], np.int64)
         self.order = np.empty(n_unlabeled, np.int64)
-        _start_counts(neighbours, work, self.slot_class, self.slot_count, self.slot_first,
-                      self.n_slots, self.winner, self.votes, self.bucket_head,
-                      self.node_point, self.node_next, self.counters)
+        _start_counts(neighbours, work, self.tally, self.bucket_head, self.node_point,
+                      self.node_next, self.counters)
 
 
 @numba.njit(cache=True)
@@ -237,41 +237,46 @@ def _push(point, c, level, bucket_head, node_point, node_next, counters):
 
 
 @numba.njit(cache=True)
-def _count_vote(q, c, pos, slot_class, slot_count, slot_first, n_slots, winner, votes):
+def _count_vote(q, c, pos, tally):
     """q gains a labeled neighbour of class c at position `pos` of its list. Returns True
     when q's vote (winner or votes) changed. Ties follow `_vote`: nearest class wins."""
-    s = 0
-    while s < n_slots[q] and slot_class[q, s] != c:
-        s += 1
-    if s == n_slots[q]:
-        slot_class[q, s] = c
-        slot_count[q, s] = 0
-        slot_first[q, s] = pos
-        n_slots[q] += 1
-    slot_count[q, s] += 1
-    if pos < slot_first[q, s]:
-        slot_first[q, s] = pos
-    w = winner[q]
+    n_slots = tally[q, _N_SLOTS]
+    s = _SLOTS
+    end = _SLOTS + 3 * n_slots
+    while s < end and tally[q, s] != c:
+        s += 3
+    if s == end:
+        tally[q, s] = c
+        tally[q, s + 1] = 0
+        tally[q, s + 2] = pos
+        tally[q, _N_SLOTS] = n_slots + 1
+    count = tally[q, s + 1] + 1
+    tally[q, s + 1] = count
+    if pos < tally[q, s + 2]:
+        tally[q, s + 2] = pos
+    w = tally[q, _WINNER]
     if w == c or w < 0:
-        winner[q] = c
-        votes[q] = slot_count[q, s]
+        tally[q, _WINNER] = c
+        tally[q, _VOTES] = count
         return True
     # only c's count grew: the vote moves to c when c now has more votes, or as many with
     # a nearer labeled neighbour
-    first_w = 0
-    for t in range(n_slots[q]):
-        if slot_class[q, t] == w:
-            first_w = slot_first[q, t]
-    if slot_count[q, s] > votes[q] or (slot_count[q, s] == votes[q] and slot_first[q, s] < first_w):
-        winner[q] = c
-        votes[q] = slot_count[q, s]
-        return True
-    return False
+    votes = tally[q, _VOTES]
+    if count < votes:
+        return False
+    if count == votes:
+        t = _SLOTS
+        while tally[q, t] != w:
+            t += 3
+        if tally[q, s + 2] > tally[q, t + 2]:
+            return False
+    tally[q, _WINNER] = c
+    tally[q, _VOTES] = count
+    return True
 
 
 @numba.njit(cache=True)
-def _start_counts(neighbours, work, slot_class, slot_count, slot_first, n_slots, winner,
-                  votes, bucket_head, node_point, node_next, counters):
+def _start_counts(neighbours, work, tally, bucket_head, node_point, node_next, counters):
     n, k = neighbours.shape
     for q in range(n - 1, -1, -1):
         if work[q] >= 0:
@@ -279,15 +284,15 @@ def _start_counts(neighbours, work, slot_class, slot_count, slot_first, n_slots,
         for j in range(k):
             c = work[neighbours[q, j]]
             if c >= 0:
-                _count_vote(q, c, j, slot_class, slot_count, slot_first, n_slots, winner, votes)
-        if winner[q] >= 0:
-            _push(q, winner[q], votes[q], bucket_head, node_point, node_next, counters)
+                _count_vote(q, c, j, tally)
+        if tally[q, _WINNER] >= 0:
+            _push(q, tally[q, _WINNER], tally[q, _VOTES], bucket_head, node_point, node_next,
+                  counters)
 
 
 @numba.njit(cache=True)
-def _mark_labeled(p, label, rev_ptr, rev_idx, rev_pos, work, slot_class, slot_count,
-                  slot_first, n_slots, winner, votes, bucket_head, node_point, node_next,
-                  counters, step, round_, order):
+def _mark_labeled(p, label, rev_ptr, rev_idx, rev_pos, work, tally, bucket_head, node_point,
+                  node_next, counters, step, round_, order):
     """Move p into D with `label`; every unlabeled point listing p gains a vote."""
     work[p] = label
     s = counters[_STEP]
@@ -298,29 +303,28 @@ def _mark_labeled(p, label, rev_ptr, rev_idx, rev_pos, work, slot_class, slot_co
     counters[_N_UNLABELED] -= 1
     for e in range(rev_ptr[p], rev_ptr[p + 1]):
         q = rev_idx[e]
-        if work[q] < 0:
-            if _count_vote(q, label, rev_pos[e], slot_class, slot_count, slot_first,
-                           n_slots, winner, votes):
-                _push(q, winner[q], votes[q], bucket_head, node_point, node_next, counters)
+        if work[q] < 0 and _count_vote(q, label, rev_pos[e], tally):
+            _push(q, tally[q, _WINNER], tally[q, _VOTES], bucket_head, node_point, node_next,
+                  counters)
 
 
 @numba.njit(cache=True)
-def _valid(p, c, level, work, winner, votes):
+def _valid(p, c, level, work, tally):
     """Is a bucket entry (p in class c's bucket `level`) still p's current candidacy?"""
-    return work[p] < 0 and winner[p] == c and votes[p] == level
+    return work[p] < 0 and tally[p, _WINNER] == c and tally[p, _VOTES] == level
 
 
 @numba.njit(cache=True)
-def _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, work, slot_class, slot_count,
-                slot_first, n_slots, winner, votes, peak, bucket_head, node_point, node_next,
-                counters, step, round_, confidence, n_voters, order, border_ratio, far):
+def _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, work, tally, peak, bucket_head,
+                node_point, node_next, counters, step, round_, confidence, n_voters, order,
+                border_ratio, far):
     """Run rounds until every point is labeled (_DONE) or none has a labeled neighbour.
     `far`: prefetch (`hdl_core._prefetch`), for labelings whose arrays do not fit in cache."""
     n, k = neighbours.shape
     n_classes = bucket_head.shape[0]
     flat = neighbours.reshape(-1)           # row p starts at flat[p * k]: for prefetching
-    slot_class_flat = slot_class.reshape(-1)
-    slot_count_flat = slot_count.reshape(-1)
+    tally_flat = tally.reshape(-1)
+    width = tally.shape[1]
     in_round = np.zeros(n, np.bool_)
     members = np.empty(n, np.int64)
     score = np.zeros(n, np.int64)
@@ -339,7 +343,7 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, work, slot_class, slot_co
             class_level[c] = 0
             for level in range(k, 0, -1):
                 node = bucket_head[c, level]
-                while node != -1 and not _valid(node_point[node], c, level, work, winner, votes):
+                while node != -1 and not _valid(node_point[node], c, level, work, tally):
                     node = node_next[node]
                 bucket_head[c, level] = node
                 if node != -1:
@@ -361,7 +365,7 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, work, slot_class, slot_co
             node = bucket_head[c, level]
             while node != -1:
                 p = node_point[node]
-                if _valid(p, c, level, work, winner, votes) and not in_round[p]:
+                if _valid(p, c, level, work, tally) and not in_round[p]:
                     in_round[p] = True
                     members[s] = p
                     s += 1
@@ -379,17 +383,14 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, work, slot_class, slot_co
                 for e in range(rev_ptr[ahead], rev_ptr[ahead + 1]):
                     q = rev_idx[e]
                     prefetch(work, q)
-                    prefetch(winner, q)
-                    prefetch(n_slots, q)
-                    prefetch(slot_class_flat, q * k)
-                    prefetch(slot_count_flat, q * k)
+                    prefetch(tally_flat, q * width)
+                    prefetch(tally_flat, q * width + width - 1)
             p = keys[a] % n
             c, v, voters = _vote(neighbours[p], work, counts, first_pos, touched)
             confidence[p] = v / voters
             n_voters[p] = voters
-            _mark_labeled(p, c, rev_ptr, rev_idx, rev_pos, work, slot_class, slot_count,
-                          slot_first, n_slots, winner, votes, bucket_head, node_point,
-                          node_next, counters, step, round_, order)
+            _mark_labeled(p, c, rev_ptr, rev_idx, rev_pos, work, tally, bucket_head,
+                          node_point, node_next, counters, step, round_, order)
         for a in range(s):
             in_round[members[a]] = False
             score[members[a]] = 0
