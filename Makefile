@@ -32,7 +32,7 @@ test-fast: $(VENV)/.dev
 
 # every benchmark in turn; each prints its table and writes bench/results/<name>.json
 # (bench/gpu_bench.py needs a CUDA GPU, ray and open_clip: run it on its own where one is)
-BENCHES := hdl bridge scale cold knn accuracy auto_k embed store page teach suggest review_queue review_keys review duplicates upload
+BENCHES := hdl bridge scale cold knn accuracy accuracy_variants auto_k embed store page teach suggest review_queue review_keys review duplicates upload
 bench: $(VENV)/.dev
 	@for b in $(BENCHES); do echo "== bench/$${b}_bench.py"; $(PY) bench/$${b}_bench.py || exit 1; done
 
