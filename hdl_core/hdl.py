@@ -594,10 +594,10 @@ REVERSE_BLOCK_BITS = 16
 def _reverse_adjacency(neighbours, n, positions=False):
     """CSR of "who lists p as a neighbour": ``rev_idx[rev_ptr[p]:rev_ptr[p + 1]]`` are the
     points whose lists hold p, ascending. O(n·k), no sort. With `positions`, also
-    ``rev_pos``: for each entry, p's position in that point's list (int16 while k allows).
-    From four blocks of targets up the entries are first grouped by block
-    (`_reverse_adjacency_blocked`): the same arrays, without a random write over all of
-    memory per edge."""
+    ``rev_pos``: for each entry, p's position in that point's list. Pointers and positions
+    take the narrowest type that holds them (`narrow_int`). From four blocks of targets up
+    the entries are first grouped by block (`_reverse_adjacency_blocked`): the same arrays,
+    without a random write over all of memory per edge."""
     k = neighbours.shape[1]
     rev_pos = np.empty(n * k if positions else 0, narrow_int(k))
     rev_ptr = np.zeros(n + 1, narrow_int(n * k, at_least=np.int32))
@@ -611,8 +611,8 @@ def _reverse_adjacency(neighbours, n, positions=False):
 
 @numba.njit(cache=True)
 def _reverse_adjacency_direct(neighbours, n, rev_ptr, rev_pos):
-    """`_reverse_adjacency` by counting and one scatter; fills `rev_pos` too unless it is
-    empty."""
+    """`_reverse_adjacency` by counting and one scatter into `rev_ptr` (zeros on entry);
+    fills `rev_pos` too unless it is empty. Returns `rev_idx`."""
     k = neighbours.shape[1]
     for i in range(n):
         for j in range(k):
@@ -637,8 +637,8 @@ def _reverse_adjacency_blocked(neighbours, n, bits, rev_ptr, rev_pos):
     """`_reverse_adjacency` in two passes (bits <= 16): every edge (i lists p) is first
     appended, in order of i, to the list of p's block of 2^bits targets (i, and p's low
     bits); then each block is counted, summed and scattered within its own range, which
-    fits in cache. Fills `rev_pos` too unless it is empty. Extra memory while building:
-    6 bytes per edge (8 with positions)."""
+    fits in cache. Fills `rev_ptr` (zeros on entry), and `rev_pos` too unless it is empty;
+    returns `rev_idx`. Extra memory while building: 6 bytes per edge (7 with positions)."""
     k = neighbours.shape[1]
     with_positions = rev_pos.size > 0
     n_blocks = (n >> bits) + 1
