@@ -467,6 +467,22 @@ def test_a_zip_failing_half_way_leaves_no_partial_folder(roots):
     assert [p.name for p in data.iterdir()] == []                      # no staging folder left
 
 
+def test_a_zip_entry_in_a_compression_python_cannot_read_is_named_and_nothing_kept(roots):
+    import struct
+    data, _ = roots
+    archive = bytearray(make_zip([("p/a.png", image_bytes()), ("p/b.png", image_bytes("L"))]))
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):   # local, central
+        at = -1
+        while (at := archive.find(signature, at + 1)) >= 0:
+            name_at = at + (30 if signature == b"PK\x03\x04" else 46)
+            if archive[name_at:name_at + 7] == b"p/b.png":
+                struct.pack_into("<H", archive, at + offset, 99)     # no such method
+    with pytest.raises(DatasetError, match="unsupported compression") as error:
+        images.extract_zip(bytes(archive), data / "up")
+    assert "'p/b.png'" in str(error.value) and "re-create the archive" in str(error.value)
+    assert [p.name for p in data.iterdir()] == []                      # nothing left behind
+
+
 def test_a_zip_entry_with_an_undecodable_name_is_named(roots):
     data, _ = roots
     archive = make_zip([("p/café.png", image_bytes())])

@@ -134,6 +134,7 @@ def _extract_entries(archive: zipfile.ZipFile, entries, folder: Path, name: str,
                 lambda stream, entry=info: _copy_entry(archive, entry, stream, budget,
                                                        max_total_bytes, where),
                 where)
+        # NotImplementedError: zipfile's answer to a compression method it cannot read
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
             raise DatasetError(f"{where} is corrupt or uses an unsupported compression "
                                f"({error}); re-create the archive") from None
