@@ -10,6 +10,18 @@ from hdl_core.graph import normalize_rows
 from .hdl_reference import euclidean_distance, literal_hdl, squared_euclidean_distance
 
 
+def random_lists(rng, n, k):
+    """Any neighbour lists at all: k distinct other points for each of n points."""
+    return np.array([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)])
+
+
+def list_problem(rng, indices, y):
+    """A labeling problem on given neighbour lists (rows never read: no metric behind them
+    but a bridge's)."""
+    n, k = indices.shape
+    return rng.normal(size=(n, 3)), y, k, KnnGraph(indices, np.zeros((n, k), np.float32))
+
+
 @st.composite
 def labeling_problems(draw, geometric=True, metric="cosine"):
     n = draw(st.integers(4, 300))
@@ -29,8 +41,8 @@ def labeling_problems(draw, geometric=True, metric="cosine"):
     y[seeds] = truth[seeds]
     if geometric:
         graph = build_knn_graph(X, k, method="exact", metric=metric)
-    else:   # any neighbour lists at all: distinct, self excluded
-        idx = np.array([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)])
+    else:
+        idx = random_lists(rng, n, k)
         graph = KnnGraph(idx, np.zeros(idx.shape, np.float32), metric)
     return X, y, k, graph
 
@@ -66,13 +78,12 @@ def large_round_problem(seed):
     stages deep; turned on below its usual size by the tests) runs in full, at a round's
     end and in short late rounds."""
     rng = np.random.default_rng(seed)
-    n, k = 1500, 6
-    indices = np.array([rng.choice(np.delete(np.arange(n), i), k, replace=False)
-                        for i in range(n)])
+    n = 1500
+    indices = random_lists(rng, n, 6)
     y = np.full(n, -1)
     seeds = rng.choice(n, 75, replace=False)
     y[seeds] = rng.integers(0, 4, seeds.size)
-    return rng.normal(size=(n, 3)), y, k, KnnGraph(indices, np.zeros((n, k), np.float32))
+    return list_problem(rng, indices, y)
 
 
 def check_large_rounds(matches_literal, seed, at_scale, monkeypatch):
@@ -99,19 +110,22 @@ def wide_problem(n_classes, k, seed=0):
     (`hdl.narrow_int`): labels then take two bytes, or counts and positions do."""
     rng = np.random.default_rng(seed)
     n = max(3 * n_classes, k + 60)
-    indices = np.array([rng.choice(np.delete(np.arange(n), i), k, replace=False)
-                        for i in range(n)])
+    indices = random_lists(rng, n, k)
     y = np.full(n, -1)
     seeds = rng.choice(n, max(n_classes, n // 10), replace=False)
     y[seeds] = np.resize(np.arange(n_classes), seeds.size)
-    return rng.normal(size=(n, 3)), y, k, KnnGraph(indices, np.zeros((n, k), np.float32))
+    return list_problem(rng, indices, y)
+
+
+def test_narrow_int_is_the_narrowest_type_holding_the_largest_value():
+    from hdl_core.hdl import narrow_int
+    assert narrow_int(127) is np.int8 and narrow_int(128) is np.int16
+    assert narrow_int(2**31 - 1) is np.int32 and narrow_int(2**31) is np.int64
+    assert narrow_int(5, at_least=np.int32) is np.int32
 
 
 @pytest.mark.parametrize("n_classes, k", [(126, 5), (127, 5), (300, 5), (3, 127), (4, 130)])
 def test_hdl_matches_literal_algorithm_1_past_one_byte_labels_and_counts(n_classes, k):
-    from hdl_core import hdl
-    assert hdl.narrow_int(126) is np.int8 and hdl.narrow_int(127) is np.int8
-    assert hdl.narrow_int(128) is np.int16
     result = assert_matches_literal(*wide_problem(n_classes, k))
     assert result.labels.max() == n_classes - 1 and result.labels.dtype == np.int64
 
@@ -122,8 +136,7 @@ def test_blocked_reverse_adjacency_equals_the_direct_one(n, bits, positions, mon
     from hdl_core import hdl
     rng = np.random.default_rng(n + bits)
     k = 7
-    indices = np.array([rng.choice(np.delete(np.arange(n), i), k, replace=False)
-                        for i in range(n)], np.int32)
+    indices = random_lists(rng, n, k).astype(np.int32)
     for i in range(1, n, 5):        # point 0 listed by many: one long reverse list
         if 0 not in indices[i]:
             indices[i, 0] = 0
