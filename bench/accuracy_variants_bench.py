@@ -15,6 +15,10 @@ the held-out draws the README reports:
   k 5/10/15 vote   per point, the majority of class-balanced HDL at k = 5, 10 and 15 (a
                    three-way tie keeps k = 10's label)
   k 10/15 + paper  likewise over class-balanced k = 10 and 15 and the paper's HDL at k = 3
+  reach order      one pass in a fixed order, each point taking the majority of its labeled
+                   neighbours among its k = 10 nearest (`reach_order` below): the order is
+                   by how one-sided the seeds' reach is (12 steps of a diffusion over the
+                   symmetric 10-NN graph, one column per class)
 
 Each row's target is the issue's: the best of the peers (paper HDL k=3, kNN-DV k=3, 1-NN on
 the seeds, scikit-learn's LabelSpreading and LabelPropagation at their defaults), computed
@@ -22,16 +26,26 @@ on the same design draws, minus 1 point. Reported per variant: rows missed (of 4
 of the shortfalls in points, and the digits mean over 1/2/5/10 seeds per class.
 
     .venv/bin/python bench/accuracy_variants_bench.py      (about 20 minutes on 2 cores)
+    .venv/bin/python bench/accuracy_variants_bench.py --held-out "reach order"
+
+--held-out NAME runs one variant, chosen beforehand on the design draws, on the held-out
+draws of accuracy_bench.py (5 per row) and compares it with the default and the peers as
+bench/results/accuracy_bench.json recorded them on those draws (run accuracy_bench.py
+first); it writes bench/results/accuracy_variants_held_out.json.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 
+import numba
 import numpy as np
 
-from _common import machine_info, print_table, write_json
+from _common import RESULTS, machine_info, print_table, write_json
 from _sets import SETS
-from accuracy_bench import PEERS, SEEDS_PER_CLASS, accuracy, design, run, share_ratios
+from accuracy_bench import (PEERS, SEEDS_PER_CLASS, accuracy, design, held_out, run,
+                            share_ratios)
 
 from hdl_core import KnnGraph  # noqa: E402
 from hdl_core.balanced import balanced_label  # noqa: E402
@@ -89,6 +103,66 @@ def snn_graph(graph, candidates=GRAPH_K, k=10) -> KnnGraph:
                     graph.metric)
 
 
+def reach(y, neighbours, steps: int, alpha: float) -> np.ndarray:
+    """How strongly each class's seeds reach each point: `steps` steps of
+    F <- alpha S F + (1 - alpha) Y over the symmetric kNN graph, S = D^-1/2 (A + A^T) D^-1/2,
+    Y one column per class, each seed weighing 1 / its class's seed count."""
+    from scipy import sparse
+
+    n, k = neighbours.shape
+    A = sparse.csr_matrix((np.ones(n * k), (np.repeat(np.arange(n), k), neighbours.ravel())),
+                          shape=(n, n))
+    A = A + A.T
+    scale = 1.0 / np.sqrt(np.asarray(A.sum(axis=1)).ravel())
+    S = sparse.diags(scale) @ A @ sparse.diags(scale)
+    seeds = np.flatnonzero(y >= 0)
+    Y = np.zeros((n, int(y.max()) + 1))
+    Y[seeds, y[seeds]] = 1.0
+    Y /= Y.sum(axis=0, keepdims=True)
+    F = Y.copy()
+    for _ in range(steps):
+        F = alpha * (S @ F) + (1 - alpha) * Y
+    return F
+
+
+@numba.njit(cache=True)
+def _vote_in_order(order, neighbours, y, fallback):
+    """Label the points of `order` one by one, each by the majority of its labeled
+    neighbours (those labeled before it included); a tie goes to the tied class whose
+    labeled neighbour is nearest; a point with no labeled neighbour takes `fallback`."""
+    labels = y.copy()
+    counts = np.zeros(labels.max() + 1, np.int64)
+    for p in order:
+        if labels[p] >= 0:
+            continue
+        counts[:] = 0
+        for q in neighbours[p]:
+            if labels[q] >= 0:
+                counts[labels[q]] += 1
+        top = counts.max()
+        choice = fallback[p]
+        if top > 0:
+            for q in neighbours[p]:                 # nearest first: the first tied class
+                if labels[q] >= 0 and counts[labels[q]] == top:
+                    choice = labels[q]
+                    break
+        labels[p] = choice
+    return labels
+
+
+def reach_order(X, y, graph, k=10, steps=12, alpha=0.99):
+    """Label in order of how one-sided the seeds' reach is: first the points one class
+    reaches almost alone (the top class's share of the reach, highest first, ties by index),
+    each by the majority of its labeled neighbours among its k nearest; a point with none
+    takes the class that reaches it most."""
+    neighbours = np.ascontiguousarray(graph.indices[:, :k]).astype(np.int64)
+    F = reach(y, neighbours, steps, alpha)
+    total = F.sum(axis=1)
+    share = np.divide(F.max(axis=1), total, out=np.zeros_like(total), where=total > 0)
+    order = np.argsort(-share, kind="stable")
+    return _vote_in_order(order, neighbours, np.asarray(y, np.int64), F.argmax(axis=1))
+
+
 VARIANTS = {
     "default": balanced(10),
     **{f"k={k}": balanced(k) for k in (3, 5, 7, 15)},
@@ -100,10 +174,63 @@ VARIANTS = {
         [balanced_label(X, y, k=10, graph=graph).labels,
          balanced_label(X, y, k=15, graph=graph).labels,
          hdl_label(X, y, k=3, graph=graph).labels], keep=0),
+    "reach order": reach_order,
 }
 
 
-def main() -> int:
+def check_held_out(name: str) -> int:
+    """One variant on accuracy_bench.py's held-out draws, beside what that bench recorded
+    for the default and the peers on the same draws."""
+    recorded = {(r["set"], r["seeds_per_class"]): r
+                for r in json.loads((RESULTS / "accuracy_bench.json").read_text())["rows"]}
+    label = VARIANTS[name]
+    rows = []
+    for label_set in SETS:
+        for per_class in SEEDS_PER_CLASS:
+            before = recorded[(label_set.name, per_class)]
+            accs, worst = [], 0.0
+            for draw in range(before["draws"]):
+                X, truth, y = held_out(label_set, per_class, draw)
+                labels = np.asarray(label(X, y, build_knn_graph(X, GRAPH_K, method="exact")))
+                accs.append(accuracy(labels, truth, y))
+                worst = max(worst, float(share_ratios(labels, truth).max()))
+            rows.append({"set": label_set.name, "seeds_per_class": per_class,
+                         "target": before["target"], "best_peer": before["best peer"],
+                         "default": before["default mean"], "mean": float(np.mean(accs)),
+                         "sd": float(np.std(accs)), "max_share_ratio": worst,
+                         "default_max_share_ratio": before["default max share ratio"]})
+    print_table(["set", "seeds / class", "target", "default", name, "max share ratio"],
+                [[r["set"], r["seeds_per_class"], f"{100 * r['target']:.1f}",
+                  f"{100 * r['default']:.1f}",
+                  f"{100 * r['mean']:.1f} ± {100 * r['sd']:.1f}"
+                  + (" MISSED" if r["mean"] < r["target"] else ""),
+                  f"{r['max_share_ratio']:.2f}"] for r in rows],
+                title=f"{name} on the held-out draws")
+    summary = {}
+    for key, worst_key in ((name, "max_share_ratio"), ("default", "default_max_share_ratio")):
+        means = [r["mean" if key == name else "default"] for r in rows]
+        short = [max(0.0, r["target"] - m) for r, m in zip(rows, means)]
+        summary[key] = {
+            "rows_missed": int(sum(s > 0 for s in short)),
+            "shortfall_points": 100 * float(sum(short)),
+            "digits_mean_1_2_5_10": float(np.mean([m for r, m in zip(rows, means)
+                                                   if r["set"] == "digits"
+                                                   and r["seeds_per_class"] in (1, 2, 5, 10)])),
+            "rows_over_twice_true_share": int(sum(r[worst_key] > 2 for r in rows))}
+        print(f"{key}: {summary[key]}")
+    write_json("accuracy_variants_held_out", {"benchmark": "accuracy_variants_bench --held-out",
+                                              "machine": machine_info(), "variant": name,
+                                              "rows": rows, "summary": summary})
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--held-out", metavar="NAME", choices=list(VARIANTS),
+                        help="run this one variant on the held-out draws")
+    args = parser.parse_args(argv)
+    if args.held_out:
+        return check_held_out(args.held_out)
     rows = []
     for label_set in SETS:
         for per_class in SEEDS_PER_CLASS:
