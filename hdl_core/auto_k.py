@@ -247,11 +247,11 @@ def resolve_k(intent: KIntent, X, y, *, variant: str = "paper") -> tuple[int, KC
 
     A number is checked against the number of points. "auto" depends on the labeling
     variant: for the paper's (`hdl_label`) it is `choose_k` with every labeled point as a
-    center (a fixed-seed sample of `AUTO_MAX_CENTERS` beyond that); for class-balanced HDL
-    (`balanced_label`) it is `hdl_core.balanced.auto_k`: k = 10, at most n-1 and half the
-    average class size (P(k) rewards the small k that let the paper's variant flood less,
-    which class-balanced HDL does not need: bench/accuracy_bench.py). So the app, the CLI and `HDLClassifier` pick the same k
-    for the same seeds and variant.
+    center (a fixed-seed sample of `AUTO_MAX_CENTERS` beyond that); for reach-ordered and
+    class-balanced HDL (`reach_label`, `balanced_label`) it is `hdl_core.balanced.auto_k`:
+    k = 10, at most n-1 and half the average class size (P(k) rewards the small k that let
+    the paper's variant flood less, which these do not need: bench/accuracy_bench.py). So
+    the app, the CLI and `HDLClassifier` pick the same k for the same seeds and variant.
 
     Parameters
     ----------
@@ -259,7 +259,7 @@ def resolve_k(intent: KIntent, X, y, *, variant: str = "paper") -> tuple[int, KC
     X : array-like (n, d)
     y : array-like (n,)
         -1 unlabeled, 0..C-1 seed classes.
-    variant : {"paper", "balanced"}, default="paper"
+    variant : {"paper", "reach", "balanced"}, default="paper"
         The variant the k is for. The default stays "paper" because the callers that do
         not name a variant run `hdl_label`.
 
@@ -269,12 +269,13 @@ def resolve_k(intent: KIntent, X, y, *, variant: str = "paper") -> tuple[int, KC
         choice is the `KChoice` behind an "auto" k of the paper's variant, None otherwise.
     """
     n = np.shape(X)[0]
-    if variant not in ("paper", "balanced"):
-        raise ValueError(f"variant must be 'paper' or 'balanced', got {variant!r}")
+    from .variants import has_own_k
+
+    own_k = has_own_k(variant)
     if not intent.auto:
         return check_k(intent.k, n), None
     y = np.asarray(y)
-    if variant == "balanced":
+    if own_k:
         from .balanced import auto_k
 
         return auto_k(n, len(np.unique(y[y >= 0]))), None

@@ -118,8 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output format; default from --out's extension, else csv")
     label.add_argument("--k", default="auto", help="neighbours per point: auto or a number")
     label.add_argument("--variant", choices=list(VARIANTS), default=DEFAULT_VARIANT,
-                       help="balanced: class-balanced HDL, where no class floods the others "
-                            "(default); paper: the paper's Algorithm 1")
+                       help="reach: reach-ordered HDL, labeling first the images one "
+                            "class's seeds reach almost alone (default); balanced: "
+                            "class-balanced HDL, every class growing each round; paper: the "
+                            "paper's Algorithm 1")
     label.add_argument("--bridge", choices=list(BRIDGES), default=DEFAULT_BRIDGE,
                        help="how a bridge (no unlabeled image has a labeled neighbour) finds "
                             "the nearest unlabeled-labeled pair: exact compares every pair; "
@@ -355,7 +357,7 @@ def _label(args) -> int:
         choice = run.choice
         how = "chosen by P(k)" if choice is not None and choice.reliable else (
             f"default ({choice.reason})" if choice is not None else
-            "class-balanced HDL's own" if intent.auto else "given")
+            "the variant's own" if intent.auto else "given")
         result = run.result
         _say(f"HDL ({args.variant}): k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "
               f"{result.n_rounds} rounds, {_bridged(result)}, "
@@ -418,7 +420,7 @@ def _label_from_files(args, intent, out: Path, fmt: str) -> int:
     if not args.quiet:
         how = ("chosen by P(k)" if run.choice is not None and run.choice.reliable else
                f"default ({run.choice.reason})" if run.choice is not None else
-               "class-balanced HDL's own" if intent.auto else "given")
+               "the variant's own" if intent.auto else "given")
         agreement = ("" if run.baseline_agreement is None
                      else f", kNN-DV agrees on {100 * run.baseline_agreement:.1f} %")
         _say(f"HDL ({args.variant}): k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "

@@ -39,15 +39,25 @@ DEFAULT_K = 3
 DEFAULT_K_MAX = 20
 DEFAULT_NOISE_RATE = 0.15
 
-# Labeling variants: "balanced" (class-balanced HDL, `hdl_core.balanced`) is the default;
-# "paper" is Algorithm 1 as published (`hdl_core.hdl.hdl_label`).
-VARIANTS = ("balanced", "paper")
-DEFAULT_VARIANT = "balanced"
-# Class-balanced HDL's k when none is given, and its border ratio: chosen on design draws
-# of bench/accuracy_bench.py (k = 10 had the fewest and smallest misses against the peers
-# among k = 3..15; border ratios 0.4-0.6 measured alike), reported there on other draws.
+# Labeling variants: "reach" (reach-ordered HDL, `hdl_core.reach`) is the default;
+# "balanced" is class-balanced HDL (`hdl_core.balanced`), the default before it; "paper" is
+# Algorithm 1 as published (`hdl_core.hdl.hdl_label`).
+VARIANTS = ("reach", "balanced", "paper")
+DEFAULT_VARIANT = "reach"
+# The k of reach-ordered and class-balanced HDL when none is given, and class-balanced HDL's
+# border ratio: chosen on design draws of bench/accuracy_bench.py (k = 10 had the fewest and
+# smallest misses against the peers among k = 3..15; border ratios 0.4-0.6 measured alike),
+# reported there on other draws.
 BALANCED_K = 10
 BALANCED_BORDER_RATIO = 0.5
+# Reach-ordered HDL's spread of the seeds: alpha and steps chosen on the design draws of
+# bench/accuracy_variants_bench.py (alpha 0.8-0.9 with 15-40 steps measured alike; 0.99
+# without class mass normalisation missed more rows); the review queue spreads labels the
+# same way (`suggest.SPREAD_ALPHA`, `SPREAD_STEPS`). A round is a band of reach shares
+# 1 / REACH_BANDS wide.
+REACH_ALPHA = 0.9
+REACH_STEPS = 20
+REACH_BANDS = 20
 
 # The kNN graph is built once with enough neighbours for every consumer: choose_k's largest
 # k (k_max - 1 = 19 by default), HDL's k, and UMAP (15 neighbours counting the point itself).

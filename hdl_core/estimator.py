@@ -6,11 +6,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import balanced
 from .auto_k import KIntent, resolve_k
-from .config import DEFAULT_VARIANT, VARIANTS
+from .config import DEFAULT_VARIANT
 from .graph import build_knn_graph, exact_knn, normalize_rows
-from .hdl import hdl_label, vote
+from .hdl import vote
+from .variants import check_variant, label_function
 
 
 def _unlabeled_mask(y: np.ndarray) -> np.ndarray:
@@ -28,15 +28,17 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
     ----------
     k : "auto" or int, default="auto"
         Neighbours per point. "auto" picks k as the app and the CLI do
-        (`hdl_core.auto_k.resolve_k`): with variant="balanced" k = 10
-        (`hdl_core.config.BALANCED_K`, at most n-1 and half the average class size, measured across
-        bench/accuracy_bench.py); with variant="paper" `choose_k` over every labeled point,
-        falling back to 3 when the seeds are too few to measure μ_k.
-    variant : {"balanced", "paper"}, default="balanced"
-        "balanced" is class-balanced HDL (`hdl_core.balanced.balanced_label`): every class
-        takes its own first level each round, so no class floods the others. "paper" is
-        Algorithm 1 as published (`hdl_core.hdl.hdl_label`): one first level over all
-        points, the unlabeled points with the most labeled neighbours.
+        (`hdl_core.auto_k.resolve_k`): with variant="reach" or "balanced" k = 10
+        (`hdl_core.config.BALANCED_K`, at most n-1 and half the average class size, measured
+        across bench/accuracy_bench.py); with variant="paper" `choose_k` over every labeled
+        point, falling back to 3 when the seeds are too few to measure μ_k.
+    variant : {"reach", "balanced", "paper"}, default="reach"
+        "reach" is reach-ordered HDL (`hdl_core.reach.reach_label`): HDL's vote, in the
+        order of how one-sided the seeds' reach over the graph is, so no class floods the
+        others. "balanced" is class-balanced HDL (`hdl_core.balanced.balanced_label`): every
+        class takes its own first level each round. "paper" is Algorithm 1 as published
+        (`hdl_core.hdl.hdl_label`): one first level over all points, the unlabeled points
+        with the most labeled neighbours.
     k_max : int, default=20
         Upper limit of the k search when k="auto" and variant="paper".
     noise_rate : float, default=0.15
@@ -116,9 +118,7 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
         if n < 2:
             raise ValueError(f"HDLClassifier needs at least 2 samples, got n_samples={n}")
 
-        if not isinstance(self.variant, str) or self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {', '.join(map(repr, VARIANTS))}, "
-                             f"got {self.variant!r}")
+        check_variant(self.variant)
         if isinstance(self.k, str) and self.k != "auto":
             raise ValueError(f"k must be 'auto' or a positive integer, got {self.k!r}")
         intent = KIntent.parse(self.k, noise_rate=self.noise_rate, k_max=self.k_max)
@@ -127,8 +127,7 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
         graph = None
         if unlabeled.any():
             graph = build_knn_graph(X, k, method=self.graph_method, random_state=self.random_state)
-        label = balanced.balanced_label if self.variant == "balanced" else hdl_label
-        result = label(X, y_int, k=k, graph=graph)
+        result = label_function(self.variant)(X, y_int, k=k, graph=graph)
         self.result_ = result
         self.transduction_ = classes[result.labels]
         self.order_ = result.order

@@ -93,14 +93,14 @@ def flood_report(result: LabelingResult, y, *, class_names=None, variant: str | 
     Parameters
     ----------
     result : LabelingResult
-        The run (from `hdl_label`, `balanced_label` or a stored run).
+        The run (from `reach_label`, `balanced_label`, `hdl_label` or a stored run).
     y : array-like of shape (n,), int
         The seeds the run started from: -1 unlabeled, 0..C-1 classes.
     class_names : sequence of str, optional
         Names for the messages (class c is ``class_names[c]``); "class c" when None.
-    variant : {"paper", "balanced"} or None
-        The variant that produced `result`; with "paper" the suggestions name the default
-        variant. None: the suggestion is given conditionally.
+    variant : {"reach", "balanced", "paper"} or None
+        The variant that produced `result`; with "paper" or "balanced" the suggestions name
+        the default variant. None: the suggestion is given conditionally.
     share_ratio : float, default=3.0
         A class is *flooding* when its share of all points exceeds `share_ratio` times its
         share of the seeds ...
@@ -141,8 +141,8 @@ def flood_report(result: LabelingResult, y, *, class_names=None, variant: str | 
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
                 or not 0.0 <= float(value) <= high:
             raise ValueError(f"{name} must be a number in [0, {high:g}], got {value!r}")
-    if variant not in (None, "paper", "balanced"):
-        raise ValueError(f"variant must be 'paper', 'balanced' or None, got {variant!r}")
+    if variant not in (None, "reach", "balanced", "paper"):
+        raise ValueError(f"variant must be 'reach', 'balanced', 'paper' or None, got {variant!r}")
     n_classes = int(max(result.labels.max(), y.max())) + 1
     if class_names is not None and len(class_names) < n_classes:
         raise ValueError(f"class_names has {len(class_names)} names but the run has "
@@ -183,13 +183,15 @@ def flood_report(result: LabelingResult, y, *, class_names=None, variant: str | 
     flooded = bool(reasons)
     suggestions = []
     if flooded:
-        if variant != "balanced":
-            suggestions.append(("Use the default variant, class-balanced HDL: every class takes "
-                                "its own first level each round, so none floods the others."
-                                if variant == "paper" else
-                                "If this run used the paper's variant, use the default one, "
-                                "class-balanced HDL: every class grows each round."))
-        if result.k > 3 and variant != "balanced":
+        if variant != "reach":
+            suggestions.append(("Use the default variant, reach-ordered HDL: it labels first "
+                                "the points one class's seeds reach almost alone, so no class's "
+                                "front runs through the others."
+                                if variant in ("paper", "balanced") else
+                                "If this run used another variant, use the default one, "
+                                "reach-ordered HDL: it labels first the points one class's "
+                                "seeds reach almost alone."))
+        if result.k > 3 and variant in (None, "paper"):
             suggestions.append(f"Try a smaller k than {result.k} (3 is the paper's): fewer "
                                f"neighbours cross from one class into the next.")
         victims = starved or [c for c in range(n_classes)

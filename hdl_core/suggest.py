@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .diffusion import diffusion_operator, spread_step
 from .explain import check_neighbours, influence
 from .hdl import LabelingResult
 
@@ -482,40 +483,6 @@ def _percent(share: float) -> str:
     return f"{share:.0f} %"
 
 
-def _diffusion_operator(neighbours: np.ndarray):
-    """``D^-1/2 (A + Aᵀ) D^-1/2`` of the neighbour lists A (a mutual pair counts twice)."""
-    import scipy.sparse as sp
-
-    n, k = neighbours.shape
-    index = np.int32 if n * k < 2**31 else np.int64          # no n·k int64 row numbers
-    A = sp.csr_matrix((np.ones(n * k, np.float32), neighbours.astype(index).ravel(),
-                       np.arange(0, n * k + 1, k, dtype=index)), shape=(n, n))
-    A.sum_duplicates()                                       # as built from coordinates
-    W = (A + A.T).tocsr()
-    inv_sqrt = (1.0 / np.sqrt(np.asarray(W.sum(axis=1)).ravel())).astype(np.float32)
-    W.data *= inv_sqrt[np.repeat(np.arange(n), np.diff(W.indptr))]
-    W.data *= inv_sqrt[W.indices]
-    return W
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _spread_step(indptr, indices, data, spread, kept, alpha, out):
-    """out = alpha · (S @ spread) + kept for the CSR matrix S, row by row on every core and
-    without the GIL (a page keeps drawing while a million points' queue is ordered).
-    Each entry sums S's row in stored order in float32, then scales and adds, as
-    ``alpha * (S @ spread) + kept`` with scipy does: the same values, bit for bit."""
-    n, n_classes = spread.shape
-    for i in numba.prange(n):
-        for c in range(n_classes):
-            out[i, c] = 0
-        for jj in range(indptr[i], indptr[i + 1]):
-            a, j = data[jj], indices[jj]
-            for c in range(n_classes):
-                out[i, c] += a * spread[j, c]
-        for c in range(n_classes):
-            out[i, c] = out[i, c] * alpha + kept[i, c]
-
-
 def _neighbourhood_vote(neighbours: np.ndarray, labels: np.ndarray, is_seed: np.ndarray,
                         n_classes: int) -> np.ndarray:
     """Each point's share of the neighbourhood vote per class, its own label left out, (n, C).
@@ -528,7 +495,7 @@ def _neighbourhood_vote(neighbours: np.ndarray, labels: np.ndarray, is_seed: np.
     vouching for itself; seeds keep weight 1.
     """
     n = labels.size
-    S = _diffusion_operator(neighbours)
+    S = diffusion_operator(neighbours)
     one_hot = np.zeros((n, n_classes), np.float32)
     one_hot[np.arange(n), labels] = 1.0
     weight = np.ones(n, np.float32)
@@ -537,7 +504,7 @@ def _neighbourhood_vote(neighbours: np.ndarray, labels: np.ndarray, is_seed: np.
         kept = (1 - SPREAD_ALPHA) * sources
         spread, other = sources.copy(), np.empty_like(sources)
         for _ in range(SPREAD_STEPS):                    # α S F + (1 - α) Y
-            _spread_step(S.indptr, S.indices, S.data, spread, kept, np.float32(SPREAD_ALPHA),
+            spread_step(S.indptr, S.indices, S.data, spread, kept, np.float32(SPREAD_ALPHA),
                          other)
             spread, other = other, spread
         spread -= kept                                   # the point's own label does not vote

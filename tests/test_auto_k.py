@@ -132,5 +132,5 @@ def test_auto_k_of_the_balanced_variant_is_ten_capped_by_class_sizes_and_needs_n
     assert resolve_k(KIntent.parse(4), X, y, variant="balanced") == (4, None)
     k, choice = resolve_k(KIntent.parse("auto"), X, y)          # the paper's: P(k) search
     assert k == 3 and choice is not None and not choice.reliable
-    with pytest.raises(ValueError, match="variant must be 'paper' or 'balanced', got 'fast'"):
+    with pytest.raises(ValueError, match="variant must be one of 'reach', 'balanced', 'paper', got 'fast'"):
         resolve_k(KIntent.parse("auto"), X, y, variant="fast")

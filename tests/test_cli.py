@@ -87,16 +87,18 @@ def test_label_folder_writes_a_row_per_image_with_the_export_columns(capsys, col
     assert not out.with_name("labels.skipped.csv").exists()
 
 
-def test_label_runs_class_balanced_hdl_unless_told_the_papers(capsys, colours, tmp_path):
+def test_label_runs_reach_ordered_hdl_unless_told_another_variant(capsys, colours, tmp_path):
     folder, truth = colours
     out = tmp_path / "labels.csv"
     status, _, err = label(capsys, folder, out, "--workspace", tmp_path / "a")
-    assert status == 0 and "HDL (balanced)" in err
-    assert Workspace(tmp_path / "a").load_run(method="hdl").params["variant"] == "balanced"
+    assert status == 0 and "HDL (reach)" in err
+    assert Workspace(tmp_path / "a").load_run(method="hdl").params["variant"] == "reach"
     assert dict(zip(read_labels(out)["path"], read_labels(out)["label"])) == truth
-    status, _, err = label(capsys, folder, out, "--workspace", tmp_path / "b", "--variant", "paper")
-    assert status == 0 and "HDL (paper)" in err
-    assert Workspace(tmp_path / "b").load_run(method="hdl").params["variant"] == "paper"
+    for variant in ("paper", "balanced"):
+        status, _, err = label(capsys, folder, out, "--workspace", tmp_path / variant,
+                               "--variant", variant)
+        assert status == 0 and f"HDL ({variant})" in err
+        assert Workspace(tmp_path / variant).load_run(method="hdl").params["variant"] == variant
 
 
 def test_label_bridge_is_auto_unless_told_and_is_recorded(capsys, colours, tmp_path):
@@ -122,21 +124,21 @@ def test_label_bridge_is_auto_unless_told_and_is_recorded(capsys, colours, tmp_p
 
 
 def test_a_flooded_run_is_called_out_on_stderr(capsys, colours, tmp_path, monkeypatch):
-    from hdl_core.workspace import pipeline
-    real = pipeline.hdl_prepared_rows
+    from hdl_core import hdl
+    real = hdl.label_prepared_rows
 
     def flooding(rows, y, **kwargs):                # one class takes every unlabeled image
         result = real(rows, y, **kwargs)
         result.labels[result.step >= 0] = 0
         return result
 
-    monkeypatch.setattr(pipeline, "hdl_prepared_rows", flooding)
+    monkeypatch.setattr(hdl, "label_prepared_rows", flooding)
     folder, _ = colours
     status, _, err = label(capsys, folder, tmp_path / "x.csv", "--variant", "paper", "--quiet",
                            "--workspace", tmp_path / "ws")
     assert status == 0
     assert "warning: This labeling looks like a flood:" in err
-    assert "class-balanced" in err                  # what to try
+    assert "reach-ordered" in err                   # what to try
 
 
 def test_label_k_is_recorded_in_both_runs_and_in_the_steps(capsys, colours, tmp_path):

@@ -6,7 +6,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
-from hdl_core import HDLClassifier, balanced_label, build_knn_graph, hdl_label
+from hdl_core import HDLClassifier, balanced_label, build_knn_graph, hdl_label, reach_label
 
 # Checks that cannot apply to HDL, and why (also in README):
 NOT_APPLICABLE = {
@@ -51,7 +51,10 @@ def test_string_classes_with_minus_one_for_unlabeled_in_an_object_array():
     y_codes = np.full(y.size, -1)
     y_codes[seeds] = np.searchsorted(model.classes_, y[seeds].astype(str))
     np.testing.assert_array_equal(model.transduction_,
-                                  model.classes_[balanced_label(X, y_codes, k=3).labels])
+                                  model.classes_[reach_label(X, y_codes, k=3).labels])
+    balanced = HDLClassifier(k=3, variant="balanced").fit(X, y)
+    np.testing.assert_array_equal(balanced.transduction_,
+                                  balanced.classes_[balanced_label(X, y_codes, k=3).labels])
     paper = HDLClassifier(k=3, variant="paper").fit(X, y)
     np.testing.assert_array_equal(paper.transduction_,
                                   paper.classes_[hdl_label(X, y_codes, k=3).labels])
@@ -85,13 +88,13 @@ def test_unknown_k_string_is_refused():
         HDLClassifier(k="best").fit(np.eye(3) + 0.1, [0, 1, -1])
 
 
-def test_default_is_class_balanced_hdl_with_k_10():
+def test_default_is_reach_ordered_hdl_with_k_10():
     X, y, truth = _digits_with_string_seeds()
     model = HDLClassifier().fit(X, y)
-    assert model.variant == "balanced" and model.k_ == 10 and model.k_choice_ is None
+    assert model.variant == "reach" and model.k_ == 10 and model.k_choice_ is None
     y_codes = np.full(y.size, -1)
     y_codes[y != -1] = np.searchsorted(model.classes_, y[y != -1].astype(str))
-    expected = balanced_label(X, y_codes, k=10, graph=build_knn_graph(X, 10))
+    expected = reach_label(X, y_codes, k=10, graph=build_knn_graph(X, 10))
     np.testing.assert_array_equal(model.result_.labels, expected.labels)
     np.testing.assert_array_equal(model.rounds_, expected.round)
     assert (model.transduction_[y == -1] == truth[y == -1]).mean() > 0.85
@@ -119,5 +122,5 @@ def test_default_k_is_capped_by_the_number_of_points_and_the_class_sizes():
 def test_unknown_variant_is_refused_in_fit_not_in_init():
     model = HDLClassifier(variant="fast")
     assert model.get_params()["variant"] == "fast"
-    with pytest.raises(ValueError, match="variant must be one of 'balanced', 'paper', got 'fast'"):
+    with pytest.raises(ValueError, match="variant must be one of 'reach', 'balanced', 'paper', got 'fast'"):
         model.fit(np.eye(3) + 0.1, [0, 1, -1])

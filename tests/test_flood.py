@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from hdl_core import LabelingResult, balanced_label, build_knn_graph, hdl_label
+from hdl_core import LabelingResult, balanced_label, build_knn_graph, hdl_label, reach_label
 from hdl_core.flood import FloodReport, flood_report
 
 from .test_balanced import _hard_gaussians
@@ -61,11 +61,13 @@ def test_fires_on_the_paper_variant_flooding_a_hard_set_and_not_on_the_default(s
     X, y, truth = _hard_gaussians(seed)
     graph = build_knn_graph(X, 10)
     paper = flood_report(hdl_label(X, y, k=10, graph=graph), y, variant="paper")
-    default = flood_report(balanced_label(X, y, k=10, graph=graph), y, variant="balanced")
+    default = flood_report(reach_label(X, y, k=10, graph=graph), y, variant="reach")
+    balanced = flood_report(balanced_label(X, y, k=10, graph=graph), y, variant="balanced")
     assert paper.flooded and paper.flooding
     biggest = int(np.argmax(paper.share))
     assert biggest in paper.flooding
     assert not default.flooded, default.reasons
+    assert not balanced.flooded, balanced.reasons
     assert not any("default variant" in s for s in default.suggestions)
 
 
@@ -85,7 +87,8 @@ def test_quiet_on_the_digits_demo_with_either_variant():
     X, y = _digits_seeds(0)
     graph = build_knn_graph(X, 10)
     for result, variant in ((hdl_label(X, y, k=3, graph=graph), "paper"),
-                            (balanced_label(X, y, k=10, graph=graph), "balanced")):
+                            (balanced_label(X, y, k=10, graph=graph), "balanced"),
+                            (reach_label(X, y, k=10, graph=graph), "reach")):
         report = flood_report(result, y, variant=variant)
         assert not report.flooded, (variant, report.reasons)
         assert report.reasons == [] and report.suggestions == []
@@ -95,7 +98,7 @@ def test_quiet_on_the_digits_demo_with_either_variant():
 @pytest.mark.parametrize("draw", [1, 2, 3])
 def test_quiet_on_other_digit_seeds_with_the_default_variant(draw):
     X, y = _digits_seeds(draw)
-    report = flood_report(balanced_label(X, y, k=10), y, variant="balanced")
+    report = flood_report(reach_label(X, y, k=10), y, variant="reach")
     assert not report.flooded, report.reasons
 
 
@@ -120,7 +123,7 @@ def test_a_run_without_unlabeled_points_is_no_flood():
     (dict(y=np.array([0, 1, -1])), "3 labels but X has 4 rows"),
     (dict(share_ratio=-1), r"share_ratio must be a number in \[0, inf\], got -1"),
     (dict(chain_share=2.0), r"chain_share must be a number in \[0, 1\], got 2.0"),
-    (dict(variant="fast"), "variant must be 'paper', 'balanced' or None, got 'fast'"),
+    (dict(variant="fast"), "variant must be 'reach', 'balanced', 'paper' or None, got 'fast'"),
     (dict(class_names=["a"]), "class_names has 1 names but the run has 2 classes"),
 ])
 def test_bad_input_raises_a_value_error_naming_the_problem(kwargs, message):

@@ -190,6 +190,26 @@ def test_selected_point_shows_its_vote_and_neighbours(demo_workspace):
     assert at.session_state["label_point"] is None and "selected" not in _map_traces(at)
 
 
+def test_a_reach_ordered_run_is_explained_in_its_own_terms(demo_workspace):
+    # the default variant: rounds are bands of reach share, and a point none of whose
+    # neighbours was labeled at its turn says it took the class that reaches it most
+    from hdl_core.workspace import pipeline
+
+    emb = pipeline.current_embedding(demo_workspace)
+    run = pipeline.run_labeling(demo_workspace, emb, pipeline.KIntent.parse(10),
+                                variant="reach")
+    by_reach = np.flatnonzero((run.result.step >= 0) & ~run.result.fallback
+                              & (run.result.n_voters == 0))
+    assert by_reach.size > 0          # on the demo a few points meet their turn unvoted
+    at = _label_page()
+    assert any("next band of reach share" in c.value for c in at.caption)
+    at.session_state["label_point"] = int(by_reach[0])
+    at.run()
+    assert not at.exception, at.exception
+    assert any("**By reach:**" in m.value for m in at.markdown)
+    pipeline.run_labeling(demo_workspace, emb, pipeline.KIntent.parse(3))   # as found
+
+
 def test_a_seed_is_explained_as_given(demo_workspace):
     at = _label_page()
     run, _ = _latest(demo_workspace)
@@ -270,8 +290,8 @@ def test_the_variant_is_one_switch_away_and_a_flood_is_called_out(demo_workspace
     from hdl_core.workspace import pipeline
 
     at = _label_page()
-    assert pipeline.labeling_variant(demo_workspace) == "balanced"          # the default
-    assert any("class-balanced HDL's own k" in m.value for m in at.markdown)
+    assert pipeline.labeling_variant(demo_workspace) == "reach"             # the default
+    assert any("reach-ordered HDL's own k" in m.value for m in at.markdown)
     at.segmented_control(key="label_variant").set_value("paper").run()
     assert not at.exception, at.exception
     try:
@@ -287,9 +307,9 @@ def test_the_variant_is_one_switch_away_and_a_flood_is_called_out(demo_workspace
                                 result=result, classes=classes, item_ids=emb.item_ids)
         at = _label_page()                         # a new visit shows the newest run
         warning = " ".join(w.value for w in at.warning)
-        assert "looks like a flood" in warning and "class-balanced" in warning.lower()
+        assert "looks like a flood" in warning and "reach-ordered" in warning.lower()
     finally:                                       # leave a normal latest run, as found
-        pipeline.set_labeling_variant(demo_workspace, "balanced")
+        pipeline.set_labeling_variant(demo_workspace, "reach")
         pipeline.run_labeling(demo_workspace, pipeline.current_embedding(demo_workspace),
                               pipeline.KIntent.parse(3))
 

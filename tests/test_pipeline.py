@@ -324,11 +324,11 @@ def test_auto_k_follows_the_seeds_and_the_intent_is_stored(colours_ws):
     assert pipeline.k_intent(ws) == KIntent()                     # nothing stored: auto
     run = pipeline.run_labeling(ws, embedding)                   # the default variant
     y, _ = pipeline.seed_vector(ws, embedding.item_ids)
-    assert pipeline.labeling_variant(ws) == "balanced"
+    assert pipeline.labeling_variant(ws) == "reach"
     assert run.choice is None and run.k == resolve_k(KIntent(), embedding.X, y,
-                                                     variant="balanced")[0]
+                                                     variant="reach")[0]
     assert ws.load_run(run.hdl_id).params["k_auto"] is True
-    assert ws.load_run(run.hdl_id).params["variant"] == "balanced"
+    assert ws.load_run(run.hdl_id).params["variant"] == "reach"
     assert ws.load_run(run.hdl_id).params["bridge"] == "auto"    # exact on a small input
     assert ws.load_run(run.hdl_id).params["approximate_bridges"] == 0
     run = pipeline.run_labeling(ws, embedding, bridge="exact")

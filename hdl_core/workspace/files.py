@@ -28,7 +28,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .._files import atomic_write
-from ..config import DEFAULT_BRIDGE, DEFAULT_VARIANT, GRAPH_K, VARIANTS
+from ..config import DEFAULT_BRIDGE, DEFAULT_VARIANT, GRAPH_K
 
 GRAPH_META = "_meta.json"
 GRAPH_FORMAT = "hdl-studio knn graph 1"
@@ -195,9 +195,9 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
         Also run kNN-DV and report how often it agrees.
     method : str
         Graph method when the graph is built here.
-    variant : {"balanced", "paper"}
-        Class-balanced HDL (`hdl_core.balanced_label`, the default) or the paper's
-        Algorithm 1, as in the app.
+    variant : {"reach", "balanced", "paper"}
+        Reach-ordered HDL (`hdl_core.reach_label`, the default), class-balanced HDL
+        (`hdl_core.balanced_label`) or the paper's Algorithm 1, as in the app.
     bridge : {"auto", "exact", "approx"}, default "auto"
         How bridges are searched (`hdl_core.hdl.hdl_label`): "auto" searches an inverted
         file when the first bridge would compare more than
@@ -214,8 +214,8 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
     from ..embed import load_embeddings_dir
     from ..graph import check_k, graph_of_prepared_rows, normalize_rows_inplace
     from ..balanced import auto_k as balanced_auto_k
-    from ..balanced import label_prepared_rows as balanced_label_prepared_rows
-    from ..hdl import check_bridge, knn_dv_label, label_prepared_rows
+    from ..hdl import check_bridge, knn_dv_label
+    from ..variants import check_variant, has_own_k, prepared_function
     from .pipeline import PipelineError, require_seeds
 
     seconds = {}
@@ -234,10 +234,9 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
     seed_rows = np.flatnonzero(y >= 0)
     started = time.perf_counter()
     # choose_k sees only labeled rows, as given (it normalises them itself), as in the app
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    check_variant(variant)
     check_bridge(bridge)
-    if intent.auto and variant == "balanced":
+    if intent.auto and has_own_k(variant):
         k, choice = balanced_auto_k(len(y), len(classes)), None
     elif intent.auto:
         k, choice = resolve_k(intent, X[seed_rows], y[seed_rows])
@@ -257,10 +256,7 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
                                      random_state=0)
     seconds["graph"] = time.perf_counter() - started
     started = time.perf_counter()
-    if variant == "balanced":
-        result = balanced_label_prepared_rows(rows, y, k=k, graph=knn, bridge=bridge)
-    else:
-        result = label_prepared_rows(rows, y, k=k, graph=knn, bridge=bridge)
+    result = prepared_function(variant)(rows, y, k=k, graph=knn, bridge=bridge)
     seconds["hdl"] = time.perf_counter() - started
     agreement = None
     if with_baseline:

@@ -35,11 +35,9 @@ from ..auto_k import KChoice, KIntent, resolve_k
 from ..data.seed_csv import neutralise_cell
 from ..config import DEFAULT_BRIDGE, DEFAULT_VARIANT, GRAPH_K, VARIANTS, home
 from ..graph import KnnGraph, build_knn_graph, read_rows, rows_to_read
-from ..balanced import balanced_label
-from ..balanced import label_prepared_rows as balanced_prepared_rows
 from ..bridge import distinct_rows
-from ..hdl import LabelingResult, check_bridge, hdl_label, knn_dv_prepared_rows
-from ..hdl import label_prepared_rows as hdl_prepared_rows
+from ..hdl import LabelingResult, check_bridge, knn_dv_prepared_rows
+from ..variants import check_variant, label_function, prepared_function
 from .arrays import EMBEDDING_CACHE_DIRNAME
 from .schema import StoreError
 from .store import RunInfo, StoredRun, Workspace
@@ -447,14 +445,14 @@ class LabelingRun:
 
 
 def labeling_variant(ws: Workspace) -> str:
-    """Which HDL labels in this workspace: "balanced" (the default) or "paper" (Algorithm 1)."""
+    """Which HDL labels in this workspace: "reach" (the default), "balanced" or "paper"
+    (Algorithm 1)."""
     variant = ws.get_setting(_SETTING_VARIANT, DEFAULT_VARIANT)
     return variant if variant in VARIANTS else DEFAULT_VARIANT
 
 
 def set_labeling_variant(ws: Workspace, variant: str) -> None:
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    check_variant(variant)
     ws.set_setting(_SETTING_VARIANT, variant)
 
 
@@ -472,9 +470,10 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
     intent : KIntent, optional
         The k to use; default the workspace's own (`k_intent`). "auto" is resolved here
         (`hdl_core.auto_k.resolve_k`) against the seeds as they are now.
-    variant : {"balanced", "paper"}, optional
-        Class-balanced HDL (`hdl_core.balanced_label`, the default) or the paper's
-        Algorithm 1 (`hdl_core.hdl_label`); default the workspace's own
+    variant : {"reach", "balanced", "paper"}, optional
+        Reach-ordered HDL (`hdl_core.reach_label`, the default), class-balanced HDL
+        (`hdl_core.balanced_label`) or the paper's Algorithm 1 (`hdl_core.hdl_label`);
+        default the workspace's own
         (`labeling_variant`). Stored with the run (``params["variant"]``).
     with_baseline : bool, default True
         Also run kNN-DV with the same k and link it to the HDL run.
@@ -504,11 +503,9 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
     say = progress or (lambda step: None)
     intent = k_intent(ws) if intent is None else intent
     variant = labeling_variant(ws) if variant is None else variant
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    check_variant(variant)
     check_bridge(bridge)
-    label = functools.partial(balanced_label if variant == "balanced" else hdl_label,
-                              bridge=bridge)
+    label = functools.partial(label_function(variant), bridge=bridge)
     y, classes = seed_vector(ws, embedding.item_ids)
     require_seeds(y, classes)
     say("choosing k")
@@ -527,8 +524,7 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
     rows = rows_to_read(embedding.X, "cosine")
     if nodes is None:
         graph = neighbour_graph(ws, embedding, k) if graph is None else graph
-        prepared = balanced_prepared_rows if variant == "balanced" else hdl_prepared_rows
-        result = prepared(rows, y, k=k, graph=graph, bridge=bridge)
+        result = prepared_function(variant)(rows, y, k=k, graph=graph, bridge=bridge)
     else:
         collapsed = label(read_rows(embedding.X, nodes), y[nodes], k=k,
                               graph=_collapsed_graph(ws, embedding, nodes, k))

@@ -1,0 +1,95 @@
+"""A literal, slow transcription of reach-ordered HDL (hdl_core.reach), used to hold the fast
+driver to its definition. Plain Python over lists; given the seeds' reach F (checked
+against its own dense definition in tests/test_reach.py), it orders, bands, votes and hands
+what no seed reaches to class-balanced HDL's literal transcription.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .balanced_reference import literal_balanced
+from .hdl_reference import cosine_distance
+
+BANDS = 20
+
+
+def dense_reach(neighbours: np.ndarray, y: np.ndarray, steps: int, alpha: float) -> np.ndarray:
+    """F after `steps` steps of F <- alpha S F + (1 - alpha) Y, S = D^-1/2 (A + A^T) D^-1/2,
+    every column divided by its total: dense float64, from the definition."""
+    n, k = neighbours.shape
+    A = np.zeros((n, n))
+    for i in range(n):
+        for j in neighbours[i]:
+            A[i, j] += 1.0
+    W = A + A.T
+    d = 1.0 / np.sqrt(W.sum(axis=1))
+    S = d[:, None] * W * d[None, :]
+    Y = np.zeros((n, int(y.max()) + 1))
+    for i in range(n):
+        if y[i] >= 0:
+            Y[i, y[i]] = 1.0
+    F = Y.copy()
+    for _ in range(steps):
+        F = alpha * S @ F + (1 - alpha) * Y
+    total = F.sum(axis=0)
+    return F / np.where(total > 0, total, 1.0)
+
+
+def literal_reach(X: np.ndarray, y: np.ndarray, neighbours: np.ndarray, F: np.ndarray, *,
+                  bridge_distance=cosine_distance):
+    """Reach-ordered HDL given the reach F (n, classes).
+
+    Returns (labels, step, round, confidence, n_voters, fallback) as numpy arrays, and how
+    many points the reach ordered (confidence and n_voters are given for those only; the
+    rest is class-balanced HDL's).
+    """
+    n = len(y)
+    knn = [list(map(int, row)) for row in neighbours]
+    label = {i: int(y[i]) for i in range(n) if y[i] >= 0}
+    share, top = {}, {}
+    for i in range(n):
+        row = [float(v) for v in F[i]]
+        total = 0.0
+        for v in row:
+            total += v
+        best = max(range(len(row)), key=lambda c: (row[c], -c))     # lowest of tied classes
+        top[i] = best
+        share[i] = row[best] / total if total > 0 else 0.0
+    order = sorted((i for i in range(n) if y[i] < 0 and share[i] > 0),
+                   key=lambda i: (-share[i], i))
+    step, rnd = [-1] * n, [-1] * n
+    confidence, n_voters = [1.0] * n, [0] * n
+    fallback = [False] * n
+    r, last = -1, None
+    for t, m in enumerate(order):
+        band = min(int((1.0 - share[m]) * BANDS), BANDS - 1)
+        if band != last:
+            r, last = r + 1, band
+        counts, first = {}, {}
+        for pos, j in enumerate(knn[m]):
+            if j in label:
+                counts[label[j]] = counts.get(label[j], 0) + 1
+                first.setdefault(label[j], pos)
+        if counts:
+            most = max(counts.values())
+            c = min((c for c in counts if counts[c] == most), key=lambda c: first[c])
+            confidence[m] = most / sum(counts.values())
+            n_voters[m] = sum(counts.values())
+        else:
+            c = top[m]
+            confidence[m] = 0.5 * share[m]
+        label[m] = c
+        step[m], rnd[m] = t, r
+    if len(order) < int((np.asarray(y) < 0).sum()):
+        after = np.array([label.get(i, -1) for i in range(n)])
+        labels, b_step, b_round, b_fallback = literal_balanced(X, after, neighbours,
+                                                               bridge_distance=bridge_distance)
+        for i in range(n):
+            if b_step[i] >= 0:
+                label[i] = int(labels[i])
+                step[i] = int(b_step[i]) + len(order)
+                rnd[i] = int(b_round[i]) + r + 1
+                fallback[i] = bool(b_fallback[i])
+    labels = np.array([label[i] for i in range(n)])
+    return (labels, np.array(step), np.array(rnd), np.array(confidence), np.array(n_voters),
+            np.array(fallback), len(order))

@@ -1,0 +1,163 @@
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hdl_core import KnnGraph, build_knn_graph, hdl_label, reach_label
+from hdl_core.explain import vote_detail
+from hdl_core.hdl import _index_array
+from hdl_core.reach import reach_share, seed_reach
+
+from .hdl_reference import squared_euclidean_distance
+from .reach_reference import dense_reach, literal_reach
+from .test_balanced import _hard_gaussians
+from .test_hdl import labeling_problems
+
+
+def assert_matches_literal(X, y, k, graph, metric="cosine"):
+    result = reach_label(X, y, k=k, graph=graph, metric=metric)
+    F = seed_reach(_index_array(graph.first(k).indices, len(y)), y)
+    bridge = {"euclidean": {"bridge_distance": squared_euclidean_distance}}.get(metric, {})
+    labels, step, rnd, confidence, n_voters, fallback, n_reached = literal_reach(
+        X, y, graph.first(k).indices, F, **bridge)
+    np.testing.assert_array_equal(result.labels, labels)
+    np.testing.assert_array_equal(result.step, step)
+    np.testing.assert_array_equal(result.round, rnd)
+    np.testing.assert_array_equal(result.fallback, fallback)
+    reached = (step >= 0) & (step < n_reached)
+    np.testing.assert_array_equal(result.n_voters[reached], n_voters[reached])
+    np.testing.assert_allclose(result.confidence[reached], confidence[reached], rtol=1e-12)
+    return result, n_reached
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=True))
+def test_reach_matches_its_literal_definition_on_knn_graphs(problem):
+    assert_matches_literal(*problem)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=False))
+def test_reach_matches_its_literal_definition_on_arbitrary_neighbour_lists(problem):
+    assert_matches_literal(*problem)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=True, metric="euclidean"))
+def test_reach_matches_its_literal_definition_by_euclidean_distance(problem):
+    assert_matches_literal(*problem, metric="euclidean")
+
+
+def test_points_no_seed_reaches_are_labeled_after_the_others_by_class_balanced_hdl():
+    # two far groups, the second without a seed: the reach never gets there, a bridge does
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(30, 3)) + [20, 0, 0], rng.normal(size=(30, 3)) - [20, 0, 0]])
+    y = np.full(60, -1)
+    y[[0, 1]] = [0, 1]
+    graph = build_knn_graph(X, 5, method="exact", metric="euclidean")
+    result, n_reached = assert_matches_literal(X, y, 5, graph, metric="euclidean")
+    assert 0 < n_reached < 58
+    late = result.step >= n_reached
+    assert (np.flatnonzero(late) >= 30).all() and result.fallback[late].any()
+    assert not result.fallback[~late].any()
+    assert result.round[late].min() > result.round[(result.step >= 0) & ~late].max()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=True), st.integers(1, 30), st.sampled_from([0.5, 0.9, 0.99]))
+def test_the_spread_is_its_dense_definition(problem, steps, alpha):
+    X, y, k, graph = problem
+    neighbours = graph.first(k).indices
+    F = seed_reach(_index_array(neighbours, len(y)), y, steps=steps, alpha=alpha)
+    expected = dense_reach(neighbours, y, steps, alpha)
+    np.testing.assert_allclose(F, expected, rtol=2e-4, atol=1e-7)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=True))
+def test_labeling_invariants(problem):
+    X, y, k, graph = problem
+    r = reach_label(X, y, k=k, graph=graph)
+    seeds = y >= 0
+    np.testing.assert_array_equal(r.labels[seeds], y[seeds])
+    assert (r.labels >= 0).all() and r.labels.max() <= y.max()
+    assert sorted(r.step[~seeds]) == list(range((~seeds).sum()))
+    assert (r.step[seeds] == -1).all() and (r.round[seeds] == -1).all()
+    by_step = r.round[r.order]
+    assert (np.diff(by_step) >= 0).all()
+    assert by_step.size == 0 or (by_step[0] == 0 and (np.diff(by_step) <= 1).all())
+    assert ((r.confidence > 0) & (r.confidence <= 1)).all()
+    by_reach = ~seeds & ~r.fallback & (r.n_voters == 0)
+    assert (r.confidence[by_reach] <= 0.5).all()
+    assert (r.n_voters[~seeds] <= k).all()
+    assert (r.source[r.fallback] >= 0).all() and (r.source[~r.fallback] == -1).all()
+    assert r.k == k
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=True))
+def test_every_vote_is_what_the_app_explains(problem):
+    # the Label page explains a vote from the neighbours labeled before the point's step,
+    # and a point with none from the reach
+    X, y, k, graph = problem
+    r = reach_label(X, y, k=k, graph=graph)
+    share, top = reach_share(seed_reach(_index_array(graph.first(k).indices, len(y)), y))
+    for p in np.flatnonzero((r.step >= 0) & ~r.fallback):
+        detail = vote_detail(graph.indices, r, p)
+        if r.n_voters[p] == 0:
+            assert not detail.counts and r.labels[p] == top[p]
+            assert r.confidence[p] == pytest.approx(0.5 * share[p])
+            continue
+        assert detail.winner == r.labels[p]
+        assert sum(detail.counts.values()) == r.n_voters[p]
+        assert detail.counts[r.labels[p]] / r.n_voters[p] == pytest.approx(r.confidence[p])
+        if len(detail.tied) > 1:   # tie: the nearest labeled neighbour's class
+            assert r.labels[p] == next(c for c in detail.neighbour_labels if c in detail.tied)
+
+
+def test_one_sided_points_come_first_and_a_round_is_a_band_of_reach_shares():
+    X, y, truth = _hard_gaussians(0)
+    graph = build_knn_graph(X, 10)
+    r = reach_label(X, y, k=10, graph=graph)
+    share, _ = reach_share(seed_reach(_index_array(graph.indices, len(y)), y))
+    order = r.order
+    assert (np.diff(share[order]) <= 0).all()
+    band = np.minimum(((1 - share[order]) * 20).astype(int), 19)
+    np.testing.assert_array_equal(np.flatnonzero(np.diff(r.round[order])),
+                                  np.flatnonzero(np.diff(band)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_reach_never_floods_a_small_hard_set_where_the_paper_variant_does(seed):
+    X, y, truth = _hard_gaussians(seed)
+    graph = build_knn_graph(X, 10)
+    share = lambda labels: np.bincount(labels, minlength=10).max() / labels.size  # noqa: E731
+    paper = hdl_label(X, y, k=10, graph=graph)
+    reach = reach_label(X, y, k=10, graph=graph)
+    unl = y < 0
+    assert share(paper.labels) > 2 * 0.1                  # the set is hard: the paper floods
+    assert share(reach.labels) <= 2 * 0.1                 # no class above twice its share
+    assert (reach.labels[unl] == truth[unl]).mean() > (paper.labels[unl] == truth[unl]).mean() + 0.2
+
+
+def test_all_points_labeled_returns_seeds_unchanged():
+    X = np.eye(4) + 0.1
+    y = np.array([0, 1, 0, 1])
+    r = reach_label(X, y, k=2)
+    np.testing.assert_array_equal(r.labels, y)
+    assert (r.step == -1).all() and r.n_rounds == 0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(k=0), "k=0 must be at least 1"),
+    (dict(k=2, steps=0), "steps must be a whole number >= 1, got 0"),
+    (dict(k=2, steps=2.5), "steps must be a whole number >= 1, got 2.5"),
+    (dict(k=2, alpha=1.0), r"alpha must be a number in \(0, 1\), got 1.0"),
+    (dict(k=2, alpha="high"), "alpha must be a number"),
+    (dict(k=2, graph=KnnGraph(np.array([[1], [0], [1]]), np.zeros((3, 1)))),
+     "graph has 1 neighbours per point but k=2"),
+])
+def test_bad_input_raises_a_value_error_naming_the_problem(kwargs, message):
+    X = np.eye(3) + 0.1
+    with pytest.raises(ValueError, match=message):
+        reach_label(X, np.array([0, -1, 1]), **kwargs)
