@@ -67,19 +67,20 @@ def main() -> None:
                    "Why I(k) zig-zags: eq. (2) counts k + 1 votes and asks for a strict majority "
                    "of right ones. At odd k the number of votes is even, a tie is possible and "
                    "counts as a failed vote, so I(k) dips at odd k and recovers at the next even k.")
-        if variant == "balanced":
-            st.info(f"The labeling is class-balanced HDL (the default; the Label page switches "
-                    f"it): its automatic k is {k_auto} (ten, fewer when classes are small), "
-                    "because the flood that P(k) protects the paper's variant from by choosing a "
-                    "small k does not happen there. The curve shows what P(k) would choose for "
-                    "the paper's variant.")
+        if variant != "paper":
+            name = ("reach-ordered HDL (the default" if variant == "reach" else
+                    "class-balanced HDL (")
+            st.info(f"The labeling is {name}; the Label page switches it): its automatic k is "
+                    f"{k_auto} (ten, fewer when classes are small), because the flood that P(k) "
+                    "protects the paper's variant from by choosing a small k does not happen "
+                    "there. The curve shows what P(k) would choose for the paper's variant.")
         elif choice.reliable:
             st.success(f"k* = {choice.k}: the k with the highest P(k).")
         else:
             st.warning(f"{choice.reason} The curve above is shown for teaching; an automatic k "
                        f"is {choice.k}.")
         how = ("your override" if override else
-               "class-balanced HDL's own k" if variant == "balanced" else
+               "the labeling's own k" if variant != "paper" else
                "k*, chosen again from the seeds at each run"
                if choice.reliable else "the default, until the seeds allow a reliable k*")
         st.write(f"The next run uses **k = {k_used}** ({how}); it is stored with the run.")

@@ -368,12 +368,15 @@ def _accuracy_chart(view: RunView) -> go.Figure:
 
 # --------------------------------------------------------------------------- page parts
 
-VARIANT_NAMES = {"balanced": "Class-balanced HDL (the default)",
+VARIANT_NAMES = {"reach": "Reach-ordered HDL (the default)",
+                 "balanced": "Class-balanced HDL",
                  "paper": "The paper's Algorithm 1"}
-VARIANT_HELP = ("Class-balanced HDL gives every class its own first level each round, so no "
-                "class's front floods the others where classes touch (bench/accuracy_bench.py). "
-                "The paper's Algorithm 1 labels, each round, the points with the most labeled "
-                "neighbours over the whole dataset.")
+VARIANT_HELP = ("Reach-ordered HDL spreads every class's seeds over the neighbour graph and "
+                "labels first the images one class reaches almost alone, each by the vote of "
+                "its labeled neighbours, so no class's front floods the others where classes "
+                "touch (README: Labeling accuracy). Class-balanced HDL gives every class its own "
+                "first level each round. The paper's Algorithm 1 labels, each round, the images "
+                "with the most labeled neighbours over the whole dataset.")
 
 
 def k_plan(ws, emb) -> tuple[int, str]:
@@ -384,8 +387,8 @@ def k_plan(ws, emb) -> tuple[int, str]:
     k, choice = state.k_choice(str(ws.folder), emb.key, state.seeds_digest(y), intent, variant)
     if not intent.auto:
         why = "your override on the Choose k page"
-    elif variant == "balanced":
-        why = "class-balanced HDL's own k (ten, fewer for small classes)"
+    elif variant != "paper":
+        why = f"{'reach-ordered' if variant == 'reach' else 'class-balanced'} HDL's own k (ten, fewer for small classes)"
     elif choice is not None and choice.reliable:
         why = "k\\* chosen from the seeds by the μ_k·I(k) rule"
     else:
@@ -432,7 +435,8 @@ def run_controls(ws, emb) -> None:
 
 def _describe_run(run) -> str:
     how = "chosen automatically" if run.params.get("k_auto") else "as set"
-    variant = "class-balanced" if run.params.get("variant") == "balanced" else "paper's"
+    variant = {"reach": "reach-ordered", "balanced": "class-balanced"}.get(
+        run.params.get("variant"), "paper's")
     return (f"#{run.run_id} · {variant} · k = {run.k} ({how}) · {run.params.get('n_seeds', '?')} "
             f"seeds · {run.created[:19]}Z")
 
@@ -528,6 +532,12 @@ def _round_caption(view: RunView, r: int, only) -> None:
     if bridge:
         text = (f"Round {r} is a bridge: no unlabeled point had a labeled neighbour, so the one "
                 "closest to a labeled point copied its label (marked x).")
+    elif view.params.get("variant") == "reach":
+        text = (f"Round {r}: {size} unlabeled point(s) in the next band of reach share (every "
+                "class's seeds spread over the neighbour graph; a point's share is its top "
+                "class's part of what reaches it, and rounds go from one-sided to contested). "
+                "Each took the vote of its labeled neighbours, highest share first; one with no "
+                "labeled neighbour yet took the class that reaches it most.")
     elif view.params.get("variant") == "balanced":
         per_class = ", ".join(f"{n} {state.shown(view.classes[c], 24)}" for c, n in
                               zip(*np.unique(result.labels[members], return_counts=True)))
@@ -633,6 +643,9 @@ def _point_detail(view: RunView, point: int) -> None:
             lines.append(f"**Bridged:** no labeled neighbour was left, so it copied the label of "
                          f"#{source} ({state.shown(view.path(source)) if source >= 0 else 'removed since'}), "
                          "the closest labeled point.")
+        elif result.n_voters[point] == 0:
+            lines.append("**By reach:** none of its neighbours was labeled when its turn came, so "
+                         "it took the class whose seeds reach it most over the neighbour graph.")
         else:
             votes = ", ".join(f"{names[c]}: {n}" for c, n in
                               sorted(detail.counts.items(), key=lambda kv: -kv[1]))
