@@ -1,4 +1,4 @@
-"""Labeling accuracy: the default (class-balanced HDL) against the paper's HDL, kNN-DV,
+"""Labeling accuracy: the default (reach-ordered HDL) against the paper's HDL, kNN-DV,
 1-NN on the seeds and scikit-learn's LabelSpreading / LabelPropagation, on eight sets.
 
 Sets (bench/_sets.py): digits (raw pixels); 10 Gaussian classes x 500 in 64-D at 10-NN
@@ -8,7 +8,9 @@ non-faces, 25x25). For 1, 2, 3, 5, 10 seeds per class, 5 draws each; accuracy is
 unlabeled points only, mean ± sd over the draws.
 
 Methods:
-  default           HDLClassifier() with no arguments (class-balanced HDL, k = 10)
+  default           HDLClassifier() with no arguments (reach-ordered HDL, k = 10)
+  class-balanced    HDLClassifier(variant="balanced"): class-balanced HDL, k = 10, the
+                    default of earlier releases
   HDL k=3           hdl_label, the paper's variant, k = 3 (the paper's Table 2)
   HDL k=auto        HDLClassifier(variant="paper"): k by resolve_k / choose_k
   kNN-DV k=3        knn_dv_label, eq. (1)
@@ -25,7 +27,8 @@ vectors; on raw pixels it would make every kernel weight 0).
 Held-out draws: the reported draws use seeds from numpy default_rng(1000 + draw) and, for
 the synthetic sets, data_seed = draw. Class-balanced HDL (k, border ratio) and the tuned
 peers were chosen on *design* draws with other seeds (default_rng(500 + d), data_seed
-500 + d) that the reported draws never use. The peers' tuning is cached in
+500 + d) that the reported draws never use; so were reach-ordered HDL's spread (alpha,
+steps: bench/accuracy_variants_bench.py). The peers' tuning is cached in
 bench/results/accuracy_bench_tuning.json (`--retune` recomputes it). The full run, tuning
 included, took 39 minutes on 2 shared cores; --quick with the tuning cached, about 2.
 
@@ -61,8 +64,9 @@ DRAWS = 5
 DESIGN_DRAWS = 2                 # for tuning the peers: draws 0, 1 of the design seeds
 DESIGN_SEEDS_PER_CLASS = (1, 3, 10)
 PEERS = ("HDL k=3", "kNN-DV k=3", "1-NN seeds", "LS default", "LP default")
-METHODS = ("default", "HDL k=3", "HDL k=auto", "kNN-DV k=3", "1-NN seeds",
+METHODS = ("default", "class-balanced", "HDL k=3", "HDL k=auto", "kNN-DV k=3", "1-NN seeds",
            "LS default", "LP default", "LS tuned", "LP tuned")
+FLOOD_CHECKED = {"default": "reach", "class-balanced": "balanced", "HDL k=3": "paper"}
 TUNING_GRID = {
     "LS": [dict(kernel="knn", n_neighbors=k, alpha=a) for k in (5, 10, 20) for a in (0.5, 0.8, 0.99)]
     + [dict(kernel="rbf", gamma=g, alpha=a) for g in (5, 20, 50) for a in (0.2, 0.8)],
@@ -113,6 +117,9 @@ def run(method: str, X, Xn, y, tuned: dict):
     result = None
     if method == "default":
         model = HDLClassifier().fit(X, y)
+        labels, result = model.transduction_, model.result_
+    elif method == "class-balanced":
+        model = HDLClassifier(variant="balanced").fit(X, y)
         labels, result = model.transduction_, model.result_
     elif method == "HDL k=3":
         result = hdl_label(X, y, k=3, graph=build_knn_graph(X, 3, method="exact"))
@@ -202,7 +209,7 @@ def evaluate(sets, per_class_list, draws, tuned):
             secs = {m: [] for m in METHODS}
             largest = {m: [] for m in METHODS}      # (its share, its true share)
             worst_ratio = {m: 0.0 for m in METHODS}
-            flood = {m: [] for m in ("default", "HDL k=3")}
+            flood = {m: [] for m in FLOOD_CHECKED}
             for draw in range(draws):
                 X, truth, y = held_out(label_set, per_class, draw)
                 if per_class == per_class_list[0]:
@@ -219,8 +226,7 @@ def evaluate(sets, per_class_list, draws, tuned):
                     largest[method].append((float(np.mean(labels == top)), float(true_share[top])))
                     worst_ratio[method] = max(worst_ratio[method], float(ratios.max()))
                     if method in flood:
-                        report = flood_report(result, y, variant="balanced" if method == "default"
-                                              else "paper")
+                        report = flood_report(result, y, variant=FLOOD_CHECKED[method])
                         bad = bool(ratios.max() > 2 or ratios.min() < 0.5)
                         flood[method].append((report.flooded, bad))
                     runs.append({"set": label_set.name, "seeds_per_class": per_class, "draw": draw,
@@ -277,7 +283,7 @@ def summarise(rows, sets):
                "digits_mean_1_2_5_10": float(np.mean(digits)) if len(digits) == 4 else None,
                "digits_target": 0.92}
     flood_counts = {}
-    for m in ("default", "HDL k=3"):
+    for m in FLOOD_CHECKED:
         pairs = [(f, b) for r in rows for f, b in zip(r[f"{m} flood reports"], r[f"{m} bad runs"])]
         flood_counts[m] = {"runs": len(pairs), "bad": sum(b for _, b in pairs),
                            "reported_and_bad": sum(f and b for f, b in pairs),
@@ -354,9 +360,10 @@ def main(argv=None) -> int:
                   "draws": draws, "methods": METHODS, "peers_in_target": PEERS,
                   "accuracy": "on unlabeled points only",
                   "held_out": "seeds default_rng(1000 + draw), data_seed = draw (synthetic sets)",
-                  "design": _design_note() + "; class-balanced HDL's k and border ratio were "
-                            "chosen on seeds default_rng(500 + d), data_seed 500 + d, d < 5, "
-                            "seeds per class 1/2/3/5/10",
+                  "design": _design_note() + "; class-balanced HDL's k and border ratio, "
+                            "and reach-ordered HDL's alpha and steps, were chosen on seeds "
+                            "default_rng(500 + d), data_seed 500 + d (d < 5 and d < 3), seeds "
+                            "per class 1/2/3/5/10",
                   "sklearn_input": "L2-normalised rows",
                   "LS default": "LabelSpreading(): rbf, gamma=20, alpha=0.2, max_iter=30",
                   "LP default": "LabelPropagation(): rbf, gamma=20, max_iter=1000",

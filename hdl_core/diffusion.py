@@ -56,3 +56,49 @@ def spread(S, sources: np.ndarray, alpha: float, steps: int) -> np.ndarray:
         spread_step(S.indptr, S.indices, S.data, F, kept, np.float32(alpha), other)
         F, other = other, F
     return F
+
+
+def spread_seeds(neighbours: np.ndarray, rev_ptr: np.ndarray, rev_idx: np.ndarray,
+                 y: np.ndarray, n_classes: int, alpha: float, steps: int) -> np.ndarray:
+    """`spread` of the seeds' one-hot labels (Y: 1 in column y[i] for each seed i), straight
+    from the neighbour lists and their reverse (`hdl._reverse_adjacency`), float32 (n,
+    n_classes). No matrix is built: S F's row i is d_i^-1/2 Σ d_j^-1/2 F_j over j in i's
+    list and over the points listing i (a mutual pair counts twice, as in A + Aᵀ), and Y
+    is read from `y`; beyond the lists, the memory is F twice and d, O(n · classes)."""
+    n, k = neighbours.shape
+    scale = (1.0 / np.sqrt(k + np.diff(rev_ptr).astype(np.float64))).astype(np.float32)
+    F = np.zeros((n, n_classes), np.float32)
+    seeds = np.flatnonzero(y >= 0)
+    F[seeds, y[seeds]] = 1.0
+    other = np.empty_like(F)
+    for _ in range(steps):
+        _spread_lists_step(neighbours, rev_ptr, rev_idx, scale, y, F, np.float32(alpha), other)
+        F, other = other, F
+    return F
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _spread_lists_step(neighbours, rev_ptr, rev_idx, scale, y, spread, alpha, out):
+    """out = alpha · (S @ spread) + (1 - alpha) Y, S from the lists (see `spread_seeds`),
+    row by row on every core."""
+    n, k = neighbours.shape
+    n_classes = spread.shape[1]
+    kept = 1 - alpha
+    for i in numba.prange(n):
+        for c in range(n_classes):
+            out[i, c] = 0
+        for jj in range(k):
+            j = neighbours[i, jj]
+            a = scale[j]
+            for c in range(n_classes):
+                out[i, c] += a * spread[j, c]
+        for e in range(rev_ptr[i], rev_ptr[i + 1]):
+            j = rev_idx[e]
+            a = scale[j]
+            for c in range(n_classes):
+                out[i, c] += a * spread[j, c]
+        a = alpha * scale[i]
+        for c in range(n_classes):
+            out[i, c] *= a
+        if y[i] >= 0:
+            out[i, y[i]] += kept

@@ -7,7 +7,7 @@ labels the boundary. Reach-ordered HDL decides the order once, from the whole gr
 
 * **reach**: every class's seeds spread over the symmetric kNN graph, ``REACH_STEPS``
   steps of ``F ← α S F + (1 - α) Y`` (α = ``REACH_ALPHA``, S = D^-1/2 (A + Aᵀ) D^-1/2,
-  `hdl_core.diffusion`); each class's column is then divided by its total, so a class whose
+  `hdl_core.diffusion.spread_seeds`, straight from the neighbour lists); each class's column is then divided by its total, so a class whose
   seeds sit in a dense part of the graph does not outweigh the others everywhere (class
   mass normalisation). A point's *reach share* is the top class's share of its row;
 * **order**: the unlabeled points the seeds reach, highest reach share first (ties by
@@ -28,7 +28,8 @@ labels the boundary. Reach-ordered HDL decides the order once, from the whole gr
 On the held-out draws of bench/accuracy_bench.py it met the digits target that
 class-balanced HDL missed and let no class pass twice its true share (README, "Labeling
 accuracy"). Cost after the graph: O(REACH_STEPS · n·k · classes) for the reach, n ×
-classes float32 numbers twice, then O(n·k) for the votes.
+classes float32 numbers twice and the reverse lists while spreading, then O(n·k) for the
+votes.
 """
 from __future__ import annotations
 
@@ -37,10 +38,10 @@ import numpy as np
 
 from .balanced import _label as _balanced_label
 from .config import BALANCED_BORDER_RATIO, REACH_ALPHA, REACH_BANDS, REACH_STEPS
-from .diffusion import diffusion_operator, spread
+from .diffusion import spread_seeds
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
-from .hdl import (LabelingResult, _check_graph, _index_array, _vote, check_bridge, narrow_int,
-                  validate_labels)
+from .hdl import (LabelingResult, _check_graph, _index_array, _reverse_adjacency, _vote,
+                  check_bridge, narrow_int, validate_labels)
 
 
 def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int = REACH_STEPS,
@@ -120,10 +121,10 @@ def seed_reach(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_STEP
     then divided by its total (a class no point is reached by stays 0)."""
     n = neighbours.shape[0]
     y = np.asarray(y)
-    seeds = np.flatnonzero(y >= 0)
-    sources = np.zeros((n, int(y.max()) + 1), np.float32)
-    sources[seeds, y[seeds]] = 1.0
-    F = spread(diffusion_operator(neighbours), sources, alpha, steps)
+    rev_ptr, rev_idx = _reverse_adjacency(neighbours, n)
+    F = spread_seeds(neighbours, rev_ptr, rev_idx, y.astype(narrow_int(int(y.max()) + 1)),
+                     int(y.max()) + 1, alpha, steps)
+    del rev_ptr, rev_idx
     F /= np.maximum(F.sum(axis=0, dtype=np.float64), 1e-30).astype(np.float32)
     return F
 
