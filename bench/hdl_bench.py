@@ -1,6 +1,7 @@
 """HDL labeling speed: `hdl_label` on a given kNN graph vs one argsort of its edge list,
 and vs the literal Algorithm 1 (tests/hdl_reference.py); class-balanced HDL
-(`balanced_label`, the default variant) timed on the same graphs.
+(`balanced_label`) and reach-ordered HDL (`reach_label`, the default variant) timed on
+the same graphs.
 
 Data: Gaussian clusters on the unit sphere in 3-D (100 clusters, class = cluster mod 10),
 1 % of the points labeled, k = 10. On unit 3-D vectors a k-d tree gives the exact cosine
@@ -28,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from hdl_core import _prefetch  # noqa: E402
 from hdl_core.balanced import balanced_label  # noqa: E402
+from hdl_core.reach import reach_label  # noqa: E402
 from hdl_core.graph import normalize_rows  # noqa: E402
 from hdl_core.hdl import (_Bridge, _check_graph, _index_array, _KernelState,  # noqa: E402
                           _reverse_adjacency, _run_rounds, hdl_label, narrow_int,
@@ -59,6 +61,7 @@ def warm_up() -> float:
     X = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 0, 1], [0, 0.1, 0.9], [0, 1, 0.05]], np.float32)
     hdl_label(X, np.array([0, -1, 1, -1, -1]), k=1)
     balanced_label(X, np.array([0, -1, 1, -1, -1]), k=1)
+    reach_label(X, np.array([0, -1, 1, -1, -1]), k=1)
     return time.perf_counter() - start
 
 
@@ -112,7 +115,7 @@ def scaling(sizes: list[int], repeats: int) -> list[dict]:
         X, graph, truth, y, graph_s, cluster = make_problem(n)
         # alternate hdl_label and argsort so that load from elsewhere hits both alike
         edges = graph.indices.ravel()
-        hdl_all, sort_all, balanced_all = [], [], []
+        hdl_all, sort_all, balanced_all, reach_all = [], [], [], []
         for _ in range(repeats):
             start = time.perf_counter()
             result = hdl_label(X, y, k=K, graph=graph)
@@ -123,6 +126,9 @@ def scaling(sizes: list[int], repeats: int) -> list[dict]:
             start = time.perf_counter()
             balanced = balanced_label(X, y, k=K, graph=graph)
             balanced_all.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            reach = reach_label(X, y, k=K, graph=graph)
+            reach_all.append(time.perf_counter() - start)
         hdl_s, sort_s = float(np.median(hdl_all)), float(np.median(sort_all))
         ratio = float(np.median([h / a for h, a in zip(hdl_all, sort_all)]))
         row = {
@@ -137,12 +143,17 @@ def scaling(sizes: list[int], repeats: int) -> list[dict]:
             "balanced_ratio_to_argsort": float(np.median([b / a for b, a in zip(balanced_all, sort_all)])),
             "balanced_rounds": balanced.n_rounds,
             "balanced_accuracy_vs_truth": float((balanced.labels == truth)[y < 0].mean()),
+            "reach_s": float(np.median(reach_all)), "reach_runs_s": reach_all,
+            "reach_ratio_to_argsort": float(np.median([b / a for b, a in zip(reach_all, sort_all)])),
+            "reach_rounds": reach.n_rounds,
+            "reach_accuracy_vs_truth": float((reach.labels == truth)[y < 0].mean()),
         }
         if n == max(sizes):
             row["locality"] = locality_check(X, y, graph, cluster, repeats)
         rows.append(row)
         print(f"  n={n:>9,}: hdl {hdl_s:.4f} s, argsort {sort_s:.4f} s, "
-              f"ratio {ratio:.2f}, balanced {row['balanced_s']:.4f} s", flush=True)
+              f"ratio {ratio:.2f}, balanced {row['balanced_s']:.4f} s, "
+              f"reach {row['reach_s']:.4f} s", flush=True)
     return rows
 
 
@@ -280,11 +291,12 @@ def main(argv=None) -> int:
     print_table(
         ["n", "seeds", "graph build (s, not timed)", "hdl_label (s)", "argsort n·k (s)",
          "ratio", "ns / edge", "rounds", "bridges", "balanced_label (s)", "its ratio",
-         "its rounds"],
+         "its rounds", "reach_label, the default (s)", "its ratio", "its rounds"],
         [[f"{r['n']:,}", f"{r['seeds']:,}", r["graph_build_s"], r["hdl_s"], r["argsort_s"],
           f"{r['ratio_to_argsort']:.2f}×", f"{r['ns_per_edge']:.1f}", f"{r['rounds']:,}",
           r["bridges"], r["balanced_s"], f"{r['balanced_ratio_to_argsort']:.2f}×",
-          f"{r['balanced_rounds']:,}"] for r in rows],
+          f"{r['balanced_rounds']:,}", r["reach_s"], f"{r['reach_ratio_to_argsort']:.2f}×",
+          f"{r['reach_rounds']:,}"] for r in rows],
         title=f"hdl_label on a given graph (k={K}, 1 % seeds) vs np.argsort of the edge list "
               f"— target at n={largest['n']:,}: ≤ {ARGSORT_TARGET:g}× ({verdict(argsort_met)})")
     print_table(

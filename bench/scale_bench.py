@@ -4,8 +4,9 @@ The graph-only path (`hdl-studio label --embeddings DIR --graph GRAPHDIR`) hands
 labeling a graph memory-mapped from ``indices.npy`` (int32) and ``distances.npy``
 (float16). Here the graph is k = 10 random neighbour lists (every point reachable, so no
 bridge: the rounds alone), 1 % seeds in 10 classes, written to files and mapped back, and
-both variants label it: the paper's (`hdl.label_prepared_rows`) and the default,
-class-balanced one (`balanced.label_prepared_rows`). Memory is the peak of the process's
+each variant labels it: the paper's (`hdl.label_prepared_rows`), class-balanced HDL
+(`balanced.label_prepared_rows`) and the default, reach-ordered HDL
+(`reach.label_prepared_rows`). Memory is the peak of the process's
 anonymous resident memory (``RssAnon``: what the labeling allocates, not the mapped graph
 pages) above its level before the call, polled every 10 ms; time is the median of three
 runs. Target (issue 13):
@@ -25,7 +26,7 @@ import numpy as np
 
 from _common import PeakRSS, machine_info, print_table, verdict, write_json
 
-from hdl_core import balanced, hdl  # noqa: E402
+from hdl_core import balanced, hdl, reach  # noqa: E402
 from hdl_core.workspace.files import read_graph_dir, write_graph_dir  # noqa: E402
 
 K = 10
@@ -40,7 +41,8 @@ def rss_anon() -> int:
     raise RuntimeError("no RssAnon in /proc/self/status")
 
 
-VARIANTS = {"paper": hdl.label_prepared_rows, "default": balanced.label_prepared_rows}
+VARIANTS = {"paper": hdl.label_prepared_rows, "balanced": balanced.label_prepared_rows,
+            "reach": reach.label_prepared_rows}
 
 
 def warm(folder: Path) -> None:
