@@ -28,8 +28,8 @@ labels the boundary. Reach-ordered HDL decides the order once, from the whole gr
 On the held-out draws of bench/accuracy_bench.py it met the digits target that
 class-balanced HDL missed and let no class pass twice its true share (README, "Labeling
 accuracy"). Cost after the graph: O(REACH_STEPS · n·k · classes) for the reach, n ×
-classes float32 numbers twice and the reverse lists while spreading, then O(n·k) for the
-votes.
+min(classes, 16) float32 numbers twice and the reverse lists while spreading, then O(n·k)
+for the votes.
 """
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ from .diffusion import spread_seeds
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
 from .hdl import (LabelingResult, _check_graph, _index_array, _reverse_adjacency, _vote,
                   check_bridge, narrow_int, validate_labels)
+
+# Classes spread at a time (`reach_shares`): n × 16 float32 numbers twice, 128 bytes per
+# point, however many classes there are.
+CLASS_BLOCK = 16
 
 
 def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int = REACH_STEPS,
@@ -139,6 +143,40 @@ def reach_share(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return share, top
 
 
+def reach_shares(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_STEPS,
+                 alpha: float = REACH_ALPHA, block: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """`reach_share` of `seed_reach` without holding every class's column at once: the
+    classes are spread `block` (``CLASS_BLOCK``) at a time, each block's columns divided by
+    their totals, and each point keeps its running total and top class. A class's spread
+    does not depend on the others', so the result is the same (exactly the same with at
+    most `block` classes); the memory is n × block float32 numbers twice instead of
+    n × classes."""
+    n = neighbours.shape[0]
+    y = np.asarray(y)
+    n_classes = int(y.max()) + 1
+    block = CLASS_BLOCK if block is None else block
+    rev_ptr, rev_idx = _reverse_adjacency(neighbours, n)
+    total = np.zeros(n, np.float64)
+    best = np.zeros(n, np.float64)
+    top = np.zeros(n, np.int64)
+    for first in range(0, n_classes, block):
+        width = min(block, n_classes - first)
+        local = np.where((y >= first) & (y < first + width), y - first, -1)
+        F = spread_seeds(neighbours, rev_ptr, rev_idx, local.astype(narrow_int(width)), width,
+                         alpha, steps)
+        F /= np.maximum(F.sum(axis=0, dtype=np.float64), 1e-30).astype(np.float32)
+        total += F.sum(axis=1, dtype=np.float64)
+        here = F.argmax(axis=1)
+        value = F[np.arange(n), here].astype(np.float64)
+        wins = value > best
+        best[wins] = value[wins]
+        top[wins] = here[wins] + first
+        del F
+    share = np.divide(best, total, out=np.zeros_like(total), where=total > 0)
+    return share, top
+
+
 def reach_band(share: np.ndarray) -> np.ndarray:
     """The band of each reach share: 0 for shares in [1 - 1/REACH_BANDS, 1], 1 for the next
     band down, ...; shares are at least 1 / classes, so few bands are ever used."""
@@ -161,7 +199,7 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, steps: int,
         return result
 
     neighbours = _index_array(graph.indices, n)
-    share, top = reach_share(seed_reach(neighbours, y, steps=steps, alpha=alpha))
+    share, top = reach_shares(neighbours, y, steps=steps, alpha=alpha)
     reached = np.flatnonzero((y < 0) & (share > 0))
     order = reached[np.argsort(-share[reached], kind="stable")]
     n_classes = int(y.max()) + 1

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hdl_core import KnnGraph, build_knn_graph, hdl_label, reach_label
 from hdl_core.explain import vote_detail
 from hdl_core.hdl import _index_array
-from hdl_core.reach import reach_share, seed_reach
+from hdl_core.reach import reach_share, reach_shares, seed_reach
 
 from .hdl_reference import squared_euclidean_distance
 from .reach_reference import dense_reach, literal_reach
@@ -161,3 +161,22 @@ def test_bad_input_raises_a_value_error_naming_the_problem(kwargs, message):
     X = np.eye(3) + 0.1
     with pytest.raises(ValueError, match=message):
         reach_label(X, np.array([0, -1, 1]), **kwargs)
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 16])
+def test_classes_spread_a_block_at_a_time_give_the_same_order(block):
+    # 5 classes: one block of 16 is the whole reach; smaller blocks hold fewer columns at
+    # once and must find the same top class and (up to summation order) the same share
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(300, 6)) + np.repeat(rng.normal(size=(5, 6)) * 3, 60, axis=0)
+    y = np.full(300, -1)
+    y[rng.choice(300, 15, replace=False)] = rng.integers(0, 5, 15)
+    y[[0, 60, 120, 180, 240]] = [0, 1, 2, 3, 4]
+    neighbours = _index_array(build_knn_graph(X, 8).indices, 300)
+    share, top = reach_share(seed_reach(neighbours, y))
+    blocked_share, blocked_top = reach_shares(neighbours, y, block=block)
+    np.testing.assert_array_equal(blocked_top, top)
+    if block >= 5:
+        np.testing.assert_array_equal(blocked_share, share)
+    else:
+        np.testing.assert_allclose(blocked_share, share, rtol=1e-6)
