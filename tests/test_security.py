@@ -967,14 +967,16 @@ def test_identical_copies_are_labeled_as_one_and_share_label_step_and_round(tmp_
         vote_detail(graph.indices, result, point)
 
 
-def test_a_few_identical_files_leave_labeling_exactly_as_before(tmp_path):
-    from hdl_core import hdl_label
+@pytest.mark.parametrize("variant", ["reach", "balanced", "paper"])
+def test_a_few_identical_files_leave_labeling_exactly_as_before(tmp_path, variant):
     from hdl_core.auto_k import KIntent
+    from hdl_core.variants import label_function
     ws, emb, _ = duplicated_workspace(tmp_path / "ws", copies=3)       # groups of 3 <= k = 3
-    run = pipeline.run_labeling(ws, emb, KIntent.parse(3), with_baseline=False)
+    run = pipeline.run_labeling(ws, emb, KIntent.parse(3), variant=variant, with_baseline=False)
     y, _ = pipeline.seed_vector(ws, emb.item_ids)
-    plain = hdl_label(emb.X, y, k=3, graph=pipeline.neighbour_graph(ws, emb, 3))
+    plain = label_function(variant)(emb.X, y, k=3, graph=pipeline.neighbour_graph(ws, emb, 3))
     np.testing.assert_array_equal(run.result.step, plain.step)
+    np.testing.assert_array_equal(run.result.labels, plain.labels)
     assert "collapsed_duplicates" not in ws.load_run(run.hdl_id).params
 
 
