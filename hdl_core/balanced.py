@@ -151,14 +151,9 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_rati
     """The driver behind `balanced_label`, on validated inputs (`rows` as `metric`
     prepares them)."""
     n = rows.shape[0]
-    labels = y.copy()
-    step = np.full(n, -1, np.int64)
-    round_ = np.full(n, -1, np.int64)
-    confidence = np.ones(n, np.float64)
-    n_voters = np.zeros(n, np.int64)
-    fallback = np.zeros(n, np.bool_)
-    source = np.full(n, -1, np.int64)
-    result = LabelingResult(labels, step, round_, confidence, n_voters, fallback, source, k)
+    result = LabelingResult.start(y, k)
+    labels, step, round_, confidence = result.labels, result.step, result.round, result.confidence
+    n_voters, fallback, source = result.n_voters, result.fallback, result.source
     if (y >= 0).all():
         return result
 

@@ -85,6 +85,15 @@ class LabelingResult:
     k: int
     approximate_bridges: int = 0
 
+    @classmethod
+    def start(cls, y: np.ndarray, k: int) -> "LabelingResult":
+        """The result before any vote: seeds keep their labels (-1 elsewhere), no step,
+        round, vote or bridge yet. The kernels fill it in place."""
+        n = y.shape[0]
+        return cls(y.copy(), np.full(n, -1, np.int64), np.full(n, -1, np.int64),
+                   np.ones(n, np.float64), np.zeros(n, np.int64), np.zeros(n, np.bool_),
+                   np.full(n, -1, np.int64), k)
+
     @property
     def order(self) -> np.ndarray:
         """Point indices in the order they were labeled (seeds excluded)."""
@@ -150,8 +159,9 @@ def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None,
     paper's variant.
 
     Where classes touch, one first level over all points lets the class whose region fills
-    first flood the others; `hdl_core.balanced.balanced_label` (the default variant) avoids
-    that and `hdl_core.flood.flood_report` tells when a run looks like a flood.
+    first flood the others; `hdl_core.reach.reach_label` (the default variant) and
+    `hdl_core.balanced.balanced_label` avoid that, and `hdl_core.flood.flood_report` tells
+    when a run looks like a flood.
 
     Parameters
     ----------
@@ -219,14 +229,9 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
         else _check_graph(graph, n, k, metric)
 
     labeled = y >= 0
-    labels = y.copy()
-    step = np.full(n, -1, np.int64)
-    round_ = np.full(n, -1, np.int64)
-    confidence = np.ones(n, np.float64)
-    n_voters = np.zeros(n, np.int64)
-    fallback = np.zeros(n, np.bool_)
-    source = np.full(n, -1, np.int64)
-    result = LabelingResult(labels, step, round_, confidence, n_voters, fallback, source, k)
+    result = LabelingResult.start(y, k)
+    labels, step, round_, confidence = result.labels, result.step, result.round, result.confidence
+    n_voters, fallback, source = result.n_voters, result.fallback, result.source
     if labeled.all():
         return result
 

@@ -190,6 +190,16 @@ def test_a_far_euclidean_bridge_ranks_below_a_near_one():
 def test_labeling_invariants(problem):
     X, y, k, graph = problem
     r = hdl_label(X, y, k=k, graph=graph)
+    seeds = check_result_invariants(r, y, k)
+    voted = ~seeds & ~r.fallback
+    assert (r.n_voters[voted] >= 1).all() and (r.n_voters[voted] <= k).all()
+
+
+def check_result_invariants(r, y, k) -> np.ndarray:
+    """What every variant's result holds: seeds kept, every other point labeled once with a
+    class seen among the seeds, steps 0..m-1, rounds rising with the steps, confidences in
+    (0, 1], a bridge source exactly for bridged points, the k it was given. Returns the seed
+    mask."""
     seeds = y >= 0
     np.testing.assert_array_equal(r.labels[seeds], y[seeds])
     assert (r.labels >= 0).all() and r.labels.max() <= y.max()
@@ -198,9 +208,9 @@ def test_labeling_invariants(problem):
     by_step = r.round[r.order]
     assert (np.diff(by_step) >= 0).all()
     assert ((r.confidence > 0) & (r.confidence <= 1)).all()
-    voted = ~seeds & ~r.fallback
-    assert (r.n_voters[voted] >= 1).all() and (r.n_voters[voted] <= k).all()
     assert (r.source[r.fallback] >= 0).all() and (r.source[~r.fallback] == -1).all()
+    assert r.k == k
+    return seeds
 
 
 def test_vote_tie_goes_to_nearest_labeled_neighbour():

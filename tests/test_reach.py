@@ -11,7 +11,7 @@ from hdl_core.reach import reach_share, reach_shares, seed_reach
 from .hdl_reference import squared_euclidean_distance
 from .reach_reference import dense_reach, literal_reach
 from .test_balanced import _hard_gaussians
-from .test_hdl import labeling_problems
+from .test_hdl import check_result_invariants, labeling_problems
 
 
 def assert_matches_literal(X, y, k, graph, metric="cosine"):
@@ -78,20 +78,12 @@ def test_the_spread_is_its_dense_definition(problem, steps, alpha):
 def test_labeling_invariants(problem):
     X, y, k, graph = problem
     r = reach_label(X, y, k=k, graph=graph)
-    seeds = y >= 0
-    np.testing.assert_array_equal(r.labels[seeds], y[seeds])
-    assert (r.labels >= 0).all() and r.labels.max() <= y.max()
-    assert sorted(r.step[~seeds]) == list(range((~seeds).sum()))
-    assert (r.step[seeds] == -1).all() and (r.round[seeds] == -1).all()
+    seeds = check_result_invariants(r, y, k)
     by_step = r.round[r.order]
-    assert (np.diff(by_step) >= 0).all()
     assert by_step.size == 0 or (by_step[0] == 0 and (np.diff(by_step) <= 1).all())
-    assert ((r.confidence > 0) & (r.confidence <= 1)).all()
     by_reach = ~seeds & ~r.fallback & (r.n_voters == 0)
     assert (r.confidence[by_reach] <= 0.5).all()
     assert (r.n_voters[~seeds] <= k).all()
-    assert (r.source[r.fallback] >= 0).all() and (r.source[~r.fallback] == -1).all()
-    assert r.k == k
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
