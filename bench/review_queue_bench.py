@@ -39,7 +39,11 @@ Cost: seconds for `review_queue_with_reasons` (graph given, median of 3) and for
 of the first 100 points, on digits and on 200 000 points in 3-D Gaussian clusters on the
 sphere (graph by k-d tree, HDL with k = 10 there).
 
-    .venv/bin/python bench/review_queue_bench.py [--quick] [--draws D]
+    .venv/bin/python bench/review_queue_bench.py [--quick] [--draws D] [--variant V]
+
+--variant reach|balanced runs the queue on that variant's runs (k = 10, the app's own k for
+it) instead of the paper's HDL with k = 3, and writes review_queue_bench_<variant>.json; the
+queue itself is unchanged (it was tuned on the paper's runs).
 """
 from __future__ import annotations
 
@@ -54,6 +58,10 @@ from _common import clustered_sphere, machine_info, print_table, sphere_knn, tim
 from hdl_core.graph import build_knn_graph, normalize_rows  # noqa: E402
 from hdl_core.hdl import hdl_label, knn_dv_label  # noqa: E402
 from hdl_core.suggest import review_queue_with_reasons  # noqa: E402
+from hdl_core.variants import label_function  # noqa: E402
+
+# the labeling the queue reviews: the paper's HDL with k = 3 unless --variant says otherwise
+LABEL = {"label": hdl_label, "k": 3}
 
 K = 3
 GRAPH_K = 20
@@ -113,7 +121,7 @@ def queues(X, y, graph, result, draw: int) -> dict[str, np.ndarray]:
 
 def one_draw(X, truth, graph, per_class: int, draw: int) -> dict:
     y = draw_seeds(truth, per_class, draw)
-    result = hdl_label(X, y, k=K, graph=graph)
+    result = LABEL["label"](X, y, k=LABEL["k"], graph=graph)
     wrong = result.labels != truth
     n_errors = int(wrong[y < 0].sum())
     row = {"draw": draw, "errors": n_errors, "error_rate": float(wrong[y < 0].mean()),
@@ -182,7 +190,11 @@ def main(argv=None) -> int:
                         help="digits and blobs64, 3 and 10 seeds, 2 held-out draws, 20k cost")
     parser.add_argument("--draws", type=int, default=5,
                         help="held-out draws per set and seed count (default 5)")
+    parser.add_argument("--variant", choices=("paper", "reach", "balanced"), default="paper",
+                        help="the labeling reviewed (default: the paper's HDL, k = 3)")
     args = parser.parse_args(argv)
+    if args.variant != "paper":
+        LABEL.update(label=label_function(args.variant), k=10)
     sets = ("digits", "blobs64") if args.quick else ("digits", "digits-pca", "blobs64", "classif64")
     per_classes = (3, 10) if args.quick else SEEDS_PER_CLASS
     held_out = range(HELD_OUT_FIRST_DRAW, HELD_OUT_FIRST_DRAW + (2 if args.quick else args.draws))
@@ -228,15 +240,17 @@ def main(argv=None) -> int:
     for line in misses:
         print(" -", line)
 
-    cost_rows = cost(args.quick)
+    cost_rows = cost(args.quick) if args.variant == "paper" else []
     tables["cost"] = print_table(
         ["set", "n", "classes", "review_queue_with_reasons (s)", "reasons for 100 (s)",
          "hdl_label (s)"],
         [[c["set"], c["n"], c["classes"], c["seconds"], c["reasons_for_first_100_seconds"],
           c["hdl_seconds"]] for c in cost_rows], title="Cost (graph given; median of 3)")
-    write_json("review_queue_bench_quick" if args.quick else "review_queue_bench", {
+    suffix = ("_quick" if args.quick else "") + ("" if args.variant == "paper" else f"_{args.variant}")
+    write_json("review_queue_bench" + suffix, {
         "benchmark": "review_queue_bench", "quick": args.quick, "machine": machine_info("sklearn"),
-        "setup": {"k": K, "graph": f"exact cosine kNN, {GRAPH_K} neighbours",
+        "setup": {"variant": args.variant, "k": LABEL["k"],
+                  "graph": f"exact cosine kNN, {GRAPH_K} neighbours",
                   "seeds": "per class, numpy default_rng(10_000 + draw)",
                   "tuning_split": "digits, 3 seeds per class, draws 0-4",
                   "held_out_draws": list(held_out), "targets": TARGET,
