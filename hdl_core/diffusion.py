@@ -1,9 +1,10 @@
 """Label spreading over the kNN graph: ``F ← α S F + (1 - α) Y``, S = D^-1/2 (A + Aᵀ) D^-1/2.
 
 Two parts of hdl_core spread labels this way: the default labeling's order
-(`hdl_core.reach`, how strongly each class's seeds reach each point) and the review queue's
-neighbourhood vote (`hdl_core.suggest`). A is the neighbour lists (a mutual pair counts
-twice); a step costs O(n·k·classes), row by row on every core.
+(`hdl_core.reach`, how strongly each class's seeds reach each point: `spread_seeds`, straight
+from the neighbour lists) and the review queue's neighbourhood vote (`hdl_core.suggest`: a
+CSR operator, `diffusion_operator` and `spread_step`). A is the neighbour lists (a mutual
+pair counts twice); a step costs O(n·k·classes), row by row on every core.
 """
 from __future__ import annotations
 
@@ -46,23 +47,11 @@ def spread_step(indptr, indices, data, spread, kept, alpha, out):
             out[i, c] = out[i, c] * alpha + kept[i, c]
 
 
-def spread(S, sources: np.ndarray, alpha: float, steps: int) -> np.ndarray:
-    """`steps` steps of ``F ← α S F + (1 - α) Y`` from F = Y = `sources` (n, classes),
-    float32."""
-    sources = np.ascontiguousarray(sources, np.float32)
-    kept = (1 - np.float32(alpha)) * sources
-    F, other = sources.copy(), np.empty_like(sources)
-    for _ in range(steps):
-        spread_step(S.indptr, S.indices, S.data, F, kept, np.float32(alpha), other)
-        F, other = other, F
-    return F
-
-
 def spread_seeds(neighbours: np.ndarray, rev_ptr: np.ndarray, rev_idx: np.ndarray,
                  y: np.ndarray, n_classes: int, alpha: float, steps: int) -> np.ndarray:
-    """`spread` of the seeds' one-hot labels (Y: 1 in column y[i] for each seed i), straight
-    from the neighbour lists and their reverse (`hdl._reverse_adjacency`), float32 (n,
-    n_classes). No matrix is built: S F's row i is d_i^-1/2 Σ d_j^-1/2 F_j over j in i's
+    """`steps` steps of ``F ← α S F + (1 - α) Y`` from F = Y, the seeds' one-hot labels (1 in
+    column y[i] for each seed i), straight from the neighbour lists and their reverse
+    (`hdl._reverse_adjacency`), float32 (n, n_classes). No matrix is built: S F's row i is d_i^-1/2 Σ d_j^-1/2 F_j over j in i's
     list and over the points listing i (a mutual pair counts twice, as in A + Aᵀ), and Y
     is read from `y`; beyond the lists, the memory is F twice and d, O(n · classes)."""
     n, k = neighbours.shape

@@ -7,9 +7,10 @@ labels the boundary. Reach-ordered HDL decides the order once, from the whole gr
 
 * **reach**: every class's seeds spread over the symmetric kNN graph, ``REACH_STEPS``
   steps of ``F ← α S F + (1 - α) Y`` (α = ``REACH_ALPHA``, S = D^-1/2 (A + Aᵀ) D^-1/2,
-  `hdl_core.diffusion.spread_seeds`, straight from the neighbour lists); each class's column is then divided by its total, so a class whose
-  seeds sit in a dense part of the graph does not outweigh the others everywhere (class
-  mass normalisation). A point's *reach share* is the top class's share of its row;
+  `hdl_core.diffusion.spread_seeds`, straight from the neighbour lists); each class's
+  column is then divided by its total, so a class whose seeds sit in a dense part of the
+  graph does not outweigh the others everywhere (class mass normalisation). A point's
+  *reach share* is the top class's share of its row;
 * **order**: the unlabeled points the seeds reach, highest reach share first (ties by
   index): first the points one class reaches almost alone, last those several classes
   reach alike, when most of their neighbours carry labels already;
