@@ -157,6 +157,14 @@ def _selection_traces(view: RunView, trace, point: int) -> list[dict]:
                 "color": HIGHLIGHT, "size": 18, "symbol": "circle-open", "line": {"width": 3}})]
 
 
+def round_trace_name(view: RunView, r: int) -> str:
+    """The map's name for round r's points: a first level (the paper's term) for the paper's
+    and class-balanced HDL, a band of reach share for the default."""
+    if view.params.get("variant") == "reach":
+        return f"round {r}: a band of reach share"
+    return f"round {r}: first level"
+
+
 def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | None = None,
                point: int | None = None) -> dict:
     """The map at round `r` as a plotly figure dict (Scattergl traces, numpy arrays).
@@ -194,7 +202,7 @@ def map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarray | 
         data.append(trace(layers.bridged, "bridged (no labeled neighbour)", {
             "color": labels[layers.bridged], **by_class, "size": 11, "symbol": "x"}))
     current = layers.current
-    level = trace(current, f"round {r}: first level", {
+    level = trace(current, round_trace_name(view, r), {
         "color": labels[current], **by_class, "size": 9,
         "line": {"color": HIGHLIGHT, "width": 2}})
     if 0 < current.size <= RANKS_SHOWN:
@@ -254,7 +262,7 @@ def big_map_figure(view: RunView, coords: np.ndarray, r: int, *, only: np.ndarra
         data.append(trace(bridged, "bridged (no labeled neighbour)", {
             "color": result.labels[bridged], **by_class, "size": 10, "symbol": "x"}))
     current = marked(result.round == r)
-    data.append(trace(current, f"round {r}: first level", {
+    data.append(trace(current, round_trace_name(view, r), {
         "color": result.labels[current], **by_class, "size": 9,
         "line": {"color": HIGHLIGHT, "width": 2}}))
     if point is not None:
@@ -487,7 +495,7 @@ def replay_panel(ws, emb, view: RunView) -> None:
                 st.rerun()     # the whole page, so the fragment's timer starts or stops
             r = slider_col.slider("Round", 0, last, key=state.LABEL_ROUND,
                                   help="At round r, every point labeled so far is coloured; round "
-                                       "r's first level is ringed, numbered in its vote order.")
+                                       "r's points are ringed, numbered in their vote order.")
         else:
             r = 0
             slider_col.caption("This run has a single round.")
