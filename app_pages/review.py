@@ -190,7 +190,8 @@ def _suspicious(folder: str, run_id: int, emb_key: str, k: int, leave_one_out: b
     run = state.stored_run(folder, run_id)
     graph = state.graph(folder, emb_key, k)
     X = state.embedding_at(folder, emb_key).X if leave_one_out else None
-    return suggest.suspicious_seeds(graph.indices, run.result, class_names=run.classes, X=X)
+    return suggest.suspicious_seeds(graph.indices, run.result, class_names=run.classes, X=X,
+                                    variant=run.params.get("variant", "paper"))
 
 
 def _rows_at(columns, positions) -> np.ndarray:

@@ -539,7 +539,8 @@ def _suggest(args) -> int:
                                                   class_names=stored.classes), 1):
         _say(f"{rank:3d}. {paths[s.point]}  score {s.score:.2f}  - {s.why}")
     suspicious = suggest.suspicious_seeds(graph.indices, result, class_names=stored.classes,
-                                          X=embedding.X if args.leave_one_out else None)
+                                          X=embedding.X if args.leave_one_out else None,
+                                          variant=stored.params.get("variant", "paper"))
     if suspicious:
         _say("")
         _say(f"seeds that look wrong ({len(suspicious)}):")

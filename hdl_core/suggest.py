@@ -263,7 +263,7 @@ class SuspiciousSeed:
 
 
 def suspicious_seeds(neighbours: np.ndarray, result: LabelingResult, *,
-                     class_names=None, X=None) -> list[SuspiciousSeed]:
+                     class_names=None, X=None, variant: str = "paper") -> list[SuspiciousSeed]:
     """Seeds whose own k neighbours vote (majority, ties to the nearest) for another class.
 
     The label-noise view of the paper's e: a wrong seed shows up as a seed its
@@ -283,6 +283,9 @@ def suspicious_seeds(neighbours: np.ndarray, result: LabelingResult, *,
         labels from that run. This costs one HDL run per seed, but it catches a wrong seed
         whose neighbours simply copied its label, which the default check cannot see. A
         seed that is the only one of its class is not checked this way.
+    variant : {"paper", "reach", "balanced"}, default="paper"
+        The labeling that made `result` (`hdl_core.variants`): the leave-one-out runs use
+        the same one, with the run's k.
 
     Returns
     -------
@@ -290,14 +293,16 @@ def suspicious_seeds(neighbours: np.ndarray, result: LabelingResult, *,
         Lowest agreement first, then by point.
     """
     from .hdl import vote
+    from .variants import check_variant
 
+    check_variant(variant)
     neighbours = check_neighbours(neighbours, result)
     seeds = np.flatnonzero(result.step < 0)
     if seeds.size == 0:
         return []
     name = (lambda c: str(class_names[c])) if class_names is not None else str
     if X is not None:
-        return _suspicious_left_out(X, neighbours, result, seeds, name)
+        return _suspicious_left_out(X, neighbours, result, seeds, name, variant)
     rows = neighbours[seeds]
     neighbour_labels = result.labels[rows]
     winners, _ = vote(neighbour_labels, int(result.labels.max()) + 1)
@@ -316,10 +321,13 @@ def suspicious_seeds(neighbours: np.ndarray, result: LabelingResult, *,
 
 
 def _suspicious_left_out(X, neighbours: np.ndarray, result: LabelingResult, seeds: np.ndarray,
-                         name) -> list[SuspiciousSeed]:
-    """`suspicious_seeds` by leaving each seed out of the seeds and re-running HDL."""
+                         name, variant: str) -> list[SuspiciousSeed]:
+    """`suspicious_seeds` by leaving each seed out of the seeds and re-running the run's
+    variant."""
     from .graph import KnnGraph
-    from .hdl import hdl_label
+    from .variants import label_function
+
+    label = label_function(variant)
 
     n = result.labels.shape[0]
     if np.ndim(X) != 2 or np.shape(X)[0] != n:
@@ -334,7 +342,7 @@ def _suspicious_left_out(X, neighbours: np.ndarray, result: LabelingResult, seed
             continue
         y_without = y.copy()
         y_without[s] = -1
-        labels = hdl_label(X, y_without, k=result.k, graph=graph).labels
+        labels = label(X, y_without, k=result.k, graph=graph).labels
         if labels[s] == own:
             continue
         row = neighbours[s]

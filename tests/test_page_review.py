@@ -103,11 +103,13 @@ def test_review_page_renders_the_gallery_map_and_guidance(ws):
     assert len(_pickers(at, "seed")) == min(len(suspicious), 20)
     assert {item for item, _, _ in _pickers(at, "seed")} <= set(ws.seeds())
 
-    # Leave-one-out lists exactly the seeds that HDL relabels when each is left out.
+    # Leave-one-out lists exactly the seeds that the run's own variant relabels when each
+    # is left out.
     at.toggle(key="review_seeds_thorough").set_value(True).run()
     assert not at.exception, at.exception
     left_out = suggest.suspicious_seeds(graph.indices, run.result,
-                                        X=pipeline.current_embedding(ws).X)
+                                        X=pipeline.current_embedding(ws).X,
+                                        variant=run.params["variant"])
     item_of = run.item_ids
     assert [item for item, _, _ in _pickers(at, "seed")] == [int(item_of[s.point])
                                                             for s in left_out[:20]]

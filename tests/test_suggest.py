@@ -215,6 +215,26 @@ def test_leaving_each_seed_out_catches_a_wrong_seed_its_neighbours_copied():
     assert "without this seed's label gives it 'zero'" in s.why
 
 
+@pytest.mark.parametrize("variant", ["reach", "balanced"])
+def test_leaving_a_seed_out_reruns_the_variant_that_made_the_run(variant):
+    from hdl_core.variants import label_function
+    X, idx, r = copied_wrong_seed()
+    graph = KnnGraph(idx, np.zeros(idx.shape, np.float32))
+    run = label_function(variant)(X, np.where(r.step < 0, r.labels, -1), k=2, graph=graph)
+    found = suspicious_seeds(idx, run, X=X, variant=variant)
+    assert [f.point for f in found] == [2]                 # the seed group A copied
+    y = np.where(run.step < 0, run.labels, -1)
+    for s in np.flatnonzero(y >= 0):
+        if (y == y[s]).sum() < 2:
+            continue
+        without = y.copy()
+        without[s] = -1
+        again = label_function(variant)(X, without, k=2, graph=graph).labels
+        assert (s in [f.point for f in found]) == (again[s] != y[s])
+    with pytest.raises(ValueError, match="variant must be one of"):
+        suspicious_seeds(idx, run, X=X, variant="fast")
+
+
 def test_leaving_out_a_seed_its_neighbourhood_confirms_lists_nothing():
     X, idx, r = copied_wrong_seed()
     y = np.where(r.step < 0, r.labels, -1)
