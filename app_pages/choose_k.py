@@ -8,6 +8,7 @@ import streamlit as st
 
 import state
 from hdl_core.auto_k import KIntent
+from hdl_core.variants import DESCRIPTIONS
 from hdl_core.workspace import pipeline
 
 
@@ -68,9 +69,9 @@ def main() -> None:
                    "of right ones. At odd k the number of votes is even, a tie is possible and "
                    "counts as a failed vote, so I(k) dips at odd k and recovers at the next even k.")
         if variant != "paper":
-            name = ("reach-ordered HDL (the default" if variant == "reach" else
-                    "class-balanced HDL (")
-            st.info(f"The labeling is {name}; the Label page switches it): its automatic k is "
+            which = "the default; " if variant == "reach" else ""
+            st.info(f"The labeling is {DESCRIPTIONS[variant]} ({which}the Label page switches "
+                    f"it): its automatic k is "
                     f"{k_auto} (ten, fewer when classes are small), because the flood that P(k) "
                     "protects the paper's variant from by choosing a small k does not happen "
                     "there. The curve shows what P(k) would choose for the paper's variant.")

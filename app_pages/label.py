@@ -27,6 +27,7 @@ import state
 from hdl_core.explain import vote_detail
 from hdl_core.flood import flood_report
 from hdl_core.views import replay as replaying
+from hdl_core.variants import DESCRIPTIONS
 from hdl_core.views.density import Window, draw_order
 from hdl_core.workspace import pipeline
 from app_pages._hover import hover_thumbnails
@@ -396,7 +397,7 @@ def k_plan(ws, emb) -> tuple[int, str]:
     if not intent.auto:
         why = "your override on the Choose k page"
     elif variant != "paper":
-        why = f"{'reach-ordered' if variant == 'reach' else 'class-balanced'} HDL's own k (ten, fewer for small classes)"
+        why = f"{DESCRIPTIONS[variant]}'s own k (ten, fewer for small classes)"
     elif choice is not None and choice.reliable:
         why = "k\\* chosen from the seeds by the μ_k·I(k) rule"
     else:

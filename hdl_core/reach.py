@@ -124,12 +124,17 @@ def seed_reach(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_STEP
     """How strongly each class's seeds reach each point, (n, classes) float32: `steps` steps
     of ``F ← α S F + (1 - α) Y`` from Y = the seeds (one column per class), each column
     then divided by its total (a class no point is reached by stays 0)."""
-    n = neighbours.shape[0]
     y = np.asarray(y)
-    rev_ptr, rev_idx = _reverse_adjacency(neighbours, n)
-    F = spread_seeds(neighbours, rev_ptr, rev_idx, y.astype(narrow_int(int(y.max()) + 1)),
-                     int(y.max()) + 1, alpha, steps)
-    del rev_ptr, rev_idx
+    rev_ptr, rev_idx = _reverse_adjacency(neighbours, neighbours.shape[0])
+    return _class_reach(neighbours, rev_ptr, rev_idx, y, 0, int(y.max()) + 1, steps, alpha)
+
+
+def _class_reach(neighbours, rev_ptr, rev_idx, y, first: int, width: int, steps: int,
+                 alpha: float) -> np.ndarray:
+    """`seed_reach` of classes first .. first + width - 1 only, (n, width)."""
+    local = np.where((y >= first) & (y < first + width), y - first, -1)
+    F = spread_seeds(neighbours, rev_ptr, rev_idx, local.astype(narrow_int(width)), width,
+                     alpha, steps)
     F /= np.maximum(F.sum(axis=0, dtype=np.float64), 1e-30).astype(np.float32)
     return F
 
@@ -162,11 +167,8 @@ def reach_shares(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_ST
     best = np.zeros(n, np.float64)
     top = np.zeros(n, np.int64)
     for first in range(0, n_classes, block):
-        width = min(block, n_classes - first)
-        local = np.where((y >= first) & (y < first + width), y - first, -1)
-        F = spread_seeds(neighbours, rev_ptr, rev_idx, local.astype(narrow_int(width)), width,
-                         alpha, steps)
-        F /= np.maximum(F.sum(axis=0, dtype=np.float64), 1e-30).astype(np.float32)
+        F = _class_reach(neighbours, rev_ptr, rev_idx, y, first,
+                         min(block, n_classes - first), steps, alpha)
         total += F.sum(axis=1, dtype=np.float64)
         here = F.argmax(axis=1)
         value = F[np.arange(n), here].astype(np.float64)

@@ -11,6 +11,7 @@ from typing import Callable
 from .config import VARIANTS
 from .hdl import LabelingResult
 
+# what the app calls each variant in a sentence
 DESCRIPTIONS = {
     "reach": "reach-ordered HDL",
     "balanced": "class-balanced HDL",
