@@ -546,7 +546,8 @@ def _round_caption(view: RunView, r: int, only) -> None:
                 "class's seeds spread over the neighbour graph; a point's share is its top "
                 "class's part of what reaches it, and rounds go from one-sided to contested). "
                 "Each took the vote of its labeled neighbours, highest share first; one with no "
-                "labeled neighbour yet took the class that reaches it most.")
+                "labeled neighbour yet, or whose vote was split while most of its reach came "
+                "from another class, took the class that reaches it most.")
     elif view.params.get("variant") == "balanced":
         per_class = ", ".join(f"{n} {state.shown(view.classes[c], 24)}" for c, n in
                               zip(*np.unique(result.labels[members], return_counts=True)))
@@ -652,9 +653,15 @@ def _point_detail(view: RunView, point: int) -> None:
             lines.append(f"**Bridged:** no labeled neighbour was left, so it copied the label of "
                          f"#{source} ({state.shown(view.path(source)) if source >= 0 else 'removed since'}), "
                          "the closest labeled point.")
-        elif result.n_voters[point] == 0:
+        elif result.n_voters[point] == 0 and not detail.counts:
             lines.append("**By reach:** none of its neighbours was labeled when its turn came, so "
                          "it took the class whose seeds reach it most over the neighbour graph.")
+        elif result.n_voters[point] == 0:
+            votes = ", ".join(f"{names[c]}: {n}" for c, n in
+                              sorted(detail.counts.items(), key=lambda kv: -kv[1]))
+            lines.append(f"**By reach:** the votes of its {sum(detail.counts.values())} labeled "
+                         f"neighbours were split ({votes}), and most of the seeds' reach over "
+                         f"the neighbour graph comes from {label}, so {label} decided.")
         else:
             votes = ", ".join(f"{names[c]}: {n}" for c, n in
                               sorted(detail.counts.items(), key=lambda kv: -kv[1]))

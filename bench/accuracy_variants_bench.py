@@ -2,8 +2,8 @@
 
 Class-balanced HDL (k = 10), the default before reach-ordered HDL, missed issue 12's
 target in a few rows of accuracy_bench.py. This script measures candidate changes, on the
-design draws only (seeds from default_rng(500 + d), synthetic
-data redrawn with data_seed 500 + d; 3 draws), so that a change is chosen without looking at
+design draws only (seeds from default_rng(500 + d), synthetic data redrawn with
+data_seed 500 + d; 3 draws, or --draws N), so that a change is chosen without looking at
 the held-out draws the README reports:
 
   class-balanced   HDLClassifier(variant="balanced"): class-balanced HDL, k = 10
@@ -15,11 +15,16 @@ the held-out draws the README reports:
   k 5/10/15 vote   per point, the majority of class-balanced HDL at k = 5, 10 and 15 (a
                    three-way tie keeps k = 10's label)
   k 10/15 + paper  likewise over class-balanced k = 10 and 15 and the paper's HDL at k = 3
-  reach order      reach-ordered HDL (`hdl_core.reach_label`, k = 10, the default since):
-                   one pass in a fixed order, each point taking the majority of its labeled
-                   neighbours among its 10 nearest; the order is by how one-sided the
-                   seeds' reach is (20 steps of a diffusion over the symmetric 10-NN graph,
-                   alpha = 0.9, one column per class, each column divided by its sum)
+  reach order      reach-ordered HDL (`hdl_core.reach_label`, k = 10, split=0: every vote
+                   stands; the default from then): one pass in a fixed order, each point
+                   taking the majority of its labeled neighbours among its 10 nearest; the
+                   order is by how one-sided the seeds' reach is (20 steps of a diffusion
+                   over the symmetric 10-NN graph, alpha = 0.9, one column per class, each
+                   column divided by its sum)
+  split S / reach D  reach order, where a vote whose winner holds at most S of the votes
+                   gives way to the reach's top class if that holds at least D of the
+                   point's reach (S = 0.7, D = 0.6: the default since, chosen on 10
+                   design draws among S 0.5-0.8 and D 0-0.9; a few neighbours are kept here)
   reach order, first try   the same order written here in scipy (`reach_order` below),
                    12 steps, alpha = 0.99, columns as they are
 
@@ -29,6 +34,8 @@ on the same design draws, minus 1 point. Reported per variant: rows missed (of 4
 of the shortfalls in points, and the digits mean over 1/2/5/10 seeds per class.
 
     .venv/bin/python bench/accuracy_variants_bench.py      (about 20 minutes on 2 cores)
+    .venv/bin/python bench/accuracy_variants_bench.py --draws 10 --variants "reach order,..."
+                                          (the peers take about 20 minutes at 10 draws)
     .venv/bin/python bench/accuracy_variants_bench.py --held-out "reach order"
 
 --held-out NAME runs one variant, chosen beforehand on the design draws, on the held-out
@@ -184,7 +191,12 @@ VARIANTS = {
          hdl_label(X, y, k=3, graph=graph).labels], keep=0),
     "reach order, first try": lambda X, y, graph: reach_order(X, y, graph, steps=12, alpha=0.99,
                                                             class_mass=False),
-    "reach order": lambda X, y, graph: reach_label(X, y, k=10, graph=graph).labels,
+    "reach order": lambda X, y, graph: reach_label(X, y, k=10, graph=graph, split=0.0).labels,
+    **{f"split {split} / reach {decisive}": (
+        lambda split, decisive: lambda X, y, graph: reach_label(
+            X, y, k=10, graph=graph, split=split, decisive=decisive).labels)(split, decisive)
+       for split, decisive in ((0.7, 0.0), (0.8, 0.0), (0.6, 0.6), (0.7, 0.6), (0.8, 0.6),
+                               (0.7, 0.5), (0.7, 0.7))},
 }
 
 
@@ -238,21 +250,30 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--held-out", metavar="NAME", choices=list(VARIANTS),
                         help="run this one variant on the held-out draws")
+    parser.add_argument("--draws", type=int, default=DRAWS,
+                        help=f"design draws per row (default {DRAWS})")
+    parser.add_argument("--variants", metavar="NAME,NAME", type=lambda v: v.split(","),
+                        default=list(VARIANTS), help="only these variants (default: all)")
     args = parser.parse_args(argv)
     if args.held_out:
         return check_held_out(args.held_out)
+    draws = args.draws
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"no variant named {', '.join(unknown)}")
+    variants = {name: VARIANTS[name] for name in args.variants}
     rows = []
     for label_set in SETS:
         for per_class in SEEDS_PER_CLASS:
-            acc = {m: [] for m in (*PEERS, *VARIANTS)}
-            worst = {m: 0.0 for m in VARIANTS}
-            for draw in range(DRAWS):
+            acc = {m: [] for m in (*PEERS, *variants)}
+            worst = {m: 0.0 for m in variants}
+            for draw in range(draws):
                 X, truth, y = design(label_set, per_class, draw)
                 Xn = normalize_rows(X)
                 graph = build_knn_graph(X, GRAPH_K, method="exact")
                 for peer in PEERS:
                     acc[peer].append(accuracy(run(peer, X, Xn, y, {})[0], truth, y))
-                for name, label in VARIANTS.items():
+                for name, label in variants.items():
                     labels = np.asarray(label(X, y, graph))
                     acc[name].append(accuracy(labels, truth, y))
                     worst[name] = max(worst[name], float(share_ratios(labels, truth).max()))
@@ -261,9 +282,9 @@ def main(argv=None) -> int:
             rows.append({"set": label_set.name, "seeds_per_class": per_class, "target": target,
                          "means": means, "max_share_ratio": worst})
             print(f"  {label_set.name} {per_class:>2}: target {100 * target:.1f}, "
-                  + ", ".join(f"{m} {100 * means[m]:.1f}" for m in VARIANTS), flush=True)
+                  + ", ".join(f"{m} {100 * means[m]:.1f}" for m in variants), flush=True)
     summary = {}
-    for name in VARIANTS:
+    for name in variants:
         short = [max(0.0, r["target"] - r["means"][name]) for r in rows]
         digits = [r["means"][name] for r in rows
                   if r["set"] == "digits" and r["seeds_per_class"] in (1, 2, 5, 10)]
@@ -277,9 +298,9 @@ def main(argv=None) -> int:
                 [[name, s["rows_missed"], f"{s['shortfall_points']:.1f}",
                   f"{100 * s['digits_mean_1_2_5_10']:.1f}", s["rows_over_twice_true_share"]]
                  for name, s in summary.items()],
-                title=f"variants on the design draws ({DRAWS} per row), against issue 12's target")
-    write_json("accuracy_variants_bench", {"benchmark": "accuracy_variants_bench",
-                                           "machine": machine_info(), "draws": DRAWS,
+                title=f"variants on the design draws ({draws} per row), against issue 12's target")
+    write_json("accuracy_variants_bench" + ("" if draws == DRAWS else f"_{draws}_draws"),
+               {"benchmark": "accuracy_variants_bench", "machine": machine_info(), "draws": draws,
                                            "rows": rows, "summary": summary})
     return 0
 

@@ -58,6 +58,12 @@ BALANCED_BORDER_RATIO = 0.5
 REACH_ALPHA = 0.9
 REACH_STEPS = 20
 REACH_BANDS = 20
+# A vote whose winning class holds at most REACH_SPLIT of the voters is split; where the
+# seeds' reach is decisive (its top class holds at least REACH_DECISIVE of the point's
+# reach) and favours another class, the reach decides. Chosen on the design draws of
+# bench/accuracy_variants_bench.py (10 per row); REACH_SPLIT = 0 turns it off.
+REACH_SPLIT = 0.7
+REACH_DECISIVE = 0.6
 
 # The kNN graph is built once with enough neighbours for every consumer: choose_k's largest
 # k (k_max - 1 = 19 by default), HDL's k, and UMAP (15 neighbours counting the point itself).

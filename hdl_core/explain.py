@@ -89,11 +89,16 @@ class VoteDetail:
     counts : dict[int, int]
         Votes per class.
     winner : int
+        The label the point got.
     tied : list[int]
         Classes that shared the top count (more than one means a tie, broken by the
         nearest labeled neighbour).
     bridge_source : int
         For a bridged point, the labeled point it copied from; else -1.
+    voted_for : int
+        The class the votes pick (a tie: the nearest labeled neighbour's), -1 without
+        votes. It differs from `winner` where the reach overruled a split vote
+        (`hdl_core.reach`).
     """
 
     point: int
@@ -103,6 +108,7 @@ class VoteDetail:
     winner: int
     tied: list
     bridge_source: int
+    voted_for: int = -1
 
 
 def vote_detail(neighbours: np.ndarray, result: LabelingResult, point: int) -> VoteDetail:
@@ -118,8 +124,9 @@ def vote_detail(neighbours: np.ndarray, result: LabelingResult, point: int) -> V
     counts = {int(c): int((voted == c).sum()) for c in np.unique(voted)}
     top = max(counts.values()) if counts else 0
     tied = [c for c in counts if counts[c] == top] if counts else []
+    voted_for = next((int(c) for c in at_time if c in tied), -1)
     return VoteDetail(int(point), row, at_time, counts, int(result.labels[point]),
-                      tied, int(result.source[point]))
+                      tied, int(result.source[point]), voted_for)
 
 
 @numba.njit(cache=True)

@@ -18,10 +18,14 @@ labels the boundary. Reach-ordered HDL decides the order once, from the whole gr
   1 / ``REACH_BANDS`` (1 to 0.95, 0.95 to 0.90, ...) form a round;
 * **vote** (as Algorithm 1): each point takes the majority class among its labeled
   neighbours among its k nearest, everything labeled before its step included; a tie goes
-  to the tied class whose labeled neighbour is nearest. So a point's label is always what
-  `hdl_core.explain.vote_detail` shows. A point with no labeled neighbour when its turn
-  comes takes the class that reaches it most (``n_voters`` 0, not a bridge; its confidence
-  is half its reach share, so it never outranks a vote with a majority);
+  to the tied class whose labeled neighbour is nearest. A point with no labeled neighbour
+  when its turn comes takes the class that reaches it most (``n_voters`` 0, not a bridge;
+  its confidence is half its reach share, so it never outranks a decisive vote);
+* **split votes**: where the winning class holds at most ``REACH_SPLIT`` (70 %) of the
+  votes while the reach is decisive (its top class holds at least ``REACH_DECISIVE``,
+  60 %, of the point's reach) and favours another class, the reach decides, as for a point
+  with no labeled neighbour (``n_voters`` 0, confidence half its reach share). Every other
+  point's label is its vote, as `hdl_core.explain.vote_detail` shows it;
 * **the rest**: points no seed reaches within ``REACH_STEPS`` steps (parts of the graph
   cut off from every seed) are labeled by class-balanced HDL from there, bridges included,
   in rounds after the others.
@@ -38,7 +42,8 @@ import numba
 import numpy as np
 
 from .balanced import _label as _balanced_label
-from .config import BALANCED_BORDER_RATIO, REACH_ALPHA, REACH_BANDS, REACH_STEPS
+from .config import (BALANCED_BORDER_RATIO, REACH_ALPHA, REACH_BANDS, REACH_DECISIVE,
+                     REACH_SPLIT, REACH_STEPS)
 from .diffusion import spread_seeds
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
 from .hdl import (LabelingResult, _check_graph, _index_array, _reverse_adjacency, _vote,
@@ -50,7 +55,8 @@ CLASS_BLOCK = 16
 
 
 def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int = REACH_STEPS,
-                alpha: float = REACH_ALPHA, metric: str = "cosine",
+                alpha: float = REACH_ALPHA, split: float = REACH_SPLIT,
+                decisive: float = REACH_DECISIVE, metric: str = "cosine",
                 bridge: str = "exact") -> LabelingResult:
     """Label every unlabeled point by reach-ordered HDL (hdl-studio's default variant).
 
@@ -71,6 +77,12 @@ def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int = REA
         weight is left after 20 steps).
     alpha : float in (0, 1), default=REACH_ALPHA (0.9)
         Weight of the neighbours against a point's own seed label at each step.
+    split : float in [0, 1), default=REACH_SPLIT (0.7)
+        A vote whose winning class holds at most this share of the voters is split: where
+        the reach's top class is another and holds at least `decisive` of the point's
+        reach, the point takes that class. 0: every vote stands.
+    decisive : float in [0, 1], default=REACH_DECISIVE (0.6)
+        How much of a point's reach its top class must hold to overrule a split vote.
     metric : {"cosine", "euclidean"}, default="cosine"
         How points are compared: for the graph when it is built here, and for a bridge.
     bridge : {"exact", "approx", "auto"}, default="exact"
@@ -82,8 +94,9 @@ def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int = REA
     LabelingResult
         ``step`` the order of the votes, ``round`` the reach-share band (then the rounds of
         the points no seed reached); ``confidence`` the winning share of each vote (half the
-        reach share for a point labeled by reach alone); ``n_voters`` the labeled neighbours
-        that voted (0 for a point labeled by reach alone, and for bridges).
+        reach share for a point the reach labeled); ``n_voters`` the labeled neighbours
+        that voted (0 for a point the reach labeled: no labeled neighbour, or a split vote;
+        and for bridges).
 
     Examples
     --------
@@ -97,11 +110,12 @@ def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int = REA
     # with a graph given, rows are read only at a bridge: no normalised copy of X
     rows = get_metric(metric).prepare(X) if graph is None else rows_to_read(X, metric)
     return label_prepared_rows(rows, y, k=k, graph=graph, steps=steps, alpha=alpha,
-                               metric=metric, bridge=bridge)
+                               split=split, decisive=decisive, metric=metric, bridge=bridge)
 
 
 def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None = None,
                         steps: int = REACH_STEPS, alpha: float = REACH_ALPHA,
+                        split: float = REACH_SPLIT, decisive: float = REACH_DECISIVE,
                         metric: str = "cosine", bridge: str = "exact") -> LabelingResult:
     """`reach_label` on rows the metric has already prepared (as
     `hdl_core.balanced.label_prepared_rows`): the files-only CLI path and the app."""
@@ -114,9 +128,16 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) \
             or not 0.0 < float(alpha) < 1.0:
         raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
+    if isinstance(split, bool) or not isinstance(split, (int, float, np.number)) \
+            or not 0.0 <= float(split) < 1.0:
+        raise ValueError(f"split must be a number in [0, 1), got {split!r}")
+    if isinstance(decisive, bool) or not isinstance(decisive, (int, float, np.number)) \
+            or not 0.0 <= float(decisive) <= 1.0:
+        raise ValueError(f"decisive must be a number in [0, 1], got {decisive!r}")
     graph = build_knn_graph(rows, k, method="auto", metric=metric) if graph is None \
         else _check_graph(graph, n, k, metric)
-    return _label(rows, y, k, graph, int(steps), float(alpha), metric, bridge)
+    return _label(rows, y, k, graph, int(steps), float(alpha), float(split), float(decisive),
+                  metric, bridge)
 
 
 def seed_reach(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_STEPS,
@@ -187,7 +208,8 @@ def reach_band(share: np.ndarray) -> np.ndarray:
 
 
 def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, steps: int,
-           alpha: float, metric: str, bridge: str) -> LabelingResult:
+           alpha: float, split: float, decisive: float, metric: str,
+           bridge: str) -> LabelingResult:
     """The driver behind `reach_label`, on validated inputs."""
     n = rows.shape[0]
     result = LabelingResult.start(y, k)
@@ -204,7 +226,7 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, steps: int,
     work = labels.astype(narrow_int(n_classes))
     n_rounds = _vote_in_order(order, reach_band(share[order]), neighbours, work,
                               top.astype(np.int64), share, step, round_, confidence, n_voters,
-                              n_classes)
+                              n_classes, split, decisive)
     labels[:] = work
     if order.size == int((y < 0).sum()):
         return result
@@ -225,10 +247,12 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, steps: int,
 
 @numba.njit(cache=True)
 def _vote_in_order(order, band, neighbours, work, top, share, step, round_, confidence,
-                   n_voters, n_classes):
+                   n_voters, n_classes, split, decisive):
     """Vote the points of `order` one by one (Algorithm 1's vote, everything labeled before
-    included); a point with no labeled neighbour takes `top`. A new round starts where the
-    band changes. Returns the number of rounds."""
+    included); a point with no labeled neighbour takes `top`, and so does one whose vote is
+    split (the winner's share at most `split`) where `top` is another class with a share of
+    at least `decisive`. A new round
+    starts where the band changes. Returns the number of rounds."""
     k = neighbours.shape[1]
     counts = np.zeros(n_classes, np.int64)
     first_pos = np.zeros(n_classes, np.int64)
@@ -241,12 +265,13 @@ def _vote_in_order(order, band, neighbours, work, top, share, step, round_, conf
             r += 1
             last = band[s]
         c, v, voters = _vote(neighbours[p], work, counts, first_pos, touched)
-        if voters == 0:
+        if voters == 0 or (v / voters <= split and c != top[p] and share[p] >= decisive):
             c = top[p]
             confidence[p] = 0.5 * share[p]
+            n_voters[p] = 0
         else:
             confidence[p] = v / voters
-        n_voters[p] = voters
+            n_voters[p] = voters
         work[p] = c
         step[p] = s
         round_[p] = r

@@ -36,8 +36,10 @@ def dense_reach(neighbours: np.ndarray, y: np.ndarray, steps: int, alpha: float)
 
 
 def literal_reach(X: np.ndarray, y: np.ndarray, neighbours: np.ndarray, F: np.ndarray, *,
-                  bridge_distance=cosine_distance):
-    """Reach-ordered HDL given the reach F (n, classes).
+                  split: float = 0.7, decisive: float = 0.6, bridge_distance=cosine_distance):
+    """Reach-ordered HDL given the reach F (n, classes): a split vote (the winner's share at
+    most `split`) gives way to the reach's top class where that holds at least `decisive`
+    of the point's reach.
 
     Returns (labels, step, round, confidence, n_voters, fallback) as numpy arrays, and how
     many points the reach ordered (confidence and n_voters are given for those only; the
@@ -70,9 +72,12 @@ def literal_reach(X: np.ndarray, y: np.ndarray, neighbours: np.ndarray, F: np.nd
             if j in label:
                 counts[label[j]] = counts.get(label[j], 0) + 1
                 first.setdefault(label[j], pos)
-        if counts:
-            most = max(counts.values())
-            c = min((c for c in counts if counts[c] == most), key=lambda c: first[c])
+        most = max(counts.values()) if counts else 0
+        voted = min((c for c in counts if counts[c] == most), key=lambda c: first[c]) \
+            if counts else None
+        if counts and not (most / sum(counts.values()) <= split and voted != top[m]
+                           and share[m] >= decisive):
+            c = voted
             confidence[m] = most / sum(counts.values())
             n_voters[m] = sum(counts.values())
         else:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
+from hdl_core.explain import vote_detail
 from hdl_core.jobs import BOARD
 from tests.conftest import finish_jobs
 
@@ -205,10 +206,16 @@ def test_a_reach_ordered_run_is_explained_in_its_own_terms(demo_workspace):
     assert by_reach.size > 0          # on the demo a few points meet their turn unvoted
     at = _label_page()
     assert any("next band of reach share" in c.value for c in at.caption)
-    at.session_state["label_point"] = int(by_reach[0])
-    at.run()
-    assert not at.exception, at.exception
-    assert any("**By reach:**" in m.value for m in at.markdown)
+    neighbours = pipeline.neighbour_graph(demo_workspace, emb, run.result.k).indices
+    split = [p for p in by_reach.tolist() if vote_detail(neighbours, run.result, p).counts]
+    unvoted = [p for p in by_reach.tolist() if p not in split]
+    assert split and unvoted          # the demo has both: split votes the reach overruled
+    for point, says in ((unvoted[0], "**By reach:** none of its neighbours was labeled"),
+                        (split[0], "neighbours were split (")):
+        at.session_state["label_point"] = int(point)
+        at.run()
+        assert not at.exception, at.exception
+        assert any(says in m.value for m in at.markdown)
     pipeline.run_labeling(demo_workspace, emb, pipeline.KIntent.parse(3))   # as found
 
 

@@ -14,12 +14,13 @@ from .test_balanced import _hard_gaussians
 from .test_hdl import check_result_invariants, labeling_problems
 
 
-def assert_matches_literal(X, y, k, graph, metric="cosine"):
-    result = reach_label(X, y, k=k, graph=graph, metric=metric)
+def assert_matches_literal(X, y, k, graph, metric="cosine", split=0.7, decisive=0.6):
+    result = reach_label(X, y, k=k, graph=graph, metric=metric, split=split,
+                         decisive=decisive)
     F = seed_reach(_index_array(graph.first(k).indices, len(y)), y)
     bridge = {"euclidean": {"bridge_distance": squared_euclidean_distance}}.get(metric, {})
     labels, step, rnd, confidence, n_voters, fallback, n_reached = literal_reach(
-        X, y, graph.first(k).indices, F, **bridge)
+        X, y, graph.first(k).indices, F, split=split, decisive=decisive, **bridge)
     np.testing.assert_array_equal(result.labels, labels)
     np.testing.assert_array_equal(result.step, step)
     np.testing.assert_array_equal(result.round, rnd)
@@ -31,9 +32,10 @@ def assert_matches_literal(X, y, k, graph, metric="cosine"):
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(labeling_problems(geometric=True))
-def test_reach_matches_its_literal_definition_on_knn_graphs(problem):
-    assert_matches_literal(*problem)
+@given(labeling_problems(geometric=True), st.sampled_from([0.0, 0.5, 0.7, 0.9]),
+       st.sampled_from([0.0, 0.6, 0.9]))
+def test_reach_matches_its_literal_definition_on_knn_graphs(problem, split, decisive):
+    assert_matches_literal(*problem, split=split, decisive=decisive)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -90,21 +92,59 @@ def test_labeling_invariants(problem):
 @given(labeling_problems(geometric=True))
 def test_every_vote_is_what_the_app_explains(problem):
     # the Label page explains a vote from the neighbours labeled before the point's step,
-    # and a point with none from the reach
+    # and a point with none, or whose vote was split, from the reach
     X, y, k, graph = problem
     r = reach_label(X, y, k=k, graph=graph)
     share, top = reach_share(seed_reach(_index_array(graph.first(k).indices, len(y)), y))
     for p in np.flatnonzero((r.step >= 0) & ~r.fallback):
         detail = vote_detail(graph.indices, r, p)
         if r.n_voters[p] == 0:
-            assert not detail.counts and r.labels[p] == top[p]
+            assert r.labels[p] == top[p]
             assert r.confidence[p] == pytest.approx(0.5 * share[p])
+            if detail.counts:       # a split vote, whose winner the reach overruled
+                votes = sum(detail.counts.values())
+                assert detail.counts[detail.voted_for] / votes <= 0.7
+                assert detail.voted_for != top[p] and share[p] >= 0.6
             continue
-        assert detail.winner == r.labels[p]
+        assert detail.winner == detail.voted_for == r.labels[p]
         assert sum(detail.counts.values()) == r.n_voters[p]
         assert detail.counts[r.labels[p]] / r.n_voters[p] == pytest.approx(r.confidence[p])
         if len(detail.tied) > 1:   # tie: the nearest labeled neighbour's class
             assert r.labels[p] == next(c for c in detail.neighbour_labels if c in detail.tied)
+
+
+def _two_overlapping_classes(seed):
+    """Two Gaussian classes of 150 in 8-D whose neighbourhoods overlap, 3 seeds each."""
+    rng = np.random.default_rng(seed)
+    truth = np.repeat([0, 1], 150)
+    X = rng.normal(size=(300, 8)) + 1.2 * truth[:, None]
+    y = np.full(300, -1)
+    for c in (0, 1):
+        y[rng.choice(np.flatnonzero(truth == c), 3, replace=False)] = c
+    return X, y
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_split_vote_gives_way_to_a_decisive_reach_and_every_other_vote_stands(seed):
+    X, y = _two_overlapping_classes(seed)
+    graph = build_knn_graph(X, 10)
+    every_vote = reach_label(X, y, k=10, graph=graph, split=0.0)
+    gated = reach_label(X, y, k=10, graph=graph)
+    share, top = reach_share(seed_reach(_index_array(graph.indices, len(y)), y))
+    # with the gate off, only points without a labeled neighbour go by the reach
+    for p in np.flatnonzero((every_vote.step >= 0) & (every_vote.n_voters == 0)):
+        assert not vote_detail(graph.indices, every_vote, p).counts
+    overruled = []
+    for p in np.flatnonzero(gated.step >= 0):
+        detail = vote_detail(graph.indices, gated, p)
+        if gated.n_voters[p] > 0:
+            assert gated.labels[p] == detail.voted_for
+        elif detail.counts:
+            overruled.append(p)
+            assert detail.counts[detail.voted_for] / sum(detail.counts.values()) <= 0.7
+            assert share[p] >= 0.6 and gated.labels[p] == top[p] != detail.voted_for
+    assert overruled                        # these classes overlap: some votes are split
+    np.testing.assert_array_equal(gated.step, every_vote.step)     # the order is the reach's
 
 
 def test_one_sided_points_come_first_and_a_round_is_a_band_of_reach_shares():
@@ -146,6 +186,9 @@ def test_all_points_labeled_returns_seeds_unchanged():
     (dict(k=2, steps=2.5), "steps must be a whole number >= 1, got 2.5"),
     (dict(k=2, alpha=1.0), r"alpha must be a number in \(0, 1\), got 1.0"),
     (dict(k=2, alpha="high"), "alpha must be a number"),
+    (dict(k=2, split=1.0), r"split must be a number in \[0, 1\), got 1.0"),
+    (dict(k=2, split=-0.1), "split must be a number"),
+    (dict(k=2, decisive=1.5), r"decisive must be a number in \[0, 1\], got 1.5"),
     (dict(k=2, graph=KnnGraph(np.array([[1], [0], [1]]), np.zeros((3, 1)))),
      "graph has 1 neighbours per point but k=2"),
 ])
