@@ -24,6 +24,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import state
+from hdl_core.config import REACH_SPLIT
 from hdl_core.explain import vote_detail
 from hdl_core.flood import flood_report
 from hdl_core.views import replay as replaying
@@ -660,8 +661,9 @@ def _point_detail(view: RunView, point: int) -> None:
             votes = ", ".join(f"{names[c]}: {n}" for c, n in
                               sorted(detail.counts.items(), key=lambda kv: -kv[1]))
             lines.append(f"**By reach:** the votes of its {sum(detail.counts.values())} labeled "
-                         f"neighbours were split ({votes}), and most of the seeds' reach over "
-                         f"the neighbour graph comes from {label}, so {label} decided.")
+                         f"neighbours were not decisive ({votes}; a vote stands when its winner "
+                         f"has more than {REACH_SPLIT:.0%} of them), and most of the seeds' reach "
+                         f"over the neighbour graph comes from {label}, so {label} decided.")
         else:
             votes = ", ".join(f"{names[c]}: {n}" for c, n in
                               sorted(detail.counts.items(), key=lambda kv: -kv[1]))

@@ -211,7 +211,7 @@ def test_a_reach_ordered_run_is_explained_in_its_own_terms(demo_workspace):
     unvoted = [p for p in by_reach.tolist() if p not in split]
     assert split and unvoted          # the demo has both: split votes the reach overruled
     for point, says in ((unvoted[0], "**By reach:** none of its neighbours was labeled"),
-                        (split[0], "neighbours were split (")):
+                        (split[0], "neighbours were not decisive (")):
         at.session_state["label_point"] = int(point)
         at.run()
         assert not at.exception, at.exception
