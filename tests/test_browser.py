@@ -247,8 +247,14 @@ def click_a_map_point(page) -> None:
     """A click on a point of the Label map opens that point's vote (the map is redrawn in
     place, app_pages/_plot.py, and sends the click back)."""
     page.locator(".st-key-label_map .js-plotly-plot").wait_for()
+    # the PCA map is redrawn as UMAP once that is computed: click on the map that stays
+    page.get_by_text("Map: PCA for now").wait_for(state="detached", timeout=WAIT_MS)
+    _idle(page)
+    page.locator(".st-key-label_map").scroll_into_view_if_needed()
     page.wait_for_timeout(500)
     where = _point_on_screen(page, "label_map")
+    # moved there and clicked at once: the hover's thumbnail request must not swallow the
+    # click (app_pages/_hover/hover.mjs, AskLater)
     page.mouse.click(where["x"], where["y"])
     page.get_by_role("button", name="Clear selection").wait_for(timeout=30_000)
     _idle(page)

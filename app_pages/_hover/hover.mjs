@@ -4,8 +4,9 @@
 // chart of the Streamlit element whose key it is given (`.st-key-<key> .js-plotly-plot`)
 // and listens to plotly's own hover events on it. The hovered point's id is the first
 // entry of its customdata. Thumbnails come on demand: a point whose thumbnail is not here
-// yet is asked for through the component state `wanted`; Python answers with that one
-// (a data URI), and every thumbnail received is kept, so a point is asked for once. The
+// yet is asked for through the component state `wanted` once the pointer rests on it
+// (`AskLater`: a request and a click must not travel together); Python answers with that
+// one (a data URI), and every thumbnail received is kept, so a point is asked for once. The
 // chart may be redrawn at any time (a fragment rerun, a new figure), so the listener is
 // attached again whenever the chart element changes.
 
@@ -57,6 +58,34 @@ export class ThumbCache {
   }
 }
 
+/**
+ * Sends a hovered point's request once the pointer has rested on it `delay` ms. A request
+ * sent as the point is clicked reaches Streamlit in the same batch as the click, and a
+ * batch reruns one fragment only: this one's, so the click was not seen until the next
+ * rerun. A press, a click or leaving the point cancels the wait.
+ */
+export class AskLater {
+  constructor(send, delay = 150, timers = globalThis) {
+    this.send = send;
+    this.delay = delay;
+    this.timers = timers;
+    this.timer = null;
+  }
+
+  want(id) {
+    this.cancel();
+    this.timer = this.timers.setTimeout(() => {
+      this.timer = null;
+      this.send(id);
+    }, this.delay);
+  }
+
+  cancel() {
+    if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
 const attached = new WeakMap();   // plot element -> the state that handles it
 
 function attach(plot, state) {
@@ -64,6 +93,8 @@ function attach(plot, state) {
   attached.set(plot, state);
   plot.on("plotly_hover", (event) => state.show(event));
   plot.on("plotly_unhover", () => state.hide());
+  plot.on("plotly_click", () => state.later.cancel());
+  plot.addEventListener("mousedown", () => state.later.cancel(), true);
 }
 
 class HoverState {
@@ -79,6 +110,10 @@ class HoverState {
     this.cache = new ThumbCache();
     this.hovered = null;     // id under the pointer
     this.where = { x: 0, y: 0 };
+    this.later = new AskLater((id) => {
+      const ask = this.cache.request(id);
+      if (ask !== null) this.component?.setStateValue("wanted", ask);
+    });
   }
 
   update(component) {
@@ -98,8 +133,7 @@ class HoverState {
     this.hovered = id;
     if (this.cache.thumbs.has(id)) return this.draw();
     this.tip.classList.remove("shown");
-    const ask = this.cache.request(id);
-    if (ask !== null) this.component?.setStateValue("wanted", ask);
+    this.later.want(id);
   }
 
   draw() {
@@ -117,6 +151,7 @@ class HoverState {
   }
 
   hide() {
+    this.later.cancel();
     this.hovered = null;
     this.tip.classList.remove("shown");
     delete this.tip.dataset.id;
@@ -144,6 +179,7 @@ export default function hoverThumbnails(component) {
   state.find();
   return () => {
     clearInterval(state.timer);
+    state.later.cancel();
     states.delete(component.parentElement);
   };
 }

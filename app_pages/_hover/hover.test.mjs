@@ -32,3 +32,25 @@ test("a thumbnail is asked for once, and not at all once it is here", async () =
   assert.equal(cache.thumbs.has(5), false);
   assert.equal(cache.request(5), 5);
 });
+
+test("a thumbnail is asked for once the pointer rests, and not when the point is clicked", async () => {
+  const { AskLater } = await import("./hover.mjs");
+  const due = [];
+  const timers = {
+    setTimeout: (f, ms) => { due.push({ f, ms, live: true }); return due.length - 1; },
+    clearTimeout: (t) => { due[t].live = false; },
+  };
+  const sent = [];
+  const later = new AskLater((id) => sent.push(id), 150, timers);
+  later.want(3);
+  later.want(4);                       // the pointer moved on: only the last point is asked
+  assert.deepEqual(due.map((d) => [d.ms, d.live]), [[150, false], [150, true]]);
+  due[1].f();
+  assert.deepEqual(sent, [4]);
+  later.want(5);
+  later.cancel();                      // pressed or clicked before the wait was over
+  assert.equal(due[2].live, false);
+  assert.equal(later.timer, null);
+  later.cancel();                      // nothing waiting: nothing to do
+  assert.deepEqual(sent, [4]);
+});
