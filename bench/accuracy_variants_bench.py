@@ -24,7 +24,8 @@ the held-out draws the README reports:
   split S / reach D  reach order, where a vote whose winner holds at most S of the votes
                    gives way to the reach's top class if that holds at least D of the
                    point's reach (S = 0.7, D = 0.6: the default since, chosen on 10
-                   design draws among S 0.5-0.8 and D 0-0.9; a few neighbours are kept here)
+                   design draws among the seven pairs listed in VARIANTS; README has the
+                   table)
   reach order, first try   the same order written here in scipy (`reach_order` below),
                    12 steps, alpha = 0.99, columns as they are
 

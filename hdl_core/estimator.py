@@ -35,7 +35,7 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
     variant : {"reach", "balanced", "paper"}, default="reach"
         "reach" is reach-ordered HDL (`hdl_core.reach.reach_label`): HDL's vote, in the
         order of how one-sided the seeds' reach over the graph is, so no class floods the
-        others. "balanced" is class-balanced HDL (`hdl_core.balanced.balanced_label`): every
+        others (a split vote gives way where the reach is decisive). "balanced" is class-balanced HDL (`hdl_core.balanced.balanced_label`): every
         class takes its own first level each round. "paper" is Algorithm 1 as published
         (`hdl_core.hdl.hdl_label`): one first level over all points, the unlabeled points
         with the most labeled neighbours.

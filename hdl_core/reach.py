@@ -251,8 +251,8 @@ def _vote_in_order(order, band, neighbours, work, top, share, step, round_, conf
     """Vote the points of `order` one by one (Algorithm 1's vote, everything labeled before
     included); a point with no labeled neighbour takes `top`, and so does one whose vote is
     split (the winner's share at most `split`) where `top` is another class with a share of
-    at least `decisive`. A new round
-    starts where the band changes. Returns the number of rounds."""
+    at least `decisive`. A new round starts where the band changes. Returns the number of
+    rounds."""
     k = neighbours.shape[1]
     counts = np.zeros(n_classes, np.int64)
     first_pos = np.zeros(n_classes, np.int64)
