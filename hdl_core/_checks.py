@@ -24,6 +24,30 @@ def check_positive_int(value, name: str, *, allow_zero: bool = False,
     return int(value)
 
 
+def check_number_in(value, name: str, low: float, high: float, *, open_low: bool = False,
+                    open_high: bool = False) -> float:
+    """`value` as a float when it is a real number in the interval from `low` to `high`
+    (`open_low` / `open_high`: that end excluded).
+
+    Booleans and non-numbers are refused; the message names the parameter, the interval
+    and the value.
+
+    >>> check_number_in(0.7, "split", 0, 1, open_high=True)
+    0.7
+    >>> check_number_in(1, "split", 0, 1, open_high=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: split must be a number in [0, 1), got 1
+    """
+    if not isinstance(value, bool) and isinstance(value, (int, float, np.number)):
+        number = float(value)
+        if (low < number if open_low else low <= number) \
+                and (number < high if open_high else number <= high):
+            return number
+    interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+    raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+
+
 # Class names are shown in legends, lists and file names: long enough for any real class,
 # short enough that a map's legend stays a legend.
 MAX_CLASS_NAME_LENGTH = 100

@@ -41,6 +41,7 @@ import numba
 import numpy as np
 
 from . import _prefetch
+from ._checks import check_number_in
 from ._prefetch import prefetch
 from .config import BALANCED_BORDER_RATIO, BALANCED_K
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
@@ -111,9 +112,7 @@ def balanced_label(X, y, *, k: int, graph: KnnGraph | None = None,
     y = validate_labels(y, n)
     bridge = check_bridge(bridge)
     k = check_k(k, n)
-    if isinstance(border_ratio, bool) or not isinstance(border_ratio, (int, float, np.number)) \
-            or not 0.0 <= float(border_ratio) <= 1.0:
-        raise ValueError(f"border_ratio must be a number in [0, 1], got {border_ratio!r}")
+    check_number_in(border_ratio, "border_ratio", 0, 1)
     graph = build_knn_graph(rows, k, method="auto", metric=metric) if graph is None \
         else _check_graph(graph, n, k, metric)
     return _label(rows, y, k, graph, float(border_ratio), metric, bridge)

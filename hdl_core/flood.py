@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._checks import check_number_in
 from .hdl import LabelingResult, validate_labels
 
 # Defaults, set on the design draws of bench/accuracy_bench.py (paper HDL k = 3 and 10,
@@ -138,9 +139,7 @@ def flood_report(result: LabelingResult, y, *, class_names=None, variant: str | 
                          "result.labels; pass the seeds the run was labeled from")
     for name, value, high in (("share_ratio", share_ratio, np.inf), ("min_excess", min_excess, 1.0),
                               ("starved_ratio", starved_ratio, 1.0), ("chain_share", chain_share, 1.0)):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                or not 0.0 <= float(value) <= high:
-            raise ValueError(f"{name} must be a number in [0, {high:g}], got {value!r}")
+        check_number_in(value, name, 0, high)
     if variant not in (None, "reach", "balanced", "paper"):
         raise ValueError(f"variant must be 'reach', 'balanced', 'paper' or None, got {variant!r}")
     n_classes = int(max(result.labels.max(), y.max())) + 1

@@ -41,6 +41,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ._checks import check_number_in
 from .balanced import _label as _balanced_label
 from .config import (BALANCED_BORDER_RATIO, REACH_ALPHA, REACH_BANDS, REACH_DECISIVE,
                      REACH_SPLIT, REACH_STEPS)
@@ -125,19 +126,12 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
     bridge = check_bridge(bridge)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) \
-            or not 0.0 < float(alpha) < 1.0:
-        raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
-    if isinstance(split, bool) or not isinstance(split, (int, float, np.number)) \
-            or not 0.0 <= float(split) < 1.0:
-        raise ValueError(f"split must be a number in [0, 1), got {split!r}")
-    if isinstance(decisive, bool) or not isinstance(decisive, (int, float, np.number)) \
-            or not 0.0 <= float(decisive) <= 1.0:
-        raise ValueError(f"decisive must be a number in [0, 1], got {decisive!r}")
+    alpha = check_number_in(alpha, "alpha", 0, 1, open_low=True, open_high=True)
+    split = check_number_in(split, "split", 0, 1, open_high=True)
+    decisive = check_number_in(decisive, "decisive", 0, 1)
     graph = build_knn_graph(rows, k, method="auto", metric=metric) if graph is None \
         else _check_graph(graph, n, k, metric)
-    return _label(rows, y, k, graph, int(steps), float(alpha), float(split), float(decisive),
-                  metric, bridge)
+    return _label(rows, y, k, graph, int(steps), alpha, split, decisive, metric, bridge)
 
 
 def seed_reach(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_STEPS,
