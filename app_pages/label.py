@@ -630,15 +630,16 @@ def _point_detail(view: RunView, point: int) -> None:
     names = view.classes
     detail = vote_detail(replay.neighbours, result, point)
     st.divider()
-    head, review, clear = st.columns([4, 1, 1])
     path = view.path(point)
-    head.subheader(f"Point #{point}: {state.shown(path, 80)}", anchor=False,
+    st.subheader(f"Point #{point}: {state.shown(path, 80)}", anchor=False,
                    help=None if len(str(path)) <= 80 else state.escape_markdown(path))
-    if review.button("Open in Review", key="label_open_review", icon=":material/task_alt:",
+    # a wrapping row under the title: the buttons keep their words at 800 px
+    row = st.container(horizontal=True, gap="small")
+    if row.button("Open in Review", key="label_open_review", icon=":material/task_alt:",
                      help="Check or correct this image on the Review page, first in its queue."):
         state.open_in_review(int(view.item_ids[point]))
         st.switch_page("app_pages/review.py")
-    clear.button("Clear selection", key="label_clear_point", on_click=_clear_point)
+    row.button("Clear selection", key="label_clear_point", on_click=_clear_point)
     left, right = st.columns([1, 4])
     left.image(state.thumbnail_png(view.file(point), root=view.root), width=state.THUMB_PX)
     names = [state.shown(name) for name in names]          # user's class names, as text
