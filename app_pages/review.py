@@ -23,6 +23,7 @@ import streamlit as st
 
 import state
 from hdl_core import suggest
+from hdl_core.variants import DESCRIPTIONS
 from hdl_core.views import gallery as review
 from hdl_core.views.density import Window, draw_order
 from hdl_core.workspace import labels, pipeline
@@ -245,7 +246,9 @@ def _grid(rows, where: str, classes: list[str]) -> None:
 
 def _header(ws, run, columns, among, emb) -> None:
     st.title("Review")
-    st.caption(f"Run #{run.run_id} · HDL with k = {run.k} on {state.escape_markdown(emb.label)}. Labels "
+    variant = DESCRIPTIONS.get(run.params.get("variant", "paper"), "HDL")
+    st.caption(f"Run #{run.run_id} · {variant} with k = {run.k} on "
+               f"{state.escape_markdown(emb.label)}. Labels "
                "shown are the labels now: your corrections and confirmations win over seeds, "
                "seeds over the run.")
     pending = review.pending_of(columns, among)

@@ -84,6 +84,10 @@ def _queue(ws):
 
 def test_review_page_renders_the_gallery_map_and_guidance(ws):
     at = _open(_review_page(), "Gallery")
+    run = ws.load_run(method="hdl")
+    variant = {"reach": "reach-ordered HDL", "balanced": "class-balanced HDL",
+               "paper": "the paper's HDL (Algorithm 1)"}[run.params["variant"]]
+    assert f"Run #{run.run_id} · {variant} with k = {run.k} on " in _texts(at)
     assert next(m for m in at.metric if m.label == "Images").value == "1,797"
     assert next(m for m in at.metric if m.label == "Accuracy").value.endswith("%")
     gallery = _pickers(at, "gallery")
