@@ -23,6 +23,7 @@ REVIEW_TABS = ["Gallery", "Map", "Classes", "Label next", "Suspicious seeds", "H
 
 def _go(page, title: str) -> None:
     link = page.locator('[data-testid="stSidebarNav"] a', has_text=title).first
+    link.wait_for(state="attached")     # a new session draws the navigation after the page
     if not link.is_visible():       # narrow windows fold the sidebar away
         page.locator('[data-testid="stExpandSidebarButton"], [data-testid="stSidebarCollapsedControl"] button').first.click()
         page.wait_for_timeout(300)
