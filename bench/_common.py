@@ -193,13 +193,14 @@ def _cell(value) -> str:
     return str(value)
 
 
-def write_json(name: str, payload: dict) -> Path:
-    """Write ``bench/results/<name>.json`` (numpy scalars and arrays converted)."""
+def write_json(name: str, payload: dict, indent: int | None = 2) -> Path:
+    """Write ``bench/results/<name>.json`` (numpy scalars and arrays converted; `indent` None:
+    one line, for large results)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     if isinstance(payload.get("machine"), dict):
         payload["machine"]["load_average_at_end"] = _loadavg()
-    path.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
+    path.write_text(json.dumps(payload, indent=indent, default=_jsonable) + "\n")
     print(f"\nwrote {path.relative_to(ROOT)}", flush=True)
     return path
 
