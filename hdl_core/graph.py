@@ -158,7 +158,9 @@ def drop_behind(X, start: int, stop: int) -> None:
 
 
 def normalize_rows(X, *, name: str = "X") -> np.ndarray:
-    """Validate an embedding matrix and return its rows L2-normalised (float32).
+    """Validate an embedding matrix and return its rows L2-normalised (float32); rows of unit
+    length already (within UNIT_NORM_TOLERANCE) are kept as they are, so normalising twice
+    is normalising once, bit for bit.
 
     Raises a ValueError naming the rows that are NaN/inf or have zero norm.
     """
@@ -166,14 +168,27 @@ def normalize_rows(X, *, name: str = "X") -> np.ndarray:
     return X / _nonzero_norms(X, name)[:, None]
 
 
+# A row whose norm is within UNIT_NORM_TOLERANCE of 1 (8 float32 ulps; a row normalised
+# once is within 1) is unit length already and is kept as it is: normalising again gives
+# the same rows bit for bit, so embeddings written by `embed` and read back (or normalised
+# by whoever made them) are compared exactly as the ones that never left the workspace.
+UNIT_NORM_TOLERANCE = 1e-6
+
+
+def _divisors(norms: np.ndarray) -> np.ndarray:
+    """What each row is divided by: its norm, or 1 for a row of unit length already."""
+    return np.where(np.abs(norms - 1) <= UNIT_NORM_TOLERANCE, norms.dtype.type(1), norms)
+
+
 def _nonzero_norms(X: np.ndarray, name: str) -> np.ndarray:
-    """`row_norms` of X; a ValueError naming the rows of zero norm."""
+    """What normalising divides X's rows by (`row_norms`, 1 for rows of unit length already,
+    `_divisors`); a ValueError naming the rows of zero norm."""
     norms = row_norms(X)
     bad = np.flatnonzero(norms == 0)
     if bad.size:
         raise ValueError(f"{name} has zero-norm {_rows(bad)}; an all-zero embedding "
                          f"has no direction to compare by cosine: remove those points")
-    return norms
+    return _divisors(norms)
 
 
 def normalize_rows_inplace(X: np.ndarray, *, name: str = "X", chunk: int = 65536) -> np.ndarray:
@@ -195,8 +210,8 @@ def normalize_rows_inplace(X: np.ndarray, *, name: str = "X", chunk: int = 65536
 
 
 def _checked_norms(block: np.ndarray, start: int, name: str) -> np.ndarray:
-    """The row norms of `block` (rows start, start+1, ... of X); a ValueError naming the
-    rows that are NaN/inf or have zero norm."""
+    """What normalising divides the rows of `block` (rows start, start+1, ... of X) by, as
+    `_nonzero_norms`; a ValueError naming the rows that are NaN/inf or have zero norm."""
     bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
     if bad.size:
         raise ValueError(f"{name} has NaN or inf values in {_rows(bad + start)}; "
@@ -206,7 +221,7 @@ def _checked_norms(block: np.ndarray, start: int, name: str) -> np.ndarray:
     if zero.size:
         raise ValueError(f"{name} has zero-norm {_rows(zero + start)}; an all-zero "
                          f"embedding has no direction to compare by cosine: remove those points")
-    return norms
+    return _divisors(norms)
 
 
 class UnitRows:

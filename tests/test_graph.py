@@ -301,6 +301,19 @@ def test_normalising_in_place_gives_normalize_rows_bit_for_bit_and_the_same_erro
         normalize_rows_inplace(bad, chunk=77)
 
 
+@pytest.mark.parametrize("d", [2, 64, 768, 4096])
+def test_normalising_twice_is_normalising_once_bit_for_bit(d):
+    # embeddings written by `embed` and read back are normalised again: same rows, same graph
+    from hdl_core.graph import UnitRows, normalize_rows_inplace
+    X = (np.random.default_rng(d).normal(size=(500, d)) * 37).astype(np.float32)
+    once = normalize_rows(X)
+    assert not np.array_equal(once, X / np.linalg.norm(once, axis=1)[:, None])  # would move
+    for again in (normalize_rows(once), normalize_rows_inplace(once.copy(), chunk=64),
+                  UnitRows(once)[np.arange(500)]):
+        assert np.array_equal(again.view(np.uint32), once.view(np.uint32))
+    assert not np.array_equal(normalize_rows(X * 1.001), X)       # other rows are scaled
+
+
 @pytest.mark.parametrize("stored", ["in memory", "memory-mapped file"])
 def test_unit_rows_read_as_normalize_rows_bit_for_bit_without_copying_x(stored, tmp_path,
                                                                          monkeypatch):
