@@ -24,7 +24,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import state
-from hdl_core.config import REACH_SPLIT
+from hdl_core.config import REACH_DECISIVE, REACH_SPLIT
 from hdl_core.explain import vote_detail
 from hdl_core.flood import flood_report
 from hdl_core.views import replay as replaying
@@ -381,7 +381,8 @@ def _accuracy_chart(view: RunView) -> go.Figure:
 VARIANT_NAMES = {"reach": "Reach-ordered HDL (the default)",
                  "balanced": "Class-balanced HDL",
                  "paper": "The paper's Algorithm 1"}
-VARIANT_HELP = ("Reach-ordered HDL spreads every class's seeds over the neighbour graph and "
+VARIANT_HELP = ("Reach-ordered HDL spreads every class's seeds over the neighbour graph (near "
+                "neighbours passing on more than far ones) and "
                 "labels first the images one class reaches almost alone, each by the vote of "
                 "its labeled neighbours, so no class's front floods the others where classes "
                 "touch (README: Labeling accuracy). Class-balanced HDL gives every class its own "
@@ -663,8 +664,9 @@ def _point_detail(view: RunView, point: int) -> None:
                               sorted(detail.counts.items(), key=lambda kv: -kv[1]))
             lines.append(f"**By reach:** the votes of its {sum(detail.counts.values())} labeled "
                          f"neighbours were not decisive ({votes}; a vote stands when its winner "
-                         f"has more than {REACH_SPLIT:.0%} of them), and most of the seeds' reach "
-                         f"over the neighbour graph comes from {label}, so {label} decided.")
+                         f"has more than {REACH_SPLIT:.0%} of them), and at least "
+                         f"{REACH_DECISIVE:.0%} of the seeds' reach over the neighbour graph "
+                         f"comes from {label}, so {label} decided.")
         else:
             votes = ", ".join(f"{names[c]}: {n}" for c, n in
                               sorted(detail.counts.items(), key=lambda kv: -kv[1]))

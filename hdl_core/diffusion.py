@@ -4,7 +4,8 @@ Two parts of hdl_core spread labels this way: the default labeling's order
 (`hdl_core.reach`, how strongly each class's seeds reach each point: `spread_seeds`, straight
 from the neighbour lists) and the review queue's neighbourhood vote (`hdl_core.suggest`: a
 CSR operator, `diffusion_operator` and `spread_step`). A is the neighbour lists (a mutual
-pair counts twice); a step costs O(n·k·classes), row by row on every core.
+pair counts twice), each edge weighing 1 or, for the default labeling's reach, its local
+scale weight (`local_scale_weights`); a step costs O(n·k·classes), row by row on every core.
 """
 from __future__ import annotations
 
@@ -47,28 +48,82 @@ def spread_step(indptr, indices, data, spread, kept, alpha, out):
             out[i, c] = out[i, c] * alpha + kept[i, c]
 
 
+# Rows of weights computed at a time (`local_scale_weights`): a few MiB of temporaries.
+WEIGHT_BLOCK = 1 << 16
+
+
+def local_scale_weights(indices: np.ndarray, distances: np.ndarray, metric: str, rank: int,
+                        floor: float) -> np.ndarray:
+    """The weight of each edge of the neighbour lists, (n, k) float32: exp(-d²(i, j) /
+    (σ_i σ_j)), σ_i the distance from i to its `rank`-th nearest neighbour (the k-th when
+    k < rank; local scaling as in Zelnik-Manor and Perona's self-tuning spectral clustering),
+    never below `floor`. d² is the squared distance, for cosine 2 · (1 - cos) (the ratio
+    does not see the factor 2, so ``1 - cos`` is used as it is).
+
+    The distances are first rounded to float16, as a graph written by ``hdl-studio graph``
+    keeps them, so labeling from a stored graph weighs every edge as labeling in memory
+    does. An edge of length 0 weighs 1, also where σ_i σ_j is 0 (duplicates); any other
+    edge to or from a point whose σ is 0 weighs `floor`."""
+    n, k = indices.shape
+    rank = min(int(rank), k)
+    squared = metric == "euclidean"
+
+    def squared_distance(block):
+        d = np.asarray(block, np.float16).astype(np.float64)
+        return d * d if squared else d
+
+    sigma = np.sqrt(squared_distance(distances[:, rank - 1]))
+    weights = np.empty((n, k), np.float32)
+    for start in range(0, n, WEIGHT_BLOCK):
+        stop = min(n, start + WEIGHT_BLOCK)
+        q = squared_distance(distances[start:stop, :k])
+        denominator = sigma[start:stop, None] * sigma[np.asarray(indices[start:stop, :k])]
+        ratio = np.full(q.shape, np.inf)
+        np.divide(q, denominator, out=ratio, where=denominator > 0)
+        ratio[q <= 0] = 0.0
+        weights[start:stop] = np.maximum(np.exp(-ratio), floor)
+    return weights
+
+
 def spread_seeds(neighbours: np.ndarray, rev_ptr: np.ndarray, rev_idx: np.ndarray,
-                 y: np.ndarray, n_classes: int, alpha: float, steps: int) -> np.ndarray:
+                 y: np.ndarray, n_classes: int, alpha: float, steps: int,
+                 weights: np.ndarray | None = None,
+                 rev_pos: np.ndarray | None = None) -> np.ndarray:
     """`steps` steps of ``F ← α S F + (1 - α) Y`` from F = Y, the seeds' one-hot labels (1 in
     column y[i] for each seed i), straight from the neighbour lists and their reverse
     (`hdl._reverse_adjacency`), float32 (n, n_classes). No matrix is built: S F's row i is
-    d_i^-1/2 Σ d_j^-1/2 F_j over j in i's list and over the points listing i (a mutual pair
-    counts twice, as in A + Aᵀ), and Y is read from `y`; beyond the lists, the memory is F
-    twice and d, O(n · classes).
+    d_i^-1/2 Σ w_ij d_j^-1/2 F_j over j in i's list and over the points listing i (a mutual
+    pair counts twice, as in W + Wᵀ), and Y is read from `y`; beyond the lists, the memory
+    is F twice and d, O(n · classes).
+
+    `weights` (n, k), when given, are the edges' weights (`local_scale_weights`), and
+    `rev_pos` (from ``_reverse_adjacency(..., positions=True)``) where each reverse entry
+    sits in its point's list, so the edge j → i read from i's side weighs ``weights[j,
+    rev_pos[e]]``; without them every edge weighs 1.
 
     Between steps the rows are kept scaled, G = D^-1/2 F (each G_j the float32 product
     d_j^-1/2 F_j the sum would form), so an edge reads one row and not also its end's d_j:
     on graphs larger than the cache that is one random read per edge instead of two, and
     the result is the same, bit for bit."""
     n, k = neighbours.shape
-    scale = (1.0 / np.sqrt(k + np.diff(rev_ptr).astype(np.float64))).astype(np.float32)
+    if weights is None:
+        degree = k + np.diff(rev_ptr).astype(np.float64)
+    else:
+        if rev_pos is None or weights.shape != neighbours.shape:
+            raise ValueError("weights need one per edge of the lists, and rev_pos with them")
+        degree = _weighted_degree(neighbours, weights, rev_ptr, rev_idx, rev_pos)
+    scale = (1.0 / np.sqrt(degree)).astype(np.float32)
     F = np.zeros((n, n_classes), np.float32)
     seeds = np.flatnonzero(y >= 0)
     F[seeds, y[seeds]] = scale[seeds]                    # G of F = Y
     other = np.empty_like(F)
     for step in range(steps):
-        _spread_lists_step(neighbours, rev_ptr, rev_idx, scale, y, F, np.float32(alpha),
-                           other, step < steps - 1)
+        if weights is None:
+            _spread_lists_step(neighbours, rev_ptr, rev_idx, scale, y, F, np.float32(alpha),
+                               other, step < steps - 1)
+        else:
+            _spread_weighted_step(neighbours, weights, rev_ptr, rev_idx, rev_pos, scale, y, F,
+                                  np.float32(alpha), other, step < steps - 1)
         F, other = other, F
     if steps == 0:
         F[seeds, y[seeds]] = 1.0
@@ -94,6 +149,52 @@ def _spread_lists_step(neighbours, rev_ptr, rev_idx, scale, y, scaled, alpha, ou
             j = rev_idx[e]
             for c in range(n_classes):
                 out[i, c] += scaled[j, c]
+        a = alpha * scale[i]
+        for c in range(n_classes):
+            out[i, c] *= a
+        if y[i] >= 0:
+            out[i, y[i]] += kept
+        if keep_scaled:
+            for c in range(n_classes):
+                out[i, c] *= scale[i]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _weighted_degree(neighbours, weights, rev_ptr, rev_idx, rev_pos):
+    """Each point's degree in W + Wᵀ: its own edges' weights and those of the edges to it."""
+    n, k = neighbours.shape
+    degree = np.empty(n, np.float64)
+    for i in numba.prange(n):
+        total = 0.0
+        for jj in range(k):
+            total += weights[i, jj]
+        for e in range(rev_ptr[i], rev_ptr[i + 1]):
+            total += weights[rev_idx[e], rev_pos[e]]
+        degree[i] = total
+    return degree
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _spread_weighted_step(neighbours, weights, rev_ptr, rev_idx, rev_pos, scale, y, scaled,
+                          alpha, out, keep_scaled):
+    """`_spread_lists_step` with every edge weighed: i's own edge to j by ``weights[i, jj]``,
+    the edge j → i by ``weights[j, rev_pos[e]]``."""
+    n, k = neighbours.shape
+    n_classes = scaled.shape[1]
+    kept = 1 - alpha
+    for i in numba.prange(n):
+        for c in range(n_classes):
+            out[i, c] = 0
+        for jj in range(k):
+            j = neighbours[i, jj]
+            w = weights[i, jj]
+            for c in range(n_classes):
+                out[i, c] += w * scaled[j, c]
+        for e in range(rev_ptr[i], rev_ptr[i + 1]):
+            j = rev_idx[e]
+            w = weights[j, rev_pos[e]]
+            for c in range(n_classes):
+                out[i, c] += w * scaled[j, c]
         a = alpha * scale[i]
         for c in range(n_classes):
             out[i, c] *= a

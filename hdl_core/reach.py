@@ -6,8 +6,11 @@ order from one hop of the graph, so where classes touch, whichever front arrives
 labels the boundary. Reach-ordered HDL decides the order once, from the whole graph:
 
 * **reach**: every class's seeds spread over the symmetric kNN graph, ``REACH_STEPS``
-  steps of ``F ← α S F + (1 - α) Y`` (α = ``REACH_ALPHA``, S = D^-1/2 (A + Aᵀ) D^-1/2,
-  `hdl_core.diffusion.spread_seeds`, straight from the neighbour lists); each class's
+  steps of ``F ← α S F + (1 - α) Y`` (α = ``REACH_ALPHA``, S = D^-1/2 (W + Wᵀ) D^-1/2,
+  `hdl_core.diffusion.spread_seeds`, straight from the neighbour lists); an edge weighs
+  exp(-d²(i, j) / (σ_i σ_j)), σ_i the distance from i to its ``REACH_LOCAL_SCALE``-th
+  (7th) neighbour (`hdl_core.diffusion.local_scale_weights`), so the reach passes mostly
+  between near neighbours, however dense the region; each class's
   column is then divided by its total, so a class whose seeds sit in a dense part of the
   graph does not outweigh the others everywhere (class mass normalisation). A point's
   *reach share* is the top class's share of its row;
@@ -21,9 +24,9 @@ labels the boundary. Reach-ordered HDL decides the order once, from the whole gr
   to the tied class whose labeled neighbour is nearest. A point with no labeled neighbour
   when its turn comes takes the class that reaches it most (``n_voters`` 0, not a bridge;
   its confidence is half its reach share, so it never outranks a decisive vote);
-* **split votes**: where the winning class holds at most ``REACH_SPLIT`` (70 %) of the
+* **split votes**: where the winning class holds at most ``REACH_SPLIT`` (90 %) of the
   votes while the reach is decisive (its top class holds at least ``REACH_DECISIVE``,
-  60 %, of the point's reach) and favours another class, the reach decides, as for a point
+  half, of the point's reach) and favours another class, the reach decides, as for a point
   with no labeled neighbour (``n_voters`` 0, confidence half its reach share). Every other
   point's label is its vote, as `hdl_core.explain.vote_detail` shows it;
 * **the rest**: points no seed reaches within ``REACH_STEPS`` steps (parts of the graph
@@ -32,9 +35,10 @@ labels the boundary. Reach-ordered HDL decides the order once, from the whole gr
 
 On the held-out draws of bench/accuracy_bench.py it met the digits target that
 class-balanced HDL missed and let no class pass twice its true share (README, "Labeling
-accuracy"). Cost after the graph: O(REACH_STEPS · n·k · classes) for the reach, n ×
-min(classes, 16) float32 numbers twice and the reverse lists while spreading, then O(n·k)
-for the votes.
+accuracy"); weighing the edges closed its gap to LabelSpreading on the lfw faces. Cost
+after the graph: O(REACH_STEPS · n·k · classes) for the reach, n × min(classes, 16)
+float32 numbers twice, the edges' weights (4 bytes each) and the reverse lists with their
+positions while spreading, then O(n·k) for the votes.
 """
 from __future__ import annotations
 
@@ -44,8 +48,8 @@ import numpy as np
 from ._checks import check_number_in
 from .balanced import _label as _balanced_label
 from .config import (BALANCED_BORDER_RATIO, REACH_ALPHA, REACH_BANDS, REACH_DECISIVE,
-                     REACH_SPLIT, REACH_STEPS)
-from .diffusion import spread_seeds
+                     REACH_LOCAL_SCALE, REACH_MIN_WEIGHT, REACH_SPLIT, REACH_STEPS)
+from .diffusion import local_scale_weights, spread_seeds
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
 from .hdl import (LabelingResult, _check_graph, _index_array, _reverse_adjacency, _vote,
                   check_bridge, narrow_int, validate_labels)
@@ -57,8 +61,8 @@ CLASS_BLOCK = 16
 
 def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int = REACH_STEPS,
                 alpha: float = REACH_ALPHA, split: float = REACH_SPLIT,
-                decisive: float = REACH_DECISIVE, metric: str = "cosine",
-                bridge: str = "exact") -> LabelingResult:
+                decisive: float = REACH_DECISIVE, local_scale: int | None = REACH_LOCAL_SCALE,
+                metric: str = "cosine", bridge: str = "exact") -> LabelingResult:
     """Label every unlabeled point by reach-ordered HDL (hdl-studio's default variant).
 
     Parameters
@@ -78,12 +82,16 @@ def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int = REA
         weight is left after 20 steps).
     alpha : float in (0, 1), default=REACH_ALPHA (0.9)
         Weight of the neighbours against a point's own seed label at each step.
-    split : float in [0, 1), default=REACH_SPLIT (0.7)
+    split : float in [0, 1), default=REACH_SPLIT (0.9)
         A vote whose winning class holds at most this share of the voters is split: where
         the reach's top class is another and holds at least `decisive` of the point's
         reach, the point takes that class. 0: every vote stands.
-    decisive : float in [0, 1], default=REACH_DECISIVE (0.6)
+    decisive : float in [0, 1], default=REACH_DECISIVE (0.5)
         How much of a point's reach its top class must hold to overrule a split vote.
+    local_scale : int >= 1 or None, default=REACH_LOCAL_SCALE (7)
+        The spread's edge i–j weighs exp(-d²(i, j) / (σ_i σ_j)), σ_i the distance from i to
+        its `local_scale`-th nearest neighbour (its k-th when k is smaller). None: every
+        edge weighs 1 (the reach before weights).
     metric : {"cosine", "euclidean"}, default="cosine"
         How points are compared: for the graph when it is built here, and for a bridge.
     bridge : {"exact", "approx", "auto"}, default="exact"
@@ -111,13 +119,15 @@ def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int = REA
     # with a graph given, rows are read only at a bridge: no normalised copy of X
     rows = get_metric(metric).prepare(X) if graph is None else rows_to_read(X, metric)
     return label_prepared_rows(rows, y, k=k, graph=graph, steps=steps, alpha=alpha,
-                               split=split, decisive=decisive, metric=metric, bridge=bridge)
+                               split=split, decisive=decisive, local_scale=local_scale,
+                               metric=metric, bridge=bridge)
 
 
 def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None = None,
                         steps: int = REACH_STEPS, alpha: float = REACH_ALPHA,
                         split: float = REACH_SPLIT, decisive: float = REACH_DECISIVE,
-                        metric: str = "cosine", bridge: str = "exact") -> LabelingResult:
+                        local_scale: int | None = REACH_LOCAL_SCALE, metric: str = "cosine",
+                        bridge: str = "exact") -> LabelingResult:
     """`reach_label` on rows the metric has already prepared (as
     `hdl_core.balanced.label_prepared_rows`): the files-only CLI path and the app."""
     n = rows.shape[0]
@@ -129,27 +139,41 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
     alpha = check_number_in(alpha, "alpha", 0, 1, open_low=True, open_high=True)
     split = check_number_in(split, "split", 0, 1, open_high=True)
     decisive = check_number_in(decisive, "decisive", 0, 1)
+    if local_scale is not None and (isinstance(local_scale, bool) or not isinstance(
+            local_scale, (int, np.integer)) or local_scale < 1):
+        raise ValueError(f"local_scale must be a whole number >= 1 (which neighbour's distance "
+                         f"scales a point's edges) or None, got {local_scale!r}")
     graph = build_knn_graph(rows, k, method="auto", metric=metric) if graph is None \
         else _check_graph(graph, n, k, metric)
-    return _label(rows, y, k, graph, int(steps), alpha, split, decisive, metric, bridge)
+    return _label(rows, y, k, graph, int(steps), alpha, split, decisive,
+                  None if local_scale is None else int(local_scale), metric, bridge)
 
 
 def seed_reach(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_STEPS,
-               alpha: float = REACH_ALPHA) -> np.ndarray:
+               alpha: float = REACH_ALPHA, weights: np.ndarray | None = None) -> np.ndarray:
     """How strongly each class's seeds reach each point, (n, classes) float32: `steps` steps
     of ``F ← α S F + (1 - α) Y`` from Y = the seeds (one column per class), each column
-    then divided by its total (a class no point is reached by stays 0)."""
+    then divided by its total (a class no point is reached by stays 0). `weights`: the
+    edges' weights (`edge_weights`), else every edge weighs 1."""
     y = np.asarray(y)
-    rev_ptr, rev_idx = _reverse_adjacency(neighbours, neighbours.shape[0])
-    return _class_reach(neighbours, rev_ptr, rev_idx, y, 0, int(y.max()) + 1, steps, alpha)
+    rev = _reverse_adjacency(neighbours, neighbours.shape[0], positions=weights is not None)
+    return _class_reach(neighbours, rev, y, 0, int(y.max()) + 1, steps, alpha, weights)
 
 
-def _class_reach(neighbours, rev_ptr, rev_idx, y, first: int, width: int, steps: int,
-                 alpha: float) -> np.ndarray:
-    """`seed_reach` of classes first .. first + width - 1 only, (n, width)."""
+def edge_weights(graph: KnnGraph, local_scale: int = REACH_LOCAL_SCALE) -> np.ndarray:
+    """The weights of the reach's edges over `graph` (all its neighbours), (n, k) float32:
+    `hdl_core.diffusion.local_scale_weights` at ``REACH_MIN_WEIGHT``."""
+    return local_scale_weights(graph.indices, graph.distances, graph.metric, local_scale,
+                               REACH_MIN_WEIGHT)
+
+
+def _class_reach(neighbours, rev, y, first: int, width: int, steps: int, alpha: float,
+                 weights=None) -> np.ndarray:
+    """`seed_reach` of classes first .. first + width - 1 only, (n, width); `rev` is
+    `_reverse_adjacency`'s answer (with positions when there are `weights`)."""
     local = np.where((y >= first) & (y < first + width), y - first, -1)
-    F = spread_seeds(neighbours, rev_ptr, rev_idx, local.astype(narrow_int(width)), width,
-                     alpha, steps)
+    F = spread_seeds(neighbours, rev[0], rev[1], local.astype(narrow_int(width)), width,
+                     alpha, steps, weights, rev[2] if weights is not None else None)
     F /= np.maximum(F.sum(axis=0, dtype=np.float64), 1e-30).astype(np.float32)
     return F
 
@@ -165,8 +189,8 @@ def reach_share(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def reach_shares(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_STEPS,
-                 alpha: float = REACH_ALPHA, block: int | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 alpha: float = REACH_ALPHA, block: int | None = None,
+                 weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`reach_share` of `seed_reach` without holding every class's column at once: the
     classes are spread `block` (``CLASS_BLOCK``) at a time, each block's columns divided by
     their totals, and each point keeps its running total and top class. A class's spread
@@ -177,13 +201,13 @@ def reach_shares(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_ST
     y = np.asarray(y)
     n_classes = int(y.max()) + 1
     block = CLASS_BLOCK if block is None else block
-    rev_ptr, rev_idx = _reverse_adjacency(neighbours, n)
+    rev = _reverse_adjacency(neighbours, n, positions=weights is not None)
     total = np.zeros(n, np.float64)
     best = np.zeros(n, np.float64)
     top = np.zeros(n, np.int64)
     for first in range(0, n_classes, block):
-        F = _class_reach(neighbours, rev_ptr, rev_idx, y, first,
-                         min(block, n_classes - first), steps, alpha)
+        F = _class_reach(neighbours, rev, y, first, min(block, n_classes - first), steps,
+                         alpha, weights)
         total += F.sum(axis=1, dtype=np.float64)
         here = F.argmax(axis=1)
         value = F[np.arange(n), here].astype(np.float64)
@@ -202,7 +226,7 @@ def reach_band(share: np.ndarray) -> np.ndarray:
 
 
 def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, steps: int,
-           alpha: float, split: float, decisive: float, metric: str,
+           alpha: float, split: float, decisive: float, local_scale: int | None, metric: str,
            bridge: str) -> LabelingResult:
     """The driver behind `reach_label`, on validated inputs."""
     n = rows.shape[0]
@@ -213,7 +237,9 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, steps: int,
         return result
 
     neighbours = _index_array(graph.indices, n)
-    share, top = reach_shares(neighbours, y, steps=steps, alpha=alpha)
+    weights = None if local_scale is None else edge_weights(graph, local_scale)
+    share, top = reach_shares(neighbours, y, steps=steps, alpha=alpha, weights=weights)
+    del weights
     reached = np.flatnonzero((y < 0) & (share > 0))
     order = reached[np.argsort(-share[reached], kind="stable")]
     n_classes = int(y.max()) + 1

@@ -5,6 +5,8 @@ what no seed reaches to class-balanced HDL's literal transcription.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .balanced_reference import literal_balanced
@@ -13,14 +15,45 @@ from .hdl_reference import cosine_distance
 BANDS = 20
 
 
-def dense_reach(neighbours: np.ndarray, y: np.ndarray, steps: int, alpha: float) -> np.ndarray:
-    """F after `steps` steps of F <- alpha S F + (1 - alpha) Y, S = D^-1/2 (A + A^T) D^-1/2,
-    every column divided by its total: dense float64, from the definition."""
+def literal_weights(neighbours: np.ndarray, distances: np.ndarray, metric: str, rank: int,
+                    floor: float) -> np.ndarray:
+    """Each edge's weight, one by one: exp(-d2(i, j) / (sigma_i sigma_j)), d2 the squared
+    distance (for cosine, 1 - cos stands for it), sigma_i the distance to i's rank-th
+    neighbour (k-th if fewer), distances first rounded to float16; an edge of length 0
+    weighs 1; never below floor."""
+    n, k = neighbours.shape
+    rank = min(rank, k)
+
+    def d2(value):
+        d = float(np.float16(value))
+        return d * d if metric == "euclidean" else d
+
+    sigma = [math.sqrt(d2(distances[i][rank - 1])) for i in range(n)]
+    out = np.zeros((n, k))
+    for i in range(n):
+        for jj in range(k):
+            j = int(neighbours[i][jj])
+            q = d2(distances[i][jj])
+            if q <= 0:
+                w = 1.0
+            elif sigma[i] * sigma[j] == 0:
+                w = 0.0
+            else:
+                w = math.exp(-q / (sigma[i] * sigma[j]))
+            out[i, jj] = max(w, floor)
+    return out
+
+
+def dense_reach(neighbours: np.ndarray, y: np.ndarray, steps: int, alpha: float,
+                weights: np.ndarray | None = None) -> np.ndarray:
+    """F after `steps` steps of F <- alpha S F + (1 - alpha) Y, S = D^-1/2 (W + W^T) D^-1/2,
+    W[i, j] the weight of i's edge to j (1 without `weights`), every column divided by its
+    total: dense float64, from the definition."""
     n, k = neighbours.shape
     A = np.zeros((n, n))
     for i in range(n):
-        for j in neighbours[i]:
-            A[i, j] += 1.0
+        for jj, j in enumerate(neighbours[i]):
+            A[i, j] += 1.0 if weights is None else weights[i, jj]
     W = A + A.T
     d = 1.0 / np.sqrt(W.sum(axis=1))
     S = d[:, None] * W * d[None, :]
@@ -36,7 +69,7 @@ def dense_reach(neighbours: np.ndarray, y: np.ndarray, steps: int, alpha: float)
 
 
 def literal_reach(X: np.ndarray, y: np.ndarray, neighbours: np.ndarray, F: np.ndarray, *,
-                  split: float = 0.7, decisive: float = 0.6, bridge_distance=cosine_distance):
+                  split: float = 0.9, decisive: float = 0.5, bridge_distance=cosine_distance):
     """Reach-ordered HDL given the reach F (n, classes): a split vote (the winner's share at
     most `split`) gives way to the reach's top class where that holds at least `decisive`
     of the point's reach.

@@ -6,18 +6,28 @@ from hypothesis import strategies as st
 from hdl_core import KnnGraph, build_knn_graph, hdl_label, reach_label
 from hdl_core.explain import vote_detail
 from hdl_core.hdl import _index_array
-from hdl_core.reach import reach_share, reach_shares, seed_reach
+from hdl_core.config import REACH_MIN_WEIGHT
+from hdl_core.reach import edge_weights, reach_share, reach_shares, seed_reach
 
 from .hdl_reference import squared_euclidean_distance
-from .reach_reference import dense_reach, literal_reach
+from .reach_reference import dense_reach, literal_reach, literal_weights
+
+
+def default_reach(graph, y, k):
+    """The reach the default labeling orders by: weighted edges of the graph's first k."""
+    first = graph.first(k)
+    return seed_reach(_index_array(first.indices, len(y)), y, weights=edge_weights(first))
 from .test_balanced import _hard_gaussians
 from .test_hdl import check_result_invariants, labeling_problems
 
 
-def assert_matches_literal(X, y, k, graph, metric="cosine", split=0.7, decisive=0.6):
+def assert_matches_literal(X, y, k, graph, metric="cosine", split=0.9, decisive=0.5,
+                           local_scale=7):
     result = reach_label(X, y, k=k, graph=graph, metric=metric, split=split,
-                         decisive=decisive)
-    F = seed_reach(_index_array(graph.first(k).indices, len(y)), y)
+                         decisive=decisive, local_scale=local_scale)
+    first = graph.first(k)
+    weights = None if local_scale is None else edge_weights(first, local_scale)
+    F = seed_reach(_index_array(first.indices, len(y)), y, weights=weights)
     bridge = {"euclidean": {"bridge_distance": squared_euclidean_distance}}.get(metric, {})
     labels, step, rnd, confidence, n_voters, fallback, n_reached = literal_reach(
         X, y, graph.first(k).indices, F, split=split, decisive=decisive, **bridge)
@@ -33,9 +43,10 @@ def assert_matches_literal(X, y, k, graph, metric="cosine", split=0.7, decisive=
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(labeling_problems(geometric=True), st.sampled_from([0.0, 0.5, 0.7, 0.9]),
-       st.sampled_from([0.0, 0.6, 0.9]))
-def test_reach_matches_its_literal_definition_on_knn_graphs(problem, split, decisive):
-    assert_matches_literal(*problem, split=split, decisive=decisive)
+       st.sampled_from([0.0, 0.5, 0.6, 0.9]), st.sampled_from([7, 2, None]))
+def test_reach_matches_its_literal_definition_on_knn_graphs(problem, split, decisive,
+                                                            local_scale):
+    assert_matches_literal(*problem, split=split, decisive=decisive, local_scale=local_scale)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -66,13 +77,49 @@ def test_points_no_seed_reaches_are_labeled_after_the_others_by_class_balanced_h
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(labeling_problems(geometric=True), st.integers(1, 30), st.sampled_from([0.5, 0.9, 0.99]))
-def test_the_spread_is_its_dense_definition(problem, steps, alpha):
+@given(labeling_problems(geometric=True), st.integers(1, 30), st.sampled_from([0.5, 0.9, 0.99]),
+       st.booleans())
+def test_the_spread_is_its_dense_definition(problem, steps, alpha, weighted):
     X, y, k, graph = problem
-    neighbours = graph.first(k).indices
-    F = seed_reach(_index_array(neighbours, len(y)), y, steps=steps, alpha=alpha)
-    expected = dense_reach(neighbours, y, steps, alpha)
+    first = graph.first(k)
+    weights = edge_weights(first) if weighted else None
+    F = seed_reach(_index_array(first.indices, len(y)), y, steps=steps, alpha=alpha,
+                   weights=weights)
+    expected = dense_reach(first.indices, y, steps, alpha, weights)
     np.testing.assert_allclose(F, expected, rtol=2e-4, atol=1e-7)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=True), st.sampled_from(["cosine", "euclidean"]),
+       st.integers(1, 9))
+def test_edge_weights_are_their_local_scale_definition(problem, metric, rank):
+    X, y, k, _ = problem
+    graph = build_knn_graph(X, k, method="exact", metric=metric)
+    weights = edge_weights(graph, rank)
+    expected = literal_weights(graph.indices, graph.distances, metric, rank, REACH_MIN_WEIGHT)
+    np.testing.assert_allclose(weights, expected, rtol=1e-6)
+    assert weights.dtype == np.float32 and (weights >= REACH_MIN_WEIGHT).all()
+    assert (weights <= 1).all()
+
+
+def test_duplicates_and_near_neighbours_weigh_more_than_far_ones():
+    # a point's nearest neighbour passes on more reach than its farthest; a duplicate weighs 1
+    X = np.array([[0.0, 0], [0, 0], [1, 0], [0, 1], [3, 0], [0, 3.5], [-4, 0]])
+    graph = build_knn_graph(X, 4, method="exact", metric="euclidean")
+    weights = edge_weights(graph, 3)
+    assert weights[0, 0] == 1.0 and weights[1, 0] == 1.0           # 0 and 1 coincide
+    assert (np.diff(weights[0]) <= 0).all() and weights[0, -1] < weights[0, 1]
+
+
+def test_labeling_from_a_stored_graph_weighs_edges_as_in_memory():
+    # a graph written by `hdl-studio graph` keeps float16 distances: same weights, same labels
+    X, y = _two_overlapping_classes(3)
+    graph = build_knn_graph(X, 10)
+    stored = KnnGraph(graph.indices.astype(np.int32), graph.distances.astype(np.float16))
+    np.testing.assert_array_equal(edge_weights(stored), edge_weights(graph))
+    a, b = reach_label(X, y, k=10, graph=graph), reach_label(X, y, k=10, graph=stored)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.step, b.step)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -95,7 +142,7 @@ def test_every_vote_is_what_the_app_explains(problem):
     # and a point with none, or whose vote was split, from the reach
     X, y, k, graph = problem
     r = reach_label(X, y, k=k, graph=graph)
-    share, top = reach_share(seed_reach(_index_array(graph.first(k).indices, len(y)), y))
+    share, top = reach_share(default_reach(graph, y, k))
     for p in np.flatnonzero((r.step >= 0) & ~r.fallback):
         detail = vote_detail(graph.indices, r, p)
         if r.n_voters[p] == 0:
@@ -103,8 +150,8 @@ def test_every_vote_is_what_the_app_explains(problem):
             assert r.confidence[p] == pytest.approx(0.5 * share[p])
             if detail.counts:       # a split vote, whose winner the reach overruled
                 votes = sum(detail.counts.values())
-                assert detail.counts[detail.voted_for] / votes <= 0.7
-                assert detail.voted_for != top[p] and share[p] >= 0.6
+                assert detail.counts[detail.voted_for] / votes <= 0.9
+                assert detail.voted_for != top[p] and share[p] >= 0.5
             continue
         assert detail.winner == detail.voted_for == r.labels[p]
         assert sum(detail.counts.values()) == r.n_voters[p]
@@ -130,7 +177,7 @@ def test_a_split_vote_gives_way_to_a_decisive_reach_and_every_other_vote_stands(
     graph = build_knn_graph(X, 10)
     every_vote = reach_label(X, y, k=10, graph=graph, split=0.0)
     gated = reach_label(X, y, k=10, graph=graph)
-    share, top = reach_share(seed_reach(_index_array(graph.indices, len(y)), y))
+    share, top = reach_share(default_reach(graph, y, 10))
     # with the gate off, only points without a labeled neighbour go by the reach
     for p in np.flatnonzero((every_vote.step >= 0) & (every_vote.n_voters == 0)):
         assert not vote_detail(graph.indices, every_vote, p).counts
@@ -141,8 +188,8 @@ def test_a_split_vote_gives_way_to_a_decisive_reach_and_every_other_vote_stands(
             assert gated.labels[p] == detail.voted_for
         elif detail.counts:
             overruled.append(p)
-            assert detail.counts[detail.voted_for] / sum(detail.counts.values()) <= 0.7
-            assert share[p] >= 0.6 and gated.labels[p] == top[p] != detail.voted_for
+            assert detail.counts[detail.voted_for] / sum(detail.counts.values()) <= 0.9
+            assert share[p] >= 0.5 and gated.labels[p] == top[p] != detail.voted_for
     assert overruled                        # these classes overlap: some votes are split
     np.testing.assert_array_equal(gated.step, every_vote.step)     # the order is the reach's
 
@@ -151,7 +198,7 @@ def test_one_sided_points_come_first_and_a_round_is_a_band_of_reach_shares():
     X, y, truth = _hard_gaussians(0)
     graph = build_knn_graph(X, 10)
     r = reach_label(X, y, k=10, graph=graph)
-    share, _ = reach_share(seed_reach(_index_array(graph.indices, len(y)), y))
+    share, _ = reach_share(default_reach(graph, y, 10))
     order = r.order
     assert (np.diff(share[order]) <= 0).all()
     band = np.minimum(((1 - share[order]) * 20).astype(int), 19)
@@ -189,6 +236,8 @@ def test_all_points_labeled_returns_seeds_unchanged():
     (dict(k=2, split=1.0), r"split must be a number in \[0, 1\), got 1.0"),
     (dict(k=2, split=-0.1), "split must be a number"),
     (dict(k=2, decisive=1.5), r"decisive must be a number in \[0, 1\], got 1.5"),
+    (dict(k=2, local_scale=0), "local_scale must be a whole number >= 1 .* got 0"),
+    (dict(k=2, local_scale=2.5), "local_scale must be a whole number >= 1 .* got 2.5"),
     (dict(k=2, graph=KnnGraph(np.array([[1], [0], [1]]), np.zeros((3, 1)))),
      "graph has 1 neighbours per point but k=2"),
 ])
@@ -207,9 +256,11 @@ def test_classes_spread_a_block_at_a_time_give_the_same_order(block):
     y = np.full(300, -1)
     y[rng.choice(300, 15, replace=False)] = rng.integers(0, 5, 15)
     y[[0, 60, 120, 180, 240]] = [0, 1, 2, 3, 4]
-    neighbours = _index_array(build_knn_graph(X, 8).indices, 300)
-    share, top = reach_share(seed_reach(neighbours, y))
-    blocked_share, blocked_top = reach_shares(neighbours, y, block=block)
+    graph = build_knn_graph(X, 8)
+    neighbours = _index_array(graph.indices, 300)
+    weights = edge_weights(graph)
+    share, top = reach_share(seed_reach(neighbours, y, weights=weights))
+    blocked_share, blocked_top = reach_shares(neighbours, y, block=block, weights=weights)
     np.testing.assert_array_equal(blocked_top, top)
     if block >= 5:
         np.testing.assert_array_equal(blocked_share, share)
