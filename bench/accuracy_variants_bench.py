@@ -28,6 +28,12 @@ the held-out draws the README reports:
                    table)
   reach order, first try   the same order written here in scipy (`reach_order` below),
                    12 steps, alpha = 0.99, columns as they are
+  weighted S: split P / reach D   the reach over edges weighing exp(-d²(i, j) / (σ_i σ_j)),
+                   σ_i the distance to i's S-th neighbour (local scaling), with split P and
+                   decisive D ("reach order" and "split P / reach D" are unweighted). The
+                   default since: "weighted 7: split 0.9 / reach 0.5" (among these six; the
+                   only ones missing no row on 10 design draws were split 0.8 or 0.9 with
+                   reach 0.5; σ at the 7th neighbour is Zelnik-Manor and Perona's choice)
 
 Each row's target is the issue's: the best of the peers (paper HDL k=3, kNN-DV k=3, 1-NN on
 the seeds, scikit-learn's LabelSpreading and LabelPropagation at their defaults), computed
@@ -38,6 +44,10 @@ of the shortfalls in points, and the digits mean over 1/2/5/10 seeds per class.
     .venv/bin/python bench/accuracy_variants_bench.py --draws 10 --variants "reach order,..."
                                           (the peers take about 20 minutes at 10 draws)
     .venv/bin/python bench/accuracy_variants_bench.py --held-out "reach order"
+    .venv/bin/python bench/accuracy_variants_bench.py --draws 10 --variants NAME,NAME \
+        --peers-from bench/results/accuracy_variants_bench_10_draws.json
+                                          (the peers' means and the other variants' results
+                                          kept from that run, same draws: a few minutes)
 
 --held-out NAME runs one variant, chosen beforehand on the design draws, on the held-out
 draws of accuracy_bench.py (5 per row) and compares it with the default and the peers as
@@ -49,6 +59,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -192,12 +203,20 @@ VARIANTS = {
          hdl_label(X, y, k=3, graph=graph).labels], keep=0),
     "reach order, first try": lambda X, y, graph: reach_order(X, y, graph, steps=12, alpha=0.99,
                                                             class_mass=False),
-    "reach order": lambda X, y, graph: reach_label(X, y, k=10, graph=graph, split=0.0).labels,
+    "reach order": lambda X, y, graph: reach_label(X, y, k=10, graph=graph, split=0.0,
+                                                   local_scale=None).labels,
     **{f"split {split} / reach {decisive}": (
         lambda split, decisive: lambda X, y, graph: reach_label(
-            X, y, k=10, graph=graph, split=split, decisive=decisive).labels)(split, decisive)
+            X, y, k=10, graph=graph, split=split, decisive=decisive,
+            local_scale=None).labels)(split, decisive)
        for split, decisive in ((0.7, 0.0), (0.8, 0.0), (0.6, 0.6), (0.7, 0.6), (0.8, 0.6),
                                (0.7, 0.5), (0.7, 0.7))},
+    **{f"weighted {scale}: split {split} / reach {decisive}": (
+        lambda scale, split, decisive: lambda X, y, graph: reach_label(
+            X, y, k=10, graph=graph, split=split, decisive=decisive,
+            local_scale=scale).labels)(scale, split, decisive)
+       for scale, split, decisive in ((7, 0.7, 0.6), (7, 0.8, 0.5), (7, 0.8, 0.6), (7, 0.9, 0.5),
+                                      (5, 0.9, 0.5), (10, 0.9, 0.5))},
 }
 
 
@@ -255,6 +274,9 @@ def main(argv=None) -> int:
                         help=f"design draws per row (default {DRAWS})")
     parser.add_argument("--variants", metavar="NAME,NAME", type=lambda v: v.split(","),
                         default=list(VARIANTS), help="only these variants (default: all)")
+    parser.add_argument("--peers-from", metavar="JSON",
+                        help="take the peers' means from this earlier run's results (same "
+                             "draws; the peers' code unchanged) instead of running them")
     args = parser.parse_args(argv)
     if args.held_out:
         return check_held_out(args.held_out)
@@ -263,6 +285,12 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"no variant named {', '.join(unknown)}")
     variants = {name: VARIANTS[name] for name in args.variants}
+    recorded = None
+    if args.peers_from:
+        earlier = json.loads(Path(args.peers_from).read_text())
+        if earlier.get("draws") != draws:
+            parser.error(f"{args.peers_from} has {earlier.get('draws')} draws per row, not {draws}")
+        recorded = {(r["set"], r["seeds_per_class"]): r for r in earlier["rows"]}
     rows = []
     for label_set in SETS:
         for per_class in SEEDS_PER_CLASS:
@@ -270,22 +298,25 @@ def main(argv=None) -> int:
             worst = {m: 0.0 for m in variants}
             for draw in range(draws):
                 X, truth, y = design(label_set, per_class, draw)
-                Xn = normalize_rows(X)
                 graph = build_knn_graph(X, GRAPH_K, method="exact")
-                for peer in PEERS:
-                    acc[peer].append(accuracy(run(peer, X, Xn, y, {})[0], truth, y))
+                for peer in PEERS if recorded is None else ():
+                    acc[peer].append(accuracy(run(peer, X, normalize_rows(X), y, {})[0], truth, y))
                 for name, label in variants.items():
                     labels = np.asarray(label(X, y, graph))
                     acc[name].append(accuracy(labels, truth, y))
                     worst[name] = max(worst[name], float(share_ratios(labels, truth).max()))
-            means = {m: float(np.mean(v)) for m, v in acc.items()}
+            means = {m: float(np.mean(v)) for m, v in acc.items() if v}
+            if recorded is not None:        # the earlier run's peers and other variants kept
+                before = recorded[(label_set.name, per_class)]
+                means = {**before["means"], **means}
+                worst = {**before["max_share_ratio"], **worst}
             target = max(means[p] for p in PEERS) - 0.01
             rows.append({"set": label_set.name, "seeds_per_class": per_class, "target": target,
                          "means": means, "max_share_ratio": worst})
             print(f"  {label_set.name} {per_class:>2}: target {100 * target:.1f}, "
                   + ", ".join(f"{m} {100 * means[m]:.1f}" for m in variants), flush=True)
     summary = {}
-    for name in variants:
+    for name in rows[0]["max_share_ratio"]:     # every variant measured (this run or kept)
         short = [max(0.0, r["target"] - r["means"][name]) for r in rows]
         digits = [r["means"][name] for r in rows
                   if r["set"] == "digits" and r["seeds_per_class"] in (1, 2, 5, 10)]
