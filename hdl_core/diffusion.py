@@ -5,9 +5,11 @@ Two parts of hdl_core spread labels this way: the default labeling's order
 from the neighbour lists) and the review queue's neighbourhood vote (`hdl_core.suggest`: a
 CSR operator, `diffusion_operator` and `spread_step`). A is the neighbour lists (a mutual
 pair counts twice), each edge weighing 1 or, for the default labeling's reach, its local
-scale weight (`local_scale_weights`); a step costs O(n·k·classes), row by row on every core.
+scale weight (`local_scale_codes`); a step costs O(n·k·classes), row by row on every core.
 """
 from __future__ import annotations
+
+import functools
 
 import numba
 import numpy as np
@@ -48,17 +50,39 @@ def spread_step(indptr, indices, data, spread, kept, alpha, out):
             out[i, c] = out[i, c] * alpha + kept[i, c]
 
 
-# Rows of weights computed at a time (`local_scale_weights`): a few MiB of temporaries.
+# Rows of weights computed at a time (`local_scale_codes`): a few MiB of temporaries.
 WEIGHT_BLOCK = 1 << 16
+# An edge's weight exp(-r) is stored as the code round(r · WEIGHT_STEPS) (uint16, at most
+# `max_code(floor)`), read back through `weight_table`: 2 bytes per edge instead of 4, a
+# relative step of 1/4096 between weights.
+WEIGHT_STEPS = 4096
 
 
-def local_scale_weights(indices: np.ndarray, distances: np.ndarray, metric: str, rank: int,
-                        floor: float) -> np.ndarray:
-    """The weight of each edge of the neighbour lists, (n, k) float32: exp(-d²(i, j) /
-    (σ_i σ_j)), σ_i the distance from i to its `rank`-th nearest neighbour (the k-th when
-    k < rank; local scaling as in Zelnik-Manor and Perona's self-tuning spectral clustering),
-    never below `floor`. d² is the squared distance, for cosine 2 · (1 - cos) (the ratio
-    does not see the factor 2, so ``1 - cos`` is used as it is).
+def max_code(floor: float) -> int:
+    """The code of the lightest edge: the weight `floor`."""
+    code = int(np.ceil(-np.log(floor) * WEIGHT_STEPS))
+    if not 0 < code < 2**16:
+        raise ValueError(f"a weight floor of {floor!r} needs codes beyond 16 bits")
+    return code
+
+
+@functools.lru_cache(maxsize=4)
+def weight_table(floor: float) -> np.ndarray:
+    """Each code's weight, float32: exp(-code / WEIGHT_STEPS), never below `floor`."""
+    codes = np.arange(max_code(floor) + 1, dtype=np.float64)
+    table = np.maximum(np.exp(-codes / WEIGHT_STEPS), floor).astype(np.float32)
+    table.flags.writeable = False
+    return table
+
+
+def local_scale_codes(indices: np.ndarray, distances: np.ndarray, metric: str, rank: int,
+                      floor: float) -> np.ndarray:
+    """The weight of each edge of the neighbour lists as a code into `weight_table(floor)`,
+    (n, k) uint16. The weight is exp(-d²(i, j) / (σ_i σ_j)), σ_i the distance from i to its
+    `rank`-th nearest neighbour (the k-th when k < rank; local scaling as in Zelnik-Manor
+    and Perona's self-tuning spectral clustering), the exponent rounded to 1/WEIGHT_STEPS,
+    never below `floor`. d² is the squared distance; for cosine, 2 · (1 - cos), and the
+    ratio does not see the factor 2, so ``1 - cos`` is used as it is.
 
     The distances are first rounded to float16, as a graph written by ``hdl-studio graph``
     keeps them, so labeling from a stored graph weighs every edge as labeling in memory
@@ -67,13 +91,14 @@ def local_scale_weights(indices: np.ndarray, distances: np.ndarray, metric: str,
     n, k = indices.shape
     rank = min(int(rank), k)
     squared = metric == "euclidean"
+    top = max_code(floor)
 
     def squared_distance(block):
         d = np.asarray(block, np.float16).astype(np.float64)
         return d * d if squared else d
 
     sigma = np.sqrt(squared_distance(distances[:, rank - 1]))
-    weights = np.empty((n, k), np.float32)
+    codes = np.empty((n, k), np.uint16)
     for start in range(0, n, WEIGHT_BLOCK):
         stop = min(n, start + WEIGHT_BLOCK)
         q = squared_distance(distances[start:stop, :k])
@@ -81,14 +106,24 @@ def local_scale_weights(indices: np.ndarray, distances: np.ndarray, metric: str,
         ratio = np.full(q.shape, np.inf)
         np.divide(q, denominator, out=ratio, where=denominator > 0)
         ratio[q <= 0] = 0.0
-        weights[start:stop] = np.maximum(np.exp(-ratio), floor)
-    return weights
+        codes[start:stop] = np.minimum(np.rint(np.minimum(ratio, top) * WEIGHT_STEPS), top)
+    return codes
+
+
+@numba.njit(cache=True)
+def reverse_codes(codes, rev_idx, rev_pos):
+    """The codes of the reverse lists' edges, aligned with `rev_idx`: entry e (point j lists
+    i at position rev_pos[e]) is j's edge to i, ``codes[j, rev_pos[e]]``."""
+    out = np.empty(rev_idx.shape[0], np.uint16)
+    for e in range(rev_idx.shape[0]):
+        out[e] = codes[rev_idx[e], rev_pos[e]]
+    return out
 
 
 def spread_seeds(neighbours: np.ndarray, rev_ptr: np.ndarray, rev_idx: np.ndarray,
                  y: np.ndarray, n_classes: int, alpha: float, steps: int,
-                 weights: np.ndarray | None = None,
-                 rev_pos: np.ndarray | None = None) -> np.ndarray:
+                 weights: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                 ) -> np.ndarray:
     """`steps` steps of ``F ← α S F + (1 - α) Y`` from F = Y, the seeds' one-hot labels (1 in
     column y[i] for each seed i), straight from the neighbour lists and their reverse
     (`hdl._reverse_adjacency`), float32 (n, n_classes). No matrix is built: S F's row i is
@@ -96,10 +131,10 @@ def spread_seeds(neighbours: np.ndarray, rev_ptr: np.ndarray, rev_idx: np.ndarra
     pair counts twice, as in W + Wᵀ), and Y is read from `y`; beyond the lists, the memory
     is F twice and d, O(n · classes).
 
-    `weights` (n, k), when given, are the edges' weights (`local_scale_weights`), and
-    `rev_pos` (from ``_reverse_adjacency(..., positions=True)``) where each reverse entry
-    sits in its point's list, so the edge j → i read from i's side weighs ``weights[j,
-    rev_pos[e]]``; without them every edge weighs 1.
+    `weights`, when given, is (table, codes, reverse codes): the weight of i's edge to its
+    jj-th neighbour is ``table[codes[i, jj]]`` (`local_scale_codes`), that of the edge j → i
+    read from i's side ``table[reverse[e]]`` (`reverse_codes`, aligned with `rev_idx`).
+    Without them every edge weighs 1.
 
     Between steps the rows are kept scaled, G = D^-1/2 F (each G_j the float32 product
     d_j^-1/2 F_j the sum would form), so an edge reads one row and not also its end's d_j:
@@ -109,10 +144,12 @@ def spread_seeds(neighbours: np.ndarray, rev_ptr: np.ndarray, rev_idx: np.ndarra
     if weights is None:
         degree = k + np.diff(rev_ptr).astype(np.float64)
     else:
-        if rev_pos is None or weights.shape != neighbours.shape:
-            raise ValueError("weights need one per edge of the lists, and rev_pos with them")
-        degree = _weighted_degree(neighbours, weights, rev_ptr, rev_idx, rev_pos)
+        table, codes, reverse = weights
+        if codes.shape != neighbours.shape or reverse.shape != rev_idx.shape:
+            raise ValueError("weights need a code per edge of the lists and of their reverse")
+        degree = _weighted_degree(table, codes, rev_ptr, reverse)
     scale = (1.0 / np.sqrt(degree)).astype(np.float32)
+    del degree
     F = np.zeros((n, n_classes), np.float32)
     seeds = np.flatnonzero(y >= 0)
     F[seeds, y[seeds]] = scale[seeds]                    # G of F = Y
@@ -122,8 +159,8 @@ def spread_seeds(neighbours: np.ndarray, rev_ptr: np.ndarray, rev_idx: np.ndarra
             _spread_lists_step(neighbours, rev_ptr, rev_idx, scale, y, F, np.float32(alpha),
                                other, step < steps - 1)
         else:
-            _spread_weighted_step(neighbours, weights, rev_ptr, rev_idx, rev_pos, scale, y, F,
-                                  np.float32(alpha), other, step < steps - 1)
+            _spread_weighted_step(neighbours, table, codes, rev_ptr, rev_idx, reverse, scale, y,
+                                  F, np.float32(alpha), other, step < steps - 1)
         F, other = other, F
     if steps == 0:
         F[seeds, y[seeds]] = 1.0
@@ -160,25 +197,25 @@ def _spread_lists_step(neighbours, rev_ptr, rev_idx, scale, y, scaled, alpha, ou
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _weighted_degree(neighbours, weights, rev_ptr, rev_idx, rev_pos):
+def _weighted_degree(table, codes, rev_ptr, reverse):
     """Each point's degree in W + Wᵀ: its own edges' weights and those of the edges to it."""
-    n, k = neighbours.shape
+    n, k = codes.shape
     degree = np.empty(n, np.float64)
     for i in numba.prange(n):
         total = 0.0
         for jj in range(k):
-            total += weights[i, jj]
+            total += table[codes[i, jj]]
         for e in range(rev_ptr[i], rev_ptr[i + 1]):
-            total += weights[rev_idx[e], rev_pos[e]]
+            total += table[reverse[e]]
         degree[i] = total
     return degree
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _spread_weighted_step(neighbours, weights, rev_ptr, rev_idx, rev_pos, scale, y, scaled,
+def _spread_weighted_step(neighbours, table, codes, rev_ptr, rev_idx, reverse, scale, y, scaled,
                           alpha, out, keep_scaled):
-    """`_spread_lists_step` with every edge weighed: i's own edge to j by ``weights[i, jj]``,
-    the edge j → i by ``weights[j, rev_pos[e]]``."""
+    """`_spread_lists_step` with every edge weighed: i's own edge to j by
+    ``table[codes[i, jj]]``, the edge j → i by ``table[reverse[e]]``."""
     n, k = neighbours.shape
     n_classes = scaled.shape[1]
     kept = 1 - alpha
@@ -187,12 +224,12 @@ def _spread_weighted_step(neighbours, weights, rev_ptr, rev_idx, rev_pos, scale,
             out[i, c] = 0
         for jj in range(k):
             j = neighbours[i, jj]
-            w = weights[i, jj]
+            w = table[codes[i, jj]]
             for c in range(n_classes):
                 out[i, c] += w * scaled[j, c]
         for e in range(rev_ptr[i], rev_ptr[i + 1]):
             j = rev_idx[e]
-            w = weights[j, rev_pos[e]]
+            w = table[reverse[e]]
             for c in range(n_classes):
                 out[i, c] += w * scaled[j, c]
         a = alpha * scale[i]

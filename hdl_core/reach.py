@@ -9,7 +9,7 @@ labels the boundary. Reach-ordered HDL decides the order once, from the whole gr
   steps of ``F ← α S F + (1 - α) Y`` (α = ``REACH_ALPHA``, S = D^-1/2 (W + Wᵀ) D^-1/2,
   `hdl_core.diffusion.spread_seeds`, straight from the neighbour lists); an edge weighs
   exp(-d²(i, j) / (σ_i σ_j)), σ_i the distance from i to its ``REACH_LOCAL_SCALE``-th
-  (7th) neighbour (`hdl_core.diffusion.local_scale_weights`), so the reach passes mostly
+  (7th) neighbour (`hdl_core.diffusion.local_scale_codes`), so the reach passes mostly
   between near neighbours, however dense the region; each class's
   column is then divided by its total, so a class whose seeds sit in a dense part of the
   graph does not outweigh the others everywhere (class mass normalisation). A point's
@@ -37,8 +37,8 @@ On the held-out draws of bench/accuracy_bench.py it met the digits target that
 class-balanced HDL missed and let no class pass twice its true share (README, "Labeling
 accuracy"); weighing the edges closed its gap to LabelSpreading on the lfw faces. Cost
 after the graph: O(REACH_STEPS · n·k · classes) for the reach, n × min(classes, 16)
-float32 numbers twice, the edges' weights (4 bytes each) and the reverse lists with their
-positions while spreading, then O(n·k) for the votes.
+float32 numbers twice, the reverse lists and every edge's weight both ways (2 bytes each)
+while spreading, then O(n·k) for the votes.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ from ._checks import check_number_in
 from .balanced import _label as _balanced_label
 from .config import (BALANCED_BORDER_RATIO, REACH_ALPHA, REACH_BANDS, REACH_DECISIVE,
                      REACH_LOCAL_SCALE, REACH_MIN_WEIGHT, REACH_SPLIT, REACH_STEPS)
-from .diffusion import local_scale_weights, spread_seeds
+from .diffusion import local_scale_codes, reverse_codes, spread_seeds, weight_table
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
 from .hdl import (LabelingResult, _check_graph, _index_array, _reverse_adjacency, _vote,
                   check_bridge, narrow_int, validate_labels)
@@ -150,30 +150,47 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
 
 
 def seed_reach(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_STEPS,
-               alpha: float = REACH_ALPHA, weights: np.ndarray | None = None) -> np.ndarray:
+               alpha: float = REACH_ALPHA, codes: np.ndarray | None = None) -> np.ndarray:
     """How strongly each class's seeds reach each point, (n, classes) float32: `steps` steps
     of ``F ← α S F + (1 - α) Y`` from Y = the seeds (one column per class), each column
-    then divided by its total (a class no point is reached by stays 0). `weights`: the
-    edges' weights (`edge_weights`), else every edge weighs 1."""
+    then divided by its total (a class no point is reached by stays 0). `codes`: the
+    edges' weights (`edge_codes`), else every edge weighs 1."""
     y = np.asarray(y)
-    rev = _reverse_adjacency(neighbours, neighbours.shape[0], positions=weights is not None)
-    return _class_reach(neighbours, rev, y, 0, int(y.max()) + 1, steps, alpha, weights)
+    rev_ptr, rev_idx, weights = _reverse_with_weights(neighbours, codes)
+    return _class_reach(neighbours, rev_ptr, rev_idx, y, 0, int(y.max()) + 1, steps, alpha,
+                        weights)
+
+
+def edge_codes(graph: KnnGraph, local_scale: int = REACH_LOCAL_SCALE) -> np.ndarray:
+    """The weights of the reach's edges over `graph` (all its neighbours) as codes, (n, k)
+    uint16: `hdl_core.diffusion.local_scale_codes` at ``REACH_MIN_WEIGHT``."""
+    return local_scale_codes(graph.indices, graph.distances, graph.metric, local_scale,
+                             REACH_MIN_WEIGHT)
 
 
 def edge_weights(graph: KnnGraph, local_scale: int = REACH_LOCAL_SCALE) -> np.ndarray:
-    """The weights of the reach's edges over `graph` (all its neighbours), (n, k) float32:
-    `hdl_core.diffusion.local_scale_weights` at ``REACH_MIN_WEIGHT``."""
-    return local_scale_weights(graph.indices, graph.distances, graph.metric, local_scale,
-                               REACH_MIN_WEIGHT)
+    """The weights `edge_codes` stands for, (n, k) float32 (what the Label page or a test
+    reads; the spread reads the codes)."""
+    return weight_table(REACH_MIN_WEIGHT)[edge_codes(graph, local_scale)]
 
 
-def _class_reach(neighbours, rev, y, first: int, width: int, steps: int, alpha: float,
-                 weights=None) -> np.ndarray:
-    """`seed_reach` of classes first .. first + width - 1 only, (n, width); `rev` is
-    `_reverse_adjacency`'s answer (with positions when there are `weights`)."""
+def _reverse_with_weights(neighbours: np.ndarray, codes: np.ndarray | None):
+    """(rev_ptr, rev_idx, weights for `spread_seeds` or None) of the neighbour lists."""
+    n = neighbours.shape[0]
+    if codes is None:
+        rev_ptr, rev_idx = _reverse_adjacency(neighbours, n)
+        return rev_ptr, rev_idx, None
+    rev_ptr, rev_idx, rev_pos = _reverse_adjacency(neighbours, n, positions=True)
+    reverse = reverse_codes(codes, rev_idx, rev_pos)
+    return rev_ptr, rev_idx, (weight_table(REACH_MIN_WEIGHT), codes, reverse)
+
+
+def _class_reach(neighbours, rev_ptr, rev_idx, y, first: int, width: int, steps: int,
+                 alpha: float, weights=None) -> np.ndarray:
+    """`seed_reach` of classes first .. first + width - 1 only, (n, width)."""
     local = np.where((y >= first) & (y < first + width), y - first, -1)
-    F = spread_seeds(neighbours, rev[0], rev[1], local.astype(narrow_int(width)), width,
-                     alpha, steps, weights, rev[2] if weights is not None else None)
+    F = spread_seeds(neighbours, rev_ptr, rev_idx, local.astype(narrow_int(width)), width,
+                     alpha, steps, weights)
     F /= np.maximum(F.sum(axis=0, dtype=np.float64), 1e-30).astype(np.float32)
     return F
 
@@ -190,7 +207,7 @@ def reach_share(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def reach_shares(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_STEPS,
                  alpha: float = REACH_ALPHA, block: int | None = None,
-                 weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`reach_share` of `seed_reach` without holding every class's column at once: the
     classes are spread `block` (``CLASS_BLOCK``) at a time, each block's columns divided by
     their totals, and each point keeps its running total and top class. A class's spread
@@ -201,13 +218,13 @@ def reach_shares(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_ST
     y = np.asarray(y)
     n_classes = int(y.max()) + 1
     block = CLASS_BLOCK if block is None else block
-    rev = _reverse_adjacency(neighbours, n, positions=weights is not None)
+    rev_ptr, rev_idx, weights = _reverse_with_weights(neighbours, codes)
     total = np.zeros(n, np.float64)
     best = np.zeros(n, np.float64)
     top = np.zeros(n, np.int64)
     for first in range(0, n_classes, block):
-        F = _class_reach(neighbours, rev, y, first, min(block, n_classes - first), steps,
-                         alpha, weights)
+        F = _class_reach(neighbours, rev_ptr, rev_idx, y, first,
+                         min(block, n_classes - first), steps, alpha, weights)
         total += F.sum(axis=1, dtype=np.float64)
         here = F.argmax(axis=1)
         value = F[np.arange(n), here].astype(np.float64)
@@ -237,9 +254,9 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, steps: int,
         return result
 
     neighbours = _index_array(graph.indices, n)
-    weights = None if local_scale is None else edge_weights(graph, local_scale)
-    share, top = reach_shares(neighbours, y, steps=steps, alpha=alpha, weights=weights)
-    del weights
+    codes = None if local_scale is None else edge_codes(graph, local_scale)
+    share, top = reach_shares(neighbours, y, steps=steps, alpha=alpha, codes=codes)
+    del codes
     reached = np.flatnonzero((y < 0) & (share > 0))
     order = reached[np.argsort(-share[reached], kind="stable")]
     n_classes = int(y.max()) + 1

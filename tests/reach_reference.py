@@ -16,11 +16,11 @@ BANDS = 20
 
 
 def literal_weights(neighbours: np.ndarray, distances: np.ndarray, metric: str, rank: int,
-                    floor: float) -> np.ndarray:
-    """Each edge's weight, one by one: exp(-d2(i, j) / (sigma_i sigma_j)), d2 the squared
-    distance (for cosine, 1 - cos stands for it), sigma_i the distance to i's rank-th
-    neighbour (k-th if fewer), distances first rounded to float16; an edge of length 0
-    weighs 1; never below floor."""
+                    floor: float, steps: int = 4096) -> np.ndarray:
+    """Each edge's weight, one by one: exp(-r), r = d2(i, j) / (sigma_i sigma_j) rounded to
+    1/steps, never below floor; d2 the squared distance (for cosine, 1 - cos stands for
+    it), sigma_i the distance to i's rank-th neighbour (k-th if fewer), distances first
+    rounded to float16; an edge of length 0 weighs 1."""
     n, k = neighbours.shape
     rank = min(rank, k)
 
@@ -39,7 +39,7 @@ def literal_weights(neighbours: np.ndarray, distances: np.ndarray, metric: str, 
             elif sigma[i] * sigma[j] == 0:
                 w = 0.0
             else:
-                w = math.exp(-q / (sigma[i] * sigma[j]))
+                w = math.exp(-round(q / (sigma[i] * sigma[j]) * steps) / steps)
             out[i, jj] = max(w, floor)
     return out
 

@@ -7,7 +7,7 @@ from hdl_core import KnnGraph, build_knn_graph, hdl_label, reach_label
 from hdl_core.explain import vote_detail
 from hdl_core.hdl import _index_array
 from hdl_core.config import REACH_MIN_WEIGHT
-from hdl_core.reach import edge_weights, reach_share, reach_shares, seed_reach
+from hdl_core.reach import edge_codes, edge_weights, reach_share, reach_shares, seed_reach
 
 from .hdl_reference import squared_euclidean_distance
 from .reach_reference import dense_reach, literal_reach, literal_weights
@@ -16,7 +16,7 @@ from .reach_reference import dense_reach, literal_reach, literal_weights
 def default_reach(graph, y, k):
     """The reach the default labeling orders by: weighted edges of the graph's first k."""
     first = graph.first(k)
-    return seed_reach(_index_array(first.indices, len(y)), y, weights=edge_weights(first))
+    return seed_reach(_index_array(first.indices, len(y)), y, codes=edge_codes(first))
 from .test_balanced import _hard_gaussians
 from .test_hdl import check_result_invariants, labeling_problems
 
@@ -26,8 +26,8 @@ def assert_matches_literal(X, y, k, graph, metric="cosine", split=0.9, decisive=
     result = reach_label(X, y, k=k, graph=graph, metric=metric, split=split,
                          decisive=decisive, local_scale=local_scale)
     first = graph.first(k)
-    weights = None if local_scale is None else edge_weights(first, local_scale)
-    F = seed_reach(_index_array(first.indices, len(y)), y, weights=weights)
+    codes = None if local_scale is None else edge_codes(first, local_scale)
+    F = seed_reach(_index_array(first.indices, len(y)), y, codes=codes)
     bridge = {"euclidean": {"bridge_distance": squared_euclidean_distance}}.get(metric, {})
     labels, step, rnd, confidence, n_voters, fallback, n_reached = literal_reach(
         X, y, graph.first(k).indices, F, split=split, decisive=decisive, **bridge)
@@ -82,10 +82,10 @@ def test_points_no_seed_reaches_are_labeled_after_the_others_by_class_balanced_h
 def test_the_spread_is_its_dense_definition(problem, steps, alpha, weighted):
     X, y, k, graph = problem
     first = graph.first(k)
-    weights = edge_weights(first) if weighted else None
     F = seed_reach(_index_array(first.indices, len(y)), y, steps=steps, alpha=alpha,
-                   weights=weights)
-    expected = dense_reach(first.indices, y, steps, alpha, weights)
+                   codes=edge_codes(first) if weighted else None)
+    expected = dense_reach(first.indices, y, steps, alpha,
+                           edge_weights(first) if weighted else None)
     np.testing.assert_allclose(F, expected, rtol=2e-4, atol=1e-7)
 
 
@@ -98,7 +98,8 @@ def test_edge_weights_are_their_local_scale_definition(problem, metric, rank):
     weights = edge_weights(graph, rank)
     expected = literal_weights(graph.indices, graph.distances, metric, rank, REACH_MIN_WEIGHT)
     np.testing.assert_allclose(weights, expected, rtol=1e-6)
-    assert weights.dtype == np.float32 and (weights >= REACH_MIN_WEIGHT).all()
+    assert edge_codes(graph, rank).dtype == np.uint16
+    assert weights.dtype == np.float32 and (weights >= np.float32(REACH_MIN_WEIGHT)).all()
     assert (weights <= 1).all()
 
 
@@ -116,7 +117,7 @@ def test_labeling_from_a_stored_graph_weighs_edges_as_in_memory():
     X, y = _two_overlapping_classes(3)
     graph = build_knn_graph(X, 10)
     stored = KnnGraph(graph.indices.astype(np.int32), graph.distances.astype(np.float16))
-    np.testing.assert_array_equal(edge_weights(stored), edge_weights(graph))
+    np.testing.assert_array_equal(edge_codes(stored), edge_codes(graph))
     a, b = reach_label(X, y, k=10, graph=graph), reach_label(X, y, k=10, graph=stored)
     np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_array_equal(a.step, b.step)
@@ -258,9 +259,9 @@ def test_classes_spread_a_block_at_a_time_give_the_same_order(block):
     y[[0, 60, 120, 180, 240]] = [0, 1, 2, 3, 4]
     graph = build_knn_graph(X, 8)
     neighbours = _index_array(graph.indices, 300)
-    weights = edge_weights(graph)
-    share, top = reach_share(seed_reach(neighbours, y, weights=weights))
-    blocked_share, blocked_top = reach_shares(neighbours, y, block=block, weights=weights)
+    codes = edge_codes(graph)
+    share, top = reach_share(seed_reach(neighbours, y, codes=codes))
+    blocked_share, blocked_top = reach_shares(neighbours, y, block=block, codes=codes)
     np.testing.assert_array_equal(blocked_top, top)
     if block >= 5:
         np.testing.assert_array_equal(blocked_share, share)
