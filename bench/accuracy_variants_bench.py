@@ -52,7 +52,9 @@ of the shortfalls in points, and the digits mean over 1/2/5/10 seeds per class.
 --held-out NAME runs one variant, chosen beforehand on the design draws, on the held-out
 draws of accuracy_bench.py (5 per row) and compares it with the default and the peers as
 bench/results/accuracy_bench.json recorded them on those draws (run accuracy_bench.py
-first); it writes bench/results/accuracy_variants_held_out.json.
+first); it writes bench/results/accuracy_variants_held_out.json. With --fresh, on the 20
+fresh draws bench/results/accuracy_bench_fresh.json recorded (accuracy_bench.py --fresh 20),
+writing accuracy_variants_held_out_fresh.json: the peers there are not run again.
 """
 from __future__ import annotations
 
@@ -220,34 +222,48 @@ VARIANTS = {
 }
 
 
-def check_held_out(name: str) -> int:
-    """One variant on accuracy_bench.py's held-out draws, beside what that bench recorded
-    for the default and the peers on the same draws."""
-    recorded = {(r["set"], r["seeds_per_class"]): r
-                for r in json.loads((RESULTS / "accuracy_bench.json").read_text())["rows"]}
+def check_held_out(name: str, fresh: bool = False) -> int:
+    """One variant on accuracy_bench.py's held-out draws (with `fresh`, its 20 fresh draws,
+    ``--fresh``), beside what that bench recorded for the default and the peers on the same
+    draws; the margin over the best peer is taken draw by draw, from the recorded runs."""
+    results = json.loads((RESULTS / ("accuracy_bench_fresh.json" if fresh
+                                     else "accuracy_bench.json")).read_text())
+    recorded = {(r["set"], r["seeds_per_class"]): r for r in results["rows"]}
+    columns = results["runs"]["columns"]
+    peer_runs = {}
+    for values in results["runs"]["values"]:
+        run_ = dict(zip(columns, values))
+        peer_runs[(run_["set"], run_["seeds_per_class"], run_["draw"], run_["method"])] = \
+            run_["accuracy"]
     label = VARIANTS[name]
     rows = []
     for label_set in SETS:
         for per_class in SEEDS_PER_CLASS:
             before = recorded[(label_set.name, per_class)]
-            accs, worst = [], 0.0
+            accs, worst, margins = [], 0.0, []
             for draw in range(before["draws"]):
-                X, truth, y = held_out(label_set, per_class, draw)
+                X, truth, y = held_out(label_set, per_class, draw, fresh)
                 labels = np.asarray(label(X, y, build_knn_graph(X, GRAPH_K, method="exact")))
                 accs.append(accuracy(labels, truth, y))
                 worst = max(worst, float(share_ratios(labels, truth).max()))
+                margins.append(accs[-1] - peer_runs[(label_set.name, per_class, draw,
+                                                     before["best peer"])])
             rows.append({"set": label_set.name, "seeds_per_class": per_class,
                          "target": before["target"], "best_peer": before["best peer"],
                          "default": before["default mean"], "mean": float(np.mean(accs)),
                          "sd": float(np.std(accs)), "max_share_ratio": worst,
+                         "margin": float(np.mean(margins)),
+                         "margin_se": float(np.std(margins, ddof=1) / np.sqrt(len(margins))),
                          "default_max_share_ratio": before["default max share ratio"]})
-    print_table(["set", "seeds / class", "target", "default", name, "max share ratio"],
+    print_table(["set", "seeds / class", "target", "default", name,
+                 "margin over the best peer", "max share ratio"],
                 [[r["set"], r["seeds_per_class"], f"{100 * r['target']:.1f}",
                   f"{100 * r['default']:.1f}",
                   f"{100 * r['mean']:.1f} ± {100 * r['sd']:.1f}"
                   + (" MISSED" if r["mean"] < r["target"] else ""),
+                  f"{100 * r['margin']:+.1f} ± {100 * r['margin_se']:.1f}",
                   f"{r['max_share_ratio']:.2f}"] for r in rows],
-                title=f"{name} on the held-out draws")
+                title=f"{name} on the {'fresh' if fresh else 'held-out'} draws")
     summary = {}
     for key, worst_key in ((name, "max_share_ratio"), ("default", "default_max_share_ratio")):
         means = [r["mean" if key == name else "default"] for r in rows]
@@ -260,9 +276,10 @@ def check_held_out(name: str) -> int:
                                                    and r["seeds_per_class"] in (1, 2, 5, 10)])),
             "rows_over_twice_true_share": int(sum(r[worst_key] > 2 for r in rows))}
         print(f"{key}: {summary[key]}")
-    write_json("accuracy_variants_held_out", {"benchmark": "accuracy_variants_bench --held-out",
-                                              "machine": machine_info(), "variant": name,
-                                              "rows": rows, "summary": summary})
+    write_json("accuracy_variants_held_out" + ("_fresh" if fresh else ""),
+               {"benchmark": "accuracy_variants_bench --held-out" + (" --fresh" if fresh else ""),
+                "machine": machine_info(), "variant": name, "draws": results["setup"]["draws"],
+                "rows": rows, "summary": summary})
     return 0
 
 
@@ -270,6 +287,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--held-out", metavar="NAME", choices=list(VARIANTS),
                         help="run this one variant on the held-out draws")
+    parser.add_argument("--fresh", action="store_true",
+                        help="with --held-out: on accuracy_bench.py's fresh draws instead "
+                             "(bench/results/accuracy_bench_fresh.json)")
     parser.add_argument("--draws", type=int, default=DRAWS,
                         help=f"design draws per row (default {DRAWS})")
     parser.add_argument("--variants", metavar="NAME,NAME", type=lambda v: v.split(","),
@@ -279,7 +299,7 @@ def main(argv=None) -> int:
                              "draws; the peers' code unchanged) instead of running them")
     args = parser.parse_args(argv)
     if args.held_out:
-        return check_held_out(args.held_out)
+        return check_held_out(args.held_out, args.fresh)
     draws = args.draws
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown:
