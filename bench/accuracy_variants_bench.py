@@ -73,8 +73,9 @@ from accuracy_bench import (PEERS, SEEDS_PER_CLASS, accuracy, design, held_out, 
 
 from hdl_core import KnnGraph  # noqa: E402
 from hdl_core.balanced import balanced_label  # noqa: E402
+from hdl_core.flood import flood_report  # noqa: E402
 from hdl_core.graph import build_knn_graph, normalize_rows  # noqa: E402
-from hdl_core.hdl import hdl_label  # noqa: E402
+from hdl_core.hdl import LabelingResult, hdl_label  # noqa: E402
 from hdl_core.reach import reach_label  # noqa: E402
 
 DRAWS = 3
@@ -192,6 +193,11 @@ def reach_order(X, y, graph, k=10, steps=20, alpha=0.9, class_mass=True):
     return _vote_in_order(order, neighbours, np.asarray(y, np.int64), F.argmax(axis=1))
 
 
+def labels_of(out) -> np.ndarray:
+    """A variant's labels: it returns them, or the run (a LabelingResult) that holds them."""
+    return np.asarray(getattr(out, "labels", out))
+
+
 VARIANTS = {
     "class-balanced": balanced(10),
     **{f"k={k}": balanced(k) for k in (3, 5, 7, 15)},
@@ -216,7 +222,7 @@ VARIANTS = {
     **{f"weighted {scale}: split {split} / reach {decisive}": (
         lambda scale, split, decisive: lambda X, y, graph: reach_label(
             X, y, k=10, graph=graph, split=split, decisive=decisive,
-            local_scale=scale).labels)(scale, split, decisive)
+            local_scale=scale))(scale, split, decisive)
        for scale, split, decisive in ((7, 0.7, 0.6), (7, 0.8, 0.5), (7, 0.8, 0.6), (7, 0.9, 0.5),
                                       (5, 0.9, 0.5), (10, 0.9, 0.5))},
 }
@@ -240,12 +246,17 @@ def check_held_out(name: str, fresh: bool = False) -> int:
     for label_set in SETS:
         for per_class in SEEDS_PER_CLASS:
             before = recorded[(label_set.name, per_class)]
-            accs, worst, margins = [], 0.0, []
+            accs, worst, margins, flood = [], 0.0, [], []
             for draw in range(before["draws"]):
                 X, truth, y = held_out(label_set, per_class, draw, fresh)
-                labels = np.asarray(label(X, y, build_knn_graph(X, GRAPH_K, method="exact")))
+                out = label(X, y, build_knn_graph(X, GRAPH_K, method="exact"))
+                labels = labels_of(out)
                 accs.append(accuracy(labels, truth, y))
-                worst = max(worst, float(share_ratios(labels, truth).max()))
+                ratios = share_ratios(labels, truth)
+                worst = max(worst, float(ratios.max()))
+                if isinstance(out, LabelingResult):  # a run of reach_label: ask the flood report
+                    flood.append((flood_report(out, y, variant="reach").flooded,
+                                  bool(ratios.max() > 2 or ratios.min() < 0.5)))
                 margins.append(accs[-1] - peer_runs[(label_set.name, per_class, draw,
                                                      before["best peer"])])
             rows.append({"set": label_set.name, "seeds_per_class": per_class,
@@ -254,7 +265,9 @@ def check_held_out(name: str, fresh: bool = False) -> int:
                          "sd": float(np.std(accs)), "max_share_ratio": worst,
                          "margin": float(np.mean(margins)),
                          "margin_se": float(np.std(margins, ddof=1) / np.sqrt(len(margins))),
-                         "default_max_share_ratio": before["default max share ratio"]})
+                         "default_max_share_ratio": before["default max share ratio"],
+                         **({"flood_reports": [f for f, _ in flood],
+                             "bad_runs": [b for _, b in flood]} if flood else {})})
     print_table(["set", "seeds / class", "target", "default", name,
                  "margin over the best peer", "max share ratio"],
                 [[r["set"], r["seeds_per_class"], f"{100 * r['target']:.1f}",
@@ -276,6 +289,15 @@ def check_held_out(name: str, fresh: bool = False) -> int:
                                                    and r["seeds_per_class"] in (1, 2, 5, 10)])),
             "rows_over_twice_true_share": int(sum(r[worst_key] > 2 for r in rows))}
         print(f"{key}: {summary[key]}")
+    pairs = [(f, b) for r in rows for f, b in zip(r.get("flood_reports", []),
+                                                 r.get("bad_runs", []))]
+    if pairs:
+        summary[name]["flood_report"] = {
+            "runs": len(pairs), "bad": sum(b for _, b in pairs),
+            "reported_and_bad": sum(f and b for f, b in pairs),
+            "reported_not_bad": sum(f and not b for f, b in pairs)}
+        print(f"flood_report on {name} runs: {summary[name]['flood_report']} (a bad run: a class "
+              "above 2x or below 0.5x its true share)")
     write_json("accuracy_variants_held_out" + ("_fresh" if fresh else ""),
                {"benchmark": "accuracy_variants_bench --held-out" + (" --fresh" if fresh else ""),
                 "machine": machine_info(), "variant": name, "draws": results["setup"]["draws"],
@@ -322,7 +344,7 @@ def main(argv=None) -> int:
                 for peer in PEERS if recorded is None else ():
                     acc[peer].append(accuracy(run(peer, X, normalize_rows(X), y, {})[0], truth, y))
                 for name, label in variants.items():
-                    labels = np.asarray(label(X, y, graph))
+                    labels = labels_of(label(X, y, graph))
                     acc[name].append(accuracy(labels, truth, y))
                     worst[name] = max(worst[name], float(share_ratios(labels, truth).max()))
             means = {m: float(np.mean(v)) for m, v in acc.items() if v}
