@@ -737,10 +737,12 @@ def exact_knn(queries: np.ndarray, reference: np.ndarray, k: int, *,
 
     With `exclude_self`, queries and reference are the same set and point i never lists
     itself (duplicates of i still count as neighbours). Memory is bounded by one block of
-    ``block_rows x len(reference)`` pairs. Rows are sorted nearest first; equal distances
-    keep ascending index, also across the k-th place (a tie there never drops a lower
-    index), on every backend. Returns (indices int64, distances float32), both
-    (len(queries), k).
+    ``block_rows x len(reference)`` pairs. Rows are sorted nearest first. Where two
+    distances come within the fast products' rounding of each other, their order is that
+    of the float64 distances (`_settle_near_ties`), equal ones by ascending index, also
+    across the k-th place (a tie there never drops a lower index): the same neighbours on
+    every backend and every CPU, whatever the blocking. Returns (indices int64, distances
+    float32), both (len(queries), k).
     """
     named = get_metric(metric)
     if named.name == "cosine":
@@ -754,13 +756,19 @@ def exact_knn(queries: np.ndarray, reference: np.ndarray, k: int, *,
     block = max(1, min(n_q, BLOCK_BYTES // (named.bytes_per_pair * max(n_ref, 1))))
     indices = np.empty((n_q, k), dtype=np.int64)
     keys = np.empty((n_q, k), dtype=np.float64)
+    width = min(k + 1, n_ref - (1 if exclude_self else 0))   # one more: is the k-th close?
     ref_t = reference.T     # a view: BLAS reads it transposed, no copy of the reference
     for start in range(0, n_q, block):
         stop = min(start + block, n_q)
-        key = named.nearness(queries[start:stop], ref_t)
-        # the k smallest of each row by (key, column), in parallel over rows
-        _smallest_per_row(key, k, start if exclude_self else -1,
-                          indices[start:stop], keys[start:stop])
+        Q = queries[start:stop]
+        key = named.nearness(Q, ref_t)
+        # the k+1 smallest of each row by (key, column), in parallel over rows
+        cand = np.empty((stop - start, width), np.int64)
+        cand_key = np.empty((stop - start, width))
+        _smallest_per_row(key, width, start if exclude_self else -1, cand, cand_key)
+        indices[start:stop], keys[start:stop] = _settle_near_ties(
+            cand, cand_key, k, named.nearness_error(Q, ref_t), lambda rows: key[rows],
+            Q, reference, named.exact_pair, start if exclude_self else -1)
     distances = named.to_distance(keys).astype(np.float32)
     np.maximum(distances, 0.0, out=distances)
     return indices, distances
@@ -805,9 +813,9 @@ def _exact_knn_faiss(faiss, queries, reference, k, exclude_self, device):
 
     faiss rounds the same product differently by position (two copies of a row can get
     similarities an ulp apart) and lists equal ones in no set order, so a row whose first
-    k+1 similarities come closer to each other than both searches' rounding allows is
-    redone by the blocked search of this module: every row then lists what that search
-    lists, ties by ascending index.
+    k+1 similarities come closer to each other than that rounding allows is redone in
+    float64 (`_settle_near_ties`), as the blocked search of this module does: every row
+    lists what that search lists, ties by ascending index.
     """
     index = faiss.IndexFlatIP(reference.shape[1])
     gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
@@ -821,8 +829,7 @@ def _exact_knn_faiss(faiss, queries, reference, k, exclude_self, device):
     index.add(reference)
     n_q, d = queries.shape
     width = min(k + (2 if exclude_self else 1), reference.shape[0])
-    # both searches are within d·2^-24 of the exact product of unit rows
-    too_close = 2.0 * d * 2.0 ** -24
+    tol = _cosine_error(queries[:1], reference.T)[0]
     indices = np.empty((n_q, k), np.int64)
     keys = np.empty((n_q, k))
     chunk = max(1024, BLOCK_BYTES // (4 * max(width, 1) * 16))
@@ -834,19 +841,13 @@ def _exact_knn_faiss(faiss, queries, reference, k, exclude_self, device):
             key[cand == np.arange(start, stop)[:, None]] = np.inf
         order = np.argsort(key, axis=1, kind="stable")
         cand, key = np.take_along_axis(cand, order, 1), np.take_along_axis(key, order, 1)
-        gaps = np.diff(key[:, :k + 1], axis=1) if width > 1 else np.ones((stop - start, 1))
-        redo = np.flatnonzero((gaps <= too_close).any(axis=1))
-        if redo.size:
-            redo_index = np.empty((redo.size, k), np.int64)
-            redo_key = np.empty((redo.size, k))
-            for a in range(0, redo.size, 256):
-                part = redo[a:a + 256]
-                full = _negated_cosine(np.ascontiguousarray(queries[start + part], np.float32),
-                                       reference.T)
-                if exclude_self:
-                    full[np.arange(part.size), start + part] = np.inf
-                _smallest_per_row(full, k, -1, redo_index[a:a + 256], redo_key[a:a + 256])
-            cand[redo, :k], key[redo, :k] = redo_index, redo_key
+        Q = np.ascontiguousarray(queries[start:stop], np.float32)
+
+        def full_rows(rows, Q=Q, start=start):
+            return _negated_cosine(Q[rows], reference.T)
+
+        cand, key = _settle_near_ties(cand, key, k, np.full(stop - start, tol), full_rows, Q,
+                                      reference, 0, start if exclude_self else -1)
         indices[start:stop] = cand[:, :k]
         keys[start:stop] = key[:, :k]
     distances = (1.0 + keys).astype(np.float32)
@@ -887,19 +888,72 @@ def _sort_by_key_then_index(cand, cand_key):
     return np.take_along_axis(cand, order, axis=1), np.take_along_axis(cand_key, order, axis=1)
 
 
-def _settle_kth_ties(cand, cand_key, k, full_rows):
-    """The first k of each candidate row, redone from the whole row where the k-th key is
-    shared with the (k+1)-th: there a column outside the candidates may hold the same key
-    and a lower index. `full_rows(rows)` returns those rows' keys over every column."""
-    if cand.shape[1] > k:
-        tied = np.flatnonzero(cand_key[:, k] == cand_key[:, k - 1])
-        if tied.size:
-            cand, cand_key = cand.copy(), cand_key.copy()
-            for r, row in zip(tied, full_rows(tied)):
-                near = np.flatnonzero(row <= cand_key[r, k - 1])     # ascending index
-                near = near[np.argsort(row[near], kind="stable")[:k]]
-                cand[r, :k], cand_key[r, :k] = near, row[near]
-    return cand[:, :k], cand_key[:, :k]
+def _settle_near_ties(cand, cand_key, k, tol, full_rows, Q, R, exact_pair, self_offset):
+    """The first k of each row of candidates, the rows whose order is not certain redone in
+    float64.
+
+    `cand` / `cand_key`: each query row's nearest columns by the fast key, sorted, k+1 of
+    them where the row has that many. A fast key is within `tol[i]` / 2 of the pair's
+    float64 key (`exact_pair`'s formula), and that error depends on where the pair sat in
+    the product (BLAS and faiss round the same dot product differently by position, and
+    differently on different CPUs), so two keys closer than `tol[i]` may be in either
+    order. Such a row is redone: every column whose fast key in `full_rows(rows)` (those
+    rows' fast keys over every column) is within `tol[i]` of the k-th is re-computed in
+    float64, and the k smallest by (float64 key, column) are listed with their float64
+    keys. So every backend and every CPU lists the same neighbours, copies of a point by
+    ascending index. Column ``i + self_offset`` is never listed when ``self_offset >= 0``.
+    """
+    out_index = np.array(cand[:, :k], np.int64)
+    out_key = np.array(cand_key[:, :k], np.float64)
+    if cand_key.shape[1] < 2:
+        return out_index, out_key
+    gaps = np.diff(cand_key[:, :k + 1], axis=1)
+    redo = np.flatnonzero((gaps <= tol[:, None]).any(axis=1))
+    for a in range(0, redo.size, 256):       # at most 256 whole rows at a time
+        rows = redo[a:a + 256]
+        skip = rows + self_offset if self_offset >= 0 else np.full(rows.size, -1, np.int64)
+        part_index = np.empty((rows.size, k), np.int64)
+        part_key = np.empty((rows.size, k))
+        _exact_smallest(np.ascontiguousarray(full_rows(rows)), np.ascontiguousarray(Q[rows]),
+                        R, cand_key[rows, k - 1] + tol[rows], skip.astype(np.int64),
+                        exact_pair, k, part_index, part_key)
+        out_index[rows], out_key[rows] = part_index, part_key
+    return out_index, out_key
+
+
+@numba.njit(parallel=True, cache=True)
+def _exact_smallest(full, Q, R, bound, skip, exact_pair, k, out_index, out_key):
+    """Per row i of `full` (the fast keys of query Q[i] against every row of R): among the
+    columns whose fast key is at most bound[i] (never column skip[i]), the k with the
+    smallest float64 key (exact_pair 0: -Σ q·r; 1: Σ (q - r)², summed in order), ties by
+    ascending column."""
+    d = Q.shape[1]
+    for i in numba.prange(full.shape[0]):
+        m = 0
+        for j in range(full.shape[1]):
+            if j != skip[i] and full[i, j] <= bound[i]:
+                m += 1
+        cols = np.empty(m, np.int64)
+        exact = np.empty(m)
+        m = 0
+        for j in range(full.shape[1]):
+            if j != skip[i] and full[i, j] <= bound[i]:
+                total = 0.0
+                if exact_pair == 0:
+                    for t in range(d):
+                        total += np.float64(Q[i, t]) * np.float64(R[j, t])
+                    total = -total
+                else:
+                    for t in range(d):
+                        diff = np.float64(Q[i, t]) - np.float64(R[j, t])
+                        total += diff * diff
+                cols[m] = j
+                exact[m] = total
+                m += 1
+        order = np.argsort(exact, kind="mergesort")      # stable: equal keys by column
+        for t in range(k):
+            out_index[i, t] = cols[order[t]]
+            out_key[i, t] = exact[order[t]]
 
 
 def _torch_device(device: str):
@@ -959,12 +1013,12 @@ def _exact_knn_torch(queries, reference, k, exclude_self, device):
         top_sim, top_idx = torch.topk(sim, width, dim=1, largest=True, sorted=False)
         cand, cand_key = _sort_by_key_then_index(top_idx.cpu().numpy().astype(np.int64),
                                                  -top_sim.cpu().numpy())
-        if width < n_ref:
-            cand, cand_key = _settle_kth_ties(
-                cand, cand_key, k,
-                lambda rows: -sim[torch.from_numpy(rows).to(device)].cpu().numpy())
-        indices[start:stop] = cand[:, :k]
-        distances[start:stop] = 1.0 + cand_key[:, :k]
+        cand, cand_key = _settle_near_ties(
+            cand, cand_key, k, _cosine_error(queries[start:stop], reference.T),
+            lambda rows: -sim[torch.from_numpy(rows).to(device)].cpu().numpy(),
+            queries[start:stop], reference, 0, start if exclude_self else -1)
+        indices[start:stop] = cand
+        distances[start:stop] = 1.0 + cand_key
     np.maximum(distances, 0.0, out=distances)
     return indices, distances
 

@@ -1,3 +1,4 @@
+import math
 import sys
 
 import numpy as np
@@ -146,7 +147,10 @@ def test_cosine_tie_at_the_kth_place_keeps_the_lower_index():
     base = rng.normal(size=8)
     X = np.vstack([np.repeat(base[None], 60, axis=0), rng.normal(size=(40, 8))])
     X = X[rng.permutation(100)]                 # copies scattered through the rows
-    sim = normalize_rows(X) @ normalize_rows(X).T
+    # each pair's cosine correctly rounded from the exact products (math.fsum): copies get
+    # the same value wherever they sit, which a float32 matrix product does not promise
+    Xn = normalize_rows(X).astype(np.float64)
+    sim = np.array([[math.fsum(Xn[i] * Xn[j]) for j in range(100)] for i in range(100)])
     np.fill_diagonal(sim, -np.inf)
     by_index = np.lexsort((np.broadcast_to(np.arange(100), (100, 100)), -sim), axis=1)
     for k in (1, 2, 3, 5, 8):
@@ -222,11 +226,41 @@ def test_faiss_exact_search_equals_the_blocked_numpy_search_ties_by_index(copies
     blocked = build_knn_graph(X, 8, method="exact")
     np.testing.assert_array_equal(with_faiss.indices, blocked.indices)
     np.testing.assert_allclose(with_faiss.distances, blocked.distances, atol=1e-6)
-    if copies > 1:
-        sim = normalize_rows(X) @ normalize_rows(X).T
+    if copies > 1:      # each point's copies first, by index (cosines correctly rounded)
+        Xn = normalize_rows(X).astype(np.float64)
+        sim = np.array([[math.fsum(a * b) for b in Xn] for a in Xn])
         np.fill_diagonal(sim, -np.inf)
         by_index = np.lexsort((np.broadcast_to(np.arange(X.shape[0]), sim.shape), -sim), axis=1)
         np.testing.assert_array_equal(blocked.indices[:, :copies - 1], by_index[:, :copies - 1])
+
+
+def test_rounding_that_depends_on_position_does_not_reorder_neighbours(monkeypatch):
+    # BLAS and faiss round one dot product differently by where it sits in the product and
+    # on different CPUs; the graph must not follow: near keys are settled in float64
+    import dataclasses
+
+    import hdl_core.graph as graph_module
+    numpy_search(monkeypatch)
+    rng = np.random.default_rng(22)
+    X = np.repeat(rng.normal(size=(50, 32)), 4, axis=0)[rng.permutation(200)]
+    plain = build_knn_graph(X, 5, method="exact")
+    cosine = graph_module.METRICS["cosine"]
+    noise = np.random.default_rng(23)
+
+    def jittered(Q, RT):       # up to half of the d·2^-24 the float32 product may be off
+        key = cosine.nearness(Q, RT)
+        return key + (noise.uniform(-1, 1, key.shape) * Q.shape[1] * 2.0 ** -25).astype(key.dtype)
+
+    monkeypatch.setitem(graph_module.METRICS, "cosine",
+                        dataclasses.replace(cosine, nearness=jittered))
+    monkeypatch.setattr("hdl_core.graph.BLOCK_BYTES", 4 * X.shape[0] * 7)
+    settled = build_knn_graph(X, 5, method="exact")
+    np.testing.assert_array_equal(settled.indices, plain.indices)
+    np.testing.assert_allclose(settled.distances, plain.distances, atol=1e-6)
+    Xn = normalize_rows(X)
+    for i, row in enumerate(settled.indices):          # a point's 3 copies first, by index
+        copies = [j for j in range(200) if j != i and np.array_equal(Xn[j], Xn[i])]
+        assert row[:3].tolist() == copies
 
 
 def test_running_top_k_equals_a_full_sort_by_value_then_column():
