@@ -48,7 +48,10 @@ READY = {
     "Data": "text=Open: Synthetic",
     "Embed": "text=images embedded with",
     "Choose k": "text=The next run uses",
-    "Label": '[data-testid="stSlider"]',
+    # the round slider, or where the run has one round (the default, reach-ordered HDL, on
+    # these clusters: every point's reach share is 1) the caption that says so
+    "Label": '[data-testid="stSlider"], [data-testid="stCaptionContainer"]'
+             ':has-text("This run has a single round.")',
     "Review": "text=Since run",
     "Export": "text=Download CSV",
     "Teach": '[data-testid="stSlider"]',
@@ -229,7 +232,7 @@ def first_map(browser, name, folder: Path) -> dict:
         page.set_default_timeout(1_800_000)
         started = time.perf_counter()
         page.goto(f"{url}/label?dataset={name}")
-        page.locator('[data-testid="stSlider"]').first.wait_for()
+        page.locator(READY["Label"]).first.wait_for()
         page_drawn = time.perf_counter() - started
         # a first look: the PCA preview, or the note that the map is on its way
         page.get_by_text("Map: PCA for now").or_(
