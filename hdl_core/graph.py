@@ -592,10 +592,24 @@ def nearest_exactly(metric: Metric, Xr: np.ndarray, Xc: np.ndarray,
 
 
 @numba.njit(cache=True)
+def _exact_key(q, r, exact_pair):
+    """The float64 key of one pair, summed in coordinate order (so the same for every
+    position of the pair): exact_pair 0, ``-Σ q·r``; 1, ``Σ (q - r)²``."""
+    total = 0.0
+    if exact_pair == 0:
+        for t in range(q.shape[0]):
+            total += np.float64(q[t]) * np.float64(r[t])
+        return -total
+    for t in range(q.shape[0]):
+        diff = np.float64(q[t]) - np.float64(r[t])
+        total += diff * diff
+    return total
+
+
+@numba.njit(cache=True)
 def _recheck_near_best(scan, Xr, Xc, cols, tol, exact_pair, best_key, best_src):
     """Per row of `scan`: among the columns within `tol[i]` of the row's smallest key, the
     one with the smallest float64 key (ties: lowest index in `cols`)."""
-    d = Xr.shape[1]
     for i in range(scan.shape[0]):
         row = scan[i]
         low = np.inf
@@ -606,15 +620,7 @@ def _recheck_near_best(scan, Xr, Xc, cols, tol, exact_pair, best_key, best_src):
         best, src = np.inf, np.iinfo(np.int64).max
         for j in range(row.shape[0]):
             if np.float64(row[j]) <= ceiling:
-                exact = 0.0
-                if exact_pair == 0:
-                    for t in range(d):
-                        exact += np.float64(Xr[i, t]) * np.float64(Xc[j, t])
-                    exact = -exact
-                else:
-                    for t in range(d):
-                        diff = np.float64(Xr[i, t]) - np.float64(Xc[j, t])
-                        exact += diff * diff
+                exact = _exact_key(Xr[i], Xc[j], exact_pair)
                 if exact < best or (exact == best and cols[j] < src):
                     best, src = exact, cols[j]
         best_key[i] = best
@@ -927,7 +933,6 @@ def _exact_smallest(full, Q, R, bound, skip, exact_pair, k, out_index, out_key):
     columns whose fast key is at most bound[i] (never column skip[i]), the k with the
     smallest float64 key (exact_pair 0: -Σ q·r; 1: Σ (q - r)², summed in order), ties by
     ascending column."""
-    d = Q.shape[1]
     for i in numba.prange(full.shape[0]):
         m = 0
         for j in range(full.shape[1]):
@@ -938,17 +943,8 @@ def _exact_smallest(full, Q, R, bound, skip, exact_pair, k, out_index, out_key):
         m = 0
         for j in range(full.shape[1]):
             if j != skip[i] and full[i, j] <= bound[i]:
-                total = 0.0
-                if exact_pair == 0:
-                    for t in range(d):
-                        total += np.float64(Q[i, t]) * np.float64(R[j, t])
-                    total = -total
-                else:
-                    for t in range(d):
-                        diff = np.float64(Q[i, t]) - np.float64(R[j, t])
-                        total += diff * diff
                 cols[m] = j
-                exact[m] = total
+                exact[m] = _exact_key(Q[i], R[j], exact_pair)
                 m += 1
         order = np.argsort(exact, kind="mergesort")      # stable: equal keys by column
         for t in range(k):
