@@ -833,9 +833,8 @@ def _exact_knn_faiss(faiss, queries, reference, k, exclude_self, device):
         index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), number, index)
     reference = np.ascontiguousarray(reference, dtype=np.float32)
     index.add(reference)
-    n_q, d = queries.shape
+    n_q = queries.shape[0]
     width = min(k + (2 if exclude_self else 1), reference.shape[0])
-    tol = _cosine_error(queries[:1], reference.T)[0]
     indices = np.empty((n_q, k), np.int64)
     keys = np.empty((n_q, k))
     chunk = max(1024, BLOCK_BYTES // (4 * max(width, 1) * 16))
@@ -848,14 +847,10 @@ def _exact_knn_faiss(faiss, queries, reference, k, exclude_self, device):
         order = np.argsort(key, axis=1, kind="stable")
         cand, key = np.take_along_axis(cand, order, 1), np.take_along_axis(key, order, 1)
         Q = np.ascontiguousarray(queries[start:stop], np.float32)
-
-        def full_rows(rows, Q=Q, start=start):
-            return _negated_cosine(Q[rows], reference.T)
-
-        cand, key = _settle_near_ties(cand, key, k, np.full(stop - start, tol), full_rows, Q,
-                                      reference, 0, start if exclude_self else -1)
-        indices[start:stop] = cand[:, :k]
-        keys[start:stop] = key[:, :k]
+        indices[start:stop], keys[start:stop] = _settle_near_ties(
+            cand, key, k, _cosine_error(Q, reference.T),
+            lambda rows: _negated_cosine(Q[rows], reference.T),
+            Q, reference, 0, start if exclude_self else -1)
     distances = (1.0 + keys).astype(np.float32)
     np.maximum(distances, 0.0, out=distances)
     return indices, distances
@@ -917,11 +912,11 @@ def _settle_near_ties(cand, cand_key, k, tol, full_rows, Q, R, exact_pair, self_
     redo = np.flatnonzero((gaps <= tol[:, None]).any(axis=1))
     for a in range(0, redo.size, 256):       # at most 256 whole rows at a time
         rows = redo[a:a + 256]
-        skip = rows + self_offset if self_offset >= 0 else np.full(rows.size, -1, np.int64)
+        skip = rows + self_offset if self_offset >= 0 else np.full(rows.size, -1)
         part_index = np.empty((rows.size, k), np.int64)
         part_key = np.empty((rows.size, k))
         _exact_smallest(np.ascontiguousarray(full_rows(rows)), np.ascontiguousarray(Q[rows]),
-                        R, cand_key[rows, k - 1] + tol[rows], skip.astype(np.int64),
+                        R, cand_key[rows, k - 1] + tol[rows], skip,
                         exact_pair, k, part_index, part_key)
         out_index[rows], out_key[rows] = part_index, part_key
     return out_index, out_key
