@@ -36,11 +36,13 @@ labels the boundary. Reach-ordered HDL decides the order once, from the whole gr
 On the held-out draws of bench/accuracy_bench.py it met the digits target that
 class-balanced HDL missed and let no class pass twice its true share (README, "Labeling
 accuracy"); weighing the edges closed its gap to LabelSpreading on the lfw faces. Cost
-after the graph: O(REACH_STEPS · n·k · classes) for the reach, n × min(classes, 16)
-float32 numbers twice, the reverse lists and every edge's weight both ways (2 bytes each)
-while spreading, then O(n·k) for the votes.
+after the graph: O(REACH_STEPS · n·k · classes) for the reach; while spreading, n × min(classes,
+`class_block`) float32 numbers twice (16 classes, more within 512 MiB), the reverse lists
+and every edge's weight both ways (2 bytes each); then O(n·k) for the votes.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -49,14 +51,25 @@ from ._checks import check_number_in
 from .balanced import _label as _balanced_label
 from .config import (BALANCED_BORDER_RATIO, REACH_ALPHA, REACH_BANDS, REACH_DECISIVE,
                      REACH_LOCAL_SCALE, REACH_MIN_WEIGHT, REACH_SPLIT, REACH_STEPS)
-from .diffusion import local_scale_codes, reverse_codes, spread_seeds, weight_table
+from .diffusion import (LocalOrder, local_scale_codes, reverse_codes, spread_seeds,
+                        weight_table)
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
 from .hdl import (LabelingResult, _check_graph, _index_array, _reverse_adjacency, _vote,
                   check_bridge, narrow_int, validate_labels)
 
-# Classes spread at a time (`reach_shares`): n × 16 float32 numbers twice, 128 bytes per
-# point, however many classes there are.
+# Classes spread at a time (`reach_shares`): at least CLASS_BLOCK, n × 16 float32 numbers
+# twice (128 bytes per point, however many classes there are), and as many more as fit in
+# SPREAD_BYTES. A pass costs one random read of a point's row per edge and step, and a
+# wider row costs little more (at 1M points, k = 10: 20 s for 10 classes, 21 s for 32 in
+# one pass, 42 s for 32 in two), so below about 4M points every class of a typical dataset
+# spreads in one pass.
 CLASS_BLOCK = 16
+SPREAD_BYTES = 512 << 20
+
+
+def class_block(n: int) -> int:
+    """How many classes `reach_shares` spreads at a time over n points."""
+    return max(CLASS_BLOCK, SPREAD_BYTES // (8 * max(int(n), 1)))
 
 
 def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int = REACH_STEPS,
@@ -156,9 +169,7 @@ def seed_reach(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_STEP
     then divided by its total (a class no point is reached by stays 0). `codes`: the
     edges' weights (`edge_codes`), else every edge weighs 1."""
     y = np.asarray(y)
-    rev_ptr, rev_idx, weights = _reverse_with_weights(neighbours, codes)
-    return _class_reach(neighbours, rev_ptr, rev_idx, y, 0, int(y.max()) + 1, steps, alpha,
-                        weights)
+    return _class_reach(_spread_graph(neighbours, y, codes), 0, int(y.max()) + 1, steps, alpha)
 
 
 def edge_codes(graph: KnnGraph, local_scale: int = REACH_LOCAL_SCALE) -> np.ndarray:
@@ -185,12 +196,46 @@ def _reverse_with_weights(neighbours: np.ndarray, codes: np.ndarray | None):
     return rev_ptr, rev_idx, (weight_table(REACH_MIN_WEIGHT), codes, reverse)
 
 
-def _class_reach(neighbours, rev_ptr, rev_idx, y, first: int, width: int, steps: int,
-                 alpha: float, weights=None) -> np.ndarray:
-    """`seed_reach` of classes first .. first + width - 1 only, (n, width)."""
-    local = np.where((y >= first) & (y < first + width), y - first, -1)
-    F = spread_seeds(neighbours, rev_ptr, rev_idx, local.astype(narrow_int(width)), width,
-                     alpha, steps, weights)
+class _SpreadGraph(NamedTuple):
+    """What `spread_seeds` reads, in the order it runs in: the lists, their reverse, the
+    edges' weights (or None) and the seeds, all in `local`'s order where it has one."""
+    lists: np.ndarray
+    rev_ptr: np.ndarray
+    rev_idx: np.ndarray
+    weights: tuple | None
+    y: np.ndarray
+    local: LocalOrder | None
+
+
+def _spread_graph(neighbours: np.ndarray, y: np.ndarray, codes: np.ndarray | None
+                  ) -> _SpreadGraph:
+    """The lists, reverse lists and weights for the spread, in breadth-first order where
+    that pays (`hdl_core.diffusion.LocalOrder`). The reverse lists are built from the lists
+    renamed but still in the points' order, so each keeps its entries in the order the
+    points' own reverse list has them, and every sum of the spread is the same."""
+    local = LocalOrder.of(neighbours)
+    if local is None:
+        return _SpreadGraph(neighbours, *_reverse_with_weights(neighbours, codes), y, None)
+    renamed = local.rename(neighbours)
+    rev_ptr, rev_idx, weights = _reverse_with_weights(renamed, codes)
+    rev_idx = local.rename(rev_idx)
+    lists = local.rows(renamed)
+    del renamed
+    if weights is not None:
+        table, _, reverse = weights
+        weights = (table, local.rows(codes), reverse)
+    return _SpreadGraph(lists, rev_ptr, rev_idx, weights, local.rows(y), local)
+
+
+def _class_reach(graph: _SpreadGraph, first: int, width: int, steps: int,
+                 alpha: float) -> np.ndarray:
+    """`seed_reach` of classes first .. first + width - 1 only, (n, width), in the points'
+    order."""
+    seeds = np.where((graph.y >= first) & (graph.y < first + width), graph.y - first, -1)
+    F = spread_seeds(graph.lists, graph.rev_ptr, graph.rev_idx,
+                     seeds.astype(narrow_int(width)), width, alpha, steps, graph.weights)
+    if graph.local is not None:
+        F = graph.local.back(F)
     F /= np.maximum(F.sum(axis=0, dtype=np.float64), 1e-30).astype(np.float32)
     return F
 
@@ -209,22 +254,21 @@ def reach_shares(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_ST
                  alpha: float = REACH_ALPHA, block: int | None = None,
                  codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`reach_share` of `seed_reach` without holding every class's column at once: the
-    classes are spread `block` (``CLASS_BLOCK``) at a time, each block's columns divided by
-    their totals, and each point keeps its running total and top class. A class's spread
-    does not depend on the others', so the result is the same (exactly the same with at
-    most `block` classes); the memory is n × block float32 numbers twice instead of
-    n × classes."""
+    classes are spread `block` (`class_block`: 16, more where they fit in ``SPREAD_BYTES``)
+    at a time, each block's columns divided by their totals, and each point keeps its
+    running total and top class. A class's spread does not depend on the others', so the
+    result is the same (exactly the same with at most `block` classes); the memory is
+    n × block float32 numbers twice instead of n × classes."""
     n = neighbours.shape[0]
     y = np.asarray(y)
     n_classes = int(y.max()) + 1
-    block = CLASS_BLOCK if block is None else block
-    rev_ptr, rev_idx, weights = _reverse_with_weights(neighbours, codes)
+    block = class_block(n) if block is None else block
+    graph = _spread_graph(neighbours, y, codes)
     total = np.zeros(n, np.float64)
     best = np.zeros(n, np.float64)
     top = np.zeros(n, np.int64)
     for first in range(0, n_classes, block):
-        F = _class_reach(neighbours, rev_ptr, rev_idx, y, first,
-                         min(block, n_classes - first), steps, alpha, weights)
+        F = _class_reach(graph, first, min(block, n_classes - first), steps, alpha)
         total += F.sum(axis=1, dtype=np.float64)
         here = F.argmax(axis=1)
         value = F[np.arange(n), here].astype(np.float64)

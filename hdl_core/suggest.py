@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .diffusion import diffusion_operator, spread_step
+from .diffusion import LocalOrder, diffusion_operator, spread_step
 from .explain import check_neighbours, influence
 from .hdl import LabelingResult
 
@@ -491,6 +491,18 @@ def _percent(share: float) -> str:
     return f"{share:.0f} %"
 
 
+def _spread(S, sources: np.ndarray, kept: np.ndarray, local: LocalOrder | None) -> np.ndarray:
+    """SPREAD_STEPS steps of ``F ← α S F + kept`` from F = `sources`, S (and the steps) in
+    `local`'s order where given; the result in the points' order."""
+    if local is not None:
+        sources, kept = local.rows(sources), local.rows(kept)
+    spread, other = sources.copy(), np.empty_like(sources)
+    for _ in range(SPREAD_STEPS):                        # α S F + (1 - α) Y
+        spread_step(S.indptr, S.indices, S.data, spread, kept, np.float32(SPREAD_ALPHA), other)
+        spread, other = other, spread
+    return spread if local is None else local.back(spread)
+
+
 def _neighbourhood_vote(neighbours: np.ndarray, labels: np.ndarray, is_seed: np.ndarray,
                         n_classes: int) -> np.ndarray:
     """Each point's share of the neighbourhood vote per class, its own label left out, (n, C).
@@ -504,17 +516,17 @@ def _neighbourhood_vote(neighbours: np.ndarray, labels: np.ndarray, is_seed: np.
     """
     n = labels.size
     S = diffusion_operator(neighbours)
+    # the steps run with the points in breadth-first order where that pays (the same sums)
+    local = LocalOrder.of(neighbours)
+    if local is not None:
+        S = local.csr(S)
     one_hot = np.zeros((n, n_classes), np.float32)
     one_hot[np.arange(n), labels] = 1.0
     weight = np.ones(n, np.float32)
     for _ in range(REWEIGHT_ROUNDS):
         sources = one_hot * weight[:, None]
         kept = (1 - SPREAD_ALPHA) * sources
-        spread, other = sources.copy(), np.empty_like(sources)
-        for _ in range(SPREAD_STEPS):                    # α S F + (1 - α) Y
-            spread_step(S.indptr, S.indices, S.data, spread, kept, np.float32(SPREAD_ALPHA),
-                         other)
-            spread, other = other, spread
+        spread = _spread(S, sources, kept, local)
         spread -= kept                                   # the point's own label does not vote
         np.maximum(spread, 0.0, out=spread)              # rounding below zero
         spread /= np.maximum(sources.sum(axis=0), np.float32(1e-12))

@@ -7,7 +7,8 @@ from hdl_core import KnnGraph, build_knn_graph, hdl_label, reach_label
 from hdl_core.explain import vote_detail
 from hdl_core.hdl import _index_array
 from hdl_core.config import REACH_MIN_WEIGHT
-from hdl_core.reach import edge_codes, edge_weights, reach_share, reach_shares, seed_reach
+from hdl_core.reach import (CLASS_BLOCK, SPREAD_BYTES, class_block, edge_codes, edge_weights,
+                             reach_share, reach_shares, seed_reach)
 
 from .hdl_reference import squared_euclidean_distance
 from .reach_reference import dense_reach, literal_reach, literal_weights
@@ -267,3 +268,14 @@ def test_classes_spread_a_block_at_a_time_give_the_same_order(block):
         np.testing.assert_array_equal(blocked_share, share)
     else:
         np.testing.assert_allclose(blocked_share, share, rtol=1e-6)
+
+
+def test_classes_spread_in_one_pass_where_they_fit_and_sixteen_at_a_time_beyond():
+    # a pass costs a random read per edge however wide the row: at 1M points 20 classes
+    # (the large workspace's) spread together; at 10M the rows stay at 16 classes, 128 bytes
+    # a point twice, so the 10M labeling keeps within its memory per point
+    assert class_block(1_000) >= 1_000
+    assert class_block(1_000_000) >= 32
+    assert class_block(10_000_000) == CLASS_BLOCK == 16
+    for n in (1_000, 1_000_000, 4_000_000, 10_000_000, 100_000_000):
+        assert 8 * n * class_block(n) <= max(SPREAD_BYTES, 8 * n * CLASS_BLOCK)

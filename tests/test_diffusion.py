@@ -1,0 +1,95 @@
+"""The spreads over a kNN graph give the same numbers whatever order their points run in."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from hdl_core import build_knn_graph, diffusion, reach_label, suggest
+from hdl_core.diffusion import LocalOrder, diffusion_operator
+from hdl_core.hdl import _index_array
+from hdl_core.reach import edge_codes, reach_shares, seed_reach
+
+
+def shuffled_clusters(n=1200, classes=6, seed=3):
+    """Clusters whose points are numbered at random: breadth-first order moves almost every
+    point, so the spreads really run in another order."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, 8)) * 2.5
+    truth = rng.integers(0, classes, n)
+    X = centres[truth] + rng.normal(size=(n, 8))
+    y = np.full(n, -1)
+    for c in range(classes):
+        y[rng.choice(np.flatnonzero(truth == c), 3, replace=False)] = c
+    return X, y
+
+
+def test_breadth_first_order_is_a_permutation_that_visits_neighbours_together():
+    X, _ = shuffled_clusters()
+    neighbours = _index_array(build_knn_graph(X, 8).indices, len(X))
+    assert LocalOrder.of(neighbours) is None          # 1,200 points: not worth it
+    local = LocalOrder(diffusion._breadth_first(neighbours, np.empty(len(X), np.int32)))
+    np.testing.assert_array_equal(np.sort(local.order), np.arange(len(X)))
+    np.testing.assert_array_equal(local.order[local.inv], np.arange(len(X)))
+    # an edge's ends lie far closer in the new order than in the random numbering
+    before = np.abs(neighbours - np.arange(len(X))[:, None]).mean()
+    renamed = local.rename(neighbours)
+    after = np.abs(renamed - local.inv[:, None]).mean()
+    assert after < before / 4
+    # the graph is the same graph: i lists j iff i' lists j', in the same position
+    np.testing.assert_array_equal(local.rows(renamed), local.inv[neighbours][local.order])
+    np.testing.assert_array_equal(local.order[local.rows(renamed)], neighbours[local.order])
+
+
+def test_a_permuted_csr_keeps_each_rows_entries_in_stored_order():
+    X, _ = shuffled_clusters(n=300)
+    neighbours = _index_array(build_knn_graph(X, 6).indices, 300)
+    S = diffusion_operator(neighbours)
+    local = LocalOrder(diffusion._breadth_first(neighbours, np.empty(300, np.int64)))
+    P = local.csr(S)
+    for new_row in (0, 17, 299):
+        old = local.order[new_row]
+        start, stop = S.indptr[old], S.indptr[old + 1]
+        got = slice(P.indptr[new_row], P.indptr[new_row + 1])
+        np.testing.assert_array_equal(local.order[P.indices[got]], S.indices[start:stop])
+        np.testing.assert_array_equal(P.data[got], S.data[start:stop])
+    order = sp.csr_matrix((np.ones(300), (np.arange(300), local.order)), shape=(300, 300))
+    assert abs(P - order @ S @ order.T).max() == 0
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_the_reach_in_breadth_first_order_is_the_same_bit_for_bit(weighted, monkeypatch):
+    X, y = shuffled_clusters()
+    graph = build_knn_graph(X, 8)
+    neighbours = _index_array(graph.indices, len(X))
+    codes = edge_codes(graph) if weighted else None
+    F = seed_reach(neighbours, y, codes=codes)
+    share, top = reach_shares(neighbours, y, codes=codes, block=4)
+    result = reach_label(X, y, k=8, graph=graph, local_scale=7 if weighted else None)
+    monkeypatch.setattr(diffusion, "LOCALITY_MIN_POINTS", 1)
+    assert LocalOrder.of(neighbours) is not None
+    np.testing.assert_array_equal(seed_reach(neighbours, y, codes=codes), F)
+    local_share, local_top = reach_shares(neighbours, y, codes=codes, block=4)
+    np.testing.assert_array_equal(local_share, share)
+    np.testing.assert_array_equal(local_top, top)
+    again = reach_label(X, y, k=8, graph=graph, local_scale=7 if weighted else None)
+    for field in ("labels", "step", "round", "confidence", "n_voters"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(result, field))
+
+
+def test_the_review_queue_in_breadth_first_order_is_the_same_bit_for_bit(monkeypatch):
+    X, y = shuffled_clusters()
+    graph = build_knn_graph(X, 10)
+    result = reach_label(X, y, k=8, graph=graph)
+    queue = suggest.review_queue_with_reasons(X, y, result, graph=graph)
+    monkeypatch.setattr(diffusion, "LOCALITY_MIN_POINTS", 1)
+    again = suggest.review_queue_with_reasons(X, y, result, graph=graph)
+    np.testing.assert_array_equal(again.order, queue.order)
+    np.testing.assert_array_equal(again.doubt, queue.doubt)
+    np.testing.assert_array_equal(again.alternative_share, queue.alternative_share)
+
+
+def test_big_graphs_keep_their_own_order(monkeypatch):
+    # the new order copies the lists: past LOCALITY_MAX_EDGES edges there is no room for it
+    monkeypatch.setattr(diffusion, "LOCALITY_MIN_POINTS", 1)
+    monkeypatch.setattr(diffusion, "LOCALITY_MAX_EDGES", 999)
+    assert LocalOrder.of(np.zeros((100, 10), np.int32)) is None
+    assert LocalOrder.of(np.zeros((99, 10), np.int32)) is not None
