@@ -683,10 +683,17 @@ def start_embedding(ws: Workspace, spec: pipeline.EncoderSpec):
     return started
 
 
+BASELINE_INLINE = 50_000     # up to this many images kNN-DV runs inside the labeling job
+
+
 def start_labeling(ws: Workspace, emb: pipeline.Embedding):
     """Run HDL and kNN-DV in the background (`pipeline.run_labeling`), then order the new
-    run's review queue, so the Review page has it ready; returns the job."""
+    run's review queue, so the Review page has it ready; returns the job. Beyond
+    `BASELINE_INLINE` images the job ends with the queue and kNN-DV, which only the
+    comparison on the Label page needs, follows in a job of its own
+    (`pipeline.run_baseline`): the new run is there to review sooner."""
     folder, key = str(ws.folder), emb.key
+    later = len(emb.item_ids) > BASELINE_INLINE
 
     def work(job):
         here = workspace_at(folder)
@@ -694,9 +701,13 @@ def start_labeling(ws: Workspace, emb: pipeline.Embedding):
         job.say("finding neighbours")
         neighbours = pipeline.neighbour_graph(here, current)
         out = pipeline.run_labeling(here, current, pipeline.k_intent(here), graph=neighbours,
-                                    progress=job.say)
+                                    with_baseline=not later, progress=job.say)
         job.say("ordering the review queue")
         _queue_for(folder, out.hdl_id, key, out.k)
+        if later:               # started before this job ends: a wait for the board waits for it
+            BOARD.start(folder, f"baseline-{out.hdl_id}",
+                        lambda _: pipeline.run_baseline(workspace_at(folder), current, out.hdl_id),
+                        label=f"kNN-DV to compare with HDL run #{out.hdl_id}")
         return out
 
     started = BOARD.start(folder, "labeling", work, label=f"Labeling {len(emb.item_ids):,} images")

@@ -439,9 +439,21 @@ def run_controls(ws, emb) -> None:
         out = done.result
         result = out.result
         st.session_state.pop(state.LABEL_RUN_CHOICE, None)
+        baseline = "kNN-DV included" if out.baseline_id is not None else "kNN-DV follows"
         st.success(f"HDL labeled {int((result.step >= 0).sum()):,} images in "
-                   f"{result.n_rounds:,} rounds with k = {out.k} ({out.seconds:.1f} s, kNN-DV "
-                   f"included): run #{out.hdl_id}.")
+                   f"{result.n_rounds:,} rounds with k = {out.k} ({out.seconds:.1f} s, "
+                   f"{baseline}): run #{out.hdl_id}.")
+
+
+def _no_baseline(ws, run_id: int) -> str:
+    """Why a run shows no kNN-DV comparison: it is still running (a big workspace's comes
+    after the run), it failed, or there is none."""
+    job = state.job(ws, f"baseline-{run_id}")
+    if job is not None and job.running:
+        return "kNN-DV, to compare with, is still running: it shows here when done."
+    if job is not None and job.error is not None:
+        return f"kNN-DV, to compare with, failed: {state.escape_markdown(job.error)}"
+    return "No kNN-DV run to compare with."
 
 
 def _describe_run(run) -> str:
@@ -507,7 +519,7 @@ def replay_panel(ws, emb, view: RunView) -> None:
             if filter_col.checkbox("Only where HDL and kNN-DV disagree", key=state.LABEL_ONLY_DISAGREE):
                 only = replay.disagree
         else:
-            filter_col.caption("No kNN-DV run to compare with.")
+            filter_col.caption(_no_baseline(ws, view.run_id))
 
         map_col, side_col = st.columns([3, 2])
         with map_col:

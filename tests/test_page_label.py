@@ -332,3 +332,45 @@ def test_a_labeled_count_fits_its_badge_at_a_million_images():
                      123_456: "123.5k", 999_949: "999.9k", 999_950: "1.00M",
                      1_000_000: "1.00M", 12_345_678: "12.35M"}
     assert max(len(f"{s} of {s}") for s in shown.values()) <= 16
+
+
+def test_a_big_workspaces_run_shows_before_its_knn_dv_which_follows(demo_workspace,
+                                                                      monkeypatch):
+    """Beyond `state.BASELINE_INLINE` images the labeling job ends with the review queue;
+    kNN-DV, which only the comparison needs, follows in a job of its own. The page says
+    so while it runs and shows the comparison once it is done."""
+    import threading
+    import time
+
+    import state
+    from hdl_core.workspace import pipeline as real
+    ws = demo_workspace
+    monkeypatch.setattr(state, "BASELINE_INLINE", 0)
+    gate = threading.Event()
+    run_baseline = real.run_baseline
+
+    def held(*args, **kwargs):            # kNN-DV waits until the test has seen the run
+        assert gate.wait(60)
+        return run_baseline(*args, **kwargs)
+
+    monkeypatch.setattr(real, "run_baseline", held)
+    at = _label_page()
+    at.button(key="label_run_button").click().run()
+    labeling = BOARD.get(str(ws.folder), "labeling")
+    deadline = time.monotonic() + 120
+    while labeling.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not labeling.running and labeling.error is None
+    run_id = labeling.result.hdl_id
+    assert labeling.result.baseline_id is None and ws.load_run(run_id).baseline_id is None
+    at.run()
+    assert not at.exception, at.exception
+    assert any(f"kNN-DV follows): run #{run_id}" in s.value for s in at.success)
+    assert any("kNN-DV, to compare with, is still running" in c.value for c in at.caption)
+    gate.set()
+    finish_jobs(at)
+    assert not at.exception, at.exception
+    run, baseline = _latest(ws)
+    assert run.run_id == run_id and baseline.k == run.k
+    assert not any("kNN-DV, to compare with" in c.value for c in at.caption)
+    assert at.checkbox(key="label_only_disagree") is not None

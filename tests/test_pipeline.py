@@ -1,6 +1,7 @@
 """Tests for hdl_core.workspace.pipeline: dataset → store → embeddings → graph → runs → exports."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -526,3 +527,25 @@ def test_imagefolder_zip_folder_names_are_safe_on_every_system(colours_ws):
         folders = {name.split("/")[0] for name in archive.namelist()}
     assert 'we_ird_ _name__' in folders and "a_b_c_d___" in folders
     assert not any(set(folder) & set('<>:"|?*\\') for folder in folders)
+
+
+def test_knn_dv_run_afterwards_is_the_one_run_labeling_saves_beside_the_run(colours_ws):
+    ws, _, _ = colours_ws
+    embedding = pipeline.embed_workspace(ws, PIXELS)
+    together = pipeline.run_labeling(ws, embedding, KIntent.parse(3))
+    alone = pipeline.run_labeling(ws, embedding, KIntent.parse(3), with_baseline=False)
+    assert alone.baseline_id is None and ws.load_run(alone.hdl_id).baseline_id is None
+    version = ws.labels_version()
+    later = pipeline.run_baseline(ws, embedding, alone.hdl_id)
+    assert ws.labels_version() != version           # the run's kNN-DV column is new
+    assert ws.load_run(alone.hdl_id).baseline_id == later
+    inline, afterwards = ws.load_run(together.baseline_id), ws.load_run(later)
+    assert afterwards.params == inline.params and afterwards.k == inline.k == 3
+    for name in ("labels", "step", "confidence", "n_voters"):
+        np.testing.assert_array_equal(getattr(afterwards.result, name),
+                                      getattr(inline.result, name))
+    with pytest.raises(PipelineError, match="not an HDL run"):
+        pipeline.run_baseline(ws, embedding, later)
+    reordered = dataclasses.replace(embedding, item_ids=embedding.item_ids[::-1].copy())
+    with pytest.raises(PipelineError, match="run HDL again"):
+        pipeline.run_baseline(ws, reordered, alone.hdl_id)

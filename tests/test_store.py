@@ -783,6 +783,9 @@ def test_labels_version_moves_with_every_write_that_can_change_a_label(ws):
 
     assert moved(lambda: ws.save_run(method="hdl", params={}, result=fake_result(len(ids), 2),
                                      classes=["cat", "dog"], item_ids=ids))
+    hdl_id = ws.runs("hdl")[-1].run_id
+    assert moved(lambda: ws.save_run(method="knn_dv", params={}, result=fake_result(len(ids), 2),
+                                     classes=["cat", "dog"], item_ids=ids, compares_to=hdl_id))
     assert moved(lambda: ws.add_correction([u0], "bird"))
     assert moved(lambda: ws.undo_last_correction())
     assert moved(lambda: ws.set_seed(u0, "dog"))

@@ -536,11 +536,40 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
     baseline_id = None
     if with_baseline:
         say("kNN-DV to compare")
-        baseline = knn_dv_prepared_rows(rows, y, k=k)
-        baseline_id = ws.save_run(method="knn_dv", params=params, result=baseline,
-                                  classes=classes, item_ids=embedding.item_ids,
-                                  compares_to=hdl_id)
+        baseline_id = _save_baseline(ws, embedding, rows, y, k, params, classes, hdl_id)
     return LabelingRun(hdl_id, baseline_id, k, choice, result, time.perf_counter() - started)
+
+
+def run_baseline(ws: Workspace, embedding: Embedding, hdl_id: int) -> int:
+    """kNN-DV to compare with the saved HDL run `hdl_id`, afterwards: the seeds and k that
+    run had, saved linked to it as `run_labeling` saves it with ``with_baseline``. The app
+    runs it after a big workspace's HDL run is shown (at a million images it is an exact
+    search of every image against the seeds, 14 s). Returns the kNN-DV run's id.
+
+    Raises
+    ------
+    PipelineError
+        The run is not an HDL run of these embeddings' images (new images were embedded
+        since, say): run HDL again.
+    """
+    run = ws.load_run(int(hdl_id))
+    if run is None or run.method != "hdl":
+        raise PipelineError(f"run #{hdl_id} is not an HDL run of this workspace")
+    if not np.array_equal(run.item_ids, embedding.item_ids):
+        raise PipelineError(f"HDL run #{hdl_id} labeled other images than the current "
+                            "embeddings hold; run HDL again to compare it with kNN-DV")
+    y = np.where(run.result.step < 0, run.result.labels, -1)
+    params = {key: value for key, value in run.params.items() if key != "approximate_bridges"}
+    return _save_baseline(ws, embedding, rows_to_read(embedding.X, "cosine"), y, run.k, params,
+                          run.classes, run.run_id)
+
+
+def _save_baseline(ws: Workspace, embedding: Embedding, rows, y: np.ndarray, k: int,
+                   params: dict, classes: list[str], hdl_id: int) -> int:
+    """kNN-DV on `rows` from the seeds `y`, saved as the baseline of HDL run `hdl_id`."""
+    baseline = knn_dv_prepared_rows(rows, y, k=k)
+    return ws.save_run(method="knn_dv", params=params, result=baseline, classes=classes,
+                       item_ids=embedding.item_ids, compares_to=hdl_id)
 
 
 def duplicate_nodes(X: np.ndarray, y: np.ndarray, k: int

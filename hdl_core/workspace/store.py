@@ -978,7 +978,7 @@ class Workspace:
             # it was, and an unnamed file that `_remove_orphan_runs` clears later.
             name = f"run-{run_id}-{uuid.uuid4().hex[:12]}.arrow"
             conn.execute("UPDATE runs SET arrays = ? WHERE id = ?", (name, run_id))
-            if method == "hdl":
+            if method == "hdl" or compares_to is not None:   # a run, or its kNN-DV column
                 _bump_meta(conn, "labels_version")
             self.runs_dir.mkdir(exist_ok=True)
             write_run_arrays(self.runs_dir / name, {"item_id": ids, **arrays})
