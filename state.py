@@ -137,6 +137,7 @@ REVIEW_KEY_BATCHES = "review_key_batches"   # widget action seq -> store batch (
 REVIEW_MAP_WINDOW = "review_map_window"     # the part of a big map shown (None: all of it)
 REVIEW_MAP_WROTE = "review_map_wrote"       # a write made from the map's fragment: rerun the page
 SEEN_JOBS = "seen_jobs"                 # kind -> number of the last finished job shown here
+PANEL_JOBS = "panel_jobs"               # workspace -> numbers of the jobs its panel showed running
 
 # Teach
 TEACH_STEP = "teach_step"               # the step of the walkthrough shown
@@ -555,16 +556,25 @@ def sidebar_status(ws: Workspace) -> None:
 
 
 def _jobs_panel(folder: str) -> None:
-    """The running jobs with their progress; once they are all done, the page runs again
-    so it shows what they made."""
+    """The running jobs with their progress; when one of them is done, the page runs again
+    so it shows what that one made (the new run while its kNN-DV still runs, say)."""
     running = BOARD.running(folder)
-    if not running:
+    numbers = {job.number for job in running}
+    shown = st.session_state.setdefault(PANEL_JOBS, {})
+    before, shown[folder] = shown.get(folder, set()), numbers
+    if any_finished(before, numbers):
         st.rerun()
     for current in running:
         _watch(current)
         fraction = current.fraction
         st.progress(fraction if fraction is not None else 0.0,
                     text=escape_markdown(current.describe()))
+
+
+def any_finished(shown: set, running: set) -> bool:
+    """Whether the jobs panel should run the page again: nothing runs any more, or a job it
+    showed running is not running now (jobs that only started do not count)."""
+    return not running or bool(shown - running)
 
 
 # --------------------------------------------------------------------------- cached results

@@ -363,6 +363,13 @@ def test_a_big_workspaces_run_shows_before_its_knn_dv_which_follows(demo_workspa
     assert not labeling.running and labeling.error is None
     run_id = labeling.result.hdl_id
     assert labeling.result.baseline_id is None and ws.load_run(run_id).baseline_id is None
+    later = BOARD.get(str(ws.folder), f"baseline-{run_id}")
+    assert later is not None and later.running
+    running = {job.number for job in BOARD.running(str(ws.folder))}
+    # the sidebar's jobs panel, which showed both running, runs the page again now, and
+    # not again while kNN-DV alone goes on
+    assert state.any_finished({labeling.number, later.number}, running)
+    assert not state.any_finished({later.number}, running)
     at.run()
     assert not at.exception, at.exception
     assert any(f"kNN-DV follows): run #{run_id}" in s.value for s in at.success)
