@@ -14,8 +14,8 @@ On the synthetic workspaces of bench/_large.py (built on first use, kept under
   Target <= 1 s at 1M.
 * ``gallery``: Review page, Gallery tab: next page, key to the first tile changing.
 * ``correction``: a class picked under a gallery tile, to the page saying it is saved.
-* ``rerun``: Re-run HDL, click to the page saying the new run is done (HDL, kNN-DV and the
-  new run's review queue, in the background).
+* ``rerun``: Re-run HDL, click to the page saying the new run is done (HDL and the new run's
+  review queue, in the background; kNN-DV follows in a job of its own at these sizes).
 * ``first_map``: with the workspace's map removed, the Label page from opening to the
   first map drawn (a PCA of a sample, computed in the background) and to the UMAP map
   replacing it.
