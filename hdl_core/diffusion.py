@@ -53,10 +53,11 @@ def spread_step(indptr, indices, data, spread, kept, alpha, out):
 # A spread reads, for every edge, its other end's row (a point's classes), at random. From
 # LOCALITY_MIN_POINTS points those rows no longer stay in the processor's caches, and the
 # points are first put in breadth-first order of the graph (`LocalOrder`), so an edge's
-# ends mostly lie close in memory: on a 1M-point, 20-class workspace the reach's spread took
-# 3.5 s instead of 19 s. Up to LOCALITY_MAX_EDGES edges: the lists in the new order are a
-# copy (4 bytes an edge), which a 10M-point labeling from files has no room for (250 bytes
-# a point, bench/scale_bench.py).
+# ends mostly lie close in memory: on a 1M-point, 20-class workspace the reach took 5.4 s
+# instead of 17.7 s, the review queue 13.1 s instead of 46.9 s; on a random graph, where no
+# order helps, the spread took 5-8 % longer. Up to LOCALITY_MAX_EDGES edges: the lists in
+# the new order are a copy (4 bytes an edge), which a 10M-point labeling from files has no
+# room for (250 bytes a point, bench/scale_bench.py).
 LOCALITY_MIN_POINTS = 1 << 16
 LOCALITY_MAX_EDGES = 1 << 26
 

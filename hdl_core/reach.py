@@ -60,9 +60,9 @@ from .hdl import (LabelingResult, _check_graph, _index_array, _reverse_adjacency
 # Classes spread at a time (`reach_shares`): at least CLASS_BLOCK, n × 16 float32 numbers
 # twice (128 bytes per point, however many classes there are), and as many more as fit in
 # SPREAD_BYTES. A pass costs one random read of a point's row per edge and step, and a
-# wider row costs little more (at 1M points, k = 10: 20 s for 10 classes, 21 s for 32 in
-# one pass, 42 s for 32 in two), so below about 4M points every class of a typical dataset
-# spreads in one pass.
+# wider row costs little more (a random graph of 1M points, k = 10: 20 s for 10 classes,
+# 21 s for 32 in one pass, 42 s for 32 in two), so below about 4M points every class of a
+# typical dataset spreads in one pass.
 CLASS_BLOCK = 16
 SPREAD_BYTES = 512 << 20
 
