@@ -757,7 +757,7 @@ def _queue_for(folder: str, run_id: int, emb_key: str, k: int):
     current = embedding_at(folder, emb_key)
     neighbours = pipeline.neighbour_graph(ws, current, max(k, 10))
     result = run.result
-    y = np.where(result.step < 0, result.labels, -1)
+    y = result.seed_labels
     queue = suggest.review_queue_with_reasons(current.X, y, result, graph=neighbours)
     with _kept_lock:
         while len(_queues) >= 4:                           # a few runs' queues, newest kept
@@ -939,7 +939,7 @@ def flood(folder: str, run_id: int):
     """`hdl_core.flood_report` of a stored run (with the variant that made it)."""
     from hdl_core.flood import flood_report
     run = stored_run(folder, run_id)
-    y = np.where(run.result.step < 0, run.result.labels, -1)
+    y = run.result.seed_labels
     return flood_report(run.result, y, class_names=run.classes,
                         variant=run.params.get("variant", "paper"))
 

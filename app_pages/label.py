@@ -117,7 +117,7 @@ def prepare(ws, run_id: int, baseline_id: int | None, neighbours: np.ndarray) ->
     # float32: sent as binary; exact for positions and rounds below 16 million
     hover = np.column_stack([np.arange(replay.n), result.round,
                              result.confidence]).astype(np.float32)
-    seeds = np.where(result.step < 0, result.labels, -1)
+    seeds = result.seed_labels
     flood = flood_report(result, seeds, class_names=run.classes,
                          variant=run.params.get("variant", "paper"))
     stored = ws.class_colours()

@@ -389,7 +389,7 @@ def _warn_flood(result, classes, variant: str) -> None:
     """Say on stderr when the run looks like a flood, and what to try (even with --quiet)."""
     import numpy as np
     from .flood import flood_report
-    seeds = np.where(result.step < 0, result.labels, -1)
+    seeds = result.seed_labels
     report = flood_report(result, seeds, class_names=classes, variant=variant)
     if report.flooded:
         for line in str(report).splitlines():

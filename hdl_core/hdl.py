@@ -104,6 +104,12 @@ class LabelingResult:
     def n_rounds(self) -> int:
         return int(self.round.max()) + 1 if self.round.size else 0
 
+    @property
+    def seed_labels(self) -> np.ndarray:
+        """The labels the run started from: each seed's class, -1 elsewhere (the `y` it was
+        given). Re-running, comparing or explaining a run starts from these."""
+        return np.where(self.step < 0, self.labels, -1)
+
 
 def validate_labels(y, n: int, *, name: str = "y") -> np.ndarray:
     """Check a label vector in scikit-learn's convention (-1 = unlabeled, 0..C-1 = classes)."""

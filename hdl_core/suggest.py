@@ -333,7 +333,7 @@ def _suspicious_left_out(X, neighbours: np.ndarray, result: LabelingResult, seed
     if np.ndim(X) != 2 or np.shape(X)[0] != n:
         raise ValueError(f"X must be the ({n}, d) embeddings HDL ran on, got shape {np.shape(X)}")
     graph = KnnGraph(neighbours, np.zeros(neighbours.shape, np.float32))
-    y = np.where(result.step < 0, result.labels, -1)
+    y = result.seed_labels
     per_class = np.bincount(y[seeds])
     out = []
     for s in seeds:

@@ -210,6 +210,7 @@ def check_result_invariants(r, y, k) -> np.ndarray:
     assert ((r.confidence > 0) & (r.confidence <= 1)).all()
     assert (r.source[r.fallback] >= 0).all() and (r.source[~r.fallback] == -1).all()
     assert r.k == k
+    np.testing.assert_array_equal(r.seed_labels, np.where(seeds, y, -1))
     return seeds
 
 

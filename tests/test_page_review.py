@@ -76,7 +76,7 @@ def _queue(ws):
     """The review queue of the latest run, as item ids (likeliest wrong first) and reasons."""
     run = ws.load_run(method="hdl")
     graph = pipeline.neighbour_graph(ws, pipeline.current_embedding(ws))
-    y = np.where(run.result.step < 0, run.result.labels, -1)
+    y = run.result.seed_labels
     queue = suggest.review_queue_with_reasons(pipeline.current_embedding(ws).X, y, run.result,
                                               graph=graph)
     return run, queue, [int(run.item_ids[p]) for p in queue.order]

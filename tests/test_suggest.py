@@ -220,10 +220,10 @@ def test_leaving_a_seed_out_reruns_the_variant_that_made_the_run(variant):
     from hdl_core.variants import label_function
     X, idx, r = copied_wrong_seed()
     graph = KnnGraph(idx, np.zeros(idx.shape, np.float32))
-    run = label_function(variant)(X, np.where(r.step < 0, r.labels, -1), k=2, graph=graph)
+    run = label_function(variant)(X, r.seed_labels, k=2, graph=graph)
     found = suspicious_seeds(idx, run, X=X, variant=variant)
     assert [f.point for f in found] == [2]                 # the seed group A copied
-    y = np.where(run.step < 0, run.labels, -1)
+    y = run.seed_labels
     for s in np.flatnonzero(y >= 0):
         if (y == y[s]).sum() < 2:
             continue
@@ -237,7 +237,7 @@ def test_leaving_a_seed_out_reruns_the_variant_that_made_the_run(variant):
 
 def test_leaving_out_a_seed_its_neighbourhood_confirms_lists_nothing():
     X, idx, r = copied_wrong_seed()
-    y = np.where(r.step < 0, r.labels, -1)
+    y = r.seed_labels
     y[2] = 0                                                    # seed 2 corrected
     r = hdl_label(X, y, k=2, graph=KnnGraph(idx, np.zeros(idx.shape, np.float32)))
     assert suspicious_seeds(idx, r, X=X) == []
@@ -271,14 +271,14 @@ def test_crossed_border_fixture_makes_the_mistakes_it_says():
 
 def test_review_queue_puts_the_block_of_wrong_labels_first():
     X, idx, r, _ = crossed_border()
-    y = np.where(r.step < 0, r.labels, -1)
+    y = r.seed_labels
     order = review_queue(X, y, r, graph=KnnGraph(idx, np.zeros(idx.shape, np.float32)))
     assert set(order[:4].tolist()) == {6, 7, 8, 9}
 
 
 def test_review_queue_reasons_name_the_neighbourhood_and_the_vote():
     X, idx, r, _ = crossed_border()
-    y = np.where(r.step < 0, r.labels, -1)
+    y = r.seed_labels
     queue = review_queue_with_reasons(X, y, r, graph=KnnGraph(idx, np.zeros(idx.shape, np.float32)))
     top = int(queue.order[0])
     assert queue.alternative[top] == 1 and queue.alternative_share[top] > queue.own_share[top]

@@ -558,7 +558,7 @@ def run_baseline(ws: Workspace, embedding: Embedding, hdl_id: int) -> int:
     if not np.array_equal(run.item_ids, embedding.item_ids):
         raise PipelineError(f"HDL run #{hdl_id} labeled other images than the current "
                             "embeddings hold; run HDL again to compare it with kNN-DV")
-    y = np.where(run.result.step < 0, run.result.labels, -1)
+    y = run.result.seed_labels
     params = {key: value for key, value in run.params.items() if key != "approximate_bridges"}
     return _save_baseline(ws, embedding, rows_to_read(embedding.X, "cosine"), y, run.k, params,
                           run.classes, run.run_id)
