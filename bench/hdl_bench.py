@@ -81,7 +81,8 @@ def phase_times(X, y, graph) -> dict:
     g = timed("check_graph", lambda: _check_graph(graph, n, K))
     nb = _index_array(g.indices, n)
     rev_ptr, rev_idx = timed("reverse_adjacency", lambda: _reverse_adjacency(nb, n))
-    state = timed("kernel_state", lambda: _KernelState.start(nb, yy >= 0, int(yy.max()) + 1))
+    state = timed("kernel_state", lambda: _KernelState.start(nb, rev_ptr, rev_idx, yy >= 0,
+                                                             int(yy.max()) + 1))
     timed("bridge_init", lambda: _Bridge(Xn, yy >= 0))
     labels = yy.astype(narrow_int(int(yy.max()) + 1))   # as hdl_label hands it to the kernel
     step, round_ = np.full(n, -1), np.full(n, -1)

@@ -160,7 +160,8 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_rati
     rev_ptr, rev_idx, rev_pos = _reverse_adjacency(neighbours, n, positions=True)
     n_classes = int(labels.max()) + 1
     # labels, and the classes each point counts, are read at random: the narrowest type
-    s = _State(neighbours, labels.astype(narrow_int(n_classes)), n_classes)
+    s = _State(neighbours, (rev_ptr, rev_idx, rev_pos), labels.astype(narrow_int(n_classes)),
+               n_classes)
     bridges = _BridgeSearch(rows, y >= 0, metric, bridge)
     d_k = None
     while True:
@@ -200,7 +201,8 @@ class _State:
     (`peak`) and a bucket queue per level, linked lists in one node pool.
     """
 
-    def __init__(self, neighbours: np.ndarray, work: np.ndarray, n_classes: int):
+    def __init__(self, neighbours: np.ndarray, reverse: tuple, work: np.ndarray,
+                 n_classes: int):
         n, k = neighbours.shape
         # classes, counts and positions are < max(k, n_classes): the narrowest type
         self.work = work
@@ -217,7 +219,7 @@ class _State:
         self.node_next = np.empty(pool, node_dtype)
         self.counters = np.array([0, 0, n_unlabeled, 0], np.int64)
         self.order = np.empty(n_unlabeled, np.int64)
-        _start_counts(neighbours, work, self.tally, self.bucket_head, self.node_point,
+        _start_counts(*reverse, work, self.tally, self.bucket_head, self.node_point,
                       self.node_next, self.counters)
 
 
@@ -270,16 +272,23 @@ def _count_vote(q, c, pos, tally):
 
 
 @numba.njit(cache=True)
-def _start_counts(neighbours, work, tally, bucket_head, node_point, node_next, counters):
-    n, k = neighbours.shape
+def _start_counts(rev_ptr, rev_idx, rev_pos, work, tally, bucket_head, node_point, node_next,
+                  counters):
+    """Every unlabeled point's votes from the labeled points, counted from those points'
+    reverse lists (a few per cent of the edges when they are seeds, instead of a random read
+    per edge of the graph; `hdl._count_labeled`), then its first place in the buckets. A
+    point's counts, nearest positions and vote do not depend on the order its labeled
+    neighbours are counted in (only where each class's slot sits in its row does)."""
+    n = work.shape[0]
+    for p in range(n):
+        c = work[p]
+        if c >= 0:
+            for e in range(rev_ptr[p], rev_ptr[p + 1]):
+                q = rev_idx[e]
+                if work[q] < 0:
+                    _count_vote(q, c, rev_pos[e], tally)
     for q in range(n - 1, -1, -1):
-        if work[q] >= 0:
-            continue
-        for j in range(k):
-            c = work[neighbours[q, j]]
-            if c >= 0:
-                _count_vote(q, c, j, tally)
-        if tally[q, _WINNER] >= 0:
+        if work[q] < 0 and tally[q, _WINNER] >= 0:
             _push(q, tally[q, _WINNER], tally[q, _VOTES], bucket_head, node_point, node_next,
                   counters)
 

@@ -244,7 +244,7 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
     neighbours = _index_array(graph.indices, n)
     rev_ptr, rev_idx = _reverse_adjacency(neighbours, n)
     n_classes = int(labels.max()) + 1
-    state = _KernelState.start(neighbours, labeled, n_classes)
+    state = _KernelState.start(neighbours, rev_ptr, rev_idx, labeled, n_classes)
     bridges = _BridgeSearch(rows, labeled, metric, bridge)
     work = labels.astype(narrow_int(n_classes))     # read at random by every vote
     d_k = None
@@ -362,11 +362,11 @@ class _KernelState:
     order: np.ndarray
 
     @classmethod
-    def start(cls, neighbours, seed_mask, n_classes):
+    def start(cls, neighbours, rev_ptr, rev_idx, seed_mask, n_classes):
         n, k = neighbours.shape
         labeled = seed_mask.copy()
         # L <= k: the narrowest type keeps this randomly-read array in cache
-        L = _count_labeled(neighbours, labeled, narrow_int(k))
+        L = _count_labeled(rev_ptr, rev_idx, labeled, narrow_int(k))
         n_unlabeled = int((~labeled).sum())
         # each unlabeled point enters a bucket once at start and once per increment of L
         pool = n_unlabeled + n_unlabeled * k + 1
@@ -696,22 +696,23 @@ def _reverse_adjacency_blocked(neighbours, n, bits, rev_ptr, rev_pos):
     return rev_idx
 
 
-def _count_labeled(neighbours, labeled, dtype):
-    L = np.zeros(neighbours.shape[0], dtype)
-    _count_labeled_into(neighbours, labeled, L)
+def _count_labeled(rev_ptr, rev_idx, labeled, dtype):
+    """L[i] = how many entries of i's neighbour list are labeled, counted from the labeled
+    points' reverse lists: one write per edge into a labeled point (a few per cent of the
+    edges when the labeled points are seeds) instead of one random read per edge of the
+    graph. On random k = 10 lists with 1 % of the points labeled: 0.10 s against 1.85 s for
+    the scan of every list at 10M points, 6 ms against 17 – 27 ms at 1M."""
+    L = np.zeros(labeled.shape[0], dtype)
+    _count_labeled_into(rev_ptr, rev_idx, labeled, L)
     return L
 
 
 @numba.njit(cache=True)
-def _count_labeled_into(neighbours, labeled, L):
-    """L[i] = how many of i's neighbours are labeled."""
-    n, k = neighbours.shape
-    for i in range(n):
-        c = 0
-        for j in range(k):
-            if labeled[neighbours[i, j]]:
-                c += 1
-        L[i] = c
+def _count_labeled_into(rev_ptr, rev_idx, labeled, L):
+    for p in range(labeled.shape[0]):
+        if labeled[p]:
+            for e in range(rev_ptr[p], rev_ptr[p + 1]):
+                L[rev_idx[e]] += 1
 
 
 @numba.njit(cache=True)

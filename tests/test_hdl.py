@@ -185,6 +185,20 @@ def test_a_far_euclidean_bridge_ranks_below_a_near_one():
     assert r.confidence[5] == pytest.approx(0.5 * np.exp(-3.0)) and r.confidence[5] < r.confidence[2]
 
 
+def test_labeled_neighbour_counts_from_reverse_lists_equal_a_scan_of_every_list():
+    from hdl_core import hdl
+    rng = np.random.default_rng(3)
+    n, k = 500, 6
+    indices = rng.integers(0, n, size=(n, k)).astype(np.int32)   # repeats and self-loops
+    indices[::7, 0] = np.arange(0, n, 7)
+    indices[::5, 1:3] = indices[::5, 1:2]
+    for share in (0.0, 0.02, 0.5, 1.0):
+        labeled = rng.random(n) < share
+        rev_ptr, rev_idx = hdl._reverse_adjacency(indices, n)
+        L = hdl._count_labeled(rev_ptr, rev_idx, labeled, np.int8)
+        np.testing.assert_array_equal(L, labeled[indices].sum(axis=1))
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(labeling_problems(geometric=True))
 def test_labeling_invariants(problem):
