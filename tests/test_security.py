@@ -967,6 +967,25 @@ def test_identical_copies_are_labeled_as_one_and_share_label_step_and_round(tmp_
         vote_detail(graph.indices, result, point)
 
 
+def test_a_second_labeling_reuses_the_row_numbers_and_folds_the_same_copies(tmp_path,
+                                                                           monkeypatch):
+    from hdl_core.auto_k import KIntent
+    ws, emb, _ = duplicated_workspace(tmp_path / "ws")
+    calls = []
+    real = pipeline.distinct_rows
+    monkeypatch.setattr(pipeline, "distinct_rows", lambda X: calls.append(1) or real(X))
+    first = pipeline.run_labeling(ws, emb, KIntent.parse(3), with_baseline=False)
+    second = pipeline.run_labeling(ws, emb, KIntent.parse(3), with_baseline=False)
+    assert len(calls) == 1                                  # hashed once for these embeddings
+    for run in (first, second):
+        assert ws.load_run(run.hdl_id).params["collapsed_duplicates"] == 12 * 30 - (4 + 12)
+    np.testing.assert_array_equal(first.result.step, second.result.step)
+    y, _ = pipeline.seed_vector(ws, emb.item_ids)
+    for given in (None, emb.row_numbers()):
+        nodes, node_of = pipeline.duplicate_nodes(emb.X, y, 3, vector=given)
+        assert nodes.size == 4 + 12 and (emb.X[nodes][node_of] == emb.X).all()
+
+
 @pytest.mark.parametrize("variant", ["reach", "balanced", "paper"])
 def test_a_few_identical_files_leave_labeling_exactly_as_before(tmp_path, variant):
     from hdl_core.auto_k import KIntent

@@ -175,6 +175,15 @@ class Embedding:
     item_ids: np.ndarray
     label: str
     stats: dict = field(default_factory=dict)
+    _distinct: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    def row_numbers(self) -> np.ndarray:
+        """Each row's number among the distinct rows of X (`hdl_core.bridge.distinct_rows`),
+        computed once for these embeddings: every labeling checks them for identical images
+        (`duplicate_nodes`), and hashing a million 512-D rows takes about 2 s."""
+        if self._distinct is None:
+            self._distinct = distinct_rows(np.asarray(self.X))[0]
+        return self._distinct
 
 
 def _items_digest(items: pd.DataFrame) -> str:
@@ -518,7 +527,7 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
               "encoder": embedding.label, "k_auto": intent.auto, "n_seeds": int((y >= 0).sum()),
               "variant": variant, "bridge": bridge}
     say("HDL")
-    nodes, node_of = duplicate_nodes(embedding.X, y, k)
+    nodes, node_of = duplicate_nodes(embedding.X, y, k, vector=embedding.row_numbers())
     # the embeddings as the cosine metric prepares them, for HDL's bridges and kNN-DV: rows
     # scaled when read (`UnitRows`), not a float32 copy (2 GB at a million 512-D images)
     rows = rows_to_read(embedding.X, "cosine")
@@ -572,9 +581,11 @@ def _save_baseline(ws: Workspace, embedding: Embedding, rows, y: np.ndarray, k: 
                        item_ids=embedding.item_ids, compares_to=hdl_id)
 
 
-def duplicate_nodes(X: np.ndarray, y: np.ndarray, k: int
+def duplicate_nodes(X: np.ndarray, y: np.ndarray, k: int, *, vector: np.ndarray | None = None
                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Rows to label when identical unlabeled rows are folded together, and each row's node.
+    `vector`, when given, is each row's number among X's distinct rows
+    (`Embedding.row_numbers`), so they are not hashed again.
 
     Returns ``(None, None)`` when no group of identical unlabeled rows is larger than `k`
     (nothing would shut itself off), or when folding would leave too few nodes for `k`.
@@ -599,7 +610,8 @@ def duplicate_nodes(X: np.ndarray, y: np.ndarray, k: int
         return None, None
     # rows told apart by a hash of their bytes, checked in full where hashes meet: no copy
     # of the unlabeled rows and no sort of them as byte strings (8 GB and 19 s at 1M × 512)
-    vector, _ = distinct_rows(np.asarray(X))
+    if vector is None:
+        vector, _ = distinct_rows(np.asarray(X))
     _, first, group, counts = np.unique(vector[unlabeled], return_index=True,
                                         return_inverse=True, return_counts=True)
     if counts.max() <= k:
