@@ -34,6 +34,9 @@ the held-out draws the README reports:
                    default since: "weighted 7: split 0.9 / reach 0.5" (among these six; the
                    only ones missing no row on 10 design draws were split 0.8 or 0.9 with
                    reach 0.5; σ at the 7th neighbour is Zelnik-Manor and Perona's choice)
+  weighted 7 / N steps / alpha A   the default with a longer or slower-fading spread (the
+                   default is 20 steps at alpha 0.9); measured, not adopted (README says why;
+                   bench/results/accuracy_variants_bench_10_draws_spread.json)
 
 Each row's target is the issue's: the best of the peers (paper HDL k=3, kNN-DV k=3, 1-NN on
 the seeds, scikit-learn's LabelSpreading and LabelPropagation at their defaults), computed
@@ -225,6 +228,11 @@ VARIANTS = {
             local_scale=scale))(scale, split, decisive)
        for scale, split, decisive in ((7, 0.7, 0.6), (7, 0.8, 0.5), (7, 0.8, 0.6), (7, 0.9, 0.5),
                                       (5, 0.9, 0.5), (10, 0.9, 0.5))},
+    **{f"weighted 7 / {steps} steps / alpha {alpha}": (
+        lambda steps, alpha: lambda X, y, graph: reach_label(
+            X, y, k=10, graph=graph, steps=steps, alpha=alpha))(steps, alpha)
+       for steps, alpha in ((40, 0.9), (20, 0.95), (30, 0.95), (40, 0.95), (80, 0.95),
+                            (40, 0.97), (60, 0.97))},
 }
 
 
