@@ -140,7 +140,7 @@ def _recent_section(ws) -> None:
 def _open_section(source: str) -> None:
     with state.user_errors("Opening the dataset"):
         if source == "Built-in demo":
-            st.write("1797 handwritten digits (scikit-learn), 32×32 PNGs, three seeds per class; "
+            st.write("1,797 handwritten digits (scikit-learn), 32×32 PNGs, three seeds per class; "
                      "the true labels are kept aside so every page can show real accuracy.")
             if st.button("Open the demo", type="primary"):
                 state.open_demo()
@@ -245,10 +245,10 @@ def _workspace_section(ws) -> None:
         classes = ws.classes()
         counts = pd.Series(list(seeds.values()), dtype=object).value_counts()
         c1, c2, c3, c4 = st.columns(4)
-        c1.metric("Images", counted["ok"])
-        c2.metric("Seeds", len(seeds))
-        c3.metric("Classes", len(classes))
-        c4.metric("Skipped", counted["skipped"])
+        c1.metric("Images", f"{counted['ok']:,}")
+        c2.metric("Seeds", f"{len(seeds):,}")
+        c3.metric("Classes", f"{len(classes):,}")
+        c4.metric("Skipped", f"{counted['skipped']:,}")
         if counted["missing"]:
             missing = ws.items_with_status("missing", limit=LISTED_AT_MOST)
             with st.expander(f"{counted['missing']} image(s) missing since they were scanned: their "

@@ -38,9 +38,9 @@ def test_app_opens_the_demo_on_the_data_page(demo_workspace):
     assert not at.error
     assert at.subheader[0].value == "Open: Demo: handwritten digits"
     images = next(m for m in at.metric if m.label == "Images")
-    assert images.value == "1797"
+    assert images.value == "1,797"          # as every other page writes counts
     seeds = next(m for m in at.metric if m.label == "Seeds")
-    assert int(seeds.value) == len(demo_workspace.seeds())
+    assert int(seeds.value.replace(",", "")) == len(demo_workspace.seeds())
 
 
 def test_folder_outside_the_data_root_is_refused_without_traceback(demo_workspace):
