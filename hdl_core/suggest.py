@@ -491,16 +491,14 @@ def _percent(share: float) -> str:
     return f"{share:.0f} %"
 
 
-def _spread(S, sources: np.ndarray, kept: np.ndarray, local: LocalOrder | None) -> np.ndarray:
-    """SPREAD_STEPS steps of ``F ← α S F + kept`` from F = `sources`, S (and the steps) in
-    `local`'s order where given; the result in the points' order."""
-    if local is not None:
-        sources, kept = local.rows(sources), local.rows(kept)
-    spread, other = sources.copy(), np.empty_like(sources)
+def _spread(S, spread: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """SPREAD_STEPS steps of ``F ← α S F + kept`` from F = `spread`, which is overwritten
+    (S, `spread` and `kept` in one order of the points; the result in that order)."""
+    other = np.empty_like(spread)
     for _ in range(SPREAD_STEPS):                        # α S F + (1 - α) Y
         spread_step(S.indptr, S.indices, S.data, spread, kept, np.float32(SPREAD_ALPHA), other)
         spread, other = other, spread
-    return spread if local is None else local.back(spread)
+    return spread
 
 
 def _neighbourhood_vote(neighbours: np.ndarray, labels: np.ndarray, is_seed: np.ndarray,
@@ -520,19 +518,31 @@ def _neighbourhood_vote(neighbours: np.ndarray, labels: np.ndarray, is_seed: np.
     local = LocalOrder.of(neighbours)
     if local is not None:
         S = local.csr(S)
-    one_hot = np.zeros((n, n_classes), np.float32)
-    one_hot[np.arange(n), labels] = 1.0
+    rows = np.arange(n)
     weight = np.ones(n, np.float32)
+    # at a million points each (n, C) array is 80 MB with 20 classes: three are alive
+    # during the steps (the spread, its next step, the kept sources), and every operation
+    # after them is per element or per row, so it runs in the spread's order and gives
+    # the same numbers as in the points' order
     for _ in range(REWEIGHT_ROUNDS):
-        sources = one_hot * weight[:, None]
+        sources = np.zeros((n, n_classes), np.float32)
+        sources[rows, labels] = weight                   # each label with its weight
+        mass = np.maximum(sources.sum(axis=0), np.float32(1e-12))
+        if local is not None:
+            sources = local.rows(sources)
         kept = (1 - SPREAD_ALPHA) * sources
-        spread = _spread(S, sources, kept, local)
+        spread = _spread(S, sources, kept)
+        del sources
         spread -= kept                                   # the point's own label does not vote
+        del kept
         np.maximum(spread, 0.0, out=spread)              # rounding below zero
-        spread /= np.maximum(sources.sum(axis=0), np.float32(1e-12))
+        if local is not None:
+            spread = local.back(spread)
+        spread /= mass
         total = spread.sum(axis=1, keepdims=True)
         share = np.divide(spread, total, out=np.zeros_like(spread), where=total > 0)
-        own = share[np.arange(n), labels]
+        del spread
+        own = share[rows, labels]
         weight = np.where(is_seed, np.float32(1.0), own).astype(np.float32)
     # a point with no vote at all (nothing it reaches carries weight) keeps its label
     silent = total.ravel() <= 0
@@ -631,7 +641,7 @@ def review_queue_with_reasons(X, y, result: LabelingResult, *, graph=None) -> Re
     n_classes = int(labels.max()) + 1
     share = _neighbourhood_vote(neighbours, labels, is_seed, n_classes)
     own = share[np.arange(n), labels].astype(np.float64)
-    others = share.copy()
+    others = share                                       # not read again: no copy
     others[np.arange(n), labels] = -1.0
     alternative = others.argmax(axis=1) if n_classes > 1 else np.full(n, -1)
     alternative_share = (others[np.arange(n), alternative].astype(np.float64)
