@@ -635,10 +635,7 @@ def _label_columns(folder: str, run_id: int | None, version: int, with_baseline:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _source_counts(folder: str, version: int) -> dict:
-    from hdl_core.workspace.store import LABEL_SOURCES
-    current = workspace_at(folder).current_label_arrays()
-    counts = np.bincount(current.source[current.source >= 0], minlength=len(LABEL_SOURCES))
-    return dict(zip(LABEL_SOURCES, counts.tolist()))
+    return workspace_at(folder).edit_counts()
 
 
 def items_of(ws: Workspace):

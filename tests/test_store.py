@@ -607,6 +607,24 @@ def test_current_labels_prefer_correction_then_seed_then_run(ws):
     assert set(labels) == set(ids.tolist())
 
 
+def test_edit_counts_follow_the_one_rule_without_a_run(ws):
+    def from_label_table():
+        sources = [source for _, source in ws.current_labels().values()]
+        return {kind: sources.count(kind) for kind in ("seed", "manual", "confirmed")}
+
+    assert ws.edit_counts() == from_label_table() == {"seed": 5, "manual": 0, "confirmed": 0}
+    ids = ws.ok_items()["id"].to_numpy()
+    ws.save_run(method="hdl", params={}, result=fake_result(len(ids), 2), classes=["cat", "dog"],
+                item_ids=ids)
+    u0, u1, cat = id_of(ws, "unlabeled/u0.png"), id_of(ws, "unlabeled/u1.png"), id_of(ws, "cat/a.png")
+    ws.confirm([u0, u1])
+    ws.add_correction([cat, u1], "bird")          # a corrected seed and a corrected confirmation
+    counts = ws.edit_counts()
+    assert counts == from_label_table() == {"seed": 4, "manual": 2, "confirmed": 1}
+    ws.undo_last_correction()
+    assert ws.edit_counts() == from_label_table() == {"seed": 5, "manual": 0, "confirmed": 2}
+
+
 def test_a_baseline_run_does_not_replace_the_current_labels(ws):
     ids = ws.ok_items()["id"].to_numpy()
     hdl, baseline = fake_result(len(ids), 2), fake_result(len(ids), 2)

@@ -905,6 +905,25 @@ class Workspace:
         with self._read() as conn:
             return _current_labels(conn, method=method, run_id=run_id)
 
+    def edit_counts(self) -> dict[str, int]:
+        """How many accepted items show a seed, a correction ("manual") and a confirmation
+        ("confirmed") now, by the rule of `current_labels` (a correction or confirmation
+        wins over a seed), without reading a run: the counts the app shows after every
+        change, where `current_label_arrays` would place a million run labels first.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from hdl_core.workspace.store import Workspace
+        >>> Workspace(tempfile.mkdtemp()).edit_counts()
+        {'seed': 0, 'manual': 0, 'confirmed': 0}
+        """
+        with self._read() as conn:
+            current = _combine_labels(_ok_ids_sorted(conn), None, _seed_labels(conn),
+                                      _corrected_labels(conn))
+        counts = np.bincount(current.source[current.source >= 0], minlength=len(LABEL_SOURCES))
+        return {kind: int(counts[_SOURCE_CODE[kind]]) for kind in ("seed", "manual", "confirmed")}
+
     # ------------------------------------------------------------------ runs
 
     def save_run(self, *, method: str, params: dict, result: LabelingResult,
