@@ -52,8 +52,8 @@ def measure(n: int) -> dict:
                                    classes=["c0", "c1", "c2"], item_ids=ids)
         repeats = 3 if n <= 100_000 else 2
         t_save, _, run_id = time_call(save, repeats=repeats)
-        from hdl_core.workspace import store
-        store._read_run_file.cache_clear()          # a first read, as a fresh server does
+        from hdl_core.workspace import _tables
+        _tables._read_run_file.cache_clear()          # a first read, as a fresh server does
         t_load, _, _ = time_call(lambda: ws.load_run(run_id), repeats=repeats)
         t_arrays, _, _ = time_call(ws.current_label_arrays, repeats=repeats)
         t_dict, _, _ = time_call(ws.current_labels, repeats=1 if n > 100_000 else repeats)

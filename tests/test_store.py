@@ -241,8 +241,8 @@ def test_a_damaged_run_file_is_reported_naming_it(ws):
                 item_ids=ids)
     (file,) = (ws.folder / "runs").iterdir()
     file.write_bytes(file.read_bytes()[:100])
-    from hdl_core.workspace import store
-    store._read_run_file.cache_clear()
+    from hdl_core.workspace import _tables
+    _tables._read_run_file.cache_clear()
     with pytest.raises(StoreError, match=r"runs/run-1-.*\.arrow.*is damaged.*run HDL again"):
         ws.load_run()
 
@@ -988,11 +988,12 @@ KILLED_RUN_WRITER = """
     import sys, time
     from pathlib import Path
     import numpy as np
+    import hdl_core.workspace.runs as runs
     import hdl_core.workspace.store as store
     from hdl_core._files import atomic_write
     folder, marker, when = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     ws = store.Workspace(folder)
-    real_write = store.write_run_arrays
+    real_write = runs.write_run_arrays
 
     def write_then_stall(path, columns):
         if when == "half-written":        # the arrays file is half on disk (a temporary)
@@ -1007,7 +1008,7 @@ KILLED_RUN_WRITER = """
             marker.write_text("before the commit")
             time.sleep(120)
 
-    store.write_run_arrays = write_then_stall
+    runs.write_run_arrays = write_then_stall
     ids = ws.ok_items()["id"].to_numpy()
     n = len(ids)
     result = type("R", (), dict(labels=np.zeros(n, int), step=np.zeros(n, int), round=np.zeros(n, int),

@@ -188,7 +188,7 @@ class Embedding:
 
 def _items_digest(items: pd.DataFrame) -> str:
     """`Workspace.items_digest` of the items as they were read (the one formula)."""
-    from .store import _digest_items
+    from .items import _digest_items
     return _digest_items(zip(items["id"].tolist(), items["content_hash"].tolist()))
 
 
