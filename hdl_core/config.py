@@ -58,6 +58,18 @@ BALANCED_BORDER_RATIO = 0.5
 REACH_ALPHA = 0.9
 REACH_STEPS = 20
 REACH_BANDS = 20
+# How long the spread runs: REACH_STEPS_PER_HOP steps per hop from the seeds to the farthest
+# point they reach (the seeds' depth in the symmetric graph), at least REACH_STEPS and at
+# most REACH_MAX_STEPS, with the alpha that leaves a seed the weight REACH_ALPHA leaves it
+# over REACH_STEPS steps (alpha = REACH_ALPHA ** (REACH_STEPS / steps)). Where the seeds sit
+# within a few hops of every point (clustered data: depth <= 3 on the benchmark's clustered
+# sets) that is REACH_STEPS at REACH_ALPHA; where classes are long and thin (two moons,
+# circles: depth 7 - 17 with 1 - 3 seeds per class) the spread runs longer and fades slower.
+# 6 steps a hop was chosen among 3, 4 and 6 on the design draws of
+# bench/accuracy_variants_bench.py (10 per row; README, "A spread as long as the seeds are
+# deep").
+REACH_STEPS_PER_HOP = 6
+REACH_MAX_STEPS = 120
 # A vote whose winning class holds at most REACH_SPLIT of the voters is split; where the
 # seeds' reach is decisive (its top class holds at least REACH_DECISIVE of the point's
 # reach) and favours another class, the reach decides. Chosen on the design draws of

@@ -5,8 +5,11 @@ neighbours; class-balanced HDL (`hdl_core.balanced`) does so per class. Both dec
 order from one hop of the graph, so where classes touch, whichever front arrives first
 labels the boundary. Reach-ordered HDL decides the order once, from the whole graph:
 
-* **reach**: every class's seeds spread over the symmetric kNN graph, ``REACH_STEPS``
-  steps of ``F ← α S F + (1 - α) Y`` (α = ``REACH_ALPHA``, S = D^-1/2 (W + Wᵀ) D^-1/2,
+* **reach**: every class's seeds spread over the symmetric kNN graph: ``F ← α S F +
+  (1 - α) Y``, S = D^-1/2 (W + Wᵀ) D^-1/2, for as many steps as the seeds are deep
+  (``REACH_STEPS_PER_HOP`` a hop from the seeds to the farthest point they reach, at least
+  ``REACH_STEPS``, at most ``REACH_MAX_STEPS``; `spread_length`), α leaving a seed over
+  them the weight ``REACH_ALPHA`` leaves it over ``REACH_STEPS`` (0.9 at 20 steps) (
   `hdl_core.diffusion.spread_seeds`, straight from the neighbour lists); an edge weighs
   exp(-d²(i, j) / (σ_i σ_j)), σ_i the distance from i to its ``REACH_LOCAL_SCALE``-th
   (7th) neighbour (`hdl_core.diffusion.local_scale_codes`), so the reach passes mostly
@@ -29,14 +32,15 @@ labels the boundary. Reach-ordered HDL decides the order once, from the whole gr
   half, of the point's reach) and favours another class, the reach decides, as for a point
   with no labeled neighbour (``n_voters`` 0, confidence half its reach share). Every other
   point's label is its vote, as `hdl_core.explain.vote_detail` shows it;
-* **the rest**: points no seed reaches within ``REACH_STEPS`` steps (parts of the graph
-  cut off from every seed) are labeled by class-balanced HDL from there, bridges included,
-  in rounds after the others.
+* **the rest**: points no seed reaches (parts of the graph cut off from every seed, or
+  more than ``REACH_MAX_STEPS`` hops away) are labeled by class-balanced HDL from there,
+  bridges included, in rounds after the others.
 
 On the held-out draws of bench/accuracy_bench.py it met the digits target that
 class-balanced HDL missed and let no class pass twice its true share (README, "Labeling
 accuracy"); weighing the edges closed its gap to LabelSpreading on the lfw faces. Cost
-after the graph: O(REACH_STEPS · n·k · classes) for the reach; while spreading, n × min(classes,
+after the graph: O(steps · n·k · classes) for the reach (20 steps where seeds are a few hops
+from every point); while spreading, n × min(classes,
 `class_block`) float32 numbers twice (16 classes, more within 512 MiB), the reverse lists
 and every edge's weight both ways (2 bytes each); then O(n·k) for the votes.
 """
@@ -50,7 +54,8 @@ import numpy as np
 from ._checks import check_number_in
 from .balanced import _label as _balanced_label
 from .config import (BALANCED_BORDER_RATIO, REACH_ALPHA, REACH_BANDS, REACH_DECISIVE,
-                     REACH_LOCAL_SCALE, REACH_MIN_WEIGHT, REACH_SPLIT, REACH_STEPS)
+                     REACH_LOCAL_SCALE, REACH_MAX_STEPS, REACH_MIN_WEIGHT, REACH_SPLIT,
+                     REACH_STEPS, REACH_STEPS_PER_HOP)
 from .diffusion import (LocalOrder, local_scale_codes, reverse_codes, spread_seeds,
                         weight_table)
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
@@ -72,8 +77,8 @@ def class_block(n: int) -> int:
     return max(CLASS_BLOCK, SPREAD_BYTES // (8 * max(int(n), 1)))
 
 
-def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int = REACH_STEPS,
-                alpha: float = REACH_ALPHA, split: float = REACH_SPLIT,
+def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int | None = None,
+                alpha: float | None = None, split: float = REACH_SPLIT,
                 decisive: float = REACH_DECISIVE, local_scale: int | None = REACH_LOCAL_SCALE,
                 metric: str = "cosine", bridge: str = "exact") -> LabelingResult:
     """Label every unlabeled point by reach-ordered HDL (hdl-studio's default variant).
@@ -90,11 +95,13 @@ def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int = REA
     graph : KnnGraph, optional
         The kNN graph of `X` with at least `k` neighbours per point (its first `k` columns
         are used), built with the same `metric`. Built when None.
-    steps : int, default=REACH_STEPS (20)
-        Steps of the seeds' spread: how far the reach looks (0.9^20 ≈ 0.12 of a seed's
-        weight is left after 20 steps).
-    alpha : float in (0, 1), default=REACH_ALPHA (0.9)
-        Weight of the neighbours against a point's own seed label at each step.
+    steps : int, optional
+        Steps of the seeds' spread: how far the reach looks. Default: as many as the seeds
+        are deep (`spread_length`: 6 a hop to the farthest point they reach, 20 to 120).
+    alpha : float in (0, 1), optional
+        Weight of the neighbours against a point's own seed label at each step. Default:
+        the alpha that leaves a seed 0.9^20 ≈ 0.12 of its weight over `steps` steps (0.9
+        at 20).
     split : float in [0, 1), default=REACH_SPLIT (0.9)
         A vote whose winning class holds at most this share of the voters is split: where
         the reach's top class is another and holds at least `decisive` of the point's
@@ -137,7 +144,7 @@ def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int = REA
 
 
 def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None = None,
-                        steps: int = REACH_STEPS, alpha: float = REACH_ALPHA,
+                        steps: int | None = None, alpha: float | None = None,
                         split: float = REACH_SPLIT, decisive: float = REACH_DECISIVE,
                         local_scale: int | None = REACH_LOCAL_SCALE, metric: str = "cosine",
                         bridge: str = "exact") -> LabelingResult:
@@ -147,9 +154,11 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
     y = validate_labels(y, n)
     k = check_k(k, n)
     bridge = check_bridge(bridge)
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
+                              or steps < 1):
         raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
-    alpha = check_number_in(alpha, "alpha", 0, 1, open_low=True, open_high=True)
+    if alpha is not None:
+        alpha = check_number_in(alpha, "alpha", 0, 1, open_low=True, open_high=True)
     split = check_number_in(split, "split", 0, 1, open_high=True)
     decisive = check_number_in(decisive, "decisive", 0, 1)
     if local_scale is not None and (isinstance(local_scale, bool) or not isinstance(
@@ -158,18 +167,90 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
                          f"scales a point's edges) or None, got {local_scale!r}")
     graph = build_knn_graph(rows, k, method="auto", metric=metric) if graph is None \
         else _check_graph(graph, n, k, metric)
-    return _label(rows, y, k, graph, int(steps), alpha, split, decisive,
-                  None if local_scale is None else int(local_scale), metric, bridge)
+    return _label(rows, y, k, graph, None if steps is None else int(steps), alpha, split,
+                  decisive, None if local_scale is None else int(local_scale), metric, bridge)
 
 
-def seed_reach(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_STEPS,
-               alpha: float = REACH_ALPHA, codes: np.ndarray | None = None) -> np.ndarray:
+def seed_reach(neighbours: np.ndarray, y: np.ndarray, *, steps: int | None = None,
+               alpha: float | None = None, codes: np.ndarray | None = None) -> np.ndarray:
     """How strongly each class's seeds reach each point, (n, classes) float32: `steps` steps
     of ``F ← α S F + (1 - α) Y`` from Y = the seeds (one column per class), each column
     then divided by its total (a class no point is reached by stays 0). `codes`: the
-    edges' weights (`edge_codes`), else every edge weighs 1."""
+    edges' weights (`edge_codes`), else every edge weighs 1. `steps` and `alpha` left
+    None: `spread_length`'s."""
     y = np.asarray(y)
-    return _class_reach(_spread_graph(neighbours, y, codes), 0, int(y.max()) + 1, steps, alpha)
+    graph = _spread_graph(neighbours, y, codes)
+    steps, alpha = _resolve_length(graph, steps, alpha)
+    return _class_reach(graph, 0, int(y.max()) + 1, steps, alpha)
+
+
+def spread_length(neighbours: np.ndarray, y: np.ndarray) -> tuple[int, float]:
+    """(steps, alpha) of the default spread over these neighbour lists from the seeds of `y`:
+    ``REACH_STEPS_PER_HOP`` steps per hop from the seeds to the farthest point they reach
+    over the symmetric graph (their depth), at least ``REACH_STEPS`` and at most
+    ``REACH_MAX_STEPS``, and the alpha that leaves a seed over them the weight
+    ``REACH_ALPHA`` leaves it over ``REACH_STEPS`` (so 20 steps at 0.9 where seeds lie
+    within 3 hops of every point they reach).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hdl_core.reach import spread_length
+    >>> chain = np.array([[1], [2], [3], [4], [5], [4]])     # 0 - 1 - 2 - 3 - 4 - 5
+    >>> spread_length(chain, np.array([0, -1, -1, -1, -1, -1]))     # 5 hops deep
+    (30, 0.9321...)
+    >>> spread_length(chain, np.array([0, -1, -1, 1, -1, -1]))
+    (20, 0.9)
+    """
+    y = np.asarray(y)
+    return _resolve_length(_spread_graph(_index_array(neighbours, len(y)), y, None), None, None)
+
+
+def _resolve_length(graph: "_SpreadGraph", steps: int | None, alpha: float | None
+                    ) -> tuple[int, float]:
+    """`steps` and `alpha` as given, or `spread_length`'s where None."""
+    if steps is None:
+        depth = _seed_depth(graph.lists, graph.rev_ptr, graph.rev_idx, graph.y)
+        steps = min(REACH_MAX_STEPS, max(REACH_STEPS, REACH_STEPS_PER_HOP * depth))
+    if alpha is None:
+        alpha = REACH_ALPHA ** (REACH_STEPS / steps)      # alpha ** steps = 0.9 ** 20
+    return int(steps), float(alpha)
+
+
+@numba.njit(cache=True)
+def _seed_depth(lists, rev_ptr, rev_idx, y):
+    """Hops from the seeds (y >= 0) to the farthest point they reach over the lists and
+    their reverse (a breadth-first search from every seed at once)."""
+    n, k = lists.shape
+    level = np.full(n, -1, np.int32)
+    queue = np.empty(n, lists.dtype)
+    tail = 0
+    for i in range(n):
+        if y[i] >= 0:
+            level[i] = 0
+            queue[tail] = i
+            tail += 1
+    head = 0
+    deepest = 0
+    while head < tail:
+        i = queue[head]
+        head += 1
+        d = level[i] + 1
+        for jj in range(k):
+            j = lists[i, jj]
+            if level[j] < 0:
+                level[j] = d
+                deepest = d
+                queue[tail] = j
+                tail += 1
+        for e in range(rev_ptr[i], rev_ptr[i + 1]):
+            j = rev_idx[e]
+            if level[j] < 0:
+                level[j] = d
+                deepest = d
+                queue[tail] = j
+                tail += 1
+    return deepest
 
 
 def edge_codes(graph: KnnGraph, local_scale: int = REACH_LOCAL_SCALE) -> np.ndarray:
@@ -250,20 +331,22 @@ def reach_share(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return share, top
 
 
-def reach_shares(neighbours: np.ndarray, y: np.ndarray, *, steps: int = REACH_STEPS,
-                 alpha: float = REACH_ALPHA, block: int | None = None,
+def reach_shares(neighbours: np.ndarray, y: np.ndarray, *, steps: int | None = None,
+                 alpha: float | None = None, block: int | None = None,
                  codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`reach_share` of `seed_reach` without holding every class's column at once: the
     classes are spread `block` (`class_block`: 16, more where they fit in ``SPREAD_BYTES``)
     at a time, each block's columns divided by their totals, and each point keeps its
     running total and top class. A class's spread does not depend on the others', so the
     result is the same (exactly the same with at most `block` classes); the memory is
-    n × block float32 numbers twice instead of n × classes."""
+    n × block float32 numbers twice instead of n × classes. `steps` and `alpha` left None:
+    `spread_length`'s."""
     n = neighbours.shape[0]
     y = np.asarray(y)
     n_classes = int(y.max()) + 1
     block = class_block(n) if block is None else block
     graph = _spread_graph(neighbours, y, codes)
+    steps, alpha = _resolve_length(graph, steps, alpha)
     total = np.zeros(n, np.float64)
     best = np.zeros(n, np.float64)
     top = np.zeros(n, np.int64)
@@ -286,8 +369,8 @@ def reach_band(share: np.ndarray) -> np.ndarray:
     return np.minimum(((1.0 - share) * REACH_BANDS).astype(np.int64), REACH_BANDS - 1)
 
 
-def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, steps: int,
-           alpha: float, split: float, decisive: float, local_scale: int | None, metric: str,
+def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, steps: int | None,
+           alpha: float | None, split: float, decisive: float, local_scale: int | None, metric: str,
            bridge: str) -> LabelingResult:
     """The driver behind `reach_label`, on validated inputs."""
     n = rows.shape[0]
@@ -311,7 +394,7 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, steps: int,
     labels[:] = work
     if order.size == int((y < 0).sum()):
         return result
-    # cut off from every seed within `steps` steps: class-balanced HDL from here on
+    # cut off from every seed (or beyond the spread's steps): class-balanced HDL from here on
     rest = _balanced_label(rows, labels.copy(), k, graph, BALANCED_BORDER_RATIO, metric,
                            bridge)
     moved = rest.step >= 0

@@ -44,6 +44,31 @@ def literal_weights(neighbours: np.ndarray, distances: np.ndarray, metric: str, 
     return out
 
 
+def literal_spread_length(neighbours: np.ndarray, y: np.ndarray, per_hop: int, least: int,
+                          most: int, alpha: float) -> tuple[int, float]:
+    """The default spread's (steps, alpha) as its definition reads: hops from the nearest seed
+    over the symmetric graph (i - j when either lists the other), the largest of them that
+    is finite times `per_hop`, kept within [least, most]; alpha ** steps = alpha ** least."""
+    n = len(y)
+    around = [set() for _ in range(n)]
+    for i, row in enumerate(neighbours):
+        for j in row:
+            around[i].add(int(j))
+            around[int(j)].add(i)
+    hops = {i: 0 for i in range(n) if y[i] >= 0}
+    frontier = list(hops)
+    while frontier:
+        after = []
+        for i in frontier:
+            for j in sorted(around[i]):
+                if j not in hops:
+                    hops[j] = hops[i] + 1
+                    after.append(j)
+        frontier = after
+    steps = min(most, max(least, per_hop * max(hops.values(), default=0)))
+    return steps, alpha ** (least / steps)
+
+
 def dense_reach(neighbours: np.ndarray, y: np.ndarray, steps: int, alpha: float,
                 weights: np.ndarray | None = None) -> np.ndarray:
     """F after `steps` steps of F <- alpha S F + (1 - alpha) Y, S = D^-1/2 (W + W^T) D^-1/2,

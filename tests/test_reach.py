@@ -6,12 +6,13 @@ from hypothesis import strategies as st
 from hdl_core import KnnGraph, build_knn_graph, hdl_label, reach_label
 from hdl_core.explain import vote_detail
 from hdl_core.hdl import _index_array
-from hdl_core.config import REACH_MIN_WEIGHT
+from hdl_core.config import (REACH_ALPHA, REACH_MAX_STEPS, REACH_MIN_WEIGHT, REACH_STEPS,
+                             REACH_STEPS_PER_HOP)
 from hdl_core.reach import (CLASS_BLOCK, SPREAD_BYTES, class_block, edge_codes, edge_weights,
-                             reach_share, reach_shares, seed_reach)
+                             reach_share, reach_shares, seed_reach, spread_length)
 
 from .hdl_reference import squared_euclidean_distance
-from .reach_reference import dense_reach, literal_reach, literal_weights
+from .reach_reference import dense_reach, literal_reach, literal_spread_length, literal_weights
 
 
 def default_reach(graph, y, k):
@@ -75,6 +76,38 @@ def test_points_no_seed_reaches_are_labeled_after_the_others_by_class_balanced_h
     assert (np.flatnonzero(late) >= 30).all() and result.fallback[late].any()
     assert not result.fallback[~late].any()
     assert result.round[late].min() > result.round[(result.step >= 0) & ~late].max()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=False))
+def test_the_spread_is_as_long_as_the_seeds_are_deep(problem):
+    X, y, k, graph = problem
+    lists = graph.first(k).indices
+    assert spread_length(lists, y) == pytest.approx(literal_spread_length(
+        lists, y, REACH_STEPS_PER_HOP, REACH_STEPS, REACH_MAX_STEPS, REACH_ALPHA), rel=1e-12)
+
+
+def test_seeds_a_few_hops_from_every_point_spread_twenty_steps_at_alpha_0_9():
+    X, y, _ = _hard_gaussians(0)                        # clustered: every point near a seed
+    graph = build_knn_graph(X, 10, method="exact")
+    assert spread_length(graph.indices, y) == (REACH_STEPS, REACH_ALPHA)
+    default = reach_label(X, y, k=10, graph=graph)
+    fixed = reach_label(X, y, k=10, graph=graph, steps=REACH_STEPS, alpha=REACH_ALPHA)
+    np.testing.assert_array_equal(default.step, fixed.step)
+    np.testing.assert_array_equal(default.labels, fixed.labels)
+
+
+def test_a_long_chain_spreads_longer_and_reaches_its_far_end():
+    # 200 points on a line, one seed at each end: 99 hops deep, past the 20 steps of before
+    X = np.column_stack([np.linspace(0, 1, 200), np.full(200, 0.3)])
+    y = np.full(200, -1)
+    y[[0, 199]] = [0, 1]
+    graph = build_knn_graph(X, 2, method="exact", metric="euclidean")
+    steps, alpha = spread_length(graph.indices, y)
+    assert steps == REACH_MAX_STEPS and alpha ** steps == pytest.approx(REACH_ALPHA ** REACH_STEPS)
+    result = reach_label(X, y, k=2, graph=graph, metric="euclidean")
+    assert (result.labels[:100] == 0).all() and (result.labels[100:] == 1).all()
+    assert not result.fallback.any()                  # every point reached: no class-balanced rest
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
