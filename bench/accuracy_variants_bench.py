@@ -196,6 +196,35 @@ def reach_order(X, y, graph, k=10, steps=20, alpha=0.9, class_mass=True):
     return _vote_in_order(order, neighbours, np.asarray(y, np.int64), F.argmax(axis=1))
 
 
+def seed_depth(y, neighbours) -> int:
+    """Hops from the nearest seed to the farthest point a seed reaches, over the symmetric
+    graph of `neighbours` (a multi-source breadth-first search)."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import breadth_first_order
+
+    n, k = neighbours.shape
+    A = sp.csr_matrix((np.ones(n * k), neighbours.ravel(), np.arange(0, n * k + 1, k)),
+                      shape=(n, n))
+    A = ((A + A.T) > 0).astype(np.int8).tocsr()
+    depth = np.full(n, -1)
+    frontier = np.flatnonzero(np.asarray(y) >= 0)
+    depth[frontier] = 0
+    level = 0
+    while frontier.size:
+        level += 1
+        reached = np.unique(A[frontier].indices)
+        frontier = reached[depth[reached] < 0]
+        depth[frontier] = level
+    return int(depth.max())
+
+
+def depth_spread(X, y, graph, per_hop: int, fade: float = 0.9 ** 20):
+    """The default with a spread as long as the seeds are deep: max(20, per_hop x depth)
+    steps at the alpha that leaves a seed `fade` of its weight over them (0.9 at 20)."""
+    steps = max(20, per_hop * seed_depth(y, np.asarray(graph.indices)[:, :10]))
+    return reach_label(X, y, k=10, graph=graph, steps=steps, alpha=fade ** (1 / steps))
+
+
 def labels_of(out) -> np.ndarray:
     """A variant's labels: it returns them, or the run (a LabelingResult) that holds them."""
     return np.asarray(getattr(out, "labels", out))
@@ -233,6 +262,11 @@ VARIANTS = {
             X, y, k=10, graph=graph, steps=steps, alpha=alpha))(steps, alpha)
        for steps, alpha in ((40, 0.9), (20, 0.95), (30, 0.95), (40, 0.95), (80, 0.95),
                             (40, 0.97), (60, 0.97))},
+    **{f"weighted 7 / {per_hop} steps per hop of depth": (
+        lambda per_hop: lambda X, y, graph: depth_spread(X, y, graph, per_hop))(per_hop)
+       for per_hop in (3, 4, 6)},
+    # the library's default as it is now (`reach_label`'s defaults: `spread_length`'s steps)
+    "default now": lambda X, y, graph: reach_label(X, y, k=10, graph=graph),
 }
 
 
