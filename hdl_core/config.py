@@ -62,9 +62,9 @@ REACH_BANDS = 20
 # point they reach (the seeds' depth in the symmetric graph), at least REACH_STEPS and at
 # most REACH_MAX_STEPS, with the alpha that leaves a seed the weight REACH_ALPHA leaves it
 # over REACH_STEPS steps (alpha = REACH_ALPHA ** (REACH_STEPS / steps)). Where the seeds sit
-# within a few hops of every point (clustered data: depth <= 3 on the benchmark's clustered
-# sets) that is REACH_STEPS at REACH_ALPHA; where classes are long and thin (two moons,
-# circles: depth 7 - 17 with 1 - 3 seeds per class) the spread runs longer and fades slower.
+# within 3 hops of every point that is REACH_STEPS at REACH_ALPHA (the benchmark's clustered
+# sets: depth 2 - 6, so 20 - 36 steps); where classes are long and thin (two moons, circles:
+# depth 7 - 17 with 1 - 3 seeds per class) the spread runs longer and fades slower.
 # 6 steps a hop was chosen among 3, 4 and 6 on the design draws of
 # bench/accuracy_variants_bench.py (10 per row; README, "A spread as long as the seeds are
 # deep").
