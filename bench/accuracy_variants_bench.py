@@ -79,7 +79,7 @@ from hdl_core.balanced import balanced_label  # noqa: E402
 from hdl_core.flood import flood_report  # noqa: E402
 from hdl_core.graph import build_knn_graph, normalize_rows  # noqa: E402
 from hdl_core.hdl import LabelingResult, hdl_label  # noqa: E402
-from hdl_core.reach import reach_label  # noqa: E402
+from hdl_core.reach import reach_label, seed_depth  # noqa: E402
 
 DRAWS = 3
 GRAPH_K = 20
@@ -196,32 +196,10 @@ def reach_order(X, y, graph, k=10, steps=20, alpha=0.9, class_mass=True):
     return _vote_in_order(order, neighbours, np.asarray(y, np.int64), F.argmax(axis=1))
 
 
-def seed_depth(y, neighbours) -> int:
-    """Hops from the nearest seed to the farthest point a seed reaches, over the symmetric
-    graph of `neighbours` (a multi-source breadth-first search)."""
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import breadth_first_order
-
-    n, k = neighbours.shape
-    A = sp.csr_matrix((np.ones(n * k), neighbours.ravel(), np.arange(0, n * k + 1, k)),
-                      shape=(n, n))
-    A = ((A + A.T) > 0).astype(np.int8).tocsr()
-    depth = np.full(n, -1)
-    frontier = np.flatnonzero(np.asarray(y) >= 0)
-    depth[frontier] = 0
-    level = 0
-    while frontier.size:
-        level += 1
-        reached = np.unique(A[frontier].indices)
-        frontier = reached[depth[reached] < 0]
-        depth[frontier] = level
-    return int(depth.max())
-
-
 def depth_spread(X, y, graph, per_hop: int, fade: float = 0.9 ** 20):
     """The default with a spread as long as the seeds are deep: max(20, per_hop x depth)
     steps at the alpha that leaves a seed `fade` of its weight over them (0.9 at 20)."""
-    steps = max(20, per_hop * seed_depth(y, np.asarray(graph.indices)[:, :10]))
+    steps = max(20, per_hop * seed_depth(np.asarray(graph.indices)[:, :10], y))
     return reach_label(X, y, k=10, graph=graph, steps=steps, alpha=fade ** (1 / steps))
 
 

@@ -9,8 +9,8 @@ labels the boundary. Reach-ordered HDL decides the order once, from the whole gr
   (1 - α) Y``, S = D^-1/2 (W + Wᵀ) D^-1/2, for as many steps as the seeds are deep
   (``REACH_STEPS_PER_HOP`` a hop from the seeds to the farthest point they reach, at least
   ``REACH_STEPS``, at most ``REACH_MAX_STEPS``; `spread_length`), α leaving a seed over
-  them the weight ``REACH_ALPHA`` leaves it over ``REACH_STEPS`` (0.9 at 20 steps) (
-  `hdl_core.diffusion.spread_seeds`, straight from the neighbour lists); an edge weighs
+  them the weight ``REACH_ALPHA`` leaves it over ``REACH_STEPS`` (0.9 at 20 steps); the
+  spread is `hdl_core.diffusion.spread_seeds`, straight from the neighbour lists; an edge weighs
   exp(-d²(i, j) / (σ_i σ_j)), σ_i the distance from i to its ``REACH_LOCAL_SCALE``-th
   (7th) neighbour (`hdl_core.diffusion.local_scale_codes`), so the reach passes mostly
   between near neighbours, however dense the region; each class's
@@ -39,8 +39,8 @@ labels the boundary. Reach-ordered HDL decides the order once, from the whole gr
 On the held-out draws of bench/accuracy_bench.py it met the digits target that
 class-balanced HDL missed and let no class pass twice its true share (README, "Labeling
 accuracy"); weighing the edges closed its gap to LabelSpreading on the lfw faces. Cost
-after the graph: O(steps · n·k · classes) for the reach (20 steps where seeds are a few hops
-from every point); while spreading, n × min(classes,
+after the graph: O(steps · n·k · classes) for the reach (20 steps where seeds are within 3
+hops of every point); while spreading, n × min(classes,
 `class_block`) float32 numbers twice (16 classes, more within 512 MiB), the reverse lists
 and every edge's weight both ways (2 bytes each); then O(n·k) for the votes.
 """
@@ -202,19 +202,35 @@ def spread_length(neighbours: np.ndarray, y: np.ndarray) -> tuple[int, float]:
     >>> spread_length(chain, np.array([0, -1, -1, 1, -1, -1]))
     (20, 0.9)
     """
+    return _length_for(seed_depth(neighbours, y))
+
+
+def seed_depth(neighbours: np.ndarray, y: np.ndarray) -> int:
+    """Hops from the seeds (y >= 0) to the farthest point they reach over the symmetric
+    graph of the neighbour lists (i - j when either lists the other)."""
     y = np.asarray(y)
-    return _resolve_length(_spread_graph(_index_array(neighbours, len(y)), y, None), None, None)
+    neighbours = _index_array(neighbours, len(y))
+    rev_ptr, rev_idx = _reverse_adjacency(neighbours, len(y))
+    return int(_seed_depth(neighbours, rev_ptr, rev_idx, y))
 
 
-def _resolve_length(graph: "_SpreadGraph", steps: int | None, alpha: float | None
-                    ) -> tuple[int, float]:
-    """`steps` and `alpha` as given, or `spread_length`'s where None."""
+def _length_for(depth: int, steps: int | None = None, alpha: float | None = None
+                ) -> tuple[int, float]:
+    """`steps` and `alpha` as given, or the default spread's for seeds `depth` hops deep."""
     if steps is None:
-        depth = _seed_depth(graph.lists, graph.rev_ptr, graph.rev_idx, graph.y)
         steps = min(REACH_MAX_STEPS, max(REACH_STEPS, REACH_STEPS_PER_HOP * depth))
     if alpha is None:
         alpha = REACH_ALPHA ** (REACH_STEPS / steps)      # alpha ** steps = 0.9 ** 20
     return int(steps), float(alpha)
+
+
+def _resolve_length(graph: "_SpreadGraph", steps: int | None, alpha: float | None
+                    ) -> tuple[int, float]:
+    """`steps` and `alpha` as given, or `spread_length`'s where None (the depth read from
+    the spread's own lists and reverse lists, not built again)."""
+    depth = 0 if steps is not None else int(
+        _seed_depth(graph.lists, graph.rev_ptr, graph.rev_idx, graph.y))
+    return _length_for(depth, steps, alpha)
 
 
 @numba.njit(cache=True)
@@ -370,8 +386,8 @@ def reach_band(share: np.ndarray) -> np.ndarray:
 
 
 def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, steps: int | None,
-           alpha: float | None, split: float, decisive: float, local_scale: int | None, metric: str,
-           bridge: str) -> LabelingResult:
+           alpha: float | None, split: float, decisive: float, local_scale: int | None,
+           metric: str, bridge: str) -> LabelingResult:
     """The driver behind `reach_label`, on validated inputs."""
     n = rows.shape[0]
     result = LabelingResult.start(y, k)
