@@ -556,8 +556,10 @@ def _round_caption(view: RunView, r: int, only) -> None:
         text = (f"Round {r} is a bridge: no unlabeled point had a labeled neighbour, so the one "
                 "closest to a labeled point copied its label (marked x).")
     elif view.params.get("variant") == "reach":
+        steps = view.params.get("spread_steps")
+        over = f" for {steps} steps, more the farther they must reach" if steps else ""
         text = (f"Round {r}: {size} unlabeled point(s) in the next band of reach share (every "
-                "class's seeds spread over the neighbour graph; a point's share is its top "
+                f"class's seeds spread over the neighbour graph{over}; a point's share is its top "
                 "class's part of what reaches it, and rounds go from one-sided to contested). "
                 "Each took the vote of its labeled neighbours, highest share first; one with no "
                 "labeled neighbour yet, or whose vote was split while most of its reach came "

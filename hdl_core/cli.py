@@ -360,7 +360,7 @@ def _label(args) -> int:
             "the variant's own" if intent.auto else "given")
         result = run.result
         _say(f"HDL ({args.variant}): k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "
-              f"{result.n_rounds} rounds, {_bridged(result)}, "
+              f"{result.n_rounds} rounds{_spread(result)}, {_bridged(result)}, "
               f"{run.seconds:.2f} s", file=sys.stderr)
     _warn_flood(run.result, ws.load_run(run.hdl_id).classes, args.variant)
     frame = labels.export_frame(ws, run.hdl_id)
@@ -376,6 +376,14 @@ def _label(args) -> int:
     return 0
 
 
+def _spread(result) -> str:
+    """How far the default's seeds spread (its length follows how deep the seeds are)."""
+    if result.spread is None:
+        return ""
+    steps, alpha = result.spread
+    return f" (seeds spread {steps} steps, alpha {alpha:.3f})"
+
+
 def _bridged(result) -> str:
     """How many points were bridged, and how many of those bridges were approximate."""
     text = f"{int(result.fallback.sum())} bridged"
@@ -387,7 +395,6 @@ def _bridged(result) -> str:
 
 def _warn_flood(result, classes, variant: str) -> None:
     """Say on stderr when the run looks like a flood, and what to try (even with --quiet)."""
-    import numpy as np
     from .flood import flood_report
     seeds = result.seed_labels
     report = flood_report(result, seeds, class_names=classes, variant=variant)
@@ -424,7 +431,7 @@ def _label_from_files(args, intent, out: Path, fmt: str) -> int:
         agreement = ("" if run.baseline_agreement is None
                      else f", kNN-DV agrees on {100 * run.baseline_agreement:.1f} %")
         _say(f"HDL ({args.variant}): k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "
-              f"{result.n_rounds} rounds, {_bridged(result)}, "
+              f"{result.n_rounds} rounds{_spread(result)}, {_bridged(result)}, "
               f"{sum(run.seconds.values()):.2f} s{agreement}", file=sys.stderr)
     _warn_flood(result, run.classes, args.variant)
     write_labels(run.table, out, fmt)

@@ -73,6 +73,10 @@ class LabelingResult:
         large input): their pair is the nearest among the pairs an inverted file proposed,
         not necessarily the nearest of all (`bridge.ApproximateBridge`). 0 when every
         bridge was exact.
+    spread : tuple[int, float] or None
+        Reach-ordered HDL (`hdl_core.reach`): the seeds' spread as it ran, (steps, alpha);
+        the default length depends on how deep the seeds are, so a run records it. None
+        for the other variants.
     """
 
     labels: np.ndarray
@@ -84,6 +88,7 @@ class LabelingResult:
     source: np.ndarray
     k: int
     approximate_bridges: int = 0
+    spread: tuple | None = None
 
     @classmethod
     def start(cls, y: np.ndarray, k: int) -> "LabelingResult":

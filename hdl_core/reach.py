@@ -357,6 +357,12 @@ def reach_shares(neighbours: np.ndarray, y: np.ndarray, *, steps: int | None = N
     result is the same (exactly the same with at most `block` classes); the memory is
     n × block float32 numbers twice instead of n × classes. `steps` and `alpha` left None:
     `spread_length`'s."""
+    share, top, _ = _reach_shares(neighbours, y, steps, alpha, block, codes)
+    return share, top
+
+
+def _reach_shares(neighbours, y, steps, alpha, block, codes):
+    """`reach_shares` and the (steps, alpha) its spread ran."""
     n = neighbours.shape[0]
     y = np.asarray(y)
     n_classes = int(y.max()) + 1
@@ -376,7 +382,7 @@ def reach_shares(neighbours: np.ndarray, y: np.ndarray, *, steps: int | None = N
         top[wins] = here[wins] + first
         del F
     share = np.divide(best, total, out=np.zeros_like(total), where=total > 0)
-    return share, top
+    return share, top, (steps, alpha)
 
 
 def reach_band(share: np.ndarray) -> np.ndarray:
@@ -398,7 +404,7 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, steps: int 
 
     neighbours = _index_array(graph.indices, n)
     codes = None if local_scale is None else edge_codes(graph, local_scale)
-    share, top = reach_shares(neighbours, y, steps=steps, alpha=alpha, codes=codes)
+    share, top, result.spread = _reach_shares(neighbours, y, steps, alpha, None, codes)
     del codes
     reached = np.flatnonzero((y < 0) & (share > 0))
     order = reached[np.argsort(-share[reached], kind="stable")]

@@ -205,7 +205,9 @@ def test_a_reach_ordered_run_is_explained_in_its_own_terms(demo_workspace):
                               & (run.result.n_voters == 0))
     assert by_reach.size > 0          # on the demo a few points meet their turn unvoted
     at = _label_page()
-    assert any("next band of reach share" in c.value for c in at.caption)
+    steps = demo_workspace.load_run(run.hdl_id).params["spread_steps"]
+    assert any("next band of reach share" in c.value
+               and f"over the neighbour graph for {steps} steps" in c.value for c in at.caption)
     neighbours = pipeline.neighbour_graph(demo_workspace, emb, run.result.k).indices
     split = [p for p in by_reach.tolist() if vote_detail(neighbours, run.result, p).counts]
     unvoted = [p for p in by_reach.tolist() if p not in split]

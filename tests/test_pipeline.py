@@ -14,6 +14,7 @@ from PIL import Image
 
 from hdl_core.auto_k import KIntent, resolve_k
 from hdl_core.graph import build_knn_graph
+from hdl_core.reach import spread_length
 
 from hdl_core.workspace import labels, pipeline
 from hdl_core.data import load_folder
@@ -332,6 +333,13 @@ def test_auto_k_follows_the_seeds_and_the_intent_is_stored(colours_ws):
     assert ws.load_run(run.hdl_id).params["variant"] == "reach"
     assert ws.load_run(run.hdl_id).params["bridge"] == "auto"    # exact on a small input
     assert ws.load_run(run.hdl_id).params["approximate_bridges"] == 0
+    # the default's spread length follows the seeds' depth: the run records the one it ran
+    graph = pipeline.neighbour_graph(ws, embedding, run.k)
+    steps, alpha = spread_length(graph.indices[:, :run.k], y)
+    hdl_params = ws.load_run(run.hdl_id).params
+    assert (hdl_params["spread_steps"], hdl_params["spread_alpha"]) == (steps, alpha)
+    assert run.result.spread == (steps, alpha)
+    assert "spread_steps" not in ws.load_run(run.baseline_id).params      # kNN-DV spreads nothing
     run = pipeline.run_labeling(ws, embedding, bridge="exact")
     assert ws.load_run(run.hdl_id).params["bridge"] == "exact"
     with pytest.raises(ValueError, match="bridge must be one of"):
@@ -340,6 +348,7 @@ def test_auto_k_follows_the_seeds_and_the_intent_is_stored(colours_ws):
     run = pipeline.run_labeling(ws, embedding)
     assert run.choice is not None and run.k == resolve_k(KIntent(), embedding.X, y)[0]
     assert ws.load_run(run.hdl_id).params["variant"] == "paper"
+    assert run.result.spread is None and "spread_steps" not in ws.load_run(run.hdl_id).params
     with pytest.raises(ValueError, match="variant must be one of"):
         pipeline.set_labeling_variant(ws, "fast")
     pipeline.set_k_intent(ws, KIntent.parse(2, noise_rate=0.3))

@@ -106,7 +106,10 @@ def test_a_long_chain_spreads_longer_and_reaches_its_far_end():
     steps, alpha = spread_length(graph.indices, y)
     assert steps == REACH_MAX_STEPS and alpha ** steps == pytest.approx(REACH_ALPHA ** REACH_STEPS)
     result = reach_label(X, y, k=2, graph=graph, metric="euclidean")
+    assert result.spread == (steps, alpha)            # the run records the length it ran
     assert (result.labels[:100] == 0).all() and (result.labels[100:] == 1).all()
+    assert reach_label(X, y, k=2, graph=graph, metric="euclidean", steps=7,
+                       alpha=0.8).spread == (7, 0.8)
     assert not result.fallback.any()                  # every point reached: no class-balanced rest
 
 

@@ -539,14 +539,28 @@ def run_labeling(ws: Workspace, embedding: Embedding, intent: KIntent | None = N
                               graph=_collapsed_graph(ws, embedding, nodes, k))
         result = _expanded(collapsed, nodes, node_of)
         params["collapsed_duplicates"] = int(len(y) - len(nodes))
-    hdl_id = ws.save_run(method="hdl", params={
-        **params, "approximate_bridges": int(result.approximate_bridges)},
-        result=result, classes=classes, item_ids=embedding.item_ids)
+    hdl_id = ws.save_run(method="hdl", params={**params, **run_facts(result)},
+                         result=result, classes=classes, item_ids=embedding.item_ids)
     baseline_id = None
     if with_baseline:
         say("kNN-DV to compare")
         baseline_id = _save_baseline(ws, embedding, rows, y, k, params, classes, hdl_id)
     return LabelingRun(hdl_id, baseline_id, k, choice, result, time.perf_counter() - started)
+
+
+# params that describe one HDL run's outcome rather than its settings (`run_facts`)
+RUN_FACTS = ("approximate_bridges", "spread_steps", "spread_alpha")
+
+
+def run_facts(result: LabelingResult) -> dict:
+    """What a labeling found out as it ran, stored with its run's params: how many bridges
+    were searched approximately, and for the default, how far its seeds spread
+    (``spread_steps``, ``spread_alpha``: the length follows the seeds' depth)."""
+    facts = {"approximate_bridges": int(result.approximate_bridges)}
+    if result.spread is not None:
+        facts["spread_steps"], facts["spread_alpha"] = int(result.spread[0]), \
+            float(result.spread[1])
+    return facts
 
 
 def run_baseline(ws: Workspace, embedding: Embedding, hdl_id: int) -> int:
@@ -568,7 +582,7 @@ def run_baseline(ws: Workspace, embedding: Embedding, hdl_id: int) -> int:
         raise PipelineError(f"HDL run #{hdl_id} labeled other images than the current "
                             "embeddings hold; run HDL again to compare it with kNN-DV")
     y = run.result.seed_labels
-    params = {key: value for key, value in run.params.items() if key != "approximate_bridges"}
+    params = {key: value for key, value in run.params.items() if key not in RUN_FACTS}
     return _save_baseline(ws, embedding, rows_to_read(embedding.X, "cosine"), y, run.k, params,
                           run.classes, run.run_id)
 
@@ -645,7 +659,7 @@ def _expanded(result: LabelingResult, nodes: np.ndarray, node_of: np.ndarray) ->
                           round=result.round[node_of], confidence=result.confidence[node_of],
                           n_voters=result.n_voters[node_of], fallback=result.fallback[node_of],
                           source=source, k=result.k,
-                          approximate_bridges=result.approximate_bridges)
+                          approximate_bridges=result.approximate_bridges, spread=result.spread)
 
 
 # --------------------------------------------------------------------------- is a run current
