@@ -501,7 +501,7 @@ def replay_panel(ws, emb, view: RunView) -> None:
                 st.rerun()
             st.session_state[state.LABEL_ROUND] = r
 
-        play_col, slider_col, filter_col = st.columns([1, 6, 3], vertical_alignment="bottom")
+        play_col, slider_col = st.columns([2, 8], vertical_alignment="bottom")
         if last > 0:
             if play_col.button("⏸ Pause" if playing else "▶ Play", key="label_play_button"):
                 if not playing and st.session_state[state.LABEL_ROUND] >= last:
@@ -516,10 +516,11 @@ def replay_panel(ws, emb, view: RunView) -> None:
             slider_col.caption("This run has a single round.")
         only = None
         if replay.disagree is not None:
-            if filter_col.checkbox("Only where HDL and kNN-DV disagree", key=state.LABEL_ONLY_DISAGREE):
+            # its own row: beside the slider its label was cut short in a narrow window
+            if st.checkbox("Only where HDL and kNN-DV disagree", key=state.LABEL_ONLY_DISAGREE):
                 only = replay.disagree
         else:
-            filter_col.caption(_no_baseline(ws, view.run_id))
+            st.caption(_no_baseline(ws, view.run_id))
 
         map_col, side_col = st.columns([3, 2])
         with map_col:
