@@ -63,7 +63,8 @@ from _sets import SETS, knn_purity
 
 from hdl_core import HDLClassifier  # noqa: E402
 from hdl_core.flood import flood_report  # noqa: E402
-from hdl_core.graph import build_knn_graph, normalize_rows  # noqa: E402
+from hdl_core.graph import build_knn_graph  # noqa: E402
+from hdl_core.rows import normalize_rows  # noqa: E402
 from hdl_core.hdl import hdl_label, knn_dv_label  # noqa: E402
 
 SEEDS_PER_CLASS = (1, 2, 3, 5, 10)

@@ -77,7 +77,8 @@ from accuracy_bench import (PEERS, SEEDS_PER_CLASS, accuracy, design, held_out, 
 from hdl_core import KnnGraph  # noqa: E402
 from hdl_core.balanced import balanced_label  # noqa: E402
 from hdl_core.flood import flood_report  # noqa: E402
-from hdl_core.graph import build_knn_graph, normalize_rows  # noqa: E402
+from hdl_core.graph import build_knn_graph  # noqa: E402
+from hdl_core.rows import normalize_rows  # noqa: E402
 from hdl_core.hdl import LabelingResult, hdl_label  # noqa: E402
 from hdl_core.reach import reach_label, seed_depth  # noqa: E402
 

@@ -27,7 +27,7 @@ from _common import machine_info, print_table, write_json
 
 from hdl_core import auto_k  # noqa: E402
 from hdl_core.auto_k import choose_k, mu_k, vote_success_bound  # noqa: E402
-from hdl_core.graph import normalize_rows  # noqa: E402
+from hdl_core.rows import normalize_rows  # noqa: E402
 
 K_MAX = 20
 NOISE = 0.15

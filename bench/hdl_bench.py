@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from hdl_core import _prefetch  # noqa: E402
 from hdl_core.balanced import balanced_label  # noqa: E402
 from hdl_core.reach import reach_label  # noqa: E402
-from hdl_core.graph import normalize_rows  # noqa: E402
+from hdl_core.rows import normalize_rows  # noqa: E402
 from hdl_core.hdl import (_Bridge, _check_graph, _index_array, _KernelState,  # noqa: E402
                           _reverse_adjacency, _run_rounds, hdl_label, narrow_int,
                           validate_labels)

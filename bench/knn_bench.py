@@ -26,7 +26,8 @@ from _common import (PeakRSS, clustered_embeddings, clustered_gaussian, machine_
                      time_call, tracemalloc_peak, verdict, write_json)
 
 from hdl_core import graph as graph_module  # noqa: E402
-from hdl_core.graph import build_knn_graph, exact_knn, normalize_rows  # noqa: E402
+from hdl_core.graph import build_knn_graph, exact_knn  # noqa: E402
+from hdl_core.rows import normalize_rows  # noqa: E402
 
 K = 10
 D = 512

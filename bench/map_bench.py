@@ -55,7 +55,8 @@ def main() -> None:
                         help="points umap's transform places (0: skip the comparison)")
     args = parser.parse_args()
     import umap
-    from hdl_core.graph import build_knn_graph, normalize_rows
+    from hdl_core.graph import build_knn_graph
+    from hdl_core.rows import normalize_rows
     from hdl_core.views.projection import map_sample, place_from_neighbours, umap_map
     from hdl_core.workspace import pipeline
     from hdl_core.workspace.store import Workspace

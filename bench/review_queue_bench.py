@@ -55,7 +55,9 @@ import numpy as np
 
 from _common import clustered_sphere, machine_info, print_table, sphere_knn, time_call, verdict, write_json
 
-from hdl_core.graph import build_knn_graph, normalize_rows  # noqa: E402
+from hdl_core.graph import build_knn_graph  # noqa: E402
+
+from hdl_core.rows import normalize_rows  # noqa: E402
 from hdl_core.hdl import hdl_label, knn_dv_label  # noqa: E402
 from hdl_core.suggest import review_queue_with_reasons  # noqa: E402
 from hdl_core.variants import label_function  # noqa: E402

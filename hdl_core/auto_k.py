@@ -8,7 +8,8 @@ import numpy as np
 from scipy.special import betainc
 
 from .config import DEFAULT_K, DEFAULT_K_MAX, DEFAULT_NOISE_RATE
-from .graph import check_k, exact_knn, get_metric, read_rows
+from .graph import check_k, exact_knn, get_metric
+from .rows import read_rows
 from .hdl import validate_labels
 
 # Fewer centers than this and μ_k moves by more than ±0.07 (one standard error at

@@ -122,7 +122,7 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
                         border_ratio: float = BALANCED_BORDER_RATIO,
                         metric: str = "cosine", bridge: str = "exact") -> LabelingResult:
     """`balanced_label` on rows the metric has already prepared (cosine: unit float32 rows,
-    as `graph.normalize_rows_inplace` gives, or `graph.UnitRows`, which scales them when
+    as `rows.normalize_rows_inplace` gives, or `rows.UnitRows`, which scales them when
     read), without a copy of them: the files-only CLI path and the app, where X may not fit
     twice. Same results as `balanced_label` on the rows before preparing."""
     n = rows.shape[0]

@@ -42,7 +42,7 @@ KMEANS_ITERATIONS = 4
 def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Number the distinct rows of `X` (identical bytes) by first occurrence.
 
-    For `graph.UnitRows` the rows are compared as stored, before scaling: rows identical
+    For `rows.UnitRows` the rows are compared as stored, before scaling: rows identical
     there are identical scaled, and reading them costs no division (two stored rows that
     scale to the same bytes stay two vectors, compared like any other pair).
 
@@ -50,7 +50,7 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with number v. Rows are told apart by a hash of their bytes, and rows sharing a hash
     are compared in full, so two rows share a number only when they are identical.
     """
-    from .graph import drop_behind
+    from .rows import drop_behind
     n, d = X.shape
     word = np.uint32 if X.dtype.itemsize == 4 else np.uint64
 
@@ -58,7 +58,7 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     buffer = np.empty((65536, d), X.dtype) if unit else None
 
     def words(rows) -> np.ndarray:       # X's rows as integers
-        if unit:    # `graph.UnitRows`: rows as stored (identical stored, identical scaled)
+        if unit:    # `rows.UnitRows`: rows as stored (identical stored, identical scaled)
             return np.ascontiguousarray(X.read(rows, out=buffer if isinstance(rows, slice)
                                                else None, scaled=False)).view(word)
         return np.ascontiguousarray(X[rows]).view(word)
@@ -535,7 +535,7 @@ class ApproximateBridge:
 
     Parameters
     ----------
-    rows : ndarray of shape (n, d), or graph.UnitRows
+    rows : ndarray of shape (n, d), or rows.UnitRows
         Every point, as the metric prepared it; read, never copied whole.
     seed_mask : ndarray of bool, shape (n,)
         The points labeled before the first round.
@@ -573,7 +573,8 @@ class ApproximateBridge:
     def __init__(self, rows: np.ndarray, seed_mask: np.ndarray, metric: str = "cosine", *,
                  n_lists: int | None = None, probes: int = PROBES,
                  window: int | None = WINDOW, seed: int = 0):
-        from .graph import UnitRows, get_metric
+        from .graph import get_metric
+        from .rows import UnitRows
         self.metric = get_metric(metric)
         self.X = rows if isinstance(rows, UnitRows) else np.ascontiguousarray(rows)
         self.pending = np.flatnonzero(seed_mask)
@@ -588,7 +589,7 @@ class ApproximateBridge:
 
     def _blocks(self, vectors: np.ndarray, unscaled: bool = False):
         """(start, float32 rows, norms) of `vectors`, block by block; slices where it can.
-        Rows of `graph.UnitRows` come scaled into one reused buffer (valid until the next
+        Rows of `rows.UnitRows` come scaled into one reused buffer (valid until the next
         block), or with `unscaled` as stored, with their norms to divide cosine keys by
         (norms None when the rows are scaled)."""
         unit = hasattr(self.X, "read")

@@ -8,7 +8,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .auto_k import KIntent, resolve_k
 from .config import DEFAULT_VARIANT
-from .graph import build_knn_graph, exact_knn, normalize_rows
+from .graph import build_knn_graph, exact_knn
+from .rows import normalize_rows
 from .hdl import vote
 from .variants import check_variant, label_function
 

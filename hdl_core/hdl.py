@@ -228,7 +228,7 @@ def hdl_label(X, y, *, k: int, graph: KnnGraph | None = None,
 def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None = None,
                         metric: str = "cosine", bridge: str = "exact") -> LabelingResult:
     """`hdl_label` on rows the metric has already prepared (cosine: unit float32 rows, as
-    `graph.normalize_rows` or `graph.normalize_rows_inplace` give, or `graph.UnitRows`,
+    `rows.normalize_rows` or `rows.normalize_rows_inplace` give, or `rows.UnitRows`,
     which scales them when read), without a copy of them: the graph-only CLI path and the
     app, where X may not fit twice. Same results as `hdl_label` on the rows before
     preparing."""

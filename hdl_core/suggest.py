@@ -597,7 +597,8 @@ def review_queue_with_reasons(X, y, result: LabelingResult, *, graph=None) -> Re
     >>> queue.reason(1).startswith("neighbourhood votes")
     True
     """
-    from .graph import KnnGraph, build_knn_graph, normalize_rows
+    from .graph import KnnGraph, build_knn_graph
+    from .rows import normalize_rows
     from .hdl import validate_labels
 
     if not isinstance(result, LabelingResult):

@@ -104,7 +104,7 @@ def test_distinct_rows_numbers_identical_rows_alike_by_first_occurrence():
 
 
 def test_distinct_rows_of_unit_rows_compares_rows_as_stored():
-    from hdl_core.graph import UnitRows, normalize_rows
+    from hdl_core.rows import UnitRows, normalize_rows
     X = np.array([[1.0, 2], [3, 4], [1, 2], [2, 4], [3, 4]], np.float32)
     vector, first = bridge.distinct_rows(UnitRows(X))
     assert vector.tolist() == [0, 1, 0, 2, 1]     # [2, 4] scales as [1, 2] but is stored apart

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from hdl_core import KnnGraph, build_knn_graph, to_umap_knn
-from hdl_core.graph import exact_knn, normalize_rows
+from hdl_core.graph import exact_knn
+from hdl_core.rows import normalize_rows
 
 
 def brute_force(X, k):
@@ -321,7 +322,7 @@ def test_cpu_searches_never_import_torch():
 
 
 def test_normalising_in_place_gives_normalize_rows_bit_for_bit_and_the_same_errors():
-    from hdl_core.graph import normalize_rows_inplace
+    from hdl_core.rows import normalize_rows_inplace
     X = np.random.default_rng(25).normal(size=(1000, 37)).astype(np.float32)
     expected = normalize_rows(X)
     got = normalize_rows_inplace(X.copy(), chunk=77)
@@ -338,7 +339,7 @@ def test_normalising_in_place_gives_normalize_rows_bit_for_bit_and_the_same_erro
 @pytest.mark.parametrize("d", [2, 64, 768, 4096])
 def test_normalising_twice_is_normalising_once_bit_for_bit(d):
     # embeddings written by `embed` and read back are normalised again: same rows, same graph
-    from hdl_core.graph import UnitRows, normalize_rows_inplace
+    from hdl_core.rows import UnitRows, normalize_rows_inplace
     X = (np.random.default_rng(d).normal(size=(500, d)) * 37).astype(np.float32)
     once = normalize_rows(X)
     assert not np.array_equal(once, X / np.linalg.norm(once, axis=1)[:, None])  # would move
@@ -351,7 +352,7 @@ def test_normalising_twice_is_normalising_once_bit_for_bit(d):
 @pytest.mark.parametrize("stored", ["in memory", "memory-mapped file"])
 def test_unit_rows_read_as_normalize_rows_bit_for_bit_without_copying_x(stored, tmp_path,
                                                                          monkeypatch):
-    from hdl_core.graph import UnitRows
+    from hdl_core.rows import UnitRows
     monkeypatch.setattr(UnitRows, "CHUNK", 77)
     X = np.random.default_rng(26).normal(size=(1000, 37)).astype(np.float32) * 9
     X.setflags(write=False)                   # as the app's memory-mapped embeddings
@@ -374,7 +375,7 @@ def test_unit_rows_read_as_normalize_rows_bit_for_bit_without_copying_x(stored, 
     assert np.shares_memory(got, buffer)
     assert np.array_equal(got.view(np.uint32), expected[np.unique(picks)])
     assert np.array_equal(rows.read(picks, scaled=False), np.asarray(X)[picks])
-    from hdl_core.graph import read_rows
+    from hdl_core.rows import read_rows
     assert np.array_equal(read_rows(X, picks), np.asarray(X)[picks])
     import pickle
     again = pickle.loads(pickle.dumps(rows))         # no file handle crosses processes
@@ -392,7 +393,7 @@ def test_unit_rows_read_as_normalize_rows_bit_for_bit_without_copying_x(stored, 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise: Linux only")
 def test_drop_behind_gives_back_the_pages_of_a_read_only_map_and_nothing_else(tmp_path):
-    from hdl_core.graph import drop_behind
+    from hdl_core.rows import drop_behind
 
     def mapped_mib() -> float:
         for line in open("/proc/self/status"):
@@ -418,7 +419,7 @@ def test_labeling_on_unit_rows_equals_labeling_on_the_prepared_copy(tmp_path):
     # the app labels on `UnitRows` (no copy); every bridge and kNN-DV vote must be as on
     # the prepared copy, approximate bridges included
     from hdl_core import balanced, hdl
-    from hdl_core.graph import UnitRows
+    from hdl_core.rows import UnitRows
     rng = np.random.default_rng(3)
     centres = rng.normal(size=(12, 16))
     cluster = rng.integers(0, 12, 900)

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from sklearn.datasets import load_digits
 
 from hdl_core import KnnGraph, build_knn_graph, hdl_label, knn_dv_label
-from hdl_core.graph import normalize_rows
+from hdl_core.rows import normalize_rows
 
 from .hdl_reference import euclidean_distance, literal_hdl, squared_euclidean_distance
 

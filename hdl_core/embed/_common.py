@@ -62,7 +62,7 @@ def l2_normalise(X: np.ndarray) -> np.ndarray:
     A constant image (all black, say) gives a zero row, which has no direction: it gets the
     direction of a uniform grey image, which is what it is up to brightness.
     """
-    from ..graph import normalize_rows
+    from ..rows import normalize_rows
     X = np.asarray(X, dtype=np.float32)
     out = np.empty_like(X)
     zero = ~X.any(axis=1)

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from .._files import atomic_write
-from ..graph import normalize_rows
+from ..rows import normalize_rows
 from ..data.imageio import describe_error
 from ._common import EmbeddingError
 
@@ -310,7 +310,7 @@ def load_embeddings_dir(folder: str | Path):
         Relative paths, sorted (as the workspace orders items).
     X : ndarray of shape (n, d), float32
         One copy of the vectors as stored, never widened to float64. Not normalised here:
-        `hdl_core.graph.normalize_rows_inplace` does that without a second copy.
+        `hdl_core.rows.normalize_rows_inplace` does that without a second copy.
     meta : dict
         ``_meta.json``.
 

@@ -11,7 +11,9 @@ import warnings
 import numpy as np
 from numba import njit
 
-from ..graph import KnnGraph, normalize_rows, to_umap_knn
+from ..graph import KnnGraph, to_umap_knn
+
+from ..rows import normalize_rows
 from ..hdl import _reverse_adjacency
 from ..pca import principal_components
 

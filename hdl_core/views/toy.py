@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..graph import KnnGraph, build_knn_graph, check_k, euclidean_points
+from ..graph import KnnGraph, build_knn_graph, check_k
+
+from ..rows import euclidean_points
 from ..hdl import LabelingResult, hdl_label, knn_dv_label, validate_labels
 from .replay import accuracy
 from .walkthrough import walkthrough

@@ -212,7 +212,8 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
 
     from ..auto_k import KIntent, resolve_k
     from ..embed import load_embeddings_dir
-    from ..graph import check_k, graph_of_prepared_rows, normalize_rows_inplace
+    from ..graph import check_k, graph_of_prepared_rows
+    from ..rows import normalize_rows_inplace
     from ..balanced import auto_k as balanced_auto_k
     from ..hdl import check_bridge, knn_dv_label
     from ..variants import check_variant, has_own_k, prepared_function

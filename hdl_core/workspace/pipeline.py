@@ -34,7 +34,8 @@ import pandas as pd
 from ..auto_k import KChoice, KIntent, resolve_k
 from ..data.seed_csv import neutralise_cell
 from ..config import DEFAULT_BRIDGE, DEFAULT_VARIANT, GRAPH_K, VARIANTS, home
-from ..graph import KnnGraph, build_knn_graph, read_rows, rows_to_read
+from ..graph import KnnGraph, build_knn_graph, rows_to_read
+from ..rows import read_rows
 from ..bridge import distinct_rows
 from ..hdl import LabelingResult, check_bridge, knn_dv_prepared_rows
 from ..variants import check_variant, label_function, prepared_function
