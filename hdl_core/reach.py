@@ -39,7 +39,7 @@ labels the boundary. Reach-ordered HDL decides the order once, from the whole gr
 On the held-out draws of bench/accuracy_bench.py it met the digits target that
 class-balanced HDL missed and let no class pass twice its true share (README, "Labeling
 accuracy"); weighing the edges closed its gap to LabelSpreading on the lfw faces. Cost
-after the graph: O(steps · n·k · classes) for the reach (20 steps where seeds are within 3
+after the graph: O(steps · n·k · classes) for the reach (20 steps where seeds are within 2
 hops of every point); while spreading, n × min(classes,
 `class_block`) float32 numbers twice (16 classes, more within 512 MiB), the reverse lists
 and every edge's weight both ways (2 bytes each); then O(n·k) for the votes.
@@ -97,7 +97,7 @@ def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int | Non
         are used), built with the same `metric`. Built when None.
     steps : int, optional
         Steps of the seeds' spread: how far the reach looks. Default: as many as the seeds
-        are deep (`spread_length`: 6 a hop to the farthest point they reach, 20 to 120).
+        are deep (`spread_length`: 10 a hop to the farthest point they reach, 20 to 120).
     alpha : float in (0, 1), optional
         Weight of the neighbours against a point's own seed label at each step. Default:
         the alpha that leaves a seed 0.9^20 ≈ 0.12 of its weight over `steps` steps (0.9
@@ -190,7 +190,7 @@ def spread_length(neighbours: np.ndarray, y: np.ndarray) -> tuple[int, float]:
     over the symmetric graph (their depth), at least ``REACH_STEPS`` and at most
     ``REACH_MAX_STEPS``, and the alpha that leaves a seed over them the weight
     ``REACH_ALPHA`` leaves it over ``REACH_STEPS`` (so 20 steps at 0.9 where seeds lie
-    within 3 hops of every point they reach).
+    within 2 hops of every point they reach).
 
     Examples
     --------
@@ -198,7 +198,7 @@ def spread_length(neighbours: np.ndarray, y: np.ndarray) -> tuple[int, float]:
     >>> from hdl_core.reach import spread_length
     >>> chain = np.array([[1], [2], [3], [4], [5], [4]])     # 0 - 1 - 2 - 3 - 4 - 5
     >>> spread_length(chain, np.array([0, -1, -1, -1, -1, -1]))     # 5 hops deep
-    (30, 0.9321...)
+    (50, 0.9587...)
     >>> spread_length(chain, np.array([0, -1, -1, 1, -1, -1]))
     (20, 0.9)
     """

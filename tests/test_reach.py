@@ -9,7 +9,7 @@ from hdl_core.hdl import _index_array
 from hdl_core.config import (REACH_ALPHA, REACH_MAX_STEPS, REACH_MIN_WEIGHT, REACH_STEPS,
                              REACH_STEPS_PER_HOP)
 from hdl_core.reach import (CLASS_BLOCK, SPREAD_BYTES, class_block, edge_codes, edge_weights,
-                             reach_share, reach_shares, seed_reach, spread_length)
+                             reach_share, reach_shares, seed_depth, seed_reach, spread_length)
 
 from .hdl_reference import squared_euclidean_distance
 from .reach_reference import dense_reach, literal_reach, literal_spread_length, literal_weights
@@ -88,8 +88,13 @@ def test_the_spread_is_as_long_as_the_seeds_are_deep(problem):
 
 
 def test_seeds_a_few_hops_from_every_point_spread_twenty_steps_at_alpha_0_9():
-    X, y, _ = _hard_gaussians(0)                        # clustered: every point near a seed
+    X, _, truth = _hard_gaussians(0)                    # clustered: every point near a seed
+    y = np.full(truth.size, -1)
+    rng = np.random.default_rng(1)
+    for c in range(truth.max() + 1):                    # 5 seeds a class: 2 hops deep
+        y[rng.choice(np.flatnonzero(truth == c), 5, replace=False)] = c
     graph = build_knn_graph(X, 10, method="exact")
+    assert seed_depth(graph.indices, y) == 2
     assert spread_length(graph.indices, y) == (REACH_STEPS, REACH_ALPHA)
     default = reach_label(X, y, k=10, graph=graph)
     fixed = reach_label(X, y, k=10, graph=graph, steps=REACH_STEPS, alpha=REACH_ALPHA)
