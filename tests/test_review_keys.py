@@ -288,12 +288,30 @@ def _main_id(page) -> str:
 
 
 def _press_and_see(page, key: str, image_id: int) -> None:
-    """Press a key; the widget must show image `image_id` next, without waiting for Python."""
+    """Press a key; the widget must show image `image_id` next, without waiting for Python.
+    If it does not, say what it shows instead (image, tag, message, focus) and keep a
+    screenshot, so that a rare miss can be told apart from a slow machine."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.keyboard.press(key)
-    page.wait_for_function(
-        "(id) => { const host = document.querySelector('[data-testid=stBidiComponentIsolated]');"
-        " return host.shadowRoot.querySelector('.rk-main-box').dataset.id === id; }",
-        arg=str(image_id), timeout=5_000)
+    try:
+        page.wait_for_function(
+            "(id) => { const host = document.querySelector('[data-testid=stBidiComponentIsolated]');"
+            " return host.shadowRoot.querySelector('.rk-main-box').dataset.id === id; }",
+            arg=str(image_id), timeout=5_000)
+    except PlaywrightTimeout:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / f"missed-key-{key}.png"
+        page.screenshot(path=str(shot))
+        seen = page.evaluate(
+            "() => { const root = document.querySelector('[data-testid=stBidiComponentIsolated]')"
+            ".shadowRoot; const q = (s) => root.querySelector(s);"
+            " return {shown: q('.rk-main-box')?.dataset.id, tag: q('.rk-main-tag')?.innerText,"
+            " status: q('.rk-status')?.innerText ?? null,"
+            " focus: document.activeElement?.tagName ?? null,"
+            " inner_focus: root.activeElement?.className ?? null}; }")
+        raise AssertionError(f"after key {key!r} the widget shows {seen}, not image {image_id} "
+                             f"(screenshot {shot})") from None
 
 
 def _stored(page, count: int) -> None:
