@@ -168,7 +168,7 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_rati
         status = _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, s.work, s.tally, s.peak,
                              s.bucket_head, s.node_point, s.node_next, s.counters, step,
                              round_, confidence, n_voters, s.order, border_ratio,
-                             _prefetch.worth_it(n))
+                             s.in_round, s.members, s.score, s.keys, _prefetch.worth_it(n))
         if status == _DONE:
             labels[:] = s.work
             result.approximate_bridges = bridges.approximate
@@ -219,6 +219,12 @@ class _State:
         self.node_next = np.empty(pool, node_dtype)
         self.counters = np.array([0, 0, n_unlabeled, 0], np.int64)
         self.order = np.empty(n_unlabeled, np.int64)
+        # a round's own arrays, allocated once for every call of the kernel (one per
+        # bridge) and by numpy, whose large arrays get transparent huge pages
+        self.in_round = np.zeros(n, np.bool_)
+        self.members = np.empty(n_unlabeled, np.int64)
+        self.score = np.zeros(n, np.int64)
+        self.keys = np.empty(n_unlabeled, np.int64)
         _start_counts(*reverse, work, self.tally, self.bucket_head, self.node_point,
                       self.node_next, self.counters)
 
@@ -320,18 +326,16 @@ def _valid(p, c, level, work, tally):
 @numba.njit(cache=True)
 def _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, work, tally, peak, bucket_head,
                 node_point, node_next, counters, step, round_, confidence, n_voters, order,
-                border_ratio, far):
+                border_ratio, in_round, members, score, keys, far):
     """Run rounds until every point is labeled (_DONE) or none has a labeled neighbour.
-    `far`: prefetch (`hdl_core._prefetch`), for labelings whose arrays do not fit in cache."""
+    The round's arrays are the caller's (`_State`: `in_round` and `score` all False and 0
+    on entry and on exit, room for the unlabeled points in `members` and `keys`). `far`:
+    prefetch (`hdl_core._prefetch`), for labelings whose arrays do not fit in cache."""
     n, k = neighbours.shape
     n_classes = bucket_head.shape[0]
     flat = neighbours.reshape(-1)           # row p starts at flat[p * k]: for prefetching
     tally_flat = tally.reshape(-1)
     width = tally.shape[1]
-    in_round = np.zeros(n, np.bool_)
-    members = np.empty(n, np.int64)
-    score = np.zeros(n, np.int64)
-    keys = np.empty(n, np.int64)
     counts = np.zeros(n_classes, np.int64)
     first_pos = np.zeros(n_classes, np.int64)
     touched = np.zeros(k, np.int64)

@@ -257,7 +257,7 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
         status = _run_rounds(neighbours, rev_ptr, rev_idx, state.labeled, work, state.L,
                              state.bucket_head, state.node_point, state.node_next, state.counters,
                              step, round_, confidence, n_voters, state.order, n_classes,
-                             _prefetch.worth_it(n))
+                             *state.scratch(), _prefetch.worth_it(n))
         if status == _DONE:
             labels[:] = work
             result.approximate_bridges = bridges.approximate
@@ -365,6 +365,10 @@ class _KernelState:
     node_next: np.ndarray
     counters: np.ndarray
     order: np.ndarray
+    in_round: np.ndarray        # a round's own arrays, allocated once for every round
+    first_level: np.ndarray     # of every call of the kernel (one per bridge): numpy's
+    score: np.ndarray           # large arrays get transparent huge pages where the
+    keys: np.ndarray            # system allows them, which numba's own allocations do not
 
     @classmethod
     def start(cls, neighbours, rev_ptr, rev_idx, seed_mask, n_classes):
@@ -382,7 +386,13 @@ class _KernelState:
         counters = np.array([0, 0, n_unlabeled, 0], np.int64)
         _fill_buckets(labeled, L, bucket_head, node_point, node_next, counters)
         return cls(labeled, L, bucket_head, node_point, node_next, counters,
+                   np.empty(n_unlabeled, np.int64), np.zeros(n, np.bool_),
+                   np.empty(n_unlabeled, np.int64), np.zeros(n, np.int64),
                    np.empty(n_unlabeled, np.int64))
+
+    def scratch(self) -> tuple:
+        """The round's arrays `_run_rounds` takes after `n_classes`."""
+        return self.in_round, self.first_level, self.score, self.keys
 
 
 # Share of (vector, leaf) pairs the bounds leave to compare past which a labeling stops
@@ -793,15 +803,15 @@ def _vote(neighbour_row, labels, counts, first_pos, touched):
 @numba.njit(cache=True)
 def _run_rounds(neighbours, rev_ptr, rev_idx, labeled, labels, L,
                 bucket_head, node_point, node_next, counters,
-                step, round_, confidence, n_voters, order, n_classes, far):
-    """Run rounds until every point is labeled (_DONE) or max L = 0 (_STALLED). `far`:
-    prefetch (`_prefetch`), for labelings whose arrays do not fit in cache."""
+                step, round_, confidence, n_voters, order, n_classes,
+                in_first_level, first_level, score, keys, far):
+    """Run rounds until every point is labeled (_DONE) or max L = 0 (_STALLED). The
+    round's arrays (`_KernelState.scratch`: a flag and a score per point, all False and 0
+    on entry and on exit; room for the unlabeled points in `first_level` and `keys`) are
+    the caller's. `far`: prefetch (`_prefetch`), for labelings whose arrays do not fit in
+    cache."""
     n, k = neighbours.shape
     flat = neighbours.reshape(-1)           # row p starts at flat[p * k]: for prefetching
-    in_first_level = np.zeros(n, np.bool_)
-    first_level = np.empty(n, np.int64)
-    score = np.zeros(n, np.int64)
-    keys = np.empty(n, np.int64)
     counts = np.zeros(n_classes, np.int64)
     first_pos = np.zeros(n_classes, np.int64)
     touched = np.zeros(k, np.int64)
