@@ -12,6 +12,11 @@ pages) above its level before the call, polled every 10 ms; time is the median o
 runs. Target (issue 13):
 at most 250 bytes per point at 10M, and time per edge at 10M no worse than at 1M.
 
+Beside the variants, a reference with nothing of HDL in it (`reference_gather`): the rows
+visited in a random order and, per edge, the neighbour's one-byte label read, the reads
+of a vote and nothing else. Its own 10M / 1M ratio is what this machine's memory charges
+for the larger arrays, whatever the algorithm.
+
     .venv/bin/python bench/scale_bench.py [--quick]   (--quick: 100k and 1M)
 """
 from __future__ import annotations
@@ -22,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from _common import PeakRSS, machine_info, print_table, verdict, write_json
@@ -64,6 +70,34 @@ def warm(folder: Path) -> None:
         hdl.REVERSE_BLOCK_BITS = bits
 
 
+@numba.njit(cache=True)
+def _gather(order, neighbours, labels):
+    total = 0
+    for a in range(order.shape[0]):
+        row = neighbours[order[a]]
+        for j in range(row.shape[0]):
+            total += labels[row[j]]
+    return total
+
+
+def reference_gather(graph, seed: int) -> dict:
+    """Time per edge of the rows read in a random order, each neighbour's int8 label
+    looked up: the median of five runs over the mapped graph."""
+    n = graph.indices.shape[0]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    labels = rng.integers(-1, 10, n).astype(np.int8)
+    _gather(order[:100], graph.indices, labels)
+    runs = []
+    for _ in range(5):
+        start = time.perf_counter()
+        _gather(order, graph.indices, labels)
+        runs.append(time.perf_counter() - start)
+    seconds = float(np.median(runs))
+    return {"variant": "reference", "n": n, "k": graph.indices.shape[1], "seconds": seconds,
+            "ns_per_edge": seconds / graph.indices.size * 1e9, "runs_seconds": runs}
+
+
 def one_size(n: int, folder: Path) -> list[dict]:
     """One row per labeling variant on the same random graph of n points, from files."""
     rng = np.random.default_rng(n)
@@ -79,7 +113,9 @@ def one_size(n: int, folder: Path) -> list[dict]:
     y[seeds] = rng.integers(0, 10, seeds.size)
     rows = np.ones((n, 1), np.float32)          # never read: no bridge on this graph
     warm(folder)                                # numba kernels loaded before measuring
-    out = []
+    reference = reference_gather(graph, n)
+    print(f"  reference n={n:,}: {reference['ns_per_edge']:.1f} ns/edge", flush=True)
+    out = [reference]
     for variant, label in VARIANTS.items():
         runs, peaks = [], []
         for _ in range(REPEATS):
@@ -112,6 +148,9 @@ def main(argv=None) -> int:
         for n in sizes:
             rows += one_size(n, Path(tmp))
     targets = {}
+    reference = [r for r in rows if r["variant"] == "reference"]
+    machine_ratio = reference[-1]["ns_per_edge"] / reference[0]["ns_per_edge"]
+    rows = [r for r in rows if r["variant"] != "reference"]
     for variant in VARIANTS:
         small, large = [r for r in rows if r["variant"] == variant and r["n"] in (sizes[0], sizes[-1])]
         targets[variant] = {
@@ -120,6 +159,7 @@ def main(argv=None) -> int:
                                 "met": large["bytes_per_point"] <= BYTES_TARGET},
             "time_per_edge": {"small": small["ns_per_edge"], "large": large["ns_per_edge"],
                               "ratio": large["ns_per_edge"] / small["ns_per_edge"],
+                              "reference_ratio": machine_ratio,
                               "met": large["ns_per_edge"] <= small["ns_per_edge"]}}
     print_table(["variant", "n", "k", "seconds", "ns per edge", "peak anonymous memory (MiB)",
                  "bytes per point", "rounds"],
@@ -131,9 +171,12 @@ def main(argv=None) -> int:
                     f"({verdict(t['bytes_per_point']['met'])}), time per edge no worse than at "
                     f"{sizes[0]:,} ({verdict(t['time_per_edge']['met'])}, "
                     f"{t['time_per_edge']['ratio']:.2f}x)" for v, t in targets.items()))
+    print(f"reference (random rows, a label read per edge): "
+          f"{reference[0]['ns_per_edge']:.1f} -> {reference[-1]['ns_per_edge']:.1f} ns/edge, "
+          f"{machine_ratio:.2f}x")
     write_json("scale_bench" + ("_quick" if args.quick else ""), {
         "benchmark": "scale_bench", "quick": args.quick, "machine": machine_info(),
-        "rows": rows, "targets": targets})
+        "rows": rows, "reference": reference, "targets": targets})
     return 0
 
 
