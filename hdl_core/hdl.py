@@ -365,10 +365,13 @@ class _KernelState:
     node_next: np.ndarray
     counters: np.ndarray
     order: np.ndarray
-    in_round: np.ndarray        # a round's own arrays, allocated once for every round
-    first_level: np.ndarray     # of every call of the kernel (one per bridge): numpy's
-    score: np.ndarray           # large arrays get transparent huge pages where the
-    keys: np.ndarray            # system allows them, which numba's own allocations do not
+    # a round's own arrays, made once for every call of the kernel (one per bridge), and
+    # by numpy: its large arrays get transparent huge pages where the system allows them,
+    # numba's own do not
+    in_round: np.ndarray
+    first_level: np.ndarray
+    score: np.ndarray
+    keys: np.ndarray
 
     @classmethod
     def start(cls, neighbours, rev_ptr, rev_idx, seed_mask, n_classes):
