@@ -511,6 +511,51 @@ class _Lists:
         return top_key, lists[top]
 
 
+class WaitingCopies:
+    """Which distinct vectors still have an unlabeled copy (`waiting`), and each one's
+    lowest unlabeled copy (`lowest`), kept from the points labeled since the last look
+    rather than from a scan of every point at every bridge: a cursor per vector moves over
+    its copies in ascending order, passing each copy once over a whole labeling.
+
+    `vector` numbers the points' rows (`distinct_rows`), `n_vectors` of them.
+    """
+
+    def __init__(self, vector: np.ndarray, n_vectors: int):
+        counts = np.bincount(vector, minlength=n_vectors)
+        index = np.int32 if vector.size < 2**31 else np.int64
+        self.copies = np.argsort(vector, kind="stable").astype(index, copy=False)
+        self.end = np.cumsum(counts).astype(index, copy=False)
+        self.cursor = self.end - counts.astype(index, copy=False)
+        self.waiting = counts > 0
+
+    def update(self, vectors: np.ndarray, labeled: np.ndarray) -> np.ndarray:
+        """Take in the points of `vectors` labeled since the last call (`labeled`: every
+        point labeled now); returns the vectors whose last copy got labeled here."""
+        done = np.empty(vectors.size, np.int64)
+        n_done = _skip_labeled_copies(vectors, labeled, self.copies, self.end, self.cursor,
+                                      self.waiting, done)
+        return done[:n_done]
+
+    def lowest(self, vectors: np.ndarray) -> np.ndarray:
+        """The lowest unlabeled copy of each of `vectors` (all waiting)."""
+        return self.copies[self.cursor[vectors]].astype(np.int64)
+
+
+@numba.njit(cache=True)
+def _skip_labeled_copies(vectors, labeled, copies, end, cursor, waiting, done):
+    n_done = 0
+    for v in vectors:
+        c = cursor[v]
+        while c < end[v] and labeled[copies[c]]:
+            c += 1
+        cursor[v] = c
+        if waiting[v] and c == end[v]:
+            waiting[v] = False
+            done[n_done] = v
+            n_done += 1
+    return n_done
+
+
 class ApproximateBridge:
     """The unlabeled point nearest to a labeled point, searched in an inverted file.
 
@@ -662,7 +707,6 @@ class ApproximateBridge:
         self.lowest_labeled = np.full(n_vectors, np.iinfo(np.int64).max, np.int64)
         self.best = np.full(n_vectors, np.inf)
         self.best_src = np.full(n_vectors, np.iinfo(np.int64).max, np.int64)
-        self.was_waiting = waiting.copy()
 
     def next(self, labeled: np.ndarray, order: np.ndarray) -> tuple[int, int, float]:
         """The bridge: (unlabeled point, labeled point whose label it copies, nearness),
@@ -680,24 +724,23 @@ class ApproximateBridge:
             return self._next(labeled, order)
 
     def _next(self, labeled: np.ndarray, order: np.ndarray) -> tuple[int, int, float]:
-        unlabeled = np.flatnonzero(~labeled)
         starting = self.primary is None
         if starting:
             self.vector, self.first = distinct_rows(self.X)
-        waiting = np.zeros(self.first.size, np.bool_)      # vectors with an unlabeled copy
-        waiting[self.vector[unlabeled]] = True
-        if starting:
-            self._start(waiting)
+            self.copies = WaitingCopies(self.vector, self.first.size)
         new = np.concatenate([self.pending, order[self.synced_steps:]])
         self.pending, self.synced_steps = new[:0], len(order)
         new_vectors = self.vector[new]
+        done = self.copies.update(new_vectors, labeled)     # no copy waits any more
+        waiting = self.copies.waiting                       # vectors with an unlabeled copy
+        if starting:
+            self._start(waiting)
+            done = done[:0]             # nothing was in a window yet
         np.minimum.at(self.lowest_labeled, new_vectors, new)
         fresh = new_vectors[~self.in_list[new_vectors]]
         if self.first.size < self.vector.size:      # copies: a vector may come twice
             fresh = np.unique(fresh)
         self.in_list[fresh] = True
-        done = np.flatnonzero(self.was_waiting & ~waiting)      # no copy waits any more
-        self.was_waiting = waiting
         changed = np.unique(np.concatenate([self.probed[done].ravel(), self.primary[fresh]]))
         self._compare_fresh(fresh, waiting)
         self._fill_windows(changed[changed >= 0], waiting)
@@ -706,9 +749,7 @@ class ApproximateBridge:
             self._nearest_list_with_members(np.flatnonzero(waiting))
             near = np.where(waiting, self.best, np.inf)
         tau = near.min()
-        tied = np.zeros(self.first.size, np.bool_)
-        tied[near == tau] = True
-        point = int(unlabeled[np.argmax(tied[self.vector[unlabeled]])])   # lowest unlabeled
+        point = int(self.copies.lowest(np.flatnonzero(near == tau)).min())   # lowest unlabeled
         return point, *self._source(self.vector[point])
 
     def _source(self, vector: int) -> tuple[int, float]:

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import _prefetch
 from ._prefetch import AHEAD, prefetch
-from .bridge import ApproximateBridge, LabeledGroups, distinct_rows
+from .bridge import ApproximateBridge, LabeledGroups, WaitingCopies, distinct_rows
 from .config import BRIDGE_APPROX_MIN_PAIRS, BRIDGES
 from .graph import (KnnGraph, build_knn_graph, check_k, exact_knn, get_metric, nearest_exactly,
                     rows_to_read)
@@ -433,14 +433,7 @@ class _Bridge:
     def _start(self) -> None:
         self.vector, self.first = distinct_rows(self.X)     # point -> vector -> first copy
         n_vectors = self.first.size
-        # each vector's copies, ascending, and a cursor at its lowest copy not yet seen
-        # labeled: a bridge finds the vectors with unlabeled copies, and their lowest one,
-        # from the points labeled since the last, not from a scan of every point
-        counts = np.bincount(self.vector, minlength=n_vectors)
-        self.copies = np.argsort(self.vector, kind="stable")
-        self.copies_end = np.cumsum(counts)
-        self.cursor = self.copies_end - counts
-        self.has_unlabeled = np.ones(n_vectors, np.bool_)
+        self.copies = WaitingCopies(self.vector, n_vectors)
         self.groups = LabeledGroups(self.X)
         self.grouped = np.zeros(n_vectors, np.bool_)
         self.lowest_labeled = np.full(n_vectors, np.iinfo(np.int64).max, np.int64)
@@ -466,11 +459,10 @@ class _Bridge:
         np.minimum.at(self.lowest_labeled, new_vectors, new)
         fresh = np.unique(new_vectors[~self.grouped[new_vectors]])
         self.grouped[fresh] = True
-        _skip_labeled_copies(new_vectors, labeled, self.copies, self.copies_end, self.cursor,
-                             self.has_unlabeled)
+        self.copies.update(new_vectors, labeled)
         # each vector with unlabeled copies once, by its lowest unlabeled copy (ties go there)
-        vectors = np.flatnonzero(self.has_unlabeled)
-        lowest_unlabeled = self.copies[self.cursor[vectors]]
+        vectors = np.flatnonzero(self.copies.waiting)
+        lowest_unlabeled = self.copies.lowest(vectors)
         self.tau = self.best[vectors].min()
         if self.exhaustive:
             self._compare_all(vectors, self.first[fresh])
@@ -620,19 +612,6 @@ class _Bridge:
         _, src = nearest_exactly(self.metric, row[None], self.X[members],
                                  self.lowest_labeled[self.vector[members]])
         return int(src[0])
-
-
-@numba.njit(cache=True)
-def _skip_labeled_copies(vectors, labeled, copies, copies_end, cursor, has_unlabeled):
-    """Move each of `vectors`' cursors past its labeled copies (``copies[cursor[v]]`` is
-    then v's lowest unlabeled copy); a vector whose copies are all labeled has none left.
-    Each copy is passed once over a whole labeling."""
-    for v in vectors:
-        c = cursor[v]
-        while c < copies_end[v] and labeled[copies[c]]:
-            c += 1
-        cursor[v] = c
-        has_unlabeled[v] = c < copies_end[v]
 
 
 # Targets per block of the blocked reverse adjacency: a block's pointers and its part of
