@@ -631,18 +631,21 @@ def _reverse_adjacency(neighbours, n, positions=False):
     k = neighbours.shape[1]
     rev_pos = np.empty(n * k if positions else 0, narrow_int(k))
     rev_ptr = np.zeros(n + 1, narrow_int(n * k, at_least=np.int32))
+    # made here, by numpy: read at random by every labeling, it gets transparent huge
+    # pages where the system allows them (numba's own allocations do not)
+    rev_idx = np.empty(n * k, neighbours.dtype)
     if n >> REVERSE_BLOCK_BITS < 4:
-        rev_idx = _reverse_adjacency_direct(neighbours, n, rev_ptr, rev_pos)
+        _reverse_adjacency_direct(neighbours, n, rev_ptr, rev_idx, rev_pos)
     else:
-        rev_idx = _reverse_adjacency_blocked(neighbours, n, REVERSE_BLOCK_BITS, rev_ptr,
-                                             rev_pos)
+        _reverse_adjacency_blocked(neighbours, n, REVERSE_BLOCK_BITS, rev_ptr, rev_idx,
+                                   rev_pos)
     return (rev_ptr, rev_idx, rev_pos) if positions else (rev_ptr, rev_idx)
 
 
 @numba.njit(cache=True)
-def _reverse_adjacency_direct(neighbours, n, rev_ptr, rev_pos):
-    """`_reverse_adjacency` by counting and one scatter into `rev_ptr` (zeros on entry);
-    fills `rev_pos` too unless it is empty. Returns `rev_idx`."""
+def _reverse_adjacency_direct(neighbours, n, rev_ptr, rev_idx, rev_pos):
+    """`_reverse_adjacency` by counting and one scatter into `rev_ptr` (zeros on entry)
+    and `rev_idx`; fills `rev_pos` too unless it is empty."""
     k = neighbours.shape[1]
     for i in range(n):
         for j in range(k):
@@ -650,7 +653,6 @@ def _reverse_adjacency_direct(neighbours, n, rev_ptr, rev_pos):
     for p in range(n):
         rev_ptr[p + 1] += rev_ptr[p]
     fill = rev_ptr[:-1].copy()
-    rev_idx = np.empty(n * k, neighbours.dtype)
     with_positions = rev_pos.size > 0
     for i in range(n):
         for j in range(k):
@@ -659,16 +661,15 @@ def _reverse_adjacency_direct(neighbours, n, rev_ptr, rev_pos):
             if with_positions:
                 rev_pos[fill[p]] = j
             fill[p] += 1
-    return rev_idx
 
 
 @numba.njit(cache=True)
-def _reverse_adjacency_blocked(neighbours, n, bits, rev_ptr, rev_pos):
+def _reverse_adjacency_blocked(neighbours, n, bits, rev_ptr, rev_idx, rev_pos):
     """`_reverse_adjacency` in two passes (bits <= 16): every edge (i lists p) is first
     appended, in order of i, to the list of p's block of 2^bits targets (i, and p's low
     bits); then each block is counted, summed and scattered within its own range, which
-    fits in cache. Fills `rev_ptr` (zeros on entry), and `rev_pos` too unless it is empty;
-    returns `rev_idx`. Extra memory while building: 6 bytes per edge (7 with positions)."""
+    fits in cache. Fills `rev_ptr` (zeros on entry) and `rev_idx`, and `rev_pos` too
+    unless it is empty. Extra memory while building: 6 bytes per edge (7 with positions)."""
     k = neighbours.shape[1]
     with_positions = rev_pos.size > 0
     n_blocks = (n >> bits) + 1
@@ -692,7 +693,6 @@ def _reverse_adjacency_blocked(neighbours, n, bits, rev_ptr, rev_pos):
             if with_positions:
                 position[e] = j
             cursor[p >> bits] = e + 1
-    rev_idx = np.empty(n * k, neighbours.dtype)
     for b in range(n_blocks):
         lo = b << bits
         hi = min(n, lo + (1 << bits))
@@ -712,7 +712,6 @@ def _reverse_adjacency_blocked(neighbours, n, bits, rev_ptr, rev_pos):
         for p in range(hi - 1, lo - 1, -1):
             rev_ptr[p + 1] = rev_ptr[p]
         rev_ptr[lo] = block_start[b]
-    return rev_idx
 
 
 def _count_labeled(rev_ptr, rev_idx, labeled, dtype):
