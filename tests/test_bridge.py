@@ -132,6 +132,27 @@ def test_many_identical_copies_bridge_once_per_closed_group_of_copies():
     assert sorted(bridged_images) == list(range(10, 60))
 
 
+def test_waiting_copies_follow_each_vectors_lowest_unlabeled_copy_as_points_get_labeled():
+    # points 0..6 are copies of vectors 0, 1, 0, 2, 1, 0, 2
+    vector = np.array([0, 1, 0, 2, 1, 0, 2])
+    copies = bridge.WaitingCopies(vector, 3)
+    labeled = np.zeros(7, bool)
+    assert copies.waiting.tolist() == [True, True, True]
+    assert copies.lowest(np.arange(3)).tolist() == [0, 1, 3]
+    labeled[[0, 4]] = True                      # vector 0's lowest copy, vector 1's highest
+    assert copies.update(vector[[0, 4]], labeled).tolist() == []
+    assert copies.lowest(np.arange(3)).tolist() == [2, 1, 3]
+    labeled[[1, 3, 6]] = True                   # vectors 1 and 2 have no copy left
+    assert sorted(copies.update(vector[[3, 1, 6]], labeled).tolist()) == [1, 2]
+    assert copies.waiting.tolist() == [True, False, False]
+    labeled[2] = True                           # told twice: done once
+    assert copies.update(vector[[2, 2]], labeled).tolist() == []
+    assert copies.lowest(np.array([0])).tolist() == [5]
+    labeled[5] = True
+    assert copies.update(vector[[5, 5]], labeled).tolist() == [0]
+    assert not copies.waiting.any()
+
+
 # --------------------------------------------------------------------------- approximate
 
 def _label_as_rounds_would(search_, rows, seeds, rng, check):
