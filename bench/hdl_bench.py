@@ -90,7 +90,7 @@ def phase_times(X, y, graph) -> dict:
     timed("run_rounds", lambda: _run_rounds(
         nb, rev_ptr, rev_idx, state.labeled, labels, state.L, state.bucket_head,
         state.node_point, state.node_next, state.counters, step, round_, confidence,
-        n_voters, state.order, int(yy.max()) + 1, *state.scratch(), _prefetch.worth_it(n)))
+        n_voters, state.order, int(yy.max()) + 1, *state.rounds, _prefetch.worth_it(n)))
     return {name: round(s, 4) for name, s in out.items()}
 
 

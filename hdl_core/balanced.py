@@ -47,7 +47,7 @@ from .config import BALANCED_BORDER_RATIO, BALANCED_K
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
 from .hdl import (LabelingResult, _bridge_confidence, _BridgeSearch, _check_graph,
                   _index_array, _prefetch_votes, _reverse_adjacency, _second_level_order,
-                  _vote, check_bridge, narrow_int, validate_labels)
+                  _vote, check_bridge, narrow_int, round_arrays, validate_labels)
 
 _DONE, _STALLED = 0, 1
 # counters[...] slots shared between the driver and the kernel
@@ -168,7 +168,7 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_rati
         status = _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, s.work, s.tally, s.peak,
                              s.bucket_head, s.node_point, s.node_next, s.counters, step,
                              round_, confidence, n_voters, s.order, border_ratio,
-                             s.in_round, s.members, s.score, s.keys, _prefetch.worth_it(n))
+                             *s.rounds, _prefetch.worth_it(n))
         if status == _DONE:
             labels[:] = s.work
             result.approximate_bridges = bridges.approximate
@@ -219,12 +219,7 @@ class _State:
         self.node_next = np.empty(pool, node_dtype)
         self.counters = np.array([0, 0, n_unlabeled, 0], np.int64)
         self.order = np.empty(n_unlabeled, np.int64)
-        # a round's own arrays, allocated once for every call of the kernel (one per
-        # bridge) and by numpy, whose large arrays get transparent huge pages
-        self.in_round = np.zeros(n, np.bool_)
-        self.members = np.empty(n_unlabeled, np.int64)
-        self.score = np.zeros(n, np.int64)
-        self.keys = np.empty(n_unlabeled, np.int64)
+        self.rounds = round_arrays(n, n_unlabeled)
         _start_counts(*reverse, work, self.tally, self.bucket_head, self.node_point,
                       self.node_next, self.counters)
 
@@ -328,7 +323,7 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, work, tally, peak, bucket
                 node_point, node_next, counters, step, round_, confidence, n_voters, order,
                 border_ratio, in_round, members, score, keys, far):
     """Run rounds until every point is labeled (_DONE) or none has a labeled neighbour.
-    The round's arrays are the caller's (`_State`: `in_round` and `score` all False and 0
+    The round's arrays are the caller's (`hdl.round_arrays`: `in_round` and `score` all False and 0
     on entry and on exit, room for the unlabeled points in `members` and `keys`). `far`:
     prefetch (`hdl_core._prefetch`), for labelings whose arrays do not fit in cache."""
     n, k = neighbours.shape

@@ -257,7 +257,7 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
         status = _run_rounds(neighbours, rev_ptr, rev_idx, state.labeled, work, state.L,
                              state.bucket_head, state.node_point, state.node_next, state.counters,
                              step, round_, confidence, n_voters, state.order, n_classes,
-                             *state.scratch(), _prefetch.worth_it(n))
+                             *state.rounds, _prefetch.worth_it(n))
         if status == _DONE:
             labels[:] = work
             result.approximate_bridges = bridges.approximate
@@ -365,13 +365,7 @@ class _KernelState:
     node_next: np.ndarray
     counters: np.ndarray
     order: np.ndarray
-    # a round's own arrays, made once for every call of the kernel (one per bridge), and
-    # by numpy: its large arrays get transparent huge pages where the system allows them,
-    # numba's own do not
-    in_round: np.ndarray
-    first_level: np.ndarray
-    score: np.ndarray
-    keys: np.ndarray
+    rounds: tuple       # `round_arrays`
 
     @classmethod
     def start(cls, neighbours, rev_ptr, rev_idx, seed_mask, n_classes):
@@ -389,13 +383,17 @@ class _KernelState:
         counters = np.array([0, 0, n_unlabeled, 0], np.int64)
         _fill_buckets(labeled, L, bucket_head, node_point, node_next, counters)
         return cls(labeled, L, bucket_head, node_point, node_next, counters,
-                   np.empty(n_unlabeled, np.int64), np.zeros(n, np.bool_),
-                   np.empty(n_unlabeled, np.int64), np.zeros(n, np.int64),
-                   np.empty(n_unlabeled, np.int64))
+                   np.empty(n_unlabeled, np.int64), round_arrays(n, n_unlabeled))
 
-    def scratch(self) -> tuple:
-        """The round's arrays `_run_rounds` takes after `n_classes`."""
-        return self.in_round, self.first_level, self.score, self.keys
+
+def round_arrays(n: int, n_unlabeled: int) -> tuple:
+    """A round's own arrays, as the rounds kernels take them: a flag and a score per point
+    (all False and 0 between rounds), and room for the round's points and their sort keys.
+    Made once per labeling, not at every call of a kernel (one per bridge), and by numpy:
+    its large arrays get transparent huge pages where the system allows them, numba's own
+    do not."""
+    return (np.zeros(n, np.bool_), np.empty(n_unlabeled, np.int64), np.zeros(n, np.int64),
+            np.empty(n_unlabeled, np.int64))
 
 
 # Share of (vector, leaf) pairs the bounds leave to compare past which a labeling stops
@@ -809,7 +807,7 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, labeled, labels, L,
                 step, round_, confidence, n_voters, order, n_classes,
                 in_first_level, first_level, score, keys, far):
     """Run rounds until every point is labeled (_DONE) or max L = 0 (_STALLED). The
-    round's arrays (`_KernelState.scratch`: a flag and a score per point, all False and 0
+    round's arrays (`round_arrays`: a flag and a score per point, all False and 0
     on entry and on exit; room for the unlabeled points in `first_level` and `keys`) are
     the caller's. `far`: prefetch (`_prefetch`), for labelings whose arrays do not fit in
     cache."""
