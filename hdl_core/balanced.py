@@ -46,8 +46,8 @@ from ._prefetch import prefetch
 from .config import BALANCED_BORDER_RATIO, BALANCED_K
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
 from .hdl import (LabelingResult, _bridge_confidence, _BridgeSearch, _check_graph,
-                  _index_array, _prefetch_votes, _reverse_adjacency, _second_level_order,
-                  _vote, check_bridge, narrow_int, round_arrays, validate_labels)
+                  _index_array, _prefetch_result, _prefetch_votes, _reverse_adjacency,
+                  _second_level_order, _vote, check_bridge, narrow_int, round_arrays, validate_labels)
 
 _DONE, _STALLED = 0, 1
 # counters[...] slots shared between the driver and the kernel
@@ -387,6 +387,7 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, rev_pos, work, tally, peak, bucket
                     prefetch(work, q)
                     prefetch(tally_flat, q * width)
                     prefetch(tally_flat, q * width + width - 1)
+                _prefetch_result(ahead, work, step, round_, confidence, n_voters)
             p = keys[a] % n
             c, v, voters = _vote(neighbours[p], work, counts, first_pos, touched)
             confidence[p] = v / voters

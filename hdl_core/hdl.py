@@ -848,6 +848,8 @@ def _run_rounds(neighbours, rev_ptr, rev_idx, labeled, labels, L,
                 for e in range(rev_ptr[ahead], rev_ptr[ahead + 1]):
                     prefetch(labels, rev_idx[e])
                     prefetch(L, rev_idx[e])
+                _prefetch_result(ahead, labels, step, round_, confidence, n_voters)
+                prefetch(labeled, ahead)
             p = keys[a] % n
             c, votes, voters = _vote(neighbours[p], labels, counts, first_pos, touched)
             confidence[p] = votes / voters
@@ -884,6 +886,19 @@ def _prefetch_votes(a, s, keys, neighbours, flat, rev_ptr, rev_idx, labels, far)
     if a + AHEAD < s:
         return keys[a + AHEAD] % n
     return -1
+
+
+@numba.njit(cache=True, inline="always")
+def _prefetch_result(p, labels, step, round_, confidence, n_voters):
+    """Ask for what labeling `p` writes: its label, step, round and vote. Within a round
+    the points vote in ascending order of index but far apart (at 10M points on a random
+    graph about 500 indices between two votes), so each of these writes would otherwise
+    wait on a line of its own from memory."""
+    prefetch(labels, p)
+    prefetch(step, p)
+    prefetch(round_, p)
+    prefetch(confidence, p)
+    prefetch(n_voters, p)
 
 
 @numba.njit(cache=True)
