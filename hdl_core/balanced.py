@@ -47,7 +47,8 @@ from .config import BALANCED_BORDER_RATIO, BALANCED_K
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
 from .hdl import (LabelingResult, _bridge_confidence, _BridgeSearch, _check_graph,
                   _index_array, _prefetch_result, _prefetch_votes, _reverse_adjacency,
-                  _second_level_order, _vote, check_bridge, narrow_int, round_arrays, validate_labels)
+                  _second_level_order, _vote, check_bridge, narrow_int, round_arrays,
+                  validate_labels)
 
 _DONE, _STALLED = 0, 1
 # counters[...] slots shared between the driver and the kernel
