@@ -392,7 +392,7 @@ def round_arrays(n: int, n_unlabeled: int) -> tuple:
     Made once per labeling, not at every call of a kernel (one per bridge), and by numpy:
     its large arrays get transparent huge pages where the system allows them, numba's own
     do not."""
-    return (np.zeros(n, np.bool_), np.empty(n_unlabeled, np.int64), np.zeros(n, np.int64),
+    return (np.zeros(n, np.bool_), np.empty(n_unlabeled, np.int64), np.zeros(n, np.int32),
             np.empty(n_unlabeled, np.int64))
 
 
@@ -922,6 +922,8 @@ def _second_level_order(neighbours, members, s, in_round, score, keys, far=False
             if in_round[row[j]]:
                 score[row[j]] += 1
     for a in range(s):
+        if far and a + AHEAD < s:
+            prefetch(score, members[a + AHEAD])
         p = members[a]
         keys[a] = (s - score[p]) * n + p       # unique: sorting keys sorts the points
     keys[:s].sort()
