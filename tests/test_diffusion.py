@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from hdl_core import build_knn_graph, diffusion, reach_label, suggest
+from hdl_core import _prefetch, build_knn_graph, diffusion, reach_label, suggest
 from hdl_core.diffusion import LocalOrder, diffusion_operator
 from hdl_core.hdl import _index_array
 from hdl_core.reach import edge_codes, reach_shares, seed_reach
@@ -85,6 +85,25 @@ def test_the_review_queue_in_breadth_first_order_is_the_same_bit_for_bit(monkeyp
     np.testing.assert_array_equal(again.order, queue.order)
     np.testing.assert_array_equal(again.doubt, queue.doubt)
     np.testing.assert_array_equal(again.alternative_share, queue.alternative_share)
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_prefetching_the_rows_changes_no_number(weighted, monkeypatch):
+    # below _prefetch.MIN_POINTS the spreads ask for nothing ahead; from it on they ask for
+    # the rows SPREAD_AHEAD points on will read, up to the last point
+    X, y = shuffled_clusters()
+    graph = build_knn_graph(X, 8)
+    neighbours = _index_array(graph.indices, len(X))
+    codes = edge_codes(graph) if weighted else None
+    result = reach_label(X, y, k=8, graph=graph)
+    F = seed_reach(neighbours, y, codes=codes)
+    queue = suggest.review_queue_with_reasons(X, y, result, graph=graph)
+    monkeypatch.setattr(_prefetch, "MIN_POINTS", 0)
+    assert _prefetch.worth_it(len(X))
+    np.testing.assert_array_equal(seed_reach(neighbours, y, codes=codes), F)
+    again = suggest.review_queue_with_reasons(X, y, result, graph=graph)
+    np.testing.assert_array_equal(again.order, queue.order)
+    np.testing.assert_array_equal(again.doubt, queue.doubt)
 
 
 def test_big_graphs_keep_their_own_order(monkeypatch):
