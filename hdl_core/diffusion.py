@@ -18,11 +18,43 @@ from . import _prefetch
 from ._prefetch import prefetch
 
 # Points ahead of the one a spread step sums at which the rows of its neighbours are asked
-# for (`_prefetch_rows`; a point's ~20 edges are ~20 rows). On random k = 10 graphs, a step
-# over 10 classes: 1M points 0.20 -> 0.16 s, 10M 2.73 -> 2.37 s with 2 points ahead; 4 and
-# 16 did no better at 1M, 4 worse at 10M. In breadth-first order (`LocalOrder`, clustered
-# graphs) the rows are mostly in cache already: 0.064 -> 0.060 s at 1M.
-SPREAD_AHEAD = 2
+# for, every line of each (`_prefetch_rows`; a point's ~20 edges are ~20 rows). On random
+# k = 10 graphs, a step over 10 classes, alternated with no hints: 1M points 0.23 -> 0.07 s
+# (0.40 -> 0.10 s in breadth-first order), 10M 2.84 -> 0.89 s; the review queue's CSR step
+# at 1M 0.28 -> 0.07 s. 2 and 8 ahead measured within noise of 4.
+SPREAD_AHEAD = 4
+# ... but only where the rows are not near in memory anyway (`worth_prefetching`): where at
+# least FAR_SHARE of the edges join rows more than NEAR_BYTES apart. A 1M-point graph of
+# clusters of 10,000 points in breadth-first order has none (a step took 0.074 s without
+# hints, 0.083 s with them); clusters of 100,000, 52 % (0.072 s without, 0.073 s with);
+# a random graph 99 %.
+NEAR_BYTES = 1 << 20
+FAR_SHARE = 0.2
+
+
+def rows_far_apart(indptr, indices: np.ndarray, width: int, sample: int = 4096) -> float:
+    """Share of the edges of `sample` evenly spaced rows whose ends' rows of `width` float32
+    lie more than NEAR_BYTES apart (CSR `indptr` and `indices`, or neighbour lists: indptr
+    None, `indices` (n, k))."""
+    n = indices.shape[0] if indptr is None else indptr.shape[0] - 1
+    rows = np.linspace(0, n - 1, min(sample, n)).astype(np.int64)
+    if indptr is None:
+        ends = np.asarray(indices[rows], np.int64)
+        starts = rows[:, None]
+    else:
+        ends = np.concatenate([indices[indptr[r]:indptr[r + 1]] for r in rows]).astype(np.int64)
+        starts = np.repeat(rows, indptr[rows + 1] - indptr[rows])
+    near = NEAR_BYTES // (4 * width)
+    return float((np.abs(ends - starts) > near).mean()) if ends.size else 0.0
+
+
+def worth_prefetching(indptr, indices: np.ndarray, width: int) -> bool:
+    """Should a spread of rows of `width` classes over this graph ask for rows ahead? From
+    `_prefetch.MIN_POINTS` points, where at least FAR_SHARE of the edges join rows far
+    apart (`rows_far_apart`): tight clusters in breadth-first order read rows near the
+    current one, which sit in cache, and the hints only cost there."""
+    n = indices.shape[0] if indptr is None else indptr.shape[0] - 1
+    return _prefetch.worth_it(n) and rows_far_apart(indptr, indices, width) >= FAR_SHARE
 
 
 def diffusion_operator(neighbours: np.ndarray):
@@ -54,7 +86,7 @@ def spread_step(indptr, indices, data, spread, kept, alpha, out, far=False):
     for i in numba.prange(n):
         if far and i + SPREAD_AHEAD < n:        # the rows the sum a few rows on reads
             for jj in range(indptr[i + SPREAD_AHEAD], indptr[i + SPREAD_AHEAD + 1]):
-                prefetch(flat, indices[jj] * n_classes)
+                _prefetch_row(flat, indices[jj], n_classes)
         for c in range(n_classes):
             out[i, c] = 0
         for jj in range(indptr[i], indptr[i + 1]):
@@ -279,7 +311,7 @@ def spread_seeds(neighbours: np.ndarray, rev_ptr: np.ndarray, rev_idx: np.ndarra
     seeds = np.flatnonzero(y >= 0)
     F[seeds, y[seeds]] = scale[seeds]                    # G of F = Y
     other = np.empty_like(F)
-    far = _prefetch.worth_it(n)
+    far = worth_prefetching(None, neighbours, n_classes)
     for step in range(steps):
         if weights is None:
             _spread_lists_step(neighbours, rev_ptr, rev_idx, scale, y, F, np.float32(alpha),
@@ -332,9 +364,20 @@ def _prefetch_rows(i, neighbours, rev_ptr, rev_idx, flat, n_classes):
     neighbours and of the points listing it. A step goes through the points in order, so
     their lists arrive on their own; the rows they name are anywhere."""
     for jj in range(neighbours.shape[1]):
-        prefetch(flat, neighbours[i, jj] * n_classes)
+        _prefetch_row(flat, neighbours[i, jj], n_classes)
     for e in range(rev_ptr[i], rev_ptr[i + 1]):
-        prefetch(flat, rev_idx[e] * n_classes)
+        _prefetch_row(flat, rev_idx[e], n_classes)
+
+
+@numba.njit(cache=True, inline="always")
+def _prefetch_row(flat, j, width):
+    """Ask for every cache line of row j of a (n, width) float32 array read as `flat`: a
+    row of 10 classes (40 bytes) lies across two lines for half of the rows, and a sum
+    waiting on the second line stalls every add after it."""
+    start = j * width
+    for offset in range(0, width, 16):      # 16 float32 to a 64-byte line
+        prefetch(flat, start + offset)
+    prefetch(flat, start + width - 1)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)

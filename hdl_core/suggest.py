@@ -10,8 +10,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from . import _prefetch
-from .diffusion import LocalOrder, diffusion_operator, spread_step
+from .diffusion import LocalOrder, diffusion_operator, spread_step, worth_prefetching
 from .explain import check_neighbours, influence
 from .hdl import LabelingResult
 
@@ -496,7 +495,7 @@ def _spread(S, spread: np.ndarray, kept: np.ndarray) -> np.ndarray:
     """SPREAD_STEPS steps of ``F ← α S F + kept`` from F = `spread`, which is overwritten
     (S, `spread` and `kept` in one order of the points; the result in that order)."""
     other = np.empty_like(spread)
-    far = _prefetch.worth_it(spread.shape[0])
+    far = worth_prefetching(S.indptr, S.indices, spread.shape[1])
     for _ in range(SPREAD_STEPS):                        # α S F + (1 - α) Y
         spread_step(S.indptr, S.indices, S.data, spread, kept, np.float32(SPREAD_ALPHA), other,
                     far)

@@ -99,11 +99,30 @@ def test_prefetching_the_rows_changes_no_number(weighted, monkeypatch):
     F = seed_reach(neighbours, y, codes=codes)
     queue = suggest.review_queue_with_reasons(X, y, result, graph=graph)
     monkeypatch.setattr(_prefetch, "MIN_POINTS", 0)
-    assert _prefetch.worth_it(len(X))
+    monkeypatch.setattr(diffusion, "FAR_SHARE", 0.0)
+    assert diffusion.worth_prefetching(None, neighbours, 6)
     np.testing.assert_array_equal(seed_reach(neighbours, y, codes=codes), F)
     again = suggest.review_queue_with_reasons(X, y, result, graph=graph)
     np.testing.assert_array_equal(again.order, queue.order)
     np.testing.assert_array_equal(again.doubt, queue.doubt)
+
+
+def test_spreads_prefetch_only_where_edges_join_rows_far_apart(monkeypatch):
+    monkeypatch.setattr(_prefetch, "MIN_POINTS", 0)
+    monkeypatch.setattr(diffusion, "NEAR_BYTES", 4 * 10 * 100)     # 100 rows of 10 classes
+    n, k = 5000, 6
+    rng = np.random.default_rng(0)
+    scattered = rng.integers(0, n, (n, k))
+    banded = (np.arange(n)[:, None] + rng.integers(-50, 51, (n, k))) % n   # within 50 rows
+    assert diffusion.rows_far_apart(None, scattered, 10) > 0.9
+    assert diffusion.rows_far_apart(None, banded, 10) < 0.05        # only the wrap-around
+    assert diffusion.worth_prefetching(None, scattered, 10)
+    assert not diffusion.worth_prefetching(None, banded, 10)
+    for lists, far in ((scattered, True), (banded, False)):        # the review queue's CSR
+        S = diffusion_operator(lists.astype(np.int32))
+        assert diffusion.worth_prefetching(S.indptr, S.indices, 10) is far
+    monkeypatch.setattr(_prefetch, "MIN_POINTS", n + 1)
+    assert not diffusion.worth_prefetching(None, scattered, 10)
 
 
 def test_big_graphs_keep_their_own_order(monkeypatch):
