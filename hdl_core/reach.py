@@ -51,7 +51,9 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from . import _prefetch
 from ._checks import check_number_in
+from ._prefetch import AHEAD, prefetch
 from .balanced import _label as _balanced_label
 from .config import (BALANCED_BORDER_RATIO, REACH_ALPHA, REACH_BANDS, REACH_DECISIVE,
                      REACH_LOCAL_SCALE, REACH_MAX_STEPS, REACH_MIN_WEIGHT, REACH_SPLIT,
@@ -59,8 +61,8 @@ from .config import (BALANCED_BORDER_RATIO, REACH_ALPHA, REACH_BANDS, REACH_DECI
 from .diffusion import (LocalOrder, local_scale_codes, reverse_codes, spread_seeds,
                         weight_table)
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
-from .hdl import (LabelingResult, _check_graph, _index_array, _reverse_adjacency, _vote,
-                  check_bridge, narrow_int, validate_labels)
+from .hdl import (LabelingResult, _check_graph, _index_array, _prefetch_result,
+                  _reverse_adjacency, _vote, check_bridge, narrow_int, validate_labels)
 
 # Classes spread at a time (`reach_shares`): at least CLASS_BLOCK, n × 16 float32 numbers
 # twice (128 bytes per point, however many classes there are), and as many more as fit in
@@ -211,7 +213,8 @@ def seed_depth(neighbours: np.ndarray, y: np.ndarray) -> int:
     y = np.asarray(y)
     neighbours = _index_array(neighbours, len(y))
     rev_ptr, rev_idx = _reverse_adjacency(neighbours, len(y))
-    return int(_seed_depth(neighbours, rev_ptr, rev_idx, y))
+    return int(_seed_depth(neighbours, rev_ptr, rev_idx, y,
+                           _prefetch.worth_it(neighbours.shape[0])))
 
 
 def _length_for(depth: int, steps: int | None = None, alpha: float | None = None
@@ -229,14 +232,16 @@ def _resolve_length(graph: "_SpreadGraph", steps: int | None, alpha: float | Non
     """`steps` and `alpha` as given, or `spread_length`'s where None (the depth read from
     the spread's own lists and reverse lists, not built again)."""
     depth = 0 if steps is not None else int(
-        _seed_depth(graph.lists, graph.rev_ptr, graph.rev_idx, graph.y))
+        _seed_depth(graph.lists, graph.rev_ptr, graph.rev_idx, graph.y,
+                    _prefetch.worth_it(graph.lists.shape[0])))
     return _length_for(depth, steps, alpha)
 
 
 @numba.njit(cache=True)
-def _seed_depth(lists, rev_ptr, rev_idx, y):
+def _seed_depth(lists, rev_ptr, rev_idx, y, far):
     """Hops from the seeds (y >= 0) to the farthest point they reach over the lists and
-    their reverse (a breadth-first search from every seed at once)."""
+    their reverse (a breadth-first search from every seed at once). `far`: ask for the
+    memory of the points ahead in the queue (`hdl_core._prefetch`)."""
     n, k = lists.shape
     level = np.full(n, -1, np.int32)
     queue = np.empty(n, lists.dtype)
@@ -248,7 +253,19 @@ def _seed_depth(lists, rev_ptr, rev_idx, y):
             tail += 1
     head = 0
     deepest = 0
+    flat = lists.reshape(-1)
     while head < tail:
+        # the queue up to `tail` is known: ask for the lists AHEAD points on, then whether
+        # their ends are reached (`hdl_core._prefetch`)
+        if far and head + 2 * AHEAD < tail:
+            a = queue[head + 2 * AHEAD]
+            prefetch(flat, a * k)
+            prefetch(rev_ptr, a)
+        if far and head + AHEAD < tail:
+            a = queue[head + AHEAD]
+            for jj in range(k):
+                prefetch(level, flat[a * k + jj])
+            prefetch(rev_idx, rev_ptr[a])
         i = queue[head]
         head += 1
         d = level[i] + 1
@@ -412,7 +429,7 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, steps: int 
     work = labels.astype(narrow_int(n_classes))
     n_rounds = _vote_in_order(order, reach_band(share[order]), neighbours, work,
                               top.astype(np.int64), share, step, round_, confidence, n_voters,
-                              n_classes, split, decisive)
+                              n_classes, split, decisive, _prefetch.worth_it(n))
     labels[:] = work
     if order.size == int((y < 0).sum()):
         return result
@@ -433,19 +450,31 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, steps: int 
 
 @numba.njit(cache=True)
 def _vote_in_order(order, band, neighbours, work, top, share, step, round_, confidence,
-                   n_voters, n_classes, split, decisive):
+                   n_voters, n_classes, split, decisive, far):
     """Vote the points of `order` one by one (Algorithm 1's vote, everything labeled before
     included); a point with no labeled neighbour takes `top`, and so does one whose vote is
     split (the winner's share at most `split`) where `top` is another class with a share of
     at least `decisive`. A new round starts where the band changes. Returns the number of
-    rounds."""
+    rounds. `far`: ask for the memory of the points ahead (`hdl_core._prefetch`): the order
+    is by reach, the points anywhere."""
     k = neighbours.shape[1]
+    flat = neighbours.reshape(-1)
+    m = order.shape[0]
     counts = np.zeros(n_classes, np.int64)
     first_pos = np.zeros(n_classes, np.int64)
     touched = np.zeros(k, np.int64)
     r = -1
     last = -1
-    for s in range(order.shape[0]):
+    for s in range(m):
+        if far and s + 2 * AHEAD < m:           # its list, then its neighbours' labels
+            prefetch(flat, order[s + 2 * AHEAD] * k)
+        if far and s + AHEAD < m:
+            q = order[s + AHEAD]
+            for j in range(k):
+                prefetch(work, flat[q * k + j])
+            _prefetch_result(q, work, step, round_, confidence, n_voters)
+            prefetch(top, q)
+            prefetch(share, q)
         p = order[s]
         if band[s] != last:
             r += 1

@@ -88,23 +88,29 @@ def test_the_review_queue_in_breadth_first_order_is_the_same_bit_for_bit(monkeyp
 
 
 @pytest.mark.parametrize("weighted", [True, False])
-def test_prefetching_the_rows_changes_no_number(weighted, monkeypatch):
-    # below _prefetch.MIN_POINTS the spreads ask for nothing ahead; from it on they ask for
-    # the rows SPREAD_AHEAD points on will read, up to the last point
+def test_prefetching_changes_no_number(weighted, monkeypatch):
+    # below _prefetch.MIN_POINTS the default's kernels ask for nothing ahead; from it on the
+    # depth search, the spreads and the votes ask for what the points ahead will read, up
+    # to the last point
     X, y = shuffled_clusters()
     graph = build_knn_graph(X, 8)
     neighbours = _index_array(graph.indices, len(X))
     codes = edge_codes(graph) if weighted else None
-    result = reach_label(X, y, k=8, graph=graph)
+    local_scale = 7 if weighted else None
+    result = reach_label(X, y, k=8, graph=graph, local_scale=local_scale)
     F = seed_reach(neighbours, y, codes=codes)
     queue = suggest.review_queue_with_reasons(X, y, result, graph=graph)
     monkeypatch.setattr(_prefetch, "MIN_POINTS", 0)
     monkeypatch.setattr(diffusion, "FAR_SHARE", 0.0)
     assert diffusion.worth_prefetching(None, neighbours, 6)
     np.testing.assert_array_equal(seed_reach(neighbours, y, codes=codes), F)
-    again = suggest.review_queue_with_reasons(X, y, result, graph=graph)
-    np.testing.assert_array_equal(again.order, queue.order)
-    np.testing.assert_array_equal(again.doubt, queue.doubt)
+    again = reach_label(X, y, k=8, graph=graph, local_scale=local_scale)
+    assert again.spread == result.spread
+    for field in ("labels", "step", "round", "confidence", "n_voters"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(result, field))
+    queue_again = suggest.review_queue_with_reasons(X, y, result, graph=graph)
+    np.testing.assert_array_equal(queue_again.order, queue.order)
+    np.testing.assert_array_equal(queue_again.doubt, queue.doubt)
 
 
 def test_spreads_prefetch_only_where_edges_join_rows_far_apart(monkeypatch):
