@@ -55,62 +55,45 @@ def test_a_permuted_csr_keeps_each_rows_entries_in_stored_order():
     assert abs(P - order @ S @ order.T).max() == 0
 
 
+# Switches that change how the default's kernels run and never what they compute: the
+# spreads in breadth-first order (`LocalOrder`), and the prefetch hints of the depth search,
+# the spreads and the votes (below _prefetch.MIN_POINTS they ask for nothing ahead; forced
+# on here, they ask for the points ahead up to the last one).
+SWITCHES = {
+    "breadth-first order": [(diffusion, "LOCALITY_MIN_POINTS", 1)],
+    "prefetching": [(_prefetch, "MIN_POINTS", 0), (diffusion, "FAR_SHARE", 0.0)],
+}
+
+
+@pytest.mark.parametrize("switch", list(SWITCHES))
 @pytest.mark.parametrize("weighted", [True, False])
-def test_the_reach_in_breadth_first_order_is_the_same_bit_for_bit(weighted, monkeypatch):
-    X, y = shuffled_clusters()
-    graph = build_knn_graph(X, 8)
-    neighbours = _index_array(graph.indices, len(X))
-    codes = edge_codes(graph) if weighted else None
-    F = seed_reach(neighbours, y, codes=codes)
-    share, top = reach_shares(neighbours, y, codes=codes, block=4)
-    result = reach_label(X, y, k=8, graph=graph, local_scale=7 if weighted else None)
-    monkeypatch.setattr(diffusion, "LOCALITY_MIN_POINTS", 1)
-    assert LocalOrder.of(neighbours) is not None
-    np.testing.assert_array_equal(seed_reach(neighbours, y, codes=codes), F)
-    local_share, local_top = reach_shares(neighbours, y, codes=codes, block=4)
-    np.testing.assert_array_equal(local_share, share)
-    np.testing.assert_array_equal(local_top, top)
-    again = reach_label(X, y, k=8, graph=graph, local_scale=7 if weighted else None)
-    for field in ("labels", "step", "round", "confidence", "n_voters"):
-        np.testing.assert_array_equal(getattr(again, field), getattr(result, field))
-
-
-def test_the_review_queue_in_breadth_first_order_is_the_same_bit_for_bit(monkeypatch):
-    X, y = shuffled_clusters()
-    graph = build_knn_graph(X, 10)
-    result = reach_label(X, y, k=8, graph=graph)
-    queue = suggest.review_queue_with_reasons(X, y, result, graph=graph)
-    monkeypatch.setattr(diffusion, "LOCALITY_MIN_POINTS", 1)
-    again = suggest.review_queue_with_reasons(X, y, result, graph=graph)
-    np.testing.assert_array_equal(again.order, queue.order)
-    np.testing.assert_array_equal(again.doubt, queue.doubt)
-    np.testing.assert_array_equal(again.alternative_share, queue.alternative_share)
-
-
-@pytest.mark.parametrize("weighted", [True, False])
-def test_prefetching_changes_no_number(weighted, monkeypatch):
-    # below _prefetch.MIN_POINTS the default's kernels ask for nothing ahead; from it on the
-    # depth search, the spreads and the votes ask for what the points ahead will read, up
-    # to the last point
+def test_the_default_and_the_review_queue_are_the_same_bit_for_bit(switch, weighted, monkeypatch):
     X, y = shuffled_clusters()
     graph = build_knn_graph(X, 8)
     neighbours = _index_array(graph.indices, len(X))
     codes = edge_codes(graph) if weighted else None
     local_scale = 7 if weighted else None
     result = reach_label(X, y, k=8, graph=graph, local_scale=local_scale)
-    F = seed_reach(neighbours, y, codes=codes)
-    queue = suggest.review_queue_with_reasons(X, y, result, graph=graph)
-    monkeypatch.setattr(_prefetch, "MIN_POINTS", 0)
-    monkeypatch.setattr(diffusion, "FAR_SHARE", 0.0)
-    assert diffusion.worth_prefetching(None, neighbours, 6)
-    np.testing.assert_array_equal(seed_reach(neighbours, y, codes=codes), F)
-    again = reach_label(X, y, k=8, graph=graph, local_scale=local_scale)
-    assert again.spread == result.spread
+
+    def run():
+        share, top = reach_shares(neighbours, y, codes=codes, block=4)
+        return (seed_reach(neighbours, y, codes=codes), share, top,
+                reach_label(X, y, k=8, graph=graph, local_scale=local_scale),
+                suggest.review_queue_with_reasons(X, y, result, graph=graph))
+
+    before = run()
+    for module, name, value in SWITCHES[switch]:
+        monkeypatch.setattr(module, name, value)
+    assert LocalOrder.of(neighbours) is not None if switch == "breadth-first order" \
+        else diffusion.worth_prefetching(None, neighbours, 6)
+    after = run()
+    for a, b in zip(before[:3], after[:3]):
+        np.testing.assert_array_equal(b, a)
+    assert after[3].spread == before[3].spread
     for field in ("labels", "step", "round", "confidence", "n_voters"):
-        np.testing.assert_array_equal(getattr(again, field), getattr(result, field))
-    queue_again = suggest.review_queue_with_reasons(X, y, result, graph=graph)
-    np.testing.assert_array_equal(queue_again.order, queue.order)
-    np.testing.assert_array_equal(queue_again.doubt, queue.doubt)
+        np.testing.assert_array_equal(getattr(after[3], field), getattr(before[3], field))
+    for field in ("order", "doubt", "alternative_share"):
+        np.testing.assert_array_equal(getattr(after[4], field), getattr(before[4], field))
 
 
 def test_spreads_prefetch_only_where_edges_join_rows_far_apart(monkeypatch):
