@@ -30,6 +30,8 @@ SPREAD_AHEAD = 4
 # a random graph 99 %.
 NEAR_BYTES = 1 << 20
 FAR_SHARE = 0.2
+# Entries ahead at which `reverse_codes` asks for a code.
+REVERSE_AHEAD = 32
 
 
 def rows_far_apart(indptr, indices: np.ndarray, width: int, sample: int = 4096) -> float:
@@ -268,11 +270,17 @@ def local_scale_codes(indices: np.ndarray, distances: np.ndarray, metric: str, r
 
 
 @numba.njit(cache=True)
-def reverse_codes(codes, rev_idx, rev_pos):
+def reverse_codes(codes, rev_idx, rev_pos, far=False):
     """The codes of the reverse lists' edges, aligned with `rev_idx`: entry e (point j lists
-    i at position rev_pos[e]) is j's edge to i, ``codes[j, rev_pos[e]]``."""
-    out = np.empty(rev_idx.shape[0], np.uint16)
-    for e in range(rev_idx.shape[0]):
+    i at position rev_pos[e]) is j's edge to i, ``codes[j, rev_pos[e]]``. `far`: ask for
+    the code REVERSE_AHEAD entries on (`hdl_core._prefetch`), one random read per edge."""
+    m = rev_idx.shape[0]
+    k = codes.shape[1]
+    flat = codes.reshape(-1)
+    out = np.empty(m, np.uint16)
+    for e in range(m):
+        if far and e + REVERSE_AHEAD < m:
+            prefetch(flat, rev_idx[e + REVERSE_AHEAD] * k + rev_pos[e + REVERSE_AHEAD])
         out[e] = codes[rev_idx[e], rev_pos[e]]
     return out
 

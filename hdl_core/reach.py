@@ -306,7 +306,7 @@ def _reverse_with_weights(neighbours: np.ndarray, codes: np.ndarray | None):
         rev_ptr, rev_idx = _reverse_adjacency(neighbours, n)
         return rev_ptr, rev_idx, None
     rev_ptr, rev_idx, rev_pos = _reverse_adjacency(neighbours, n, positions=True)
-    reverse = reverse_codes(codes, rev_idx, rev_pos)
+    reverse = reverse_codes(codes, rev_idx, rev_pos, _prefetch.worth_it(n))
     return rev_ptr, rev_idx, (weight_table(REACH_MIN_WEIGHT), codes, reverse)
 
 
