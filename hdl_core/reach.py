@@ -326,7 +326,10 @@ def _spread_graph(neighbours: np.ndarray, y: np.ndarray, codes: np.ndarray | Non
     """The lists, reverse lists and weights for the spread, in breadth-first order where
     that pays (`hdl_core.diffusion.LocalOrder`). The reverse lists are built from the lists
     renamed but still in the points' order, so each keeps its entries in the order the
-    points' own reverse list has them, and every sum of the spread is the same."""
+    points' own reverse list has them, and every sum of the spread is the same. Lists of
+    any integer type or layout (a graph's first columns, say) are read as the kernels read
+    them (`_index_array`: no copy where they already are)."""
+    neighbours = _index_array(neighbours, neighbours.shape[0])
     local = LocalOrder.of(neighbours)
     if local is None:
         return _SpreadGraph(neighbours, *_reverse_with_weights(neighbours, codes), y, None)

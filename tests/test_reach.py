@@ -320,3 +320,26 @@ def test_classes_spread_in_one_pass_where_they_fit_and_sixteen_at_a_time_beyond(
     assert class_block(10_000_000) == CLASS_BLOCK == 16
     for n in (1_000, 1_000_000, 4_000_000, 10_000_000, 100_000_000):
         assert 8 * n * class_block(n) <= max(SPREAD_BYTES, 8 * n * CLASS_BLOCK)
+
+
+@pytest.mark.parametrize("layout", ["first columns", "int64", "Fortran order"])
+def test_the_spread_reads_neighbour_lists_of_any_integer_type_and_layout(layout):
+    # a graph's first k columns are a strided view, and numpy's default integers are int64:
+    # the public spread functions take them as they come and spread exactly as from the
+    # contiguous int32 lists the kernels read
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 5)) + np.repeat(rng.normal(size=(4, 5)) * 3, 50, axis=0)
+    y = np.full(200, -1)
+    y[[0, 50, 100, 150, 7]] = [0, 1, 2, 3, 0]
+    graph = build_knn_graph(X, 12)
+    first = graph.first(8)
+    lists = {"first columns": graph.indices.astype(np.int64)[:, :8],
+             "int64": first.indices.astype(np.int64),
+             "Fortran order": np.asfortranarray(first.indices)}[layout]
+    contiguous = _index_array(first.indices, 200)
+    codes = edge_codes(first)
+    np.testing.assert_array_equal(seed_reach(lists, y, codes=codes),
+                                  seed_reach(contiguous, y, codes=codes))
+    for got, expected in zip(reach_shares(lists, y), reach_shares(contiguous, y)):
+        np.testing.assert_array_equal(got, expected)
+    assert spread_length(lists, y) == spread_length(contiguous, y)
