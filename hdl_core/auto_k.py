@@ -120,6 +120,8 @@ def choose_k(X, y, *, k_max: int = 20, noise_rate: float = 0.15, sample_fraction
     -------
     KChoice
     """
+    if np.ndim(X) != 2:       # checked here: below, only the labeled rows are read
+        raise ValueError(f"X must be a 2-D array (n_points, n_features), got shape {np.shape(X)}")
     n_points = np.shape(X)[0]
     y = validate_labels(y, n_points)
     if isinstance(k_max, bool) or not isinstance(k_max, (int, np.integer)) or k_max < 2:

@@ -86,6 +86,12 @@ def test_bad_parameters_are_named(kwargs, message):
         choose_k(np.eye(3) + 0.1, np.array([0, 1, -1]), **kwargs)
 
 
+def test_a_one_dimensional_x_is_named_by_its_own_shape():
+    # only the labeled rows are read, but the message is about the X the caller gave
+    with pytest.raises(ValueError, match=r"X must be a 2-D array .* got shape \(6,\)"):
+        choose_k(np.arange(6.0), np.array([0, 1, -1, 0, 1, -1]))
+
+
 def direct_mu_euclidean(X, y, k):
     """μ_k by brute force in the plane: every labeled point a center, its k nearest labeled
     points by squared distance, equal distances by ascending index, itself left out."""
