@@ -428,6 +428,8 @@ def _label_from_files(args, intent, out: Path, fmt: str) -> int:
         how = ("chosen by P(k)" if run.choice is not None and run.choice.reliable else
                f"default ({run.choice.reason})" if run.choice is not None else
                "the variant's own" if intent.auto else "given")
+        if intent.auto and run.graph_k is not None:
+            how += f", at most the graph's {run.graph_k}"
         agreement = ("" if run.baseline_agreement is None
                      else f", kNN-DV agrees on {100 * run.baseline_agreement:.1f} %")
         _say(f"HDL ({args.variant}): k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "

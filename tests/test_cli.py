@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -584,4 +585,29 @@ def test_a_graph_too_small_or_of_other_embeddings_is_refused(capsys, colours, tm
     assert_one_line_error(status, err, "was built from other embeddings", "hdl-studio graph")
     status, _, err = run_cli(capsys, "label", "--embeddings", emb_a, "--graph", tmp_path / "g",
                              "--k", "5", "--out", tmp_path / "x.csv", "--quiet")
-    assert_one_line_error(status, err, "has 3 neighbours per point but k=5")
+    assert_one_line_error(status, err, "has 3 neighbours per point but k=5", "give --k 3 or less")
+    # k left to the labeling stays within the graph's neighbours, for every variant
+    for variant in ("reach", "balanced", "paper"):
+        status, _, err = run_cli(capsys, "label", "--embeddings", emb_a, "--graph", tmp_path / "g",
+                                 "--variant", variant, "--out", tmp_path / f"{variant}.csv")
+        assert status == 0, err
+        k = int(re.search(r"k=(\d+) \(", err).group(1))
+        assert 1 <= k <= 3 and "at most the graph's 3" in err, err
+        n = json.loads((emb_a / "_meta.json").read_text())["n"]
+        assert len(read_labels(tmp_path / f"{variant}.csv")) == n
+
+
+def test_seed_csv_naming_paths_the_embeddings_lack_exits_2_naming_the_rows(capsys, colours,
+                                                                           tmp_path):
+    folder, _ = colours
+    embeddings = tmp_path / "emb"
+    status, _, err = run_cli(capsys, "embed", folder, "--out", embeddings, "--encoder", "pixels",
+                             "--workspace", tmp_path / "ws", "--quiet")
+    assert status == 0, err
+    seeds = tmp_path / "my-seeds.csv"
+    seeds.write_text("path,label\nunlabeled/red2.png,red\nnope/cat.png,cat\n", encoding="utf-8")
+    status, _, err = run_cli(capsys, "label", "--embeddings", embeddings, "--seeds", seeds,
+                             "--out", tmp_path / "x.csv", "--quiet")
+    assert_one_line_error(status, err, "my-seeds.csv row 3", "'nope/cat.png'",
+                          "relative to the folder", "was embedded from")
+    assert not (tmp_path / "x.csv").exists()

@@ -121,11 +121,17 @@ def read_seed_csv(csv_file, dataset: Dataset) -> dict[str, str | None]:
         raise DatasetError(
             f"{name} row{'s' if len(unknown) > 1 else ''} {numbers}: {shown}{more} "
             f"{'are' if len(unknown) > 1 else 'is'} not in the dataset "
-            f"(paths are relative to the dataset folder {dataset.root.name!r}); "
+            f"(paths are relative to {_root_in_words(dataset.root)}); "
             "fix or remove those rows")
     if conflicts:
         raise DatasetError(f"{name}: {'; '.join(conflicts)}; keep one label per path")
     return labels
+
+
+def _root_in_words(root) -> str:
+    """The folder seed paths are relative to, as a message names it: a dataset's folder by
+    its name (never the server's path to it), or a caller's own description of it."""
+    return root if isinstance(root, str) else f"the dataset folder {Path(root).name!r}"
 
 
 def _read_text(csv_file) -> tuple[str, str]:

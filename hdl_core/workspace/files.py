@@ -21,7 +21,7 @@ import hashlib
 import io
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -163,6 +163,9 @@ class FilesRun:
         Share of HDL-labeled points where kNN-DV (eq. 1) gives the same class.
     seconds : dict
         Wall time per step.
+    graph_k : int or None
+        Neighbours per point of the graph given, which bounds an automatic k; None when
+        the graph was built here.
     """
 
     table: object
@@ -172,6 +175,7 @@ class FilesRun:
     choice: object
     baseline_agreement: float | None
     seconds: dict
+    graph_k: int | None = None
 
 
 def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = None,
@@ -190,7 +194,7 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
         A graph folder (``hdl-studio graph``) of these embeddings with at least k
         neighbours; built here (`GRAPH_K` neighbours, as the app does) when not given.
     intent : KIntent, optional
-        The k; default "auto".
+        The k; default "auto", which stays within a given graph's neighbours.
     with_baseline : bool, default True
         Also run kNN-DV and report how often it agrees.
     method : str
@@ -233,29 +237,38 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
     require_seeds(y, classes)
     intent = KIntent.parse("auto") if intent is None else intent
     seed_rows = np.flatnonzero(y >= 0)
-    started = time.perf_counter()
-    # choose_k sees only labeled rows, as given (it normalises them itself), as in the app
     check_variant(variant)
     check_bridge(bridge)
+    knn = None
+    if graph is not None:       # memory-mapped: its k bounds an automatic choice of k
+        started = time.perf_counter()
+        knn, _ = read_graph_dir(graph, n=len(y), digest=paths_digest(paths))
+        seconds["graph"] = time.perf_counter() - started
+    started = time.perf_counter()
+    # choose_k sees only labeled rows, as given (it normalises them itself), as in the app;
+    # "auto" never asks for more neighbours than a given graph lists
+    graph_k = None if knn is None else knn.k
     if intent.auto and has_own_k(variant):
         k, choice = balanced_auto_k(len(y), len(classes)), None
+        k = k if graph_k is None else min(k, graph_k)
     elif intent.auto:
+        if graph_k is not None:
+            intent = replace(intent, k_max=min(intent.k_max, graph_k + 1))
         k, choice = resolve_k(intent, X[seed_rows], y[seed_rows])
     else:
         k, choice = check_k(intent.k, len(y), name="--k"), None
     seconds["choose_k"] = time.perf_counter() - started
     started = time.perf_counter()
     rows = normalize_rows_inplace(X, name=f"embeddings in {embeddings}")
-    digest = paths_digest(paths)
-    if graph is not None:
-        knn, graph_meta = read_graph_dir(graph, n=len(y), digest=digest)
+    if knn is not None:
         if knn.k < k:
             raise PipelineError(f"--graph {graph} has {knn.k} neighbours per point but k={k}; "
-                                f"rebuild it with --k {max(k, GRAPH_K)}")
+                                f"rebuild it with --k {max(k, GRAPH_K)}, or give --k "
+                                f"{knn.k} or less")
     else:
         knn = graph_of_prepared_rows(rows, min(max(k, GRAPH_K), len(y) - 1), method=method,
                                      random_state=0)
-    seconds["graph"] = time.perf_counter() - started
+    seconds["graph"] = seconds.get("graph", 0.0) + time.perf_counter() - started
     started = time.perf_counter()
     result = prepared_function(variant)(rows, y, k=k, graph=knn, bridge=bridge)
     seconds["hdl"] = time.perf_counter() - started
@@ -278,7 +291,7 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
                                                  pa.array(["seed", "hdl", "fallback"])),
         "confidence": np.where(seed, 1.0, result.confidence),
         "step": result.step, "round": result.round})
-    return FilesRun(table, result, classes, k, choice, agreement, seconds)
+    return FilesRun(table, result, classes, k, choice, agreement, seconds, graph_k)
 
 
 def write_labels(table, out: str | Path, fmt: str) -> None:
