@@ -293,6 +293,12 @@ def _write_skipped(summary, out: Path) -> None:
 def _intent(k, **settings):
     """--k (and --noise-rate) as a KIntent: checked here, before any work starts."""
     from .auto_k import KIntent
+    if "noise_rate" in settings:
+        try:
+            KIntent.parse("auto", noise_rate=settings["noise_rate"])
+        except ValueError as error:
+            raise ValueError(f"--noise-rate {settings['noise_rate']}: "
+                             f"{str(error).removeprefix('noise_rate ')}") from None
     try:
         return KIntent.parse(k, **settings)
     except ValueError as error:
@@ -500,10 +506,11 @@ def _embed_on_ray(args, out: Path) -> int:
 def _graph(args) -> int:
     import time
     from .embed import is_embeddings_dir, load_embeddings_dir
-    from .workspace.files import paths_digest, write_graph_dir
+    from .workspace.files import check_graph_folder, paths_digest, write_graph_dir
     if not is_embeddings_dir(args.embeddings):
         raise ValueError(f"{args.embeddings}: not an embeddings folder (part-*.parquet + "
                          "_meta.json); write one with `embed IMAGES --out DIR`")
+    check_graph_folder(args.out)        # refused before the search, not after it
     paths, X, meta = load_embeddings_dir(args.embeddings)
     if not 1 <= args.k < len(paths):
         raise ValueError(f"--k {args.k}: must be between 1 and {len(paths) - 1} "

@@ -243,7 +243,7 @@ def test_label_a_zip_and_rerun_after_the_zip_changed(capsys, colours, tmp_path):
 @pytest.mark.parametrize("case", ["not a zip", "no seeds", "missing input", "bad k",
                                   "paths without embeddings", "embed to csv",
                                   "no images, no folder", "no images, a npy",
-                                  "graph of no folder"])
+                                  "graph of no folder", "bad noise rate"])
 def test_bad_input_exits_2_with_one_error_line(capsys, roots, tmp_path, case):
     folder = roots[0] / "plain"
     write_colour_folder(folder, seeds=0, unlabeled=2)
@@ -265,6 +265,8 @@ def test_bad_input_exits_2_with_one_error_line(capsys, roots, tmp_path, case):
                              ["must be a folder written by `embed IMAGES --out DIR`"]),
         "graph of no folder": (["graph", tmp_path, "--out", tmp_path / "g"],
                                ["not an embeddings folder"]),
+        "bad noise rate": (["label", folder, "--out", out, "--noise-rate", "1.5", "--seeds", seeds],
+                           ["--noise-rate 1.5: must lie in [0, 1)"]),
     }[case]
     status, _, err = run_cli(capsys, *argv, *(["--encoder", "pixels"] if argv[0] != "graph"
                                               else []), "--quiet")
@@ -595,6 +597,29 @@ def test_a_graph_too_small_or_of_other_embeddings_is_refused(capsys, colours, tm
         assert 1 <= k <= 3 and "at most the graph's 3" in err, err
         n = json.loads((emb_a / "_meta.json").read_text())["n"]
         assert len(read_labels(tmp_path / f"{variant}.csv")) == n
+
+
+def test_a_graph_is_written_only_over_an_earlier_graph(capsys, colours, tmp_path):
+    # the embeddings folder and the graph folder both keep a _meta.json: writing the graph
+    # into the embeddings would have replaced theirs (their skipped files, model, dim)
+    folder, _ = colours
+    embeddings = tmp_path / "emb"
+    status, _, err = run_cli(capsys, "embed", folder, "--out", embeddings, "--encoder", "pixels",
+                             "--workspace", tmp_path / "ws", "--quiet")
+    assert status == 0, err
+    before = {p.name: p.read_bytes() for p in embeddings.iterdir()}
+    status, _, err = run_cli(capsys, "graph", embeddings, "--k", "3", "--out", embeddings)
+    assert_one_line_error(status, err, "--out", "holds other files (part-00000.parquet)",
+                          "empty folder")
+    assert {p.name: p.read_bytes() for p in embeddings.iterdir()} == before
+    status, _, err = run_cli(capsys, "graph", embeddings, "--k", "3", "--out",
+                             embeddings / "part-00000.parquet")
+    assert_one_line_error(status, err, "a file of that name exists")
+    for k in ("3", "4"):          # an earlier graph is simply replaced
+        status, _, err = run_cli(capsys, "graph", embeddings, "--k", k, "--out", tmp_path / "g",
+                                 "--quiet")
+        assert status == 0, err
+    assert np.load(tmp_path / "g" / "indices.npy").shape[1] == 4
 
 
 def test_seed_csv_naming_paths_the_embeddings_lack_exits_2_naming_the_rows(capsys, colours,

@@ -54,6 +54,7 @@ def write_graph_dir(folder: str | Path, graph, meta: dict) -> Path:
     """Write a `KnnGraph` as ``indices.npy`` (int32), ``distances.npy`` (float16) and
     ``_meta.json`` (`meta` plus k, n, metric); returns the folder."""
     folder = Path(folder)
+    check_graph_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / GRAPH_META).unlink(missing_ok=True)      # incomplete until written last
     n, k = graph.indices.shape
@@ -65,6 +66,32 @@ def write_graph_dir(folder: str | Path, graph, meta: dict) -> Path:
     atomic_write(folder / GRAPH_META,
                  lambda f: f.write(json.dumps(info, indent=1).encode("utf-8")))
     return folder
+
+
+GRAPH_FILES = ("indices.npy", "distances.npy", GRAPH_META)
+
+
+def check_graph_folder(folder: str | Path) -> None:
+    """Refuse `folder` as a graph's: a graph replaces only an earlier graph, never a file
+    or a folder holding anything else (the embeddings themselves, say, whose
+    ``_meta.json`` it would overwrite). A folder not there yet is fine."""
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise ValueError(f"--out {folder}: a file of that name exists; give a folder name")
+    foreign = sorted(p.name for p in folder.iterdir() if p.name not in GRAPH_FILES)
+    meta = folder / GRAPH_META
+    if not foreign and meta.is_file():
+        try:
+            if json.loads(meta.read_text(encoding="utf-8")).get("format") != GRAPH_FORMAT:
+                foreign = [GRAPH_META]
+        except (ValueError, OSError):
+            foreign = [GRAPH_META]
+    if foreign:
+        raise ValueError(f"--out {folder} holds other files ({', '.join(foreign[:3])}"
+                         f"{', ...' if len(foreign) > 3 else ''}); write the graph to an empty "
+                         "folder of its own")
 
 
 def read_graph_dir(folder: str | Path, *, n: int | None = None, digest: str | None = None):
