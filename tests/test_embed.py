@@ -196,6 +196,36 @@ def test_clip_checkpoint_for_another_model_is_explained(tiny_clip, tmp_path):
         wrong.load()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["cut short", "not weights", "safetensors cut short"])
+def test_a_checkpoint_that_cannot_be_read_is_named_and_said_to_be_broken(tiny_clip, tmp_path,
+                                                                         damage):
+    # a half-finished download is not "another model's weights": the message says the file
+    # cannot be read, by its name (not the folder it sits in), and never advises unpickling
+    import torch
+    from safetensors.torch import save_file
+
+    tiny_clip.load()
+    state = tiny_clip._model.state_dict()
+    if damage == "safetensors cut short":
+        checkpoint = tmp_path / "weights.safetensors"
+        save_file({name: t.contiguous() for name, t in state.items()}, checkpoint)
+    else:
+        checkpoint = tmp_path / "weights.pt"
+        torch.save(state, checkpoint)
+    data = checkpoint.read_bytes()
+    checkpoint.write_bytes(data[:len(data) // 2] if damage != "not weights"
+                           else b"<html>404 Not Found</html>")
+    broken = make_encoder("clip", model="ViT-S-32", pretrained=str(checkpoint), image_size=64,
+                          device="cpu")
+    with pytest.raises(ValueError) as caught:
+        broken.load()
+    message = str(caught.value)
+    assert message.startswith(f"checkpoint {checkpoint.name} cannot be read as model weights")
+    assert "download it again" in message and str(tmp_path) not in message
+    assert "weights_only" not in message and "does not fit" not in message
+
+
 def test_clip_prepared_batches_encode_as_the_files_do(tiny_clip, images):
     """The Ray engine's split: prepare_images on a CPU worker, encode_prepared where the
     model is. Both forms of the prepared input give the file path's vectors, bit for bit."""

@@ -168,15 +168,22 @@ class ClipEncoder:
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     self.model, pretrained=checkpoint, precision=precision, device=self.device,
                     force_image_size=self.image_size, **options)
-            except (RuntimeError, AssertionError, KeyError, ValueError) as exc:
+            except Exception as exc:
                 if checkpoint is None:
+                    raise
+                unreadable = _unreadable(checkpoint)
+                if unreadable is not None:
+                    raise ValueError(
+                        f"checkpoint {Path(checkpoint).name} cannot be read as model weights "
+                        f"({unreadable}): it may be cut short or another kind of file; "
+                        "download it again") from exc
+                if not isinstance(exc, (RuntimeError, AssertionError, KeyError, ValueError)):
                     raise
                 # open_clip reports a mismatched state dict in several ways (strict load
                 # errors, asserts on position embeddings, missing keys): say it plainly.
-                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise ValueError(
                     f"checkpoint {checkpoint} does not fit model {self.model!r} "
-                    f"({type(exc).__name__}: {first_line}); pass the --model it was trained "
+                    f"({_first_line(exc)}); pass the --model it was trained "
                     f"as (and the same image size)") from exc
         model.eval()
         return model, preprocess
@@ -446,3 +453,25 @@ def _resolve_device(device: str) -> str:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
     return device
 
+
+def _first_line(error: BaseException) -> str:
+    """"Type: first line of the message" of an exception, for a one-line message; a long
+    line is cut after its first sentence (torch's own advice after it, to unpickle with
+    weights_only=False, is not one to pass on for a file that failed to load)."""
+    line = (str(error).strip().splitlines() or [""])[0]
+    if len(line) > 100 and ". " in line:
+        line = line[:line.index(". ") + 1]
+    return f"{type(error).__name__}: {line}"
+
+
+def _unreadable(checkpoint: str) -> str | None:
+    """Why open_clip cannot read `checkpoint` as a state dict (torch or safetensors file),
+    or None when it can. Asked only after a load failed, to tell a broken file from
+    weights of another model."""
+    from open_clip.factory import load_state_dict
+
+    try:
+        load_state_dict(checkpoint, device="cpu")
+    except Exception as error:       # pickle, zip, safetensors and EOF errors alike
+        return _first_line(error)
+    return None
