@@ -85,6 +85,26 @@ def test_clip_on_ray_in_two_stages_equals_the_local_engine(cluster, roots, tmp_p
     np.testing.assert_allclose(X, local, atol=1e-5)
 
 
+def test_an_encoder_error_in_an_actor_is_told_as_the_local_engine_tells_it(cluster, roots,
+                                                                         tmp_path, capsys):
+    # the weights load in the actors: a checkpoint that cannot be read fails there, and
+    # the command says so in one line (exit 2), as `--engine local` does, with no folder
+    folder, _ = folder_with_bad_files(roots[0])
+    broken = tmp_path / "weights.pt"
+    broken.write_bytes(b"<html>404 Not Found</html>")
+    lines = {}
+    for engine in ("local", "ray"):
+        status = cli.main(["embed", str(folder), "--out", str(tmp_path / engine), "--engine",
+                           engine, "--model", "ViT-S-32", "--pretrained", str(broken),
+                           "--workspace", str(tmp_path / "ws"), "--quiet"])
+        err = capsys.readouterr().err
+        assert status == cli.EXIT_BAD_INPUT, err
+        lines[engine] = err.strip().splitlines()[-1]
+        assert not (tmp_path / engine / "_meta.json").exists()
+    assert lines["ray"] == lines["local"]
+    assert lines["ray"].startswith("error: checkpoint weights.pt cannot be read as model weights")
+
+
 def test_actors_that_would_take_every_cpu_are_refused_before_anything_hangs(cluster, roots,
                                                                             tmp_path, capsys):
     folder, _ = folder_with_bad_files(roots[0])

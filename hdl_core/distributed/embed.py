@@ -6,7 +6,7 @@ encoded by a pool of actors that each load the encoder once, written as Parquet 
       -> map_batches(_prepare_batch)           tasks, 1 CPU each: the scan's image
                                               check, decode, encoder.prepare_images
                                               (CLIP: resize and crop to uint8 pixels)
-      -> map_batches(_EncodeBatch, concurrency=actors, num_gpus=G)
+      -> map_batches(_EncodeBatch, a pool of `actors`, num_gpus=G)
                                               each actor: encoder.encode_prepared (scale,
                                               normalise and the model, on its GPU)
       -> iter_batches on the driver           part-NNNNN.parquet + _meta.json
@@ -68,8 +68,20 @@ def _prepare_batch(batch: dict, *, name: str, options: dict, root: str,
             "prepared": prepared}
 
 
+def _told_errors() -> tuple:
+    """The encoder errors a run tells the user in one line, as the local engine does
+    (weights that cannot be fetched, a checkpoint that cannot be read, ...), most
+    specific first."""
+    from ..embed import EmbeddingError, WeightsUnavailable
+    return WeightsUnavailable, EmbeddingError, ValueError
+
+
 class _EncodeBatch:
-    """A Ray Data actor: one encoder per actor, loaded once, used for every batch."""
+    """A Ray Data actor: one encoder per actor, loaded once, used for every batch.
+
+    An encoder error the user is to be told (`_told_errors`) comes back in the batch's
+    ``failure`` column as "Type\\nmessage", not raised: Ray Data would hand the driver its
+    own wrapping of the worker's traceback, without the exception."""
 
     def __init__(self, name: str, options: dict):
         from ..embed import make_encoder
@@ -78,10 +90,24 @@ class _EncodeBatch:
     def __call__(self, batch: dict) -> dict:
         problem = batch["problem"]
         good = np.flatnonzero(problem == "")
-        vectors = self.encoder.encode_prepared(batch["prepared"][good])
+        failure = ""
+        try:
+            vectors = self.encoder.encode_prepared(batch["prepared"][good])
+        except _told_errors() as error:
+            kind = next(t for t in _told_errors() if isinstance(error, t)).__name__
+            failure = f"{kind}\n{error}"
+            width = getattr(self.encoder, "dim", None) or self.encoder.raw_dim
+            vectors = np.zeros((good.size, width), np.float32)
         embedding = np.zeros((len(problem), vectors.shape[1]), np.float32)
         embedding[good] = vectors
-        return {"path": batch["path"], "problem": problem, "embedding": embedding}
+        return {"path": batch["path"], "problem": problem, "embedding": embedding,
+                "failure": np.full(len(problem), failure, dtype=object)}
+
+
+def _raise_failure(failure: str) -> None:
+    """Raise on the driver the error an actor reported (`_EncodeBatch`)."""
+    kind, _, message = failure.partition("\n")
+    raise next((t for t in _told_errors() if t.__name__ == kind), ValueError)(message)
 
 
 def embed_on_ray(images: str | Path, out: str | Path, *, encoder: str = "pixels",
@@ -190,10 +216,14 @@ def embed_on_ray(images: str | Path, out: str | Path, *, encoder: str = "pixels"
                            "options": {**options, "device": "cpu"} if encoder == "clip"
                            else options})
             encoded = prepared.map_batches(
-                _EncodeBatch, batch_size=batch_size, concurrency=actors,
+                _EncodeBatch, batch_size=batch_size,
+                compute=ray.data.ActorPoolStrategy(size=actors),
                 num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None,
                 fn_constructor_kwargs={"name": encoder, "options": options})
             for batch in encoded.iter_batches(batch_format="numpy", batch_size=4096):
+                failed = np.flatnonzero(batch["failure"] != "")
+                if failed.size:
+                    _raise_failure(batch["failure"][failed[0]])
                 problem = batch["problem"]
                 good = np.flatnonzero(problem == "")
                 writer.write(batch["path"][good].tolist(), batch["embedding"][good])
