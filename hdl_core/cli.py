@@ -357,6 +357,9 @@ def _label(args) -> int:
                          "leave out IMAGES (or --graph)")
     ws, summary = _open(args)
     embedding = _embedding(ws, args)
+    if not intent.auto:     # named as the flag here; the pipeline's words are the app's
+        from .graph import check_k
+        check_k(intent.k, len(embedding.item_ids), name="--k")
     run = pipeline.run_labeling(ws, embedding, intent, variant=args.variant,
                                 with_baseline=not args.no_baseline, bridge=args.bridge)
     if not args.quiet:

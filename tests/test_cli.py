@@ -243,7 +243,7 @@ def test_label_a_zip_and_rerun_after_the_zip_changed(capsys, colours, tmp_path):
 @pytest.mark.parametrize("case", ["not a zip", "no seeds", "missing input", "bad k",
                                   "paths without embeddings", "embed to csv",
                                   "no images, no folder", "no images, a npy",
-                                  "graph of no folder", "bad noise rate"])
+                                  "graph of no folder", "bad noise rate", "k above the images"])
 def test_bad_input_exits_2_with_one_error_line(capsys, roots, tmp_path, case):
     folder = roots[0] / "plain"
     write_colour_folder(folder, seeds=0, unlabeled=2)
@@ -267,10 +267,13 @@ def test_bad_input_exits_2_with_one_error_line(capsys, roots, tmp_path, case):
                                ["not an embeddings folder"]),
         "bad noise rate": (["label", folder, "--out", out, "--noise-rate", "1.5", "--seeds", seeds],
                            ["--noise-rate 1.5: must lie in [0, 1)"]),
+        "k above the images": (["label", folder, "--out", out, "--k", "500", "--seeds", seeds],
+                               ["--k=500 must be smaller than the number of points"]),
     }[case]
     status, _, err = run_cli(capsys, *argv, *(["--encoder", "pixels"] if argv[0] != "graph"
                                               else []), "--quiet")
     assert_one_line_error(status, err, *fragments)
+    assert "Choose k page" not in err       # the app's words, not the command line's
     assert not out.exists()
 
 
