@@ -633,6 +633,9 @@ def flood_text(report, variant: str | None) -> str:   # noqa: ARG001 (the report
     lines += [f"- {state.escape_markdown(reason)}" for reason in report.reasons]
     lines.append("Try:")
     lines += [f"- {state.escape_markdown(tip)}" for tip in report.suggestions]
+    if report.seeds_to_check:
+        lines.append("- Seeds that disagree with their neighbours are listed on the Review "
+                     "page, under Suspicious seeds.")
     return "\n".join(lines)
 
 

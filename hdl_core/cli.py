@@ -371,7 +371,7 @@ def _label(args) -> int:
         _say(f"HDL ({args.variant}): k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "
               f"{result.n_rounds} rounds{_spread(result)}, {_bridged(result)}, "
               f"{run.seconds:.2f} s", file=sys.stderr)
-    _warn_flood(run.result, ws.load_run(run.hdl_id).classes, args.variant)
+    _warn_flood(run.result, ws.load_run(run.hdl_id).classes, args.variant, args.images)
     frame = labels.export_frame(ws, run.hdl_id)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
@@ -402,13 +402,18 @@ def _bridged(result) -> str:
     return text
 
 
-def _warn_flood(result, classes, variant: str) -> None:
-    """Say on stderr when the run looks like a flood, and what to try (even with --quiet)."""
+def _warn_flood(result, classes, variant: str, images=None) -> None:
+    """Say on stderr when the run looks like a flood, and what to try (even with --quiet);
+    with `images` (the folder or zip labeled), the command that lists suspicious seeds."""
     from .flood import flood_report
     seeds = result.seed_labels
     report = flood_report(result, seeds, class_names=classes, variant=variant)
     if report.flooded:
-        for line in str(report).splitlines():
+        lines = str(report).splitlines()
+        if report.seeds_to_check and images is not None:
+            lines.append(f"- `hdl-studio suggest {images}` lists the seeds that disagree with "
+                         "their neighbours.")
+        for line in lines:
             _say(f"warning: {line}", file=sys.stderr)
 
 

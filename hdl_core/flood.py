@@ -62,7 +62,8 @@ class FloodReport:
     reasons : list[str]
         What looks wrong, one sentence each, with the numbers.
     suggestions : list[str]
-        What to try, one sentence each.
+        What to try, one sentence each, in no front end's words: the app and the command
+        line each say where to find seeds to check (`seeds_to_check`).
     """
 
     flooded: bool
@@ -76,6 +77,12 @@ class FloodReport:
     chain_share: float = 0.0
     reasons: list = field(default_factory=list)
     suggestions: list = field(default_factory=list)
+
+    @property
+    def seeds_to_check(self) -> list:
+        """The classes whose seeds may sit in another class's region: the flooding ones
+        and the class of a long one-class chain of rounds."""
+        return sorted(set(self.flooding) | ({self.chain_class} - {-1}))
 
     def __str__(self) -> str:
         if not self.flooded:
@@ -203,7 +210,7 @@ def flood_report(result: LabelingResult, y, *, class_names=None, variant: str | 
         if eaters:
             suggestions.append("Check the seeds of " + ", ".join(name(c) for c in eaters)
                                + ": a seed placed in another class's region lets its class "
-                                 "spread there (Review page: suspicious seeds).")
+                                 "spread there.")
     return FloodReport(flooded, flooding, starved, share, seed_share, unlabeled_share,
                        int(chain_class), tuple(int(r) for r in chain_rounds),
                        float(chain_fraction), reasons, suggestions)

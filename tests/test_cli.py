@@ -144,6 +144,9 @@ def test_a_flooded_run_is_called_out_on_stderr(capsys, colours, tmp_path, monkey
     assert status == 0
     assert "warning: This labeling looks like a flood:" in err
     assert "reach-ordered" in err                   # what to try
+    # where to find the seeds to check, in the command line's terms, not the app's
+    assert f"`hdl-studio suggest {folder}` lists the seeds that disagree" in err
+    assert "Review page" not in err
 
 
 def test_label_k_is_recorded_in_both_runs_and_in_the_steps(capsys, colours, tmp_path):
