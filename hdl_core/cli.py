@@ -20,6 +20,8 @@ with exit status 2 and one line saying what is wrong, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from pathlib import Path
 
@@ -193,12 +195,30 @@ def main(argv=None) -> int:
         return {"app": _app, "label": _label, "embed": _embed, "graph": _graph,
                 "suggest": _suggest}[args.command](args)
     except (ValueError, EmbeddingError, WeightsUnavailable, StoreError, OSError) as error:
-        message = " ".join(str(error).split())
+        message = " ".join((_os_error(error) if type(error) in _OS_ERRORS else str(error)).split())
         _say(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         _say("interrupted", file=sys.stderr)
         return 130
+
+
+_OS_ERRORS = (OSError, PermissionError, FileNotFoundError, FileExistsError, IsADirectoryError,
+              NotADirectoryError)
+
+
+def _os_error(error: OSError) -> str:
+    """An operating system's refusal as one line: the file, what went wrong, what to do
+    (not "[Errno 13] Permission denied: ...")."""
+    what = (error.strerror or str(error)).lower()
+    where = f"{error.filename}: " if error.filename else ""
+    advice = {errno.EACCES: "check its permissions or choose another place",
+              errno.EPERM: "check its permissions or choose another place",
+              errno.EROFS: "that file system is read-only; choose another place",
+              errno.ENOSPC: "free some space or choose another disk",
+              errno.EEXIST: "a file of that name is in the way",
+              errno.ENOTDIR: "part of that path is a file, not a folder"}.get(error.errno)
+    return f"{where}{what}" + (f"; {advice}" if advice else "")
 
 
 # --------------------------------------------------------------------------- commands
@@ -344,9 +364,30 @@ def _output_format(args) -> tuple[Path, str]:
     return out, args.format or by_suffix.get(out.suffix.lower(), "csv")
 
 
+def _writable(out: Path, *, folder: bool = False) -> None:
+    """Refuse an --out that cannot be written before any work is done: its folder cannot
+    be made or written in, or it names a folder where a file is meant (or the reverse)."""
+    if out.is_dir() and not folder:
+        raise ValueError(f"--out {out} is a folder; give a file name")
+    if out.exists() and not out.is_dir() and folder:
+        raise ValueError(f"--out {out}: a file of that name exists; give a folder name")
+    parent = out.parent
+    blocked = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if blocked is not None and not blocked.is_dir():
+        raise ValueError(f"--out {out}: {blocked} is a file, not a folder; choose another place")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--out {out}: cannot make the folder {parent} "
+                         f"({(error.strerror or str(error)).lower()}); choose another place") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: no permission to write in {parent}; choose another place")
+
+
 def _label(args) -> int:
     from .workspace import labels, pipeline
     out, fmt = _output_format(args)
+    _writable(out)
     if args.paths and not args.embeddings:
         raise ValueError("--paths needs --embeddings")
     intent = _intent(args.k, noise_rate=args.noise_rate)
@@ -464,6 +505,7 @@ def _embed(args) -> int:
     if to_folder and out.suffix and not out.is_dir():
         raise ValueError(f"--out {args.out}: use a .npy or .parquet file name, or a folder "
                          "name without an extension (part-*.parquet + _meta.json)")
+    _writable(out, folder=to_folder)
     if args.engine == "ray":
         if not to_folder:
             raise ValueError(f"--out {args.out}: --engine ray writes a folder "
@@ -519,6 +561,7 @@ def _graph(args) -> int:
         raise ValueError(f"{args.embeddings}: not an embeddings folder (part-*.parquet + "
                          "_meta.json); write one with `embed IMAGES --out DIR`")
     check_graph_folder(args.out)        # refused before the search, not after it
+    _writable(Path(args.out).expanduser(), folder=True)
     paths, X, meta = load_embeddings_dir(args.embeddings)
     if not 1 <= args.k < len(paths):
         raise ValueError(f"--k {args.k}: must be between 1 and {len(paths) - 1} "

@@ -1,6 +1,7 @@
 """Tests for hdl_core.cli: `python -m hdl_core label|embed|suggest`, in-process and as a program."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -246,7 +247,8 @@ def test_label_a_zip_and_rerun_after_the_zip_changed(capsys, colours, tmp_path):
 @pytest.mark.parametrize("case", ["not a zip", "no seeds", "missing input", "bad k",
                                   "paths without embeddings", "embed to csv",
                                   "no images, no folder", "no images, a npy",
-                                  "graph of no folder", "bad noise rate", "k above the images"])
+                                  "graph of no folder", "bad noise rate", "k above the images",
+                                  "out inside a file", "out is a folder"])
 def test_bad_input_exits_2_with_one_error_line(capsys, roots, tmp_path, case):
     folder = roots[0] / "plain"
     write_colour_folder(folder, seeds=0, unlabeled=2)
@@ -272,12 +274,24 @@ def test_bad_input_exits_2_with_one_error_line(capsys, roots, tmp_path, case):
                            ["--noise-rate 1.5: must lie in [0, 1)"]),
         "k above the images": (["label", folder, "--out", out, "--k", "500", "--seeds", seeds],
                                ["--k=500 must be smaller than the number of points"]),
+        "out inside a file": (["label", folder, "--out", seeds / "labels.csv", "--seeds", seeds],
+                              ["seeds.csv is a file, not a folder"]),
+        "out is a folder": (["label", folder, "--out", tmp_path, "--seeds", seeds],
+                            ["is a folder; give a file name"]),
     }[case]
     status, _, err = run_cli(capsys, *argv, *(["--encoder", "pixels"] if argv[0] != "graph"
                                               else []), "--quiet")
     assert_one_line_error(status, err, *fragments)
     assert "Choose k page" not in err       # the app's words, not the command line's
     assert not out.exists()
+
+
+def test_the_operating_systems_refusals_are_one_line_in_words():
+    assert cli._os_error(PermissionError(errno.EACCES, "Permission denied", "/data/out.csv")) \
+        == "/data/out.csv: permission denied; check its permissions or choose another place"
+    assert cli._os_error(OSError(errno.ENOSPC, "No space left on device", "/data/x")) \
+        == "/data/x: no space left on device; free some space or choose another disk"
+    assert cli._os_error(OSError(errno.EIO, "Input/output error")) == "input/output error"
 
 
 def test_skipped_files_are_named_on_stderr_and_written_beside_the_output(capsys, colours, tmp_path):
