@@ -420,6 +420,18 @@ def test_seed_csv_without_header_uses_first_two_columns(small_dataset):
     assert images.read_seed_csv(b"u/c.png,path\n", small_dataset) == {"u/c.png": "path"}
 
 
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_seed_csv_saved_with_semicolons_or_tabs_reads_as_with_commas(small_dataset, separator):
+    # spreadsheets where the comma is the decimal mark save "CSV" with semicolons; a
+    # comma in a later cell (a score) is then part of that cell, not a separator
+    text = (f"path{separator}label{separator}score\r\n"
+            f"u/c.png{separator}cats{separator}0,9\r\n"
+            f"u/d.png{separator}dogs, big{separator}0,4\r\n"
+            f"e.png{separator}{separator}\r\n")
+    assert images.read_seed_csv(text.encode("utf-8-sig"), small_dataset) == {
+        "u/c.png": "cats", "u/d.png": "dogs, big", "e.png": None}
+
+
 def test_seed_csv_rows_for_skipped_files_are_ignored(small_dataset):
     assert images.read_seed_csv(b"path,label\nbroken.png,cats\n", small_dataset) == {}
 

@@ -46,10 +46,23 @@ def restore_cell(text: str) -> str:
     return text
 
 
+SEPARATORS = (",", ";", "\t")
+
+
+def csv_rows(text: str):
+    """The rows of a seed CSV's text, split at the separator its first line uses: a comma,
+    else a semicolon (a spreadsheet's "CSV" where the comma is the decimal mark), else a
+    tab; a first line with none of them is a single column."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    separator = next((sep for sep in SEPARATORS if sep in first), ",")
+    return csv.reader(io.StringIO(text), delimiter=separator)
+
+
 def read_seed_csv(csv_file, dataset: Dataset) -> dict[str, str | None]:
     """Read seed labels from a ``path,label`` CSV.
 
-    Format: UTF-8 (a BOM is fine), comma-separated. A header row is optional: the first
+    Format: UTF-8 (a BOM is fine), comma-separated, or separated by semicolons or tabs
+    as spreadsheets in many locales save "CSV" (`csv_rows`). A header row is optional: the first
     row is a header when its first cell is ``path``, or when it has both a ``path`` and
     a ``label`` cell (any case; no image is named ``path``, since scanned files need an
     extension); with a header the ``path`` and ``label`` columns are found by name, in any
@@ -79,7 +92,7 @@ def read_seed_csv(csv_file, dataset: Dataset) -> dict[str, str | None]:
         path two labels, or saying why the file cannot be read.
     """
     name, text = _read_text(csv_file)
-    rows = [(number, row) for number, row in enumerate(csv.reader(io.StringIO(text)), start=1)
+    rows = [(number, row) for number, row in enumerate(csv_rows(text), start=1)
             if any(cell.strip() for cell in row)]
     path_column, label_column = 0, 1
     header = [cell.strip().lower() for cell in rows[0][1]] if rows else []

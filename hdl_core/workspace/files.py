@@ -16,9 +16,7 @@ IMAGES`` gives for the folder the embeddings came from.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import time
 from dataclasses import dataclass, replace
@@ -142,7 +140,7 @@ def seeds_of_paths(paths, seeds_csv=None, *, skipped=(), root: str = "the image 
     import pyarrow.compute as pc
 
     from ..data import UNLABELED_FOLDERS
-    from ..data.seed_csv import _normalise_csv_path, _read_text, read_seed_csv
+    from ..data.seed_csv import _normalise_csv_path, _read_text, csv_rows, read_seed_csv
 
     paths = pa.array(paths, pa.string()) if not isinstance(paths, (pa.Array, pa.ChunkedArray)) \
         else paths
@@ -157,7 +155,7 @@ def seeds_of_paths(paths, seeds_csv=None, *, skipped=(), root: str = "the image 
         return labels
     # read_seed_csv checks names against the dataset; hand it just the paths the CSV names
     _, text = _read_text(Path(seeds_csv))
-    named = {_normalise_csv_path(cell) for row in csv.reader(io.StringIO(text)) for cell in row}
+    named = {_normalise_csv_path(cell) for row in csv_rows(text) for cell in row}
     named_array = pa.array(sorted(named), pa.string())
     present = pc.is_in(named_array, paths).to_numpy(zero_copy_only=False)
     view = SimpleNamespace(items=[SimpleNamespace(path=p) for p in
