@@ -629,9 +629,9 @@ def short_count(n: int) -> str:
 
 def flood_text(report, variant: str | None) -> str:   # noqa: ARG001 (the report names it)
     """A flood report in the page's words: what looks wrong, then what to try here."""
-    lines = ["**This labeling looks like a flood.**"]
+    lines = ["**This labeling looks like a flood.**", ""]
     lines += [f"- {state.escape_markdown(reason)}" for reason in report.reasons]
-    lines.append("Try:")
+    lines += ["", "Try:", ""]       # blank lines: "Try:" is not part of the last reason
     lines += [f"- {state.escape_markdown(tip)}" for tip in report.suggestions]
     if report.seeds_to_check:
         lines.append("- Seeds that disagree with their neighbours are listed on the Review "

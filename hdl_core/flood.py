@@ -31,6 +31,7 @@ MIN_EXCESS = 0.10        # ... and above it by at least 10 points of share
 STARVED_RATIO = 0.10     # a class given under 10 % of its seeds' share of the unlabeled points
 CHAIN_SHARE = 0.15       # one-class rounds in a row that label 15 % of the unlabeled points
                          # (and more than that class's share of the seeds)
+STARVED_NAMED = 8        # starved classes named in one reason; "and N more" beyond
 
 
 @dataclass
@@ -177,7 +178,14 @@ def flood_report(result: LabelingResult, y, *, class_names=None, variant: str | 
         reasons.append(f"{name(c)} holds {100 * share[c]:.0f} % of the points but "
                        f"{100 * seed_share[c]:.0f} % of the seeds "
                        f"({share[c] / seed_share[c]:.1f}x).")
-    for c in starved:
+    if len(starved) > 2:        # one sentence for all, not one line each
+        shown = ", ".join(name(c) for c in starved[:STARVED_NAMED])
+        more = f" and {len(starved) - STARVED_NAMED} more" if len(starved) > STARVED_NAMED else ""
+        reasons.append(f"{shown}{more} received {_span(unlabeled_share[starved], 1)} % of the "
+                       f"unlabeled points each but have {_span(seed_share[starved], 0)} % of the "
+                       f"seeds each (unless they really are that rare, their regions went to "
+                       f"other classes).")
+    for c in starved if len(starved) <= 2 else ():
         reasons.append(f"{name(c)} received {100 * unlabeled_share[c]:.1f} % of the unlabeled "
                        f"points but has {100 * seed_share[c]:.0f} % of the seeds (unless it "
                        f"really is that rare, its region went to other classes).")
@@ -214,6 +222,12 @@ def flood_report(result: LabelingResult, y, *, class_names=None, variant: str | 
     return FloodReport(flooded, flooding, starved, share, seed_share, unlabeled_share,
                        int(chain_class), tuple(int(r) for r in chain_rounds),
                        float(chain_fraction), reasons, suggestions)
+
+
+def _span(shares: np.ndarray, decimals: int) -> str:
+    """Shares as percentages: "0.0", or "0.0-0.4" when they differ at that precision."""
+    low, high = (f"{100 * v:.{decimals}f}" for v in (shares.min(), shares.max()))
+    return low if low == high else f"{low}-{high}"
 
 
 def _longest_chain(result: LabelingResult, unlabeled: np.ndarray) -> tuple[int, tuple, int]:

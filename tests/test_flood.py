@@ -56,6 +56,31 @@ def test_a_class_far_above_its_seed_share_is_named_with_the_numbers():
     assert any("Check the seeds of class 3" in s for s in report.suggestions)
 
 
+@pytest.mark.parametrize("n_classes, named", [(4, "class 1, class 2, class 3 received"),
+                                               (12, "class 1, class 2, class 3, class 4, "
+                                                    "class 5, class 6, class 7, class 8 and 3 "
+                                                    "more received")])
+def test_many_starved_classes_are_one_reason_not_a_line_each(n_classes, named):
+    # one class takes everything: the others are told in one sentence, with the range of
+    # their shares, so the warning stays readable beside the round chart
+    y = np.full(100 * n_classes, -1)
+    y[:n_classes] = np.arange(n_classes)
+    y[n_classes] = 1                                   # class 1 has twice the seeds
+    labels = np.where(y >= 0, y, 0)
+    labels[-1] = 2                                     # class 2 gets one point
+    rounds = np.where(y >= 0, -1, 0)
+    report = flood_report(_result(labels, rounds), y)
+    assert report.starved == list(range(1, n_classes))
+    starved = [r for r in report.reasons if "of the unlabeled points" in r]
+    assert len(starved) == 1
+    low_got = 0.0
+    high_got = 100 / (y < 0).sum()
+    low_seeds, high_seeds = 100 / (n_classes + 1), 200 / (n_classes + 1)
+    assert starved[0].startswith(named)
+    assert (f"received {low_got:.1f}-{high_got:.1f} % of the unlabeled points each but have "
+            f"{low_seeds:.0f}-{high_seeds:.0f} % of the seeds each") in starved[0]
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_fires_on_the_paper_variant_flooding_a_hard_set_and_not_on_the_default(seed):
     X, y, truth = _hard_gaussians(seed)

@@ -320,6 +320,7 @@ def test_the_variant_is_one_switch_away_and_a_flood_is_called_out(demo_workspace
         warning = " ".join(w.value for w in at.warning)
         assert "looks like a flood" in warning and "reach-ordered" in warning.lower()
         assert "Review page, under Suspicious seeds" in warning and "hdl-studio" not in warning
+        assert "\n\nTry:\n\n" in warning           # its own paragraph, not the last reason's
     finally:                                       # leave a normal latest run, as found
         pipeline.set_labeling_variant(demo_workspace, "reach")
         pipeline.run_labeling(demo_workspace, pipeline.current_embedding(demo_workspace),
