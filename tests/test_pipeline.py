@@ -538,6 +538,22 @@ def test_imagefolder_zip_folder_names_are_safe_on_every_system(colours_ws):
     assert not any(set(folder) & set('<>:"|?*\\') for folder in folders)
 
 
+def test_imagefolder_zip_keeps_classes_apart_whose_folders_would_meet(colours_ws):
+    # "a/b" and "a_b" make the same folder name; "Cat" and "cat" one folder once unpacked
+    # on macOS or Windows; "con" is a device name there: each class keeps a folder of its own
+    ws, _, _ = colours_ws
+    frame = labels.export_frame(ws)
+    labelled = frame[frame["label"].notna()].index
+    names = ["a/b", "a_b", "Cat", "cat", "con"]
+    frame.loc[labelled[:5], "label"] = names
+    with zipfile.ZipFile(io.BytesIO(pipeline.imagefolder_zip(ws, frame))) as archive:
+        folder_of = {name.split("/")[1]: name.split("/")[0] for name in archive.namelist()}
+    paths = frame.loc[labelled[:5], "path"].str.replace("/", "__")
+    got = [folder_of[path] for path in paths]
+    assert got == ["a_b", "a_b~2", "Cat", "cat~2", "_con"]
+    assert len({folder.casefold() for folder in folder_of.values()}) == len(set(frame["label"].dropna()))
+
+
 def test_knn_dv_run_afterwards_is_the_one_run_labeling_saves_beside_the_run(colours_ws):
     ws, _, _ = colours_ws
     embedding = pipeline.embed_workspace(ws, PIXELS)

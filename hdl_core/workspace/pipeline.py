@@ -767,14 +767,10 @@ def imagefolder_zip(ws: Workspace, frame: pd.DataFrame, target=None, *,
     buffer = io.BytesIO() if target is None else target
     written: set[str] = set()
     left_out = [] if skipped is None else skipped
+    folder_of = class_folders(labeled["label"].unique())
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for done, (path, label) in enumerate(zip(labeled["path"], labeled["label"]), 1):
-            # a folder name every system accepts: no path separators, no characters Windows
-            # refuses (<>:"|?*), no control characters, no trailing dot or space
-            folder = re.sub(r'[\\/<>:"|?*\x00-\x1f]', "_", str(label)).strip().rstrip(".") or "_"
-            if folder in (".", ".."):
-                folder = f"_{folder}"
-            entry = _unused_entry(f"{folder}/{str(path).replace('/', '__')}", written)
+            entry = _unused_entry(f"{folder_of[label]}/{str(path).replace('/', '__')}", written)
             try:
                 with open_dataset_file(str(path), root) as source:
                     status = os.fstat(source.fileno())
@@ -814,6 +810,29 @@ def write_imagefolder_zip(ws: Workspace, frame: pd.DataFrame, *,
     atomic_write(target, lambda stream: imagefolder_zip(ws, frame, stream, progress=progress,
                                                          skipped=skipped), durable=False)
     return target, skipped
+
+
+_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                    *(f"LPT{i}" for i in range(1, 10))}
+
+
+def class_folders(labels) -> dict:
+    """A folder name for each class of an ImageFolder export that every system accepts
+    and no two classes share: no path separators, no characters Windows refuses
+    (<>:"|?*), no control characters, no trailing dot or space, no device name (CON,
+    NUL, ...); two classes whose names come out the same, or differ only in case (one
+    folder once unpacked on macOS or Windows), get ``~2``, ``~3``, ... in sorted order."""
+    folders, taken = {}, set()
+    for label in sorted(labels, key=str):
+        folder = re.sub(r'[\\/<>:"|?*\x00-\x1f]', "_", str(label)).strip().rstrip(".") or "_"
+        if folder in (".", "..") or folder.split(".")[0].upper() in _WINDOWS_DEVICES:
+            folder = f"_{folder}"
+        unique, number = folder, 2
+        while unique.casefold() in taken:
+            unique, number = f"{folder}~{number}", number + 1
+        taken.add(unique.casefold())
+        folders[label] = unique
+    return folders
 
 
 def _unused_entry(entry: str, taken: set[str]) -> str:
