@@ -426,6 +426,17 @@ def test_precomputed_object_array_is_refused(tmp_path):
         load_precomputed(tmp_path / "emb.npy")
 
 
+@pytest.mark.parametrize("content", [b"not numpy at all", b"", b"PK\x03\x04 a zip, not an array"])
+def test_precomputed_file_that_is_not_npy_is_named_as_such(tmp_path, content):
+    # numpy reads what lacks its header as a pickle and refuses that: the message must not
+    # say the file holds Python objects
+    (tmp_path / "emb.npy").write_bytes(content)
+    (tmp_path / "emb.paths.txt").write_text("a\nb\n")
+    with pytest.raises(EmbeddingError, match=r"emb.npy is not a NumPy .npy file") as caught:
+        load_precomputed(tmp_path / "emb.npy")
+    assert "Python objects" not in str(caught.value)
+
+
 def test_precomputed_missing_path_list_and_bad_parquet(tmp_path):
     import pandas as pd
 

@@ -60,7 +60,20 @@ def load_precomputed(path: str | Path, paths_file: str | Path | None = None) -> 
     return paths, _check_embeddings(X, paths, path.name)
 
 
+def _has_npy_header(path: Path) -> bool:
+    """True when `path` starts as every .npy file does."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(6) == b"\x93NUMPY"
+    except OSError:
+        return False
+
+
 def _read_npy(path: Path, paths_file) -> tuple[list[str], np.ndarray]:
+    if path.is_file() and not _has_npy_header(path):
+        # numpy would read it as a pickle (and say so), a zip (.npz) or nothing at all
+        raise EmbeddingError(f"{path.name} is not a NumPy .npy file (it does not start "
+                             "with the .npy header); save the array with np.save")
     try:
         X = np.load(path, allow_pickle=False)
     except ValueError as exc:
