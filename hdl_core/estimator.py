@@ -22,6 +22,21 @@ def _unlabeled_mask(y: np.ndarray) -> np.ndarray:
                       and v == -1) or (isinstance(v, str) and v == "-1") for v in y], dtype=bool)
 
 
+def _refuse_missing(y) -> None:
+    """Refuse None / NaN in y with what to use instead: pandas users mark the unknown so,
+    and scikit-learn's own message ("Input contains NaN") does not say that -1 is meant."""
+    if y is None:               # scikit-learn's own check says y is required
+        return
+    values = np.asarray(y, dtype=object).ravel()
+    missing = np.flatnonzero([v is None or (isinstance(v, (float, np.floating)) and v != v)
+                              for v in values])
+    if missing.size:
+        shown = ", ".join(str(int(i)) for i in missing[:10])
+        more = f" and {missing.size - 10} more" if missing.size > 10 else ""
+        raise ValueError(f"y is missing (None or NaN) at rows {shown}{more}; mark unlabeled "
+                         "points with -1, as scikit-learn's semi-supervised estimators do")
+
+
 class HDLClassifier(ClassifierMixin, BaseEstimator):
     """Hierarchical Dynamic Labeling as a transductive classifier.
 
@@ -105,6 +120,7 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
+        _refuse_missing(y)
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
         y = np.asarray(y)
         unlabeled = _unlabeled_mask(y)
