@@ -27,9 +27,14 @@ def _refuse_missing(y) -> None:
     and scikit-learn's own message ("Input contains NaN") does not say that -1 is meant."""
     if y is None:               # scikit-learn's own check says y is required
         return
-    values = np.asarray(y, dtype=object).ravel()
-    missing = np.flatnonzero([v is None or (isinstance(v, (float, np.floating)) and v != v)
-                              for v in values])
+    values = np.asarray(y)
+    if values.dtype.kind == "f":
+        missing = np.flatnonzero(np.isnan(values.ravel()))
+    elif values.dtype.kind == "O":
+        missing = np.flatnonzero([v is None or (isinstance(v, (float, np.floating)) and v != v)
+                                  for v in values.ravel()])
+    else:                       # integers, strings, booleans hold no missing value
+        return
     if missing.size:
         shown = ", ".join(str(int(i)) for i in missing[:10])
         more = f" and {missing.size - 10} more" if missing.size > 10 else ""

@@ -88,10 +88,11 @@ def test_unknown_k_string_is_refused():
         HDLClassifier(k="best").fit(np.eye(3) + 0.1, [0, 1, -1])
 
 
-@pytest.mark.parametrize("unknown", [None, np.nan])
-def test_none_or_nan_for_unlabeled_is_refused_saying_to_use_minus_one(unknown):
+@pytest.mark.parametrize("y", [np.array(["a", None, "b"] * 4, dtype=object),
+                               np.array(["a", np.nan, "b"] * 4, dtype=object),
+                               np.array([0, np.nan, 1] * 4)], ids=["None", "NaN", "float NaN"])
+def test_none_or_nan_for_unlabeled_is_refused_saying_to_use_minus_one(y):
     X = np.random.default_rng(0).normal(size=(12, 3))
-    y = np.array(["a", unknown, "b"] * 4, dtype=object)
     with pytest.raises(ValueError, match=r"y is missing \(None or NaN\) at rows 1, 4, 7, 10; "
                                          r"mark unlabeled points with -1"):
         HDLClassifier(k=2).fit(X, y)
