@@ -195,16 +195,14 @@ def main(argv=None) -> int:
         return {"app": _app, "label": _label, "embed": _embed, "graph": _graph,
                 "suggest": _suggest}[args.command](args)
     except (ValueError, EmbeddingError, WeightsUnavailable, StoreError, OSError) as error:
-        message = " ".join((_os_error(error) if type(error) in _OS_ERRORS else str(error)).split())
+        # the system's own refusals in words; the project's errors say what they mean
+        system = isinstance(error, OSError) and type(error).__module__ == "builtins"
+        message = " ".join((_os_error(error) if system else str(error)).split())
         _say(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         _say("interrupted", file=sys.stderr)
         return 130
-
-
-_OS_ERRORS = (OSError, PermissionError, FileNotFoundError, FileExistsError, IsADirectoryError,
-              NotADirectoryError)
 
 
 def _os_error(error: OSError) -> str:
