@@ -142,10 +142,8 @@ def test_demo_to_export_in_a_real_browser(server, page):
     hover_a_map_point(page)
 
     _go(page, "Export")
-    with page.expect_download() as download:
-        page.get_by_role("button", name="Download CSV").click()
     target = base / "labels.csv"
-    download.value.save_as(target)
+    _download(page, "Download CSV").save_as(target)
     _shot(page, "6-export")
     frame = pd.read_csv(target, keep_default_na=False)
     assert list(frame.columns) == ["path", "label", "source", "confidence", "step", "round"]
@@ -155,6 +153,23 @@ def test_demo_to_export_in_a_real_browser(server, page):
     assert NEW_CLASS in set(manual["label"])
     assert len(manual) == corrections + 1
     assert (frame["source"] == "confirmed").sum() >= 2
+
+
+def _download(page, button: str, attempts: int = 3):
+    """Click a download button and return the download. A click that lands while the
+    page reruns (the sidebar reruns it when a background job ends) is lost, as a person's
+    would be, and the person clicks again: so does this, at most `attempts` times, and
+    says so on stdout."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    for attempt in range(1, attempts + 1):
+        try:
+            with page.expect_download(timeout=WAIT_MS // attempts) as download:
+                page.get_by_role("button", name=button).click()
+            return download.value
+        except PlaywrightTimeout:
+            print(f"{button}: no download after click {attempt}")
+            _idle(page)
+    raise AssertionError(f"{button}: no download after {attempts} clicks")
 
 
 def _workspace(base):
