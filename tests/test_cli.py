@@ -5,6 +5,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -605,6 +606,16 @@ def test_a_graph_too_small_or_of_other_embeddings_is_refused(capsys, colours, tm
     status, _, err = run_cli(capsys, "label", "--embeddings", emb_b, "--graph", tmp_path / "g",
                              "--out", tmp_path / "x.csv", "--quiet")
     assert_one_line_error(status, err, "was built from other embeddings", "hdl-studio graph")
+    # the same images embedded again by another encoder: the same paths, other vectors
+    emb_c = tmp_path / "c"
+    shutil.copytree(emb_a, emb_c)
+    meta = json.loads((emb_c / "_meta.json").read_text())
+    meta["cache_key"] = "clip-ViT-B-32|laion2b_s34b_b79k"
+    (emb_c / "_meta.json").write_text(json.dumps(meta))
+    status, _, err = run_cli(capsys, "label", "--embeddings", emb_c, "--graph", tmp_path / "g",
+                             "--out", tmp_path / "x.csv", "--quiet")
+    assert_one_line_error(status, err, "was built from embeddings by another encoder",
+                          "clip-ViT-B-32", "hdl-studio graph")
     status, _, err = run_cli(capsys, "label", "--embeddings", emb_a, "--graph", tmp_path / "g",
                              "--k", "5", "--out", tmp_path / "x.csv", "--quiet")
     assert_one_line_error(status, err, "has 3 neighbours per point but k=5", "give --k 3 or less")

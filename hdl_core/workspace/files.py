@@ -92,11 +92,13 @@ def check_graph_folder(folder: str | Path) -> None:
                          "folder of its own")
 
 
-def read_graph_dir(folder: str | Path, *, n: int | None = None, digest: str | None = None):
+def read_graph_dir(folder: str | Path, *, n: int | None = None, digest: str | None = None,
+                   cache_key: str | None = None):
     """The `KnnGraph` in a graph folder (indices memory-mapped) and its meta.
 
     Raises a ValueError when the folder is incomplete, or was built from other embeddings
-    (`n` rows, paths `digest`), saying which command rebuilds it.
+    (`n` rows, paths `digest`, the encoder's `cache_key`: the same images embedded again
+    by another encoder have the same paths), saying which command rebuilds it.
     """
     from ..graph import KnnGraph
 
@@ -111,6 +113,10 @@ def read_graph_dir(folder: str | Path, *, n: int | None = None, digest: str | No
         raise ValueError(f"--graph {folder} was built from other embeddings ({meta.get('n')} "
                          f"points from {meta.get('embeddings', '?')}); rebuild it from these with "
                          "`hdl-studio graph EMBEDDINGS --out GRAPHDIR`")
+    if cache_key is not None and meta.get("cache_key") not in (None, cache_key):
+        raise ValueError(f"--graph {folder} was built from embeddings by another encoder "
+                         f"({meta['cache_key']}) than these ({cache_key}); rebuild it from these "
+                         "with `hdl-studio graph EMBEDDINGS --out GRAPHDIR`")
     indices = np.load(folder / "indices.npy", mmap_mode="r", allow_pickle=False)
     distances = np.load(folder / "distances.npy", mmap_mode="r", allow_pickle=False)
     return KnnGraph(indices, distances, meta.get("metric", "cosine")), meta
@@ -267,7 +273,8 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
     knn = None
     if graph is not None:       # memory-mapped: its k bounds an automatic choice of k
         started = time.perf_counter()
-        knn, _ = read_graph_dir(graph, n=len(y), digest=paths_digest(paths))
+        knn, _ = read_graph_dir(graph, n=len(y), digest=paths_digest(paths),
+                                cache_key=meta.get("cache_key"))
         seconds["graph"] = time.perf_counter() - started
     started = time.perf_counter()
     # choose_k sees only labeled rows, as given (it normalises them itself), as in the app;
