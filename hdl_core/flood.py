@@ -185,10 +185,11 @@ def flood_report(result: LabelingResult, y, *, class_names=None, variant: str | 
                        f"unlabeled points each but have {_span(seed_share[starved], 0)} % of the "
                        f"seeds each (unless they really are that rare, their regions went to "
                        f"other classes).")
-    for c in starved if len(starved) <= 2 else ():
-        reasons.append(f"{name(c)} received {100 * unlabeled_share[c]:.1f} % of the unlabeled "
-                       f"points but has {100 * seed_share[c]:.0f} % of the seeds (unless it "
-                       f"really is that rare, its region went to other classes).")
+    else:
+        for c in starved:
+            reasons.append(f"{name(c)} received {100 * unlabeled_share[c]:.1f} % of the "
+                           f"unlabeled points but has {100 * seed_share[c]:.0f} % of the seeds "
+                           f"(unless it really is that rare, its region went to other classes).")
     if chain_class >= 0:
         first, last = chain_rounds
         reasons.append(f"rounds {first}-{last} labeled only {name(chain_class)}, one after "
