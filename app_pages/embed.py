@@ -12,8 +12,8 @@ import streamlit as st
 import state
 from hdl_core import data as images
 from hdl_core.workspace import pipeline
-from hdl_core.embed import (DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, WeightsUnavailable,
-                               load_precomputed)
+from hdl_core.embed import (DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, EmbeddingError,
+                             WeightsUnavailable, load_precomputed)
 
 COMMON_MODELS = ["ViT-B-32", "ViT-B-16", "ViT-L-14", "RN50", "convnext_base_w"]
 
@@ -94,10 +94,10 @@ def main() -> None:
         current = state.embedding(ws)
         n_items = ws.count_items()["ok"]
         if current is not None:
-            st.success(f"{n_items} images embedded with **{state.shown(current.label)}** "
+            st.success(f"{n_items:,} images embedded with **{state.shown(current.label)}** "
                        f"({current.X.shape[1]} dimensions).")
         else:
-            st.info(f"{n_items} images, not embedded yet (or the images changed since).")
+            st.info(f"{n_items:,} images, not embedded yet (or the images changed since).")
         stopped = pipeline.stopped_embedding(ws)
         if stopped:
             st.warning(f"The last embedding ({state.shown(stopped['label'])}) stopped after "
@@ -154,6 +154,11 @@ def main() -> None:
             upload = st.file_uploader("Embeddings", type=["npy", "parquet"])
             paths_upload = st.file_uploader("Path list (.txt, one path per line; for .npy)", type=["txt"])
             if st.button("Use these embeddings", type="primary", disabled=upload is None):
+                if Path(upload.name).suffix.lower() == ".npy" and paths_upload is None:
+                    # the library would ask for it in its own and the command line's words
+                    raise EmbeddingError(f"{upload.name} needs its path list: upload the .txt "
+                                         "with one image path per line, in row order, under "
+                                         "Path list, then use these embeddings again")
                 with tempfile.TemporaryDirectory() as tmp:
                     target = Path(tmp) / Path(upload.name).name
                     target.write_bytes(upload.getvalue())

@@ -50,7 +50,7 @@ def prepare(page) -> None:
     page.get_by_text("Pixels (baseline, not CLIP)").first.click()
     idle(page)
     page.get_by_role("button", name="Embed with pixels").click()
-    page.get_by_text("1797 images embedded with").wait_for()
+    page.get_by_text("1,797 images embedded with").wait_for()
     _go(page, "Label")
     page.get_by_role("button", name="Run HDL").click()
     page.locator('[data-testid="stSlider"]').first.wait_for(timeout=180_000)

@@ -111,7 +111,7 @@ def test_demo_to_export_in_a_real_browser(server, page):
     page.get_by_text("Pixels (baseline, not CLIP)").first.click()
     _idle(page)
     page.get_by_role("button", name="Embed with pixels").click()
-    page.get_by_text("1797 images embedded with").wait_for()
+    page.get_by_text("1,797 images embedded with").wait_for()
     _no_exception(page)
     _shot(page, "2-embed")
 

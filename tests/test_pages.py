@@ -187,3 +187,21 @@ def test_a_url_cannot_open_another_browsers_private_upload(demo_workspace):
     assert at.subheader[0].value == "Open: Demo: handwritten digits"
     recent = " ".join(str(e.value) for e in at.markdown)
     assert "Upload: theirs" not in recent                       # not among recent datasets
+
+
+def test_a_precomputed_npy_without_its_path_list_asks_for_the_path_list_upload(demo_workspace):
+    # the library's message names its own parameter and the CLI flag; the page names its
+    # own uploader, and nothing is imported
+    buffer = io.BytesIO()
+    np.save(buffer, np.ones((1797, 4), np.float32))
+    at = _app("app_pages/embed.py")
+    at.radio[0].set_value("Precomputed file").run()
+    at.file_uploader[0].set_value(("my-vectors.npy", buffer.getvalue(), "application/octet-stream"))
+    at.run()
+    before = pipeline.current_embedding(demo_workspace).key
+    next(b for b in at.button if b.label == "Use these embeddings").click().run()
+    assert not at.exception, at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "my-vectors.npy needs its path list" in errors and "Path list" in errors
+    assert "--paths" not in errors and "paths_file" not in errors
+    assert pipeline.current_embedding(demo_workspace).key == before
