@@ -410,7 +410,7 @@ def _label(args) -> int:
         _say(f"HDL ({args.variant}): k={run.k} ({how}), {int((result.step >= 0).sum())} labeled in "
               f"{result.n_rounds} rounds{_spread(result)}, {_bridged(result)}, "
               f"{run.seconds:.2f} s", file=sys.stderr)
-    _warn_flood(run.result, ws.load_run(run.hdl_id).classes, args.variant, args.images)
+    _warn_flood(run.result, ws.load_run(run.hdl_id).classes, args.variant, _suggest_command(args))
     frame = labels.export_frame(ws, run.hdl_id)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
@@ -441,17 +441,35 @@ def _bridged(result) -> str:
     return text
 
 
-def _warn_flood(result, classes, variant: str, images=None) -> None:
+def _suggest_command(args) -> str:
+    """The `suggest` command for the images, seeds, workspace and encoder `label` was given,
+    so it reads the same embeddings and run."""
+    import shlex
+    words = ["hdl-studio", "suggest", str(args.images)]
+    if args.seeds:
+        words += ["--seeds", str(args.seeds)]
+    if args.workspace:
+        words += ["--workspace", str(args.workspace)]
+    if args.encoder != "clip":
+        words += ["--encoder", args.encoder]
+    else:
+        if args.model != DEFAULT_CLIP_MODEL:
+            words += ["--model", args.model]
+        if args.pretrained != DEFAULT_CLIP_PRETRAINED:
+            words += ["--pretrained", args.pretrained]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def _warn_flood(result, classes, variant: str, suggest: str | None = None) -> None:
     """Say on stderr when the run looks like a flood, and what to try (even with --quiet);
-    with `images` (the folder or zip labeled), the command that lists suspicious seeds."""
+    with `suggest`, the command that lists suspicious seeds."""
     from .flood import flood_report
     seeds = result.seed_labels
     report = flood_report(result, seeds, class_names=classes, variant=variant)
     if report.flooded:
         lines = str(report).splitlines()
-        if report.seeds_to_check and images is not None:
-            lines.append(f"- `hdl-studio suggest {images}` lists the seeds that disagree with "
-                         "their neighbours.")
+        if report.seeds_to_check and suggest is not None:
+            lines.append(f"- `{suggest}` lists the seeds that disagree with their neighbours.")
         for line in lines:
             _say(f"warning: {line}", file=sys.stderr)
 

@@ -5,6 +5,7 @@ import errno
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -146,9 +147,15 @@ def test_a_flooded_run_is_called_out_on_stderr(capsys, colours, tmp_path, monkey
     assert status == 0
     assert "warning: This labeling looks like a flood:" in err
     assert "reach-ordered" in err                   # what to try
-    # where to find the seeds to check, in the command line's terms, not the app's
-    assert f"`hdl-studio suggest {folder}` lists the seeds that disagree" in err
+    # where to find the seeds to check, in the command line's terms, not the app's: the
+    # suggest command for the same images, workspace and encoder (else it would embed again)
+    assert (f"`hdl-studio suggest {folder} --workspace {tmp_path / 'ws'} --encoder pixels` "
+            "lists the seeds that disagree") in err
     assert "Review page" not in err
+    command = shlex.split(re.search(r"`(hdl-studio suggest [^`]*)`", err).group(1))
+    status, out, err = run_cli(capsys, *command[1:])
+    assert status == 0, err
+    assert "0 encoded" in err and "seeds that look wrong" in out    # the same embeddings
 
 
 def test_label_k_is_recorded_in_both_runs_and_in_the_steps(capsys, colours, tmp_path):
