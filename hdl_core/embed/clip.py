@@ -181,9 +181,10 @@ class ClipEncoder:
                     raise
                 # open_clip reports a mismatched state dict in several ways (strict load
                 # errors, asserts on position embeddings, missing keys): say it plainly.
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise ValueError(
                     f"checkpoint {checkpoint} does not fit model {self.model!r} "
-                    f"({_first_line(exc)}); pass the --model it was trained "
+                    f"({type(exc).__name__}: {first_line}); pass the --model it was trained "
                     f"as (and the same image size)") from exc
         model.eval()
         return model, preprocess
@@ -454,24 +455,17 @@ def _resolve_device(device: str) -> str:
     return device
 
 
-def _first_line(error: BaseException) -> str:
-    """"Type: first line of the message" of an exception, for a one-line message; a long
-    line is cut after its first sentence (torch's own advice after it, to unpickle with
-    weights_only=False, is not one to pass on for a file that failed to load)."""
-    line = (str(error).strip().splitlines() or [""])[0]
-    if len(line) > 100 and ". " in line:
-        line = line[:line.index(". ") + 1]
-    return f"{type(error).__name__}: {line}"
-
-
 def _unreadable(checkpoint: str) -> str | None:
     """Why open_clip cannot read `checkpoint` as a state dict (torch or safetensors file),
     or None when it can. Asked only after a load failed, to tell a broken file from
     weights of another model."""
     from open_clip.factory import load_state_dict
 
+    from ..data.imageio import describe_error
     try:
         load_state_dict(checkpoint, device="cpu")
     except Exception as error:       # pickle, zip, safetensors and EOF errors alike
-        return _first_line(error)
+        # short and path-free; torch's long advice to unpickle with weights_only=False,
+        # not one to pass on for a file that failed to load, is left out
+        return describe_error(error)
     return None
