@@ -126,8 +126,14 @@ class HDLClassifier(ClassifierMixin, BaseEstimator):
         self
         """
         _refuse_missing(y)
+        given = getattr(getattr(y, "dtype", None), "kind", None)
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
         y = np.asarray(y)
+        if given in ("i", "u") and y.dtype.kind == "f":
+            # pandas' nullable Int64 reaches here as float64 (scikit-learn widens it in
+            # case of a missing value; _refuse_missing has ruled that out): keep the
+            # classes the integers they were, not 0.0, 1.0, ...
+            y = y.astype(np.int64)
         unlabeled = _unlabeled_mask(y)
         if unlabeled.all():
             raise ValueError("y has no labeled point (all -1); label at least one point per class")

@@ -98,6 +98,17 @@ def test_none_or_nan_for_unlabeled_is_refused_saying_to_use_minus_one(y):
         HDLClassifier(k=2).fit(X, y)
 
 
+def test_pandas_nullable_integer_labels_stay_integers():
+    pd = pytest.importorskip("pandas")
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    y = np.array([3, -1, 7, -1] * 3)
+    plain = HDLClassifier(k=2).fit(X, y)
+    nullable = HDLClassifier(k=2).fit(X, pd.Series(y, dtype="Int64"))
+    assert nullable.classes_.dtype.kind == "i" and list(nullable.classes_) == [3, 7]
+    np.testing.assert_array_equal(nullable.transduction_, plain.transduction_)
+    assert nullable.predict(X[:2]).dtype.kind == "i"
+
+
 def test_default_is_reach_ordered_hdl_with_k_10():
     X, y, truth = _digits_with_string_seeds()
     model = HDLClassifier().fit(X, y)
