@@ -593,6 +593,8 @@ def _graph(args) -> int:
     seconds = time.perf_counter() - started
     write_graph_dir(args.out, graph, {"method": args.method, "embeddings": str(args.embeddings),
                                       "cache_key": meta.get("cache_key"),
+                                      "embeddings_id": meta.get("embeddings_id"),
+                                      "embeddings_written_at": meta.get("written_at"),
                                       "paths_digest": paths_digest(paths),
                                       "seconds": round(seconds, 3)})
     if not args.quiet:

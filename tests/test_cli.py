@@ -637,6 +637,33 @@ def test_a_graph_too_small_or_of_other_embeddings_is_refused(capsys, colours, tm
         assert len(read_labels(tmp_path / f"{variant}.csv")) == n
 
 
+def test_a_graph_of_an_earlier_write_of_the_embeddings_is_refused(capsys, colours, tmp_path):
+    # an image replaced under its own name and the folder embedded again by the same
+    # encoder: same paths, same encoder, other vectors; only the write itself tells
+    folder, _ = colours
+    embeddings, graph = tmp_path / "emb", tmp_path / "g"
+    embed = ("embed", folder, "--out", embeddings, "--encoder", "pixels",
+             "--workspace", tmp_path / "ws", "--quiet")
+    assert run_cli(capsys, *embed)[0] == 0
+    assert run_cli(capsys, "graph", embeddings, "--k", "3", "--out", graph, "--quiet")[0] == 0
+    copy = tmp_path / "copy"                    # a copy is the same write: its graph holds
+    shutil.copytree(embeddings, copy)
+    status, _, err = run_cli(capsys, "label", "--embeddings", copy, "--graph", graph,
+                             "--out", tmp_path / "a.csv", "--quiet")
+    assert status == 0, err
+    (folder / "unlabeled" / "red2.png").write_bytes(png_bytes(COLOURS["blue"], seed=999))
+    assert run_cli(capsys, *embed)[0] == 0
+    status, _, err = run_cli(capsys, "label", "--embeddings", embeddings, "--graph", graph,
+                             "--out", tmp_path / "b.csv", "--quiet")
+    assert_one_line_error(status, err, "built from an earlier write of these embeddings",
+                          "embedded again since", "hdl-studio graph")
+    assert not (tmp_path / "b.csv").exists()
+    assert run_cli(capsys, "graph", embeddings, "--k", "3", "--out", graph, "--quiet")[0] == 0
+    status, _, err = run_cli(capsys, "label", "--embeddings", embeddings, "--graph", graph,
+                             "--out", tmp_path / "b.csv", "--quiet")
+    assert status == 0, err
+
+
 def test_a_graph_is_written_only_over_an_earlier_graph(capsys, colours, tmp_path):
     # the embeddings folder and the graph folder both keep a _meta.json: writing the graph
     # into the embeddings would have replaced theirs (their skipped files, model, dim)

@@ -296,9 +296,19 @@ class EmbeddingsDirWriter:
         self.n += X.shape[0]
 
     def close(self, meta: dict) -> Path:
-        """Write ``_meta.json`` (``meta`` plus format, dim, n, parts); returns its path."""
+        """Write ``_meta.json`` (``meta`` plus format, dim, n, parts, and a new
+        ``embeddings_id``); returns its path.
+
+        The id is new at every write, so a graph that records it (``hdl-studio graph``)
+        is never used with vectors written after it: the same images replaced and embedded
+        again keep their paths and encoder, which are all a graph could check otherwise.
+        """
         import json
-        info = {"format": FORMAT, **meta, "dim": self.dim, "n": self.n, "parts": self.parts}
+        import uuid
+        from datetime import datetime, timezone
+        info = {"format": FORMAT, **meta, "dim": self.dim, "n": self.n, "parts": self.parts,
+                "embeddings_id": uuid.uuid4().hex[:16],
+                "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         target = self.folder / EMBEDDINGS_META
         text = json.dumps(info, indent=1, ensure_ascii=False).encode("utf-8")
         atomic_write(target, lambda f: f.write(text))

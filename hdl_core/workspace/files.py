@@ -93,12 +93,15 @@ def check_graph_folder(folder: str | Path) -> None:
 
 
 def read_graph_dir(folder: str | Path, *, n: int | None = None, digest: str | None = None,
-                   cache_key: str | None = None):
+                   cache_key: str | None = None, embeddings_id: str | None = None):
     """The `KnnGraph` in a graph folder (indices memory-mapped) and its meta.
 
     Raises a ValueError when the folder is incomplete, or was built from other embeddings
     (`n` rows, paths `digest`, the encoder's `cache_key`: the same images embedded again
-    by another encoder have the same paths), saying which command rebuilds it.
+    by another encoder have the same paths; `embeddings_id`: the embeddings folder written
+    again since the graph was built, which changed images embedded by the same encoder
+    cannot otherwise show), saying which command rebuilds it. A graph or embeddings folder
+    from before a check was recorded is not held to it.
     """
     from ..graph import KnnGraph
 
@@ -117,6 +120,12 @@ def read_graph_dir(folder: str | Path, *, n: int | None = None, digest: str | No
         raise ValueError(f"--graph {folder} was built from embeddings by another encoder "
                          f"({meta['cache_key']}) than these ({cache_key}); rebuild it from these "
                          "with `hdl-studio graph EMBEDDINGS --out GRAPHDIR`")
+    if embeddings_id is not None and meta.get("embeddings_id") not in (None, embeddings_id):
+        built = meta.get("embeddings_written_at")
+        raise ValueError(f"--graph {folder} was built from an earlier write of these embeddings"
+                         f"{f' (written {built})' if built else ''}: they were embedded again "
+                         "since, so its neighbours may be another image's; rebuild it with "
+                         "`hdl-studio graph EMBEDDINGS --out GRAPHDIR`")
     indices = np.load(folder / "indices.npy", mmap_mode="r", allow_pickle=False)
     distances = np.load(folder / "distances.npy", mmap_mode="r", allow_pickle=False)
     return KnnGraph(indices, distances, meta.get("metric", "cosine")), meta
@@ -274,7 +283,8 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
     if graph is not None:       # memory-mapped: its k bounds an automatic choice of k
         started = time.perf_counter()
         knn, _ = read_graph_dir(graph, n=len(y), digest=paths_digest(paths),
-                                cache_key=meta.get("cache_key"))
+                                cache_key=meta.get("cache_key"),
+                                embeddings_id=meta.get("embeddings_id"))
         seconds["graph"] = time.perf_counter() - started
     started = time.perf_counter()
     # choose_k sees only labeled rows, as given (it normalises them itself), as in the app;
