@@ -39,7 +39,7 @@ SUSPICIOUS_SHOWN = 20         # suspicious seeds listed at most
 NEIGHBOURS_SHOWN = 5
 WINDOW_TILES = 40             # images sent to the widget in one-image mode
 WINDOW_BEHIND = 5             # of them, already reviewed ones kept before the cursor
-METRIC_PX = 150               # a header metric's width: room for "100.0%" and its change
+METRIC_PX = 140               # a header metric's width: room for "1,000,000", "100.0%" and its change
 GRID_TILES = 48               # images of one grid page
 LARGE_PX = 256                # the one image shown large
 ALL_CLASSES = "All classes"
@@ -253,9 +253,9 @@ def _header(ws, run, columns, among, emb) -> None:
                "seeds over the run.")
     pending = review.pending_of(columns, among)
     sources = review.source_counts_of(columns, among)
-    # a wrapping row: one line where there is room, more in a narrow window, never a
-    # truncated number
-    row = st.container(horizontal=True, gap="medium")
+    # a wrapping row: one line where there is room (a 1280-wide window keeps all five, so
+    # the reviewing below starts higher), more in a narrow window, never a truncated number
+    row = st.container(horizontal=True, gap="small")
     metric = partial(row.metric, width=METRIC_PX)
     metric("Images", f"{int(among.sum()):,}")
     metric("Corrected", f"{sources['manual']:,}",
