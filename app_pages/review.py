@@ -451,7 +451,9 @@ def _gallery(ws, columns, rank, among, classes: list[str]) -> None:
     counts = review.class_counts_of(columns, classes, among)
     total = int(among.sum())
     has_baseline = columns.has_baseline
-    f1, f2, f3, f4 = st.columns([1, 2, 2, 1])
+    # the two selectboxes get room for "All classes (1,797)" and "likeliest wrong first"
+    # (they were cut off at 1400 px), the slider needs less than the chips
+    f1, f2, f3, f4 = st.columns([1.4, 2, 1.4, 1.6])
     chosen = f1.selectbox("Gallery of class", [ALL_CLASSES] + classes, key="review_class",
                           format_func=lambda c: (f"{c} ({total:,})" if c == ALL_CLASSES
                                                  else f"{c} ({counts.get(c, 0):,})"))
