@@ -707,18 +707,27 @@ def _suspicious_seeds(ws, folder: str, run, emb, columns, classes: list[str]) ->
                 _thumb(row["file"], f"seed: {row['label']}")
                 _class_picker("seed", int(row["item_id"]), row["label"], classes,
                               f"Label of seed {row['path']}")
-            verdict = (f"left out, HDL labels it **{state.escape_markdown(vote)}**" if thorough else
-                       f"its {len(seed.neighbours)} neighbours vote **{state.escape_markdown(vote)}**")
-            c2.markdown(f"**{state.escape_markdown(row['path'])}** is a seed of "
-                        f"**{state.escape_markdown(row['label'])}**; {verdict} "
-                        f"(only {seed.agreement:.0%} of its neighbours share its label).")
-            if seed.why:
-                c2.caption(state.escape_markdown(seed.why))
+            c2.markdown(_seed_verdict(seed, row["path"], row["label"], vote, thorough))
             neighbours = by_position.reindex(np.asarray(seed.neighbours))
             for column, (_, n_row) in zip(c2.columns(max(len(neighbours), 1)), neighbours.iterrows()):
                 with column:
                     if isinstance(n_row["file"], str):
                         _thumb(n_row["file"], str(n_row["label"]))
+
+
+def _seed_verdict(seed, path: str, own: str, vote: str, left_out: bool) -> str:
+    """One sentence on a suspicious seed, its classes in bold: what says it is another class,
+    with the counts (the library's `why` says the same for the command line)."""
+    k = len(seed.neighbours)
+    voting = int((np.asarray(seed.neighbour_labels) == seed.neighbour_vote).sum())
+    kept = int(round(seed.agreement * k))
+    own_md, vote_md = (f"**{state.escape_markdown(c)}**" for c in (own, vote))
+    start = f"**{state.escape_markdown(path)}** is a seed of {own_md}, but "
+    if left_out:
+        return (f"{start}HDL without this seed's label gives it {vote_md}; {voting} of its {k} "
+                f"nearest neighbours are then {vote_md}.")
+    return (f"{start}{voting} of its {k} nearest neighbours ended up {vote_md}, "
+            f"{f'only {kept}' if kept else 'none'} {own_md}.")
 
 
 def _history(ws) -> None:

@@ -106,6 +106,14 @@ def test_review_page_renders_the_gallery_map_and_guidance(ws):
     suspicious = suggest.suspicious_seeds(graph.indices, run.result)
     assert len(_pickers(at, "seed")) == min(len(suspicious), 20)
     assert {item for item, _, _ in _pickers(at, "seed")} <= set(ws.seeds())
+    sentences = [m.value for m in at.markdown if "is a seed of" in str(m.value)]
+    assert len(sentences) == min(len(suspicious), 20)
+    if suspicious:                      # the counts, said once (no second line repeating them)
+        first = suspicious[0]
+        voting = int((first.neighbour_labels == first.neighbour_vote).sum())
+        assert (f"{voting} of its {len(first.neighbours)} nearest neighbours ended up "
+                f"**{run.classes[first.neighbour_vote]}**") in sentences[0], sentences[0]
+        assert "seed '" not in _texts(at)
 
     # Leave-one-out lists exactly the seeds that the run's own variant relabels when each
     # is left out.
