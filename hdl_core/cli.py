@@ -571,14 +571,14 @@ def _embed_on_ray(args, out: Path) -> int:
 
 def _graph(args) -> int:
     import time
-    from .embed import is_embeddings_dir, load_embeddings_dir
+    from .embed import is_embeddings_dir, map_embeddings_dir
     from .workspace.files import check_graph_folder, paths_digest, write_graph_dir
     if not is_embeddings_dir(args.embeddings):
         raise ValueError(f"{args.embeddings}: not an embeddings folder (part-*.parquet + "
                          "_meta.json); write one with `embed IMAGES --out DIR`")
     check_graph_folder(args.out)        # refused before the search, not after it
     _writable(Path(args.out).expanduser(), folder=True)
-    paths, X, meta = load_embeddings_dir(args.embeddings)
+    paths, X, meta = map_embeddings_dir(args.embeddings)
     if not 1 <= args.k < len(paths):
         raise ValueError(f"--k {args.k}: must be between 1 and {len(paths) - 1} "
                          f"(the embeddings hold {len(paths)} images)")

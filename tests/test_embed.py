@@ -18,8 +18,11 @@ from hdl_core.embed import (
     EmbeddingCache,
     EmbeddingError,
     WeightsUnavailable,
+    load_embeddings_dir,
     load_precomputed,
     make_encoder,
+    map_embeddings_dir,
+    save_embeddings_dir,
     save_precomputed,
 )
 
@@ -449,6 +452,98 @@ def test_precomputed_missing_path_list_and_bad_parquet(tmp_path):
     pd.DataFrame({"path": ["a", "a"], "v": [1.0, 2.0]}).to_parquet(tmp_path / "dup.parquet")
     with pytest.raises(EmbeddingError, match="paths listed twice: 'a'"):
         load_precomputed(tmp_path / "dup.parquet")
+
+
+# ---- embeddings folders: read whole, or mapped --------------------------------------------
+
+def _folder(tmp_path, name="emb", n=23, d=5, rows_per_part=7, seed=0):
+    """An embeddings folder of several parts whose rows are not written in path order."""
+    rng = np.random.default_rng(seed)
+    paths = [f"c/{i:03d}.png" for i in rng.permutation(n)]
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    save_embeddings_dir(tmp_path / name, paths, X, {"encoder": "test"},
+                        rows_per_part=rows_per_part)
+    return tmp_path / name
+
+
+def test_a_mapped_embeddings_folder_reads_as_the_loaded_one_and_is_copied_once(tmp_path):
+    folder = _folder(tmp_path)
+    paths, X, meta = load_embeddings_dir(folder)
+    mapped_paths, mapped, mapped_meta = map_embeddings_dir(folder)
+    assert mapped_paths.to_pylist() == paths.to_pylist() == sorted(paths.to_pylist())
+    np.testing.assert_array_equal(mapped, X)
+    assert mapped_meta == meta
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+    cache = folder / f"_vectors-{meta['embeddings_id']}.npy"
+    assert cache.is_file()
+    written = cache.stat().st_mtime_ns
+    np.testing.assert_array_equal(map_embeddings_dir(folder)[1], X)
+    assert cache.stat().st_mtime_ns == written                    # mapped again, not copied
+    # written again (other vectors, same paths): the copy of the old write goes, and so
+    # does one a killed run left half written
+    (folder / f"._vectors-{meta['embeddings_id']}.npy.x1y2.tmp").write_bytes(b"half")
+    again = _folder(tmp_path, seed=1)
+    assert not cache.exists() and not list(folder.glob("._vectors-*"))
+    _, X2, meta2 = load_embeddings_dir(again)
+    np.testing.assert_array_equal(map_embeddings_dir(again)[1], X2)
+    assert [p.name for p in again.glob("_vectors-*.npy")] == [
+        f"_vectors-{meta2['embeddings_id']}.npy"]
+
+
+def test_a_folder_without_an_id_or_not_writable_is_read_whole(tmp_path, monkeypatch):
+    import json
+
+    from hdl_core.embed import precomputed
+
+    folder = _folder(tmp_path)
+    _, X, _ = load_embeddings_dir(folder)
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(precomputed, "_write_vectors", refused)
+    _, unmapped, _ = map_embeddings_dir(folder)
+    assert not isinstance(unmapped, np.memmap) and not list(folder.glob("_vectors-*"))
+    np.testing.assert_array_equal(unmapped, X)
+    monkeypatch.undo()
+    meta = json.loads((folder / "_meta.json").read_text())
+    del meta["embeddings_id"]                       # written before ids were recorded
+    (folder / "_meta.json").write_text(json.dumps(meta))
+    _, unmapped, _ = map_embeddings_dir(folder)
+    assert not isinstance(unmapped, np.memmap) and not list(folder.glob("_vectors-*"))
+    np.testing.assert_array_equal(unmapped, X)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("garbled part", r"part-00001.parquet: not an embeddings part"),
+    ("no embedding column", r"part-00001.parquet: not an embeddings part \(no column embedding\)"),
+    ("other width", r"parts hold vectors of different widths \[3, 5\]"),
+    ("path twice", r"path 'c/000.png' is listed twice"),
+])
+@pytest.mark.parametrize("read", ["load", "map"])
+def test_a_damaged_embeddings_folder_is_refused_the_same_either_way(tmp_path, damage, message,
+                                                                     read):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = _folder(tmp_path)
+    part = folder / "part-00001.parquet"
+    if damage == "garbled part":
+        part.write_bytes(b"PAR1 not really")
+    elif damage == "no embedding column":
+        pq.write_table(pa.table({"path": ["x"], "vector": [1.0]}), part)
+    elif damage == "other width":
+        vectors = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(3, np.float32)), 3)
+        pq.write_table(pa.table({"path": ["x"], "embedding": vectors}), part)
+    else:                                           # part 1's first path is part 0's too
+        table = pq.read_table(part)
+        paths = table["path"].to_pylist()
+        paths[0] = pq.read_table(folder / "part-00000.parquet")["path"][0].as_py()
+        pq.write_table(table.set_column(0, "path", pa.array(paths, pa.string())), part)
+        message = message.replace("c/000.png", paths[0])
+    with pytest.raises(EmbeddingError, match=message):
+        (load_embeddings_dir if read == "load" else map_embeddings_dir)(folder)
+    assert not list(folder.glob("_vectors-*"))
 
 
 # ---- the cache -------------------------------------------------------------------------

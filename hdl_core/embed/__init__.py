@@ -33,13 +33,15 @@ from .cache import EmbeddingCache
 from .clip import ClipEncoder, clear_model_cache
 from .pixels import PIXELS_LABEL, PixelsEncoder
 from .precomputed import (EmbeddingsDirWriter, is_embeddings_dir, load_embeddings_dir,
-                          load_precomputed, save_embeddings_dir, save_precomputed)
+                          load_precomputed, map_embeddings_dir, save_embeddings_dir,
+                          save_precomputed)
 
 __all__ = [
     "Progress", "WeightsUnavailable", "EmbeddingError", "Encoder",
     "make_encoder", "ClipEncoder", "PixelsEncoder", "clear_model_cache",
     "load_precomputed", "save_precomputed", "EmbeddingCache",
-    "EmbeddingsDirWriter", "save_embeddings_dir", "load_embeddings_dir", "is_embeddings_dir",
+    "EmbeddingsDirWriter", "save_embeddings_dir", "load_embeddings_dir", "map_embeddings_dir",
+    "is_embeddings_dir",
     "DEFAULT_CLIP_MODEL", "DEFAULT_CLIP_PRETRAINED", "PIXELS_LABEL",
 ]
 

@@ -255,9 +255,8 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
     import pyarrow as pa
 
     from ..auto_k import KIntent, resolve_k
-    from ..embed import load_embeddings_dir
-    from ..graph import check_k, graph_of_prepared_rows
-    from ..rows import normalize_rows_inplace
+    from ..embed import map_embeddings_dir
+    from ..graph import check_k, graph_of_prepared_rows, rows_to_read
     from ..balanced import auto_k as balanced_auto_k
     from ..hdl import check_bridge, knn_dv_label
     from ..variants import check_variant, has_own_k, prepared_function
@@ -265,7 +264,7 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
 
     seconds = {}
     started = time.perf_counter()
-    paths, X, meta = load_embeddings_dir(embeddings)
+    paths, X, meta = map_embeddings_dir(embeddings)     # mapped: rows read are rows held
     seconds["read"] = time.perf_counter() - started
     skipped = [entry["path"] for entry in meta.get("skipped", [])]
     names = seeds_of_paths(paths, seeds_csv, skipped=skipped, root=f"the folder {embeddings} "
@@ -301,13 +300,15 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
         k, choice = check_k(intent.k, len(y), name="--k"), None
     seconds["choose_k"] = time.perf_counter() - started
     started = time.perf_counter()
-    rows = normalize_rows_inplace(X, name=f"embeddings in {embeddings}")
+    # unit rows scaled when read, as the app labels: HDL reads rows only at a bridge
+    rows = rows_to_read(X, "cosine", name=f"embeddings in {embeddings}")
     if knn is not None:
         if knn.k < k:
             raise PipelineError(f"--graph {graph} has {knn.k} neighbours per point but k={k}; "
                                 f"rebuild it with --k {max(k, GRAPH_K)}, or give --k "
                                 f"{knn.k} or less")
-    else:
+    else:                       # the search reads every row: one normalised copy for it
+        rows = np.asarray(rows)
         knn = graph_of_prepared_rows(rows, min(max(k, GRAPH_K), len(y) - 1), method=method,
                                      random_state=0)
     seconds["graph"] = seconds.get("graph", 0.0) + time.perf_counter() - started
