@@ -381,7 +381,8 @@ def load_embeddings_dir(folder: str | Path):
 def map_embeddings_dir(folder: str | Path):
     """`load_embeddings_dir`, with X a read-only memory map instead of a copy in memory.
 
-    The vectors are copied once, in path order, to ``_vectors-<embeddings_id>.npy`` in
+    The vectors are copied once, in path order, to ``_vectors-<embeddings_id>-<stamp>.npy``
+    (the stamp: the parts' names, sizes and times) in
     the folder (the paths, their order and `VECTOR_BATCH` rows are all the copy holds in
     memory), and mapped from there by every later call until the folder is written
     again. A labeling then keeps in memory only the rows it reads (seeds, a bridge's
@@ -404,7 +405,7 @@ def map_embeddings_dir(folder: str | Path):
     columns = [pq.read_table(part, columns=["path"])["path"] for part in parts]
     paths, order = _sorted_paths(folder, pa.chunked_array(
         [chunk for column in columns for chunk in column.chunks], columns[0].type))
-    cache = folder / VECTORS_PATTERN.replace("*", ident)
+    cache = folder / VECTORS_PATTERN.replace("*", f"{ident}-{_parts_stamp(parts)}")
     X = _mapped(cache, (len(paths), d))
     if X is None:
         remove_stale_temporaries(folder)               # a copy a killed run left half done
@@ -424,6 +425,15 @@ def map_embeddings_dir(folder: str | Path):
             except OSError:         # gone already, or a folder made read-only since
                 pass
     return paths, X, meta
+
+
+def _parts_stamp(parts: list[Path]) -> str:
+    """12 hex digits of the parts' names, sizes and modification times: a part written
+    over by hand (the folder's id unchanged) makes another copy, never a stale one."""
+    import hashlib
+
+    stamp = [(part.name, part.stat().st_size, part.stat().st_mtime_ns) for part in parts]
+    return hashlib.sha1(repr(stamp).encode()).hexdigest()[:12]
 
 
 def _mapped(cache: Path, shape: tuple[int, int]) -> np.ndarray | None:
