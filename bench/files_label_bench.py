@@ -12,7 +12,7 @@ recorded. The first run on a folder copies its vectors to the
 folder's memory-mapped ``_vectors-<id>.npy`` (`hdl_core.embed.map_embeddings_dir`); the
 later runs map it.
 
-    .venv/bin/python bench/files_label_bench.py [--n 1000000] [--runs 3]
+    .venv/bin/python bench/files_label_bench.py [--n 1000000] [--runs 3] [--dim 512]
         [--source DIR]   (the hdl_core to run: another checkout, to compare)
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from _common import ROOT, machine_info, print_table, write_json
 D, K, CLASSES, PART_ROWS = 512, 10, 10, 100_000
 
 
-def make_folders(base: Path, n: int) -> tuple[Path, Path]:
+def make_folders(base: Path, n: int, d: int = D) -> tuple[Path, Path]:
     """An embeddings folder of n random unit-ish rows and a random 10-NN graph folder."""
     from hdl_core import KnnGraph
     from hdl_core.embed import EmbeddingsDirWriter
@@ -48,7 +48,7 @@ def make_folders(base: Path, n: int) -> tuple[Path, Path]:
     for start in range(0, n, PART_ROWS):
         rows = order[start:start + PART_ROWS]
         writer.write(names[rows].tolist(),
-                     rng.standard_normal((rows.size, D), dtype=np.float32))
+                     rng.standard_normal((rows.size, d), dtype=np.float32))
     meta_file = writer.close({"encoder": "synthetic", "cache_key": "synthetic"})
     meta = json.loads(meta_file.read_text())
     sorted_names = np.sort(names)
@@ -101,6 +101,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--dim", type=int, default=D, help="vector width (default 512)")
     parser.add_argument("--source", type=Path, default=ROOT,
                         help="the checkout whose hdl_core runs (default: this one)")
     parser.add_argument("--name", default="files_label_bench")
@@ -108,7 +109,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="files-label-") as tmp:
         base = Path(tmp)
         started = time.perf_counter()
-        embeddings, graph = make_folders(base, args.n)
+        embeddings, graph = make_folders(base, args.n, args.dim)
         made = time.perf_counter() - started
         size = sum(p.stat().st_size for p in embeddings.glob("part-*.parquet"))
         runs = []
@@ -119,10 +120,10 @@ def main() -> int:
              f"{r['peak_private_mib']:,.0f}", r["mapped_copy"]] for i, r in enumerate(runs)]
     print_table(["run", "seconds", "peak RSS MiB", "peak private MiB", "mapped copy after"],
                 rows,
-                title=f"label --embeddings --graph --no-baseline, {args.n:,} x {D}, "
+                title=f"label --embeddings --graph --no-baseline, {args.n:,} x {args.dim}, "
                       f"source {args.source}")
     write_json(args.name, {"benchmark": "files_label_bench", "machine": machine_info(),
-                           "n": args.n, "d": D, "k": K, "parts_bytes": size,
+                           "n": args.n, "d": args.dim, "k": K, "parts_bytes": size,
                            "source": str(args.source), "made_in_s": round(made, 1),
                            "runs": runs})
     return 0
