@@ -176,7 +176,7 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_rati
             return result
         point, src, nearness = bridges.next(s.work >= 0, s.order[:s.counters[_STEP]])
         if d_k is None:     # the Euclidean confidence's scale, as in hdl_label
-            d_k = float(np.median(graph.distances[:, -1])) or 1.0
+            d_k = float(np.median(graph.distances[:, -1].astype(np.float32))) or 1.0
         _mark_labeled(point, s.work[src], rev_ptr, rev_idx, rev_pos, s.work, s.tally,
                       s.bucket_head, s.node_point, s.node_next, s.counters, step, round_,
                       s.order)

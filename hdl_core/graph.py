@@ -50,9 +50,12 @@ class KnnGraph:
     ----------
     indices : ndarray of shape (n, k), int
         ``indices[i, j]`` is the j-th nearest neighbour of point i.
-    distances : ndarray of shape (n, k), float32
+    distances : ndarray of shape (n, k), float32 or float16
         Distances matching `indices` in `metric` (cosine: ``1 - cos``; euclidean: the
-        straight-line distance), non-decreasing along each row.
+        straight-line distance), non-decreasing along each row. float16 (a graph folder's
+        ``distances.npy``, memory-mapped) is kept as it is, not widened: 40 bytes a point
+        at k = 10; every reader widens what it reads, so the labels are those of the
+        float32 copy. Other types become float32.
     metric : {"cosine", "euclidean"}, default="cosine"
         How the neighbours were chosen; `hdl_label` refuses a graph of another metric.
     """
@@ -64,7 +67,9 @@ class KnnGraph:
     def __post_init__(self):
         get_metric(self.metric)
         self.indices = np.asarray(self.indices)
-        self.distances = np.asarray(self.distances, dtype=np.float32)
+        self.distances = np.asarray(self.distances)
+        if self.distances.dtype not in (np.float32, np.float16):
+            self.distances = self.distances.astype(np.float32)
         if self.indices.ndim != 2 or self.indices.shape != self.distances.shape:
             raise ValueError(
                 f"KnnGraph: indices and distances must be 2-D arrays of the same shape, "

@@ -264,7 +264,7 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
             return result
         point, src, nearness = bridges.next(state.labeled, state.order[:state.counters[_STEP]])
         if d_k is None:     # the Euclidean confidence's scale, once a bridge needs it
-            d_k = float(np.median(graph.distances[:, -1])) or 1.0
+            d_k = float(np.median(graph.distances[:, -1].astype(np.float32))) or 1.0
         _label_bridge(point, work[src], rev_ptr, rev_idx, state.labeled, work, state.L,
                       state.bucket_head, state.node_point, state.node_next, state.counters,
                       step, round_, state.order)

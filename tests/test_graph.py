@@ -445,3 +445,31 @@ def test_labeling_on_unit_rows_equals_labeling_on_the_prepared_copy(tmp_path):
         want, got = (hdl.knn_dv_prepared_rows(r, y, k=5) for r in (prepared, rows))
         np.testing.assert_array_equal(got.labels, want.labels)
         np.testing.assert_array_equal(got.confidence, want.confidence)
+
+
+@pytest.mark.parametrize("variant", ["paper", "balanced", "reach"])
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_a_float16_graph_is_kept_and_labels_as_its_float32_copy(variant, metric):
+    # a graph folder's distances.npy is float16 and memory-mapped: kept as it is (no float32
+    # copy, 40 bytes a point at k = 10), and labeling reads it as the float32 copy would
+    from hdl_core.variants import label_function
+
+    rng = np.random.default_rng(3)
+    # three clusters, the third without a seed: its points are reached by a bridge
+    X = np.vstack([rng.normal(0, 0.3, (40, 6)) + 5 * np.eye(6)[c] for c in range(3)]
+                  ).astype(np.float32)
+    y = np.full(120, -1)
+    y[[0, 1]], y[[40, 41]] = 0, 1
+    graph = build_knn_graph(X, 5, metric=metric)
+    stored = graph.distances.astype(np.float16)
+    half = KnnGraph(graph.indices, stored, metric)
+    assert half.distances.dtype == np.float16 and half.distances is stored
+    full = KnnGraph(graph.indices, stored.astype(np.float32), metric)
+    label = label_function(variant)
+    a = label(X, y, k=5, graph=half, metric=metric)
+    b = label(X, y, k=5, graph=full, metric=metric)
+    assert a.fallback.any()                     # a bridge was taken
+    for field in ("labels", "step", "round", "confidence", "fallback"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+    assert KnnGraph(graph.indices, graph.distances.astype(np.float64)).distances.dtype \
+        == np.float32
