@@ -59,6 +59,11 @@ _ZIP_FOLDER = "images"              # where `IMAGES` given as a .zip is extracte
 _SETTING_EXTRACTED = "cli_extracted_zip"
 
 
+# the first label or graph on an embeddings folder (`embed.map_embeddings_dir`)
+COPYING_VECTORS = ("copying the vectors once to the folder's _vectors-*.npy, which every later "
+                   "run memory-maps")
+
+
 class _Progress:
     """Writes `label done/total` on one stderr line, at most ~20 times per task."""
 
@@ -493,7 +498,8 @@ def _label_from_files(args, intent, out: Path, fmt: str) -> int:
             raise ValueError(f"--seeds {args.seeds}: no such file")
     run = label_from_files(args.embeddings, seeds_csv=seeds, graph=args.graph, intent=intent,
                            with_baseline=not args.no_baseline,
-                           variant=args.variant, bridge=args.bridge)
+                           variant=args.variant, bridge=args.bridge,
+                           progress=_Progress(COPYING_VECTORS, args.quiet))
     result = run.result
     if not args.quiet:
         how = ("chosen by P(k)" if run.choice is not None and run.choice.reliable else
@@ -578,7 +584,8 @@ def _graph(args) -> int:
                          "_meta.json); write one with `embed IMAGES --out DIR`")
     check_graph_folder(args.out)        # refused before the search, not after it
     _writable(Path(args.out).expanduser(), folder=True)
-    paths, X, meta = map_embeddings_dir(args.embeddings)
+    paths, X, meta = map_embeddings_dir(args.embeddings,
+                                        progress=_Progress(COPYING_VECTORS, args.quiet))
     if not 1 <= args.k < len(paths):
         raise ValueError(f"--k {args.k}: must be between 1 and {len(paths) - 1} "
                          f"(the embeddings hold {len(paths)} images)")

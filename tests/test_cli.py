@@ -563,6 +563,7 @@ def test_label_from_an_embeddings_folder_equals_label_from_the_folder(capsys, ro
                              "--out", from_files)
     assert status == 0, err
     assert "bridged" in err and "kNN-DV agrees on" in err
+    assert "copying the vectors once" in err            # the first run on the folder says so
     assert from_files.read_bytes() == direct.read_bytes()
     assert set(read_labels(from_files)["source"]) >= {"seed", "hdl", "fallback"}
     # the vectors were labeled from the folder's mapped copy, which the next runs reuse
@@ -577,6 +578,7 @@ def test_label_from_an_embeddings_folder_equals_label_from_the_folder(capsys, ro
     status, _, err = run_cli(capsys, "label", "--embeddings", embeddings, "--seeds", seeds,
                              "--variant", "paper", "--out", files_paper)
     assert status == 0 and "HDL (paper)" in err, err
+    assert "copying the vectors" not in err             # mapped, not copied again
     assert files_paper.read_bytes() == direct_paper.read_bytes()
 
     graph = tmp_path / "graph"

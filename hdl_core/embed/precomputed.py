@@ -378,7 +378,7 @@ def load_embeddings_dir(folder: str | Path):
     return paths, X, meta
 
 
-def map_embeddings_dir(folder: str | Path):
+def map_embeddings_dir(folder: str | Path, *, progress=None):
     """`load_embeddings_dir`, with X a read-only memory map instead of a copy in memory.
 
     The vectors are copied once, in path order, to ``_vectors-<embeddings_id>-<stamp>.npy``
@@ -390,6 +390,8 @@ def map_embeddings_dir(folder: str | Path):
 
     Folders without an ``embeddings_id`` (written before it was recorded) or that cannot
     be written in are read as `load_embeddings_dir` reads them.
+
+    `progress(done, total)`, when given, hears how far the copy is (rows).
 
     Returns and raises as `load_embeddings_dir`.
     """
@@ -412,7 +414,7 @@ def map_embeddings_dir(folder: str | Path):
         rank = np.empty(len(paths), np.int64)          # concatenated row -> its path's place
         rank[order.to_numpy()] = np.arange(len(paths))
         try:
-            _write_vectors(cache, parts, rank, d)
+            _write_vectors(cache, parts, rank, d, progress)
         except OSError:             # a folder we may read but not write in: read it whole
             return load_embeddings_dir(folder)
         X = _mapped(cache, (len(paths), d))
@@ -445,7 +447,8 @@ def _mapped(cache: Path, shape: tuple[int, int]) -> np.ndarray | None:
     return X if X.shape == shape and X.dtype == np.float32 else None
 
 
-def _write_vectors(cache: Path, parts: list[Path], rank: np.ndarray, d: int) -> None:
+def _write_vectors(cache: Path, parts: list[Path], rank: np.ndarray, d: int,
+                   progress=None) -> None:
     """Copy every part's vectors to row ``rank[i]`` of a new ``.npy`` (i counts the rows
     of the parts in order), under a temporary name renamed into place when complete.
 
@@ -483,6 +486,8 @@ def _write_vectors(cache: Path, parts: list[Path], rank: np.ndarray, d: int) -> 
                     for first, stop in zip(np.r_[0, breaks], np.r_[breaks, len(places)]):
                         os.pwrite(stream.fileno(), rows[first:stop].tobytes(),
                                   offset + int(places[first]) * row_bytes)
+                    if progress is not None:
+                        progress(start, int(rank.size))
             os.fsync(stream.fileno())
         os.replace(temporary, cache)
     except BaseException:

@@ -221,7 +221,8 @@ class FilesRun:
 def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = None,
                      graph: str | Path | None = None, intent=None,
                      with_baseline: bool = True, method: str = "auto",
-                     variant: str = DEFAULT_VARIANT, bridge: str = DEFAULT_BRIDGE) -> FilesRun:
+                     variant: str = DEFAULT_VARIANT, bridge: str = DEFAULT_BRIDGE,
+                     progress=None) -> FilesRun:
     """Label every image of an embeddings folder from the seeds, without the images.
 
     Parameters
@@ -247,6 +248,9 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
         file when the first bridge would compare more than
         `config.BRIDGE_APPROX_MIN_PAIRS` pairs and faiss is installed;
         ``result.approximate_bridges`` says how many bridges were searched so.
+    progress : callable (done, total), optional
+        Hears how far the first run on a folder is with copying its vectors to the file
+        it memory-maps (`hdl_core.embed.map_embeddings_dir`).
 
     Returns
     -------
@@ -264,7 +268,7 @@ def label_from_files(embeddings: str | Path, *, seeds_csv: str | Path | None = N
 
     seconds = {}
     started = time.perf_counter()
-    paths, X, meta = map_embeddings_dir(embeddings)     # mapped: rows read are rows held
+    paths, X, meta = map_embeddings_dir(embeddings, progress=progress)   # rows read are held
     seconds["read"] = time.perf_counter() - started
     skipped = [entry["path"] for entry in meta.get("skipped", [])]
     names = seeds_of_paths(paths, seeds_csv, skipped=skipped, root=f"the folder {embeddings} "
