@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from .._files import atomic_write, remove_stale_temporaries
-from ..rows import normalize_rows
+from ..rows import ROW_CHUNK, normalize_rows, row_norms
 from ..data.imageio import describe_error
 from ._common import EmbeddingError
 
@@ -45,7 +45,7 @@ def load_precomputed(path: str | Path, paths_file: str | Path | None = None) -> 
     """
     path = Path(path)
     if path.is_dir() and is_embeddings_dir(path):
-        paths, X, _ = load_embeddings_dir(path)
+        paths, X, _ = map_embeddings_dir(path)       # mapped: one normalised copy is made
         return paths.to_pylist(), _check_embeddings(X, paths.to_pylist(), path.name)
     if not path.is_file():
         raise EmbeddingError(f"embeddings file not found: {path.name}")
@@ -172,14 +172,16 @@ def _check_embeddings(X: np.ndarray, paths: list[str], source: str) -> np.ndarra
         seen[p] = row
     if duplicates:
         raise EmbeddingError(f"{source}: paths listed twice: {', '.join(duplicates[:5])}")
-    X = X.astype(np.float64, copy=False)
-    bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
+    # float32 as normalize_rows computes, checked a block at a time: no float64 copy (4 GB
+    # at a million 512-D rows) and no (n, d) temporary; the rows returned are the same
+    X = X if X.dtype == np.float32 else X.astype(np.float32)
+    bad = np.concatenate([np.flatnonzero(~np.isfinite(X[start:start + ROW_CHUNK]).all(axis=1))
+                          + start for start in range(0, X.shape[0], ROW_CHUNK)])
     if len(bad):
         raise EmbeddingError(f"{source}: {len(bad)} row(s) contain NaN or inf: rows (0-based) "
                              f"{_rows_text(bad, paths)}; recompute them or drop them from both "
                              "the embeddings and the path list")
-    norms = np.linalg.norm(X, axis=1)
-    zero = np.flatnonzero(norms == 0)
+    zero = np.flatnonzero(row_norms(X) == 0)
     if len(zero):
         raise EmbeddingError(f"{source}: {len(zero)} row(s) are all zeros, which have no direction: "
                              f"rows (0-based) {_rows_text(zero, paths)}")
