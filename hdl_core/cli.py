@@ -341,7 +341,8 @@ def _embedding(ws, args):
     from .workspace import pipeline
     if getattr(args, "embeddings", None):
         from .embed import load_precomputed
-        paths, X = load_precomputed(args.embeddings, args.paths)
+        paths, X = load_precomputed(args.embeddings, args.paths,
+                                    progress=_Progress(COPYING_VECTORS, args.quiet))
         return pipeline.import_embeddings(ws, paths, X, label=f"precomputed ({Path(args.embeddings).name})")
     try:
         embedding = pipeline.embed_workspace(ws, _spec(args),

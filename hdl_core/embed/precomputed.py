@@ -17,7 +17,8 @@ def _default_paths_file(path: Path) -> Path:
     return path.with_suffix(".paths.txt")
 
 
-def load_precomputed(path: str | Path, paths_file: str | Path | None = None) -> tuple[list[str], np.ndarray]:
+def load_precomputed(path: str | Path, paths_file: str | Path | None = None, *,
+                     progress=None) -> tuple[list[str], np.ndarray]:
     """Read embeddings made elsewhere.
 
     Parameters
@@ -30,6 +31,9 @@ def load_precomputed(path: str | Path, paths_file: str | Path | None = None) -> 
     paths_file : str or Path, optional
         For ``.npy``: a text file with one image path per line (blank lines ignored), in row
         order. Defaults to ``<stem>.paths.txt`` beside the ``.npy``. Ignored for ``.parquet``.
+    progress : callable (done, total), optional
+        For an embeddings folder read the first time: how far the copy of its vectors that
+        later reads memory-map is (`map_embeddings_dir`).
 
     Returns
     -------
@@ -45,7 +49,7 @@ def load_precomputed(path: str | Path, paths_file: str | Path | None = None) -> 
     """
     path = Path(path)
     if path.is_dir() and is_embeddings_dir(path):
-        paths, X, _ = map_embeddings_dir(path)       # mapped: one normalised copy is made
+        paths, X, _ = map_embeddings_dir(path, progress=progress)   # one normalised copy
         return paths.to_pylist(), _check_embeddings(X, paths.to_pylist(), path.name)
     if not path.is_file():
         raise EmbeddingError(f"embeddings file not found: {path.name}")
