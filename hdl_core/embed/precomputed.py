@@ -354,7 +354,7 @@ def load_embeddings_dir(folder: str | Path):
     ------
     EmbeddingError
         No ``_meta.json`` (an unfinished run), no part, parts of other widths or columns,
-        a path listed twice, empty vectors; each named with the file and row.
+        a path listed twice or missing; each named with its file, or its path.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
