@@ -46,9 +46,9 @@ from ._prefetch import prefetch
 from .config import BALANCED_BORDER_RATIO, BALANCED_K
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
 from .hdl import (LabelingResult, _bridge_confidence, _BridgeSearch, _check_graph,
-                  _index_array, _prefetch_result, _prefetch_votes, _reverse_adjacency,
-                  _second_level_order, _vote, check_bridge, narrow_int, round_arrays,
-                  validate_labels)
+                  _euclidean_scale, _index_array, _prefetch_result, _prefetch_votes,
+                  _reverse_adjacency, _second_level_order, _vote, check_bridge, narrow_int,
+                  round_arrays, validate_labels)
 
 _DONE, _STALLED = 0, 1
 # counters[...] slots shared between the driver and the kernel
@@ -176,7 +176,7 @@ def _label(rows: np.ndarray, y: np.ndarray, k: int, graph: KnnGraph, border_rati
             return result
         point, src, nearness = bridges.next(s.work >= 0, s.order[:s.counters[_STEP]])
         if d_k is None:     # the Euclidean confidence's scale, as in hdl_label
-            d_k = float(np.median(graph.distances[:, -1].astype(np.float32))) or 1.0
+            d_k = _euclidean_scale(graph)
         _mark_labeled(point, s.work[src], rev_ptr, rev_idx, rev_pos, s.work, s.tally,
                       s.bucket_head, s.node_point, s.node_next, s.counters, step, round_,
                       s.order)

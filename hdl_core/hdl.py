@@ -264,7 +264,7 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
             return result
         point, src, nearness = bridges.next(state.labeled, state.order[:state.counters[_STEP]])
         if d_k is None:     # the Euclidean confidence's scale, once a bridge needs it
-            d_k = float(np.median(graph.distances[:, -1].astype(np.float32))) or 1.0
+            d_k = _euclidean_scale(graph)
         _label_bridge(point, work[src], rev_ptr, rev_idx, state.labeled, work, state.L,
                       state.bucket_head, state.node_point, state.node_next, state.counters,
                       step, round_, state.order)
@@ -316,6 +316,13 @@ class _BridgeSearch:
         answer = self.search.next(labeled, order)
         self.approximate += self.is_approximate
         return answer
+
+
+def _euclidean_scale(graph) -> float:
+    """d_k of a Euclidean bridge's confidence: the median distance to the k-th neighbour,
+    taken in float32 whatever the graph stores (a graph folder keeps float16), so a stored
+    graph gives the scale its float32 copy gives; 1 when that is 0."""
+    return float(np.median(graph.distances[:, -1].astype(np.float32))) or 1.0
 
 
 def _bridge_confidence(metric: str, nearness: float, d_k: float) -> float:
