@@ -41,7 +41,13 @@ the held-out draws the README reports:
                    deep: P steps per hop from the seeds to the farthest point they reach, at
                    least 20 (at most 120 where named so, as the library caps it). 6 was the
                    default first, 10 since (README, "A spread as long as the seeds are deep");
-                   "up to 240": the same past the library's cap
+                   "up to 240": the same past the library's cap; "10 steps per hop of depth up
+                   to 120" is the library's default before the harmonic reach
+  harmonic reach / N steps   the spread replaced by harmonic propagation, the seeds held at
+                   their labels (`harmonic_reach`, written here with scipy), N steps;
+                   "/ the default's steps": as many steps as `spread_length` gives, so at
+                   the default's cost. That one became the library's default (README,
+                   "Harmonic reach"); "default now" runs the library's own code for it
 
 Each row's target is the issue's: the best of the peers (paper HDL k=3, kNN-DV k=3, 1-NN on
 the seeds, scikit-learn's LabelSpreading and LabelPropagation at their defaults), computed
@@ -85,7 +91,7 @@ from hdl_core.flood import flood_report  # noqa: E402
 from hdl_core.graph import build_knn_graph  # noqa: E402
 from hdl_core.rows import normalize_rows  # noqa: E402
 from hdl_core.hdl import LabelingResult, hdl_label  # noqa: E402
-from hdl_core.reach import reach_label, seed_depth  # noqa: E402
+from hdl_core.reach import reach_label, seed_depth, spread_length  # noqa: E402
 
 DRAWS = 3
 GRAPH_K = 20
@@ -211,6 +217,55 @@ def depth_spread(X, y, graph, per_hop: int, fade: float = 0.9 ** 20, most: int |
     return reach_label(X, y, k=10, graph=graph, steps=steps, alpha=fade ** (1 / steps))
 
 
+def harmonic_reach(X, y, graph, steps: int | None = 200, k: int = 10) -> np.ndarray:
+    """The default with its spread replaced by harmonic propagation (Zhu, Ghahramani and
+    Lafferty's label propagation): `steps` steps (None: as many as the default's spread
+    runs, `spread_length`) of F <- D^-1 W F over the same weighted,
+    symmetric k-NN graph, the seeds reset to their one-hot labels after each, then each
+    class's column divided by its total as the default does. Its limit is the chance that a
+    random walk from a point meets a seed of each class first, however far the seeds are,
+    where the default's spread fades a seed over its steps. The order, the bands, the vote
+    and the split-vote gate are the library's (`hdl_core.reach._vote_in_order`, split 0.9 /
+    reach 0.5); a point no seed reaches takes its nearest labeled neighbours' majority
+    (class-balanced HDL), as in the default."""
+    from scipy import sparse
+
+    from hdl_core.config import REACH_DECISIVE, REACH_SPLIT
+    from hdl_core.reach import _vote_in_order, edge_weights, reach_band
+
+    n = X.shape[0]
+    knn = KnnGraph(np.ascontiguousarray(graph.indices[:, :k]),
+                   np.ascontiguousarray(graph.distances[:, :k]), graph.metric)
+    neighbours = knn.indices.astype(np.int64)
+    steps = spread_length(neighbours, y)[0] if steps is None else steps
+    W = sparse.csr_matrix((edge_weights(knn).ravel().astype(np.float64), neighbours.ravel(),
+                           np.arange(0, n * k + 1, k)), shape=(n, n))
+    W = (W + W.T).tocsr()
+    P = sparse.diags(1.0 / np.asarray(W.sum(axis=1)).ravel()) @ W
+    seeds = np.flatnonzero(y >= 0)
+    n_classes = int(y.max()) + 1
+    Y = np.zeros((n, n_classes))
+    Y[seeds, y[seeds]] = 1.0
+    F = Y.copy()
+    for _ in range(steps):
+        F = P @ F
+        F[seeds] = Y[seeds]
+    F /= np.maximum(F.sum(axis=0), 1e-30)
+    top = F.argmax(axis=1)
+    total = F.sum(axis=1)
+    share = np.divide(F[np.arange(n), top], total, out=np.zeros(n), where=total > 0)
+    reached = np.flatnonzero((y < 0) & (share > 0))
+    order = reached[np.argsort(-share[reached], kind="stable")]
+    labels = np.asarray(y, np.int64).copy()
+    scratch = [np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.ones(n),
+               np.zeros(n, np.int64)]
+    _vote_in_order(order, reach_band(share[order]), neighbours, labels, top.astype(np.int64),
+                   share, *scratch, n_classes, REACH_SPLIT, REACH_DECISIVE, False)
+    if (labels < 0).any():
+        labels = balanced_label(X, labels, k=k, graph=knn).labels
+    return labels
+
+
 def labels_of(out) -> np.ndarray:
     """A variant's labels: it returns them, or the run (a LabelingResult) that holds them."""
     return np.asarray(getattr(out, "labels", out))
@@ -261,10 +316,15 @@ VARIANTS = {
        for per_hop in (10, 15, 20)},
     # the library's default as it is now (`reach_label`'s defaults: `spread_length`'s steps)
     "default now": lambda X, y, graph: reach_label(X, y, k=10, graph=graph),
+    # the spread replaced by harmonic propagation, seeds clamped (`harmonic_reach`)
+    **{f"harmonic reach / {steps} steps": (
+        lambda steps: lambda X, y, graph: harmonic_reach(X, y, graph, steps))(steps)
+       for steps in (60, 200, 1000)},
+    "harmonic reach / the default's steps": lambda X, y, graph: harmonic_reach(X, y, graph, None),
 }
 
 
-def check_held_out(name: str, fresh: bool = False) -> int:
+def check_held_out(name: str, fresh: bool = False, out_name: str | None = None) -> int:
     """One variant on accuracy_bench.py's held-out draws (with `fresh`, its 20 fresh draws,
     ``--fresh``), beside what that bench recorded for the default and the peers on the same
     draws; the margin over the best peer is taken draw by draw, from the recorded runs."""
@@ -334,7 +394,7 @@ def check_held_out(name: str, fresh: bool = False) -> int:
             "reported_not_bad": sum(f and not b for f, b in pairs)}
         print(f"flood_report on {name} runs: {summary[name]['flood_report']} (a bad run: a class "
               "above 2x or below 0.5x its true share)")
-    write_json("accuracy_variants_held_out" + ("_fresh" if fresh else ""),
+    write_json(out_name or "accuracy_variants_held_out" + ("_fresh" if fresh else ""),
                {"benchmark": "accuracy_variants_bench --held-out" + (" --fresh" if fresh else ""),
                 "machine": machine_info(), "variant": name, "draws": results["setup"]["draws"],
                 "rows": rows, "summary": summary})
@@ -352,12 +412,16 @@ def main(argv=None) -> int:
                         help=f"design draws per row (default {DRAWS})")
     parser.add_argument("--variants", metavar="NAME,NAME", type=lambda v: v.split(","),
                         default=list(VARIANTS), help="only these variants (default: all)")
+    parser.add_argument("--out", metavar="NAME",
+                        help="write bench/results/NAME.json instead of the default name "
+                             "(accuracy_variants_bench[_N_draws], or accuracy_variants_held_out"
+                             "[_fresh] with --held-out), so an earlier run's file is kept")
     parser.add_argument("--peers-from", metavar="JSON",
                         help="take the peers' means from this earlier run's results (same "
                              "draws; the peers' code unchanged) instead of running them")
     args = parser.parse_args(argv)
     if args.held_out:
-        return check_held_out(args.held_out, args.fresh)
+        return check_held_out(args.held_out, args.fresh, args.out)
     draws = args.draws
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown:
@@ -409,7 +473,7 @@ def main(argv=None) -> int:
                   f"{100 * s['digits_mean_1_2_5_10']:.1f}", s["rows_over_twice_true_share"]]
                  for name, s in summary.items()],
                 title=f"variants on the design draws ({draws} per row), against issue 12's target")
-    write_json("accuracy_variants_bench" + ("" if draws == DRAWS else f"_{draws}_draws"),
+    write_json(args.out or "accuracy_variants_bench" + ("" if draws == DRAWS else f"_{draws}_draws"),
                {"benchmark": "accuracy_variants_bench", "machine": machine_info(), "draws": draws,
                                            "rows": rows, "summary": summary})
     return 0
