@@ -431,10 +431,12 @@ def _label(args) -> int:
 
 
 def _spread(result) -> str:
-    """How far the default's seeds spread (its length follows how deep the seeds are)."""
+    """How far the default's seeds reached (its length follows how deep the seeds are)."""
     if result.spread is None:
         return ""
     steps, alpha = result.spread
+    if alpha is None:
+        return f" (seeds propagated {steps} steps)"
     return f" (seeds spread {steps} steps, alpha {alpha:.3f})"
 
 

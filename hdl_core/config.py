@@ -50,24 +50,23 @@ DEFAULT_VARIANT = "reach"
 # reported there on other draws.
 BALANCED_K = 10
 BALANCED_BORDER_RATIO = 0.5
-# Reach-ordered HDL's spread of the seeds: alpha and steps chosen on the design draws of
-# bench/accuracy_variants_bench.py (alpha 0.8-0.9 with 15-40 steps measured alike; 0.99
-# without class mass normalisation missed more rows); the review queue spreads labels the
-# same way (`suggest.SPREAD_ALPHA`, `SPREAD_STEPS`). A round is a band of reach shares
-# 1 / REACH_BANDS wide.
-REACH_ALPHA = 0.9
+# Reach-ordered HDL's reach: harmonic propagation of the seeds, held at their labels
+# (`hdl_core.diffusion.propagate_seeds`), chosen on the design draws of
+# bench/accuracy_variants_bench.py over label spreading at alpha 0.9 over 20 steps (alpha
+# 0.8-0.9 with 15-40 steps had measured alike; README, "Harmonic reach"); the review queue
+# spreads labels with alpha (`suggest.SPREAD_ALPHA`, `SPREAD_STEPS`). A round is a band of
+# reach shares 1 / REACH_BANDS wide.
 REACH_STEPS = 20
 REACH_BANDS = 20
-# How long the spread runs: REACH_STEPS_PER_HOP steps per hop from the seeds to the farthest
+# How long the reach runs: REACH_STEPS_PER_HOP steps per hop from the seeds to the farthest
 # point they reach (the seeds' depth in the symmetric graph), at least REACH_STEPS and at
-# most REACH_MAX_STEPS, with the alpha that leaves a seed the weight REACH_ALPHA leaves it
-# over REACH_STEPS steps (alpha = REACH_ALPHA ** (REACH_STEPS / steps)). Where the seeds sit
-# within 2 hops of every point that is REACH_STEPS at REACH_ALPHA (the benchmark's clustered
-# sets: depth 2 - 6, so 20 - 60 steps); where classes are long and thin (two moons, circles:
-# depth 7 - 17 with 1 - 3 seeds per class) the spread runs longer and fades slower.
+# most REACH_MAX_STEPS. Where the seeds sit within 2 hops of every point that is REACH_STEPS
+# (the benchmark's clustered sets: depth 2 - 6, so 20 - 60 steps); where classes are long
+# and thin (two moons, circles: depth 7 - 17 with 1 - 3 seeds per class) it runs longer.
 # 10 steps a hop was chosen among 3, 4, 6, 8 and 10 on the design draws of
 # bench/accuracy_variants_bench.py (10 per row; README, "A spread as long as the seeds are
-# deep"): 6 first, then 8 and 10, which gained a little more on every kind of set.
+# deep"), for label spreading: 6 first, then 8 and 10, which gained a little more on every
+# kind of set; the harmonic reach kept the same number of steps, so it costs the same.
 REACH_STEPS_PER_HOP = 10
 REACH_MAX_STEPS = 120
 # A vote whose winning class holds at most REACH_SPLIT of the voters is split; where the

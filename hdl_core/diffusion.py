@@ -1,9 +1,12 @@
-"""Label spreading over the kNN graph: ``F ← α S F + (1 - α) Y``, S = D^-1/2 (A + Aᵀ) D^-1/2.
+"""Labels spread over the kNN graph: label spreading, ``F ← α S F + (1 - α) Y``, S =
+D^-1/2 (A + Aᵀ) D^-1/2, and harmonic propagation, ``F ← D^-1 (A + Aᵀ) F`` with the seeds
+held at their labels.
 
-Two parts of hdl_core spread labels this way: the default labeling's order
-(`hdl_core.reach`, how strongly each class's seeds reach each point: `spread_seeds`, straight
-from the neighbour lists) and the review queue's neighbourhood vote (`hdl_core.suggest`: a
-CSR operator, `diffusion_operator` and `spread_step`). A is the neighbour lists (a mutual
+Two parts of hdl_core spread labels: the default labeling's order (`hdl_core.reach`, how
+strongly each class's seeds reach each point: `propagate_seeds`, or `spread_seeds` when an
+alpha is asked for, straight from the neighbour lists) and the review queue's
+neighbourhood vote (`hdl_core.suggest`: label spreading with a CSR operator,
+`diffusion_operator` and `spread_step`). A is the neighbour lists (a mutual
 pair counts twice), each edge weighing 1 or, for the default labeling's reach, its local
 scale weight (`local_scale_codes`); a step costs O(n·k·classes), row by row on every core.
 """
@@ -305,6 +308,31 @@ def spread_seeds(neighbours: np.ndarray, rev_ptr: np.ndarray, rev_idx: np.ndarra
     d_j^-1/2 F_j the sum would form), so an edge reads one row and not also its end's d_j:
     on graphs larger than the cache that is one random read per edge instead of two, and
     the result is the same, bit for bit."""
+    return _run_steps(neighbours, rev_ptr, rev_idx, y, n_classes, steps, weights, alpha, False)
+
+
+def propagate_seeds(neighbours: np.ndarray, rev_ptr: np.ndarray, rev_idx: np.ndarray,
+                    y: np.ndarray, n_classes: int, steps: int,
+                    weights: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                    ) -> np.ndarray:
+    """`steps` steps of harmonic propagation (Zhu, Ghahramani and Lafferty's label
+    propagation): ``F ← D^-1 (W + Wᵀ) F`` from F = Y, every seed's row set back to its
+    one-hot label after each step, float32 (n, n_classes); the lists, their reverse and
+    `weights` as in `spread_seeds`, at the same cost a step.
+
+    A point's row is then the average of its neighbours' rows, weighed by its edges, and its
+    limit is the chance that a random walk from the point meets a seed of each class before
+    any other seed. A seed of a class beyond these columns (y[i] = n_classes: propagating
+    a block of the classes) is held at 0 in every column. Nothing fades with the steps: a
+    class whose seeds lie far along a dense stretch of the graph reaches as strongly as one
+    whose seeds lie near across a thin link, which `spread_seeds` (α < 1) does not give."""
+    return _run_steps(neighbours, rev_ptr, rev_idx, y, n_classes, steps, weights, 1.0, True)
+
+
+def _run_steps(neighbours, rev_ptr, rev_idx, y, n_classes, steps, weights, alpha, hold):
+    """`spread_seeds` (`hold` False: rows kept scaled by d^-1/2, S symmetric) or
+    `propagate_seeds` (`hold` True: alpha 1, rows as they are, each sum divided by the
+    point's degree, the seeds' rows set back to their labels)."""
     n, k = neighbours.shape
     if weights is None:
         degree = k + np.diff(rev_ptr).astype(np.float64)
@@ -313,20 +341,21 @@ def spread_seeds(neighbours: np.ndarray, rev_ptr: np.ndarray, rev_idx: np.ndarra
         if codes.shape != neighbours.shape or reverse.shape != rev_idx.shape:
             raise ValueError("weights need a code per edge of the lists and of their reverse")
         degree = _weighted_degree(table, codes, rev_ptr, reverse)
-    scale = (1.0 / np.sqrt(degree)).astype(np.float32)
+    scale = (1.0 / degree if hold else 1.0 / np.sqrt(degree)).astype(np.float32)
     del degree
     F = np.zeros((n, n_classes), np.float32)
-    seeds = np.flatnonzero(y >= 0)
-    F[seeds, y[seeds]] = scale[seeds]                    # G of F = Y
+    seeds = np.flatnonzero((y >= 0) & (y < n_classes))
+    F[seeds, y[seeds]] = 1.0 if hold else scale[seeds]      # Y (spread: G of F = Y)
     other = np.empty_like(F)
     far = worth_prefetching(None, neighbours, n_classes)
     for step in range(steps):
+        keep_scaled = not hold and step < steps - 1
         if weights is None:
             _spread_lists_step(neighbours, rev_ptr, rev_idx, scale, y, F, np.float32(alpha),
-                               other, step < steps - 1, far)
+                               other, keep_scaled, hold, far)
         else:
             _spread_weighted_step(neighbours, table, codes, rev_ptr, rev_idx, reverse, scale, y,
-                                  F, np.float32(alpha), other, step < steps - 1, far)
+                                  F, np.float32(alpha), other, keep_scaled, hold, far)
         F, other = other, F
     if steps == 0:
         F[seeds, y[seeds]] = 1.0
@@ -335,10 +364,12 @@ def spread_seeds(neighbours: np.ndarray, rev_ptr: np.ndarray, rev_idx: np.ndarra
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _spread_lists_step(neighbours, rev_ptr, rev_idx, scale, y, scaled, alpha, out, keep_scaled,
-                       far):
+                       hold, far):
     """One step from G = D^-1/2 F (`scaled`): F' = alpha · (S @ F) + (1 - alpha) Y, S from
     the lists (see `spread_seeds`), row by row on every core; `out` is D^-1/2 F' when
-    `keep_scaled`, else F'. `far`: prefetch the rows a few points ahead (`_prefetch_rows`)."""
+    `keep_scaled`, else F'. With `hold` (`propagate_seeds`: `scaled` is F itself, `scale`
+    1/d, alpha 1) each seed's row is set back to its label. `far`: prefetch the rows a few
+    points ahead (`_prefetch_rows`)."""
     n, k = neighbours.shape
     n_classes = scaled.shape[1]
     kept = 1 - alpha
@@ -360,7 +391,13 @@ def _spread_lists_step(neighbours, rev_ptr, rev_idx, scale, y, scaled, alpha, ou
         for c in range(n_classes):
             out[i, c] *= a
         if y[i] >= 0:
-            out[i, y[i]] += kept
+            if hold:
+                for c in range(n_classes):
+                    out[i, c] = 0
+                if y[i] < n_classes:
+                    out[i, y[i]] = 1
+            else:
+                out[i, y[i]] += kept
         if keep_scaled:
             for c in range(n_classes):
                 out[i, c] *= scale[i]
@@ -405,7 +442,7 @@ def _weighted_degree(table, codes, rev_ptr, reverse):
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _spread_weighted_step(neighbours, table, codes, rev_ptr, rev_idx, reverse, scale, y, scaled,
-                          alpha, out, keep_scaled, far):
+                          alpha, out, keep_scaled, hold, far):
     """`_spread_lists_step` with every edge weighed: i's own edge to j by
     ``table[codes[i, jj]]``, the edge j → i by ``table[reverse[e]]``."""
     n, k = neighbours.shape
@@ -431,7 +468,13 @@ def _spread_weighted_step(neighbours, table, codes, rev_ptr, rev_idx, reverse, s
         for c in range(n_classes):
             out[i, c] *= a
         if y[i] >= 0:
-            out[i, y[i]] += kept
+            if hold:
+                for c in range(n_classes):
+                    out[i, c] = 0
+                if y[i] < n_classes:
+                    out[i, y[i]] = 1
+            else:
+                out[i, y[i]] += kept
         if keep_scaled:
             for c in range(n_classes):
                 out[i, c] *= scale[i]

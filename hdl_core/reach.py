@@ -5,12 +5,17 @@ neighbours; class-balanced HDL (`hdl_core.balanced`) does so per class. Both dec
 order from one hop of the graph, so where classes touch, whichever front arrives first
 labels the boundary. Reach-ordered HDL decides the order once, from the whole graph:
 
-* **reach**: every class's seeds spread over the symmetric kNN graph: ``F ← α S F +
-  (1 - α) Y``, S = D^-1/2 (W + Wᵀ) D^-1/2, for as many steps as the seeds are deep
-  (``REACH_STEPS_PER_HOP`` a hop from the seeds to the farthest point they reach, at least
-  ``REACH_STEPS``, at most ``REACH_MAX_STEPS``; `spread_length`), α leaving a seed over
-  them the weight ``REACH_ALPHA`` leaves it over ``REACH_STEPS`` (0.9 at 20 steps); the
-  spread is `hdl_core.diffusion.spread_seeds`, straight from the neighbour lists; an edge weighs
+* **reach**: every class's seeds propagate over the symmetric kNN graph: ``F ← D^-1 (W +
+  Wᵀ) F``, each seed's row set back to its label after every step (harmonic propagation,
+  Zhu, Ghahramani and Lafferty's label propagation), for as many steps as the seeds are
+  deep (``REACH_STEPS_PER_HOP`` a hop from the seeds to the farthest point they reach, at
+  least ``REACH_STEPS``, at most ``REACH_MAX_STEPS``; `spread_length`). A point's row tends
+  to the chance that a random walk from it meets each class's seeds first, so a class
+  reaches the far end of a long, dense stretch of its own before another class's seeds
+  reach it across a thin link. The propagation is `hdl_core.diffusion.propagate_seeds`,
+  straight from the neighbour lists (with ``alpha`` given: label spreading, ``F ← α S F +
+  (1 - α) Y``, S = D^-1/2 (W + Wᵀ) D^-1/2, `hdl_core.diffusion.spread_seeds`, the
+  default before); an edge weighs
   exp(-d²(i, j) / (σ_i σ_j)), σ_i the distance from i to its ``REACH_LOCAL_SCALE``-th
   (7th) neighbour (`hdl_core.diffusion.local_scale_codes`), so the reach passes mostly
   between near neighbours, however dense the region; each class's
@@ -38,9 +43,11 @@ labels the boundary. Reach-ordered HDL decides the order once, from the whole gr
 
 On the held-out draws of bench/accuracy_bench.py it met the digits target that
 class-balanced HDL missed and let no class pass twice its true share (README, "Labeling
-accuracy"); weighing the edges closed its gap to LabelSpreading on the lfw faces. Cost
-after the graph: O(steps · n·k · classes) for the reach (20 steps where seeds are within 2
-hops of every point); while spreading, n × min(classes,
+accuracy"); weighing the edges closed its gap to LabelSpreading on the lfw faces, and
+holding the seeds instead of letting them fade (harmonic propagation, at the same number
+of steps) gained on every kind of set. Cost after the graph: O(steps · n·k · classes) for
+the reach (20 steps where seeds are within 2 hops of every point); while spreading, n ×
+min(classes,
 `class_block`) float32 numbers twice (16 classes, more within 512 MiB), the reverse lists
 and every edge's weight both ways (2 bytes each); then O(n·k) for the votes.
 """
@@ -55,11 +62,11 @@ from . import _prefetch
 from ._checks import check_number_in
 from ._prefetch import AHEAD, prefetch
 from .balanced import _label as _balanced_label
-from .config import (BALANCED_BORDER_RATIO, REACH_ALPHA, REACH_BANDS, REACH_DECISIVE,
+from .config import (BALANCED_BORDER_RATIO, REACH_BANDS, REACH_DECISIVE,
                      REACH_LOCAL_SCALE, REACH_MAX_STEPS, REACH_MIN_WEIGHT, REACH_SPLIT,
                      REACH_STEPS, REACH_STEPS_PER_HOP)
-from .diffusion import (LocalOrder, local_scale_codes, reverse_codes, spread_seeds,
-                        weight_table)
+from .diffusion import (LocalOrder, local_scale_codes, propagate_seeds, reverse_codes,
+                        spread_seeds, weight_table)
 from .graph import KnnGraph, build_knn_graph, check_k, get_metric, rows_to_read
 from .hdl import (LabelingResult, _check_graph, _index_array, _prefetch_result,
                   _reverse_adjacency, _vote, check_bridge, narrow_int, validate_labels)
@@ -98,12 +105,14 @@ def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int | Non
         The kNN graph of `X` with at least `k` neighbours per point (its first `k` columns
         are used), built with the same `metric`. Built when None.
     steps : int, optional
-        Steps of the seeds' spread: how far the reach looks. Default: as many as the seeds
-        are deep (`spread_length`: 10 a hop to the farthest point they reach, 20 to 120).
+        Steps of the seeds' propagation: how far the reach looks. Default: as many as the
+        seeds are deep (`spread_length`: 10 a hop to the farthest point they reach, 20 to
+        120).
     alpha : float in (0, 1), optional
-        Weight of the neighbours against a point's own seed label at each step. Default:
-        the alpha that leaves a seed 0.9^20 ≈ 0.12 of its weight over `steps` steps (0.9
-        at 20).
+        None (the default): harmonic propagation, the seeds held at their labels. A
+        number: label spreading instead, alpha the weight of the neighbours against a
+        point's own seed label at each step (the default before was the alpha that leaves
+        a seed 0.9^20 ≈ 0.12 of its weight over `steps` steps, 0.9 at 20).
     split : float in [0, 1), default=REACH_SPLIT (0.9)
         A vote whose winning class holds at most this share of the voters is split: where
         the reach's top class is another and holds at least `decisive` of the point's
@@ -124,7 +133,8 @@ def reach_label(X, y, *, k: int, graph: KnnGraph | None = None, steps: int | Non
     -------
     LabelingResult
         ``step`` the order of the votes, ``round`` the reach-share band (then the rounds of
-        the points no seed reached); ``confidence`` the winning share of each vote (half the
+        the points no seed reached); ``spread`` (steps, alpha) of the reach, alpha None
+        for harmonic propagation; ``confidence`` the winning share of each vote (half the
         reach share for a point the reach labeled); ``n_voters`` the labeled neighbours
         that voted (0 for a point the reach labeled: no labeled neighbour, or a split vote;
         and for bridges).
@@ -176,23 +186,22 @@ def label_prepared_rows(rows: np.ndarray, y, *, k: int, graph: KnnGraph | None =
 def seed_reach(neighbours: np.ndarray, y: np.ndarray, *, steps: int | None = None,
                alpha: float | None = None, codes: np.ndarray | None = None) -> np.ndarray:
     """How strongly each class's seeds reach each point, (n, classes) float32: `steps` steps
-    of ``F ← α S F + (1 - α) Y`` from Y = the seeds (one column per class), each column
-    then divided by its total (a class no point is reached by stays 0). `codes`: the
-    edges' weights (`edge_codes`), else every edge weighs 1. `steps` and `alpha` left
+    of harmonic propagation, ``F ← D^-1 (W + Wᵀ) F`` with the seeds held (with `alpha`:
+    of label spreading, ``F ← α S F + (1 - α) Y``), from Y = the seeds (one column per
+    class), each column then divided by its total (a class no point is reached by stays
+    0). `codes`: the edges' weights (`edge_codes`), else every edge weighs 1. `steps` left
     None: `spread_length`'s."""
     y = np.asarray(y)
     graph = _spread_graph(neighbours, y, codes)
-    steps, alpha = _resolve_length(graph, steps, alpha)
+    steps = _resolve_length(graph, steps)
     return _class_reach(graph, 0, int(y.max()) + 1, steps, alpha)
 
 
-def spread_length(neighbours: np.ndarray, y: np.ndarray) -> tuple[int, float]:
-    """(steps, alpha) of the default spread over these neighbour lists from the seeds of `y`:
+def spread_length(neighbours: np.ndarray, y: np.ndarray) -> int:
+    """Steps of the default reach over these neighbour lists from the seeds of `y`:
     ``REACH_STEPS_PER_HOP`` steps per hop from the seeds to the farthest point they reach
     over the symmetric graph (their depth), at least ``REACH_STEPS`` and at most
-    ``REACH_MAX_STEPS``, and the alpha that leaves a seed over them the weight
-    ``REACH_ALPHA`` leaves it over ``REACH_STEPS`` (so 20 steps at 0.9 where seeds lie
-    within 2 hops of every point they reach).
+    ``REACH_MAX_STEPS`` (so 20 where seeds lie within 2 hops of every point they reach).
 
     Examples
     --------
@@ -200,9 +209,9 @@ def spread_length(neighbours: np.ndarray, y: np.ndarray) -> tuple[int, float]:
     >>> from hdl_core.reach import spread_length
     >>> chain = np.array([[1], [2], [3], [4], [5], [4]])     # 0 - 1 - 2 - 3 - 4 - 5
     >>> spread_length(chain, np.array([0, -1, -1, -1, -1, -1]))     # 5 hops deep
-    (50, 0.9587...)
+    50
     >>> spread_length(chain, np.array([0, -1, -1, 1, -1, -1]))
-    (20, 0.9)
+    20
     """
     return _length_for(seed_depth(neighbours, y))
 
@@ -217,24 +226,20 @@ def seed_depth(neighbours: np.ndarray, y: np.ndarray) -> int:
                            _prefetch.worth_it(neighbours.shape[0])))
 
 
-def _length_for(depth: int, steps: int | None = None, alpha: float | None = None
-                ) -> tuple[int, float]:
-    """`steps` and `alpha` as given, or the default spread's for seeds `depth` hops deep."""
+def _length_for(depth: int, steps: int | None = None) -> int:
+    """`steps` as given, or the default reach's for seeds `depth` hops deep."""
     if steps is None:
         steps = min(REACH_MAX_STEPS, max(REACH_STEPS, REACH_STEPS_PER_HOP * depth))
-    if alpha is None:
-        alpha = REACH_ALPHA ** (REACH_STEPS / steps)      # alpha ** steps = 0.9 ** 20
-    return int(steps), float(alpha)
+    return int(steps)
 
 
-def _resolve_length(graph: "_SpreadGraph", steps: int | None, alpha: float | None
-                    ) -> tuple[int, float]:
-    """`steps` and `alpha` as given, or `spread_length`'s where None (the depth read from
-    the spread's own lists and reverse lists, not built again)."""
-    depth = 0 if steps is not None else int(
-        _seed_depth(graph.lists, graph.rev_ptr, graph.rev_idx, graph.y,
-                    _prefetch.worth_it(graph.lists.shape[0])))
-    return _length_for(depth, steps, alpha)
+def _resolve_length(graph: "_SpreadGraph", steps: int | None) -> int:
+    """`steps` as given, or `spread_length`'s where None (the depth read from the spread's
+    own lists and reverse lists, not built again)."""
+    if steps is not None:
+        return int(steps)
+    return _length_for(int(_seed_depth(graph.lists, graph.rev_ptr, graph.rev_idx, graph.y,
+                                       _prefetch.worth_it(graph.lists.shape[0]))))
 
 
 @numba.njit(cache=True)
@@ -345,12 +350,19 @@ def _spread_graph(neighbours: np.ndarray, y: np.ndarray, codes: np.ndarray | Non
 
 
 def _class_reach(graph: _SpreadGraph, first: int, width: int, steps: int,
-                 alpha: float) -> np.ndarray:
+                 alpha: float | None) -> np.ndarray:
     """`seed_reach` of classes first .. first + width - 1 only, (n, width), in the points'
-    order."""
-    seeds = np.where((graph.y >= first) & (graph.y < first + width), graph.y - first, -1)
-    F = spread_seeds(graph.lists, graph.rev_ptr, graph.rev_idx,
-                     seeds.astype(narrow_int(width)), width, alpha, steps, graph.weights)
+    order: harmonic propagation, or label spreading at `alpha`."""
+    # the other classes' seeds: held at 0 by the propagation (width), ignored by the spread
+    other = width if alpha is None else -1
+    seeds = np.where((graph.y >= first) & (graph.y < first + width), graph.y - first,
+                     np.where(graph.y >= 0, other, -1)).astype(narrow_int(width))
+    if alpha is None:
+        F = propagate_seeds(graph.lists, graph.rev_ptr, graph.rev_idx, seeds, width, steps,
+                            graph.weights)
+    else:
+        F = spread_seeds(graph.lists, graph.rev_ptr, graph.rev_idx, seeds, width, alpha,
+                         steps, graph.weights)
     if graph.local is not None:
         F = graph.local.back(F)
     F /= np.maximum(F.sum(axis=0, dtype=np.float64), 1e-30).astype(np.float32)
@@ -375,20 +387,20 @@ def reach_shares(neighbours: np.ndarray, y: np.ndarray, *, steps: int | None = N
     at a time, each block's columns divided by their totals, and each point keeps its
     running total and top class. A class's spread does not depend on the others', so the
     result is the same (exactly the same with at most `block` classes); the memory is
-    n × block float32 numbers twice instead of n × classes. `steps` and `alpha` left None:
-    `spread_length`'s."""
+    n × block float32 numbers twice instead of n × classes. `steps` left None:
+    `spread_length`'s; `alpha` None: harmonic propagation (`seed_reach`)."""
     share, top, _ = _reach_shares(neighbours, y, steps, alpha, block, codes)
     return share, top
 
 
 def _reach_shares(neighbours, y, steps, alpha, block, codes):
-    """`reach_shares` and the (steps, alpha) its spread ran."""
+    """`reach_shares` and the (steps, alpha) its reach ran (alpha None: harmonic)."""
     n = neighbours.shape[0]
     y = np.asarray(y)
     n_classes = int(y.max()) + 1
     block = class_block(n) if block is None else block
     graph = _spread_graph(neighbours, y, codes)
-    steps, alpha = _resolve_length(graph, steps, alpha)
+    steps = _resolve_length(graph, steps)
     total = np.zeros(n, np.float64)
     best = np.zeros(n, np.float64)
     top = np.zeros(n, np.int64)

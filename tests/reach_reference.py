@@ -45,10 +45,10 @@ def literal_weights(neighbours: np.ndarray, distances: np.ndarray, metric: str, 
 
 
 def literal_spread_length(neighbours: np.ndarray, y: np.ndarray, per_hop: int, least: int,
-                          most: int, alpha: float) -> tuple[int, float]:
-    """The default spread's (steps, alpha) as its definition reads: hops from the nearest seed
-    over the symmetric graph (i - j when either lists the other), the largest of them that
-    is finite times `per_hop`, kept within [least, most]; alpha ** steps = alpha ** least."""
+                          most: int) -> int:
+    """The default reach's steps as their definition reads: hops from the nearest seed over
+    the symmetric graph (i - j when either lists the other), the largest of them that is
+    finite times `per_hop`, kept within [least, most]."""
     n = len(y)
     around = [set() for _ in range(n)]
     for i, row in enumerate(neighbours):
@@ -65,15 +65,16 @@ def literal_spread_length(neighbours: np.ndarray, y: np.ndarray, per_hop: int, l
                     hops[j] = hops[i] + 1
                     after.append(j)
         frontier = after
-    steps = min(most, max(least, per_hop * max(hops.values(), default=0)))
-    return steps, alpha ** (least / steps)
+    return min(most, max(least, per_hop * max(hops.values(), default=0)))
 
 
-def dense_reach(neighbours: np.ndarray, y: np.ndarray, steps: int, alpha: float,
+def dense_reach(neighbours: np.ndarray, y: np.ndarray, steps: int, alpha: float | None,
                 weights: np.ndarray | None = None) -> np.ndarray:
-    """F after `steps` steps of F <- alpha S F + (1 - alpha) Y, S = D^-1/2 (W + W^T) D^-1/2,
-    W[i, j] the weight of i's edge to j (1 without `weights`), every column divided by its
-    total: dense float64, from the definition."""
+    """F after `steps` steps from F = Y of harmonic propagation (alpha None): F <- D^-1 (W +
+    W^T) F, then every seed's row set back to its row of Y; or of label spreading: F <-
+    alpha S F + (1 - alpha) Y, S = D^-1/2 (W + W^T) D^-1/2. W[i, j] the weight of i's edge
+    to j (1 without `weights`); every column then divided by its total: dense float64, from
+    the definition."""
     n, k = neighbours.shape
     A = np.zeros((n, n))
     for i in range(n):
@@ -86,9 +87,14 @@ def dense_reach(neighbours: np.ndarray, y: np.ndarray, steps: int, alpha: float,
     for i in range(n):
         if y[i] >= 0:
             Y[i, y[i]] = 1.0
+    seeds = y >= 0
     F = Y.copy()
     for _ in range(steps):
-        F = alpha * S @ F + (1 - alpha) * Y
+        if alpha is None:
+            F = (W @ F) / W.sum(axis=1)[:, None]
+            F[seeds] = Y[seeds]
+        else:
+            F = alpha * S @ F + (1 - alpha) * Y
     total = F.sum(axis=0)
     return F / np.where(total > 0, total, 1.0)
 

@@ -98,14 +98,14 @@ def test_label_runs_reach_ordered_hdl_unless_told_another_variant(capsys, colour
     assert status == 0 and "HDL (reach)" in err
     params = Workspace(tmp_path / "a").load_run(method="hdl").params
     assert params["variant"] == "reach"
-    # the spread's length depends on the seeds, so the summary says what it was
-    assert (f"(seeds spread {params['spread_steps']} steps, "
-            f"alpha {params['spread_alpha']:.3f})") in err
+    # the reach's length depends on the seeds, so the summary says what it was
+    assert f"(seeds propagated {params['spread_steps']} steps)" in err
+    assert "spread_alpha" not in params                 # harmonic: no alpha to record
     assert dict(zip(read_labels(out)["path"], read_labels(out)["label"])) == truth
     for variant in ("paper", "balanced"):
         status, _, err = label(capsys, folder, out, "--workspace", tmp_path / variant,
                                "--variant", variant)
-        assert status == 0 and f"HDL ({variant})" in err and "seeds spread" not in err
+        assert status == 0 and f"HDL ({variant})" in err and "seeds propagated" not in err
         assert Workspace(tmp_path / variant).load_run(method="hdl").params["variant"] == variant
 
 

@@ -335,10 +335,10 @@ def test_auto_k_follows_the_seeds_and_the_intent_is_stored(colours_ws):
     assert ws.load_run(run.hdl_id).params["approximate_bridges"] == 0
     # the default's spread length follows the seeds' depth: the run records the one it ran
     graph = pipeline.neighbour_graph(ws, embedding, run.k)
-    steps, alpha = spread_length(graph.indices[:, :run.k], y)
+    steps = spread_length(graph.indices[:, :run.k], y)
     hdl_params = ws.load_run(run.hdl_id).params
-    assert (hdl_params["spread_steps"], hdl_params["spread_alpha"]) == (steps, alpha)
-    assert run.result.spread == (steps, alpha)
+    assert hdl_params["spread_steps"] == steps and "spread_alpha" not in hdl_params
+    assert run.result.spread == (steps, None)             # harmonic: no alpha
     assert "spread_steps" not in ws.load_run(run.baseline_id).params      # kNN-DV spreads nothing
     run = pipeline.run_labeling(ws, embedding, bridge="exact")
     assert ws.load_run(run.hdl_id).params["bridge"] == "exact"

@@ -6,8 +6,7 @@ from hypothesis import strategies as st
 from hdl_core import KnnGraph, build_knn_graph, hdl_label, reach_label
 from hdl_core.explain import vote_detail
 from hdl_core.hdl import _index_array
-from hdl_core.config import (REACH_ALPHA, REACH_MAX_STEPS, REACH_MIN_WEIGHT, REACH_STEPS,
-                             REACH_STEPS_PER_HOP)
+from hdl_core.config import REACH_MAX_STEPS, REACH_MIN_WEIGHT, REACH_STEPS, REACH_STEPS_PER_HOP
 from hdl_core.reach import (CLASS_BLOCK, SPREAD_BYTES, class_block, edge_codes, edge_weights,
                              reach_share, reach_shares, seed_depth, seed_reach, spread_length)
 
@@ -83,11 +82,11 @@ def test_points_no_seed_reaches_are_labeled_after_the_others_by_class_balanced_h
 def test_the_spread_is_as_long_as_the_seeds_are_deep(problem):
     X, y, k, graph = problem
     lists = graph.first(k).indices
-    assert spread_length(lists, y) == pytest.approx(literal_spread_length(
-        lists, y, REACH_STEPS_PER_HOP, REACH_STEPS, REACH_MAX_STEPS, REACH_ALPHA), rel=1e-12)
+    assert spread_length(lists, y) == literal_spread_length(
+        lists, y, REACH_STEPS_PER_HOP, REACH_STEPS, REACH_MAX_STEPS)
 
 
-def test_seeds_a_few_hops_from_every_point_spread_twenty_steps_at_alpha_0_9():
+def test_seeds_a_few_hops_from_every_point_propagate_twenty_steps():
     X, _, truth = _hard_gaussians(0)                    # clustered: every point near a seed
     y = np.full(truth.size, -1)
     rng = np.random.default_rng(1)
@@ -95,11 +94,15 @@ def test_seeds_a_few_hops_from_every_point_spread_twenty_steps_at_alpha_0_9():
         y[rng.choice(np.flatnonzero(truth == c), 5, replace=False)] = c
     graph = build_knn_graph(X, 10, method="exact")
     assert seed_depth(graph.indices, y) == 2
-    assert spread_length(graph.indices, y) == (REACH_STEPS, REACH_ALPHA)
+    assert spread_length(graph.indices, y) == REACH_STEPS
     default = reach_label(X, y, k=10, graph=graph)
-    fixed = reach_label(X, y, k=10, graph=graph, steps=REACH_STEPS, alpha=REACH_ALPHA)
+    fixed = reach_label(X, y, k=10, graph=graph, steps=REACH_STEPS)
+    assert default.spread == (REACH_STEPS, None)       # harmonic: no alpha
     np.testing.assert_array_equal(default.step, fixed.step)
     np.testing.assert_array_equal(default.labels, fixed.labels)
+    spread = reach_label(X, y, k=10, graph=graph, steps=REACH_STEPS, alpha=0.9)
+    assert spread.spread == (REACH_STEPS, 0.9)
+    assert not np.array_equal(spread.step, default.step)    # an alpha: label spreading
 
 
 def test_a_long_chain_spreads_longer_and_reaches_its_far_end():
@@ -108,20 +111,20 @@ def test_a_long_chain_spreads_longer_and_reaches_its_far_end():
     y = np.full(200, -1)
     y[[0, 199]] = [0, 1]
     graph = build_knn_graph(X, 2, method="exact", metric="euclidean")
-    steps, alpha = spread_length(graph.indices, y)
-    assert steps == REACH_MAX_STEPS and alpha ** steps == pytest.approx(REACH_ALPHA ** REACH_STEPS)
+    steps = spread_length(graph.indices, y)
+    assert steps == REACH_MAX_STEPS
     result = reach_label(X, y, k=2, graph=graph, metric="euclidean")
-    assert result.spread == (steps, alpha)            # the run records the length it ran
+    assert result.spread == (steps, None)             # the run records the length it ran
     assert (result.labels[:100] == 0).all() and (result.labels[100:] == 1).all()
     assert reach_label(X, y, k=2, graph=graph, metric="euclidean", steps=7,
                        alpha=0.8).spread == (7, 0.8)
     assert not result.fallback.any()                  # every point reached: no class-balanced rest
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(labeling_problems(geometric=True), st.integers(1, 30), st.sampled_from([0.5, 0.9, 0.99]),
-       st.booleans())
-def test_the_spread_is_its_dense_definition(problem, steps, alpha, weighted):
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labeling_problems(geometric=True), st.integers(1, 30),
+       st.sampled_from([None, 0.5, 0.9, 0.99]), st.booleans())
+def test_the_reach_is_its_dense_definition(problem, steps, alpha, weighted):
     X, y, k, graph = problem
     first = graph.first(k)
     F = seed_reach(_index_array(first.indices, len(y)), y, steps=steps, alpha=alpha,
@@ -129,6 +132,29 @@ def test_the_spread_is_its_dense_definition(problem, steps, alpha, weighted):
     expected = dense_reach(first.indices, y, steps, alpha,
                            edge_weights(first) if weighted else None)
     np.testing.assert_allclose(F, expected, rtol=2e-4, atol=1e-7)
+
+
+def test_the_harmonic_reach_tends_to_each_points_neighbours_average_with_seeds_held():
+    # the limit that makes it the chance a random walk meets each class's seeds first: every
+    # unlabeled row the weighted average of its neighbours' rows, every seed its own class
+    X, y, truth = _hard_gaussians(2)
+    y = np.full(truth.size, -1)
+    y[np.flatnonzero(truth == 0)[:2]] = 0
+    y[np.flatnonzero(truth == 1)[:2]] = 1
+    y[np.flatnonzero(truth == 2)[:1]] = 2
+    graph = build_knn_graph(X, 6, method="exact")
+    codes = edge_codes(graph)
+    F = seed_reach(_index_array(graph.indices, len(y)), y, steps=3000, codes=codes)
+    W = np.zeros((len(y), len(y)))
+    np.add.at(W, (np.repeat(np.arange(len(y)), 6), graph.indices.ravel()),
+              edge_weights(graph).ravel())
+    W += W.T
+    average = (W @ F) / W.sum(axis=1)[:, None]
+    free = y < 0
+    np.testing.assert_allclose(F[free], average[free], atol=1e-6 * F.max())
+    seeds = np.flatnonzero(y >= 0)
+    assert (F[seeds].argmax(axis=1) == y[seeds]).all()
+    assert (np.count_nonzero(F[seeds], axis=1) == 1).all()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

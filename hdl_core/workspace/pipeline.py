@@ -555,12 +555,15 @@ RUN_FACTS = ("approximate_bridges", "spread_steps", "spread_alpha")
 
 def run_facts(result: LabelingResult) -> dict:
     """What a labeling found out as it ran, stored with its run's params: how many bridges
-    were searched approximately, and for the default, how far its seeds spread
-    (``spread_steps``, ``spread_alpha``: the length follows the seeds' depth)."""
+    were searched approximately, and for the default, how far its seeds' reach went
+    (``spread_steps``: the length follows the seeds' depth; ``spread_alpha`` only where the
+    reach was label spreading at an alpha, not the default's harmonic propagation)."""
     facts = {"approximate_bridges": int(result.approximate_bridges)}
     if result.spread is not None:
-        facts["spread_steps"], facts["spread_alpha"] = int(result.spread[0]), \
-            float(result.spread[1])
+        steps, alpha = result.spread
+        facts["spread_steps"] = int(steps)
+        if alpha is not None:
+            facts["spread_alpha"] = float(alpha)
     return facts
 
 
