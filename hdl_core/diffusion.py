@@ -387,20 +387,28 @@ def _spread_lists_step(neighbours, rev_ptr, rev_idx, scale, y, scaled, alpha, ou
             j = rev_idx[e]
             for c in range(n_classes):
                 out[i, c] += scaled[j, c]
-        a = alpha * scale[i]
-        for c in range(n_classes):
-            out[i, c] *= a
-        if y[i] >= 0:
-            if hold:
-                for c in range(n_classes):
-                    out[i, c] = 0
-                if y[i] < n_classes:
-                    out[i, y[i]] = 1
-            else:
-                out[i, y[i]] += kept
-        if keep_scaled:
+        _finish_row(out, i, alpha * scale[i], y[i], kept, hold, keep_scaled, scale[i])
+
+
+@numba.njit(cache=True, inline="always")
+def _finish_row(out, i, a, label, kept, hold, keep_scaled, scale):
+    """Row i of a step once its neighbours are summed: times `a` (alpha · its scale), then a
+    seed's label: added at `kept` (spreading) or set back (`hold`: the row one-hot, all 0 for
+    a seed of a class outside the columns), then times `scale` again where `keep_scaled`."""
+    n_classes = out.shape[1]
+    for c in range(n_classes):
+        out[i, c] *= a
+    if label >= 0:
+        if hold:
             for c in range(n_classes):
-                out[i, c] *= scale[i]
+                out[i, c] = 0
+            if label < n_classes:
+                out[i, label] = 1
+        else:
+            out[i, label] += kept
+    if keep_scaled:
+        for c in range(n_classes):
+            out[i, c] *= scale
 
 
 @numba.njit(cache=True, inline="always")
@@ -464,17 +472,4 @@ def _spread_weighted_step(neighbours, table, codes, rev_ptr, rev_idx, reverse, s
             w = table[reverse[e]]
             for c in range(n_classes):
                 out[i, c] += w * scaled[j, c]
-        a = alpha * scale[i]
-        for c in range(n_classes):
-            out[i, c] *= a
-        if y[i] >= 0:
-            if hold:
-                for c in range(n_classes):
-                    out[i, c] = 0
-                if y[i] < n_classes:
-                    out[i, y[i]] = 1
-            else:
-                out[i, y[i]] += kept
-        if keep_scaled:
-            for c in range(n_classes):
-                out[i, c] *= scale[i]
+        _finish_row(out, i, alpha * scale[i], y[i], kept, hold, keep_scaled, scale[i])
