@@ -226,11 +226,9 @@ def seed_depth(neighbours: np.ndarray, y: np.ndarray) -> int:
                            _prefetch.worth_it(neighbours.shape[0])))
 
 
-def _length_for(depth: int, steps: int | None = None) -> int:
-    """`steps` as given, or the default reach's for seeds `depth` hops deep."""
-    if steps is None:
-        steps = min(REACH_MAX_STEPS, max(REACH_STEPS, REACH_STEPS_PER_HOP * depth))
-    return int(steps)
+def _length_for(depth: int) -> int:
+    """The default reach's steps for seeds `depth` hops deep."""
+    return int(min(REACH_MAX_STEPS, max(REACH_STEPS, REACH_STEPS_PER_HOP * depth)))
 
 
 def _resolve_length(graph: "_SpreadGraph", steps: int | None) -> int:
