@@ -473,7 +473,8 @@ def main(argv=None) -> int:
                   f"{100 * s['digits_mean_1_2_5_10']:.1f}", s["rows_over_twice_true_share"]]
                  for name, s in summary.items()],
                 title=f"variants on the design draws ({draws} per row), against issue 12's target")
-    write_json(args.out or "accuracy_variants_bench" + ("" if draws == DRAWS else f"_{draws}_draws"),
+    default_name = "accuracy_variants_bench" + ("" if draws == DRAWS else f"_{draws}_draws")
+    write_json(args.out or default_name,
                {"benchmark": "accuracy_variants_bench", "machine": machine_info(), "draws": draws,
                                            "rows": rows, "summary": summary})
     return 0
