@@ -43,6 +43,15 @@ METRIC_PX = 140               # a header metric's width: room for "1,000,000", "
 GRID_TILES = 48               # images of one grid page
 LARGE_PX = 256                # the one image shown large
 ALL_CLASSES = "All classes"
+# The gallery's filters keep one row while each column has FILTER_REM of width and wrap
+# onto more rows below that (an 800 px window with the sidebar open: two a row), instead of
+# cutting "All classes (1,797)" to "All clas" and a source chip to "s…"
+FILTER_REM = 10.5
+FILTER_CSS = (
+    "<style>"
+    ".st-key-review_filters [data-testid='stHorizontalBlock'] { flex-wrap: wrap; }"
+    f".st-key-review_filters [data-testid='stColumn'] {{ min-width: {FILTER_REM}rem; }}"
+    "</style>")
 WHOLE_PAGE = state.REVIEW_MAP_WROTE
 TABS = ("Review", "Gallery", "Map", "Classes", "Label next", "Suspicious seeds", "History")
 
@@ -452,8 +461,11 @@ def _gallery(ws, columns, rank, among, classes: list[str]) -> None:
     total = int(among.sum())
     has_baseline = columns.has_baseline
     # the two selectboxes get room for "All classes (1,797)" and "likeliest wrong first"
-    # (they were cut off at 1400 px), the slider needs less than the chips
-    f1, f2, f3, f4 = st.columns([1.4, 2, 1.4, 1.6])
+    # (they were cut off at 1400 px), the slider needs less than the chips; in a narrow
+    # window the columns wrap (FILTER_CSS)
+    st.html(FILTER_CSS)
+    filters = st.container(key="review_filters")
+    f1, f2, f3, f4 = filters.columns([1.4, 2, 1.4, 1.6])
     chosen = f1.selectbox("Gallery of class", [ALL_CLASSES] + classes, key="review_class",
                           format_func=lambda c: (f"{c} ({total:,})" if c == ALL_CLASSES
                                                  else f"{c} ({counts.get(c, 0):,})"))
@@ -467,7 +479,7 @@ def _gallery(ws, columns, rank, among, classes: list[str]) -> None:
     order = f4.selectbox("Order", orders, format_func=review.ORDERS.get, key="review_order",
                          help=None if rank is not None else
                          "Likeliest wrong first is offered once the review queue is ordered.")
-    g1, g2, g3 = st.columns(3)
+    g1, g2, g3 = filters.columns(3)
     fallback_only = g1.checkbox("Fallback (bridged) only", key="review_fallback")
     disagreement = g2.checkbox("Only where kNN-DV disagrees", key="review_disagree",
                                disabled=not has_baseline,
