@@ -45,6 +45,16 @@ HIGHLIGHT = "#ff4b4b"                # visible on light and dark backgrounds
 NEIGHBOUR_RING = "#ffa421"
 MARKED_AT_MOST = 1_000               # a big map rings at most this many of a layer (seeds, round)
 METRIC_PX = 140                      # a metric's width: room for "100%" and its caption
+# The map and the side panel (metrics, a flood warning, the round chart) sit side by side
+# while each column has BODY_REM of width; in a narrower window the panel moves under the
+# map at full width (at 800 px with the sidebar open it had ~190 px: a flood warning ran a
+# few words a line)
+BODY_REM = 18
+BODY_CSS = (
+    "<style>"
+    ".st-key-label_body [data-testid='stHorizontalBlock'] { flex-wrap: wrap; }"
+    f".st-key-label_body [data-testid='stColumn'] {{ min-width: {BODY_REM}rem; }}"
+    "</style>")
 CHART_POINTS = 2_000                 # the per-round charts show at most this many rounds as points
 CHART_CONFIG = {"displaylogo": False,              # nothing on this page selects by shape
                 "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
@@ -522,7 +532,8 @@ def replay_panel(ws, emb, view: RunView) -> None:
         else:
             st.caption(_no_baseline(ws, view.run_id))
 
-        map_col, side_col = st.columns([3, 2])
+        st.html(BODY_CSS)
+        map_col, side_col = st.container(key="label_body").columns([3, 2])
         with map_col:
             _map_note(kind, ws, emb)
             point = st.session_state.get(state.LABEL_POINT)
