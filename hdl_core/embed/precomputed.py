@@ -456,49 +456,44 @@ def _mapped(cache: Path, shape: tuple[int, int]) -> np.ndarray | None:
 def _write_vectors(cache: Path, parts: list[Path], rank: np.ndarray, d: int,
                    progress=None) -> None:
     """Copy every part's vectors to row ``rank[i]`` of a new ``.npy`` (i counts the rows
-    of the parts in order), under a temporary name renamed into place when complete.
+    of the parts in order), through `atomic_write`: a temporary file renamed into place
+    when complete.
 
     Written through the file, a batch of rows at a time, each run of consecutive rows in
     one write: nothing of the copy stays in the process (a memory map would keep every
     page it wrote), and rows written in path order go out in a few large writes.
     """
     import os
-    import tempfile
 
     import pyarrow.parquet as pq
 
-    handle, temporary = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.",
-                                         suffix=".tmp")
     row_bytes = 4 * d
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.lib.format.write_array_header_1_0(
-                stream, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-                         "fortran_order": False, "shape": (int(rank.size), d)})
-            offset = stream.tell()
-            stream.truncate(offset + rank.size * row_bytes)
-            stream.flush()
-            start = 0
-            for part in parts:
-                for batch in pq.ParquetFile(part).iter_batches(batch_size=VECTOR_BATCH,
-                                                               columns=["embedding"]):
-                    rows = _vectors_of(batch.column(0), d)
-                    places = rank[start:start + len(rows)]
-                    start += len(rows)
-                    order = np.argsort(places, kind="stable")
-                    places, rows = places[order], rows[order]
-                    # runs of consecutive places: one write each
-                    breaks = np.flatnonzero(np.diff(places) != 1) + 1
-                    for first, stop in zip(np.r_[0, breaks], np.r_[breaks, len(places)]):
-                        os.pwrite(stream.fileno(), rows[first:stop].tobytes(),
-                                  offset + int(places[first]) * row_bytes)
-                    if progress is not None:
-                        progress(start, int(rank.size))
-            os.fsync(stream.fileno())
-        os.replace(temporary, cache)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+
+    def write(stream) -> None:
+        np.lib.format.write_array_header_1_0(
+            stream, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                     "fortran_order": False, "shape": (int(rank.size), d)})
+        offset = stream.tell()
+        stream.truncate(offset + rank.size * row_bytes)
+        stream.flush()                  # the header out before the rows go past the buffer
+        start = 0
+        for part in parts:
+            for batch in pq.ParquetFile(part).iter_batches(batch_size=VECTOR_BATCH,
+                                                           columns=["embedding"]):
+                rows = _vectors_of(batch.column(0), d)
+                places = rank[start:start + len(rows)]
+                start += len(rows)
+                order = np.argsort(places, kind="stable")
+                places, rows = places[order], rows[order]
+                # runs of consecutive places: one write each
+                breaks = np.flatnonzero(np.diff(places) != 1) + 1
+                for first, stop in zip(np.r_[0, breaks], np.r_[breaks, len(places)]):
+                    os.pwrite(stream.fileno(), rows[first:stop].tobytes(),
+                              offset + int(places[first]) * row_bytes)
+                if progress is not None:
+                    progress(start, int(rank.size))
+
+    atomic_write(cache, write)
 
 
 def _meta_and_parts(folder: Path) -> tuple[dict, list[Path]]:
