@@ -32,6 +32,7 @@ from hdl_core.variants import DESCRIPTIONS
 from hdl_core.views.density import Window, draw_order
 from hdl_core.workspace import pipeline
 from app_pages._hover import hover_thumbnails
+from app_pages._layout import wrapping_container
 from app_pages._map import (DRAWN, GREY, OUTLINE, POINTS_LIMIT, class_colours, legend_name,
                             map_note, palette, picture, plotly_text, view_of, wait_for_umap)
 from app_pages._plot import live_chart
@@ -50,11 +51,6 @@ METRIC_PX = 140                      # a metric's width: room for "100%" and its
 # map at full width (at 800 px with the sidebar open it had ~190 px: a flood warning ran a
 # few words a line)
 BODY_REM = 18
-BODY_CSS = (
-    "<style>"
-    ".st-key-label_body [data-testid='stHorizontalBlock'] { flex-wrap: wrap; }"
-    f".st-key-label_body [data-testid='stColumn'] {{ min-width: {BODY_REM}rem; }}"
-    "</style>")
 CHART_POINTS = 2_000                 # the per-round charts show at most this many rounds as points
 CHART_CONFIG = {"displaylogo": False,              # nothing on this page selects by shape
                 "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
@@ -532,8 +528,7 @@ def replay_panel(ws, emb, view: RunView) -> None:
         else:
             st.caption(_no_baseline(ws, view.run_id))
 
-        st.html(BODY_CSS)
-        map_col, side_col = st.container(key="label_body").columns([3, 2])
+        map_col, side_col = wrapping_container("label_body", BODY_REM).columns([3, 2])
         with map_col:
             _map_note(kind, ws, emb)
             point = st.session_state.get(state.LABEL_POINT)

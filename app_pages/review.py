@@ -31,6 +31,7 @@ from hdl_core.workspace.store import StoreError
 from app_pages._map import (POINTS_LIMIT, class_map, density_map, map_note, selected_ids,
                             selection_points, shape_selection, unchecked, wait_for_umap)
 from app_pages._hover import hover_thumbnails
+from app_pages._layout import wrapping_container
 from app_pages._review_keys import review_keys
 
 PER_PAGE = 48                 # thumbnails per gallery page
@@ -47,11 +48,6 @@ ALL_CLASSES = "All classes"
 # onto more rows below that (an 800 px window with the sidebar open: two a row), instead of
 # cutting "All classes (1,797)" to "All clas" and a source chip to "s…"
 FILTER_REM = 10.5
-FILTER_CSS = (
-    "<style>"
-    ".st-key-review_filters [data-testid='stHorizontalBlock'] { flex-wrap: wrap; }"
-    f".st-key-review_filters [data-testid='stColumn'] {{ min-width: {FILTER_REM}rem; }}"
-    "</style>")
 WHOLE_PAGE = state.REVIEW_MAP_WROTE
 TABS = ("Review", "Gallery", "Map", "Classes", "Label next", "Suspicious seeds", "History")
 
@@ -462,9 +458,8 @@ def _gallery(ws, columns, rank, among, classes: list[str]) -> None:
     has_baseline = columns.has_baseline
     # the two selectboxes get room for "All classes (1,797)" and "likeliest wrong first"
     # (they were cut off at 1400 px), the slider needs less than the chips; in a narrow
-    # window the columns wrap (FILTER_CSS)
-    st.html(FILTER_CSS)
-    filters = st.container(key="review_filters")
+    # window the columns wrap (FILTER_REM)
+    filters = wrapping_container("review_filters", FILTER_REM)
     f1, f2, f3, f4 = filters.columns([1.4, 2, 1.4, 1.6])
     chosen = f1.selectbox("Gallery of class", [ALL_CLASSES] + classes, key="review_class",
                           format_func=lambda c: (f"{c} ({total:,})" if c == ALL_CLASSES
